@@ -1,0 +1,68 @@
+# CompanionHub: every routine task is one `make` target.
+#   make run    create .venv, install, migrate, start http://127.0.0.1:8000 (embedded default)
+#   make test   run the test suite (lint is `make lint`)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Django 6 needs Python 3.12+: take the first interpreter on PATH (or pyenv's) that is new enough.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
+
+.PHONY: help run test lint format bench worker migrate superuser check-deploy clean
+
+help:
+	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
+	@echo "make test        run the tests"
+	@echo "make lint        ruff check + format check"
+	@echo "make bench       run the benchmarks in bench/"
+	@echo "make worker      run a Celery worker (needs REDIS_URL)"
+	@echo "make superuser   create an admin account"
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6). Install it, or set PYTHON=/path/to/python3.12." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	@echo "CompanionHub on http://$(HOST):$(PORT)/  (Ctrl+C to stop)"
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+worker: install
+	$(BIN)/celery -A companionhub worker --loglevel=INFO --queues=chat,images --concurrency=2
+
+superuser: migrate
+	$(BIN)/python manage.py createsuperuser
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python -m bench
+
+check-deploy: install
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

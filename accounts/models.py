@@ -1,0 +1,97 @@
+"""The user model, custom from the first migration so it can grow."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+USERNAME_PATTERN = r"^[a-z0-9_]{3,20}$"
+username_validator = RegexValidator(
+    USERNAME_PATTERN,
+    "Use 3 to 20 characters: lowercase letters, digits and underscores.",
+    code="invalid_username",
+)
+
+
+class CompanionHubUserManager(UserManager):
+    def get_by_natural_key(self, username: str) -> User:
+        # Usernames are stored lowercase; admin and createsuperuser log in with any case.
+        return self.get(username=username.lower())
+
+    def _create_user_object(self, username, email, password, **extra_fields):
+        username = (username or "").lower()
+        return super()._create_user_object(username, email, password, **extra_fields)
+
+
+class User(AbstractUser):
+    """A person with an account. Logs in by username or email, in any letter case."""
+
+    username = models.CharField(
+        "username",
+        max_length=20,
+        unique=True,
+        validators=[username_validator],
+        help_text="3 to 20 characters: lowercase letters, digits and underscores.",
+        error_messages={"unique": "That username is taken."},
+    )
+    email = models.EmailField("email address", max_length=254)
+    display_name = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="How your companions address you. Up to 50 characters.",
+    )
+
+    appearance = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="How you look, for pictures of scenes that include you (optional).",
+    )
+
+    objects = CompanionHubUserManager()
+
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="accounts_user_email_ci_unique",
+                violation_error_message="An account with that email already exists.",
+            ),
+        ]
+
+    def save(self, *args, **kwargs) -> None:
+        # Normalisation, not business logic: every path that stores a user
+        # (forms, admin, createsuperuser, shell) must store the same form.
+        self.username = self.username.lower()
+        self.email = self.email.strip()
+        super().save(*args, **kwargs)
+
+    @property
+    def name_for_companions(self) -> str:
+        return self.display_name or self.username
+
+
+class ApiToken(models.Model):
+    """A personal token for websocket clients. Only its SHA-256 is stored; the secret is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=50)
+    prefix = models.CharField(max_length=12, help_text="The token's first characters, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="apitoken_user_created")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,71 @@
+"""Personal API tokens: create, revoke, authenticate."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import structlog
+from django.utils import timezone
+
+from accounts.models import ApiToken, User
+
+log = structlog.get_logger(__name__)
+
+TOKEN_PREFIX = "chk_"  # noqa: S105 - a public marker, not a secret
+MAX_ACTIVE_TOKENS = 20
+
+
+class TokenLimitReached(Exception):
+    pass
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
+    """Return (row, secret). The secret exists only in this return value."""
+    if ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() >= MAX_ACTIVE_TOKENS:
+        raise TokenLimitReached(f"You can have at most {MAX_ACTIVE_TOKENS} active tokens; revoke one first.")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name.strip()[:50], prefix=secret[:10], digest=digest(secret)
+    )
+    log.info("api_token_created", user_id=user.pk, token_id=token.pk)
+    return token, secret
+
+
+def token_revoke(*, user: User, token_id: int) -> bool:
+    """Revoke one of ``user``'s tokens and close the websockets it opened."""
+    changed = ApiToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if changed:
+        from chat.sockets import close_sockets
+
+        close_sockets(token_group(token_id))
+        log.info("api_token_revoked", user_id=user.pk, token_id=token_id)
+    return bool(changed)
+
+
+def token_authenticate(secret: str) -> ApiToken | None:
+    """The active token with this secret (its user active too), or None."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=digest(secret), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is not None:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token
+
+
+def token_group(token_id: int) -> str:
+    return f"api-token.{token_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"

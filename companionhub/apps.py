@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CompanionHubConfig(AppConfig):
+    name = "companionhub"
+    verbose_name = "CompanionHub"

@@ -1,0 +1,36 @@
+"""ASGI entry point: HTTP through Django, websockets through Channels.
+
+Websockets pass the Origin check (ALLOWED_HOSTS) and the session auth
+middleware before reaching a consumer.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "companionhub.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from accounts.ws_auth import TokenAuthMiddleware  # noqa: E402
+from companionhub.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
+    }
+)
+
+if settings.EMBEDDED_WORKER:
+    from companionhub.embedded_worker import start_embedded_worker
+
+    start_embedded_worker()

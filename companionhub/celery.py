@@ -1,0 +1,25 @@
+"""The Celery app. Configuration lives in settings under the ``CELERY_`` prefix."""
+
+from __future__ import annotations
+
+import logging.config
+import os
+
+from celery import Celery
+from celery.signals import setup_logging
+from django_structlog.celery.steps import DjangoStructLogInitStep
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "companionhub.settings")
+
+app = Celery("companionhub")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.steps["worker"].add(DjangoStructLogInitStep)
+app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def _use_django_logging(**kwargs: object) -> None:
+    """Workers log through the same structlog configuration as the web process."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

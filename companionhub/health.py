@@ -1,0 +1,121 @@
+"""``GET /healthz``: is every part the site needs reachable, and how fast?
+
+Each check returns ``{"ok": bool, "latency_ms": float, ...}``. The response
+is 200 when every *critical* check passes and 503 otherwise; the LLM and
+image back ends are reported but not critical (the site still serves pages
+and history when they are down).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from kombu import Connection
+
+from companionhub import backends_info
+
+CheckResult = dict[str, Any]
+
+
+def check_database() -> CheckResult:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+def check_cache() -> CheckResult:
+    key = f"healthz:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=10)
+    value = cache.get(key)
+    cache.delete(key)
+    if value != "1":
+        raise RuntimeError("cache did not return the value just written")
+    return {}
+
+
+def check_channel_layer() -> CheckResult:
+    layer = get_channel_layer()
+
+    async def round_trip() -> None:
+        channel = await layer.new_channel("healthz.")
+        await layer.send(channel, {"type": "healthz"})
+        message = await layer.receive(channel)
+        if message.get("type") != "healthz":
+            raise RuntimeError("channel layer returned a different message")
+
+    async_to_sync(round_trip)()
+    return {"backend": type(layer).__name__}
+
+
+def check_broker() -> CheckResult:
+    url = settings.CELERY_BROKER_URL
+    with Connection(url, connect_timeout=2, transport_options={"socket_timeout": 2}) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+    return {"transport": url.split("://", 1)[0]}
+
+
+def check_storage() -> CheckResult:
+    root = settings.MEDIA_ROOT
+    root.mkdir(parents=True, exist_ok=True)
+    probe = root / f".healthz-{uuid.uuid4().hex}"
+    probe.write_bytes(b"ok")
+    probe.unlink()
+    return {}
+
+
+def _backend(name: str, breaker_name: str) -> CheckResult:
+    from chat.backends import image_breaker, llm_breaker  # the chat app owns the breakers
+
+    breaker = (llm_breaker if breaker_name == "llm" else image_breaker)().status()
+    if breaker.state == "open":
+        raise RuntimeError(
+            f"{name}: circuit open after {breaker.failures} failures, retry in {breaker.retry_in} s"
+        )
+    return {"backend": name, "circuit": breaker.state}
+
+
+def check_llm() -> CheckResult:
+    return _backend(backends_info.llm_backend_name(), "llm")
+
+
+def check_images() -> CheckResult:
+    return _backend(backends_info.image_backend_name(), "images")
+
+
+# name -> (check, critical)
+CHECKS: dict[str, tuple[Callable[[], CheckResult], bool]] = {
+    "database": (check_database, True),
+    "cache": (check_cache, True),
+    "channel_layer": (check_channel_layer, True),
+    "broker": (check_broker, True),
+    "storage": (check_storage, True),
+    "llm": (check_llm, False),
+    "images": (check_images, False),
+}
+
+
+def run_check(check: Callable[[], CheckResult], critical: bool) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        result = {"ok": True, **check()}
+    except Exception as exc:  # any failure is a failed check, never a 500
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    result["critical"] = critical
+    return result
+
+
+def health_report() -> tuple[bool, dict[str, Any]]:
+    """Run every check; return (healthy, report)."""
+    checks = {name: run_check(check, critical) for name, (check, critical) in CHECKS.items()}
+    healthy = all(r["ok"] for r in checks.values() if r["critical"])
+    return healthy, {"status": "ok" if healthy else "unhealthy", "checks": checks}

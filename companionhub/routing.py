@@ -1,0 +1,11 @@
+"""Websocket URL routes of the whole site."""
+
+from django.urls import path
+
+from chat.routing import websocket_urlpatterns as chat_patterns
+from companionhub.consumers import PingConsumer
+
+websocket_urlpatterns = [
+    path("ws/ping/", PingConsumer.as_asgi()),
+    *chat_patterns,
+]

@@ -1,0 +1,340 @@
+"""CompanionHub settings: one module, every value from the environment.
+
+Three situations, chosen by what is configured:
+
+* nothing set: the embedded default. SQLite under ``var/``, locmem cache,
+  in-memory channel layer, a Celery worker inside the server process on the
+  in-memory broker, offline demo back ends, DEBUG on. No service to install.
+* ``DATABASE_URL`` / ``REDIS_URL`` set: PostgreSQL (psycopg 3 with its pool)
+  and Redis for the cache, the channel layer and the Celery broker.
+* ``DEBUG=False``: production. Every required variable is checked before
+  anything is served, and all problems are reported at once.
+
+The README's configuration table documents every variable read here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.utils.csp import CSP
+from psycopg_pool import ConnectionPool
+
+from companionhub.env_check import format_problems, production_problems
+from companionhub.logconfig import build_logging
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(os.environ.get("ENV_FILE", BASE_DIR / ".env"))
+
+DEBUG = env.bool("DEBUG", default=True)
+
+if not DEBUG:
+    _problems = production_problems(os.environ)
+    if _problems:
+        raise SystemExit(format_problems(_problems))
+
+# A development-only key: production refuses to start without its own (see above).
+SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-never-use-in-production-0123456789")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+REDIS_URL = env.str("REDIS_URL", default="")
+EMBEDDED = not REDIS_URL
+
+INSTALLED_APPS = [
+    "daphne",  # first: its runserver serves HTTP and websockets through ASGI
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "django_structlog",
+    "companionhub",
+    "accounts",
+    "companions",
+    "chat",
+    "media",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+]
+
+ROOT_URLCONF = "companionhub.urls"
+ASGI_APPLICATION = "companionhub.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+                "companionhub.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        # Test a connection before handing it out, so a PostgreSQL restart
+        # costs in-flight requests only, never the process.
+        "check": ConnectionPool.check_connection,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # The embedded worker writes from threads: take the write lock up front
+        # and wait for it rather than failing with "database is locked".
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, channel layer ------------------------------------------------------
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "ch",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": "ch-asgi",
+                # channels-redis drops group messages silently over capacity
+                # (default 100); token batches must not be what gets dropped.
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "companionhub.channel_layer.ThreadSafeInMemoryChannelLayer",
+            "CONFIG": {"capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000)},
+        }
+    }
+
+# --- Celery --------------------------------------------------------------------
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_IGNORE_RESULT = True  # the database holds run state; tasks opt in
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 15, 1)
+CELERY_TASK_DEFAULT_QUEUE = "chat"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task whose worker died is re-delivered after this long: keep it well
+    # above the longest hard time limit so a slow task is never run twice.
+    "visibility_timeout": max(3600, CELERY_TASK_TIME_LIMIT * 4),
+}
+if not REDIS_URL:
+    # The memory transport polls once a second by default; 5 ms keeps chained
+    # steps from waiting on the poll.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.005
+EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=EMBEDDED)
+EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
+
+# --- Accounts and sessions -----------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.UsernameOrEmailBackend"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 8},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# --- Security headers ----------------------------------------------------------
+
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if env.bool("BEHIND_TLS_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not DEBUG and not SECURE_HSTS_PRELOAD:
+    # Preloading a domain into browsers is a one-way commitment the operator
+    # makes deliberately (SECURE_HSTS_PRELOAD=True); README explains it.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+
+# --- Static files and uploads --------------------------------------------------
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start otherwise
+MEDIA_URL = "/media/"  # served by media.views to the owner only, never by a public route
+# Production: let nginx stream files from an `internal` location (docs/security.md).
+MEDIA_X_ACCEL_REDIRECT = env.bool("MEDIA_X_ACCEL_REDIRECT", default=False)
+MEDIA_X_ACCEL_PREFIX = env.str("MEDIA_X_ACCEL_PREFIX", default="/protected-media/")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_MAX_AGE = 31_536_000 if not DEBUG else 0
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Images: byte limit checked before decoding; pixel cap turns Pillow's
+# decompression-bomb warning into a refusal.
+IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
+IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)
+
+# --- Chat ---------------------------------------------------------------------
+
+CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
+CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)  # sent to the LLM with each turn
+CHAT_HISTORY_MAX_CHARS = env.int("CHAT_HISTORY_MAX_CHARS", default=12_000)  # prompt size cap
+# Executions of the reply step (retries and re-deliveries after a dead worker) before giving up.
+CHAT_MAX_RUN_ATTEMPTS = env.int("CHAT_MAX_RUN_ATTEMPTS", default=5)
+CHAT_RETRY_BACKOFF_BASE = env.float("CHAT_RETRY_BACKOFF_BASE", default=1.0)  # seconds, doubling per retry
+CHAT_RETRY_BACKOFF_CAP = env.float("CHAT_RETRY_BACKOFF_CAP", default=10.0)
+CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
+CELERY_TASK_ROUTES = {"chat.generate_image": {"queue": "images"}}
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
+}
+
+# --- Back ends (LLM and images) ------------------------------------------------
+
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
+LLM_API_KEY = env.str("LLM_API_KEY", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="")
+NOVITA_KEY = env.str("NOVITA_KEY", default="")
+SD_API_URL = env.str("SD_API_URL", default="")
+IMAGE_API_URL = env.str("IMAGE_API_URL", default="")
+IMAGE_API_KEY = env.str("IMAGE_API_KEY", default="")
+IMAGE_MODEL = env.str("IMAGE_MODEL", default="")
+LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=5.0)
+LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=60.0)
+IMAGE_TIMEOUT = env.float("IMAGE_TIMEOUT", default=180.0)
+IMAGE_WIDTH = env.int("IMAGE_WIDTH", default=832)
+IMAGE_HEIGHT = env.int("IMAGE_HEIGHT", default=1216)
+IMAGE_STEPS = env.int("IMAGE_STEPS", default=28)
+IMAGE_CFG_SCALE = env.float("IMAGE_CFG_SCALE", default=7.0)
+IMAGE_SAMPLER = env.str("IMAGE_SAMPLER", default="DPM++ 2M")
+# Seconds between words of the offline demo LLM (0 streams at once).
+DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.04)
+# Circuit breaker per back end: open after N straight failures, one trial after S seconds,
+# closed again after M successes.
+CIRCUIT_FAILURE_THRESHOLD = env.int("CIRCUIT_FAILURE_THRESHOLD", default=5)
+CIRCUIT_RESET_SECONDS = env.float("CIRCUIT_RESET_SECONDS", default=60.0)
+CIRCUIT_CLOSE_AFTER = env.int("CIRCUIT_CLOSE_AFTER", default=2)
+
+# --- Internationalisation ------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging -------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+LOGGING = build_logging(fmt=LOG_FORMAT, level=LOG_LEVEL)
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = True
+
+# Tests set this so a missing PostgreSQL/Redis fails the run instead of skipping.
+REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)

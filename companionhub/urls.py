@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from companionhub import views
+
+admin.site.site_header = "CompanionHub moderation"
+admin.site.site_title = "CompanionHub admin"
+admin.site.index_title = "Moderation"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("accounts.urls")),
+    path("companions/", include("companions.urls")),
+    path("chat/", include("chat.urls")),
+    path("media/", include("media.urls")),
+    path("admin/", admin.site.urls),
+]

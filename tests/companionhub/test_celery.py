@@ -1,0 +1,81 @@
+"""A real Celery worker (never eager mode) runs the ping task."""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+
+from companionhub.celery import app
+from companionhub.tasks import ping
+from tests.conftest import require_service
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_app_is_configured_for_safe_delivery():
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_time_limit and conf.task_soft_time_limit < conf.task_time_limit
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    assert conf.task_always_eager is False
+
+
+@pytest.mark.django_db(transaction=True)  # the worker checks models on start
+def test_a_worker_thread_runs_ping_on_the_configured_broker():
+    """The embedded default's worker: in process, on the configured broker (memory:// or Redis)."""
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        assert ping.delay().get(timeout=20) == "pong"
+
+
+def test_a_separate_worker_process_runs_ping_over_redis():
+    if not settings.REDIS_URL:
+        require_service("Redis broker", "REDIS_URL is not set, so this run uses the in-memory broker")
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "companionhub.settings"}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "companionhub",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            f"--queues={queue}",
+            f"--hostname={queue}@localhost",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        result = ping.apply_async(queue=queue)
+        assert result.get(timeout=60) == "pong"
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+@pytest.mark.django_db
+def test_the_embedded_worker_serves_every_routed_queue(settings):
+    from companionhub.embedded_worker import embedded_queues
+
+    settings.CELERY_TASK_ROUTES = {"chat.tasks.generate_image": {"queue": "images"}}
+    assert embedded_queues() == ["images"]

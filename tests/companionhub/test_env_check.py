@@ -1,0 +1,87 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from companionhub.env_check import production_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {
+    "SECRET_KEY": "k3Jx9-pQ2vLm8Rt4Wz7Ya1Bc6Nd0Fe5Gh2Ij8Kl4Mn9Op3Qr7St1Uv6Wx0Yz-5aB",
+    "ALLOWED_HOSTS": "chat.example.com",
+    "DATABASE_URL": "postgres://ch:pw@db:5432/companionhub",
+    "REDIS_URL": "redis://redis:6379/0",
+}
+
+
+def test_a_complete_environment_has_no_problems():
+    assert production_problems(GOOD) == []
+
+
+def test_every_missing_variable_is_listed_at_once():
+    problems = "\n".join(production_problems({}))
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"):
+        assert f"{name} is missing" in problems
+
+
+def test_invalid_values_are_named():
+    env = {
+        **GOOD,
+        "SECRET_KEY": "short",
+        "ALLOWED_HOSTS": "*",
+        "DATABASE_URL": "sqlite:///db.sqlite3",
+        "REDIS_URL": "http://redis",
+        "CSRF_TRUSTED_ORIGINS": "chat.example.com",
+    }
+    problems = "\n".join(production_problems(env))
+    assert "SECRET_KEY is too weak" in problems
+    assert "ALLOWED_HOSTS must not contain '*'" in problems
+    assert "DATABASE_URL is invalid" in problems
+    assert "REDIS_URL is invalid" in problems
+    assert "CSRF_TRUSTED_ORIGINS entry 'chat.example.com'" in problems
+
+
+def test_a_placeholder_secret_is_refused():
+    env = {**GOOD, "SECRET_KEY": "django-insecure-" + "x1y2z3" * 10}
+    assert any("placeholder" in p for p in production_problems(env))
+
+
+def run_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; from django.conf import settings; settings.DEBUG"],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "companionhub.settings", "ENV_FILE": os.devnull, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_start_fails_with_one_message_listing_everything():
+    result = run_settings({"DEBUG": "False"})
+    assert result.returncode != 0
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("cannot start in production") == 1
+
+
+def test_production_starts_with_a_complete_environment():
+    result = run_settings({"DEBUG": "False", **GOOD})
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_is_silent_in_production():
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**base, "ENV_FILE": os.devnull, "DEBUG": "False", **GOOD},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNINGS" not in result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout

@@ -1,0 +1,37 @@
+import json
+import logging
+
+import pytest
+import structlog
+
+from companionhub.logconfig import build_logging
+
+
+@pytest.mark.django_db
+def test_every_request_line_carries_a_request_id(client, caplog):
+    caplog.set_level(logging.INFO)
+    client.get("/healthz")
+    request_lines = [r.msg for r in caplog.records if isinstance(r.msg, dict) and "request_id" in r.msg]
+    assert request_lines, "no log line carried a request_id"
+    assert {line["event"] for line in request_lines} >= {"request_started", "request_finished"}
+    assert len({line["request_id"] for line in request_lines}) == 1
+
+
+def test_json_format_writes_one_json_object_per_line():
+    config = build_logging(fmt="json", level="INFO")
+    formatter = config["formatters"]["structured"]["()"](
+        processors=config["formatters"]["structured"]["processors"],
+        foreign_pre_chain=config["formatters"]["structured"]["foreign_pre_chain"],
+    )
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "plain stdlib line", None, None)
+    line = formatter.format(record)
+    data = json.loads(line)
+    assert data["event"] == "plain stdlib line"
+    assert data["level"] == "info"
+    assert "timestamp" in data
+
+
+def test_console_format_is_not_json():
+    config = build_logging(fmt="console", level="INFO")
+    renderer = config["formatters"]["structured"]["processors"][-1]
+    assert isinstance(renderer, structlog.dev.ConsoleRenderer)

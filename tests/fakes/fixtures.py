@@ -1,0 +1,1 @@
+"""Pytest fixtures that start the local fake back-end servers."""
