@@ -1,0 +1,48 @@
+"""Moderation of companions."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count
+
+from companions import services
+from companions.models import Companion, CompanionDraft
+
+
+@admin.register(Companion)
+class CompanionAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "style", "message_count", "tokens_burned", "created_at")
+    list_filter = ("style", "created_at")
+    search_fields = ("name", "owner__username", "owner__email")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner", "header_image")
+    readonly_fields = ("tokens_burned", "version", "created_at", "updated_at", "header_image_legacy")
+    actions = ("wipe_memory", "remove_header_image")
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_message_count=Count("messages"))
+
+    @admin.display(description="messages", ordering="_message_count")
+    def message_count(self, obj: Companion) -> int:
+        return obj._message_count
+
+    @admin.action(description="Wipe memory (delete messages, runs and generated pictures)")
+    def wipe_memory(self, request, queryset):
+        for companion in queryset:
+            services.companion_wipe_memory(companion=companion)
+        self.message_user(request, f"Wiped the memory of {queryset.count()} companion(s).", messages.SUCCESS)
+
+    @admin.action(description="Remove the header picture")
+    def remove_header_image(self, request, queryset):
+        count = 0
+        for companion in queryset.filter(header_image__isnull=False):
+            services.companion_remove_header(companion=companion)
+            count += 1
+        self.message_user(request, f"Removed {count} header picture(s).", messages.SUCCESS)
+
+
+@admin.register(CompanionDraft)
+class CompanionDraftAdmin(admin.ModelAdmin):
+    list_display = ("owner", "step", "updated_at")
+    raw_id_fields = ("owner",)

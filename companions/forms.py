@@ -1,0 +1,157 @@
+"""Forms of the creation wizard (one per step) and of the settings page.
+
+Every choice comes from ``companions.catalogue``; the widgets render as
+cards/chips in the templates, and validation accepts only catalogue values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from companions import catalogue
+from companions.config import DEFAULTS, IMAGE_MODES, LIMITS
+from companions.models import Companion
+
+
+class MultiChoiceField(forms.MultipleChoiceField):
+    """A several-choice catalogue field with a minimum and maximum number of picks."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, catalogue_field: str, **kwargs: Any) -> None:
+        options, self.min_picks, self.max_picks = catalogue.MULTI_CHOICE[catalogue_field]
+        kwargs.setdefault("required", self.min_picks > 0)
+        super().__init__(choices=[(o.value, o.label) for o in options], **kwargs)
+
+    def validate(self, value: list[str]) -> None:
+        super().validate(value)
+        if len(value) < self.min_picks:
+            raise forms.ValidationError(f"Pick at least {self.min_picks}.", code="too_few")
+        if len(value) > self.max_picks:
+            raise forms.ValidationError(f"Pick at most {self.max_picks}.", code="too_many")
+
+
+RADIO_FIELDS = [field for field in catalogue.SINGLE_CHOICE if field not in ("occupation", "relationship")]
+
+
+class CatalogueForm(forms.ModelForm):
+    """Single choices as radio cards; several choices as checkbox chips."""
+
+    multi_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name in RADIO_FIELDS:
+                field.widget = forms.RadioSelect(choices=field.choices)
+                field.choices = [c for c in field.choices if c[0] != ""]
+                field.widget.choices = field.choices
+        for name in self.multi_fields:
+            if name in self.fields:
+                self.fields[name] = MultiChoiceField(name, label=self.fields[name].label)
+
+
+class StyleStep(CatalogueForm):
+    class Meta:
+        model = Companion
+        fields = ("style", "gender")
+
+
+class LookStep(CatalogueForm):
+    class Meta:
+        model = Companion
+        fields = ("age", "ethnicity", "skin_tone", "hair_color", "hair_style", "eye_color")
+        widgets = {"age": forms.NumberInput(attrs={"min": catalogue.MIN_AGE, "max": catalogue.MAX_AGE})}
+
+
+class BodyStep(CatalogueForm):
+    class Meta:
+        model = Companion
+        fields = ("body_type", "height", "chest", "distinguishing_features")
+        labels = {"chest": "Chest / breasts"}
+        widgets = {
+            "distinguishing_features": forms.TextInput(attrs={"placeholder": "freckles, a small scar…"})
+        }
+
+
+class IdentityStep(CatalogueForm):
+    multi_fields = ("personality_traits", "hobbies")
+
+    class Meta:
+        model = Companion
+        fields = (
+            "name",
+            "personality_traits",
+            "hobbies",
+            "occupation",
+            "relationship",
+            "backstory",
+            "greeting",
+            "visual_prompt",
+            "system_prompt",
+        )
+        widgets = {
+            "backstory": forms.Textarea(attrs={"rows": 4}),
+            "greeting": forms.Textarea(attrs={"rows": 2}),
+            "visual_prompt": forms.Textarea(attrs={"rows": 2}),
+            "system_prompt": forms.Textarea(attrs={"rows": 4}),
+        }
+
+
+class HeaderImageForm(forms.Form):
+    header_image = forms.FileField(
+        required=False,
+        label="Picture",
+        help_text="JPEG, PNG, WebP or GIF, up to 10 MB. Cropped to a square.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp,image/gif"}),
+    )
+
+
+# The wizard: step number -> (slug, title, form class or None for Finish)
+WIZARD_STEPS: list[tuple[str, str, type[forms.ModelForm] | None]] = [
+    ("style", "Style", StyleStep),
+    ("look", "Look", LookStep),
+    ("body", "Body", BodyStep),
+    ("identity", "Identity", IdentityStep),
+    ("finish", "Finish", None),
+]
+DATA_STEPS = [form for _, _, form in WIZARD_STEPS if form is not None]
+
+
+class ConfigForm(forms.Form):
+    temperature = forms.FloatField(
+        min_value=LIMITS["temperature"][0],
+        max_value=LIMITS["temperature"][1],
+        initial=DEFAULTS["temperature"],
+        help_text="Higher is more surprising, lower is more predictable (0 to 2).",
+        widget=forms.NumberInput(attrs={"step": "0.1"}),
+    )
+    max_reply_tokens = forms.IntegerField(
+        label="Maximum reply length (tokens)",
+        min_value=LIMITS["max_reply_tokens"][0],
+        max_value=LIMITS["max_reply_tokens"][1],
+        initial=DEFAULTS["max_reply_tokens"],
+    )
+    image_mode = forms.ChoiceField(label="Pictures", choices=IMAGE_MODES, widget=forms.RadioSelect)
+
+
+class CompanionSettingsForm(CatalogueForm):
+    """Everything from the wizard on one page."""
+
+    multi_fields = ("personality_traits", "hobbies")
+
+    class Meta:
+        model = Companion
+        fields = tuple(
+            name
+            for form in DATA_STEPS
+            for name in form._meta.fields  # type: ignore[union-attr]
+        )
+        widgets = {
+            **LookStep.Meta.widgets,
+            **BodyStep.Meta.widgets,
+            **IdentityStep.Meta.widgets,
+        }
+        labels = BodyStep.Meta.labels

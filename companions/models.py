@@ -1,0 +1,98 @@
+"""Companions: who they are, how they look, and where they are right now."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from companions import catalogue
+
+
+class Companion(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="companions")
+    name = models.CharField(max_length=50)
+
+    # Look
+    style = models.CharField(max_length=20, choices=catalogue.choices("style"))
+    gender = models.CharField(max_length=20, choices=catalogue.choices("gender"))
+    age = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(catalogue.MIN_AGE), MaxValueValidator(catalogue.MAX_AGE)]
+    )
+    ethnicity = models.CharField(max_length=20, choices=catalogue.choices("ethnicity"))
+    hair_color = models.CharField(max_length=20, choices=catalogue.choices("hair_color"))
+    hair_style = models.CharField(max_length=20, choices=catalogue.choices("hair_style"))
+    eye_color = models.CharField(max_length=20, choices=catalogue.choices("eye_color"))
+    skin_tone = models.CharField(max_length=20, choices=catalogue.choices("skin_tone"))
+
+    # Body
+    body_type = models.CharField(max_length=20, choices=catalogue.choices("body_type"))
+    height = models.CharField(max_length=20, choices=catalogue.choices("height"))
+    chest = models.CharField(max_length=20, choices=catalogue.choices("chest"))
+    distinguishing_features = models.CharField(max_length=300, blank=True)
+
+    # Identity
+    personality_traits = models.JSONField(default=list)
+    hobbies = models.JSONField(default=list, blank=True)
+    occupation = models.CharField(max_length=20, choices=catalogue.choices("occupation"))
+    relationship = models.CharField(max_length=20, choices=catalogue.choices("relationship"))
+    backstory = models.TextField(max_length=2000, blank=True)
+    greeting = models.TextField(max_length=1000, blank=True)
+    visual_prompt = models.TextField(max_length=500, blank=True, help_text="Extra words for image prompts.")
+    system_prompt = models.TextField(
+        max_length=4000, blank=True, help_text="Custom instructions for the LLM."
+    )
+
+    header_image = models.ForeignKey(
+        "media.StoredImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Base64 pictures from the old product, kept only until `manage.py migrate_images` moves them.
+    header_image_legacy = models.TextField(blank=True, default="")
+
+    # Dynamic state, changed by each chat turn.
+    current_outfit = models.CharField(max_length=200, default=catalogue.DEFAULT_STATE["current_outfit"])
+    current_location = models.CharField(max_length=200, default=catalogue.DEFAULT_STATE["current_location"])
+    current_action = models.CharField(max_length=200, default=catalogue.DEFAULT_STATE["current_action"])
+
+    tokens_burned = models.BigIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1)
+    config = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-created_at"], name="companion_owner_created")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def state(self) -> dict[str, str]:
+        return {
+            "outfit": self.current_outfit,
+            "location": self.current_location,
+            "action": self.current_action,
+        }
+
+
+class CompanionDraft(models.Model):
+    """The creation wizard's work in progress, one per user.
+
+    Kept in the database rather than the session so a reload or a second tab
+    sees the same draft, and so Finish can claim it exactly once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="companion_draft"
+    )
+    data = models.JSONField(default=dict)
+    step = models.PositiveSmallIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Draft of {self.owner_id}"

@@ -1,0 +1,145 @@
+"""Writes to companions: the wizard, settings, wipe and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F
+
+from companions import catalogue
+from companions.config import effective_config
+from companions.forms import DATA_STEPS, CompanionSettingsForm
+from companions.models import Companion, CompanionDraft
+from media.models import StoredImage
+from media.services import store_image
+
+log = structlog.get_logger(__name__)
+
+
+class DraftAlreadyUsed(Exception):
+    """Finish was submitted for a draft that already became a companion."""
+
+
+def draft_get_or_create(*, user) -> CompanionDraft:
+    draft, _ = CompanionDraft.objects.get_or_create(owner=user)
+    return draft
+
+
+def draft_save_step(*, draft: CompanionDraft, data: dict[str, Any], reached_step: int) -> None:
+    """Merge one step's values into the draft; remember the furthest step reached."""
+    draft.data = {**draft.data, **data}
+    draft.step = max(draft.step, reached_step)
+    draft.save(update_fields=["data", "step", "updated_at"])
+
+
+def draft_discard(*, user) -> None:
+    CompanionDraft.objects.filter(owner=user).delete()
+
+
+def draft_first_invalid_step(draft: CompanionDraft) -> int | None:
+    """1-based number of the first data step whose stored values do not validate."""
+    for number, form_class in enumerate(DATA_STEPS, start=1):
+        if not form_class(data=_as_form_data(draft.data, form_class)).is_valid():
+            return number
+    return None
+
+
+def _as_form_data(values: dict[str, Any], form_class) -> dict[str, Any]:
+    from django.utils.datastructures import MultiValueDict
+
+    data = MultiValueDict()
+    for name in form_class._meta.fields:
+        value = values.get(name)
+        if isinstance(value, list):
+            data.setlist(name, [str(v) for v in value])
+        elif value is not None:
+            data[name] = str(value)
+    return data
+
+
+def companion_create_from_draft(*, user, header: UploadedFile | None) -> Companion:
+    """Turn the user's draft into exactly one companion.
+
+    The draft row is locked and deleted in the same transaction that creates
+    the companion, so a double click, a reload or a second tab cannot create
+    a second one: the loser finds no draft and gets ``DraftAlreadyUsed``.
+    Raises ``media.imaging.ImageRejected`` (nothing created) for a bad picture.
+    """
+    with transaction.atomic():
+        draft = CompanionDraft.objects.select_for_update().filter(owner=user).first()
+        if draft is None:
+            raise DraftAlreadyUsed
+        form = CompanionSettingsForm(data=_as_form_data(draft.data, CompanionSettingsForm))
+        if not form.is_valid():
+            raise ValueError(f"draft does not validate: {form.errors.as_json()}")
+        companion = form.save(commit=False)
+        companion.owner = user
+        companion.config = effective_config(None)
+        companion.save()
+        if header is not None:
+            companion.header_image = store_image(header.read(), companion, StoredImage.Kind.HEADER)
+            companion.save(update_fields=["header_image"])
+        draft.delete()
+    log.info("companion_created", companion_id=companion.pk, user_id=user.pk)
+    return companion
+
+
+def companion_update(
+    *, companion: Companion, form: CompanionSettingsForm, config: dict[str, Any], header: UploadedFile | None
+) -> Companion:
+    """Save settings; a new picture replaces (and deletes) the old one."""
+    with transaction.atomic():
+        companion = form.save(commit=False)
+        companion.config = {**companion.config, **config}
+        companion.version = F("version") + 1
+        companion.save()
+        if header is not None:
+            companion_set_header(companion=companion, data=header.read())
+    companion.refresh_from_db()
+    log.info("companion_updated", companion_id=companion.pk, fields=sorted(form.changed_data))
+    return companion
+
+
+def companion_set_header(*, companion: Companion, data: bytes | str) -> StoredImage:
+    old = companion.header_image
+    image = store_image(data, companion, StoredImage.Kind.HEADER)
+    companion.header_image = image
+    companion.save(update_fields=["header_image", "updated_at"])
+    if old is not None:
+        old.delete()  # its file goes after commit
+    return image
+
+
+def companion_remove_header(*, companion: Companion) -> None:
+    if companion.header_image_id:
+        StoredImage.objects.filter(pk=companion.header_image_id).delete()
+        companion.header_image = None
+
+
+@transaction.atomic
+def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
+    """Forget the conversation: messages, runs and generated pictures; state back to the start.
+
+    The companion itself, its settings and its header picture stay.
+    """
+    from chat.models import Message, PipelineRun
+
+    runs, _ = PipelineRun.objects.filter(companion=companion).delete()
+    images, _ = StoredImage.objects.filter(companion=companion, kind=StoredImage.Kind.GENERATED).delete()
+    messages, _ = Message.objects.filter(companion=companion).delete()
+    Companion.objects.filter(pk=companion.pk).update(**catalogue.DEFAULT_STATE)
+    for field, value in catalogue.DEFAULT_STATE.items():
+        setattr(companion, field, value)
+    log.info("companion_memory_wiped", companion_id=companion.pk, messages=messages, runs=runs)
+    return {"messages": messages, "runs": runs, "images": images}
+
+
+@transaction.atomic
+def companion_delete(*, companion: Companion) -> None:
+    """Delete the companion, its messages, runs and every image file of it."""
+    companion_id = companion.pk
+    companion.delete()  # rows cascade; media.signals removes each file after commit
+    log.info("companion_deleted", companion_id=companion_id)

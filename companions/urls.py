@@ -1,0 +1,17 @@
+from django.urls import path
+
+from companions import views
+
+app_name = "companions"
+
+urlpatterns = [
+    path("", views.companion_list, name="list"),
+    path("new/", views.wizard_start, name="wizard_start"),
+    path("new/<int:step>/", views.wizard, name="wizard"),
+    path("new/discard/", views.wizard_discard, name="wizard_discard"),
+    path("<int:companion_id>/", views.companion_detail, name="detail"),
+    path("<int:companion_id>/settings/", views.companion_settings, name="settings"),
+    path("<int:companion_id>/wipe/", views.companion_wipe, name="wipe"),
+    path("<int:companion_id>/delete/", views.companion_delete, name="delete"),
+    path("gallery/", views.gallery, name="gallery"),
+]

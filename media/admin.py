@@ -1,0 +1,27 @@
+"""Moderation of stored images, with storage totals on the list page."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from media.models import StoredImage
+from media.services import storage_stats
+
+
+@admin.register(StoredImage)
+class StoredImageAdmin(admin.ModelAdmin):
+    list_display = ("preview", "companion", "kind", "width", "height", "byte_size", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("companion__name", "companion__owner__username")
+    list_select_related = ("companion",)
+    readonly_fields = ("preview", "file", "width", "height", "byte_size", "original_size", "created_at")
+    raw_id_fields = ("companion",)
+
+    @admin.display(description="picture")
+    def preview(self, obj: StoredImage) -> str:
+        return format_html('<img src="{}" alt="" width="64" height="64" class="admin-thumb">', obj.url)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "storage_stats": storage_stats()}
+        return super().changelist_view(request, extra_context=extra_context)

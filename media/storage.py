@@ -1,0 +1,34 @@
+"""Where image files live: names, and removal that waits for the commit.
+
+Everything goes through Django's storage API, so an S3-style storage can be
+plugged in through ``STORAGES["default"]`` without touching callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+log = structlog.get_logger(__name__)
+
+KIND_FOLDERS = {"header": "headers", "generated": "generated"}
+
+
+def storage_name(companion_id: int, kind: str) -> str:
+    """A fresh, unguessable name; nothing from the input reaches the path."""
+    return f"companions/{companion_id}/{KIND_FOLDERS[kind]}/{uuid.uuid4().hex}.jpg"
+
+
+def delete_file_on_commit(name: str) -> None:
+    if name:
+        transaction.on_commit(lambda: _delete_file(name))
+
+
+def _delete_file(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except OSError as exc:  # an orphan is reported by the sweep, not a crash here
+        log.warning("image_file_delete_failed", name=name, error=str(exc))

@@ -1,0 +1,38 @@
+"""Private image serving: owner (and staff) only.
+
+In development the file is streamed by Django. In production
+(``MEDIA_X_ACCEL_REDIRECT=True``) the response only carries an
+``X-Accel-Redirect`` header and nginx streams the file from an ``internal``
+location, so web processes never spend time on bytes (docs/security.md).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+
+from media.selectors import image_get_for_user
+
+CACHE_CONTROL = "private, max-age=31536000, immutable"  # names never change
+
+
+@require_GET
+@login_required
+def image(request: HttpRequest, image_id) -> HttpResponse:
+    stored = image_get_for_user(request.user, image_id)
+    if settings.MEDIA_X_ACCEL_REDIRECT:
+        response = HttpResponse(content_type="image/jpeg")
+        response["X-Accel-Redirect"] = settings.MEDIA_X_ACCEL_PREFIX + stored.file.name
+    else:
+        try:
+            handle = default_storage.open(stored.file.name, "rb")
+        except FileNotFoundError as exc:
+            raise Http404("image file missing") from exc
+        response = FileResponse(handle, content_type="image/jpeg")
+    response["Cache-Control"] = CACHE_CONTROL
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = f'inline; filename="{stored.pk}.jpg"'
+    return response

@@ -1,0 +1,210 @@
+import pytest
+from django.urls import reverse
+
+from chat.models import Message, PipelineRun
+from companions import catalogue
+from companions.models import Companion
+from media.models import StoredImage
+from media.services import store_image
+from tests.companions.factories import make_companion, png_bytes
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+@pytest.fixture
+def companion(user):
+    return make_companion(user)
+
+
+@pytest.fixture
+def conversation(companion):
+    user_msg = Message.objects.create(companion=companion, role="user", content="hi")
+    reply = Message.objects.create(companion=companion, role="assistant", content="hello")
+    picture = store_image(png_bytes(), companion, StoredImage.Kind.GENERATED)
+    reply.image = picture
+    reply.save()
+    PipelineRun.objects.create(companion=companion, user_message=user_msg, assistant_message=reply)
+    return picture
+
+
+PAGES = ["companions:detail", "companions:settings", "companions:wipe", "companions:delete"]
+
+
+def test_the_list_shows_only_my_companions_with_state_and_last_message(
+    client, user, other_user, conversation
+):
+    make_companion(other_user, name="NotMine")
+    client.force_login(user)
+    page = client.get(reverse("companions:list"))
+    assert [c.name for c in page.context["companions"]] == ["Mika"]
+    assert page.context["companions"][0].last_message_at is not None
+    assert b"NotMine" not in page.content
+    assert catalogue.DEFAULT_STATE["current_action"].encode() in page.content
+
+
+def test_the_empty_list_invites_creating_one(client, user):
+    client.force_login(user)
+    page = client.get(reverse("companions:list"))
+    assert b"Create your first companion" in page.content
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_another_users_companion_is_404_on_every_page(client, other_user, companion, name):
+    client.force_login(other_user)
+    url = reverse(name, args=[companion.pk])
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"name": "Hacked"}).status_code == 404
+    companion.refresh_from_db()
+    assert companion.name == "Mika"
+    assert Companion.objects.filter(pk=companion.pk).exists()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_pages_require_login(client, companion, name):
+    response = client.get(reverse(name, args=[companion.pk]))
+    assert response.status_code == 302
+
+
+def settings_data(companion, **overrides):
+    from django.forms.models import model_to_dict
+
+    data = {k: v for k, v in model_to_dict(companion).items() if v is not None}
+    data.pop("header_image", None)
+    data.update(
+        {"config-temperature": "0.5", "config-max_reply_tokens": "300", "config-image_mode": "every_reply"}
+    )
+    data.update(overrides)
+    return data
+
+
+def test_settings_edit_everything_and_bump_the_version(client, user, companion):
+    client.force_login(user)
+    data = settings_data(companion, name="Mika Two", hair_color="blue", personality_traits=["shy"])
+    response = client.post(reverse("companions:settings", args=[companion.pk]), data)
+    assert response.status_code == 302, response.context and response.context["form"].errors
+    companion.refresh_from_db()
+    assert (companion.name, companion.hair_color, companion.personality_traits) == (
+        "Mika Two",
+        "blue",
+        ["shy"],
+    )
+    assert companion.config["temperature"] == 0.5
+    assert companion.config["image_mode"] == "every_reply"
+    assert companion.version == 2
+
+
+def test_settings_refuse_bad_config(client, user, companion):
+    client.force_login(user)
+    response = client.post(
+        reverse("companions:settings", args=[companion.pk]),
+        settings_data(companion, **{"config-temperature": "9"}),
+    )
+    assert response.status_code == 200
+    assert "temperature" in response.context["config_form"].errors
+
+
+def test_settings_ignore_a_posted_owner(client, user, other_user, companion):
+    client.force_login(user)
+    client.post(
+        reverse("companions:settings", args=[companion.pk]), settings_data(companion, owner=other_user.pk)
+    )
+    companion.refresh_from_db()
+    assert companion.owner == user
+
+
+def test_replacing_the_picture_deletes_the_old_file(
+    client, user, companion, media_root, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(user)
+    url = reverse("companions:settings", args=[companion.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, settings_data(companion, header_image=SimpleUploadedFile("a.png", png_bytes())))
+    companion.refresh_from_db()
+    old_name = companion.header_image.file.name
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            url,
+            settings_data(companion, header_image=SimpleUploadedFile("b.png", png_bytes(color=(1, 2, 3)))),
+        )
+    companion.refresh_from_db()
+    assert companion.header_image.file.name != old_name
+    assert not (media_root / old_name).exists()
+    assert (media_root / companion.header_image.file.name).exists()
+    assert StoredImage.objects.filter(companion=companion).count() == 1
+
+
+def test_wipe_asks_first_and_is_post_only(client, user, companion, conversation):
+    client.force_login(user)
+    url = reverse("companions:wipe", args=[companion.pk])
+    assert b"cannot be undone" in client.get(url).content
+    assert Message.objects.filter(companion=companion).count() == 2
+
+
+def test_wipe_keeps_the_companion_but_forgets_the_conversation(
+    client, user, companion, conversation, media_root, django_capture_on_commit_callbacks
+):
+    companion.current_outfit = "a red raincoat"
+    companion.save()
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("companions:wipe", args=[companion.pk]))
+    companion.refresh_from_db()
+    assert not Message.objects.filter(companion=companion).exists()
+    assert not PipelineRun.objects.filter(companion=companion).exists()
+    assert not StoredImage.objects.filter(companion=companion, kind="generated").exists()
+    assert not (media_root / conversation.file.name).exists()
+    assert companion.current_outfit == catalogue.DEFAULT_STATE["current_outfit"]
+    assert companion.name == "Mika"
+
+
+def test_delete_removes_rows_and_every_file(
+    client, user, companion, conversation, media_root, django_capture_on_commit_callbacks
+):
+    header = store_image(png_bytes(), companion, StoredImage.Kind.HEADER)
+    companion.header_image = header
+    companion.save()
+    files = [media_root / header.file.name, media_root / conversation.file.name]
+    assert all(f.exists() for f in files)
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("companions:delete", args=[companion.pk]))
+    assert response["Location"] == reverse("companions:list")
+    assert not Companion.objects.filter(pk=companion.pk).exists()
+    assert not Message.objects.exists()
+    assert not StoredImage.objects.exists()
+    assert not any(f.exists() for f in files)
+
+
+def test_the_gallery_shows_my_generated_pictures_newest_first(
+    client, user, other_user, companion, conversation
+):
+    newer = store_image(png_bytes(color=(9, 9, 9)), companion, StoredImage.Kind.GENERATED)
+    store_image(png_bytes(), make_companion(other_user), StoredImage.Kind.GENERATED)
+    store_image(png_bytes(), companion, StoredImage.Kind.HEADER)
+    client.force_login(user)
+    page = client.get(reverse("companions:gallery")).context["page"]
+    assert [i.pk for i in page] == [newer.pk, conversation.pk]
+
+
+def test_the_gallery_paginates(client, user, companion, settings):
+    from companions import views
+
+    for _ in range(views.GALLERY_PAGE_SIZE + 1):
+        StoredImage.objects.create(
+            companion=companion,
+            kind="generated",
+            file="x.jpg",
+            width=1,
+            height=1,
+            byte_size=1,
+            original_size=1,
+        )
+    client.force_login(user)
+    assert len(client.get(reverse("companions:gallery")).context["page"]) == views.GALLERY_PAGE_SIZE
+    assert len(client.get(reverse("companions:gallery"), {"page": 2}).context["page"]) == 1
