@@ -1,0 +1,44 @@
+"""Moderation of messages and pipeline runs."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from chat.models import Message, PipelineRun
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("short_content", "role", "companion", "owner", "created_at")
+    list_filter = ("role", "created_at")
+    search_fields = ("content",)
+    list_select_related = ("companion", "companion__owner")
+    raw_id_fields = ("companion", "image")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="content")
+    def short_content(self, obj: Message) -> str:
+        return obj.content[:80]
+
+    @admin.display(description="owner", ordering="companion__owner__username")
+    def owner(self, obj: Message):
+        return obj.companion.owner
+
+
+@admin.register(PipelineRun)
+class PipelineRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "companion",
+        "status",
+        "step",
+        "progress",
+        "error_code",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "step", "want_image", "created_at")
+    search_fields = ("id", "companion__name", "error_text")
+    list_select_related = ("companion",)
+    raw_id_fields = ("companion", "user_message", "assistant_message")
+    readonly_fields = ("step_durations", "error_text", "prompt_tokens", "completion_tokens")

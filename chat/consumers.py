@@ -1,0 +1,163 @@
+"""``/ws/chat/<companion_id>/``: the chat protocol (docs/websocket.md).
+
+Thin on purpose: authenticate in ``connect``, validate each frame, call a
+service, forward pipeline events from the companion's group. Any bad frame
+gets an ``error`` frame and the socket stays usable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from accounts.tokens import token_group, user_group
+from chat import events, services
+from chat.selectors import companion_snapshot
+from companions.models import Companion
+
+log = structlog.get_logger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+MAX_CLIENT_ID = 64
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _get_companion(user, companion_id: int) -> Companion | None:
+    return Companion.objects.filter(pk=companion_id, owner=user).first()
+
+
+def _require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> str:
+    value = frame.get(name)
+    if not isinstance(value, str) or not value:
+        raise FrameError("bad_frame", f"'{name}' must be a non-empty string.")
+    if len(value) > max_length:
+        raise FrameError("bad_frame", f"'{name}' is too long.")
+    return value
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    companion: Companion | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=events.CLOSE_UNAUTHENTICATED)
+            return
+        companion_id = self.scope["url_route"]["kwargs"]["companion_id"]
+        self.companion = await database_sync_to_async(_get_companion)(user, companion_id)
+        if self.companion is None:  # not found and not yours look the same
+            await self.close(code=events.CLOSE_NOT_FOUND)
+            return
+        self.groups_joined = [events.group_name(self.companion.pk), user_group(user.pk)]
+        if self.scope.get("api_token_id"):
+            self.groups_joined.append(token_group(self.scope["api_token_id"]))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        # Joined the group first, then read: nothing sent in between is missed
+        # (token events carry offsets, so the overlap is dropped by the client).
+        snapshot = await database_sync_to_async(companion_snapshot)(self.companion)
+        await self.send_json(snapshot)
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = self._parse(text_data, bytes_data)
+            await self._dispatch(frame)
+        except FrameError as exc:
+            await self.send_json(events.error(exc.code, exc.message))
+        except services.ChatError as exc:
+            await self.send_json(events.error(exc.code, exc.message))
+        except Exception:  # never let one frame kill the socket or leak a traceback
+            log.exception("chat_frame_failed")
+            await self.send_json(events.error("server_error", "Something went wrong. Please try again."))
+
+    def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+        if text_data is None:
+            raise FrameError("bad_frame", "Send JSON text frames.")
+        if len(text_data.encode()) > MAX_FRAME_BYTES:
+            raise FrameError("frame_too_large", f"Frames can be at most {MAX_FRAME_BYTES // 1024} KB.")
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            raise FrameError("bad_json", "That frame is not valid JSON.") from None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            raise FrameError("bad_frame", "Each frame must be a JSON object with a 'type'.")
+        if frame["type"] not in events.CLIENT_FRAMES:
+            raise FrameError("unknown_type", f"Unknown frame type. Known: {', '.join(events.CLIENT_FRAMES)}.")
+        return frame
+
+    async def _dispatch(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        user = self.scope["user"]
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "message.send":
+            content = frame.get("content")
+            if not isinstance(content, str):
+                raise FrameError("bad_frame", "'content' must be a string.")
+            client_id = frame.get("client_id", "")
+            if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
+                raise FrameError(
+                    "bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters."
+                )
+            want_image = frame.get("image", False)
+            if not isinstance(want_image, bool):
+                raise FrameError("bad_frame", "'image' must be true or false.")
+            accepted = await database_sync_to_async(services.send_message)(
+                user=user, companion=self.companion, text=content, want_image=want_image
+            )
+            await self.send_json(
+                events.message_accepted(client_id, accepted.message.pk, str(accepted.run.pk))
+            )
+        elif kind == "run.cancel":
+            run_id = _require_str(frame, "run_id")
+            await database_sync_to_async(self._cancel)(user, run_id)
+        elif kind == "run.retry":
+            run_id = _require_str(frame, "run_id")
+            run = await database_sync_to_async(self._retry)(user, run_id)
+            await self.send_json(events.message_accepted("", run.user_message_id, str(run.pk)))
+
+    def _own_run_id(self, run_id: str) -> str:
+        import uuid
+
+        try:
+            return str(uuid.UUID(run_id))
+        except ValueError:
+            raise services.ChatError("not_found", "No such reply.") from None
+
+    def _cancel(self, user, run_id: str) -> None:
+        run = services.run_get_for_user(user, self._own_run_id(run_id))
+        if run.companion_id != self.companion.pk:
+            raise services.ChatError("not_found", "No such reply.")
+        services.run_cancel(user=user, run_id=run.pk)
+
+    def _retry(self, user, run_id: str):
+        run = services.run_get_for_user(user, self._own_run_id(run_id))
+        if run.companion_id != self.companion.pk:
+            raise services.ChatError("not_found", "No such reply.")
+        return services.run_retry(user=user, run_id=run.pk)
+
+    # --- events from the channel layer ---
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["event"])
+
+    async def socket_close(self, message: dict[str, Any]) -> None:
+        await self.close(code=message.get("code", events.CLOSE_SESSION_ENDED))
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))

@@ -1,0 +1,192 @@
+"""The websocket protocol's frames, defined once.
+
+Every frame the server sends and every frame a client may send is a
+TypedDict here. Builders return plain dicts (JSON-ready), tests check each
+shape against these definitions, and ``docs/websocket.md`` is checked against
+``SERVER_EVENTS`` / ``CLIENT_FRAMES`` so the document cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+# --- server -> client -----------------------------------------------------------
+
+
+class CompanionInfo(TypedDict):
+    id: int
+    name: str
+    state: dict[str, str]
+
+
+class RunInfo(TypedDict):
+    id: str
+    status: str
+    progress: int
+    step: str
+    content: str
+    message_id: int | None
+    error: NotRequired[dict[str, Any]]
+
+
+class SnapshotEvent(TypedDict):
+    type: str  # "snapshot"
+    companion: CompanionInfo
+    run: RunInfo | None
+
+
+class MessageAcceptedEvent(TypedDict):
+    type: str  # "message.accepted"
+    client_id: str
+    message_id: int
+    run_id: str
+
+
+class ProgressEvent(TypedDict):
+    type: str  # "progress"
+    run_id: str
+    progress: int
+    step: str
+
+
+class TokenEvent(TypedDict):
+    type: str  # "token"
+    run_id: str
+    text: str
+    offset: int  # where ``text`` starts in the reply, so a client can drop overlap with its snapshot
+
+
+class StateEvent(TypedDict):
+    type: str  # "state"
+    run_id: str
+    outfit: str
+    location: str
+    action: str
+
+
+class ImageEvent(TypedDict):
+    type: str  # "image"
+    run_id: str
+    message_id: int
+    url: str
+
+
+class Usage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+
+
+class DoneEvent(TypedDict):
+    type: str  # "done"
+    run_id: str
+    message_id: int
+    usage: Usage
+
+
+class ErrorEvent(TypedDict):
+    type: str  # "error"
+    run_id: NotRequired[str]
+    code: str
+    message: str
+    retry_after: NotRequired[int]
+
+
+class PongEvent(TypedDict):
+    type: str  # "pong"
+
+
+SERVER_EVENTS: dict[str, type] = {
+    "snapshot": SnapshotEvent,
+    "message.accepted": MessageAcceptedEvent,
+    "progress": ProgressEvent,
+    "token": TokenEvent,
+    "state": StateEvent,
+    "image": ImageEvent,
+    "done": DoneEvent,
+    "error": ErrorEvent,
+    "pong": PongEvent,
+}
+
+# --- client -> server -----------------------------------------------------------
+
+
+class MessageSendFrame(TypedDict):
+    type: str  # "message.send"
+    content: str
+    image: NotRequired[bool]
+    client_id: NotRequired[str]
+
+
+class RunCancelFrame(TypedDict):
+    type: str  # "run.cancel"
+    run_id: str
+
+
+class RunRetryFrame(TypedDict):
+    type: str  # "run.retry"
+    run_id: str
+
+
+class PingFrame(TypedDict):
+    type: str  # "ping"
+
+
+CLIENT_FRAMES: dict[str, type] = {
+    "message.send": MessageSendFrame,
+    "run.cancel": RunCancelFrame,
+    "run.retry": RunRetryFrame,
+    "ping": PingFrame,
+}
+
+# Close codes (4000-4999 are the application's range).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404  # not the owner, or no such companion: the same answer
+CLOSE_TOO_MANY_SOCKETS = 4429
+CLOSE_SESSION_ENDED = 4403
+
+# --- builders -------------------------------------------------------------------
+
+
+def progress(run_id: str, value: int, step: str) -> ProgressEvent:
+    return {"type": "progress", "run_id": run_id, "progress": value, "step": step}
+
+
+def token(run_id: str, text: str, offset: int) -> TokenEvent:
+    return {"type": "token", "run_id": run_id, "text": text, "offset": offset}
+
+
+def state(run_id: str, outfit: str, location: str, action: str) -> StateEvent:
+    return {"type": "state", "run_id": run_id, "outfit": outfit, "location": location, "action": action}
+
+
+def image(run_id: str, message_id: int, url: str) -> ImageEvent:
+    return {"type": "image", "run_id": run_id, "message_id": message_id, "url": url}
+
+
+def done(run_id: str, message_id: int, usage: Usage) -> DoneEvent:
+    return {"type": "done", "run_id": run_id, "message_id": message_id, "usage": usage}
+
+
+def error(
+    code: str, message: str, *, run_id: str | None = None, retry_after: int | None = None
+) -> ErrorEvent:
+    event: ErrorEvent = {"type": "error", "code": code, "message": message}
+    if run_id is not None:
+        event["run_id"] = run_id
+    if retry_after is not None:
+        event["retry_after"] = int(retry_after)
+    return event
+
+
+def message_accepted(client_id: str, message_id: int, run_id: str) -> MessageAcceptedEvent:
+    return {"type": "message.accepted", "client_id": client_id, "message_id": message_id, "run_id": run_id}
+
+
+def snapshot(companion: CompanionInfo, run: RunInfo | None) -> SnapshotEvent:
+    return {"type": "snapshot", "companion": companion, "run": run}
+
+
+def group_name(companion_id: int) -> str:
+    """The channel group that carries one companion's events."""
+    return f"companion.{companion_id}"

@@ -1,0 +1,74 @@
+"""Messages and the pipeline runs that produce replies."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    companion = models.ForeignKey("companions.Companion", on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)  # no cap in the database; services cap input
+    image = models.ForeignKey(
+        "media.StoredImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    # An assistant message is written while it streams; complete once the reply ends.
+    is_complete = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["companion", "-created_at"], name="message_companion_created")]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+
+class PipelineRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    companion = models.ForeignKey("companions.Companion", on_delete=models.CASCADE, related_name="runs")
+    user_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="runs")
+    assistant_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    step = models.CharField(max_length=30, blank=True)
+    want_image = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_text = models.TextField(blank=True)
+    step_durations = models.JSONField(default=dict, blank=True)  # step -> milliseconds
+    # The scene each analysis found: {"context": {...}, "reply": {...}}; update_state applies it.
+    analysis = models.JSONField(default=dict, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["companion", "status", "-created_at"], name="run_companion_status_created"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"

@@ -1,0 +1,384 @@
+"""The steps of one chat turn, as plain functions of a run id.
+
+Celery tasks (``chat.tasks``) call these and own retries; everything the
+steps decide lives here so it can be tested directly. Each step claims the
+run with a guarded update first: a cancelled or failed run makes the step
+raise ``RunEnded`` and the chain stops.
+
+Progress: analyze 10->30, reply 30->70, re-analyze 70->80, state 80->85,
+image 85->100, then done.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import F
+
+from chat import events, prompts, services
+from chat.backends import (
+    BackendUnavailable,
+    get_image_backend,
+    get_llm_backend,
+    image_breaker,
+    image_request,
+    llm_breaker,
+)
+from chat.images import ImageBackendError
+from chat.llm import LLMError, strip_template_debris
+from chat.models import Message, PipelineRun
+from chat.publish import EventPublisher, TokenBatcher, live_reply_key
+from chat.selectors import llm_history
+from companions.config import effective_config
+from companions.models import Companion
+from media.imaging import ImageRejected
+from media.services import store_image
+
+log = structlog.get_logger(__name__)
+
+CHECKPOINT_SECONDS = 1.0
+CANCEL_POLL_SECONDS = 0.2
+ANALYSIS_MAX_TOKENS = 200
+
+
+class RunEnded(Exception):
+    """The run was cancelled or failed elsewhere: stop quietly."""
+
+
+class StepFailed(Exception):
+    """A step could not do its work. ``retryable`` failures are retried by the task."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+USER_MESSAGES = {
+    "auth": "The AI service refused our credentials. An administrator needs to check the LLM settings.",
+    "rate_limited": "The AI service is busy right now. Please try again in a moment.",
+    "timeout": "The AI service took too long to answer. Please try again.",
+    "server": "The AI service had a problem. Please try again.",
+    "incomplete": "The reply was cut off before it finished. Please try again.",
+    "circuit_open": "The AI service is unavailable right now. Please try again in a minute.",
+}
+
+
+def _load(run_id) -> PipelineRun:
+    return PipelineRun.objects.select_related("companion", "companion__owner", "user_message").get(pk=run_id)
+
+
+def _claim(run_id, *, step: str, progress: int, publisher: EventPublisher) -> None:
+    if not services.run_claim_step(run_id, step=step, progress=progress):
+        raise RunEnded
+    publisher.send(events.progress(str(run_id), progress, step))
+
+
+@contextmanager
+def _timed(run_id, step: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        services.run_record_duration(run_id, step=step, milliseconds=(time.perf_counter() - started) * 1000)
+
+
+def _from_llm_error(exc: LLMError) -> StepFailed:
+    return StepFailed(
+        exc.code,
+        USER_MESSAGES.get(exc.code, exc.message),
+        retryable=exc.retryable,
+        retry_after=exc.retry_after,
+    )
+
+
+def _current_scene(companion: Companion) -> prompts.SceneState:
+    return prompts.SceneState(
+        outfit=companion.current_outfit, location=companion.current_location, action=companion.current_action
+    )
+
+
+def _analyze(companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
+    """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional)."""
+    current = _current_scene(companion)
+    breaker = llm_breaker()
+    if not breaker.allow():
+        return current
+    try:
+        completion = get_llm_backend().complete(
+            prompts.build_analysis_messages(companion, text=text, speaker=speaker),
+            max_tokens=ANALYSIS_MAX_TOKENS,
+            temperature=0.2,
+        )
+    except LLMError as exc:
+        breaker.record_failure()
+        log.warning("analysis_failed", companion_id=companion.pk, code=exc.code, error=exc.message)
+        return current
+    breaker.record_success()
+    return prompts.extract_state(completion.text, current=current)
+
+
+def _save_analysis(run_id, key: str, scene: prompts.SceneState) -> None:
+    run = PipelineRun.objects.only("analysis").get(pk=run_id)
+    PipelineRun.objects.filter(pk=run_id).update(analysis={**run.analysis, key: asdict(scene)})
+
+
+# --- steps ---------------------------------------------------------------------
+
+
+def analyze_context(run_id) -> None:
+    run = _load(run_id)
+    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "analyze_context"):
+        _claim(run_id, step="analyze_context", progress=10, publisher=publisher)
+        companion = run.companion
+        scene = _analyze(
+            companion, text=run.user_message.content, speaker=companion.owner.name_for_companions
+        )
+        _save_analysis(run_id, "context", scene)
+        if scene.wants_image and not run.want_image:
+            PipelineRun.objects.filter(pk=run_id).update(want_image=True)
+        # The reply is written in the scene the user's message implies.
+        Companion.objects.filter(pk=companion.pk).update(
+            current_outfit=scene.outfit, current_location=scene.location, current_action=scene.action
+        )
+        services.run_set_progress(run_id, progress=30, step="analyze_context")
+        publisher.send(events.progress(str(run_id), 30, "analyze_context"))
+
+
+def generate_reply(run_id) -> None:
+    run = _load(run_id)
+    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "generate_reply"):
+        _claim(run_id, step="generate_reply", progress=30, publisher=publisher)
+        attempts = _count_attempt(run_id)
+        if attempts > settings.CHAT_MAX_RUN_ATTEMPTS:
+            raise StepFailed(
+                "gave_up", f"The reply failed {attempts - 1} times. Please try again.", retryable=False
+            )
+        companion = Companion.objects.select_related("owner").get(pk=run.companion_id)
+        message = _assistant_message(run)
+        config = effective_config(companion.config)
+        history = prompts.trim_history(
+            llm_history(
+                companion.pk, upto_message_id=run.user_message_id, limit=settings.CHAT_HISTORY_MESSAGES
+            ),
+            max_chars=settings.CHAT_HISTORY_MAX_CHARS,
+        )
+        chat_messages = prompts.build_chat_messages(
+            companion, user_name=companion.owner.name_for_companions, history=history
+        )
+        breaker = llm_breaker()
+        if not breaker.allow():
+            raise StepFailed("circuit_open", USER_MESSAGES["circuit_open"], retryable=False)
+        batcher = TokenBatcher(publisher, str(run_id))
+        try:
+            result = _stream(run_id, message, chat_messages, config, batcher, publisher)
+        except LLMError as exc:
+            breaker.record_failure()
+            Message.objects.filter(pk=message.pk).update(content=batcher.text, is_complete=False)
+            raise _from_llm_error(exc) from exc
+        breaker.record_success()
+        text = strip_template_debris(result.text).strip()
+        batcher.replace_text(text)
+        batcher.flush()
+        Message.objects.filter(pk=message.pk).update(
+            content=text,
+            is_complete=True,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+        )
+        PipelineRun.objects.filter(pk=run_id).update(
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            analysis={
+                **PipelineRun.objects.get(pk=run_id).analysis,
+                "usage_estimated": result.usage_estimated,
+            },
+        )
+        services.run_set_progress(run_id, progress=70, step="generate_reply")
+        publisher.send(events.progress(str(run_id), 70, "generate_reply"))
+        log.info(
+            "reply_generated",
+            run_id=str(run_id),
+            chars=len(text),
+            batches=batcher.batches,
+            completion_tokens=result.completion_tokens,
+            finish_reason=result.finish_reason,
+        )
+
+
+def _count_attempt(run_id) -> int:
+    PipelineRun.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
+    return PipelineRun.objects.values_list("attempts", flat=True).get(pk=run_id)
+
+
+def _assistant_message(run: PipelineRun) -> Message:
+    """The run's reply message: created once, reset (never duplicated) when the step re-runs."""
+    if run.assistant_message_id:
+        Message.objects.filter(pk=run.assistant_message_id).update(content="", is_complete=False)
+        return Message.objects.get(pk=run.assistant_message_id)
+    message = Message.objects.create(
+        companion_id=run.companion_id, role=Message.Role.ASSISTANT, content="", is_complete=False
+    )
+    PipelineRun.objects.filter(pk=run.pk).update(assistant_message=message)
+    return message
+
+
+def _stream(run_id, message: Message, chat_messages, config: dict[str, Any], batcher, publisher):
+    stream = get_llm_backend().stream_chat(
+        chat_messages,
+        max_tokens=int(config["max_reply_tokens"]),
+        temperature=float(config["temperature"]),
+    )
+    last_checkpoint = last_cancel_check = time.monotonic()
+    pieces = 0
+    try:
+        for piece in stream:
+            batcher.add(piece)
+            pieces += 1
+            now = time.monotonic()
+            if now - last_cancel_check >= CANCEL_POLL_SECONDS:
+                last_cancel_check = now
+                if services.run_is_cancelled(run_id):
+                    batcher.flush()
+                    Message.objects.filter(pk=message.pk).update(content=batcher.text, is_complete=False)
+                    raise RunEnded
+            if now - last_checkpoint >= CHECKPOINT_SECONDS:
+                last_checkpoint = now
+                Message.objects.filter(pk=message.pk).update(content=batcher.text)
+                progress = 30 + min(39, int(40 * pieces / max(int(config["max_reply_tokens"]), 1)))
+                if services.run_set_progress(run_id, progress=progress, step="generate_reply"):
+                    publisher.send(events.progress(str(run_id), progress, "generate_reply"))
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # stop reading from the LLM at once (cancel, error)
+    return stream.result
+
+
+def reanalyze(run_id) -> None:
+    run = _load(run_id)
+    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "reanalyze"):
+        _claim(run_id, step="reanalyze", progress=70, publisher=publisher)
+        reply = Message.objects.filter(pk=run.assistant_message_id).values_list("content", flat=True).first()
+        scene = _analyze(run.companion, text=reply or "", speaker=run.companion.name)
+        _save_analysis(run_id, "reply", scene)
+        services.run_set_progress(run_id, progress=80, step="reanalyze")
+        publisher.send(events.progress(str(run_id), 80, "reanalyze"))
+
+
+def update_state(run_id) -> bool:
+    """Apply the final scene; return whether a picture should follow."""
+    run = _load(run_id)
+    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "update_state"):
+        _claim(run_id, step="update_state", progress=80, publisher=publisher)
+        scene = (
+            run.analysis.get("reply") or run.analysis.get("context") or asdict(_current_scene(run.companion))
+        )
+        Companion.objects.filter(pk=run.companion_id).update(
+            current_outfit=scene["outfit"], current_location=scene["location"], current_action=scene["action"]
+        )
+        publisher.send(events.state(str(run_id), scene["outfit"], scene["location"], scene["action"]))
+        services.run_set_progress(run_id, progress=85, step="update_state")
+        publisher.send(events.progress(str(run_id), 85, "update_state"))
+    return PipelineRun.objects.values_list("want_image", flat=True).get(pk=run_id)
+
+
+def generate_image(run_id) -> None:
+    """Paint the scene. Optional: a failure is reported and the turn still completes."""
+    run = _load(run_id)
+    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "generate_image"):
+        _claim(run_id, step="generate_image", progress=85, publisher=publisher)
+        message = Message.objects.select_related("image").filter(pk=run.assistant_message_id).first()
+        if message is None:
+            return
+        if message.image_id:  # a re-delivered task: the picture exists already
+            publisher.send(events.image(str(run_id), message.pk, message.image.url))
+            return
+        companion = Companion.objects.select_related("owner").get(pk=run.companion_id)
+        prompt, negative = prompts.build_image_prompt(
+            companion, user_appearance=companion.owner.appearance, scene_text=run.user_message.content
+        )
+        breaker = image_breaker()
+        if not breaker.allow():
+            raise StepFailed("circuit_open", "The picture service is unavailable right now.", retryable=False)
+        try:
+            data = get_image_backend().generate(image_request(prompt, negative))
+        except ImageBackendError as exc:
+            breaker.record_failure()
+            raise StepFailed(
+                exc.code, f"The picture could not be painted: {exc.message}", retryable=exc.retryable
+            ) from exc
+        except BackendUnavailable as exc:
+            breaker.record_failure()
+            raise StepFailed("unavailable", str(exc), retryable=True) from exc
+        try:
+            image = store_image(data, companion, "generated", prompt=prompt)
+        except ImageRejected as exc:
+            breaker.record_failure()
+            raise StepFailed("bad_image", f"The picture service sent something unusable: {exc.message}",
+                             retryable=True) from exc  # fmt: skip
+        breaker.record_success()
+        Message.objects.filter(pk=message.pk).update(image=image)
+        publisher.send(events.image(str(run_id), message.pk, image.url))
+
+
+def image_failed(run_id, failure: StepFailed) -> None:
+    """Tell the client the picture failed; the turn goes on to finish."""
+    run = PipelineRun.objects.only("companion_id").get(pk=run_id)
+    log.warning("image_failed", run_id=str(run_id), code=failure.code, error=failure.message)
+    with EventPublisher(run.companion_id) as publisher:
+        publisher.send(events.error("image_failed", failure.message, run_id=str(run_id)))
+
+
+def finish(run_id) -> None:
+    run = _load(run_id)
+    with EventPublisher(run.companion_id) as publisher:
+        if not services.run_mark_completed(
+            run_id, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens
+        ):
+            raise RunEnded
+        cache.delete(live_reply_key(str(run_id)))
+        usage: events.Usage = {
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+            "estimated": bool(run.analysis.get("usage_estimated", False)),
+        }
+        publisher.send(events.progress(str(run_id), 100, "done"))
+        publisher.send(events.done(str(run_id), run.assistant_message_id, usage))
+    log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
+
+
+def fail(run_id, failure: StepFailed) -> None:
+    """A required step gave up: the run fails with a message the user can act on."""
+    run = PipelineRun.objects.only("companion_id").get(pk=run_id)
+    if services.run_mark_failed(run_id, code=failure.code, text=failure.message):
+        cache.delete(live_reply_key(str(run_id)))
+        with EventPublisher(run.companion_id) as publisher:
+            publisher.send(events.error(failure.code, failure.message, run_id=str(run_id)))
+
+
+def reconcile_stuck_runs(*, older_than_seconds: int) -> int:
+    """Fail runs that have made no progress for too long (a lost task, a dead worker)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stuck = PipelineRun.objects.filter(status__in=PipelineRun.ACTIVE, created_at__lt=cutoff).values_list(
+        "pk", flat=True
+    )
+    count = 0
+    for run_id in list(stuck):
+        failure = StepFailed("timed_out", "The reply took too long and was stopped. Please try again.",
+                             retryable=False)  # fmt: skip
+        fail(run_id, failure)
+        count += 1
+    return count

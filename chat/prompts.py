@@ -1,0 +1,188 @@
+"""Prompts: what the LLM and the image model are asked, built from the companion.
+
+Plain functions of plain values, so each rule (outfit filtering, history
+trimming, JSON extraction) is tested without a back end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from companions import catalogue
+
+ANALYSIS_MARKER = "Reply with JSON only"
+
+
+@dataclass(frozen=True)
+class SceneState:
+    outfit: str
+    location: str
+    action: str
+    wants_image: bool = False
+
+
+def describe_appearance(companion) -> str:
+    """One line of looks, in the catalogue's prompt words."""
+    parts = [
+        f"{companion.age}-year-old",
+        catalogue.prompt_phrase("ethnicity", companion.ethnicity),
+        catalogue.prompt_phrase("gender", companion.gender),
+        catalogue.prompt_phrase("height", companion.height),
+        catalogue.prompt_phrase("body_type", companion.body_type),
+        catalogue.prompt_phrase("skin_tone", companion.skin_tone),
+        catalogue.prompt_phrase("hair_color", companion.hair_color),
+        catalogue.prompt_phrase("hair_style", companion.hair_style),
+        catalogue.prompt_phrase("eye_color", companion.eye_color),
+        catalogue.prompt_phrase("chest", companion.chest),
+        companion.distinguishing_features,
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def build_system_prompt(companion, *, user_name: str) -> str:
+    traits = ", ".join(catalogue.prompt_phrase("personality_traits", t) for t in companion.personality_traits)
+    hobbies = ", ".join(catalogue.prompt_phrase("hobbies", h) for h in companion.hobbies)
+    lines = [
+        f"You are {companion.name}, chatting with {user_name}. Stay in character; never say you are an AI.",
+        f"You are {user_name}'s {catalogue.prompt_phrase('relationship', companion.relationship)}.",
+        f"Personality: {traits}." if traits else "",
+        f"Occupation: {catalogue.prompt_phrase('occupation', companion.occupation)}.",
+        f"Hobbies: {hobbies}." if hobbies else "",
+        f"Appearance: {describe_appearance(companion)}.",
+        f"Backstory: {companion.backstory}" if companion.backstory else "",
+        (
+            f"Right now you are {companion.current_location}, {companion.current_outfit}, "
+            f"{companion.current_action}."
+        ),
+        "Reply in a natural, warm way in a few sentences. Describe actions in *asterisks*.",
+        companion.system_prompt,
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+def build_chat_messages(companion, *, user_name: str, history: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """System prompt plus the conversation so far (oldest first), the user's message last."""
+    messages = [{"role": "system", "content": build_system_prompt(companion, user_name=user_name)}]
+    messages += [{"role": role, "content": content} for role, content in history if content]
+    return messages
+
+
+def trim_history(history: list[tuple[str, str]], *, max_chars: int) -> list[tuple[str, str]]:
+    """Keep the newest messages whose text fits ``max_chars`` (the last one always stays)."""
+    kept: list[tuple[str, str]] = []
+    total = 0
+    for role, content in reversed(history):
+        total += len(content)
+        if kept and total > max_chars:
+            break
+        kept.append((role, content[-max_chars:]))
+    return list(reversed(kept))
+
+
+def build_analysis_messages(companion, *, text: str, speaker: str) -> list[dict[str, str]]:
+    """Ask what ``text`` implies for the companion's outfit, location and action."""
+    system = (
+        "You track the scene of a role-play chat. Given the current state and a new message, "
+        "say what the companion is wearing, where they are and what they are doing AFTER the message. "
+        "Keep each value a short phrase (under 12 words). Keep a value unchanged when the message does "
+        "not change it. wants_image is true only if the user asks to see a picture/photo/selfie. "
+        f'{ANALYSIS_MARKER}: {{"outfit": "...", "location": "...", "action": "...", "wants_image": false}}'
+    )
+    user = (
+        f"Companion: {companion.name}\n"
+        f"Current outfit: {companion.current_outfit}\n"
+        f"Current location: {companion.current_location}\n"
+        f"Current action: {companion.current_action}\n"
+        f"New message from {speaker}: {text[:2000]}"
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+_JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
+
+
+def extract_state(raw: str, *, current: SceneState) -> SceneState:
+    """Pull the state out of chatty model output; fall back to ``current`` field by field.
+
+    Models wrap JSON in prose or code fences, use single quotes, or add
+    trailing commas; whatever cannot be read keeps its current value.
+    """
+    data: dict[str, Any] = {}
+    for candidate in _JSON_OBJECT.findall(raw or ""):
+        for text in (candidate, candidate.replace("'", '"'), re.sub(r",\s*}", "}", candidate)):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                data = parsed
+                break
+        if data:
+            break
+
+    def field(name: str, fallback: str) -> str:
+        value = data.get(name)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())[:200]
+        return fallback
+
+    wants = data.get("wants_image")
+    return SceneState(
+        outfit=field("outfit", current.outfit),
+        location=field("location", current.location),
+        action=field("action", current.action),
+        wants_image=wants is True or (isinstance(wants, str) and wants.lower() == "true"),
+    )
+
+
+# --- images -------------------------------------------------------------------
+
+OUTERWEAR = (
+    "dress", "gown", "shirt", "t-shirt", "blouse", "sweater", "hoodie", "jacket", "coat", "jeans",
+    "trousers", "pants", "skirt", "shorts", "suit", "uniform", "top", "cardigan", "jumpsuit", "robe",
+    "kimono", "overalls", "tank top", "leggings",
+)  # fmt: skip
+UNDERWEAR = (
+    "underwear", "bra", "panties", "lingerie", "boxers", "briefs", "thong", "undershirt", "knickers",
+    "garter", "stockings",
+)  # fmt: skip
+
+
+def filter_outfit(outfit: str) -> str:
+    """Drop underwear items when outerwear is worn: a painter sees only what shows."""
+    pieces = [p.strip() for p in re.split(r",|\band\b|\bwith\b", outfit) if p.strip()]
+    lowered = outfit.lower()
+    if not any(re.search(rf"\b{re.escape(w)}\b", lowered) for w in OUTERWEAR):
+        return outfit.strip()
+    visible = [p for p in pieces if not any(re.search(rf"\b{re.escape(u)}\b", p.lower()) for u in UNDERWEAR)]
+    return ", ".join(visible)
+
+
+USER_SCENE_WORDS = ("you", "us", "we", "together", "together with", "hug", "kiss", "holding hands", "with me")
+
+NEGATIVE_PROMPT = (
+    "lowres, bad anatomy, bad hands, extra fingers, missing fingers, deformed, blurry, watermark, text, "
+    "signature, jpeg artifacts, cropped, worst quality, low quality, child, minor"
+)
+
+
+def build_image_prompt(companion, *, user_appearance: str = "", scene_text: str = "") -> tuple[str, str]:
+    """(prompt, negative prompt) for a picture of the companion in their current state."""
+    style = catalogue.prompt_phrase("style", companion.style)
+    parts = [
+        style,
+        f"portrait of {companion.name}, {describe_appearance(companion)}",
+        filter_outfit(companion.current_outfit),
+        companion.current_location,
+        companion.current_action,
+        companion.visual_prompt,
+    ]
+    lowered = f" {scene_text.lower()} {companion.current_action.lower()} "
+    if user_appearance and any(f" {w} " in lowered for w in USER_SCENE_WORDS):
+        parts.append(f"together with a companion: {user_appearance}")
+    parts.append("high quality, detailed")
+    prompt = ", ".join(p.strip() for p in parts if p and p.strip())
+    return prompt, NEGATIVE_PROMPT

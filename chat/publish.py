@@ -1,0 +1,107 @@
+"""Sending pipeline events to a companion's websocket group from sync code.
+
+A Celery task is synchronous; ``async_to_sync(group_send)`` would build a new
+event loop (and, with channels-redis, a new Redis connection) on every call.
+``EventPublisher`` keeps one loop for the whole task, so the connection pool
+is reused, and ``TokenBatcher`` sends tokens in small batches instead of one
+layer call per token. Events are best-effort: the database (and the live
+reply kept in the cache) is what a reconnecting client is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+
+from chat import events
+
+log = structlog.get_logger(__name__)
+
+LIVE_REPLY_TTL = 15 * 60
+SENTENCE_ENDS = (".", "!", "?", "\n", "…", "*")
+
+
+def live_reply_key(run_id: str) -> str:
+    return f"chat:live-reply:{run_id}"
+
+
+class EventPublisher:
+    def __init__(self, companion_id: int) -> None:
+        self.group = events.group_name(companion_id)
+        self.layer = get_channel_layer()
+        self.loop = asyncio.new_event_loop()
+        self.sent = 0
+
+    def send(self, event: dict[str, Any]) -> None:
+        try:
+            self.loop.run_until_complete(
+                self.layer.group_send(self.group, {"type": "chat.event", "event": event})
+            )
+            self.sent += 1
+        except Exception as exc:  # a lost event is repaired by the snapshot; a lost reply is not
+            log.warning("event_send_failed", group=self.group, event_type=event.get("type"), error=str(exc))
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.close()
+
+    def __enter__(self) -> EventPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TokenBatcher:
+    """Collects streamed text and sends it in batches.
+
+    A batch goes out on the first token (so the first words show at once),
+    when ``interval`` seconds have passed since the last send, or at the end
+    of a sentence. Before each send the whole reply so far is written to the
+    cache, so a client that connects between two batches gets everything in
+    its snapshot; each token event carries its ``offset`` so that client can
+    drop the overlap.
+    """
+
+    def __init__(self, publisher: EventPublisher, run_id: str, *, interval: float = 0.05,
+                 clock=time.monotonic) -> None:  # fmt: skip
+        self.publisher = publisher
+        self.run_id = run_id
+        self.interval = interval
+        self.clock = clock
+        self.text = ""
+        self.sent_upto = 0
+        self.last_flush: float | None = None
+        self.batches = 0
+
+    def add(self, piece: str) -> None:
+        if not piece:
+            return
+        self.text += piece
+        now = self.clock()
+        if (
+            self.last_flush is None
+            or now - self.last_flush >= self.interval
+            or piece.rstrip(" ").endswith(SENTENCE_ENDS)
+        ):
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self.sent_upto >= len(self.text):
+            return
+        pending = self.text[self.sent_upto :]
+        cache.set(live_reply_key(self.run_id), self.text, LIVE_REPLY_TTL)
+        self.publisher.send(events.token(self.run_id, pending, self.sent_upto))
+        self.sent_upto = len(self.text)
+        self.last_flush = self.clock() if now is None else now
+        self.batches += 1
+
+    def replace_text(self, text: str) -> None:
+        """Use the cleaned final text (template debris stripped) from now on."""
+        self.text = text
+        self.sent_upto = min(self.sent_upto, len(text))

@@ -1,0 +1,66 @@
+"""Reads of the chat: history pages, the LLM's context, the reconnect snapshot."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+
+from chat import events
+from chat.models import Message, PipelineRun
+from chat.publish import live_reply_key
+
+HISTORY_PAGE = 50
+
+
+def history_page(companion, *, before_id: int | None = None, limit: int = HISTORY_PAGE) -> list[Message]:
+    """Up to ``limit`` messages older than ``before_id``, oldest first (uses the companion index)."""
+    messages = Message.objects.filter(companion=companion).select_related("image")
+    if before_id is not None:
+        messages = messages.filter(id__lt=before_id)
+    page = list(messages.order_by("-created_at", "-id")[:limit])
+    page.reverse()
+    return page
+
+
+def llm_history(companion_id: int, *, upto_message_id: int, limit: int) -> list[tuple[str, str]]:
+    """(role, content) of the last ``limit`` messages up to and including the user's message."""
+    rows = (
+        Message.objects.filter(companion_id=companion_id, id__lte=upto_message_id)
+        .exclude(content="")
+        .order_by("-created_at", "-id")
+        .values_list("role", "content")[:limit]
+    )
+    return list(reversed(list(rows)))
+
+
+def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:
+    if run is None:
+        return None
+    content = ""
+    if run.status in PipelineRun.ACTIVE:
+        content = cache.get(live_reply_key(str(run.pk))) or ""
+    if not content and run.assistant_message_id:
+        content = (
+            Message.objects.filter(pk=run.assistant_message_id).values_list("content", flat=True).first()
+            or ""
+        )
+    info: events.RunInfo = {
+        "id": str(run.pk),
+        "status": run.status,
+        "progress": run.progress,
+        "step": run.step,
+        "content": content,
+        "message_id": run.assistant_message_id,
+    }
+    if run.status == PipelineRun.Status.FAILED:
+        info["error"] = {"code": run.error_code, "message": run.error_text}
+    return info
+
+
+def companion_snapshot(companion) -> events.SnapshotEvent:
+    """What a (re)connecting client needs: the state, and the latest run if it is live or failed."""
+    latest = PipelineRun.objects.filter(companion=companion).order_by("-created_at").first()
+    if latest is not None and latest.status not in (*PipelineRun.ACTIVE, PipelineRun.Status.FAILED):
+        latest = None
+    return events.snapshot(
+        {"id": companion.pk, "name": companion.name, "state": companion.state}, run_snapshot(latest)
+    )

@@ -1,0 +1,212 @@
+"""Writes of the chat: sending, cancelling, retrying, and the run's state machine.
+
+A run moves queued -> running -> completed / failed / cancelled only through
+guarded updates (``filter(status in expected).update(...)``): zero rows
+changed means someone else moved it first, and the caller stops. That is what
+makes task retries, re-deliveries and a user's cancel safe together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat import events
+from chat.models import Message, PipelineRun
+from companions.config import effective_config
+from companions.models import Companion
+
+log = structlog.get_logger(__name__)
+
+Status = PipelineRun.Status
+
+
+class ChatError(Exception):
+    """A refusal the user can act on; ``code`` and ``message`` go to the client as is."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def cancel_key(run_id) -> str:
+    return f"chat:cancel:{run_id}"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message: Message
+    run: PipelineRun
+
+
+def clean_message_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise ChatError("invalid", "The message must be text.")
+    text = text.strip()
+    if not text:
+        raise ChatError("empty", "Type a message first.")
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if len(text) > limit:
+        raise ChatError(
+            "too_long", f"Messages can be at most {limit:,} characters (this one has {len(text):,})."
+        )
+    return text
+
+
+def send_message(*, user, companion: Companion, text: Any, want_image: bool = False) -> Accepted:
+    """Store the user's words and a queued run in one transaction; start the chain on commit.
+
+    The message is saved before anything can fail downstream, so it is never
+    lost. Only one reply is produced at a time per companion.
+    """
+    if companion.owner_id != user.pk:
+        raise PermissionError("not the owner")  # callers look companions up by owner; belt and braces
+    text = clean_message_text(text)
+    config = effective_config(companion.config)
+    with transaction.atomic():
+        # Lock the companion row so two tabs cannot both start a run.
+        Companion.objects.select_for_update().filter(pk=companion.pk).first()
+        if PipelineRun.objects.filter(companion=companion, status__in=PipelineRun.ACTIVE).exists():
+            raise ChatError("busy", f"{companion.name} is still replying. Wait a moment or cancel the reply.")
+        message = Message.objects.create(companion=companion, role=Message.Role.USER, content=text)
+        run = PipelineRun.objects.create(
+            companion=companion,
+            user_message=message,
+            want_image=bool(want_image) or config["image_mode"] == "every_reply",
+        )
+        transaction.on_commit(lambda: start_pipeline(run.pk))
+    log.info(
+        "chat_message_accepted", companion_id=companion.pk, run_id=str(run.pk), want_image=run.want_image
+    )
+    return Accepted(message=message, run=run)
+
+
+def start_pipeline(run_id) -> None:
+    from chat.tasks import pipeline_chain
+
+    run = PipelineRun.objects.only("want_image").get(pk=run_id)
+    pipeline_chain(str(run_id), want_image=run.want_image).apply_async()
+
+
+def run_get_for_user(user, run_id) -> PipelineRun:
+    """The run if ``user`` owns its companion; ``ChatError('not_found')`` otherwise."""
+    run = PipelineRun.objects.filter(pk=run_id, companion__owner=user).select_related("companion").first()
+    if run is None:
+        raise ChatError("not_found", "No such reply.")
+    return run
+
+
+def run_cancel(*, user, run_id) -> PipelineRun:
+    run = run_get_for_user(user, run_id)
+    changed = PipelineRun.objects.filter(pk=run.pk, status__in=PipelineRun.ACTIVE).update(
+        status=Status.CANCELLED,
+        finished_at=timezone.now(),
+        error_code="cancelled",
+        error_text="Cancelled by you.",
+    )
+    if not changed:
+        raise ChatError("not_running", "That reply has already finished.")
+    cache.set(cancel_key(run.pk), 1, 3600)  # the streaming loop polls this, not the database
+    if run.assistant_message_id:
+        Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
+    log.info("run_cancelled", run_id=str(run.pk))
+    publish_after_commit(run.companion_id, events.error("cancelled", "Reply cancelled.", run_id=str(run.pk)))
+    return run
+
+
+def run_retry(*, user, run_id) -> PipelineRun:
+    """Start a fresh run for the same user message; the failed attempt's partial reply goes."""
+    old = run_get_for_user(user, run_id)
+    if old.status not in (Status.FAILED, Status.CANCELLED):
+        raise ChatError("not_retryable", "Only a failed or cancelled reply can be retried.")
+    with transaction.atomic():
+        Companion.objects.select_for_update().filter(pk=old.companion_id).first()
+        if PipelineRun.objects.filter(companion_id=old.companion_id, status__in=PipelineRun.ACTIVE).exists():
+            raise ChatError("busy", "A reply is already being written.")
+        latest = PipelineRun.objects.filter(companion_id=old.companion_id).order_by("-created_at").first()
+        if latest is None or latest.pk != old.pk:
+            raise ChatError("not_retryable", "Only the latest reply can be retried.")
+        if old.assistant_message_id:
+            Message.objects.filter(pk=old.assistant_message_id).delete()
+        run = PipelineRun.objects.create(
+            companion_id=old.companion_id, user_message_id=old.user_message_id, want_image=old.want_image
+        )
+        transaction.on_commit(lambda: start_pipeline(run.pk))
+    log.info("run_retried", old_run_id=str(old.pk), run_id=str(run.pk))
+    return run
+
+
+# --- the state machine, used by the pipeline steps ----------------------------------
+
+
+def run_claim_step(run_id, *, step: str, progress: int) -> bool:
+    """Mark the run running at ``step``; False if it was cancelled or failed meanwhile."""
+    now = timezone.now()
+    changed = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(
+        status=Status.RUNNING, step=step, progress=progress
+    )
+    if changed:
+        PipelineRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+    return bool(changed)
+
+
+def run_set_progress(run_id, *, progress: int, step: str) -> bool:
+    return bool(
+        PipelineRun.objects.filter(pk=run_id, status=Status.RUNNING).update(progress=progress, step=step)
+    )
+
+
+def run_record_duration(run_id, *, step: str, milliseconds: float) -> None:
+    run = PipelineRun.objects.only("step_durations").get(pk=run_id)
+    durations = {**run.step_durations, step: round(milliseconds, 1)}
+    PipelineRun.objects.filter(pk=run_id).update(step_durations=durations)
+
+
+def run_mark_failed(run_id, *, code: str, text: str) -> bool:
+    changed = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(
+        status=Status.FAILED, error_code=code[:40], error_text=text, finished_at=timezone.now()
+    )
+    if changed:
+        run = PipelineRun.objects.only("assistant_message_id").get(pk=run_id)
+        if run.assistant_message_id:
+            Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
+        log.warning("run_failed", run_id=str(run_id), code=code, error=text)
+    return bool(changed)
+
+
+def run_mark_completed(run_id, *, prompt_tokens: int, completion_tokens: int) -> bool:
+    """Complete the run and count its tokens on the companion, in one transaction."""
+    with transaction.atomic():
+        changed = PipelineRun.objects.filter(pk=run_id, status=Status.RUNNING).update(
+            status=Status.COMPLETED, progress=100, step="done", finished_at=timezone.now()
+        )
+        if changed:
+            run = PipelineRun.objects.only("companion_id").get(pk=run_id)
+            Companion.objects.filter(pk=run.companion_id).update(
+                tokens_burned=F("tokens_burned") + prompt_tokens + completion_tokens
+            )
+    return bool(changed)
+
+
+def run_is_cancelled(run_id) -> bool:
+    return bool(cache.get(cancel_key(run_id)))
+
+
+def publish_after_commit(companion_id: int, event: dict[str, Any]) -> None:
+    """Send one event once the current transaction (if any) has committed."""
+
+    def send() -> None:
+        from chat.publish import EventPublisher
+
+        with EventPublisher(companion_id) as publisher:
+            publisher.send(event)
+
+    transaction.on_commit(send)

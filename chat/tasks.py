@@ -1,0 +1,118 @@
+"""Celery tasks of the chat pipeline: thin wrappers that own retries.
+
+Each task takes only the run id (JSON), calls one step of
+``chat.pipeline`` and decides what a failure means:
+
+* ``StepFailed(retryable=True)``: retry with exponential backoff (1 s, 2 s,
+  4 s … capped at 10 s, with jitter; a server's Retry-After wins), at most
+  ``MAX_RETRIES`` times;
+* a required step that still fails marks the run failed and tells the user;
+* an optional step (analysis, picture) degrades: the turn goes on;
+* ``RunEnded`` (cancelled, or failed elsewhere) stops the chain quietly.
+
+Signatures are immutable (``.si``): a step never depends on the previous
+step's return value, only on the run row.
+"""
+
+from __future__ import annotations
+
+import random
+
+import structlog
+from celery import chain, shared_task
+from celery.exceptions import Ignore
+from django.conf import settings
+
+from chat import pipeline
+from chat.pipeline import RunEnded, StepFailed
+
+log = structlog.get_logger(__name__)
+
+MAX_RETRIES = 3
+RETRY_AFTER_CAP = 60.0
+
+
+def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
+    """1, 2, 4 … seconds (capped), plus up to 25 % jitter; a Retry-After header wins."""
+    if retry_after:
+        return min(float(retry_after), RETRY_AFTER_CAP, settings.CHAT_RETRY_BACKOFF_CAP * 6)
+    delay = min(settings.CHAT_RETRY_BACKOFF_CAP, settings.CHAT_RETRY_BACKOFF_BASE * 2**retries)
+    return delay + random.uniform(0, delay * 0.25)  # noqa: S311  (jitter, not security)
+
+
+def _retry_or_raise(task, failure: StepFailed) -> None:
+    if failure.retryable and task.request.retries < MAX_RETRIES:
+        countdown = backoff_seconds(task.request.retries, failure.retry_after)
+        log.info(
+            "step_retry", task=task.name, code=failure.code, retries=task.request.retries, countdown=countdown
+        )
+        raise task.retry(countdown=countdown, exc=failure, max_retries=MAX_RETRIES)
+
+
+def _required(task, step, run_id: str):
+    try:
+        return step(run_id)
+    except RunEnded:
+        raise Ignore() from None
+    except StepFailed as failure:
+        _retry_or_raise(task, failure)
+        pipeline.fail(run_id, failure)
+        raise Ignore() from None
+
+
+@shared_task(bind=True, name="chat.analyze_context")
+def analyze_context(self, run_id: str) -> None:
+    _required(self, pipeline.analyze_context, run_id)
+
+
+@shared_task(bind=True, name="chat.generate_reply")
+def generate_reply(self, run_id: str) -> None:
+    _required(self, pipeline.generate_reply, run_id)
+
+
+@shared_task(bind=True, name="chat.reanalyze")
+def reanalyze(self, run_id: str) -> None:
+    _required(self, pipeline.reanalyze, run_id)
+
+
+@shared_task(bind=True, name="chat.update_state")
+def update_state(self, run_id: str) -> None:
+    wants_image = _required(self, pipeline.update_state, run_id)
+    # The picture runs on its own queue; a turn without one finishes right here
+    # instead of queueing behind someone's minute-long picture.
+    if wants_image:
+        chain(generate_image.si(run_id), finish.si(run_id)).apply_async()
+    else:
+        finish.delay(run_id)
+
+
+@shared_task(bind=True, name="chat.generate_image")
+def generate_image(self, run_id: str) -> None:
+    try:
+        pipeline.generate_image(run_id)
+    except RunEnded:
+        raise Ignore() from None
+    except StepFailed as failure:
+        _retry_or_raise(self, failure)
+        pipeline.image_failed(run_id, failure)  # optional step: report and go on to finish
+
+
+@shared_task(bind=True, name="chat.finish")
+def finish(self, run_id: str) -> None:
+    _required(self, pipeline.finish, run_id)
+
+
+@shared_task(name="chat.reconcile_stuck_runs")
+def reconcile_stuck_runs() -> int:
+    return pipeline.reconcile_stuck_runs(older_than_seconds=settings.CHAT_STUCK_RUN_SECONDS)
+
+
+def pipeline_chain(run_id: str, *, want_image: bool = False):
+    """The chain for one turn. ``update_state`` sends the picture (or finish) next."""
+    del want_image  # decided after analysis, which may discover the user asked for a picture
+    return chain(
+        analyze_context.si(run_id),
+        generate_reply.si(run_id),
+        reanalyze.si(run_id),
+        update_state.si(run_id),
+    )

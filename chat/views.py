@@ -1,0 +1,72 @@
+"""The chat page, its no-JavaScript send form and older history pages."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import services
+from chat.selectors import companion_snapshot, history_page
+from companions.selectors import companion_get_for_user
+
+
+@login_required
+@require_GET
+def chat_page(request: HttpRequest, companion_id: int) -> HttpResponse:
+    companion = companion_get_for_user(request.user, companion_id)
+    history = history_page(companion)
+    context = {
+        "companion": companion,
+        "history": history,
+        "has_older": len(history) == 50,
+        "snapshot": companion_snapshot(companion),
+    }
+    return render(request, "chat/chat.html", context)
+
+
+@login_required
+@require_POST
+def send(request: HttpRequest, companion_id: int) -> HttpResponse:
+    """The form fallback: the same service as the websocket."""
+    companion = companion_get_for_user(request.user, companion_id)
+    try:
+        services.send_message(
+            user=request.user,
+            companion=companion,
+            text=request.POST.get("content", ""),
+            want_image=request.POST.get("image") == "on",
+        )
+    except services.ChatError as exc:
+        messages.error(request, exc.message)
+    return redirect("chat:page", companion_id=companion.pk)
+
+
+@login_required
+@require_GET
+def older(request: HttpRequest, companion_id: int) -> JsonResponse:
+    """JSON page of messages older than ``?before=<message id>``, oldest first."""
+    companion = companion_get_for_user(request.user, companion_id)
+    try:
+        before = int(request.GET.get("before", ""))
+    except ValueError:
+        return JsonResponse({"error": "before must be a message id"}, status=400)
+    page = history_page(companion, before_id=before)
+    return JsonResponse(
+        {
+            "messages": [
+                {
+                    "id": m.pk,
+                    "role": m.role,
+                    "content": m.content,
+                    "complete": m.is_complete,
+                    "created_at": m.created_at.isoformat(),
+                    "image_url": m.image.url if m.image_id else None,
+                }
+                for m in page
+            ],
+            "has_older": len(page) == 50,
+        }
+    )
