@@ -63,3 +63,11 @@ class ProfileForm(forms.ModelForm):
 
     def clean_email(self) -> str:
         return _clean_email(self, self.cleaned_data["email"])
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=50,
+        strip=True,
+        help_text="What the token is for, e.g. “my laptop script”. You see the token itself only once.",
+    )

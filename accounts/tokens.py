@@ -69,3 +69,12 @@ def token_group(token_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+def tokens_for_user(user: User) -> list[ApiToken]:
+    """The user's tokens, active first, newest first."""
+    return list(
+        ApiToken.objects.filter(user=user)
+        .only("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+        .order_by("revoked_at", "-created_at")[:50]
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import services
-from accounts.forms import LoginForm, ProfileForm, RegistrationForm
+from accounts import services, tokens
+from accounts.forms import ApiTokenForm, LoginForm, ProfileForm, RegistrationForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -44,7 +44,40 @@ def profile(request: HttpRequest) -> HttpResponse:
         services.user_update_profile(form=form)
         messages.success(request, "Your profile is saved.")
         return redirect("accounts:profile")
-    return render(request, "accounts/profile.html", {"form": form})
+    return _render_profile(request, form=form)
+
+
+def _render_profile(request: HttpRequest, **context) -> HttpResponse:
+    context.setdefault("form", ProfileForm(instance=request.user))
+    context.setdefault("token_form", ApiTokenForm())
+    context["api_tokens"] = tokens.tokens_for_user(request.user)
+    return render(request, "accounts/profile.html", context)
+
+
+@login_required
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    """Create a personal API token and show its secret this once (never stored, never redirected)."""
+    form = ApiTokenForm(request.POST)
+    if form.is_valid():
+        try:
+            token, secret = tokens.token_create(user=request.user, name=form.cleaned_data["name"])
+        except tokens.TokenLimitReached as exc:
+            form.add_error(None, str(exc))
+        else:
+            response = _render_profile(request, new_token=token, new_secret=secret)
+            response["Cache-Control"] = "no-store"
+            return response
+    return _render_profile(request, token_form=form)
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    if not tokens.token_revoke(user=request.user, token_id=token_id):
+        raise Http404("No such token.")
+    messages.success(request, "Token revoked. Programs using it are disconnected.")
+    return redirect("accounts:profile")
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
