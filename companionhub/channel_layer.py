@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
 
@@ -38,7 +39,7 @@ class ThreadSafeInMemoryChannelLayer(InMemoryChannelLayer):
         # Snapshot the members: the receivers' loop may add or drop them meanwhile.
         for channel in list(self.groups.get(group, {})):
             # Same as the parent: a full channel drops, the snapshot on reconnect repairs.
-            with contextlib.suppress(self.ChannelFull):
+            with contextlib.suppress(ChannelFull):
                 await self.send(channel, message)
 
     async def group_discard(self, group, channel):

@@ -1,0 +1,151 @@
+"""Chat fixtures: a real Celery worker, websocket clients, companions.
+
+The worker is Celery's own test worker (threads pool) consuming the chat and
+image queues of the configured broker: the in-memory broker with nothing
+configured, Redis under CI. Tasks go through the broker for real; nothing is
+eager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from chat.backends import image_breaker, llm_breaker, reset_backends
+from companionhub.asgi import application
+from companionhub.celery import app
+from tests.companions.factories import make_companion
+
+ORIGIN = (b"origin", b"http://localhost:8000")
+EVENT_TIMEOUT = 20  # seconds to wait for one event before the test fails
+
+
+@pytest.fixture(scope="session")
+def chat_worker(django_db_setup, django_db_blocker):
+    """One worker thread for the session, serving every queue a task is routed to."""
+    queues = sorted(
+        {settings.CELERY_TASK_DEFAULT_QUEUE, *(r["queue"] for r in settings.CELERY_TASK_ROUTES.values())}
+    )
+    # The worker checks the models as it starts, so it needs the database.
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app,
+            pool="threads",
+            concurrency=4,
+            queues=queues,
+            perform_ping_check=False,
+            shutdown_timeout=30,
+            loglevel="WARNING",
+        ) as worker,
+    ):
+        yield worker
+
+
+@pytest.fixture
+def worker(chat_worker, transactional_db, django_db_blocker, settings):
+    """A running worker for one test, with fast retries and a clean breaker."""
+    settings.CHAT_RETRY_BACKOFF_BASE = 0.05
+    settings.CHAT_RETRY_BACKOFF_CAP = 0.2
+    settings.DEMO_LLM_TOKEN_DELAY = 0
+    reset_backends()
+    llm_breaker().reset()
+    image_breaker().reset()
+    yield chat_worker
+    llm_breaker().reset()
+    image_breaker().reset()
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def companion(user):
+    return make_companion(user)
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+class ChatClient:
+    """A websocket client of the chat protocol, as a browser or a program would use it."""
+
+    def __init__(self, companion_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.communicator = WebsocketCommunicator(application, f"/ws/chat/{companion_id}/", headers=headers)
+        self.events: list[dict] = []
+
+    async def connect(self) -> tuple[bool, int | None]:
+        return await self.communicator.connect(timeout=10)
+
+    async def send(self, frame: dict | str) -> None:
+        if isinstance(frame, str):
+            await self.communicator.send_to(text_data=frame)
+        else:
+            await self.communicator.send_json_to(frame)
+
+    async def receive(self, timeout: float = EVENT_TIMEOUT) -> dict:  # noqa: ASYNC109 - mirrors Channels
+        event = await self.communicator.receive_json_from(timeout=timeout)
+        self.events.append(event)
+        return event
+
+    async def receive_until(self, *types: str, timeout: float = EVENT_TIMEOUT) -> dict:  # noqa: ASYNC109
+        """Read events until one of ``types`` arrives (a run error always ends the wait)."""
+        while True:
+            event = await self.receive(timeout)
+            if event["type"] in types:
+                return event
+            if event["type"] == "error" and event.get("code") != "image_failed" and "error" not in types:
+                raise AssertionError(f"unexpected error event: {event}")
+
+    async def nothing_more(self) -> bool:
+        return await self.communicator.receive_nothing(timeout=0.3)
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e["type"] == kind]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.communicator.disconnect()
+
+
+@pytest.fixture
+async def connect():
+    """``await connect(companion_id, user=... | token=...)`` -> a connected ChatClient (closed at the end)."""
+    clients: list[ChatClient] = []
+
+    async def open_client(companion_id: int, *, user=None, token: str | None = None, origin=ORIGIN):
+        headers = [origin] if origin else []
+        if user is not None:
+            cookie = await database_sync_to_async(session_cookie)(user)
+            headers.append((b"cookie", cookie))
+        if token is not None:
+            headers.append((b"authorization", f"Bearer {token}".encode()))
+        client = ChatClient(companion_id, headers)
+        clients.append(client)
+        connected, code = await client.connect()
+        client.accepted, client.close_code = connected, code
+        if connected:
+            snapshot = await client.receive()
+            assert snapshot["type"] == "snapshot"
+        return client
+
+    yield open_client
+    for client in clients:
+        await client.close()
+
+
+def dumps(frame) -> str:
+    return json.dumps(frame)

@@ -1,0 +1,40 @@
+"""Every server event's shape matches its TypedDict, and docs/websocket.md documents each type."""
+
+from pathlib import Path
+from typing import get_type_hints
+
+import pytest
+
+from chat import events
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "websocket.md").read_text()
+
+SAMPLES = {
+    "snapshot": events.snapshot({"id": 1, "name": "Mika", "state": {}}, None),
+    "message.accepted": events.message_accepted("c", 1, "r"),
+    "progress": events.progress("r", 10, "analyze_context"),
+    "token": events.token("r", "Hi", 0),
+    "state": events.state("r", "dress", "beach", "walking"),
+    "image": events.image("r", 1, "/media/images/x.jpg"),
+    "done": events.done("r", 1, {"prompt_tokens": 1, "completion_tokens": 2, "estimated": False}),
+    "error": events.error("server", "Oops", run_id="r", retry_after=3),
+    "pong": {"type": "pong"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(events.SERVER_EVENTS))
+def test_each_event_has_its_documented_shape(kind):
+    sample = SAMPLES[kind]
+    assert sample["type"] == kind
+    hints = get_type_hints(events.SERVER_EVENTS[kind])
+    required = events.SERVER_EVENTS[kind].__required_keys__
+    assert required <= set(sample) <= set(hints)
+
+
+@pytest.mark.parametrize("kind", sorted({*events.SERVER_EVENTS, *events.CLIENT_FRAMES}))
+def test_the_protocol_document_names_every_type(kind):
+    assert f"`{kind}`" in DOC
+
+
+def test_error_omits_optional_fields():
+    assert events.error("x", "y") == {"type": "error", "code": "x", "message": "y"}
