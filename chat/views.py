@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -9,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
-from chat.selectors import companion_snapshot, history_page
+from chat.selectors import HISTORY_PAGE, companion_snapshot, history_page
 from companions.selectors import companion_get_for_user
 
 
@@ -21,8 +22,9 @@ def chat_page(request: HttpRequest, companion_id: int) -> HttpResponse:
     context = {
         "companion": companion,
         "history": history,
-        "has_older": len(history) == 50,
+        "has_older": len(history) == HISTORY_PAGE,
         "snapshot": companion_snapshot(companion),
+        "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
     return render(request, "chat/chat.html", context)
 
@@ -67,6 +69,6 @@ def older(request: HttpRequest, companion_id: int) -> JsonResponse:
                 }
                 for m in page
             ],
-            "has_older": len(page) == 50,
+            "has_older": len(page) == HISTORY_PAGE,
         }
     )

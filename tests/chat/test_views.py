@@ -1,0 +1,88 @@
+"""The chat page, its form fallback and the older-messages JSON."""
+
+import pytest
+from django.urls import reverse
+
+from chat.models import Message, PipelineRun
+from chat.selectors import HISTORY_PAGE
+from tests.companions.factories import make_companion
+
+
+@pytest.fixture
+def companion(user):
+    return make_companion(user)
+
+
+def add_messages(companion, count):
+    return Message.objects.bulk_create(
+        Message(companion=companion, role="user" if n % 2 == 0 else "assistant", content=f"message {n}")
+        for n in range(count)
+    )
+
+
+def test_it_shows_the_latest_history_escaped(client, user, companion):
+    Message.objects.create(
+        companion=companion, role="assistant", content="<script>alert(1)</script> *smiles*"
+    )
+    client.force_login(user)
+    response = client.get(reverse("chat:page", args=[companion.pk]))
+    assert response.status_code == 200
+    assert b"<script>alert(1)</script>" not in response.content
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in response.content
+    assert b"<em>smiles</em>" in response.content
+    assert b'data-ws-path="/ws/chat/' in response.content
+
+
+def test_it_checks_owner(client, other_user, companion):
+    client.force_login(other_user)
+    assert client.get(reverse("chat:page", args=[companion.pk])).status_code == 404
+    assert client.post(reverse("chat:send", args=[companion.pk]), {"content": "hi"}).status_code == 404
+    assert client.get(reverse("chat:older", args=[companion.pk]), {"before": 1}).status_code == 404
+    assert not Message.objects.exists()
+
+
+def test_it_requires_login(client, companion):
+    response = client.get(reverse("chat:page", args=[companion.pk]))
+    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+
+
+def test_the_form_fallback_stores_the_message_and_starts_a_run(
+    client, user, companion, django_capture_on_commit_callbacks
+):
+    client.force_login(user)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(reverse("chat:send", args=[companion.pk]), {"content": "hello", "image": "on"})
+    assert response.status_code == 302
+    run = PipelineRun.objects.get()
+    assert run.user_message.content == "hello" and run.want_image
+    assert len(callbacks) == 1  # the chain starts only after commit
+
+
+def test_the_form_fallback_explains_a_refusal(client, user, companion):
+    client.force_login(user)
+    response = client.post(reverse("chat:send", args=[companion.pk]), {"content": " "}, follow=True)
+    assert b"Type a message first." in response.content
+    assert not Message.objects.exists()
+
+
+def test_it_rejects_get_on_send(client, user, companion):
+    client.force_login(user)
+    assert client.get(reverse("chat:send", args=[companion.pk])).status_code == 405
+
+
+def test_older_messages_page_backwards(client, user, companion):
+    rows = add_messages(companion, HISTORY_PAGE + 5)
+    client.force_login(user)
+    page = client.get(reverse("chat:page", args=[companion.pk]))
+    assert page.context["has_older"] is True
+    oldest_shown = page.context["history"][0]
+    data = client.get(reverse("chat:older", args=[companion.pk]), {"before": oldest_shown.pk}).json()
+    assert [m["content"] for m in data["messages"]] == [r.content for r in rows[:5]]
+    assert data["has_older"] is False
+
+
+@pytest.mark.parametrize("before", ["", "abc", "1.5"])
+def test_older_needs_a_message_id(client, user, companion, before):
+    client.force_login(user)
+    response = client.get(reverse("chat:older", args=[companion.pk]), {"before": before})
+    assert response.status_code == 400
