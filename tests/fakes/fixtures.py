@@ -1,1 +1,57 @@
-"""Pytest fixtures that start the local fake back-end servers."""
+"""Pytest fixtures that start the local fake back-end servers.
+
+- ``fake_llm`` / ``fake_sd``: a running ``FakeLLMServer`` / ``FakeSDServer``
+  on a random local port, stopped after the test;
+- ``use_fake_llm`` / ``use_fake_sd``: the same, with the settings pointing the
+  app's back ends at it (and the cached back-end clients forgotten).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.sd_server import FakeSDServer
+
+
+def _reset_backends() -> None:
+    """Forget cached back-end clients, if the app has that hook (it may not exist yet)."""
+    try:
+        backends = importlib.import_module("chat.backends")
+    except ImportError:
+        return
+    reset = getattr(backends, "reset_backends", None)
+    if callable(reset):
+        reset()
+
+
+@pytest.fixture
+def fake_llm():
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_sd():
+    with FakeSDServer() as server:
+        yield server
+
+
+@pytest.fixture
+def use_fake_llm(fake_llm, settings):
+    settings.LLM_BASE_URL = fake_llm.base_url
+    settings.LLM_API_KEY = "test-key"
+    settings.LLM_MODEL = "fake-model"
+    _reset_backends()
+    yield fake_llm
+    _reset_backends()
+
+
+@pytest.fixture
+def use_fake_sd(fake_sd, settings):
+    settings.SD_API_URL = fake_sd.base_url
+    _reset_backends()
+    yield fake_sd
+    _reset_backends()

@@ -1,0 +1,159 @@
+"""A chat turn when things go wrong: every user message ends in one reply or a visible failure."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import pipeline
+from chat.backends import llm_breaker
+from chat.models import Message, PipelineRun
+from chat.tasks import backoff_seconds
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@sync_to_async
+def messages_of(companion_id):
+    return list(Message.objects.filter(companion_id=companion_id).order_by("created_at", "pk"))
+
+
+@sync_to_async
+def run_row(run_id):
+    return PipelineRun.objects.get(pk=run_id)
+
+
+async def send(client, text="Hello there", **extra):
+    await client.send({"type": "message.send", "content": text, "client_id": "c", **extra})
+    return await client.receive_until("message.accepted")
+
+
+async def test_the_reply_survives_two_server_errors(worker, use_fake_llm, connect, companion, user):
+    use_fake_llm.fail_next(status=500, times=2, only_stream=True)
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client)
+    done = await client.receive_until("done")
+    stored = await messages_of(companion.pk)
+    assert [m.role for m in stored] == ["user", "assistant"]  # the retries reused one reply row
+    assert stored[1].content == use_fake_llm.reply_text and stored[1].is_complete
+    assert done["message_id"] == stored[1].pk
+    run = await run_row(accepted["run_id"])
+    assert run.status == "completed" and run.attempts == 3
+    streams = [r for r in use_fake_llm.requests if (r["json"] or {}).get("stream")]
+    assert len(streams) == 3
+
+
+async def test_a_dropped_stream_is_retried_not_stored_as_finished(
+    worker, use_fake_llm, connect, companion, user
+):
+    use_fake_llm.fail_next(kind="disconnect", after_tokens=3, only_stream=True)
+    client = await connect(companion.pk, user=user)
+    await send(client)
+    await client.receive_until("done")
+    stored = await messages_of(companion.pk)
+    assert stored[-1].content == use_fake_llm.reply_text and stored[-1].is_complete
+
+
+async def test_rate_limits_are_retried_after_the_servers_delay(
+    worker, use_fake_llm, connect, companion, user
+):
+    use_fake_llm.fail_next(status=429, times=1, retry_after=0.2, only_stream=True)
+    client = await connect(companion.pk, user=user)
+    await send(client)
+    await client.receive_until("done")
+    assert backoff_seconds(0, retry_after=0.2) == pytest.approx(0.2)
+
+
+async def test_a_dead_llm_fails_the_run_visibly_and_keeps_the_message(
+    worker, use_fake_llm, connect, companion, user
+):
+    use_fake_llm.down()
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client, "Are you there?")
+    error = await client.receive_until("error")
+    assert error["run_id"] == accepted["run_id"]
+    assert error["code"] == "server" and error["message"]
+    run = await run_row(accepted["run_id"])
+    assert run.status == "failed" and run.error_code == "server"
+    stored = await messages_of(companion.pk)
+    assert stored[0].content == "Are you there?"
+    assert all(not m.is_complete for m in stored if m.role == "assistant")
+    assert client.of_type("done") == []
+    # The analysis tried once and each reply attempt once: 1 + 4 failures open the breaker.
+    assert (await sync_to_async(llm_breaker().status)()).state == "open"
+
+
+async def test_an_open_circuit_fails_fast_without_calling_the_llm(
+    worker, use_fake_llm, connect, companion, user
+):
+    breaker = llm_breaker()
+    for _ in range(5):
+        await sync_to_async(breaker.record_failure)()
+    client = await connect(companion.pk, user=user)
+    await send(client)
+    error = await client.receive_until("error")
+    assert error["code"] == "circuit_open"
+    assert use_fake_llm.requests == []
+
+
+async def test_auth_errors_are_not_retried(worker, use_fake_llm, connect, companion, user):
+    use_fake_llm.fail_next(status=401, times=10, only_stream=True)
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client)
+    error = await client.receive_until("error")
+    assert error["code"] == "auth"
+    assert (await run_row(accepted["run_id"])).attempts == 1
+
+
+async def test_a_failed_run_can_be_retried(worker, use_fake_llm, connect, companion, user):
+    use_fake_llm.fail_next(status=400, times=1, only_stream=True)
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client, "Try me")
+    await client.receive_until("error")
+    await client.send({"type": "run.retry", "run_id": accepted["run_id"]})
+    again = await client.receive_until("message.accepted")
+    await client.receive_until("done")
+    stored = await messages_of(companion.pk)
+    assert [m.content for m in stored if m.role == "user"] == ["Try me"]  # not sent twice
+    assert stored[-1].is_complete
+    assert again["message_id"] == accepted["message_id"]
+
+
+async def test_a_broken_picture_service_still_delivers_reply_and_state(
+    worker, use_fake_llm, use_fake_sd, connect, companion, user
+):
+    use_fake_sd.down()
+    client = await connect(companion.pk, user=user)
+    await send(client, "Show me a picture", image=True)
+    done = await client.receive_until("done")
+    assert client.of_type("state")
+    [failure] = [e for e in client.of_type("error") if e["code"] == "image_failed"]
+    assert failure["message"]
+    stored = await messages_of(companion.pk)
+    assert stored[-1].pk == done["message_id"] and stored[-1].is_complete and stored[-1].image_id is None
+
+
+async def test_garbage_from_the_picture_service_is_never_stored(
+    worker, use_fake_llm, use_fake_sd, connect, companion, user, media_root
+):
+    use_fake_sd.fail_next(kind="not_png", times=10)
+    client = await connect(companion.pk, user=user)
+    await send(client, "Picture please", image=True)
+    await client.receive_until("done")
+    assert [e for e in client.of_type("error") if e["code"] == "image_failed"]
+    assert not list(media_root.rglob("*.jpg")) if media_root.exists() else True
+
+
+def test_stuck_runs_are_failed_by_the_reconciler(worker, companion, user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    message = Message.objects.create(companion=companion, role="user", content="lost")
+    run = PipelineRun.objects.create(companion=companion, user_message=message, status="running")
+    PipelineRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert pipeline.reconcile_stuck_runs(older_than_seconds=600) == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error_code == "timed_out"
+    assert Message.objects.filter(pk=message.pk).exists()
+    assert pipeline.reconcile_stuck_runs(older_than_seconds=600) == 0  # a second sweep does nothing

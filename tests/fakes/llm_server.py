@@ -1,0 +1,393 @@
+"""A fake OpenAI-compatible Chat Completions server for tests and manual runs.
+
+It speaks the real wire format: JSON for ``"stream": false``, and for
+``"stream": true`` a chunked ``text/event-stream`` of ``chat.completion.chunk``
+events ending with ``data: [DONE]``, each event flushed as it is written.
+
+    with FakeLLMServer() as llm:
+        llm.set_reply("Hi there!")
+        llm.token_delay = 0.01
+        llm.fail_next(status=429, retry_after=3)
+        client = OpenAIChatClient(base_url=llm.base_url, model="m")
+
+Run by hand: ``python -m tests.fakes.llm_server --port 8089 --token-delay 0.05``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from typing import Any, ClassVar
+
+from tests.fakes.base import CLIENT_GONE, FakeHandler, FakeServer
+
+__all__ = ["DEFAULT_COMPLETION_TEXT", "DEFAULT_REPLY_TOKENS", "FakeLLMServer", "split_tokens"]
+
+DEFAULT_REPLY_TOKENS = ["Hello", " there", "!", " I", " am", " *smiling*", " at", " you", "."]
+DEFAULT_ANALYSIS = {
+    "outfit": "red sundress",
+    "location": "beach",
+    "action": "walking on the sand",
+    "wants_image": False,
+}
+DEFAULT_COMPLETION_TEXT = f"Sure! Here is the state:\n```json\n{json.dumps(DEFAULT_ANALYSIS)}\n```"
+DEFAULT_MODELS = ["fake-model"]
+
+_TOKEN = re.compile(r"\s*\w+|\s*[^\w\s]+|\s+")
+
+
+def split_tokens(text: str) -> list[str]:
+    """Word-ish tokens, spaces kept in front: ``"Hi *waves*"`` -> ``["Hi", " *", "waves", "*"]``."""
+    return _TOKEN.findall(text)
+
+
+def _estimate(text: str) -> int:
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def _prompt_text(body: dict) -> str:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return ""
+    return "".join(str(m.get("content") or "") for m in messages if isinstance(m, dict))
+
+
+class _LLMHandler(FakeHandler):
+    def do_GET(self) -> None:
+        self.read_json()
+        fake: FakeLLMServer = self.fake  # type: ignore[assignment]
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if fake.is_down:
+            self.send_error_json(503, "The server is down (fake).")
+        elif path.endswith("/models"):
+            self.send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+                        for name in fake.models
+                    ],
+                },
+            )
+        elif path in ("", "/health", "/v1/health"):
+            self.send_json(200, {"status": "ok"})
+        else:
+            self.send_error_json(404, f"Unknown path {self.path}")
+
+    def do_POST(self) -> None:
+        body = self.read_json()
+        fake: FakeLLMServer = self.fake  # type: ignore[assignment]
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if fake.is_down:
+            self.send_error_json(503, "The server is down (fake).")
+            return
+        if not path.endswith("/chat/completions"):
+            self.send_error_json(404, f"Unknown path {self.path}")
+            return
+        if not isinstance(body, dict):
+            self.send_error_json(400, "The request body is not a JSON object.")
+            return
+        streaming = bool(body.get("stream"))
+        failure = fake.take_failure(streaming=streaming)
+        self.sleep(fake.delay)
+        if failure is not None:
+            kind = failure["kind"]
+            if kind == "status":
+                self.send_error_json(
+                    failure["status"],
+                    fake.error_message(failure["status"]),
+                    body=failure["body"],
+                    retry_after=failure["retry_after"],
+                )
+                return
+            if kind == "hang":
+                self.sleep(failure["seconds"])
+                failure = None  # then answer normally, if the client is still there
+        if streaming:
+            self._stream(fake, body, failure)
+        else:
+            self._complete(fake, body, failure)
+
+    # --- non-streaming ----------------------------------------------------------
+
+    def _complete(self, fake: FakeLLMServer, body: dict, failure: dict | None) -> None:
+        kind = failure["kind"] if failure else None
+        if kind == "garbage":
+            self.send_bytes(200, b'{"id": "chatcmpl-x", "choices": [{not json')
+            return
+        if kind == "error_200":
+            self.send_json(200, {"error": {"message": "upstream overloaded", "code": 502}})
+            return
+        text = fake.completion_text
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or "fake-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        if fake.send_usage:
+            prompt, completion = _estimate(_prompt_text(body)), _estimate(text)
+            payload["usage"] = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+        data = json.dumps(payload).encode()
+        if kind == "disconnect":  # promise the whole body, send half of it, hang up
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.drop_connection()
+            return
+        self.send_bytes(200, data)
+
+    # --- streaming --------------------------------------------------------------
+
+    def _stream(self, fake: FakeLLMServer, body: dict, failure: dict | None) -> None:
+        kind = failure["kind"] if failure else None
+        record = fake._open_stream()
+        chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        model = body.get("model") or "fake-model"
+
+        def chunk(choices: Any, **extra: Any) -> bytes:
+            payload = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
+            return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+        def delta(content: dict, finish: str | None = None) -> bytes:
+            return chunk([{"index": 0, "delta": content, "finish_reason": finish}])
+
+        try:
+            self.sleep(fake.first_byte_delay)
+            self.start_chunked()
+            if kind == "garbage":
+                self.write_chunk(b"data: {not json\n\n")
+                self.write_chunk(b'data: {"choices": [{"delta": {"content": "x"\n\n')
+                self.write_chunk(b"data: [DONE]\n\n")
+                self.end_chunked()
+                record["completed"] = True
+                return
+            if kind == "error_200":
+                error = {"error": {"message": "upstream overloaded", "code": 502}}
+                self.write_chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+                self.write_chunk(b"data: [DONE]\n\n")
+                self.end_chunked()
+                record["completed"] = True
+                return
+            if fake.comment_lines:
+                self.write_chunk(b": OPENROUTER PROCESSING\n\n")
+            self.write_chunk(delta({"role": "assistant", "content": ""}))
+            if fake.null_choices:
+                self.write_chunk(chunk(None))
+            if fake.reasoning:
+                self.write_chunk(delta({"content": None, "reasoning_content": fake.reasoning_text}))
+                self.write_chunk(delta({"reasoning": fake.reasoning_text}))
+            tokens = list(fake.reply_tokens)
+            max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+            finish = "stop"
+            if isinstance(max_tokens, int) and 0 <= max_tokens < len(tokens):
+                tokens, finish = tokens[:max_tokens], "length"
+            drop_after = failure["after_tokens"] if kind in ("disconnect", "truncate") else None
+            for index, token in enumerate(tokens):
+                if drop_after is not None and index >= drop_after:
+                    break
+                if index:
+                    self.sleep(fake.token_delay)
+                    if fake._stopping.is_set():
+                        return
+                if fake.comment_lines and index % 3 == 2:
+                    self.write_chunk(b": OPENROUTER PROCESSING\n\n")
+                if fake.null_choices and index % 4 == 3:
+                    self.write_chunk(chunk(None))
+                self.write_chunk(delta({"content": token}))
+                record["tokens_sent"] += 1
+                if index == 0:
+                    fake._first_token_sent()
+            if kind == "disconnect":  # hang up mid-body: the chunked encoding is left unfinished
+                self.drop_connection()
+                record["dropped"] = True
+                return
+            if kind == "truncate":  # a well-formed end of the body, but no finish_reason and no [DONE]
+                self.end_chunked()
+                record["dropped"] = True
+                return
+            self.write_chunk(delta({}, finish))
+            if fake.send_usage and (body.get("stream_options") or {}).get("include_usage"):
+                prompt = _estimate(_prompt_text(body))
+                self.write_chunk(
+                    chunk(
+                        [],
+                        usage={
+                            "prompt_tokens": prompt,
+                            "completion_tokens": len(tokens),
+                            "total_tokens": prompt + len(tokens),
+                        },
+                    )
+                )
+            self.write_chunk(b"data: [DONE]\n\n")
+            self.end_chunked()
+            record["completed"] = True
+        except CLIENT_GONE:
+            record["client_disconnected"] = True
+            self.close_connection = True
+        finally:
+            fake._close_stream(record)
+
+
+class FakeLLMServer(FakeServer):
+    """OpenAI-compatible ``POST .../chat/completions`` and ``GET .../models``.
+
+    Settable attributes: ``reply_tokens`` (or ``set_reply(text)``),
+    ``completion_text`` (the non-streamed answer), ``token_delay``,
+    ``first_byte_delay``, ``delay``, ``send_usage``, ``comment_lines``,
+    ``reasoning``, ``null_choices``, ``models``.
+
+    ``fail_next(kind=...)``: ``"status"`` (default), ``"disconnect"`` (streams
+    ``after_tokens`` tokens, then closes the socket without ``[DONE]``; a
+    non-streamed answer is cut in half), ``"truncate"`` (streams
+    ``after_tokens`` tokens, then ends the body cleanly with neither a
+    ``finish_reason`` nor ``[DONE]``, as a proxy that gives up may), ``"garbage"`` (unreadable JSON on
+    HTTP 200), ``"error_200"`` (an ``error`` object on HTTP 200), ``"hang"``
+    (sleeps ``seconds`` first).
+
+    Records: ``requests``, ``first_token_sent_at`` (``time.perf_counter()``
+    when each stream's first content token was flushed) and ``streams`` (one
+    dict per stream: ``tokens_sent``, ``completed``, ``dropped``,
+    ``client_disconnected``, ``finished``).
+    """
+
+    handler_class = _LLMHandler
+    failure_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"status", "disconnect", "truncate", "garbage", "error_200", "hang"}
+    )
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self.reply_tokens: list[str] = list(DEFAULT_REPLY_TOKENS)
+        self.completion_text: str = DEFAULT_COMPLETION_TEXT
+        self.token_delay: float = 0.0
+        self.first_byte_delay: float = 0.0
+        self.send_usage: bool = True
+        self.comment_lines: bool = False
+        self.reasoning: bool = False
+        self.reasoning_text: str = "thinking..."
+        self.null_choices: bool = False
+        self.models: list[str] = list(DEFAULT_MODELS)
+        self.first_token_sent_at: list[float] = []
+        self.streams: list[dict] = []
+        self._stream_ids = itertools.count(1)
+        self._stream_done = threading.Condition(self._lock)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1"
+
+    @property
+    def reply_text(self) -> str:
+        return "".join(self.reply_tokens)
+
+    def set_reply(self, text: str) -> None:
+        """Stream ``text`` as word-ish tokens (spaces kept, so they join back to ``text``)."""
+        self.reply_tokens = split_tokens(text)
+
+    def error_message(self, status: int) -> str:
+        return {
+            401: "Incorrect API key provided (fake).",
+            403: "Forbidden (fake).",
+            404: "Not found (fake).",
+            429: "Rate limit reached (fake).",
+        }.get(status, f"The fake server failed with HTTP {status}.")
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self.first_token_sent_at.clear()
+            self.streams.clear()
+
+    def wait_for_stream_end(self, timeout: float = 5.0) -> dict:
+        """Wait until the latest stream has ended (finished, dropped or abandoned); return its record."""
+        deadline = time.monotonic() + timeout
+        with self._stream_done:
+            while not (self.streams and self.streams[-1]["finished"]):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no stream ended within {timeout} s: {self.streams}")
+                self._stream_done.wait(remaining)
+            return dict(self.streams[-1])
+
+    # --- used by the handler ----------------------------------------------------
+
+    def _open_stream(self) -> dict:
+        record = {
+            "id": next(self._stream_ids),
+            "tokens_sent": 0,
+            "completed": False,
+            "dropped": False,
+            "client_disconnected": False,
+            "finished": False,
+        }
+        with self._lock:
+            self.streams.append(record)
+        return record
+
+    def _close_stream(self, record: dict) -> None:
+        with self._stream_done:
+            record["finished"] = True
+            self._stream_done.notify_all()
+
+    def _first_token_sent(self) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            self.first_token_sent_at.append(now)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake OpenAI-compatible chat API until interrupted.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--token-delay", type=float, default=0.05, help="seconds between streamed tokens")
+    parser.add_argument("--first-byte-delay", type=float, default=0.0)
+    parser.add_argument("--reply", default=None, help="the reply to stream (default: a short greeting)")
+    parser.add_argument("--no-usage", action="store_true", help="never send usage figures")
+    args = parser.parse_args(argv)
+    server = FakeLLMServer(args.host, args.port)
+    server.token_delay = args.token_delay
+    server.first_byte_delay = args.first_byte_delay
+    server.send_usage = not args.no_usage
+    if args.reply:
+        server.set_reply(args.reply)
+    server.start()
+    print(f"Fake LLM at {server.base_url} (Ctrl-C stops it)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
