@@ -13,13 +13,14 @@ PORT ?= 8000
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help run test lint format bench worker migrate superuser check-deploy clean
+.PHONY: help install run test lint format bench screenshots worker migrate superuser check-deploy clean
 
 help:
 	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
 	@echo "make test        run the tests"
 	@echo "make lint        ruff check + format check"
 	@echo "make bench       run the benchmarks in bench/"
+	@echo "make screenshots run the browser tests, saving screenshots to screenshots/tmp/"
 	@echo "make worker      run a Celery worker (needs REDIS_URL)"
 	@echo "make superuser   create an admin account"
 
@@ -57,6 +58,12 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Full-page PNGs of the main pages at desktop and phone widths, from the browser tests.
+screenshots: install
+	rm -rf screenshots/tmp
+	$(BIN)/pytest -m browser -p no:cacheprovider $(PYTEST_ARGS)
+	@echo "Screenshots in screenshots/tmp/"
 
 bench: install
 	$(BIN)/python -m bench

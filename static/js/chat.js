@@ -104,9 +104,11 @@
     link.className = "bubble-image";
     link.dataset.enlarge = "";
     var img = document.createElement("img");
+    var wasNear = nearBottom();
+    // Keep following the conversation once the picture has its height.
+    img.addEventListener("load", function () { scrollIfFollowing(wasNear); });
     img.src = url;
     img.alt = "Picture";
-    img.loading = "lazy";
     link.appendChild(img);
     var time = bubble.querySelector("time");
     bubble.insertBefore(link, time);
@@ -268,7 +270,7 @@
     connectionEl.textContent = attempt ? "Reconnecting…" : "Connecting…";
     socket.onopen = function () {
       attempt = 0;
-      connectionEl.textContent = "";
+      connectionEl.textContent = "Online";
       root.classList.remove("offline");
     };
     socket.onmessage = function (message) {

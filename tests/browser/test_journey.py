@@ -1,0 +1,156 @@
+"""A new user's whole journey, in Chromium, against the real server and a real worker."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PHONE, shoot
+
+pytestmark = pytest.mark.browser
+
+REPLY = (
+    "Oh, the beach! *grabs a towel* I'll wear my red sundress, let's go right now, the sun is lovely today."
+)
+ANALYSIS = (
+    '{"outfit": "red sundress", "location": "at the beach", "action": "walking on the sand", '
+    '"wants_image": false}'
+)
+
+
+def picture_file() -> dict:
+    out = io.BytesIO()
+    Image.radial_gradient("L").resize((900, 600)).convert("RGB").save(out, format="PNG")
+    return {"name": "me.png", "mimeType": "image/png", "buffer": out.getvalue()}
+
+
+def pick_every_choice(page) -> None:
+    """Click the first chip of every choice group, and the first option of every select, left empty."""
+    for fieldset in page.locator("fieldset.choice-field").all():
+        if fieldset.locator("input:checked").count() == 0:
+            fieldset.locator("label.chip").first.click()
+    for select in page.locator("select").all():
+        if not select.input_value():
+            select.select_option(index=1)
+
+
+def register(page, name: str) -> None:
+    page.goto("/")
+    shoot(page, "landing-desktop")
+    page.get_by_role("link", name="Create an account").first.click()
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Email").fill(f"{name}@example.com")
+    page.locator("#id_password1").fill("a-long-secret-pass")
+    page.locator("#id_password2").fill("a-long-secret-pass")
+    shoot(page, "register-desktop")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator(".messages")).to_contain_text("Welcome")
+
+
+def create_companion(page, name: str) -> None:
+    page.goto("/companions/")
+    shoot(page, "companions-empty-desktop")
+    page.get_by_role("link", name="+ New companion").first.click()
+    for step in range(1, 5):
+        expect(page.locator(".steps .current")).to_contain_text(str(step))
+        pick_every_choice(page)
+        if page.locator("#id_age").count() and not page.locator("#id_age").input_value():
+            page.locator("#id_age").fill("27")
+        if page.locator("#id_name").count():
+            page.locator("#id_name").fill(name)
+            page.locator("#id_greeting").fill("Hi! *waves*")
+        shoot(page, f"wizard-step{step}-desktop")
+        page.get_by_role("button", name="Next →").click()
+    page.locator("input[type=file]").set_input_files(picture_file())
+    expect(page.locator("canvas.crop-preview")).to_be_visible()
+    shoot(page, "wizard-step5-desktop")
+    page.get_by_role("button", name="Create companion").click()
+    expect(page.locator(".chat-title")).to_have_text(name)
+
+
+def assistant_bubbles(page):
+    return page.locator(".chat-log .bubble.assistant:not(.greeting)")
+
+
+def test_the_whole_journey(page, site, fake_backends):
+    llm, _ = fake_backends
+    llm.set_reply(REPLY)
+    llm.completion_text = ANALYSIS
+    llm.token_delay = 0.08
+    name = f"u{uuid.uuid4().hex[:8]}"
+    register(page, name)
+    create_companion(page, "Mika")
+
+    # Chat: the reply streams in, the progress bar moves, the state panel changes, a picture arrives.
+    expect(page.locator("[data-connection]")).to_have_text(re.compile("Connected|Online", re.I))
+    page.get_by_label("Send with picture").check()
+    page.get_by_label("Message to Mika").fill("Shall we go to the beach?")
+    page.keyboard.press("Enter")
+    expect(page.locator(".chat-log .bubble.user").last).to_contain_text("Shall we go to the beach?")
+    streaming = page.locator(".chat-log .bubble.assistant.streaming")
+    expect(streaming).to_be_visible()
+    expect(page.locator("[data-run]")).to_be_visible()
+    first_text = streaming.inner_text()
+    expect(streaming).not_to_have_text(first_text)  # more tokens arrived
+    shoot(page, "chat-streaming-desktop")
+    expect(assistant_bubbles(page).last.locator(".bubble-text")).to_have_text(
+        re.sub(r"\*([^*]+)\*", r"\1", REPLY)
+    )
+    expect(page.locator('[data-state="location"]')).to_have_text("at the beach")
+    expect(assistant_bubbles(page).last.locator(".bubble-image img")).to_be_visible(timeout=30_000)
+    expect(page.locator("[data-run]")).to_be_hidden()
+    shoot(page, "chat-done-desktop")
+
+    # Reload in the middle of a reply: the reply so far comes back and goes on.
+    llm.set_reply(" ".join(f"word{i}" for i in range(80)))
+    llm.token_delay = 0.05
+    page.get_by_label("Send with picture").uncheck()
+    page.get_by_label("Message to Mika").fill("Tell me a long story")
+    page.keyboard.press("Enter")
+    expect(page.locator(".chat-log .bubble.assistant.streaming")).to_contain_text("word5")
+    page.reload()
+    expect(assistant_bubbles(page).last.locator(".bubble-text")).to_have_text(
+        " ".join(f"word{i}" for i in range(80)), timeout=30_000
+    )
+
+    # Gallery.
+    page.goto("/companions/gallery/")
+    expect(page.locator(".gallery-grid img")).to_have_count(1)
+    shoot(page, "gallery-desktop")
+
+    # Settings.
+    page.goto("/companions/")
+    shoot(page, "companions-desktop")
+    page.get_by_role("link", name="Mika").first.click()
+    page.get_by_role("link", name="Settings").click()
+    shoot(page, "settings-desktop")
+    page.get_by_label("Name").fill("Mika Two")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".messages")).to_be_visible()
+
+    # Wipe memory, then delete.
+    page.get_by_role("link", name="Wipe memory…").click()
+    page.get_by_role("button", name="Wipe memory").click()
+    page.goto("/companions/")
+    expect(page.locator(".companion-card")).to_contain_text("Mika Two")
+    page.locator(".companion-card a").first.click()
+    expect(page.locator(".chat-log .bubble.user")).to_have_count(0)
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Delete companion…").click()
+    page.get_by_role("button", name="Delete Mika Two").click()
+    expect(page.locator(".empty-state")).to_be_visible()
+
+
+def test_pages_at_phone_width(browser, site):
+    context = browser.new_context(viewport=PHONE, base_url=site, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto("/")
+    shoot(page, "landing-phone")
+    page.goto("/accounts/register/")
+    shoot(page, "register-phone")
+    context.close()
