@@ -142,7 +142,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 reads with a 5 s socket timeout by default, which
+                # aborts the layer's blocking BZPOPMIN and kills every socket
+                # idle for 5 s (close 1011). The wait is meant to block.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "prefix": "ch-asgi",
                 # channels-redis drops group messages silently over capacity
                 # (default 100); token batches must not be what gets dropped.

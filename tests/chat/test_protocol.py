@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -136,3 +137,13 @@ async def test_one_reply_at_a_time(connect, worker, use_fake_llm, companion, use
         lambda: list(Message.objects.filter(role="user").values_list("content", flat=True))
     )()
     assert contents == ["one"]
+
+
+async def test_an_idle_socket_stays_open(connect, companion, user, settings):
+    """An idle consumer blocks on the layer; with redis-py 8's default read timeout it died after 5 s."""
+    if not settings.REDIS_URL:
+        pytest.skip("the in-memory layer has no socket timeout; this guards the Redis layer")
+    client = await connect(companion.pk, user=user)
+    await asyncio.sleep(6.5)
+    await client.send({"type": "ping"})
+    assert (await client.receive())["type"] == "pong"
