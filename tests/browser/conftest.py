@@ -9,16 +9,12 @@ Debian's, driven by Playwright.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.conftest import require_service
+from tests.fakes.site import SiteFailed, run_site, site_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -35,14 +31,10 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one module: Playwright's sync API holds an event loop while it runs,
+    which would stop the async tests that follow."""
     if not Path(CHROMIUM).exists():
         require_service("Chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -64,52 +56,23 @@ def fake_backends():
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory, fake_backends):
-    """The site's base URL; the server process lives for the session."""
+    """The site's base URL: Daphne with its in-process worker, for the whole session."""
     llm, sd = fake_backends
     var = tmp_path_factory.mktemp("site")
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "DJANGO_SETTINGS_MODULE": "companionhub.settings",
-        "DEBUG": "True",
-        "VAR_DIR": str(var),
-        "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
-        "LLM_BASE_URL": llm.base_url,
-        "LLM_MODEL": "fake-model",
-        "SD_API_URL": sd.base_url,
-        "CHAT_RETRY_BACKOFF_BASE": "0.1",
-        "LOG_LEVEL": "WARNING",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    env = site_env(
+        {
+            "LLM_BASE_URL": llm.base_url,
+            "LLM_MODEL": "fake-model",
+            "SD_API_URL": sd.base_url,
+            "CHAT_RETRY_BACKOFF_BASE": "0.1",
+        },
+        var_dir=var,
     )
-    log = (var / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "companionhub.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code in (200, 503):
-                break
-        except requests.ConnectionError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"the server did not start:\n{(var / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield base
-    server.terminate()
     try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+        with run_site(env, var_dir=var) as running:
+            yield running.base_url
+    except SiteFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
