@@ -17,7 +17,7 @@ is handed on as soon as its line is complete; nothing waits for a buffer to fill
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 import requests
@@ -142,9 +142,25 @@ def parse_sse(chunks: Iterable[bytes]) -> Iterator[dict]:
 
     Raises ``LLMError(bad_response)`` for a payload that is not a JSON object.
     """
+    yield from _parse_sse(chunks)
+
+
+class _SSEPayloads:
+    """``parse_sse`` that remembers whether the stream ended with ``[DONE]``."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = chunks
+        self.done = False
+
+    def __iter__(self) -> Iterator[dict]:
+        self.done = yield from _parse_sse(self.chunks)
+
+
+def _parse_sse(chunks: Iterable[bytes]) -> Generator[dict, None, bool]:
+    """The payloads; returns True at ``[DONE]``, False when the bytes simply end."""
     for data in _sse_data(chunks):
         if data.strip() == "[DONE]":
-            return
+            return True
         try:
             payload = json.loads(data)
         except ValueError as exc:
@@ -154,6 +170,7 @@ def parse_sse(chunks: Iterable[bytes]) -> Iterator[dict]:
         if not isinstance(payload, dict):
             raise LLMError("bad_response", "The AI service sent data we could not read.", retryable=True)
         yield payload
+    return False
 
 
 # --- errors ------------------------------------------------------------------------
@@ -357,6 +374,7 @@ class ChatStream:
         self._result: Completion | None = None
         self.finish_reason: str | None = None
         self.usage: dict | None = None
+        self._closed = False
 
     @property
     def text(self) -> str:
@@ -369,6 +387,7 @@ class ChatStream:
         return self._result
 
     def close(self) -> None:
+        self._closed = True
         self._response.close()
 
     def __iter__(self) -> Iterator[str]:
@@ -376,7 +395,8 @@ class ChatStream:
         saw_done = False
         try:
             chunks = self._response.iter_content(chunk_size=None)
-            for payload in parse_sse(_checked(chunks)):
+            payloads = _SSEPayloads(_checked(chunks))
+            for payload in payloads:
                 if error := _error_from_payload(payload):
                     error.partial_text = self.text
                     raise error
@@ -392,10 +412,11 @@ class ChatStream:
                         if visible:
                             self._pieces.append(visible)
                             yield visible
+                            if self._closed:  # closed by the reader: end quietly, with no result
+                                return
                     if choice.get("finish_reason"):
                         self.finish_reason = choice["finish_reason"]
-            else:
-                saw_done = True
+            saw_done = payloads.done  # not merely the end of the bytes
         except LLMError as exc:
             exc.partial_text = exc.partial_text or self.text
             raise

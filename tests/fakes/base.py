@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,8 +29,11 @@ class _HTTPServer(ThreadingHTTPServer):
         self.fake = fake
         super().__init__(address, handler)
 
-    def handle_error(self, request, client_address) -> None:  # quiet: clients hang up on purpose
+    def handle_error(self, request, client_address) -> None:
+        """Quiet when a client hung up (tests do that on purpose); a traceback otherwise."""
         self.fake.handler_errors += 1
+        if not isinstance(sys.exc_info()[1], CLIENT_GONE):
+            super().handle_error(request, client_address)
 
 
 class FakeHandler(BaseHTTPRequestHandler):

@@ -161,6 +161,8 @@ class _LLMHandler(FakeHandler):
     def _stream(self, fake: FakeLLMServer, body: dict, failure: dict | None) -> None:
         kind = failure["kind"] if failure else None
         record = fake._open_stream()
+        users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+        record["last_user"] = str(users[-1].get("content", "")) if users else ""
         chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = body.get("model") or "fake-model"
@@ -224,14 +226,15 @@ class _LLMHandler(FakeHandler):
                 self.write_chunk(delta({"content": token}))
                 record["tokens_sent"] += 1
                 if index == 0:
+                    record["first_token_at"] = time.perf_counter()
                     fake._first_token_sent()
             if kind == "disconnect":  # hang up mid-body: the chunked encoding is left unfinished
-                self.drop_connection()
                 record["dropped"] = True
+                self.drop_connection()
                 return
             if kind == "truncate":  # a well-formed end of the body, but no finish_reason and no [DONE]
-                self.end_chunked()
                 record["dropped"] = True
+                self.end_chunked()
                 return
             self.write_chunk(delta({}, finish))
             if fake.send_usage and (body.get("stream_options") or {}).get("include_usage"):

@@ -1,0 +1,138 @@
+"""Run the real site as child processes: Daphne, and optionally a Celery worker.
+
+Used by the browser tests and the pipeline benchmark. ``run_site`` migrates a
+database, starts Daphne on a free loopback port, waits for ``/healthz`` and
+stops everything on exit. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+ASGI_APP = "companionhub.asgi:application"
+
+
+class SiteFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Site:
+    base_url: str
+    env: dict[str, str]
+    log_dir: Path
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base_url.removeprefix("http")
+
+    def manage(self, *args: str, input_text: str | None = None) -> str:
+        """Run ``manage.py`` with the site's environment; return stdout."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            input=input_text,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode:
+            raise SiteFailed(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def site_env(overrides: dict[str, str], *, var_dir: Path) -> dict[str, str]:
+    """The parent's environment minus service URLs, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "EMBEDDED_WORKER")}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "companionhub.settings",
+            "DEBUG": "True",
+            "VAR_DIR": str(var_dir),
+            "DATABASE_URL": f"sqlite:///{var_dir / 'db.sqlite3'}",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def _start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log = log_path.open("w")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def run_site(env: dict[str, str], *, var_dir: Path, worker_args: list[str] | None = None) -> Iterator[Site]:
+    """Daphne (and a ``celery worker`` with ``worker_args`` when given) for the duration of the block."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    site = Site(base_url=f"http://127.0.0.1:{port}", env=env, log_dir=var_dir)
+    site.manage("migrate", "--noinput", "-v0")
+    processes = []
+    try:
+        if worker_args is not None:
+            processes.append(
+                _start(
+                    [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *worker_args],
+                    env,
+                    var_dir / "worker.log",
+                )
+            )
+        server = _start(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "companionhub.asgi:application",
+            ],
+            env,
+            var_dir / "server.log",
+        )
+        processes.append(server)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{site.base_url}/healthz", timeout=1).status_code in (200, 503):
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SiteFailed(f"the server did not start:\n{(var_dir / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield site
+    finally:
+        for process in reversed(processes):
+            _stop(process)
