@@ -20,13 +20,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHES)}", file=sys.stderr)
         return 2
     for name in names:
-        try:
-            module = importlib.import_module(f"bench.bench_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"bench.bench_{name}":
-                raise
-            print(f"\n== {name}: not written yet")
-            continue
+        module = importlib.import_module(f"bench.bench_{name}")
         print(f"\n== {name}")
         module.run()
     return 0

@@ -111,7 +111,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
-        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=24),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
         # Test a connection before handing it out, so a PostgreSQL restart
         # costs in-flight requests only, never the process.
@@ -193,7 +193,7 @@ if not REDIS_URL:
     # steps from waiting on the poll.
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.005
 EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=EMBEDDED)
-EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", default=4)
+EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", default=20)
 
 # --- Accounts and sessions -----------------------------------------------------
 
