@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from chat.backends import image_breaker, llm_breaker
 from chat.models import Message, PipelineRun
 
 
@@ -42,3 +43,15 @@ class PipelineRunAdmin(admin.ModelAdmin):
     list_select_related = ("companion",)
     raw_id_fields = ("companion", "user_message", "assistant_message")
     readonly_fields = ("step_durations", "error_text", "prompt_tokens", "completion_tokens")
+    actions = ("reset_circuit_breakers",)
+
+    def changelist_view(self, request, extra_context=None):
+        """Show each back end's circuit breaker above the runs: why runs may be failing fast."""
+        breakers = [llm_breaker().status(), image_breaker().status()]
+        return super().changelist_view(request, {**(extra_context or {}), "breakers": breakers})
+
+    @admin.action(description="Reset the LLM and image circuit breakers (try the back ends again now)")
+    def reset_circuit_breakers(self, request, queryset) -> None:
+        llm_breaker().reset()
+        image_breaker().reset()
+        self.message_user(request, "Circuit breakers reset.")

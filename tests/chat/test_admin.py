@@ -1,0 +1,50 @@
+"""Moderation: messages and runs in the admin, with the circuit breakers' state."""
+
+import pytest
+from django.urls import reverse
+
+from chat.backends import llm_breaker
+from chat.models import Message, PipelineRun
+from tests.companions.factories import make_companion
+
+
+@pytest.fixture
+def run(user):
+    companion = make_companion(user)
+    message = Message.objects.create(companion=companion, role="user", content="a findable needle")
+    return PipelineRun.objects.create(
+        companion=companion, user_message=message, status="failed", error_code="server", error_text="HTTP 500"
+    )
+
+
+def test_messages_are_searchable_and_filterable(client, staff_user, run, django_user_model):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    response = client.get(reverse("admin:chat_message_changelist"), {"q": "needle", "role": "user"})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [run.user_message]
+
+
+def test_failed_runs_show_their_error_and_the_breakers(client, staff_user, run):
+    staff_user.is_superuser = True
+    staff_user.save()
+    breaker = llm_breaker()
+    breaker.reset()
+    for _ in range(5):
+        breaker.record_failure()
+    client.force_login(staff_user)
+    response = client.get(reverse("admin:chat_pipelinerun_changelist"), {"status": "failed"})
+    assert list(response.context["cl"].result_list) == [run]
+    assert b"<strong>llm</strong> open" in response.content
+    client.post(
+        reverse("admin:chat_pipelinerun_changelist"),
+        {"action": "reset_circuit_breakers", "_selected_action": [str(run.pk)]},
+    )
+    assert breaker.status().state == "closed"
+
+
+def test_non_staff_cannot_moderate(client, user):
+    client.force_login(user)
+    response = client.get(reverse("admin:chat_message_changelist"))
+    assert response.status_code == 302
