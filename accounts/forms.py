@@ -54,6 +54,26 @@ class LoginForm(AuthenticationForm):
         "inactive": "This account is inactive.",
     }
 
+    def clean(self):
+        """Count the attempt per address + account and per account, then authenticate.
+
+        Both counters run for names with no account too, so being limited says
+        nothing about whether an account exists.
+        """
+        from companionhub import ratelimits
+
+        identifier = " ".join((self.data.get("username") or "").split()).lower()[:254]
+        ip = ratelimits.request_ip(self.request) if self.request else "unknown"
+        ratelimits.enforce("login", f"{ip}|{identifier}", record_label=f"{ip} as {identifier!r}")
+        account = ratelimits.peek("login_account", identifier)
+        if account.limited:
+            raise ratelimits.RateLimited("login_account", account.retry_after)
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            ratelimits.hit("login_account", identifier, record_label=identifier)
+            raise
+
 
 class ProfileForm(forms.ModelForm):
     class Meta:

@@ -95,3 +95,24 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class RateLimitRecord(models.Model):
+    """A limit that was hit: who, which scope, how often, until when. For moderators."""
+
+    scope = models.CharField(max_length=40)
+    key = models.CharField(max_length=300, help_text="What the limit counts (user, address, account tried).")
+    hits = models.PositiveIntegerField(default=0, help_text="Attempts counted in the window so far.")
+    reset_at = models.DateTimeField(help_text="When the window ends and the limit lifts by itself.")
+    first_limited_at = models.DateTimeField(auto_now_add=True)
+    last_limited_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["reset_at"], name="ratelimit_reset_at")]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key", "reset_at"], name="ratelimit_scope_key_window")
+        ]
+        ordering = ["-last_limited_at"]
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.key}"

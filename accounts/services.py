@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 from django.contrib.auth import login
 from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.forms import ProfileForm, RegistrationForm
-from accounts.models import User
+from accounts.models import RateLimitRecord, User
 
 log = structlog.get_logger(__name__)
 
@@ -24,3 +27,49 @@ def user_update_profile(*, form: ProfileForm) -> User:
     user = form.save()
     log.info("user_profile_updated", user_id=user.pk, fields=sorted(form.changed_data))
     return user
+
+
+def rate_limit_record(*, scope: str, key: str, label: str, count: int, retry_after: int) -> RateLimitRecord:
+    """Note that (scope, key) was refused; one row per window, its count kept current."""
+    reset_at = (timezone.now() + timedelta(seconds=retry_after)).replace(microsecond=0)
+    record = (
+        RateLimitRecord.objects.filter(scope=scope, key=key[:300], reset_at__gt=timezone.now())
+        .order_by("-reset_at")
+        .first()
+    )
+    if record is None:
+        return RateLimitRecord.objects.create(scope=scope, key=key[:300], hits=count, reset_at=reset_at)
+    RateLimitRecord.objects.filter(pk=record.pk).update(hits=count, last_limited_at=timezone.now())
+    return record
+
+
+def rate_limit_clear(*, record: RateLimitRecord) -> None:
+    """Lift the limit now (the cache counter goes) and drop the record."""
+    from companionhub import ratelimits
+
+    ratelimits.clear(record.scope, record.key)
+    log.info("rate_limit_cleared", scope=record.scope, record_id=record.pk)
+    record.delete()
+
+
+def rate_limits_delete_expired() -> int:
+    deleted, _ = RateLimitRecord.objects.filter(reset_at__lte=timezone.now()).delete()
+    return deleted
+
+
+def user_deactivate(*, user: User) -> None:
+    """Deactivate an account: end its sessions, revoke its tokens, close its open websockets."""
+    from django.contrib.sessions.models import Session
+
+    from accounts.tokens import revoke_all_tokens, user_group
+    from chat.sockets import close_sockets
+
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    revoke_all_tokens(user=user)
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()
+            ended += 1
+    close_sockets(user_group(user.pk))
+    log.info("user_deactivated", user_id=user.pk, sessions_ended=ended)

@@ -78,3 +78,14 @@ def tokens_for_user(user: User) -> list[ApiToken]:
         .only("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
         .order_by("revoked_at", "-created_at")[:50]
     )
+
+
+def revoke_all_tokens(*, user: User) -> int:
+    """Revoke every active token of ``user`` and close the sockets they opened."""
+    from chat.sockets import close_sockets
+
+    ids = list(ApiToken.objects.filter(user=user, revoked_at__isnull=True).values_list("pk", flat=True))
+    ApiToken.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+    for token_id in ids:
+        close_sockets(token_group(token_id))
+    return len(ids)

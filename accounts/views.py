@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services, tokens
 from accounts.forms import ApiTokenForm, LoginForm, ProfileForm, RegistrationForm
+from companionhub import ratelimits
 
 
 @require_http_methods(["GET", "POST"])
@@ -19,6 +20,9 @@ def register(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
     form = RegistrationForm(request.POST or None)
+    if request.method == "POST":
+        ip = ratelimits.request_ip(request)
+        ratelimits.enforce("register", f"ip:{ip}", record_label=ip)
     if request.method == "POST" and form.is_valid():
         user = services.user_register(request=request, form=form)
         messages.success(request, f"Welcome to CompanionHub, {user.name_for_companions}!")
@@ -40,6 +44,8 @@ class LogoutView(auth_views.LogoutView):
 @require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=request.user)
+    if request.method == "POST":
+        ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
     if request.method == "POST" and form.is_valid():
         services.user_update_profile(form=form)
         messages.success(request, "Your profile is saved.")
@@ -58,6 +64,7 @@ def _render_profile(request: HttpRequest, **context) -> HttpResponse:
 @require_POST
 def token_create(request: HttpRequest) -> HttpResponse:
     """Create a personal API token and show its secret this once (never stored, never redirected)."""
+    ratelimits.enforce("token_create", f"user:{request.user.pk}", record_label=request.user.username)
     form = ApiTokenForm(request.POST)
     if form.is_valid():
         try:

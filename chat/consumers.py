@@ -7,12 +7,15 @@ gets an ``error`` frame and the socket stays usable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.core.cache import cache
 
 from accounts.tokens import token_group, user_group
 from chat import events, services
@@ -22,6 +25,8 @@ from companions.models import Companion
 log = structlog.get_logger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
+# The per-user socket count expires if a process dies without disconnecting its sockets.
+SOCKET_COUNT_TTL = 6 * 60 * 60
 MAX_CLIENT_ID = 64
 
 
@@ -58,6 +63,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.companion is None:  # not found and not yours look the same
             await self.close(code=events.CLOSE_NOT_FOUND)
             return
+        if not await self._count_socket(user.pk):
+            await self.close(code=events.CLOSE_TOO_MANY_SOCKETS)
+            return
         self.groups_joined = [events.group_name(self.companion.pk), user_group(user.pk)]
         if self.scope.get("api_token_id"):
             self.groups_joined.append(token_group(self.scope["api_token_id"]))
@@ -69,7 +77,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         snapshot = await database_sync_to_async(companion_snapshot)(self.companion)
         await self.send_json(snapshot)
 
+    async def _count_socket(self, user_id: int) -> bool:
+        """Take one of the user's socket slots; False when they are all in use."""
+        key = f"ws-sockets:user:{user_id}"
+        await cache.aadd(key, 0, timeout=SOCKET_COUNT_TTL)
+        count = await cache.aincr(key)
+        if count > settings.WS_MAX_SOCKETS_PER_USER:
+            await cache.adecr(key)
+            return False
+        await cache.atouch(key, SOCKET_COUNT_TTL)
+        self.socket_count_key = key
+        return True
+
     async def disconnect(self, code: int) -> None:
+        if key := getattr(self, "socket_count_key", None):
+            with contextlib.suppress(ValueError):  # expired meanwhile
+                await cache.adecr(key)
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -80,7 +103,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except FrameError as exc:
             await self.send_json(events.error(exc.code, exc.message))
         except services.ChatError as exc:
-            await self.send_json(events.error(exc.code, exc.message))
+            await self.send_json(events.error(exc.code, exc.message, retry_after=exc.retry_after))
         except Exception:  # never let one frame kill the socket or leak a traceback
             log.exception("chat_frame_failed")
             await self.send_json(events.error("server_error", "Something went wrong. Please try again."))

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import Message, PipelineRun
+from companionhub import ratelimits
 from companions.config import effective_config
 from companions.models import Companion
 
@@ -31,10 +32,11 @@ Status = PipelineRun.Status
 class ChatError(Exception):
     """A refusal the user can act on; ``code`` and ``message`` go to the client as is."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 def cancel_key(run_id) -> str:
@@ -71,6 +73,7 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
         raise PermissionError("not the owner")  # callers look companions up by owner; belt and braces
     text = clean_message_text(text)
     config = effective_config(companion.config)
+    _check_rate_limits(user, want_image=bool(want_image) or config["image_mode"] == "every_reply")
     with transaction.atomic():
         # Lock the companion row so two tabs cannot both start a run.
         Companion.objects.select_for_update().filter(pk=companion.pk).first()
@@ -87,6 +90,34 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
         "chat_message_accepted", companion_id=companion.pk, run_id=str(run.pk), want_image=run.want_image
     )
     return Accepted(message=message, run=run)
+
+
+def _check_rate_limits(user, *, want_image: bool) -> None:
+    """Refuse before anything is stored: a limited message is not saved, and the client is told."""
+    key = f"user:{user.pk}"
+    if want_image:
+        pictures = ratelimits.peek("image", key)
+        if pictures.limited:
+            ratelimits.hit("image", key, record_label=user.username)  # recorded for moderators
+            raise ChatError(
+                "rate_limited",
+                "You have asked for many pictures. "
+                f"Send without a picture, or wait {_wait(pictures.retry_after)}.",
+                retry_after=pictures.retry_after,
+            )
+    messages = ratelimits.hit("chat_message", key, record_label=user.username)
+    if messages.limited:
+        raise ChatError(
+            "rate_limited",
+            f"You are sending messages faster than we allow. Wait {_wait(messages.retry_after)}.",
+            retry_after=messages.retry_after,
+        )
+    if want_image:
+        ratelimits.hit("image", key, record_label=user.username)
+
+
+def _wait(seconds: int) -> str:
+    return f"{seconds} seconds" if seconds < 90 else f"about {round(seconds / 60)} minutes"
 
 
 def start_pipeline(run_id) -> None:

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
 from chat.selectors import HISTORY_PAGE, companion_snapshot, history_page
+from companionhub import ratelimits
 from companions.selectors import companion_get_for_user
 
 
@@ -42,6 +43,8 @@ def send(request: HttpRequest, companion_id: int) -> HttpResponse:
             want_image=request.POST.get("image") == "on",
         )
     except services.ChatError as exc:
+        if exc.code == "rate_limited":
+            raise ratelimits.RateLimited("chat_message", exc.retry_after or 60) from exc
         messages.error(request, exc.message)
     return redirect("chat:page", companion_id=companion.pk)
 

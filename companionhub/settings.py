@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "channels",
     "django_structlog",
     "companionhub",
+    "django_ratelimit",
     "accounts",
     "companions",
     "chat",
@@ -79,6 +80,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
+    "companionhub.ratelimits.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "companionhub.urls"
@@ -250,7 +252,15 @@ if not DEBUG:
     if env.bool("BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-SILENCED_SYSTEM_CHECKS: list[str] = []
+SILENCED_SYSTEM_CHECKS: list[str] = [
+    # django-ratelimit lists only django-redis and memcached. Django's own
+    # RedisCache increments atomically (INCR), which is all it needs.
+    "django_ratelimit.W001",
+]
+if not REDIS_URL:
+    # The embedded default is one process: its locmem cache is shared by every
+    # thread that serves requests, and its incr() holds a lock.
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 if not DEBUG and not SECURE_HSTS_PRELOAD:
     # Preloading a domain into browsers is a one-way commitment the operator
     # makes deliberately (SECURE_HSTS_PRELOAD=True); README explains it.
@@ -299,7 +309,29 @@ CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
 CELERY_TASK_ROUTES = {"chat.generate_image": {"queue": "images"}}
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
+    "delete-expired-rate-limits": {"task": "accounts.delete_expired_rate_limits", "schedule": 300.0},
 }
+
+# --- Rate limits ---------------------------------------------------------------
+# One table: scope -> "count/period" (django-ratelimit syntax: s, m, h, d with a
+# multiplier, e.g. 5/15m). Keys are described in companionhub/ratelimits.py.
+RATE_LIMITS = {
+    "login": env.str("RATELIMIT_LOGIN", default="5/15m"),
+    "register": env.str("RATELIMIT_REGISTER", default="3/24h"),
+    "chat_message": env.str("RATELIMIT_CHAT_MESSAGE", default="30/1m"),
+    "image": env.str("RATELIMIT_IMAGE", default="10/1h"),
+    "companion_create": env.str("RATELIMIT_COMPANION_CREATE", default="10/1h"),
+    "settings_change": env.str("RATELIMIT_SETTINGS_CHANGE", default="20/1h"),
+    "token_create": env.str("RATELIMIT_TOKEN_CREATE", default="10/1h"),
+    # Failed logins for one account from any address: slows guessing spread over many IPs.
+    "login_account": env.str("RATELIMIT_LOGIN_ACCOUNT", default="10/1h"),
+}
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_USE_CACHE = "default"
+# Proxies in front of the site that append to X-Forwarded-For (0 = use REMOTE_ADDR only).
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+# Open websockets one account may hold at once.
+WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=10)
 
 # --- Back ends (LLM and images) ------------------------------------------------
 

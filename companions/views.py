@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from companionhub import ratelimits
 from companions import services
 from companions.config import effective_config
 from companions.forms import WIZARD_STEPS, CompanionSettingsForm, ConfigForm, HeaderImageForm
@@ -68,6 +69,9 @@ def _wizard_finish(request: HttpRequest, draft, step: int) -> HttpResponse:
         if request.POST.get("action") == "back":
             return redirect("companions:wizard", step=step - 1)
         if upload.is_valid():
+            ratelimits.enforce(
+                "companion_create", f"user:{request.user.pk}", record_label=request.user.username
+            )
             try:
                 companion = services.companion_create_from_draft(
                     user=request.user, header=upload.cleaned_data["header_image"]
@@ -132,6 +136,8 @@ def companion_settings(request: HttpRequest, companion_id: int) -> HttpResponse:
     form = CompanionSettingsForm(post, instance=companion)
     config_form = ConfigForm(post, initial=effective_config(companion.config), prefix="config")
     upload = HeaderImageForm(post, files)
+    if request.method == "POST":
+        ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
     if request.method == "POST" and form.is_valid() and config_form.is_valid() and upload.is_valid():
         try:
             services.companion_update(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 import redis
@@ -24,6 +25,13 @@ def require_service(name: str, reason: str) -> None:
     if settings.REQUIRE_SERVICES:
         pytest.fail(message + " (REQUIRE_SERVICES=1 turns this into a failure)")
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits_off(settings):
+    """Counters live in the shared cache and outlast a test; tests that check limits
+    turn them on with the ``rate_limits`` fixture (tests/ratelimits)."""
+    settings.RATELIMIT_ENABLE = False
 
 
 @pytest.fixture
@@ -64,3 +72,39 @@ def other_user(make_user):
 @pytest.fixture
 def staff_user(make_user):
     return make_user(username="moderator", email="mod@example.com", is_staff=True)
+
+
+SMALL = {
+    "login": "3/15m",
+    "login_account": "4/1h",
+    "register": "2/24h",
+    "chat_message": "2/1m",
+    "image": "1/1h",
+    "companion_create": "1/1h",
+    "settings_change": "2/1h",
+    "token_create": "2/1h",
+}
+
+
+@pytest.fixture
+def rate_limits(settings, user):
+    """Small limits, switched on, with this test's counters starting at zero.
+
+    Counters live in the shared cache (Redis in CI) and would otherwise carry
+    over from an earlier run whose ids happened to match.
+    """
+    from companionhub import ratelimits
+
+    settings.RATELIMIT_ENABLE = True
+    settings.RATE_LIMITS = dict(SMALL)
+    for scope in SMALL:
+        ratelimits.clear(scope, f"user:{user.pk}")
+    for identifier in ("alice", "alice@example.com", "nobody"):
+        ratelimits.clear("login_account", identifier)
+    return settings.RATE_LIMITS
+
+
+@pytest.fixture
+def ip():
+    """A client address of this test's own, so counters never collide."""
+    return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"

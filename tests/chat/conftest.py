@@ -16,6 +16,7 @@ from celery.contrib.testing.worker import start_worker
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client
 
 from chat.backends import image_breaker, llm_breaker, reset_backends
@@ -125,9 +126,14 @@ class ChatClient:
 async def connect():
     """``await connect(companion_id, user=... | token=...)`` -> a connected ChatClient (closed at the end)."""
     clients: list[ChatClient] = []
+    fresh_users: set[int] = set()
 
     async def open_client(companion_id: int, *, user=None, token: str | None = None, origin=ORIGIN):
         headers = [origin] if origin else []
+        if user is not None and user.pk not in fresh_users:
+            # Socket counts live in the shared cache; start each test from zero.
+            await cache.adelete(f"ws-sockets:user:{user.pk}")
+            fresh_users.add(user.pk)
         if user is not None:
             cookie = await database_sync_to_async(session_cookie)(user)
             headers.append((b"cookie", cookie))

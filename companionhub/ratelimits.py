@@ -1,0 +1,194 @@
+"""Rate limits: one table of scopes (settings.RATE_LIMITS), one function to check them.
+
+| scope            | keyed by                                   |
+|------------------|--------------------------------------------|
+| login            | client IP + the username/email tried       |
+| login_account    | the username/email tried, from any IP      |
+| register         | client IP                                  |
+| chat_message     | user (websocket and HTTP alike)            |
+| image            | user                                       |
+| companion_create | user                                       |
+| settings_change  | user                                       |
+| token_create     | user                                       |
+
+Counting uses django-ratelimit's fixed windows on the shared cache (Redis in
+production), so a burst across a window boundary can let up to twice the
+limit through; the limits are set with that in mind. Every refusal is
+recorded (``accounts.RateLimitRecord``) so moderators can see who is limited
+and lift a limit early.
+
+When the cache is down the sign-in scopes refuse (a blind limiter must not
+become an open door for password guessing); the others allow, because the
+rest of the site needs the same Redis and reports that failure itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import structlog
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
+
+log = structlog.get_logger(__name__)
+
+FAIL_CLOSED = frozenset({"login", "login_account", "register"})
+
+
+class RateLimited(PermissionDenied):
+    """Raised by views; the middleware answers 429 with Retry-After."""
+
+    def __init__(self, scope: str, retry_after: int) -> None:
+        super().__init__(f"rate limited: {scope}")
+        self.scope = scope
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    limited: bool
+    retry_after: int = 0
+    count: int = 0
+    limit: int = 0
+
+
+def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str:
+    """REMOTE_ADDR, or the X-Forwarded-For entry ``TRUSTED_PROXY_HOPS`` from the right.
+
+    Each trusted proxy appends the address it saw, so only the last ``hops``
+    entries were written by machines we trust; anything left of them is
+    whatever the client claimed and is ignored.
+    """
+    hops = settings.TRUSTED_PROXY_HOPS
+    if hops > 0 and forwarded_for:
+        entries = [e.strip() for e in forwarded_for.split(",") if e.strip()]
+        if len(entries) >= hops:
+            return entries[-hops]
+    return remote_addr or "unknown"
+
+
+def request_ip(request: HttpRequest) -> str:
+    return client_ip(
+        remote_addr=request.META.get("REMOTE_ADDR"), forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR")
+    )
+
+
+def _identity(value: str) -> str:
+    """Keys never hold raw usernames or addresses in the cache: a short hash."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _rate(scope: str) -> str:
+    return settings.RATE_LIMITS[scope]
+
+
+def hit(scope: str, key: str, *, record_label: str = "") -> Verdict:
+    """Count one attempt for (scope, key); say whether it is over the limit."""
+    rate = _rate(scope)
+    try:
+        usage = get_usage(None, group=scope, key=lambda *_: _identity(key), rate=rate, increment=True)
+    except Exception as exc:  # the cache is down
+        log.warning("ratelimit_cache_error", scope=scope, error=type(exc).__name__)
+        if scope in FAIL_CLOSED:
+            return Verdict(True, retry_after=60)
+        return Verdict(False)
+    if usage is None:  # RATELIMIT_ENABLE is off
+        return Verdict(False)
+    verdict = Verdict(
+        limited=usage["should_limit"],
+        retry_after=max(1, int(usage["time_left"])),
+        count=usage["count"],
+        limit=usage["limit"],
+    )
+    if verdict.limited:
+        _record(scope, key, record_label or key, verdict)
+    return verdict
+
+
+def peek(scope: str, key: str) -> Verdict:
+    """Is (scope, key) over its limit right now? Counts nothing."""
+    try:
+        usage = get_usage(
+            None, group=scope, key=lambda *_: _identity(key), rate=_rate(scope), increment=False
+        )
+    except Exception:
+        return Verdict(scope in FAIL_CLOSED, retry_after=60)
+    if usage is None:
+        return Verdict(False)
+    return Verdict(
+        limited=usage["count"] >= usage["limit"],
+        retry_after=max(1, int(usage["time_left"])),
+        count=usage["count"],
+        limit=usage["limit"],
+    )
+
+
+def cache_key(scope: str, key: str) -> str:
+    """The cache key django-ratelimit uses for (scope, key) in the current window."""
+    rate = _rate(scope)
+    _, period = _split_rate(rate)
+    value = _identity(key)
+    return _make_cache_key(scope, _get_window(value, period), rate, value, None)
+
+
+def clear(scope: str, key: str) -> None:
+    """Lift the limit on (scope, key) for the current window."""
+    from django.core.cache import caches
+
+    caches[settings.RATELIMIT_USE_CACHE].delete(cache_key(scope, key))
+
+
+def _record(scope: str, key: str, label: str, verdict: Verdict) -> None:
+    from accounts.services import rate_limit_record
+
+    try:
+        rate_limit_record(
+            scope=scope, key=key, label=label, count=verdict.count, retry_after=verdict.retry_after
+        )
+    except Exception:  # recording is for moderators; never turn a 429 into a 500
+        log.exception("ratelimit_record_failed", scope=scope)
+    log.info(
+        "rate_limited", scope=scope, count=verdict.count, limit=verdict.limit, retry_after=verdict.retry_after
+    )
+
+
+def enforce(scope: str, key: str, *, record_label: str = "") -> None:
+    """``hit`` for views: raise ``RateLimited`` when over the limit."""
+    verdict = hit(scope, key, record_label=record_label)
+    if verdict.limited:
+        raise RateLimited(scope, verdict.retry_after)
+
+
+def rate_limited_response(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    minutes = max(1, round(exc.retry_after / 60))
+    message = f"Too many attempts. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+    accepts_json = "application/json" in request.headers.get("Accept", "")
+    if accepts_json:
+        response = JsonResponse(
+            {"error": "rate_limited", "message": message, "retry_after": exc.retry_after}, status=429
+        )
+    else:
+        response = render(
+            request, "429.html", {"message": message, "retry_after": exc.retry_after}, status=429
+        )
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+class RateLimitMiddleware:
+    """Turn ``RateLimited`` into a 429 page (or JSON) with Retry-After."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, RateLimited):
+            return rate_limited_response(request, exception)
+        return None

@@ -1,0 +1,66 @@
+"""Limits on the websocket: a refused message is not saved, the client is told, the socket stays open."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.sessions.models import Session
+
+from accounts import tokens
+from accounts.services import user_deactivate
+from chat import events
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_a_message_over_the_limit_gets_an_error_frame(
+    worker, use_fake_llm, rate_limits, connect, companion, user
+):
+    client = await connect(companion.pk, user=user)
+    for n in range(2):
+        await client.send({"type": "message.send", "content": f"m{n}"})
+        await client.receive_until("done")
+    await client.send({"type": "message.send", "content": "one too many"})
+    error = await client.receive_until("error")
+    assert error["code"] == "rate_limited" and error["retry_after"] > 0
+    assert not await sync_to_async(Message.objects.filter(content="one too many").exists)()
+    await client.send({"type": "ping"})
+    assert (await client.receive())["type"] == "pong"
+
+
+async def test_pictures_have_their_own_limit(
+    worker, use_fake_llm, use_fake_sd, rate_limits, connect, companion, user
+):
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "picture one", "image": True})
+    await client.receive_until("done")
+    await client.send({"type": "message.send", "content": "picture two", "image": True})
+    error = await client.receive_until("error")
+    assert error["code"] == "rate_limited" and "picture" in error["message"]
+    assert not await sync_to_async(Message.objects.filter(content="picture two").exists)()
+
+
+async def test_a_user_may_hold_only_so_many_sockets(settings, connect, companion, user):
+    settings.WS_MAX_SOCKETS_PER_USER = 2
+    first = await connect(companion.pk, user=user)
+    second = await connect(companion.pk, user=user)
+    third = await connect(companion.pk, user=user)
+    assert first.accepted and second.accepted
+    assert third.close_code == events.CLOSE_TOO_MANY_SOCKETS
+    await second.close()
+    fourth = await connect(companion.pk, user=user)
+    assert fourth.accepted
+
+
+async def test_deactivation_closes_sockets_sessions_and_tokens(connect, companion, user):
+    _, secret = await sync_to_async(tokens.token_create)(user=user, name="bot")
+    browser = await connect(companion.pk, user=user)
+    program = await connect(companion.pk, token=secret)
+    await sync_to_async(user_deactivate)(user=user)
+    for client in (browser, program):
+        output = await client.communicator.receive_output(timeout=5)
+        assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
+    assert await sync_to_async(Session.objects.count)() == 0
+    again = await connect(companion.pk, token=secret)
+    assert again.close_code == events.CLOSE_UNAUTHENTICATED
