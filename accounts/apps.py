@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
+        from accounts.services import close_session_sockets
+
+        # Channels checks the session only when a socket connects: signing out
+        # must also close the chat sockets this browser still has open.
+        user_logged_out.connect(close_session_sockets, dispatch_uid="accounts.close_session_sockets")

@@ -73,3 +73,22 @@ def user_deactivate(*, user: User) -> None:
             ended += 1
     close_sockets(user_group(user.pk))
     log.info("user_deactivated", user_id=user.pk, sessions_ended=ended)
+
+
+def close_session_sockets(sender=None, request=None, user=None, **kwargs) -> None:
+    """``user_logged_out`` receiver: close the websockets opened with the ending session."""
+    from accounts.tokens import session_group
+    from chat.sockets import close_sockets
+
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        close_sockets(session_group(session_key))
+
+
+def user_password_changed(*, user: User) -> None:
+    """Other sessions end with the old password hash; their open sockets must end too."""
+    from accounts.tokens import user_group
+    from chat.sockets import close_sockets
+
+    close_sockets(user_group(user.pk))
+    log.info("user_password_changed", user_id=user.pk)

@@ -71,6 +71,11 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def session_group(session_key: str) -> str:
+    """Sockets opened with one browser session (the key itself never leaves the server)."""
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
 def tokens_for_user(user: User) -> list[ApiToken]:
     """The user's tokens, active first, newest first."""
     return list(

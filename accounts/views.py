@@ -93,5 +93,6 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
+        services.user_password_changed(user=form.user)
         messages.success(self.request, "Your password is changed. Other devices are signed out.")
         return response

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
 
-from accounts.tokens import token_group, user_group
+from accounts.tokens import session_group, token_group, user_group
 from chat import events, services
 from chat.selectors import companion_snapshot
 from companions.models import Companion
@@ -69,6 +69,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = [events.group_name(self.companion.pk), user_group(user.pk)]
         if self.scope.get("api_token_id"):
             self.groups_joined.append(token_group(self.scope["api_token_id"]))
+        elif session_key := getattr(self.scope.get("session"), "session_key", None):
+            self.groups_joined.append(session_group(session_key))
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()

@@ -64,3 +64,42 @@ async def test_deactivation_closes_sockets_sessions_and_tokens(connect, companio
     assert await sync_to_async(Session.objects.count)() == 0
     again = await connect(companion.pk, token=secret)
     assert again.close_code == events.CLOSE_UNAUTHENTICATED
+
+
+async def test_signing_out_closes_that_browsers_sockets_only(connect, companion, user):
+    from django.test import Client
+
+    from tests.chat.conftest import ORIGIN, ChatClient
+
+    browser = Client()
+    await sync_to_async(browser.force_login)(user)
+    cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
+    signed_out = ChatClient(companion.pk, [ORIGIN, (b"cookie", cookie)])
+    assert (await signed_out.connect())[0]
+    await signed_out.receive()  # snapshot
+    elsewhere = await connect(companion.pk, user=user)  # another browser of the same user
+    await sync_to_async(browser.post)("/accounts/logout/")
+    output = await signed_out.communicator.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
+    await elsewhere.send({"type": "ping"})
+    assert (await elsewhere.receive())["type"] == "pong"
+    await signed_out.close()
+
+
+async def test_a_password_change_closes_open_sockets(connect, companion, user):
+    from django.test import Client
+
+    client = await connect(companion.pk, user=user)
+    browser = Client()
+    await sync_to_async(browser.force_login)(user)
+    response = await sync_to_async(browser.post)(
+        "/accounts/password/",
+        {
+            "old_password": "correct-horse-battery-staple",
+            "new_password1": "another-long-passphrase",
+            "new_password2": "another-long-passphrase",
+        },
+    )
+    assert response.status_code == 302
+    output = await client.communicator.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
