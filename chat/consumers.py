@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts.tokens import session_group, token_group, user_group
-from chat import events, services
+from chat import editing, events, services
 from chat.selectors import companion_snapshot
 from companions.models import Companion
 
@@ -28,6 +28,13 @@ MAX_FRAME_BYTES = 64 * 1024
 # The per-user socket count expires if a process dies without disconnecting its sockets.
 SOCKET_COUNT_TTL = 6 * 60 * 60
 MAX_CLIENT_ID = 64
+EDIT_FRAMES = (
+    "message.regenerate",
+    "message.edit",
+    "message.continue",
+    "message.delete",
+    "message.alternative",
+)
 
 
 class FrameError(Exception):
@@ -148,6 +155,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_json(
                 events.message_accepted(client_id, accepted.message.pk, str(accepted.run.pk))
             )
+        elif kind in EDIT_FRAMES:
+            await self._edit(kind, frame, user)
         elif kind == "run.cancel":
             run_id = _require_str(frame, "run_id")
             await database_sync_to_async(self._cancel)(user, run_id)
@@ -155,6 +164,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
             run_id = _require_str(frame, "run_id")
             run = await database_sync_to_async(self._retry)(user, run_id)
             await self.send_json(events.message_accepted("", run.user_message_id, str(run.pk)))
+
+    async def _edit(self, kind: str, frame: dict[str, Any], user) -> None:
+        client_id = frame.get("client_id", "")
+        if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
+            raise FrameError(
+                "bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters."
+            )
+        companion = self.companion
+        if kind == "message.regenerate":
+            accepted = await database_sync_to_async(editing.message_regenerate)(
+                user=user, companion=companion
+            )
+        elif kind == "message.continue":
+            accepted = await database_sync_to_async(editing.message_continue)(user=user, companion=companion)
+        elif kind == "message.edit":
+            content = frame.get("content")
+            if not isinstance(content, str):
+                raise FrameError("bad_frame", "'content' must be a string.")
+            accepted = await database_sync_to_async(editing.message_edit_last)(
+                user=user, companion=companion, text=content
+            )
+        else:
+            message_id = frame.get("message_id")
+            if not isinstance(message_id, int) or isinstance(message_id, bool):
+                raise FrameError("bad_frame", "'message_id' must be a number.")
+            action = editing.message_delete if kind == "message.delete" else editing.message_show_alternative
+            await database_sync_to_async(action)(user=user, companion=companion, message_id=message_id)
+            return  # the result reaches every open tab as a group event
+        await self.send_json(events.message_accepted(client_id, accepted.message.pk, str(accepted.run.pk)))
 
     def _own_run_id(self, run_id: str) -> str:
         import uuid

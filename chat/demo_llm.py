@@ -88,7 +88,8 @@ def analyze(prompt: str) -> dict[str, object]:
 
 
 class DemoStream:
-    def __init__(self, words: list[str], *, delay: float, prompt_chars: int) -> None:
+    def __init__(self, words: list[str], *, delay: float, prompt_chars: int, truncated: bool = False) -> None:
+        self._finish_reason = "length" if truncated else "stop"
         self._words = words
         self._delay = delay
         self._prompt_chars = prompt_chars
@@ -116,7 +117,7 @@ class DemoStream:
         text = "".join(self._text)
         self._result = Completion(
             text=text,
-            finish_reason="stop",
+            finish_reason=self._finish_reason,
             prompt_tokens=max(1, self._prompt_chars // 4),
             completion_tokens=estimate_tokens(text),
             usage_estimated=True,
@@ -138,9 +139,12 @@ class DemoLLM:
         return Completion(text, "stop", estimate_tokens(prompt), estimate_tokens(text), usage_estimated=True)
 
     def stream_chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> DemoStream:
-        words = re.findall(r"\S+\s*|\s+", self._reply(messages))[: max(1, max_tokens)]
+        words = re.findall(r"\S+\s*|\s+", self._reply(messages))
+        truncated = len(words) > max(1, max_tokens)
         chars = sum(len(str(m.get("content") or "")) for m in messages)
-        return DemoStream(words, delay=self.token_delay, prompt_chars=chars)
+        return DemoStream(
+            words[: max(1, max_tokens)], delay=self.token_delay, prompt_chars=chars, truncated=truncated
+        )
 
     def _reply(self, messages: list[dict]) -> str:
         system = messages[0].get("content", "") if messages else ""

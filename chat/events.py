@@ -82,6 +82,19 @@ class DoneEvent(TypedDict):
     run_id: str
     message_id: int
     usage: Usage
+    finish_reason: str  # "length": cut at the token limit, a "message.continue" can carry on
+
+
+class MessageDeletedEvent(TypedDict):
+    type: str  # "message.deleted"
+    message_id: int
+
+
+class MessageUpdatedEvent(TypedDict):
+    type: str  # "message.updated"
+    message_id: int
+    content: str
+    versions: int  # how many versions the reply has (regenerated ones rotate)
 
 
 class ErrorEvent(TypedDict):
@@ -106,6 +119,8 @@ SERVER_EVENTS: dict[str, type] = {
     "done": DoneEvent,
     "error": ErrorEvent,
     "pong": PongEvent,
+    "message.deleted": MessageDeletedEvent,
+    "message.updated": MessageUpdatedEvent,
 }
 
 # --- client -> server -----------------------------------------------------------
@@ -132,11 +147,42 @@ class PingFrame(TypedDict):
     type: str  # "ping"
 
 
+class MessageRegenerateFrame(TypedDict):
+    type: str  # "message.regenerate"
+    client_id: NotRequired[str]
+
+
+class MessageEditFrame(TypedDict):
+    type: str  # "message.edit"
+    content: str
+    client_id: NotRequired[str]
+
+
+class MessageContinueFrame(TypedDict):
+    type: str  # "message.continue"
+    client_id: NotRequired[str]
+
+
+class MessageDeleteFrame(TypedDict):
+    type: str  # "message.delete"
+    message_id: int
+
+
+class MessageAlternativeFrame(TypedDict):
+    type: str  # "message.alternative"
+    message_id: int
+
+
 CLIENT_FRAMES: dict[str, type] = {
     "message.send": MessageSendFrame,
     "run.cancel": RunCancelFrame,
     "run.retry": RunRetryFrame,
     "ping": PingFrame,
+    "message.regenerate": MessageRegenerateFrame,
+    "message.edit": MessageEditFrame,
+    "message.continue": MessageContinueFrame,
+    "message.delete": MessageDeleteFrame,
+    "message.alternative": MessageAlternativeFrame,
 }
 
 # Close codes (4000-4999 are the application's range).
@@ -164,8 +210,22 @@ def image(run_id: str, message_id: int, url: str) -> ImageEvent:
     return {"type": "image", "run_id": run_id, "message_id": message_id, "url": url}
 
 
-def done(run_id: str, message_id: int, usage: Usage) -> DoneEvent:
-    return {"type": "done", "run_id": run_id, "message_id": message_id, "usage": usage}
+def done(run_id: str, message_id: int, usage: Usage, finish_reason: str = "") -> DoneEvent:
+    return {
+        "type": "done",
+        "run_id": run_id,
+        "message_id": message_id,
+        "usage": usage,
+        "finish_reason": finish_reason,
+    }
+
+
+def message_deleted(message_id: int) -> MessageDeletedEvent:
+    return {"type": "message.deleted", "message_id": message_id}
+
+
+def message_updated(message_id: int, content: str, versions: int) -> MessageUpdatedEvent:
+    return {"type": "message.updated", "message_id": message_id, "content": content, "versions": versions}
 
 
 def error(

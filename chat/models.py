@@ -22,6 +22,10 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     # An assistant message is written while it streams; complete once the reply ends.
     is_complete = models.BooleanField(default=True)
+    # "length" when the model stopped at the token limit: the reply can be continued.
+    finish_reason = models.CharField(max_length=20, blank=True)
+    # Earlier versions of a regenerated reply, newest last; ``content`` is the one shown.
+    alternatives = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
 
     class Meta:
@@ -42,6 +46,10 @@ class PipelineRun(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
+    class Mode(models.TextChoices):
+        REPLY = "reply", "Reply"  # also a regenerated reply: the old text went to alternatives
+        CONTINUE = "continue", "Continue"  # append to a reply cut at the length limit
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     companion = models.ForeignKey("companions.Companion", on_delete=models.CASCADE, related_name="runs")
     user_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="runs")
@@ -52,6 +60,7 @@ class PipelineRun(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     step = models.CharField(max_length=30, blank=True)
     want_image = models.BooleanField(default=False)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.REPLY)
     attempts = models.PositiveSmallIntegerField(default=0)
     error_code = models.CharField(max_length=40, blank=True)
     error_text = models.TextField(blank=True)

@@ -163,7 +163,11 @@ def generate_reply(run_id) -> None:
                 "gave_up", f"The reply failed {attempts - 1} times. Please try again.", retryable=False
             )
         companion = Companion.objects.select_related("owner").get(pk=run.companion_id)
-        message = _assistant_message(run)
+        continuing = run.mode == PipelineRun.Mode.CONTINUE
+        message = _assistant_message(
+            run, keep_chars=int(run.analysis.get("continue_from", 0)) if continuing else 0
+        )
+        prefix = message.content
         config = effective_config(companion.config)
         history = prompts.trim_history(
             llm_history(
@@ -174,10 +178,17 @@ def generate_reply(run_id) -> None:
         chat_messages = prompts.build_chat_messages(
             companion, user_name=companion.owner.name_for_companions, history=history
         )
+        if continuing:
+            chat_messages += [
+                {"role": "assistant", "content": prefix},
+                {"role": "user", "content": prompts.CONTINUE_PROMPT},
+            ]
         breaker = llm_breaker()
         if not breaker.allow():
             raise StepFailed("circuit_open", USER_MESSAGES["circuit_open"], retryable=False)
         batcher = TokenBatcher(publisher, str(run_id))
+        batcher.text = batcher_prefix = prefix
+        batcher.sent_upto = len(batcher_prefix)
         try:
             result = _stream(run_id, message, chat_messages, config, batcher, publisher)
         except LLMError as exc:
@@ -185,12 +196,14 @@ def generate_reply(run_id) -> None:
             Message.objects.filter(pk=message.pk).update(content=batcher.text, is_complete=False)
             raise _from_llm_error(exc) from exc
         breaker.record_success()
-        text = strip_template_debris(result.text).strip()
+        continuation = strip_template_debris(result.text)
+        text = (prefix + continuation).rstrip() if continuing else continuation.strip()
         batcher.replace_text(text)
         batcher.flush()
         Message.objects.filter(pk=message.pk).update(
             content=text,
             is_complete=True,
+            finish_reason=(result.finish_reason or "")[:20],
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
@@ -219,11 +232,18 @@ def _count_attempt(run_id) -> int:
     return PipelineRun.objects.values_list("attempts", flat=True).get(pk=run_id)
 
 
-def _assistant_message(run: PipelineRun) -> Message:
-    """The run's reply message: created once, reset (never duplicated) when the step re-runs."""
+def _assistant_message(run: PipelineRun, *, keep_chars: int = 0) -> Message:
+    """The run's reply message: created once, reset (never duplicated) when the step re-runs.
+
+    A continued reply keeps its first ``keep_chars`` characters (the part that was cut off).
+    """
     if run.assistant_message_id:
-        Message.objects.filter(pk=run.assistant_message_id).update(content="", is_complete=False)
-        return Message.objects.get(pk=run.assistant_message_id)
+        message = Message.objects.get(pk=run.assistant_message_id)
+        message.content = message.content[:keep_chars]
+        Message.objects.filter(pk=message.pk).update(
+            content=message.content, is_complete=False, finish_reason=""
+        )
+        return message
     message = Message.objects.create(
         companion_id=run.companion_id, role=Message.Role.ASSISTANT, content="", is_complete=False
     )
@@ -352,7 +372,12 @@ def finish(run_id) -> None:
             "estimated": bool(run.analysis.get("usage_estimated", False)),
         }
         publisher.send(events.progress(str(run_id), 100, "done"))
-        publisher.send(events.done(str(run_id), run.assistant_message_id, usage))
+        finish_reason = (
+            Message.objects.filter(pk=run.assistant_message_id)
+            .values_list("finish_reason", flat=True)
+            .first()
+        )
+        publisher.send(events.done(str(run_id), run.assistant_message_id, usage, finish_reason or ""))
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
 
 

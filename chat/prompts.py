@@ -14,6 +14,7 @@ from typing import Any
 from companions import catalogue
 
 ANALYSIS_MARKER = "Reply with JSON only"
+CONTINUE_PROMPT = "(Continue your last reply exactly where it stopped. Do not repeat anything.)"
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ def older(request: HttpRequest, companion_id: int) -> JsonResponse:
                     "complete": m.is_complete,
                     "created_at": m.created_at.isoformat(),
                     "image_url": m.image.url if m.image_id else None,
+                    "finish_reason": m.finish_reason,
+                    "versions": len(m.alternatives) + 1,
                 }
                 for m in page
             ],

@@ -19,6 +19,8 @@ SAMPLES = {
     "done": events.done("r", 1, {"prompt_tokens": 1, "completion_tokens": 2, "estimated": False}),
     "error": events.error("server", "Oops", run_id="r", retry_after=3),
     "pong": {"type": "pong"},
+    "message.deleted": events.message_deleted(1),
+    "message.updated": events.message_updated(1, "text", 2),
 }
 
 

@@ -1,0 +1,155 @@
+"""Changing the conversation after the fact: regenerate, edit, continue, delete, flip versions.
+
+Writes like ``chat.services``: each checks ownership and that no reply is
+being written, changes rows in one transaction, and starts a run or sends an
+event only after commit. Regenerating keeps the old reply as an alternative
+the user can flip back to; nothing the user wrote is lost except by delete.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.db import transaction
+
+from chat import events
+from chat.models import Message, PipelineRun
+from chat.services import (
+    Accepted,
+    ChatError,
+    _check_rate_limits,
+    clean_message_text,
+    publish_after_commit,
+    start_pipeline,
+)
+from companions.models import Companion
+
+log = structlog.get_logger(__name__)
+
+MAX_ALTERNATIVES = 10
+
+
+def _lock_idle(companion: Companion) -> None:
+    """Lock the companion; refuse while a reply is being written."""
+    Companion.objects.select_for_update().filter(pk=companion.pk).first()
+    if PipelineRun.objects.filter(companion=companion, status__in=PipelineRun.ACTIVE).exists():
+        raise ChatError("busy", f"{companion.name} is still replying. Wait a moment or cancel the reply.")
+
+
+def _last_messages(companion: Companion) -> tuple[Message | None, Message | None]:
+    """(last user message, last assistant message after it or None)."""
+    last_user = Message.objects.filter(companion=companion, role=Message.Role.USER).order_by(
+        "-created_at", "-pk"
+    )
+    user_message = last_user.first()
+    if user_message is None:
+        return None, None
+    reply = (
+        Message.objects.filter(companion=companion, role=Message.Role.ASSISTANT, pk__gt=user_message.pk)
+        .order_by("-pk")
+        .first()
+    )
+    return user_message, reply
+
+
+def _start(companion: Companion, user_message: Message, reply: Message | None, **fields: Any) -> PipelineRun:
+    run = PipelineRun.objects.create(
+        companion=companion, user_message=user_message, assistant_message=reply, **fields
+    )
+    transaction.on_commit(lambda: start_pipeline(run.pk))
+    return run
+
+
+def message_regenerate(*, user, companion: Companion) -> Accepted:
+    """Write the last reply again; the current text becomes an alternative."""
+    _check_rate_limits(user, want_image=False)
+    with transaction.atomic():
+        _lock_idle(companion)
+        user_message, reply = _last_messages(companion)
+        if user_message is None or reply is None:
+            raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
+        if reply.content:
+            kept = [*reply.alternatives, reply.content][-MAX_ALTERNATIVES:]
+            Message.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
+        run = _start(companion, user_message, reply)
+    log.info("reply_regenerate", companion_id=companion.pk, run_id=str(run.pk), message_id=reply.pk)
+    return Accepted(message=user_message, run=run)
+
+
+def message_edit_last(*, user, companion: Companion, text: Any) -> Accepted:
+    """Change the last thing the user said and answer it afresh (the old answer goes)."""
+    text = clean_message_text(text)
+    _check_rate_limits(user, want_image=False)
+    with transaction.atomic():
+        _lock_idle(companion)
+        user_message, _ = _last_messages(companion)
+        if user_message is None:
+            raise ChatError("nothing_to_edit", "There is no message of yours to edit.")
+        Message.objects.filter(pk=user_message.pk).update(content=text)
+        user_message.content = text
+        Message.objects.filter(companion=companion, pk__gt=user_message.pk).delete()
+        run = _start(companion, user_message, None)
+    log.info("message_edited", companion_id=companion.pk, run_id=str(run.pk), message_id=user_message.pk)
+    return Accepted(message=user_message, run=run)
+
+
+def message_continue(*, user, companion: Companion) -> Accepted:
+    """Carry on a reply that stopped at the length limit."""
+    _check_rate_limits(user, want_image=False)
+    with transaction.atomic():
+        _lock_idle(companion)
+        user_message, reply = _last_messages(companion)
+        if reply is None or reply.finish_reason != "length":
+            raise ChatError(
+                "nothing_to_continue", "Only a reply cut off at the length limit can be continued."
+            )
+        run = _start(
+            companion,
+            user_message,
+            reply,
+            mode=PipelineRun.Mode.CONTINUE,
+            analysis={"continue_from": len(reply.content)},
+        )
+    log.info("reply_continue", companion_id=companion.pk, run_id=str(run.pk), message_id=reply.pk)
+    return Accepted(message=user_message, run=run)
+
+
+def _own_message(user, companion: Companion, message_id: Any) -> Message:
+    try:
+        message_id = int(message_id)
+    except (TypeError, ValueError):
+        raise ChatError("not_found", "No such message.") from None
+    message = Message.objects.filter(pk=message_id, companion=companion, companion__owner=user).first()
+    if message is None:
+        raise ChatError("not_found", "No such message.")
+    return message
+
+
+def message_delete(*, user, companion: Companion, message_id: Any) -> int:
+    """Delete one message (its picture row stays in the gallery)."""
+    with transaction.atomic():
+        _lock_idle(companion)
+        message = _own_message(user, companion, message_id)
+        deleted_id = message.pk
+        message.delete()
+        publish_after_commit(companion.pk, events.message_deleted(deleted_id))
+    log.info("message_deleted", companion_id=companion.pk, message_id=deleted_id)
+    return deleted_id
+
+
+def message_show_alternative(*, user, companion: Companion, message_id: Any) -> Message:
+    """Show the next version of a regenerated reply (they rotate; none is lost)."""
+    with transaction.atomic():
+        _lock_idle(companion)
+        message = _own_message(user, companion, message_id)
+        if not message.alternatives:
+            raise ChatError("no_alternatives", "This reply has only one version.")
+        shown, *rest = message.alternatives
+        message.alternatives = [*rest, message.content]
+        message.content = shown
+        Message.objects.filter(pk=message.pk).update(content=shown, alternatives=message.alternatives)
+        publish_after_commit(
+            companion.pk, events.message_updated(message.pk, message.content, len(message.alternatives) + 1)
+        )
+    return message

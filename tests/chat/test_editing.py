@@ -1,0 +1,137 @@
+"""Regenerate, edit, continue, delete and flip versions over the websocket, on a real worker."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat.models import Message
+from tests.companions.factories import make_companion
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@sync_to_async
+def contents(companion_id):
+    return list(
+        Message.objects.filter(companion_id=companion_id).order_by("pk").values_list("role", "content")
+    )
+
+
+@sync_to_async
+def reply_row(companion_id):
+    return Message.objects.filter(companion_id=companion_id, role="assistant").order_by("-pk").first()
+
+
+async def turn(client, frame):
+    await client.send(frame)
+    await client.receive_until("message.accepted")
+    return await client.receive_until("done")
+
+
+async def test_regenerate_keeps_the_old_reply_as_a_version(worker, use_fake_llm, connect, companion, user):
+    client = await connect(companion.pk, user=user)
+    use_fake_llm.set_reply("First answer.")
+    first = await turn(client, {"type": "message.send", "content": "Hi"})
+    use_fake_llm.set_reply("Second answer.")
+    second = await turn(client, {"type": "message.regenerate"})
+    assert second["message_id"] == first["message_id"]  # the same reply, rewritten
+    assert await contents(companion.pk) == [("user", "Hi"), ("assistant", "Second answer.")]
+    reply = await reply_row(companion.pk)
+    assert reply.alternatives == ["First answer."]
+    # Flip back: every tab hears about it.
+    await client.send({"type": "message.alternative", "message_id": reply.pk})
+    updated = await client.receive_until("message.updated")
+    assert updated == {
+        "type": "message.updated",
+        "message_id": reply.pk,
+        "content": "First answer.",
+        "versions": 2,
+    }
+    reply = await reply_row(companion.pk)
+    assert reply.content == "First answer." and reply.alternatives == ["Second answer."]
+
+
+async def test_edit_replaces_the_last_message_and_its_answer(worker, use_fake_llm, connect, companion, user):
+    client = await connect(companion.pk, user=user)
+    use_fake_llm.set_reply("Answer to a typo.")
+    await turn(client, {"type": "message.send", "content": "Helo"})
+    use_fake_llm.set_reply("Answer to hello.")
+    await turn(client, {"type": "message.edit", "content": "Hello"})
+    assert await contents(companion.pk) == [("user", "Hello"), ("assistant", "Answer to hello.")]
+    streamed = [r["json"] for r in use_fake_llm.requests if (r["json"] or {}).get("stream")]
+    assert streamed[-1]["messages"][-1] == {"role": "user", "content": "Hello"}
+
+
+async def test_a_reply_cut_at_the_limit_can_be_continued(worker, use_fake_llm, connect, user):
+    companion = await sync_to_async(make_companion)(user, config={"max_reply_tokens": 64})
+    client = await connect(companion.pk, user=user)
+    use_fake_llm.set_reply(" ".join(f"w{i}" for i in range(100)))
+    done = await turn(client, {"type": "message.send", "content": "Talk"})
+    assert done["finish_reason"] == "length"
+    cut = (await reply_row(companion.pk)).content
+    use_fake_llm.set_reply(" and the rest.")
+    tokens_before = len(client.of_type("token"))
+    done = await turn(client, {"type": "message.continue"})
+    assert done["finish_reason"] == "stop"
+    reply = await reply_row(companion.pk)
+    assert reply.content == cut + " and the rest."
+    assert await sync_to_async(Message.objects.filter(companion=companion, role="assistant").count)() == 1
+    new_tokens = client.of_type("token")[tokens_before:]
+    assert new_tokens[0]["offset"] == len(cut)  # the stream carries on where the reply stopped
+    sent = [r["json"] for r in use_fake_llm.requests if (r["json"] or {}).get("stream")][-1]["messages"]
+    assert sent[-2] == {"role": "assistant", "content": cut}
+
+
+async def test_only_a_cut_reply_can_be_continued(worker, use_fake_llm, connect, companion, user):
+    client = await connect(companion.pk, user=user)
+    await turn(client, {"type": "message.send", "content": "Hi"})
+    await client.send({"type": "message.continue"})
+    assert (await client.receive_until("error"))["code"] == "nothing_to_continue"
+
+
+async def test_delete_a_message(worker, use_fake_llm, connect, companion, user):
+    client = await connect(companion.pk, user=user)
+    await turn(client, {"type": "message.send", "content": "Forget this"})
+    user_message = await sync_to_async(Message.objects.get)(content="Forget this")
+    await client.send({"type": "message.delete", "message_id": user_message.pk})
+    event = await client.receive_until("message.deleted")
+    assert event["message_id"] == user_message.pk
+    assert [role for role, _ in await contents(companion.pk)] == ["assistant"]
+
+
+async def test_another_users_message_cannot_be_deleted_or_flipped(connect, companion, user, other_user):
+    theirs = await sync_to_async(make_companion)(other_user)
+    message = await sync_to_async(Message.objects.create)(
+        companion=theirs, role="assistant", content="not yours", alternatives=["x"]
+    )
+    client = await connect(companion.pk, user=user)
+    for kind in ("message.delete", "message.alternative"):
+        await client.send({"type": kind, "message_id": message.pk})
+        assert (await client.receive())["code"] == "not_found"
+    await message.arefresh_from_db()
+    assert message.content == "not yours"
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "message.delete"},
+        {"type": "message.delete", "message_id": "1"},
+        {"type": "message.alternative", "message_id": True},
+        {"type": "message.edit"},
+        {"type": "message.edit", "content": "  "},
+        {"type": "message.regenerate", "client_id": 5},
+    ],
+)
+async def test_bad_editing_frames(connect, companion, user, frame):
+    client = await connect(companion.pk, user=user)
+    await client.send(frame)
+    error = await client.receive()
+    assert error["type"] == "error" and error["code"] in {"bad_frame", "empty", "nothing_to_edit"}
+
+
+async def test_nothing_to_regenerate_yet(connect, companion, user):
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.regenerate"})
+    assert (await client.receive())["code"] == "nothing_to_regenerate"
