@@ -38,6 +38,9 @@
   var failedRunId = null;
   var pending = {}; // client_id -> {text, bubble}
   var counter = 0;
+  var pendingAction = null; // "regenerate" | "continue" | "edit": how the next accepted run shows
+  var editing = false; // the composer is editing the last message
+  var continueButton = root.querySelector("[data-continue]");
 
   // ---- rendering ----
 
@@ -81,12 +84,15 @@
       li.id = "message-" + options.id;
       li.dataset.messageId = options.id;
     }
+    if (options.finishReason) li.dataset.finishReason = options.finishReason;
+    if (options.versions) li.dataset.versions = String(options.versions);
     var body = document.createElement("div");
     body.className = "bubble-text";
     renderRich(body, text);
     li.appendChild(body);
     if (options.imageUrl) addImage(li, options.imageUrl);
     li.appendChild(timeNode(options.date || new Date()));
+    decorate(li);
     if (options.prepend) {
       var marker = log.querySelector(".load-older");
       log.insertBefore(li, marker ? marker.nextSibling : log.firstChild);
@@ -137,6 +143,112 @@
     scrollIfFollowing(wasNear);
   }
 
+  // ---- message actions: copy, delete, regenerate, versions, edit, continue ----
+
+  function actionButton(label, action, title) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "bubble-action";
+    b.dataset.action = action;
+    b.textContent = label;
+    b.title = title;
+    b.setAttribute("aria-label", title);
+    return b;
+  }
+
+  function decorate(li) {
+    if (li.querySelector(".bubble-actions") || li.classList.contains("greeting")) return;
+    var bar = document.createElement("div");
+    bar.className = "bubble-actions";
+    bar.appendChild(actionButton("Copy", "copy", "Copy this message"));
+    if (li.classList.contains("assistant")) {
+      bar.appendChild(actionButton("Again", "regenerate", "Write this reply again"));
+      var versions = actionButton("", "version", "Show the other version");
+      bar.appendChild(versions);
+    } else {
+      bar.appendChild(actionButton("Edit", "edit", "Edit your last message"));
+    }
+    bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
+    li.insertBefore(bar, li.querySelector("time"));
+  }
+
+  function lastOf(role) {
+    var all = log.querySelectorAll(".bubble." + role + "[data-message-id]");
+    return all.length ? all[all.length - 1] : null;
+  }
+
+  function refreshActions() {
+    var busy = !!currentRun;
+    var lastAssistant = lastOf("assistant");
+    var lastUser = lastOf("user");
+    log.querySelectorAll(".bubble[data-message-id]").forEach(function (li) {
+      decorate(li);
+      li.querySelectorAll(".bubble-action").forEach(function (b) {
+        var action = b.dataset.action;
+        var show = !busy || action === "copy";
+        if (action === "regenerate") show = show && li === lastAssistant;
+        if (action === "edit") show = show && li === lastUser;
+        if (action === "version") {
+          var n = parseInt(li.dataset.versions || "1", 10);
+          show = show && n > 1;
+          b.textContent = "Versions: " + n;
+        }
+        b.hidden = !show;
+      });
+    });
+    // Only messages with an id can be acted on (a pending one has none yet).
+    var lastIsCut = lastAssistant && lastAssistant.dataset.finishReason === "length" && lastAssistant === log.querySelector(".bubble:last-child");
+    continueButton.hidden = busy || !lastIsCut;
+  }
+
+  function copyText(li, button) {
+    var text = li.querySelector(".bubble-text").textContent;
+    var done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(done, function () {});
+    }
+  }
+
+  function confirmDelete(li, button) {
+    if (button.dataset.armed) {
+      send({ type: "message.delete", message_id: parseInt(li.dataset.messageId, 10) });
+      return;
+    }
+    button.dataset.armed = "1";
+    button.textContent = "Delete?";
+    setTimeout(function () { delete button.dataset.armed; button.textContent = "Delete"; }, 3000);
+  }
+
+  function startEdit(li) {
+    editing = true;
+    textarea.value = li.querySelector(".bubble-text").textContent;
+    sendButton.textContent = "Save and resend";
+    composer.classList.add("editing");
+    textarea.focus();
+  }
+
+  function stopEdit() {
+    editing = false;
+    sendButton.textContent = "Send";
+    composer.classList.remove("editing");
+  }
+
+  function onAction(event) {
+    var button = event.target.closest(".bubble-action");
+    if (!button) return false;
+    var li = button.closest(".bubble");
+    var action = button.dataset.action;
+    if (action === "copy") copyText(li, button);
+    else if (action === "delete") confirmDelete(li, button);
+    else if (action === "edit") startEdit(li);
+    else if (action === "regenerate" && send({ type: "message.regenerate" })) pendingAction = "regenerate";
+    else if (action === "version") send({ type: "message.alternative", message_id: parseInt(li.dataset.messageId, 10) });
+    return true;
+  }
+
   // ---- run status ----
 
   function showProgress(value, step) {
@@ -151,6 +263,7 @@
     sendButton.disabled = busy;
     cancelButton.hidden = !busy;
     if (!busy) runBox.hidden = true;
+    refreshActions();
   }
 
   function showError(message, runId) {
@@ -208,6 +321,27 @@
       }
       clearError();
       currentRun = { id: e.run_id, bubble: null, content: "" };
+      var reuse = pendingAction && lastOf("assistant");
+      if (pendingAction === "edit") {
+        var mine = document.getElementById("message-" + e.message_id);
+        if (mine) {
+          renderRich(mine.querySelector(".bubble-text"), textarea.dataset.sent || "");
+          while (mine.nextElementSibling) mine.nextElementSibling.remove();
+        }
+      } else if (reuse) {
+        var keep = pendingAction === "continue" ? reuse.querySelector(".bubble-text").textContent : "";
+        if (pendingAction === "regenerate") {
+          reuse.dataset.versions = String(parseInt(reuse.dataset.versions || "1", 10) + 1);
+          var picture = reuse.querySelector(".bubble-image");
+          if (picture) picture.remove();
+        }
+        reuse.querySelector(".bubble-text").textContent = keep;
+        reuse.classList.add("streaming");
+        reuse.classList.remove("incomplete");
+        currentRun.bubble = reuse;
+        currentRun.content = keep;
+      }
+      pendingAction = null;
       showProgress(0, "");
     },
     progress: function (e) {
@@ -226,8 +360,22 @@
     },
     done: function (e) {
       finishBubble(e.message_id);
+      var bubble = document.getElementById("message-" + e.message_id);
+      if (bubble) bubble.dataset.finishReason = e.finish_reason || "";
       currentRun = null;
       setBusy(false);
+    },
+    "message.deleted": function (e) {
+      var bubble = document.getElementById("message-" + e.message_id);
+      if (bubble) bubble.remove();
+      refreshActions();
+    },
+    "message.updated": function (e) {
+      var bubble = document.getElementById("message-" + e.message_id);
+      if (!bubble) return;
+      renderRich(bubble.querySelector(".bubble-text"), e.content);
+      bubble.dataset.versions = String(e.versions);
+      refreshActions();
     },
     error: function (e) {
       if (e.run_id) {
@@ -242,6 +390,7 @@
         showError(e.message, e.run_id);
         return;
       }
+      pendingAction = null;
       // A refused frame: give the text back so nothing typed is lost.
       Object.keys(pending).forEach(function (id) {
         var sent = pending[id];
@@ -307,6 +456,16 @@
     if (!text) { event.preventDefault(); return; }
     if (!socket || socket.readyState !== WebSocket.OPEN) return; // the form posts instead
     event.preventDefault();
+    if (editing) {
+      if (send({ type: "message.edit", content: text })) {
+        pendingAction = "edit";
+        textarea.dataset.sent = text;
+        textarea.value = "";
+        stopEdit();
+        clearError();
+      }
+      return;
+    }
     counter += 1;
     var clientId = "c" + Date.now() + "-" + counter;
     var bubble = addBubble("user", text);
@@ -319,10 +478,19 @@
   });
 
   textarea.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && editing) {
+      textarea.value = "";
+      stopEdit();
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       if (!sendButton.disabled) composer.requestSubmit();
     }
+  });
+
+  continueButton.addEventListener("click", function () {
+    if (send({ type: "message.continue" })) pendingAction = "continue";
   });
 
   cancelButton.addEventListener("click", function () {
@@ -348,9 +516,13 @@
       .then(function (r) { return r.json(); })
       .then(function (page) {
         page.messages.slice().reverse().forEach(function (m) {
-          addBubble(m.role, m.content, { id: m.id, imageUrl: m.image_url, prepend: true, date: new Date(m.created_at) });
+          addBubble(m.role, m.content, {
+            id: m.id, imageUrl: m.image_url, prepend: true, date: new Date(m.created_at),
+            finishReason: m.finish_reason, versions: m.versions
+          });
         });
         log.scrollTop = log.scrollHeight - height;
+        refreshActions();
         if (!page.has_older) button.parentNode.remove();
         else button.disabled = false;
       })
@@ -358,6 +530,7 @@
   }
 
   log.addEventListener("click", function (event) {
+    if (onAction(event)) return;
     var older = event.target.closest("[data-older]");
     if (older) { loadOlder(older); return; }
     var link = event.target.closest("[data-enlarge]");
@@ -376,5 +549,6 @@
   });
 
   log.scrollTop = log.scrollHeight;
+  refreshActions();
   connect();
 })();

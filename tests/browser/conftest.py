@@ -55,8 +55,8 @@ def fake_backends():
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory, fake_backends):
-    """The site's base URL: Daphne with its in-process worker, for the whole session."""
+def live_site(tmp_path_factory, fake_backends):
+    """Daphne with its in-process worker, for the whole session."""
     llm, sd = fake_backends
     var = tmp_path_factory.mktemp("site")
     env = site_env(
@@ -65,14 +65,23 @@ def site(tmp_path_factory, fake_backends):
             "LLM_MODEL": "fake-model",
             "SD_API_URL": sd.base_url,
             "CHAT_RETRY_BACKOFF_BASE": "0.1",
+            # Every browser user signs up from 127.0.0.1.
+            "RATELIMIT_REGISTER": "100/1h",
+            "RATELIMIT_CHAT_MESSAGE": "12/1h",  # an hour: a minute window could turn over mid-test
         },
         var_dir=var,
     )
     try:
         with run_site(env, var_dir=var) as running:
-            yield running.base_url
+            yield running
     except SiteFailed as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def site(live_site):
+    """The site's base URL."""
+    return live_site.base_url
 
 
 @pytest.fixture

@@ -32,6 +32,22 @@ class Site:
     base_url: str
     env: dict[str, str]
     log_dir: Path
+    port: int = 0
+    server: subprocess.Popen | None = None
+
+    def start_server(self) -> None:
+        self.server = _start(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), ASGI_APP],
+            self.env,
+            self.log_dir / "server.log",
+        )
+        _wait_healthy(self)
+
+    def restart_server(self) -> None:
+        """Stop Daphne and start it again on the same port (open websockets drop)."""
+        if self.server is not None:
+            _stop(self.server)
+        self.start_server()
 
     @property
     def ws_url(self) -> str:
@@ -75,8 +91,23 @@ def site_env(overrides: dict[str, str], *, var_dir: Path) -> dict[str, str]:
     return env
 
 
+def _wait_healthy(site: Site) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{site.base_url}/healthz", timeout=1).status_code in (200, 503):
+                return
+        except requests.ConnectionError:
+            pass
+        if site.server.poll() is not None or time.monotonic() > deadline:
+            raise SiteFailed(
+                f"the server did not start:\n{(site.log_dir / 'server.log').read_text()[-3000:]}"
+            )
+        time.sleep(0.2)
+
+
 def _start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    log = log_path.open("w")
+    log = log_path.open("a")
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -95,44 +126,19 @@ def run_site(env: dict[str, str], *, var_dir: Path, worker_args: list[str] | Non
     """Daphne (and a ``celery worker`` with ``worker_args`` when given) for the duration of the block."""
     var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    site = Site(base_url=f"http://127.0.0.1:{port}", env=env, log_dir=var_dir)
+    site = Site(base_url=f"http://127.0.0.1:{port}", env=env, log_dir=var_dir, port=port)
     site.manage("migrate", "--noinput", "-v0")
-    processes = []
+    worker = None
     try:
         if worker_args is not None:
-            processes.append(
-                _start(
-                    [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *worker_args],
-                    env,
-                    var_dir / "worker.log",
-                )
+            worker = _start(
+                [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *worker_args],
+                env,
+                var_dir / "worker.log",
             )
-        server = _start(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "companionhub.asgi:application",
-            ],
-            env,
-            var_dir / "server.log",
-        )
-        processes.append(server)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{site.base_url}/healthz", timeout=1).status_code in (200, 503):
-                    break
-            except requests.ConnectionError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SiteFailed(f"the server did not start:\n{(var_dir / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+        site.start_server()
         yield site
     finally:
-        for process in reversed(processes):
-            _stop(process)
+        for process in (site.server, worker):
+            if process is not None:
+                _stop(process)

@@ -1,0 +1,125 @@
+"""The chat's everyday tools in Chromium: versions, edit, copy, delete, continue, limits, reconnect."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import DESKTOP
+from tests.browser.test_journey import create_companion, register
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def chat(browser, site, fake_backends):
+    """A new user with a new companion, on its chat page; clipboard allowed."""
+    llm, _ = fake_backends
+    llm.token_delay = 0
+    llm.reset()
+    context = browser.new_context(
+        viewport=DESKTOP, base_url=site, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    register(page, f"u{uuid.uuid4().hex[:8]}", screenshots=False)
+    create_companion(page, "Ren", screenshots=False)
+    expect(page.locator("[data-connection]")).to_have_text("Online")
+    yield page, llm
+    context.close()
+    assert not errors, errors
+
+
+def send(page, text):
+    """Send and wait for the whole turn: the user's bubble has an id and the composer is free again."""
+    sent = page.locator(".chat-log .bubble.user[data-message-id]")
+    before = sent.count()
+    page.get_by_label("Message to Ren").fill(text)
+    page.keyboard.press("Enter")
+    expect(sent).to_have_count(before + 1)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=20_000)
+
+
+def last(page, role):
+    return page.locator(f".chat-log .bubble.{role}[data-message-id]").last
+
+
+def test_regenerate_then_flip_back_edit_copy_and_delete(chat):
+    page, llm = chat
+    llm.set_reply("First version.")
+    send(page, "Hi")
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("First version.")
+
+    llm.set_reply("Second version.")
+    last(page, "assistant").hover()
+    last(page, "assistant").get_by_role("button", name="Write this reply again").click()
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("Second version.")
+    versions = last(page, "assistant").get_by_role("button", name="Show the other version")
+    expect(versions).to_have_text("Versions: 2")
+    versions.click()
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("First version.")
+
+    llm.set_reply("Answer to the edit.")
+    last(page, "user").hover()
+    last(page, "user").get_by_role("button", name="Edit your last message").click()
+    expect(page.get_by_label("Message to Ren")).to_have_value("Hi")
+    page.get_by_label("Message to Ren").fill("Hello again")
+    page.keyboard.press("Enter")
+    expect(last(page, "user").locator(".bubble-text")).to_have_text("Hello again")
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("Answer to the edit.")
+    expect(page.locator(".chat-log .bubble[data-message-id]")).to_have_count(2)
+
+    last(page, "assistant").hover()
+    last(page, "assistant").get_by_role("button", name="Copy this message").click()
+    expect(last(page, "assistant").get_by_role("button", name="Copy this message")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "Answer to the edit."
+
+    user_bubble = last(page, "user")
+    user_bubble.hover()
+    delete = user_bubble.get_by_role("button", name="Delete this message")
+    delete.click()
+    expect(delete).to_have_text("Delete?")
+    delete.click()
+    expect(page.locator(".chat-log .bubble.user")).to_have_count(0)
+    page.reload()
+    expect(page.locator(".chat-log .bubble.user")).to_have_count(0)  # gone on the server too
+
+
+def test_a_cut_reply_can_be_continued(chat):
+    page, llm = chat
+    llm.set_reply(" ".join(f"w{i}" for i in range(420)))  # more than the 400-token default
+    send(page, "Tell me everything")
+    continue_button = page.get_by_role("button", name="Continue the reply")
+    expect(continue_button).to_be_visible()
+    cut = last(page, "assistant").locator(".bubble-text").inner_text()
+    llm.set_reply(" and that is all.")
+    continue_button.click()
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text(cut + " and that is all.")
+    expect(continue_button).to_be_hidden()
+
+
+def test_going_over_the_message_limit_says_so_and_keeps_the_text(chat):
+    page, llm = chat
+    llm.set_reply("ok")
+    for n in range(12):
+        send(page, f"message {n}")
+    page.get_by_label("Message to Ren").fill("one too many")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-error]")).to_contain_text("faster than we allow")
+    expect(page.get_by_label("Message to Ren")).to_have_value("one too many")  # nothing typed is lost
+    expect(page.locator(".chat-log .bubble.user", has_text="one too many")).to_have_count(0)
+
+
+def test_a_dropped_socket_reconnects_by_itself(chat, live_site):
+    page, llm = chat
+    live_site.restart_server()
+    expect(page.locator("[data-connection]")).to_have_text(re.compile("reconnecting", re.I))
+    expect(page.locator("[data-connection]")).to_have_text("Online", timeout=30_000)
+    llm.set_reply("Still here.")
+    send(page, "Are you back?")
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("Still here.")
