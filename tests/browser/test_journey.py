@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, shoot
+from tests.browser.conftest import DESKTOP, PHONE, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -148,11 +148,89 @@ def test_the_whole_journey(page, site, fake_backends):
     expect(page.locator(".empty-state")).to_be_visible()
 
 
-def test_pages_at_phone_width(browser, site):
+def test_pages_at_phone_width(browser, site, fake_backends):
+    llm, _ = fake_backends
+    llm.set_reply("Hi from a small screen!")
+    llm.token_delay = 0.05
     context = browser.new_context(viewport=PHONE, base_url=site, is_mobile=True, has_touch=True)
     page = context.new_page()
+    page.set_default_timeout(15_000)
     page.goto("/")
     shoot(page, "landing-phone")
     page.goto("/accounts/register/")
     shoot(page, "register-phone")
+    register(page, f"p{uuid.uuid4().hex[:8]}", screenshots=False)
+    page.goto("/companions/")
+    shoot(page, "companions-empty-phone")
+    page.get_by_role("link", name="+ New companion").first.click()
+    for step in range(1, 5):
+        pick_every_choice(page)
+        if page.locator("#id_age").count() and not page.locator("#id_age").input_value():
+            page.locator("#id_age").fill("27")
+        if page.locator("#id_name").count():
+            page.locator("#id_name").fill("Mika")
+        shoot(page, f"wizard-step{step}-phone")
+        page.get_by_role("button", name="Next →").click()
+    shoot(page, "wizard-step5-phone")
+    page.get_by_role("button", name="Create companion").click()
+    page.get_by_label("Message to Mika").fill("Hello!")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".chat-log .bubble.assistant.streaming")).to_be_visible()
+    shoot(page, "chat-streaming-phone")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=20_000)
+    page.goto("/companions/")
+    shoot(page, "companions-phone")
+    page.goto("/companions/gallery/")
+    shoot(page, "gallery-phone")
+    page.goto("/companions/")
+    page.locator(".companion-card a").first.click()
+    page.get_by_role("link", name="Settings").click()
+    shoot(page, "settings-phone")
+    context.close()
+
+
+def test_the_wizard_works_with_the_keyboard_alone(page):
+    """No mouse: focus moves by keyboard, choices are picked with Space and arrows, Enter submits."""
+    register(page, f"k{uuid.uuid4().hex[:8]}", screenshots=False)
+    page.goto("/companions/new/")
+    for step in range(1, 5):
+        expect(page.locator(".steps .current")).to_contain_text(str(step))
+        for fieldset in page.locator("fieldset.choice-field").all():
+            if fieldset.locator("input:checked").count() == 0:
+                fieldset.locator("input").first.focus()
+                page.keyboard.press("Space")
+                assert fieldset.locator("input:checked").count() == 1
+        for select in page.locator("select").all():
+            if not select.input_value():
+                select.focus()
+                page.keyboard.press("ArrowDown")
+        if page.locator("#id_age").count() and not page.locator("#id_age").input_value():
+            page.locator("#id_age").focus()
+            page.keyboard.type("27")
+        if page.locator("#id_name").count():
+            page.locator("#id_name").focus()
+            page.keyboard.type("Kei")
+        page.get_by_role("button", name="Next →").focus()
+        page.keyboard.press("Enter")
+    page.get_by_role("button", name="Create companion").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".chat-title")).to_have_text("Kei")
+
+
+def test_admin_companion_list(browser, live_site):
+    name = f"mod{uuid.uuid4().hex[:6]}"
+    live_site.manage(
+        "shell",
+        "-c",
+        "from accounts.models import User; User.objects.create_superuser("
+        f"username='{name}', email='{name}@example.com', password='a-long-secret-pass')",
+    )
+    context = browser.new_context(viewport=DESKTOP, base_url=live_site.base_url)
+    page = context.new_page()
+    page.goto("/admin/login/?next=/admin/companions/companion/")
+    page.locator("#id_username").fill(name)
+    page.locator("#id_password").fill("a-long-secret-pass")
+    page.locator("input[type=submit]").click()
+    expect(page.locator("#result_list")).to_be_visible()
+    shoot(page, "admin-companions-desktop")
     context.close()
