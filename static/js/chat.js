@@ -341,6 +341,7 @@
         currentRun.bubble = reuse;
         currentRun.content = keep;
       }
+      if (!currentRun.bubble) streamingBubble(e.run_id); // shows "typing…" until the first words come
       pendingAction = null;
       showProgress(0, "");
     },
@@ -384,7 +385,10 @@
           return;
         }
         finishBubble(null);
-        if (currentRun && currentRun.bubble) currentRun.bubble.classList.add("incomplete");
+        if (currentRun && currentRun.bubble) {
+          if (!currentRun.content) currentRun.bubble.remove(); // nothing was written: no empty bubble
+          else currentRun.bubble.classList.add("incomplete");
+        }
         currentRun = null;
         setBusy(false);
         showError(e.message, e.run_id);
