@@ -26,6 +26,7 @@ def start_embedded_worker() -> bool:
     with _lock:
         if _worker is not None:
             return False
+        recover_orphaned_runs()
         queues = sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *embedded_queues()})
         _worker = app.WorkController(
             pool="threads",
@@ -45,3 +46,24 @@ def embedded_queues() -> list[str]:
     """Every queue a task is routed to, so one in-process worker serves them all."""
     routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
     return [route["queue"] for route in routes.values() if "queue" in route]
+
+
+def recover_orphaned_runs() -> int:
+    """Fail the replies the previous process was writing.
+
+    The in-memory broker died with that process, so their tasks are gone and
+    nothing else would ever end them: the chat would say "still replying"
+    forever. Failing them shows the user Retry instead.
+    """
+    from django.db import DatabaseError
+
+    from chat.pipeline import reconcile_stuck_runs
+
+    try:
+        count = reconcile_stuck_runs(older_than_seconds=0)
+    except DatabaseError as exc:  # not migrated yet: nothing to recover
+        log.warning("orphaned_runs_not_checked", error=str(exc)[:200])
+        return 0
+    if count:
+        log.info("orphaned_runs_failed", count=count)
+    return count
