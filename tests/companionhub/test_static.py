@@ -40,9 +40,13 @@ def test_hashed_files_are_served_compressed_for_a_year(collected, client, settin
     from whitenoise.middleware import WhiteNoiseMiddleware
 
     hashed = next(p.name for p in (collected / "css").iterdir() if p.suffix == ".css" and p.name != "app.css")
-    with override_settings(STATIC_ROOT=collected, WHITENOISE_USE_FINDERS=False, WHITENOISE_MAX_AGE=31_536_000):
+    with override_settings(
+        STATIC_ROOT=collected, WHITENOISE_USE_FINDERS=False, WHITENOISE_MAX_AGE=31_536_000
+    ):
         middleware = WhiteNoiseMiddleware(lambda request: None)
-        static_file = middleware.files.get(f"/static/css/{hashed}") or middleware.find_file(f"/static/css/{hashed}")
+        static_file = middleware.files.get(f"/static/css/{hashed}") or middleware.find_file(
+            f"/static/css/{hashed}"
+        )
         assert static_file is not None
         response = middleware.serve(static_file, client.get("/").wsgi_request)
     assert "max-age=31536000" in response["Cache-Control"]
