@@ -61,6 +61,7 @@ def run() -> dict:
             )
         )
     print(f"Optimizing {COUNT} generated 832x1216 PNGs (gradient + noise)")
+    results = {"count": COUNT, **results}
     print(table(rows, ("kind", "stored size", "PNG in", "median", "p90", "stored/original")))
     return results
 

@@ -1,48 +1,48 @@
-"""What the chat pipeline adds on top of the LLM, seen from a websocket client.
+"""What the chat pipeline adds on top of the LLM, seen from real websocket clients.
 
-The site runs as in production (Daphne, Celery), pointed at the local fake
-LLM, which streams a fixed reply at a fixed token rate. Clients are real
-websocket clients (the ``websockets`` library) using API tokens. Two figures:
+The site runs as deployed (Daphne, Celery) against the local fake LLM, which
+streams a fixed reply at a fixed token rate and records when it wrote each
+token. Clients are real websocket clients (``websockets``) using API tokens.
 
-- first-token latency: the client receiving the first ``token`` event minus
-  the fake server writing the first token (same process, same clock);
-- turn overhead: from sending ``message.send`` to ``done``, minus the time the
-  fake needs to emit the reply ((tokens - 1) x token delay). It holds both
-  scene analyses, queueing, state, database writes and every hop.
+- first token: the client receiving the first ``token`` event minus the fake
+  writing the first token (same process, same clock);
+- added delay: for every token event, its arrival minus the moment the fake
+  wrote the last token it carries; p99 over all events (what batching and
+  every hop add between tokens);
+- burst ratio: client gap between token events (p50) over the upstream gap
+  between tokens, with the batching factor (tokens per event);
+- turn overhead: ``message.send`` to ``done`` minus the time the fake needs to
+  emit the reply; it holds both scene analyses, five task hops, database
+  writes and every network hop.
 
-Modes: ``embedded`` (SQLite, in-memory broker and layer, worker inside the
-web process) and ``redis`` (PostgreSQL + Redis + a separate ``celery worker``
-started as the Procfile does), each with 1 and with 20 concurrent chats.
-The redis mode needs PostgreSQL and Redis on the default local ports (or
-``BENCH_DATABASE_URL`` / ``BENCH_REDIS_URL``) and is skipped without them.
+Modes: ``embedded`` (SQLite, in-memory broker and layer, worker in the web
+process) and ``redis`` (PostgreSQL + Redis + separate ``celery worker``
+processes as the Procfile runs them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import json
-import os
-import shutil
 import statistics
 import time
 from pathlib import Path
 
-import psycopg
-import redis
 import websockets
 
+from bench import services
 from bench.stats import percentile, table
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.site import run_site, site_env
 
 TOKENS = 40
-TOKEN_DELAY = 0.02  # 50 tokens/s, a typical hosted 70B model
-CONCURRENCY = (1, 20)
-TURNS_PER_CLIENT = {1: 15, 20: 3}
-PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/companionhub_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
-# As the Procfile runs them: a threads worker for replies, one process for pictures.
-WORKER_ARGS = ["--queues=chat,images", "--pool=threads", "--concurrency=20", "--loglevel=WARNING"]
+RATES = (50, 250)  # tokens per second written by the fake LLM
+CONCURRENCY = (1, 20, 100)
+TURNS_PER_CLIENT = {1: 15, 20: 3, 100: 1}
+EMBEDDED_CONCURRENCY = (1, 20)
+LOST_AFTER = 30  # seconds without an event during a turn: count it as lost, go on
 
 SETUP = """
 import json
@@ -61,8 +61,15 @@ print(json.dumps(out))
 """
 
 
-async def one_client(ws_url: str, account: dict, turns: int, results: list, llm: FakeLLMServer, tag: str):
+def make_accounts(site, count: int) -> list[dict]:
+    return json.loads(site.manage("shell", "-c", SETUP.format(count=count)).strip().splitlines()[-1])
+
+
+async def one_client(ws_url, account, turns, results, llm, tag):
     headers = {"Authorization": f"Bearer {account['token']}", "Origin": "http://127.0.0.1"}
+    ends = [0]
+    for token in llm.reply_tokens:
+        ends.append(ends[-1] + len(token))
     async with websockets.connect(
         f"{ws_url}/ws/chat/{account['companion']}/", additional_headers=headers
     ) as ws:
@@ -71,119 +78,139 @@ async def one_client(ws_url: str, account: dict, turns: int, results: list, llm:
             text = f"{tag} {account['companion']} turn {turn}"
             sent = time.perf_counter()
             await ws.send(json.dumps({"type": "message.send", "content": text}))
-            first_token = None
+            arrivals = []  # (arrival, end offset, tokens in event)
+            error = None
             while True:
-                event = json.loads(await asyncio.wait_for(ws.recv(), timeout=120))
-                if event["type"] == "token" and first_token is None:
-                    first_token = time.perf_counter()
+                try:
+                    event = json.loads(await asyncio.wait_for(ws.recv(), timeout=LOST_AFTER))
+                except TimeoutError:
+                    error = "lost_event"  # the run ended but its last event never reached us
+                    break
+                now = time.perf_counter()
+                if event["type"] == "token":
+                    end = event["offset"] + len(event["text"])
+                    arrivals.append((now, end, len(event["text"].split())))
                 elif event["type"] == "error":
-                    raise RuntimeError(f"turn failed: {event}")
+                    error = event["code"]
+                    break
                 elif event["type"] == "done":
                     break
+            if error or not arrivals:
+                results.append({"error": error or "no_tokens"})
+                continue
             finished = time.perf_counter()
             stream = next(s for s in reversed(llm.streams) if s.get("last_user") == text)
+            times = stream["token_times"]
+            added = []
+            for arrival, end, _ in arrivals:
+                index = max(0, min(len(times) - 1, bisect.bisect_right(ends, end) - 2))
+                added.append(arrival - times[index])
+            gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
             results.append(
                 {
-                    "first_token": first_token - stream["first_token_at"],
-                    "overhead": (finished - sent) - (TOKENS - 1) * TOKEN_DELAY,
+                    "first_token": arrivals[0][0] - stream["first_token_at"],
+                    "overhead": (finished - sent) - (times[-1] - times[0]),
+                    "added": added,
+                    "gaps": gaps,
+                    "per_event": [n for *_, n in arrivals],
+                    "finished": finished,
                 }
             )
 
 
-async def run_load(ws_url: str, accounts: list[dict], concurrency: int, llm: FakeLLMServer) -> list[dict]:
+async def run_load(ws_url, accounts, concurrency, llm) -> tuple[list[dict], float]:
     results: list[dict] = []
     tag = f"c{concurrency}-{time.monotonic_ns()}"
+    started = time.perf_counter()
     await asyncio.gather(
         *(
             one_client(ws_url, a, TURNS_PER_CLIENT[concurrency], results, llm, tag)
             for a in accounts[:concurrency]
-        )
+        ),
+        return_exceptions=False,
     )
-    return results
+    return results, time.perf_counter() - started
 
 
-def measure(
-    mode: str, env: dict, var: Path, llm: FakeLLMServer, worker_args: list[str] | None
-) -> list[tuple]:
+def summarize(mode: str, rate: int, concurrency: int, results: list[dict], elapsed: float) -> dict:
+    ok = [r for r in results if "error" not in r]
+    errors = len(results) - len(ok)
+    ms = lambda values: [v * 1000 for v in values]  # noqa: E731
+    first = ms(r["first_token"] for r in ok)
+    over = ms(r["overhead"] for r in ok)
+    added = ms(a for r in ok for a in r["added"])
+    gaps = [g for r in ok for g in r["gaps"]]
+    per_event = [n for r in ok for n in r["per_event"]]
+    upstream_gap = 1 / rate
+    return {
+        "mode": mode,
+        "tokens_per_s": rate,
+        "chats": concurrency,
+        "turns": len(ok),
+        "errors": errors,
+        "lost": sum(1 for r in results if r.get("error") == "lost_event"),
+        "turns_per_min": round(len(ok) / elapsed * 60, 1),
+        "first_token_p50_ms": round(statistics.median(first), 1),
+        "first_token_p99_ms": round(percentile(first, 99), 1),
+        "added_delay_p99_ms": round(percentile(added, 99), 1),
+        "burst_ratio": round(statistics.median(gaps) / upstream_gap, 2) if gaps else None,
+        "tokens_per_event": round(statistics.mean(per_event), 1),
+        "turn_overhead_p50_ms": round(statistics.median(over)),
+        "turn_overhead_p99_ms": round(percentile(over, 99)),
+    }
+
+
+def measure(mode: str, env: dict, var: Path, llm: FakeLLMServer, workers: list[list[str]]) -> list[dict]:
     rows = []
-    try:
-        with run_site(env, var_dir=var, worker_args=worker_args) as site:
-            _measure_site(site, mode, llm, rows)
-    except Exception:
-        for log in sorted(var.glob("*.log")):
-            print(f"--- last lines of {log.name} ---\n{log.read_text()[-2000:]}")
-        raise
+    concurrency = EMBEDDED_CONCURRENCY if mode == "embedded" else CONCURRENCY
+    with services.logged_site(run_site, env, var, workers=workers) as site:
+        accounts = make_accounts(site, max(concurrency))
+        llm.token_delay = 1 / RATES[0]
+        asyncio.run(run_load(site.ws_url, accounts, 1, llm))  # warm up: imports, connections, caches
+        for rate in RATES:
+            llm.token_delay = 1 / rate
+            for chats in concurrency:
+                results, elapsed = asyncio.run(run_load(site.ws_url, accounts, chats, llm))
+                rows.append(summarize(mode, rate, chats, results, elapsed))
     return rows
 
 
-def _measure_site(site, mode: str, llm: FakeLLMServer, rows: list) -> None:
-    accounts = json.loads(
-        site.manage("shell", "-c", SETUP.format(count=max(CONCURRENCY))).strip().splitlines()[-1]
-    )
-    asyncio.run(run_load(site.ws_url, accounts, 1, llm))  # warm up: imports, connections, caches
-    for concurrency in CONCURRENCY:
-        results = asyncio.run(run_load(site.ws_url, accounts, concurrency, llm))
-        first = [r["first_token"] * 1000 for r in results]
-        over = [r["overhead"] * 1000 for r in results]
-        rows.append(
-            (
-                mode,
-                concurrency,
-                len(results),
-                f"{statistics.median(first):.1f}",
-                f"{percentile(first, 99):.1f}",
-                f"{statistics.median(over):.0f}",
-                f"{percentile(over, 99):.0f}",
-            )
-        )
+COLUMNS = (
+    ("mode", "mode"),
+    ("tok/s", "tokens_per_s"),
+    ("chats", "chats"),
+    ("turns", "turns"),
+    ("errors", "errors"),
+    ("lost", "lost"),
+    ("turns/min", "turns_per_min"),
+    ("first p50", "first_token_p50_ms"),
+    ("first p99", "first_token_p99_ms"),
+    ("added p99", "added_delay_p99_ms"),
+    ("burst", "burst_ratio"),
+    ("tok/event", "tokens_per_event"),
+    ("overhead p50", "turn_overhead_p50_ms"),
+    ("overhead p99", "turn_overhead_p99_ms"),
+)
 
 
-def services_available() -> str | None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        return f"Redis: {exc}"
-    admin_url = PG_URL.rsplit("/", 1)[0] + "/postgres"
-    name = PG_URL.rsplit("/", 1)[1]
-    try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=2) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        return f"PostgreSQL: {exc}"
-    return None
-
-
-def run() -> list[tuple]:
-    rows = []
-    # Logs of the site's processes stay in var/bench/ for a look after the run.
-    tmp = Path(os.environ.get("BENCH_DIR", Path(__file__).resolve().parents[1] / "var" / "bench"))
-    shutil.rmtree(tmp, ignore_errors=True)
+def run() -> dict:
+    var = services.bench_dir("pipeline")
+    rows: list[dict] = []
     with FakeLLMServer() as llm:
         llm.reply_tokens = [f"word{i} " for i in range(TOKENS)]
-        llm.token_delay = TOKEN_DELAY
-        base = {"LLM_BASE_URL": llm.base_url, "LLM_MODEL": "fake-model"}
-        embedded = site_env(base, var_dir=Path(tmp) / "embedded")
-        rows += measure("embedded", embedded, Path(tmp) / "embedded", llm, worker_args=None)
-        problem = services_available()
+        base = {"LLM_BASE_URL": llm.base_url, "LLM_MODEL": "fake-model", "RATELIMIT_ENABLE": "False"}
+        rows += measure(
+            "embedded", site_env(base, var_dir=var / "embedded"), var / "embedded", llm, workers=[]
+        )
+        problem = services.prepare()
         if problem:
             print(f"redis mode skipped ({problem})")
         else:
-            redis.Redis.from_url(REDIS_URL).flushdb()
-            with_services = site_env(
-                {**base, "DATABASE_URL": PG_URL, "REDIS_URL": REDIS_URL}, var_dir=Path(tmp) / "redis"
-            )
-            rows += measure(
-                "redis + worker", with_services, Path(tmp) / "redis", llm, worker_args=WORKER_ARGS
-            )
-    print(f"Fake LLM: {TOKENS} tokens at {1 / TOKEN_DELAY:.0f} tokens/s; times in ms")
-    print(
-        table(
-            rows,
-            ("mode", "chats", "turns", "first token p50", "p99", "turn overhead p50", "p99"),
-        )
-    )
-    return rows
+            env = site_env({**base, **services.service_env()}, var_dir=var / "redis")
+            rows += measure("redis", env, var / "redis", llm, workers=services.PROCFILE_WORKERS)
+    print(f"Fake LLM: {TOKENS}-token replies; times in ms")
+    print(table([tuple(r[key] for _, key in COLUMNS) for r in rows], tuple(h for h, _ in COLUMNS)))
+    return {"rows": rows}
 
 
 if __name__ == "__main__":

@@ -9,3 +9,11 @@ from celery import shared_task
 def ping() -> str:
     """Answer ``pong``: proves a worker is consuming the broker (health, tests)."""
     return "pong"
+
+
+@shared_task(name="companionhub.clock", ignore_result=False)
+def clock(_previous: float | None = None) -> float:
+    """Return the wall-clock time the task started: the benchmark's probe of queueing delay."""
+    import time
+
+    return time.time()

@@ -34,6 +34,16 @@
 
   var socket = null;
   var attempt = 0;
+  var lastEventAt = Date.now();
+  // The channel layer delivers at most once: if a reply goes quiet, reconnect and let the snapshot
+  // (read from the database) say where it stands.
+  var QUIET_MS = 30000;
+  setInterval(function () {
+    if (currentRun && socket && socket.readyState === WebSocket.OPEN && Date.now() - lastEventAt > QUIET_MS) {
+      lastEventAt = Date.now();
+      socket.close(4000, "quiet");
+    }
+  }, 5000);
   var currentRun = null; // {id, bubble, content}
   var failedRunId = null;
   var pending = {}; // client_id -> {text, bubble}
@@ -298,6 +308,11 @@
       updateState(e.companion.state);
       var run = e.run;
       if (!run) {
+        if (currentRun && currentRun.bubble) {
+          // The reply ended while we missed its last events: the page from the server has all of it.
+          location.reload();
+          return;
+        }
         if (currentRun) { finishBubble(null); currentRun = null; }
         setBusy(false);
         return;
@@ -427,6 +442,7 @@
       root.classList.remove("offline");
     };
     socket.onmessage = function (message) {
+      lastEventAt = Date.now();
       var event;
       try { event = JSON.parse(message.data); } catch (err) { return; }
       var handler = handlers[event.type];

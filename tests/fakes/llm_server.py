@@ -225,6 +225,7 @@ class _LLMHandler(FakeHandler):
                     self.write_chunk(chunk(None))
                 self.write_chunk(delta({"content": token}))
                 record["tokens_sent"] += 1
+                record.setdefault("token_times", []).append(time.perf_counter())
                 if index == 0:
                     record["first_token_at"] = time.perf_counter()
                     fake._first_token_sent()

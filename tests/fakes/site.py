@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -34,6 +34,7 @@ class Site:
     log_dir: Path
     port: int = 0
     server: subprocess.Popen | None = None
+    workers: list = field(default_factory=list)
 
     def start_server(self) -> None:
         self.server = _start(
@@ -122,23 +123,28 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def run_site(env: dict[str, str], *, var_dir: Path, worker_args: list[str] | None = None) -> Iterator[Site]:
-    """Daphne (and a ``celery worker`` with ``worker_args`` when given) for the duration of the block."""
+def run_site(
+    env: dict[str, str], *, var_dir: Path, worker_args: list[str] | None = None, workers: list[list[str]] = ()
+) -> Iterator[Site]:
+    """Daphne, plus one ``celery worker`` per argument list in ``worker_args``/``workers``, for the block."""
     var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     site = Site(base_url=f"http://127.0.0.1:{port}", env=env, log_dir=var_dir, port=port)
     site.manage("migrate", "--noinput", "-v0")
-    worker = None
+    all_workers = ([worker_args] if worker_args is not None else []) + list(workers)
+    site.workers = []
     try:
-        if worker_args is not None:
-            worker = _start(
-                [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *worker_args],
-                env,
-                var_dir / "worker.log",
+        for n, args in enumerate(all_workers):
+            site.workers.append(
+                _start(
+                    [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *args],
+                    env,
+                    var_dir / f"worker{n or ''}.log",
+                )
             )
         site.start_server()
         yield site
     finally:
-        for process in (site.server, worker):
+        for process in (site.server, *site.workers):
             if process is not None:
                 _stop(process)

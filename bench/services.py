@@ -1,0 +1,63 @@
+"""PostgreSQL, Redis and process set-up shared by the benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/companionhub_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+# As the Procfile runs them: a threads worker for replies, one process for pictures.
+PROCFILE_WORKERS = [
+    ["--queues=chat", "--pool=threads", "--concurrency=20", "--loglevel=WARNING", "-n", "chat@%h"],
+    ["--queues=images", "--concurrency=1", "--loglevel=WARNING", "-n", "images@%h"],
+]
+
+
+def bench_dir(name: str) -> Path:
+    """Logs of the processes a benchmark starts stay in var/bench/<name>/ for a look afterwards."""
+    path = Path(os.environ.get("BENCH_DIR", ROOT / "var" / "bench")) / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def prepare() -> str | None:
+    """Create the benchmark database and empty the benchmark Redis; say what is missing, if anything."""
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        client.ping()
+    except redis.RedisError as exc:
+        return f"Redis: {exc}"
+    admin_url = PG_URL.rsplit("/", 1)[0] + "/postgres"
+    name = PG_URL.rsplit("/", 1)[1]
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=2) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        return f"PostgreSQL: {exc}"
+    client.flushdb()
+    return None
+
+
+def service_env() -> dict[str, str]:
+    return {"DATABASE_URL": PG_URL, "REDIS_URL": REDIS_URL}
+
+
+@contextlib.contextmanager
+def logged_site(run_site, env: dict, var: Path, *, workers: list[list[str]]):
+    """``run_site``, printing the processes' last log lines if the benchmark fails."""
+    try:
+        with run_site(env, var_dir=var, workers=workers) as site:
+            yield site
+    except Exception:
+        for log in sorted(var.glob("*.log")):
+            print(f"--- last lines of {log.name} ---\n{log.read_text()[-2000:]}")
+        raise
