@@ -7,12 +7,15 @@ import random
 
 import pytest
 import redis
+from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+
+from companionhub.celery import app
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
 # Importing the ASGI app must not start the in-process Celery worker: tests
-# that need a worker start one themselves (see tests/chat/conftest.py).
+# that need a worker use the ``chat_worker`` fixture below.
 settings.EMBEDDED_WORKER = False
 
 PASSWORD = "correct-horse-battery-staple"
@@ -32,6 +35,28 @@ def _rate_limits_off(settings):
     """Counters live in the shared cache and outlast a test; tests that check limits
     turn them on with the ``rate_limits`` fixture (tests/ratelimits)."""
     settings.RATELIMIT_ENABLE = False
+
+
+@pytest.fixture(scope="session")
+def chat_worker(django_db_setup, django_db_blocker):
+    """One worker thread for the session, serving every queue a task is routed to."""
+    queues = sorted(
+        {settings.CELERY_TASK_DEFAULT_QUEUE, *(r["queue"] for r in settings.CELERY_TASK_ROUTES.values())}
+    )
+    # The worker checks the models as it starts, so it needs the database.
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app,
+            pool="threads",
+            concurrency=4,
+            queues=queues,
+            perform_ping_check=False,
+            shutdown_timeout=30,
+            loglevel="WARNING",
+        ) as worker,
+    ):
+        yield worker
 
 
 @pytest.fixture

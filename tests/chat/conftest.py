@@ -12,42 +12,17 @@ import contextlib
 import json
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
 
 from chat.backends import image_breaker, llm_breaker, reset_backends
 from companionhub.asgi import application
-from companionhub.celery import app
 from tests.companions.factories import make_companion
 
 ORIGIN = (b"origin", b"http://localhost:8000")
 EVENT_TIMEOUT = 20  # seconds to wait for one event before the test fails
-
-
-@pytest.fixture(scope="session")
-def chat_worker(django_db_setup, django_db_blocker):
-    """One worker thread for the session, serving every queue a task is routed to."""
-    queues = sorted(
-        {settings.CELERY_TASK_DEFAULT_QUEUE, *(r["queue"] for r in settings.CELERY_TASK_ROUTES.values())}
-    )
-    # The worker checks the models as it starts, so it needs the database.
-    with (
-        django_db_blocker.unblock(),
-        start_worker(
-            app,
-            pool="threads",
-            concurrency=4,
-            queues=queues,
-            perform_ping_check=False,
-            shutdown_timeout=30,
-            loglevel="WARNING",
-        ) as worker,
-    ):
-        yield worker
 
 
 @pytest.fixture
