@@ -34,7 +34,9 @@ def main(argv: list[str]) -> int:
     if problem:
         print(f"PostgreSQL/Redis not available ({problem}): in-process benchmarks use the embedded default")
     else:
-        os.environ.update(services.service_env())
+        env = services.service_env()
+        # In-process benchmarks use the services; the debug settings stay (no collected static files here).
+        os.environ.update({"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env["REDIS_URL"]})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "companionhub.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     django.setup()

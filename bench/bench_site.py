@@ -35,6 +35,7 @@ from tests.fakes.site import run_site, site_env
 
 FANOUT_CLIENTS = 200
 MEMORY_TURNS = 1_000
+MEMORY_ROUNDS = 4
 THROUGHPUT_SECONDS = 5
 THROUGHPUT_THREADS = 8
 
@@ -177,7 +178,7 @@ def run() -> dict:
             fan = asyncio.run(fanout(site.ws_url, accounts[20], llm))
 
             llm.token_delay = 0.001
-            per_client = MEMORY_TURNS // 20
+            per_client = MEMORY_TURNS // 20 // MEMORY_ROUNDS
 
             async def memory_load():
                 results: list[dict] = []
@@ -186,14 +187,25 @@ def run() -> dict:
                 )
                 return results
 
-            done = asyncio.run(memory_load())
-            after = {"web_mb": round(rss_mb(web_pid), 1), "worker_mb": round(rss_mb(chat_pid), 1)}
+            # Sampled after each quarter: growth that levels off is warm-up, growth that keeps on is a leak.
+            curve, turns = [], 0
+            for _ in range(MEMORY_ROUNDS):
+                turns += len([r for r in asyncio.run(memory_load()) if "error" not in r])
+                curve.append((turns, round(rss_mb(web_pid), 1), round(rss_mb(chat_pid), 1)))
+            after = {"web_mb": curve[-1][1], "worker_mb": curve[-1][2]}
             memory = {
                 "idle": idle,
-                "after_turns": len([r for r in done if "error" not in r]),
+                "after_turns": turns,
                 "after": after,
+                "curve_turns_web_worker_mb": curve,
                 "web_growth_pct": round((after["web_mb"] / idle["web_mb"] - 1) * 100, 1),
                 "worker_growth_pct": round((after["worker_mb"] / idle["worker_mb"] - 1) * 100, 1),
+                "worker_growth_last_half_pct": round(
+                    (curve[-1][2] / curve[len(curve) // 2 - 1][2] - 1) * 100, 1
+                ),
+                "web_growth_last_half_pct": round(
+                    (curve[-1][1] / curve[len(curve) // 2 - 1][1] - 1) * 100, 1
+                ),
             }
 
             cookie, companion_id = login_cookie(site)
@@ -230,6 +242,7 @@ def run() -> dict:
             }
     print(table([tuple(fan.values())], tuple(fan.keys())))
     print(f"Memory (MB): idle {idle}; after {memory['after_turns']} turns {after}")
+    print(f"  (turns, web MB, worker MB) after each quarter: {memory['curve_turns_web_worker_mb']}")
     print(f"Pages (req/s, {THROUGHPUT_THREADS} threads): {pages}")
     print(f"Reply first token beside a 30 s picture: {beside_image}")
     return {"fanout": fan, "memory": memory, "pages": pages, "beside_image": beside_image}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,17 @@ def prepare() -> str | None:
 
 
 def service_env() -> dict[str, str]:
-    return {"DATABASE_URL": PG_URL, "REDIS_URL": REDIS_URL}
+    """PostgreSQL and Redis, with production settings (DEBUG off: Django's debug query log alone
+    grows a worker by megabytes), minus the HTTPS redirect, since the benchmark speaks plain HTTP."""
+    return {
+        "DATABASE_URL": PG_URL,
+        "REDIS_URL": REDIS_URL,
+        "DEBUG": "False",
+        "SECRET_KEY": "bench-" + secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "False",
+        "LOG_FORMAT": "console",
+    }
 
 
 @contextlib.contextmanager

@@ -131,6 +131,8 @@ def run_site(
     port = free_port()
     site = Site(base_url=f"http://127.0.0.1:{port}", env=env, log_dir=var_dir, port=port)
     site.manage("migrate", "--noinput", "-v0")
+    if env.get("DEBUG") == "False":  # production serves collected, hashed static files
+        site.manage("collectstatic", "--noinput", "-v0")
     all_workers = ([worker_args] if worker_args is not None else []) + list(workers)
     site.workers = []
     try:
