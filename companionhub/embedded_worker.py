@@ -45,7 +45,7 @@ def start_embedded_worker() -> bool:
 def embedded_queues() -> list[str]:
     """Every queue a task is routed to, so one in-process worker serves them all."""
     routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
-    return [route["queue"] for route in routes.values() if "queue" in route]
+    return list(dict.fromkeys(route["queue"] for route in routes.values() if "queue" in route))
 
 
 def recover_orphaned_runs() -> int:

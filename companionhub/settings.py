@@ -308,7 +308,17 @@ CHAT_MAX_RUN_ATTEMPTS = env.int("CHAT_MAX_RUN_ATTEMPTS", default=5)
 CHAT_RETRY_BACKOFF_BASE = env.float("CHAT_RETRY_BACKOFF_BASE", default=1.0)  # seconds, doubling per retry
 CHAT_RETRY_BACKOFF_CAP = env.float("CHAT_RETRY_BACKOFF_CAP", default=10.0)
 CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
-CELERY_TASK_ROUTES = {"chat.generate_image": {"queue": "images"}}
+# Priorities (Redis: 0 is served first). A turn already under way goes before a
+# new one, so under load the replies that started finish instead of every turn
+# waiting behind every other turn's next step (bench/profile.py shows the wait).
+CELERY_TASK_ROUTES = {
+    "chat.analyze_context": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 6},  # a new turn
+    "chat.generate_reply": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 3},
+    "chat.reanalyze": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 0},
+    "chat.update_state": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 0},
+    "chat.finish": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 0},
+    "chat.generate_image": {"queue": "images", "priority": 0},
+}
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
     "delete-expired-rate-limits": {"task": "accounts.delete_expired_rate_limits", "schedule": 300.0},
