@@ -13,13 +13,14 @@ PORT ?= 8000
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help install run test lint format bench screenshots worker migrate superuser check-deploy clean
+.PHONY: help install run test lint format bench profile screenshots worker migrate superuser check-deploy clean
 
 help:
 	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
 	@echo "make test        run the tests"
 	@echo "make lint        ruff check + format check"
 	@echo "make bench       run the benchmarks in bench/"
+	@echo "make profile     profile 100 simultaneous chats (CPU, queue waits, py-spy stacks)"
 	@echo "make screenshots run the browser tests, saving screenshots to screenshots/tmp/"
 	@echo "make worker      run a Celery worker (needs REDIS_URL)"
 	@echo "make superuser   create an admin account"
@@ -67,6 +68,9 @@ screenshots: install
 
 bench: install
 	$(BIN)/python -m bench
+
+profile: install
+	$(BIN)/python -m bench.profile
 
 check-deploy: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
