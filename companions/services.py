@@ -1,15 +1,16 @@
-"""Writes to companions: the wizard, settings, wipe and delete."""
+"""Writes to companions: the wizard, card import, settings, wipe and delete."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 
-from companions import catalogue
+from companions import cards, catalogue
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
 from companions.models import Companion, CompanionDraft
@@ -85,6 +86,50 @@ def companion_create_from_draft(*, user, header: UploadedFile | None) -> Compani
         draft.delete()
     log.info("companion_created", companion_id=companion.pk, user_id=user.pk)
     return companion
+
+
+CARD_COLUMNS = ("name", "backstory", "greeting", "system_prompt", "distinguishing_features", "visual_prompt")
+
+
+def companion_import_card(*, user, upload: UploadedFile) -> tuple[Companion, cards.ImportedCard]:
+    """Make a new companion of ``user`` from a character card file (PNG or JSON).
+
+    The file is refused before it is read when it is over the image byte
+    limit (``IMAGE_MAX_BYTES``; a card PNG is an image upload). The values go
+    through the same form as the wizard's, and a PNG's picture through
+    ``media`` like any header picture, all in one transaction: a bad picture
+    (bomb, damaged) leaves nothing behind. Raises ``cards.CardRejected`` or
+    ``media.imaging.ImageRejected`` with a message for the user.
+    """
+    limit = settings.IMAGE_MAX_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise cards.CardRejected("too_large", f"The file is larger than {limit / (1024 * 1024):.0f} MB.")
+    parsed = cards.parse_card_file(upload.read(limit + 1), max_bytes=limit)
+    imported = cards.to_companion(
+        parsed, max_lengths={name: Companion._meta.get_field(name).max_length for name in CARD_COLUMNS}
+    )
+    form = CompanionSettingsForm(data=_as_form_data(imported.values, CompanionSettingsForm))
+    if not form.is_valid():  # the limits above make this rare: say which field, never crash
+        field, errors = next(iter(form.errors.items()))
+        raise cards.CardRejected(
+            "invalid", f"The card's {field.replace('_', ' ')} is not usable: {errors[0]}"
+        )
+    with transaction.atomic():
+        companion = form.save(commit=False)
+        companion.owner = user
+        companion.config = effective_config({"card": imported.card_config})
+        companion.save()
+        if parsed.image is not None:
+            companion_set_header(companion=companion, data=parsed.image)
+    log.info(
+        "companion_imported",
+        companion_id=companion.pk,
+        user_id=user.pk,
+        spec=parsed.spec,
+        shortened=imported.shortened,
+        picture=parsed.image is not None,
+    )
+    return companion, imported
 
 
 def companion_update(
