@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from companions import catalogue
+from companions.cards import card_prompt_defaults, fill_macros
 
 ANALYSIS_MARKER = "Reply with JSON only"
 CONTINUE_PROMPT = "(Continue your last reply exactly where it stopped. Do not repeat anything.)"
@@ -43,31 +44,84 @@ def describe_appearance(companion) -> str:
     return ", ".join(p for p in parts if p)
 
 
+# The look fields an imported card leaves at stand-in values (see companions.cards.DEFAULT_LOOK).
+LOOK_FIELDS = frozenset(
+    ("age", "ethnicity", "skin_tone", "hair_color", "hair_style", "eye_color", "body_type", "height", "chest")
+)
+
+
+def card_text(companion, field: str) -> str:
+    """A character card's text kept in config (personality, scenario, ...), or ''."""
+    card = (companion.config or {}).get("card")
+    value = card.get(field) if isinstance(card, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _example_dialogue(text: str) -> str:
+    """A card's example messages, without the ``<START>`` separators cards use between examples."""
+    return re.sub(r"(?im)^\s*<START>\s*$", "", text).strip()
+
+
 def build_system_prompt(companion, *, user_name: str) -> str:
+    """Who the companion is, where they are, and how to reply.
+
+    Imported character cards add their personality, scenario and example
+    dialogue; catalogue answers the import only filled in as stand-ins are
+    left out (the card's own text describes the character), and the card
+    placeholders ``{{char}}``/``{{user}}`` get the real names.
+    """
+    stand_ins = card_prompt_defaults(companion)
+
+    def fill(text: str) -> str:
+        return fill_macros(text, char=companion.name, user=user_name).strip()
+
     traits = ", ".join(catalogue.prompt_phrase("personality_traits", t) for t in companion.personality_traits)
     hobbies = ", ".join(catalogue.prompt_phrase("hobbies", h) for h in companion.hobbies)
+    personality = fill(card_text(companion, "personality"))
+    scenario = fill(card_text(companion, "scenario"))
+    examples = fill(_example_dialogue(card_text(companion, "mes_example")))
+    backstory = fill(companion.backstory)
     lines = [
         f"You are {companion.name}, chatting with {user_name}. Stay in character; never say you are an AI.",
-        f"You are {user_name}'s {catalogue.prompt_phrase('relationship', companion.relationship)}.",
-        f"Personality: {traits}." if traits else "",
-        f"Occupation: {catalogue.prompt_phrase('occupation', companion.occupation)}.",
+        ""
+        if "relationship" in stand_ins
+        else f"You are {user_name}'s {catalogue.prompt_phrase('relationship', companion.relationship)}.",
+        f"Personality: {traits}." if traits and "personality_traits" not in stand_ins else "",
+        f"Personality: {personality}" if personality else "",
+        ""
+        if "occupation" in stand_ins
+        else f"Occupation: {catalogue.prompt_phrase('occupation', companion.occupation)}.",
         f"Hobbies: {hobbies}." if hobbies else "",
-        f"Appearance: {describe_appearance(companion)}.",
-        f"Backstory: {companion.backstory}" if companion.backstory else "",
+        "" if stand_ins >= LOOK_FIELDS else f"Appearance: {describe_appearance(companion)}.",
+        f"Backstory: {backstory}" if backstory else "",
+        f"Scenario: {scenario}" if scenario else "",
         (
             f"Right now you are {companion.current_location}, {companion.current_outfit}, "
             f"{companion.current_action}."
         ),
         "Reply in a natural, warm way in a few sentences. Describe actions in *asterisks*.",
-        companion.system_prompt,
+        f"Examples of how you talk (style only, not part of this conversation):\n{examples}"
+        if examples
+        else "",
+        fill(companion.system_prompt),
     ]
     return "\n".join(line for line in lines if line)
 
 
 def build_chat_messages(companion, *, user_name: str, history: list[tuple[str, str]]) -> list[dict[str, str]]:
-    """System prompt plus the conversation so far (oldest first), the user's message last."""
+    """System prompt plus the conversation so far (oldest first), the user's message last.
+
+    A card's post-history instructions follow the conversation as a last
+    system message, where character cards (and SillyTavern) put them: the
+    model reads them right before it answers.
+    """
     messages = [{"role": "system", "content": build_system_prompt(companion, user_name=user_name)}]
     messages += [{"role": role, "content": content} for role, content in history if content]
+    after = fill_macros(
+        card_text(companion, "post_history_instructions"), char=companion.name, user=user_name
+    )
+    if after.strip():
+        messages.append({"role": "system", "content": after.strip()})
     return messages
 
 

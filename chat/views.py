@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import services
 from chat.selectors import HISTORY_PAGE, companion_snapshot, history_page
 from companionhub import ratelimits
+from companions.cards import fill_macros
 from companions.selectors import companion_get_for_user
 
 
@@ -22,6 +23,10 @@ def chat_page(request: HttpRequest, companion_id: int) -> HttpResponse:
     history = history_page(companion)
     context = {
         "companion": companion,
+        # Card greetings say {{user}} and {{char}}; the page shows the names.
+        "greeting": fill_macros(
+            companion.greeting, char=companion.name, user=request.user.name_for_companions
+        ),
         "history": history,
         "has_older": len(history) == HISTORY_PAGE,
         "snapshot": companion_snapshot(companion),
