@@ -90,6 +90,15 @@ CONFIG_TEXT_LIMITS = {
     "creator": 100,
     "character_version": 50,
 }
+# How the page names card fields (e.g. when one was shortened).
+FIELD_LABELS = {
+    "first_mes": "first message",
+    "mes_example": "example messages",
+    "post_history_instructions": "post-history instructions",
+    "creator_notes": "creator notes",
+    "character_version": "version",
+    "alternate_greetings": "alternate greetings",
+}
 MAX_LIST_ITEMS = {"alternate_greetings": 20, "tags": 50}
 LIST_ITEM_LIMITS = {"alternate_greetings": 1000, "tags": 50}
 

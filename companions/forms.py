@@ -109,6 +109,14 @@ class HeaderImageForm(forms.Form):
     )
 
 
+class CardImportForm(forms.Form):
+    card = forms.FileField(
+        label="Character card",
+        help_text="A PNG character card or a card's JSON file (Character Card V1, V2 or V3), up to 10 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".png,.json,image/png,application/json"}),
+    )
+
+
 # The wizard: step number -> (slug, title, form class or None for Finish)
 WIZARD_STEPS: list[tuple[str, str, type[forms.ModelForm] | None]] = [
     ("style", "Style", StyleStep),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.files.storage import default_storage
 from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -20,3 +21,14 @@ def companion_list_for_user(user) -> QuerySet[Companion]:
         .annotate(last_message_at=Max("messages__created_at"))
         .order_by("-created_at")
     )
+
+
+def companion_header_bytes(companion: Companion) -> bytes | None:
+    """The stored header picture's bytes, or None when there is none (or its file is gone)."""
+    if companion.header_image is None:
+        return None
+    try:
+        with default_storage.open(companion.header_image.file.name, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None

@@ -1,6 +1,8 @@
-"""Companion pages: list, creation wizard, settings, wipe, delete, gallery."""
+"""Companion pages: list, creation wizard, card import/export, settings, wipe, delete, gallery."""
 
 from __future__ import annotations
+
+import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,13 +10,21 @@ from django.core.paginator import Paginator
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods
 
 from companionhub import ratelimits
-from companions import services
+from companions import cards, services
 from companions.config import effective_config
-from companions.forms import WIZARD_STEPS, CompanionSettingsForm, ConfigForm, HeaderImageForm
-from companions.selectors import companion_get_for_user, companion_list_for_user
+from companions.forms import (
+    WIZARD_STEPS,
+    CardImportForm,
+    CompanionSettingsForm,
+    ConfigForm,
+    HeaderImageForm,
+)
+from companions.selectors import companion_get_for_user, companion_header_bytes, companion_list_for_user
 from companions.summary import companion_summary
 from media.imaging import ImageRejected
 from media.selectors import gallery_for_user
@@ -119,6 +129,55 @@ def wizard_discard(request: HttpRequest) -> HttpResponse:
     services.draft_discard(user=request.user)
     messages.info(request, "Draft discarded.")
     return redirect("companions:list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def card_import(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, "companions/card_import.html", {"form": CardImportForm()})
+    ratelimits.enforce("companion_create", f"user:{request.user.pk}", record_label=request.user.username)
+    form = CardImportForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            companion, imported = services.companion_import_card(
+                user=request.user, upload=form.cleaned_data["card"]
+            )
+        except (cards.CardRejected, ImageRejected) as exc:
+            form.add_error("card", exc.message)
+        else:
+            messages.success(request, f"{companion.name} is imported and ready to chat.")
+            if imported.shortened:
+                fields = ", ".join(cards.FIELD_LABELS.get(name, name) for name in imported.shortened)
+                messages.warning(request, f"Some card text was too long and was shortened: {fields}.")
+            if imported.look_defaulted:
+                messages.info(request, "The card does not describe a look we can use; set it in Settings.")
+            return redirect("chat:page", companion_id=companion.pk)
+    return render(request, "companions/card_import.html", {"form": form})
+
+
+def _card_filename(companion, extension: str) -> str:
+    return f"{slugify(companion.name) or 'companion'}.{extension}"
+
+
+@login_required
+@require_GET
+def card_export_json(request: HttpRequest, companion_id: int) -> HttpResponse:
+    companion = companion_get_for_user(request.user, companion_id)
+    body = json.dumps(cards.build_card(companion), ensure_ascii=False, indent=2)
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, _card_filename(companion, "json"))
+    return response
+
+
+@login_required
+@require_GET
+def card_export_png(request: HttpRequest, companion_id: int) -> HttpResponse:
+    companion = companion_get_for_user(request.user, companion_id)
+    png = cards.build_card_png(cards.build_card(companion), companion_header_bytes(companion))
+    response = HttpResponse(png, content_type="image/png")
+    response["Content-Disposition"] = content_disposition_header(True, _card_filename(companion, "png"))
+    return response
 
 
 @login_required
