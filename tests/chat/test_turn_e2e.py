@@ -7,12 +7,16 @@ on Redis under CI.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from chat.models import Message, PipelineRun
 from companions.models import Companion
+from companions.services import companion_import_card
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,3 +148,35 @@ async def test_cancel_stops_the_stream(worker, use_fake_llm, connect, companion,
     partial = messages[1].content if len(messages) > 1 else ""
     assert len(partial.split()) < 400
     assert client.of_type("done") == []
+
+
+async def test_an_imported_card_shapes_what_the_llm_is_sent(worker, use_fake_llm, connect, user):
+    card = {
+        "spec": "chara_card_v2",
+        "spec_version": "2.0",
+        "data": {
+            "name": "Keeper",
+            "description": "{{char}} tends a lighthouse.",
+            "personality": "stern",
+            "scenario": "{{user}} is shipwrecked.",
+            "first_mes": "*{{char}} hands {{user}} a blanket.*",
+            "mes_example": "<START>\n{{char}}: Storm's coming.",
+            "post_history_instructions": "Never speak for {{user}}.",
+            "character_book": {"entries": [{"keys": ["lamp"], "content": "The lamp is old."}]},
+        },
+    }
+    upload = SimpleUploadedFile("keeper.json", json.dumps(card).encode())
+    companion, _ = await sync_to_async(companion_import_card)(user=user, upload=upload)
+
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Where am I?", "client_id": "k1"})
+    await client.receive_until("done")
+
+    sent = next(r["json"] for r in use_fake_llm.requests if r["json"].get("stream"))["messages"]
+    system = sent[0]["content"]
+    assert "Keeper tends a lighthouse." in system
+    assert "Personality: stern" in system
+    assert "Scenario: Alice is shipwrecked." in system
+    assert "Keeper: Storm's coming." in system
+    assert sent[-2] == {"role": "user", "content": "Where am I?"}
+    assert sent[-1] == {"role": "system", "content": "Never speak for Alice."}

@@ -131,6 +131,14 @@ def test_a_huge_file_is_refused(client, user, settings):
     assert not Companion.objects.exists()
 
 
+def test_a_body_over_the_upload_limit_is_refused_before_parsing(client, user, settings):
+    settings.IMAGE_MAX_BYTES = 1024
+    client.force_login(user)
+    response = post_card(client, b"{" + b" " * 400_000 + b"}", "huge.json")
+    assert response.status_code == 413
+    assert not Companion.objects.exists()
+
+
 def test_a_picture_with_too_many_pixels_is_refused(client, user, settings):
     settings.IMAGE_MAX_PIXELS = 1000
     client.force_login(user)
