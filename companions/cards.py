@@ -210,9 +210,13 @@ def _decode_base64_json(text: bytes) -> Any:
     return _load_json(decoded)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN/Infinity: Python reads them, PostgreSQL's jsonb does not
+
+
 def _load_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw.decode("utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CardRejected("bad_json", "The card data is not valid JSON.") from exc
 
@@ -240,9 +244,9 @@ def parse_card_file(raw: bytes, *, max_bytes: int) -> ParsedCard:
 
 
 def _without_nul(value: Any) -> Any:
-    """NUL characters removed from every string (PostgreSQL's jsonb refuses them)."""
+    """NULs and lone surrogates out of every string: PostgreSQL's jsonb refuses both."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, list):
         return [_without_nul(v) for v in value]
     if isinstance(value, dict):

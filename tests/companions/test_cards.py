@@ -320,11 +320,19 @@ def test_over_long_text_is_shortened_to_the_limits_and_named():
     assert CompanionSettingsForm(data=imported.values).is_valid()
 
 
-def test_nul_characters_are_removed_everywhere():
-    card = v2_card(name="Se\x00ra", character_book={"entries": [{"content": "a\x00b"}]})
+def test_nul_characters_and_lone_surrogates_are_removed_everywhere():
+    card = v2_card(name="Se\x00ra", character_book={"entries": [{"content": "a\x00b\ud800c"}]})
     parsed = parse_card_file(json.dumps(card).encode(), max_bytes=MAX)
     assert parsed.data["name"] == "Sera"
-    assert parsed.data["character_book"]["entries"][0]["content"] == "ab"
+    assert parsed.data["character_book"]["entries"][0]["content"] == "ab?c"
+
+
+def test_nan_and_infinity_are_not_json():
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        raw = b'{"spec": "chara_card_v2", "data": {"name": "x", "extensions": {"w": ' + constant + b"}}}"
+        with pytest.raises(CardRejected) as caught:
+            parse_card_file(raw, max_bytes=MAX)
+        assert caught.value.code == "bad_json"
 
 
 @pytest.mark.parametrize(
