@@ -262,3 +262,13 @@ def test_an_exported_png_imports_back_through_the_page(client, user, companion):
         companion.hair_color,
         companion.personality_traits,
     )
+
+
+def test_a_missing_picture_file_exports_the_placeholder(client, user, companion, media_root):
+    image = companion_set_header(companion=companion, data=png_bytes(90, 60))
+    (media_root / image.file.name).unlink()
+    client.force_login(user)
+    response = client.get(reverse("companions:card_export_png", args=[companion.pk]))
+    assert response.status_code == 200
+    with Image.open(io.BytesIO(response.content)) as picture:
+        assert picture.size == (cards.PLACEHOLDER_SIZE, cards.PLACEHOLDER_SIZE)

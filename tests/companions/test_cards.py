@@ -473,3 +473,12 @@ def test_a_damaged_picture_is_refused(user):
     with pytest.raises(ImageRejected):
         companion_import_card(user=user, upload=upload(damaged))
     assert not Companion.objects.exists()
+
+
+def test_values_the_wizards_form_refuses_are_a_clear_refusal(user, monkeypatch):
+    monkeypatch.setitem(cards.DEFAULT_LOOK, "style", "cubist")
+    with pytest.raises(CardRejected) as caught:
+        companion_import_card(user=user, upload=upload(json.dumps(v2_card()).encode(), "c.json"))
+    assert caught.value.code == "invalid"
+    assert caught.value.message.startswith("The card's style is not usable:")
+    assert not Companion.objects.exists()
