@@ -8,7 +8,13 @@ from kombu import Connection
 
 from companionhub.celery import app
 
-PIPELINE = ["chat.analyze_context", "chat.generate_reply", "chat.reanalyze", "chat.update_state", "chat.finish"]
+PIPELINE = [
+    "chat.analyze_context",
+    "chat.generate_reply",
+    "chat.reanalyze",
+    "chat.update_state",
+    "chat.finish",
+]
 
 
 def routed_priority(task_name: str) -> int:
