@@ -116,3 +116,72 @@ class RateLimitRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.key}"
+
+
+class UserUsage(models.Model):
+    """One per user: tokens spent this calendar month (UTC) and ever, and an optional quota.
+
+    ``tokens_this_period`` belongs to the month starting ``period_start``; a
+    row whose ``period_start`` is an earlier month is rolled over lazily (on
+    the next write or read), so no scheduled job is needed.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="usage")
+    period_start = models.DateField(help_text="First day (UTC) of the month the period counter belongs to.")
+    tokens_this_period = models.BigIntegerField(default=0)
+    lifetime_tokens = models.BigIntegerField(default=0)
+    images_this_period = models.PositiveIntegerField(default=0)
+    lifetime_images = models.PositiveIntegerField(default=0)
+    quota_override = models.PositiveBigIntegerField(
+        "monthly token quota",
+        null=True,
+        blank=True,
+        help_text=(
+            "Leave empty to use the site default (USAGE_MONTHLY_TOKEN_QUOTA). "
+            "0 = unlimited for this user; any other number is this user's own monthly limit."
+        ),
+    )
+
+    class Meta:
+        verbose_name = "usage"
+        verbose_name_plural = "usage per user"
+
+    def __str__(self) -> str:
+        return f"usage of {self.user}"
+
+
+class UsageTransaction(models.Model):
+    """The tokens and pictures one finished run cost: written once per run, never changed."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="usage_transactions")
+    companion = models.ForeignKey(
+        "companions.Companion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    companion_name = models.CharField(max_length=50, blank=True, help_text="Kept when the companion goes.")
+    run = models.ForeignKey(
+        "chat.PipelineRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    run_status = models.CharField(max_length=10, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    image_count = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="usage_user_created"),
+            models.Index(fields=["created_at"], name="usage_created"),
+        ]
+        constraints = [
+            # The second line of defence behind the run's guarded status update:
+            # a run is charged at most once, whatever retries or re-deliveries do.
+            models.UniqueConstraint(fields=["run"], name="usage_one_per_run"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.total_tokens} tokens ({self.companion_name})"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -31,7 +31,7 @@ from chat.backends import (
     llm_breaker,
 )
 from chat.images import ImageBackendError
-from chat.llm import LLMError, strip_template_debris
+from chat.llm import LLMError, estimate_tokens, strip_template_debris
 from chat.models import Message, PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, live_reply_key
 from chat.selectors import llm_history
@@ -194,7 +194,11 @@ def generate_reply(run_id) -> None:
         except LLMError as exc:
             breaker.record_failure()
             Message.objects.filter(pk=message.pk).update(content=batcher.text, is_complete=False)
+            _record_partial_usage(run_id, chat_messages, streamed=batcher.text[len(prefix) :])
             raise _from_llm_error(exc) from exc
+        except RunEnded:
+            _record_partial_usage(run_id, chat_messages, streamed=batcher.text[len(prefix) :])
+            raise
         breaker.record_success()
         continuation = strip_template_debris(result.text)
         text = (prefix + continuation).rstrip() if continuing else continuation.strip()
@@ -225,6 +229,22 @@ def generate_reply(run_id) -> None:
             completion_tokens=result.completion_tokens,
             finish_reason=result.finish_reason,
         )
+
+
+def _record_partial_usage(run_id, chat_messages: list[dict], *, streamed: str) -> None:
+    """Store an estimate of what a broken or cancelled stream cost, for the usage charge.
+
+    The server reports usage only at the end of a stream, so a reply cut
+    short has none: estimate it from the prompt and the text that arrived.
+    A request refused before any text (401, 429, a dead server) cost
+    nothing upstream and leaves the run's counts as they are.
+    """
+    if not streamed:
+        return
+    prompt_chars = "".join(str(m.get("content") or "") for m in chat_messages)
+    PipelineRun.objects.filter(pk=run_id).update(
+        prompt_tokens=estimate_tokens(prompt_chars), completion_tokens=estimate_tokens(streamed)
+    )
 
 
 def _count_attempt(run_id) -> int:
@@ -379,6 +399,11 @@ def finish(run_id) -> None:
         )
         publisher.send(events.done(str(run_id), run.assistant_message_id, usage, finish_reason or ""))
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
+
+
+def ended(run_id) -> None:
+    """The chain stopped because the run ended elsewhere (a cancel): charge what it cost."""
+    services.run_charge_ended(run_id)
 
 
 def fail(run_id, failure: StepFailed) -> None:

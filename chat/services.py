@@ -15,9 +15,9 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from accounts import usage
 from chat import events
 from chat.models import Message, PipelineRun
 from companionhub import ratelimits
@@ -73,6 +73,7 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
         raise PermissionError("not the owner")  # callers look companions up by owner; belt and braces
     text = clean_message_text(text)
     config = effective_config(companion.config)
+    check_quota(user)
     _check_rate_limits(user, want_image=bool(want_image) or config["image_mode"] == "every_reply")
     with transaction.atomic():
         # Lock the companion row so two tabs cannot both start a run.
@@ -90,6 +91,22 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
         "chat_message_accepted", companion_id=companion.pk, run_id=str(run.pk), want_image=run.want_image
     )
     return Accepted(message=message, run=run)
+
+
+def check_quota(user) -> None:
+    """Refuse to start a run once the user's monthly token quota is used up (nothing is stored).
+
+    Checked before the rate limits, so a refused message does not count
+    against them. Every service that starts a run calls this first.
+    """
+    summary = usage.usage_quota_exceeded(user)
+    if summary is not None:
+        raise ChatError(
+            "quota_exceeded",
+            f"You have used your {summary.quota:,} tokens for this month "
+            f"({summary.tokens_this_period:,} so far). "
+            f"The limit resets on {summary.resets_on.day} {summary.resets_on:%B %Y} (UTC).",
+        )
 
 
 def _check_rate_limits(user, *, want_image: bool) -> None:
@@ -158,6 +175,7 @@ def run_retry(*, user, run_id) -> PipelineRun:
     old = run_get_for_user(user, run_id)
     if old.status not in (Status.FAILED, Status.CANCELLED):
         raise ChatError("not_retryable", "Only a failed or cancelled reply can be retried.")
+    check_quota(user)
     with transaction.atomic():
         Companion.objects.select_for_update().filter(pk=old.companion_id).first()
         if PipelineRun.objects.filter(companion_id=old.companion_id, status__in=PipelineRun.ACTIVE).exists():
@@ -202,29 +220,88 @@ def run_record_duration(run_id, *, step: str, milliseconds: float) -> None:
 
 
 def run_mark_failed(run_id, *, code: str, text: str) -> bool:
-    changed = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(
-        status=Status.FAILED, error_code=code[:40], error_text=text, finished_at=timezone.now()
-    )
+    """Fail the run and charge the tokens it recorded before failing, in one transaction."""
+    with transaction.atomic():
+        changed = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(
+            status=Status.FAILED, error_code=code[:40], error_text=text, finished_at=timezone.now()
+        )
+        if changed:
+            run = PipelineRun.objects.only("assistant_message_id").get(pk=run_id)
+            if run.assistant_message_id:
+                Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
+            _charge_ended_run(run_id)
     if changed:
-        run = PipelineRun.objects.only("assistant_message_id").get(pk=run_id)
-        if run.assistant_message_id:
-            Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
         log.warning("run_failed", run_id=str(run_id), code=code, error=text)
     return bool(changed)
 
 
 def run_mark_completed(run_id, *, prompt_tokens: int, completion_tokens: int) -> bool:
-    """Complete the run and count its tokens on the companion, in one transaction."""
+    """Complete the run and charge its tokens (user usage and companion total), in one transaction.
+
+    The guarded status update makes a second call a no-op, so a retried or
+    re-delivered ``finish`` never charges twice.
+    """
     with transaction.atomic():
         changed = PipelineRun.objects.filter(pk=run_id, status=Status.RUNNING).update(
             status=Status.COMPLETED, progress=100, step="done", finished_at=timezone.now()
         )
         if changed:
-            run = PipelineRun.objects.only("companion_id").get(pk=run_id)
-            Companion.objects.filter(pk=run.companion_id).update(
-                tokens_burned=F("tokens_burned") + prompt_tokens + completion_tokens
-            )
+            run = PipelineRun.objects.select_related("companion").get(pk=run_id)
+            _charge(run, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     return bool(changed)
+
+
+def run_charge_ended(run_id) -> bool:
+    """Charge a cancelled run once the worker has stopped working on it.
+
+    A user's cancel ends the run at once, but the reply step learns of it
+    only at its next poll, and only then knows how much it had streamed (the
+    partial count it stores on the run). So cancelled runs are charged here,
+    by the worker, when the chain stops; failed and completed runs are
+    charged in the transaction that ends them. At most once either way.
+    """
+    with transaction.atomic():
+        run = PipelineRun.objects.select_related("companion").filter(pk=run_id).first()
+        if run is None or run.status != Status.CANCELLED:
+            return False
+        return _charge(run, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens)
+
+
+def _charge_ended_run(run_id) -> None:
+    run = PipelineRun.objects.select_related("companion").get(pk=run_id)
+    _charge(run, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens)
+
+
+def _charge(run: PipelineRun, *, prompt_tokens: int, completion_tokens: int) -> bool:
+    """Write the run's usage. Failed and cancelled runs count too: tokens a reply streamed
+    before it broke were spent upstream all the same. A run that cost nothing (refused
+    before any text, cancelled while queued) leaves no row; a completed run always does.
+    """
+    images = _images_painted(run)
+    if run.status != Status.COMPLETED and not (prompt_tokens or completion_tokens or images):
+        return False
+    charged = usage.usage_record_run(
+        run_id=run.pk,
+        user_id=run.companion.owner_id,
+        companion_id=run.companion_id,
+        companion_name=run.companion.name,
+        status=run.status,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        image_count=images,
+    )
+    return charged is not None
+
+
+def _images_painted(run: PipelineRun) -> int:
+    """1 when this run painted the reply's picture (a continued reply may carry an older one)."""
+    if not run.assistant_message_id:
+        return 0
+    return int(
+        Message.objects.filter(
+            pk=run.assistant_message_id, image__isnull=False, image__created_at__gte=run.created_at
+        ).exists()
+    )
 
 
 def run_is_cancelled(run_id) -> bool:

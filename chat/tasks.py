@@ -53,6 +53,7 @@ def _required(task, step, run_id: str):
     try:
         return step(run_id)
     except RunEnded:
+        pipeline.ended(run_id)
         raise Ignore() from None
     except StepFailed as failure:
         _retry_or_raise(task, failure)
@@ -91,6 +92,7 @@ def generate_image(self, run_id: str) -> None:
     try:
         pipeline.generate_image(run_id)
     except RunEnded:
+        pipeline.ended(run_id)
         raise Ignore() from None
     except StepFailed as failure:
         _retry_or_raise(self, failure)

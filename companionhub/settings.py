@@ -308,6 +308,9 @@ CHAT_MAX_RUN_ATTEMPTS = env.int("CHAT_MAX_RUN_ATTEMPTS", default=5)
 CHAT_RETRY_BACKOFF_BASE = env.float("CHAT_RETRY_BACKOFF_BASE", default=1.0)  # seconds, doubling per retry
 CHAT_RETRY_BACKOFF_CAP = env.float("CHAT_RETRY_BACKOFF_CAP", default=10.0)
 CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
+# Tokens a user may spend per calendar month (UTC) before new replies are refused;
+# 0 = unlimited. Moderators can set a user's own limit in the admin (Usage per user).
+USAGE_MONTHLY_TOKEN_QUOTA = env.int("USAGE_MONTHLY_TOKEN_QUOTA", default=0)
 # Priorities (Redis: 0 is served first). A turn already under way goes before a
 # new one, so under load the replies that started finish instead of every turn
 # waiting behind every other turn's next step (bench/profile.py shows the wait).

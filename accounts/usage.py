@@ -1,0 +1,206 @@
+"""Token usage: charging finished runs, monthly periods, quotas, and the reads the profile shows.
+
+Writes (``usage_record_run``) run inside the caller's transaction, the one
+that moves a run to its final status, so a run's cost and its status commit
+together or not at all. A run is charged at most once: the guarded status
+update in ``chat.services`` turns a repeated completion into a no-op, and the
+unique ``run`` on ``UsageTransaction`` refuses a second row whatever path
+tries to add one.
+
+Periods are calendar months in UTC. A ``UserUsage`` row from an earlier month
+rolls over lazily, in the same UPDATE that adds tokens (or a guarded UPDATE
+on read), so concurrent writers never lose or double a count and no scheduled
+job is needed.
+
+Quotas are soft by design: the check happens before a run starts, and a run
+that starts under the limit is charged in full even if it crosses it (its
+tokens are spent upstream by then).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Sum, Value, When
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from accounts.models import UsageTransaction, User, UserUsage
+
+log = structlog.get_logger(__name__)
+
+
+def month_start(now: dt.datetime | None = None) -> dt.date:
+    """The first day (UTC) of the month ``now`` falls in."""
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    return now.date().replace(day=1)
+
+
+def next_month_start(now: dt.datetime | None = None) -> dt.date:
+    start = month_start(now)
+    return (start + dt.timedelta(days=32)).replace(day=1)
+
+
+def _usage_row(user_id: int, *, now: dt.datetime) -> UserUsage:
+    # get_or_create retries the read when a concurrent insert wins (unique user).
+    usage, _ = UserUsage.objects.get_or_create(user_id=user_id, defaults={"period_start": month_start(now)})
+    return usage
+
+
+# --- writes ---------------------------------------------------------------------
+
+
+def usage_record_run(
+    *,
+    run_id,
+    user_id: int,
+    companion_id: int | None,
+    companion_name: str,
+    status: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    image_count: int,
+    now: dt.datetime | None = None,
+) -> UsageTransaction | None:
+    """Charge one run: its transaction row, the user's counters and the companion's total.
+
+    Call inside the transaction that ends the run. Returns None when the run
+    was already charged (a retry or a duplicate delivery).
+    """
+    from companions.models import Companion  # accounts does not import companions at load time
+
+    now = now or timezone.now()
+    tokens = max(int(prompt_tokens), 0) + max(int(completion_tokens), 0)
+    images = max(int(image_count), 0)
+    with transaction.atomic():
+        usage = _usage_row(user_id, now=now)
+        try:
+            with transaction.atomic():  # a savepoint: a duplicate must not break the caller's transaction
+                charged = UsageTransaction.objects.create(
+                    user_id=user_id,
+                    companion_id=companion_id,
+                    companion_name=companion_name[:50],
+                    run_id=run_id,
+                    run_status=status[:10],
+                    prompt_tokens=max(int(prompt_tokens), 0),
+                    completion_tokens=max(int(completion_tokens), 0),
+                    image_count=images,
+                    created_at=now,
+                )
+        except IntegrityError:
+            log.warning("usage_already_charged", run_id=str(run_id))
+            return None
+        period = month_start(now)
+        new_period = {"period_start__lt": period}
+        # One UPDATE: roll over (if this row is from an earlier month) and add, atomically.
+        UserUsage.objects.filter(pk=usage.pk).update(
+            tokens_this_period=Case(
+                When(**new_period, then=Value(tokens)), default=F("tokens_this_period") + tokens
+            ),
+            images_this_period=Case(
+                When(**new_period, then=Value(images)), default=F("images_this_period") + images
+            ),
+            period_start=Case(When(**new_period, then=Value(period)), default=F("period_start")),
+            lifetime_tokens=F("lifetime_tokens") + tokens,
+            lifetime_images=F("lifetime_images") + images,
+        )
+        if companion_id is not None and tokens:
+            Companion.objects.filter(pk=companion_id).update(tokens_burned=F("tokens_burned") + tokens)
+    return charged
+
+
+def usage_set_quota(*, user: User, quota: int | None) -> UserUsage:
+    """Set a user's own monthly limit (None: the site default; 0: unlimited)."""
+    usage = _usage_row(user.pk, now=timezone.now())
+    UserUsage.objects.filter(pk=usage.pk).update(quota_override=quota)
+    usage.quota_override = quota
+    return usage
+
+
+# --- reads ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    tokens_this_period: int
+    lifetime_tokens: int
+    images_this_period: int
+    quota: int  # 0 = unlimited
+    period_start: dt.date
+    resets_on: dt.date
+
+    @property
+    def limited(self) -> bool:
+        return self.quota > 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.limited and self.tokens_this_period >= self.quota
+
+    @property
+    def percent(self) -> int:
+        if not self.limited:
+            return 0
+        return min(100, round(100 * self.tokens_this_period / self.quota))
+
+    @property
+    def remaining(self) -> int:
+        return max(self.quota - self.tokens_this_period, 0) if self.limited else 0
+
+
+def effective_quota(quota_override: int | None) -> int:
+    """A user's own limit when set, else the site default; 0 means unlimited."""
+    if quota_override is not None:
+        return int(quota_override)
+    return max(int(settings.USAGE_MONTHLY_TOKEN_QUOTA), 0)
+
+
+def usage_summary(user: User, *, now: dt.datetime | None = None) -> UsageSummary:
+    """The user's usage this month, rolling a row from an earlier month over first."""
+    now = now or timezone.now()
+    period = month_start(now)
+    usage = _usage_row(user.pk, now=now)
+    if usage.period_start < period:
+        # Guarded: only the first reader (or writer) of the new month resets it.
+        UserUsage.objects.filter(pk=usage.pk, period_start__lt=period).update(
+            period_start=period, tokens_this_period=0, images_this_period=0
+        )
+        usage.refresh_from_db()
+    return UsageSummary(
+        tokens_this_period=usage.tokens_this_period,
+        lifetime_tokens=usage.lifetime_tokens,
+        images_this_period=usage.images_this_period,
+        quota=effective_quota(usage.quota_override),
+        period_start=usage.period_start,
+        resets_on=next_month_start(now),
+    )
+
+
+def usage_quota_exceeded(user: User, *, now: dt.datetime | None = None) -> UsageSummary | None:
+    """The summary when the user is at or over their monthly quota, else None."""
+    summary = usage_summary(user, now=now)
+    return summary if summary.exceeded else None
+
+
+def usage_per_day(user: User, *, now: dt.datetime | None = None) -> list[tuple[dt.date, int]]:
+    """Tokens per UTC day of the current month, every day up to today (zeros included). One query."""
+    now = now or timezone.now()
+    start = month_start(now)
+    since = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
+    rows = (
+        UsageTransaction.objects.filter(user=user, created_at__gte=since, created_at__lte=now)
+        .annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
+        .values("day")
+        .annotate(tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
+        .order_by("day")
+    )
+    by_day = {row["day"]: int(row["tokens"] or 0) for row in rows}
+    today = now.astimezone(dt.UTC).date()
+    return [
+        (start + dt.timedelta(days=i), by_day.get(start + dt.timedelta(days=i), 0))
+        for i in range((today - start).days + 1)
+    ]
