@@ -204,3 +204,46 @@ def usage_per_day(user: User, *, now: dt.datetime | None = None) -> list[tuple[d
         (start + dt.timedelta(days=i), by_day.get(start + dt.timedelta(days=i), 0))
         for i in range((today - start).days + 1)
     ]
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    day: dt.date
+    tokens: int
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def label_x(self) -> float:
+        return self.x + self.width / 2
+
+
+CHART_HEIGHT = 100  # the SVG's viewBox units; the page scales it to the card's width
+CHART_SLOT = 10  # one slot per day of the month, so the chart keeps its shape as the month fills
+CHART_BASELINE = 96
+
+
+def usage_chart(days: list[tuple[dt.date, int]]) -> tuple[list[ChartBar], int]:
+    """Bar geometry for ``usage_per_day``: the bars and the chart's width (whole month)."""
+    if not days:
+        return [], 31 * CHART_SLOT
+    start = days[0][0]
+    month_days = (next_month_start(dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)) - start).days
+    top = max((tokens for _, tokens in days), default=0)
+    usable = CHART_BASELINE - 6
+    bars = []
+    for index, (day, tokens) in enumerate(days):
+        height = 0.0 if not top or not tokens else max(round(usable * tokens / top, 1), 1.0)
+        bars.append(
+            ChartBar(
+                day=day,
+                tokens=tokens,
+                x=index * CHART_SLOT + 1,
+                y=CHART_BASELINE - height,
+                width=CHART_SLOT - 2,
+                height=height,
+            )
+        )
+    return bars, month_days * CHART_SLOT

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import services, tokens
+from accounts import services, tokens, usage
 from accounts.forms import ApiTokenForm, LoginForm, ProfileForm, RegistrationForm
 from companionhub import ratelimits
 
@@ -57,6 +57,8 @@ def _render_profile(request: HttpRequest, **context) -> HttpResponse:
     context.setdefault("form", ProfileForm(instance=request.user))
     context.setdefault("token_form", ApiTokenForm())
     context["api_tokens"] = tokens.tokens_for_user(request.user)
+    context["usage"] = usage.usage_summary(request.user)
+    context["usage_bars"], context["usage_chart_width"] = usage.usage_chart(usage.usage_per_day(request.user))
     return render(request, "accounts/profile.html", context)
 
 
