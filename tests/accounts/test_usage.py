@@ -215,3 +215,37 @@ def test_a_deleted_companion_keeps_its_name_on_the_transactions(companion, user)
     row = UsageTransaction.objects.get()
     assert (row.companion, row.run, row.companion_name) == (None, None, "Mika")
     assert UserUsage.objects.get(user=user).lifetime_tokens == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_charges_for_a_user_without_a_row_all_count(make_user):
+    """Several runs of a new user finish at once: one UserUsage row, every token counted."""
+    import threading
+
+    from django.db import connection
+
+    owner = make_user(username="busy")
+    companions = [make_companion(owner) for _ in range(6)]
+    runs = [running_run(c) for c in companions]
+    start = threading.Barrier(len(runs))
+    errors: list[BaseException] = []
+
+    def finish(run) -> None:
+        try:
+            start.wait()
+            services.run_mark_completed(run.pk, prompt_tokens=10, completion_tokens=1)
+            services.run_mark_completed(run.pk, prompt_tokens=10, completion_tokens=1)  # a re-delivery
+        except BaseException as exc:  # reported below, on the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=finish, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    [totals] = UserUsage.objects.filter(user=owner)
+    assert (totals.tokens_this_period, totals.lifetime_tokens) == (66, 66)
+    assert UsageTransaction.objects.filter(user=owner).count() == 6
