@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import usage
+from accounts.models import UsageTransaction
 from chat import events
 from chat.models import Message, PipelineRun
 from companionhub import ratelimits
@@ -252,17 +253,21 @@ def run_mark_completed(run_id, *, prompt_tokens: int, completion_tokens: int) ->
 
 
 def run_charge_ended(run_id) -> bool:
-    """Charge a cancelled run once the worker has stopped working on it.
+    """Charge a run that ended elsewhere, once the worker has stopped working on it.
 
     A user's cancel ends the run at once, but the reply step learns of it
     only at its next poll, and only then knows how much it had streamed (the
     partial count it stores on the run). So cancelled runs are charged here,
-    by the worker, when the chain stops; failed and completed runs are
-    charged in the transaction that ends them. At most once either way.
+    by the worker, when the chain stops. The same goes for a run failed by
+    the reconciler while its stream was still going. Completed and failed
+    runs are otherwise charged in the transaction that ends them; a run is
+    charged at most once either way.
     """
     with transaction.atomic():
         run = PipelineRun.objects.select_related("companion").filter(pk=run_id).first()
-        if run is None or run.status != Status.CANCELLED:
+        if run is None or run.status not in (Status.CANCELLED, Status.FAILED):
+            return False
+        if UsageTransaction.objects.filter(run_id=run.pk).exists():
             return False
         return _charge(run, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens)
 

@@ -249,3 +249,21 @@ def test_concurrent_charges_for_a_user_without_a_row_all_count(make_user):
     [totals] = UserUsage.objects.filter(user=owner)
     assert (totals.tokens_this_period, totals.lifetime_tokens) == (66, 66)
     assert UsageTransaction.objects.filter(user=owner).count() == 6
+
+
+def test_a_run_failed_by_the_reconciler_mid_stream_is_charged_when_the_worker_stops(companion, user):
+    run = running_run(companion)
+    services.run_mark_failed(run.pk, code="timed_out", text="stuck")  # nothing recorded yet: no row
+    assert not UsageTransaction.objects.exists()
+    PipelineRun.objects.filter(pk=run.pk).update(prompt_tokens=50, completion_tokens=9)  # the stream ends
+    assert services.run_charge_ended(run.pk)
+    assert not services.run_charge_ended(run.pk)
+    assert UserUsage.objects.get(user=user).lifetime_tokens == 59
+
+
+def test_a_completed_or_running_run_is_not_charged_as_ended(companion, user):
+    run = running_run(companion, prompt_tokens=5)
+    assert not services.run_charge_ended(run.pk)
+    services.run_mark_completed(run.pk, prompt_tokens=5, completion_tokens=0)
+    assert not services.run_charge_ended(run.pk)
+    assert UsageTransaction.objects.count() == 1
