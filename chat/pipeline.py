@@ -402,7 +402,7 @@ def finish(run_id) -> None:
 
 
 def ended(run_id) -> None:
-    """The chain stopped because the run ended elsewhere (a cancel): charge what it cost."""
+    """The chain stopped because the run ended elsewhere (a cancel, the reconciler): charge it."""
     services.run_charge_ended(run_id)
 
 
