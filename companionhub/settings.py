@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "companions",
     "chat",
     "media",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -275,6 +276,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start otherwise
+# `manage.py backup` writes its archives here unless given --output-dir (docs/operations.md).
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
 MEDIA_URL = "/media/"  # served by media.views to the owner only, never by a public route
 # Production: let nginx stream files from an `internal` location (docs/security.md).
 MEDIA_X_ACCEL_REDIRECT = env.bool("MEDIA_X_ACCEL_REDIRECT", default=False)
