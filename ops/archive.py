@@ -80,10 +80,14 @@ def archive_verify(path: Path) -> dict:
     manifest_bytes = None
     try:
         with tarfile.open(path, "r:gz") as tar:
+            seen: set[str] = set()
             for member in tar:
                 safe_member_name(member.name)
                 if member.isdir():
                     continue
+                if member.name in seen:  # which copy would be restored? refuse to guess
+                    raise ArchiveInvalid(f"{member.name!r} appears twice in the archive")
+                seen.add(member.name)
                 if not member.isfile():
                     raise ArchiveInvalid(f"{member.name!r} is not a regular file")
                 reader = HashingReader(tar.extractfile(member))

@@ -122,6 +122,23 @@ def test_an_unsafe_path_is_refused(tmp_path):
         backup_restore(archive=target)
 
 
+def test_a_member_twice_is_refused(site, media_root, backup_dir, tmp_path):
+    archive = backup_create(output_dir=backup_dir).path
+    wipe(media_root)
+    target = tmp_path / "twice.tar.gz"
+    with tarfile.open(archive) as source, tarfile.open(target, "w:gz") as out:
+        for member in source:
+            data = source.extractfile(member).read()
+            if member.name.startswith("database/"):
+                bad = tarfile.TarInfo(member.name)
+                bad.size = 3
+                out.addfile(bad, io.BytesIO(b"bad"))
+            out.addfile(member, io.BytesIO(data))
+    with pytest.raises(ArchiveInvalid, match="appears twice"):
+        backup_restore(archive=target)
+    assert not Companion.objects.exists()
+
+
 def test_a_non_empty_target_is_refused(site, media_root, backup_dir):
     archive = backup_create(output_dir=backup_dir).path
     rows_before = site_rows()
