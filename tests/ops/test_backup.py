@@ -170,6 +170,36 @@ def test_the_database_password_goes_through_the_environment_only(monkeypatch):
     assert libpq_env({"NAME": "ch"}).get("PGHOST") is None
 
 
+def test_client_programs_get_no_password_argument_and_no_stdin(monkeypatch):
+    import subprocess
+
+    from ops import postgres
+
+    calls = []
+
+    def fake_run(args, **kwargs):
+        calls.append((args, kwargs))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(postgres.shutil, "which", lambda program: f"/usr/bin/{program}")
+    monkeypatch.setattr(postgres.subprocess, "run", fake_run)
+    postgres.run_tool("pg_dump", ["--format=custom"], {"NAME": "ch", "USER": "ch", "PASSWORD": "s3cret"})
+
+    ((args, kwargs),) = calls
+    assert args[:2] == ["/usr/bin/pg_dump", "--no-password"]  # a missing password fails, never prompts
+    assert not any("s3cret" in arg for arg in args)
+    assert kwargs["env"]["PGPASSWORD"] == "s3cret"
+    assert kwargs["stdin"] is subprocess.DEVNULL
+
+
+def test_a_failing_client_program_says_why(monkeypatch):
+    from ops import postgres
+
+    monkeypatch.setattr(postgres.shutil, "which", lambda program: None)
+    with pytest.raises(postgres.PostgresToolError, match="pg_dump was not found on PATH"):
+        postgres.run_tool("pg_dump", [], {"NAME": "ch"})
+
+
 @pytest.mark.services
 def test_postgresql_backups_use_pg_dump_custom_format(site, backup_dir, postgres_database):
     result = backup_create(output_dir=backup_dir)

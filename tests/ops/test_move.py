@@ -32,6 +32,7 @@ from ops.move import (
     sqlite_settings,
 )
 from tests.companions.factories import VALID, png_bytes
+from tests.conftest import require_service
 
 BUILD = "move_build"
 TARGET = "move_target"
@@ -118,8 +119,6 @@ def sqlite_source(tmp_path, media_root) -> tuple[Path, dict]:
 def pg_target():
     """A fresh PostgreSQL database for this test only, as the alias ``move_target``; dropped afterwards."""
     if connection.vendor != "postgresql":
-        from tests.conftest import require_service
-
         require_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL")
     settings_dict = copy.deepcopy(connection.settings_dict)
     name = f"companionhub_move_test_{uuid.uuid4().hex[:10]}"

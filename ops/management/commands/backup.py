@@ -36,7 +36,7 @@ class Command(BaseCommand):
         output_dir = Path(output_dir or settings.BACKUP_DIR)
         try:
             result = backup_create(output_dir=output_dir)
-        except BackupError as exc:
+        except (BackupError, OSError) as exc:
             raise CommandError(f"Backup failed, no archive written: {exc}") from exc
         manifest = result.manifest
         rows, tables = sum(manifest["row_counts"].values()), len(manifest["row_counts"])
