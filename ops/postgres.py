@@ -27,14 +27,18 @@ LIBPQ_OPTIONS = {
     "sslkey": "PGSSLKEY",
     "passfile": "PGPASSFILE",
     "service": "PGSERVICE",
+    "options": "PGOPTIONS",
 }
+# Waiting this long for a table lock means something still uses the database
+# (a site not stopped, a transaction left open): fail and say so, never hang.
+LOCK_TIMEOUT = "60s"
 
 
 class PostgresToolError(Exception):
     """A client program is missing or failed; the message says which and why."""
 
 
-def libpq_env(settings_dict: dict) -> dict[str, str]:
+def libpq_env(settings_dict: dict, *, lock_timeout: str | None = None) -> dict[str, str]:
     """The process environment for a client program: ours, minus inherited PG*, plus the connection."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     for key, variable in LIBPQ_SETTINGS.items():
@@ -44,11 +48,16 @@ def libpq_env(settings_dict: dict) -> dict[str, str]:
         value = (settings_dict.get("OPTIONS") or {}).get(key)
         if value:
             env[variable] = str(value)
+    if lock_timeout:
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c lock_timeout={lock_timeout}".strip()
     return env
 
 
 def run_tool(program: str, args: list[str], settings_dict: dict) -> None:
-    """Run ``program`` with ``args`` against the database of ``settings_dict``; never reads stdin."""
+    """Run ``program`` with ``args`` against the database of ``settings_dict``; never reads stdin.
+
+    Every session it opens gives up on a lock after ``LOCK_TIMEOUT``.
+    """
     path = shutil.which(program)
     if path is None:
         raise PostgresToolError(
@@ -57,7 +66,7 @@ def run_tool(program: str, args: list[str], settings_dict: dict) -> None:
         )
     result = subprocess.run(  # noqa: S603  (fixed program, arguments built here, no shell)
         [path, "--no-password", *args],
-        env=libpq_env(settings_dict),
+        env=libpq_env(settings_dict, lock_timeout=LOCK_TIMEOUT),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -190,6 +190,7 @@ def test_client_programs_get_no_password_argument_and_no_stdin(monkeypatch):
     assert not any("s3cret" in arg for arg in args)
     assert kwargs["env"]["PGPASSWORD"] == "s3cret"
     assert kwargs["stdin"] is subprocess.DEVNULL
+    assert "lock_timeout=" in kwargs["env"]["PGOPTIONS"]  # a database still in use fails, never hangs
 
 
 def test_a_failing_client_program_says_why(monkeypatch):
