@@ -24,6 +24,7 @@ from chat.services import (
     publish_after_commit,
     start_pipeline,
 )
+from companionhub import pagecache
 from companions.models import Companion
 
 log = structlog.get_logger(__name__)
@@ -59,6 +60,8 @@ def _start(companion: Companion, user_message: Message, reply: Message | None, *
         companion=companion, user_message=user_message, assistant_message=reply, **fields
     )
     transaction.on_commit(lambda: start_pipeline(run.pk))
+    # Messages went or changed (last message time, a picture's message link).
+    pagecache.user_pages_changed(companion.owner_id)
     return run
 
 
@@ -137,6 +140,7 @@ def message_delete(*, user, companion: Companion, message_id: Any) -> int:
         message = _own_message(user, companion, message_id)
         deleted_id = message.pk
         message.delete()
+        pagecache.user_pages_changed(companion.owner_id)
         publish_after_commit(companion.pk, events.message_deleted(deleted_id))
     log.info("message_deleted", companion_id=companion.pk, message_id=deleted_id)
     return deleted_id

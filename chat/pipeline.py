@@ -35,6 +35,7 @@ from chat.llm import LLMError, estimate_tokens, strip_template_debris
 from chat.models import Message, PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, live_reply_key
 from chat.selectors import llm_history
+from companionhub import pagecache
 from companions.config import effective_config
 from companions.models import Companion
 from media.imaging import ImageRejected
@@ -149,6 +150,7 @@ def analyze_context(run_id) -> None:
         Companion.objects.filter(pk=companion.pk).update(
             current_outfit=scene.outfit, current_location=scene.location, current_action=scene.action
         )
+        pagecache.user_pages_changed(companion.owner_id)  # the list shows the scene
         services.run_set_progress(run_id, progress=30, step="analyze_context")
         publisher.send(events.progress(str(run_id), 30, "analyze_context"))
 
@@ -268,6 +270,7 @@ def _assistant_message(run: PipelineRun, *, keep_chars: int = 0) -> Message:
         companion_id=run.companion_id, role=Message.Role.ASSISTANT, content="", is_complete=False
     )
     PipelineRun.objects.filter(pk=run.pk).update(assistant_message=message)
+    pagecache.user_pages_changed(run.companion.owner_id)  # "last message" on the companion list
     return message
 
 
@@ -325,6 +328,7 @@ def update_state(run_id) -> bool:
         Companion.objects.filter(pk=run.companion_id).update(
             current_outfit=scene["outfit"], current_location=scene["location"], current_action=scene["action"]
         )
+        pagecache.user_pages_changed(run.companion.owner_id)
         publisher.send(events.state(str(run_id), scene["outfit"], scene["location"], scene["action"]))
         services.run_set_progress(run_id, progress=85, step="update_state")
         publisher.send(events.progress(str(run_id), 85, "update_state"))
@@ -367,6 +371,7 @@ def generate_image(run_id) -> None:
                              retryable=True) from exc  # fmt: skip
         breaker.record_success()
         Message.objects.filter(pk=message.pk).update(image=image)
+        pagecache.user_pages_changed(companion.owner_id)  # the gallery links the picture to it
         publisher.send(events.image(str(run_id), message.pk, image.url))
 
 

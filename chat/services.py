@@ -21,7 +21,7 @@ from accounts import usage
 from accounts.models import UsageTransaction
 from chat import events
 from chat.models import Message, PipelineRun
-from companionhub import ratelimits
+from companionhub import pagecache, ratelimits
 from companions.config import effective_config
 from companions.models import Companion
 
@@ -88,6 +88,7 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
             want_image=bool(want_image) or config["image_mode"] == "every_reply",
         )
         transaction.on_commit(lambda: start_pipeline(run.pk))
+        pagecache.user_pages_changed(companion.owner_id)  # "last message" on the companion list
     log.info(
         "chat_message_accepted", companion_id=companion.pk, run_id=str(run.pk), want_image=run.want_image
     )
@@ -186,6 +187,7 @@ def run_retry(*, user, run_id) -> PipelineRun:
             raise ChatError("not_retryable", "Only the latest reply can be retried.")
         if old.assistant_message_id:
             Message.objects.filter(pk=old.assistant_message_id).delete()
+            pagecache.user_pages_changed(user.pk)
         run = PipelineRun.objects.create(
             companion_id=old.companion_id, user_message_id=old.user_message_id, want_image=old.want_image
         )

@@ -3,7 +3,8 @@
 Each check returns ``{"ok": bool, "latency_ms": float, ...}``. The response
 is 200 when every *critical* check passes and 503 otherwise; the LLM and
 image back ends are reported but not critical (the site still serves pages
-and history when they are down).
+and history when they are down). ``page_cache`` reports the page cache's
+hits, misses and hit ratio since its counters started (all processes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.core.cache import cache
 from django.db import connection
 from kombu import Connection
 
-from companionhub import backends_info
+from companionhub import backends_info, pagecache
 
 CheckResult = dict[str, Any]
 
@@ -118,4 +119,9 @@ def health_report() -> tuple[bool, dict[str, Any]]:
     """Run every check; return (healthy, report)."""
     checks = {name: run_check(check, critical) for name, (check, critical) in CHECKS.items()}
     healthy = all(r["ok"] for r in checks.values() if r["critical"])
-    return healthy, {"status": "ok" if healthy else "unhealthy", "checks": checks}
+    report: dict[str, Any] = {"status": "ok" if healthy else "unhealthy", "checks": checks}
+    try:
+        report["page_cache"] = pagecache.stats()
+    except Exception as exc:  # the cache check above already says why
+        report["page_cache"] = {"error": type(exc).__name__}
+    return healthy, report

@@ -170,6 +170,12 @@ else:
         }
     }
 
+# Page caching (companionhub/pagecache.py): the anonymous landing page, and each
+# user's companion list and gallery data, invalidated whenever the user changes them.
+CACHE_PAGES = env.bool("CACHE_PAGES", default=True)
+CACHE_LANDING_SECONDS = env.int("CACHE_LANDING_SECONDS", default=300)
+CACHE_USER_PAGES_SECONDS = env.int("CACHE_USER_PAGES_SECONDS", default=60)
+
 # --- Celery --------------------------------------------------------------------
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"

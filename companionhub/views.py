@@ -7,10 +7,12 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from companionhub import pagecache
 from companionhub.health import health_report
 
 
 @require_GET
+@pagecache.anonymous_page
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "pages/home.html")
 

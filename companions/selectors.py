@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.core.files.storage import default_storage
 from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
@@ -21,6 +24,38 @@ def companion_list_for_user(user) -> QuerySet[Companion]:
         .annotate(last_message_at=Max("messages__created_at"))
         .order_by("-created_at")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CompanionCard:
+    """What the companion list shows of one companion: plain values, safe to cache."""
+
+    pk: int
+    name: str
+    header_url: str | None
+    current_action: str
+    current_location: str
+    last_message_at: datetime | None
+
+
+def companion_cards_for_user(user) -> list[CompanionCard]:
+    """The companion list's data, cached per user (invalidated by every write that changes it)."""
+    from companionhub import pagecache
+
+    def build() -> list[CompanionCard]:
+        return [
+            CompanionCard(
+                pk=c.pk,
+                name=c.name,
+                header_url=c.header_image.url if c.header_image else None,
+                current_action=c.current_action,
+                current_location=c.current_location,
+                last_message_at=c.last_message_at,
+            )
+            for c in companion_list_for_user(user)
+        ]
+
+    return pagecache.user_data("companion_list", user.pk, "all", build)
 
 
 def companion_header_bytes(companion: Companion) -> bytes | None:

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 
+from companionhub import pagecache
 from companions import cards, catalogue
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
@@ -84,6 +85,7 @@ def companion_create_from_draft(*, user, header: UploadedFile | None) -> Compani
             companion.header_image = store_image(header.read(), companion, StoredImage.Kind.HEADER)
             companion.save(update_fields=["header_image"])
         draft.delete()
+        pagecache.user_pages_changed(user.pk)
     log.info("companion_created", companion_id=companion.pk, user_id=user.pk)
     return companion
 
@@ -121,6 +123,7 @@ def companion_import_card(*, user, upload: UploadedFile) -> tuple[Companion, car
         companion.save()
         if parsed.image is not None:
             companion_set_header(companion=companion, data=parsed.image)
+        pagecache.user_pages_changed(user.pk)
     log.info(
         "companion_imported",
         companion_id=companion.pk,
@@ -143,6 +146,7 @@ def companion_update(
         companion.save()
         if header is not None:
             companion_set_header(companion=companion, data=header.read())
+        pagecache.user_pages_changed(companion.owner_id)
     companion.refresh_from_db()
     log.info("companion_updated", companion_id=companion.pk, fields=sorted(form.changed_data))
     return companion
@@ -155,6 +159,7 @@ def companion_set_header(*, companion: Companion, data: bytes | str) -> StoredIm
     companion.save(update_fields=["header_image", "updated_at"])
     if old is not None:
         old.delete()  # its file goes after commit
+    pagecache.user_pages_changed(companion.owner_id)
     return image
 
 
@@ -162,6 +167,7 @@ def companion_remove_header(*, companion: Companion) -> None:
     if companion.header_image_id:
         StoredImage.objects.filter(pk=companion.header_image_id).delete()
         companion.header_image = None
+        pagecache.user_pages_changed(companion.owner_id)
 
 
 @transaction.atomic
@@ -178,6 +184,7 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
     Companion.objects.filter(pk=companion.pk).update(**catalogue.DEFAULT_STATE)
     for field, value in catalogue.DEFAULT_STATE.items():
         setattr(companion, field, value)
+    pagecache.user_pages_changed(companion.owner_id)
     log.info("companion_memory_wiped", companion_id=companion.pk, messages=messages, runs=runs)
     return {"messages": messages, "runs": runs, "images": images}
 
@@ -186,5 +193,6 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
 def companion_delete(*, companion: Companion) -> None:
     """Delete the companion, its messages, runs and every image file of it."""
     companion_id = companion.pk
+    pagecache.user_pages_changed(companion.owner_id)
     companion.delete()  # rows cascade; media.signals removes each file after commit
     log.info("companion_deleted", companion_id=companion_id)

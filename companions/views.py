@@ -6,7 +6,6 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,17 +23,17 @@ from companions.forms import (
     ConfigForm,
     HeaderImageForm,
 )
-from companions.selectors import companion_get_for_user, companion_header_bytes, companion_list_for_user
+from companions.selectors import companion_cards_for_user, companion_get_for_user, companion_header_bytes
 from companions.summary import companion_summary
 from media.imaging import ImageRejected
-from media.selectors import gallery_for_user
+from media.selectors import gallery_page_for_user
 
 GALLERY_PAGE_SIZE = 24
 
 
 @login_required
 def companion_list(request: HttpRequest) -> HttpResponse:
-    companions = companion_list_for_user(request.user)
+    companions = companion_cards_for_user(request.user)
     return render(request, "companions/list.html", {"companions": companions})
 
 
@@ -242,5 +241,5 @@ def companion_delete(request: HttpRequest, companion_id: int) -> HttpResponse:
 
 @login_required
 def gallery(request: HttpRequest) -> HttpResponse:
-    page = Paginator(gallery_for_user(request.user), GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = gallery_page_for_user(request.user, request.GET.get("page"), per_page=GALLERY_PAGE_SIZE)
     return render(request, "companions/gallery.html", {"page": page})

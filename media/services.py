@@ -16,6 +16,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models import Count, Sum
 
+from companionhub import pagecache
 from media.imaging import KIND_MAX_SIDE, ImageRejected, decode_image_input, optimize_image
 from media.models import StoredImage
 from media.storage import KIND_FOLDERS, storage_name
@@ -57,6 +58,7 @@ def store_image(data: bytes | str, companion, kind: str, *, prompt: str = "") ->
     except BaseException:
         default_storage.delete(name)  # a failed store leaves no file behind
         raise
+    pagecache.user_pages_changed(companion.owner_id)  # a new header or gallery picture
     log.info(
         "image_stored",
         image_id=str(image.pk),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
+from companionhub import pagecache
 from media.models import StoredImage
 from media.storage import delete_file_on_commit
 
@@ -20,3 +21,6 @@ from media.storage import delete_file_on_commit
 @receiver(post_delete, sender=StoredImage, dispatch_uid="media_delete_file_with_row")
 def delete_file_with_row(sender, instance: StoredImage, **kwargs) -> None:
     delete_file_on_commit(instance.file.name)
+    # The same reason holds for the cached gallery and companion list: every
+    # deleted picture row, however it went, must refresh its owner's pages.
+    pagecache.companion_pages_changed(instance.companion_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 
@@ -35,6 +36,15 @@ def _rate_limits_off(settings):
     """Counters live in the shared cache and outlast a test; tests that check limits
     turn them on with the ``rate_limits`` fixture (tests/ratelimits)."""
     settings.RATELIMIT_ENABLE = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_page_cache():
+    """Cached pages are keyed by user id, and ids are reused from test to test."""
+    from companionhub import pagecache
+
+    with contextlib.suppress(Exception):  # a test about a broken cache sets one up itself
+        pagecache.invalidate_all()
 
 
 @pytest.fixture(scope="session")
