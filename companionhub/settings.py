@@ -334,6 +334,8 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
     "delete-expired-rate-limits": {"task": "accounts.delete_expired_rate_limits", "schedule": 300.0},
+    # Reports only (a log line with the count); `manage.py media_orphans --delete` removes them.
+    "report-orphan-images": {"task": "media.report_orphans", "schedule": 3600.0},
 }
 
 # --- Rate limits ---------------------------------------------------------------

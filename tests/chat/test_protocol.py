@@ -147,3 +147,28 @@ async def test_an_idle_socket_stays_open(connect, companion, user, settings):
     await asyncio.sleep(6.5)
     await client.send({"type": "ping"})
     assert (await client.receive())["type"] == "pong"
+
+
+async def test_a_run_failed_by_the_reconciler_is_in_the_next_snapshot(connect, companion, user):
+    """The user is told on their next connect: the snapshot carries the failed run and its reason."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat import pipeline
+    from chat.models import PipelineRun
+
+    def stuck_run() -> str:
+        message = Message.objects.create(companion=companion, role="user", content="lost")
+        run = PipelineRun.objects.create(companion=companion, user_message=message, status="running")
+        PipelineRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
+        return str(run.pk)
+
+    run_id = await sync_to_async(stuck_run)()
+    assert await sync_to_async(pipeline.reconcile_stuck_runs)(older_than_seconds=600) == 1
+    client = await connect(companion.pk, user=user)
+    snapshot = client.events[0]
+    assert snapshot["run"]["id"] == run_id
+    assert snapshot["run"]["status"] == "failed"
+    assert snapshot["run"]["error"]["code"] == "timed_out"
+    assert "took too long" in snapshot["run"]["error"]["message"]

@@ -1,0 +1,56 @@
+"""Celery beat: every scheduled task exists and does its work."""
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from companionhub.celery import app
+
+
+def test_every_scheduled_task_is_registered():
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, name
+        assert entry["schedule"] > 0
+
+
+def test_the_schedule_covers_stuck_runs_rate_limits_and_orphan_images():
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert tasks >= {
+        "chat.reconcile_stuck_runs",
+        "accounts.delete_expired_rate_limits",
+        "media.report_orphans",
+    }
+
+
+@pytest.mark.django_db
+def test_expired_rate_limit_records_are_deleted():
+    from accounts.models import RateLimitRecord
+    from accounts.tasks import delete_expired_rate_limits
+
+    now = timezone.now()
+    RateLimitRecord.objects.create(scope="login", key="a", hits=6, reset_at=now - timedelta(minutes=1))
+    live = RateLimitRecord.objects.create(scope="login", key="b", hits=6, reset_at=now + timedelta(minutes=5))
+    assert delete_expired_rate_limits.apply().get() == 1
+    assert list(RateLimitRecord.objects.all()) == [live]
+
+
+@pytest.mark.django_db
+def test_the_stuck_run_task_uses_the_configured_limit(user, settings):
+    from chat.models import Message, PipelineRun
+    from chat.tasks import reconcile_stuck_runs
+    from tests.companions.factories import make_companion
+
+    companion = make_companion(user)
+    message = Message.objects.create(companion=companion, role="user", content="lost")
+    run = PipelineRun.objects.create(companion=companion, user_message=message, status="running")
+    PipelineRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    settings.CHAT_STUCK_RUN_SECONDS = 600
+    assert reconcile_stuck_runs.apply().get() == 0
+    settings.CHAT_STUCK_RUN_SECONDS = 60
+    assert reconcile_stuck_runs.apply().get() == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error_code == "timed_out"
+    assert "took too long" in run.error_text

@@ -1,0 +1,157 @@
+"""Orphan image files: reported by the periodic task, listed and removed by ``media_orphans``."""
+
+import os
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from media import orphans, tasks
+from media.models import StoredImage
+from media.services import store_image
+from tests.companions.factories import make_companion, png_bytes
+
+HOUR = 3600
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    return root
+
+
+@pytest.fixture
+def companion(user):
+    return make_companion(user)
+
+
+def make_file(root, name: str, *, age_seconds: float = 2 * HOUR, data: bytes = b"x" * 10):
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    then = time.time() - age_seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def age(root, image: StoredImage, seconds: float = 2 * HOUR) -> None:
+    then = time.time() - seconds
+    os.utime(root / image.file.name, (then, then))
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command("media_orphans", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_files_in_no_row_are_found_and_stored_images_are_not(media_root, companion):
+    kept = store_image(png_bytes(), companion, StoredImage.Kind.GENERATED)
+    age(media_root, kept)
+    make_file(media_root, "companions/1/generated/lost.jpg")
+    make_file(media_root, "stray.txt")
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == ["companions/1/generated/lost.jpg", "stray.txt"]
+    assert report.bytes == 20
+    assert report.scanned == 3
+
+
+def test_a_file_being_written_now_is_never_an_orphan(media_root, companion):
+    make_file(media_root, "companions/1/generated/fresh.jpg", age_seconds=5)
+    make_file(media_root, "companions/1/generated/old.jpg", age_seconds=61 * 60)
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == ["companions/1/generated/old.jpg"]
+    assert report.too_new == 1
+    out = run("--delete")
+    assert (media_root / "companions/1/generated/fresh.jpg").exists()
+    assert not (media_root / "companions/1/generated/old.jpg").exists()
+    assert "Deleted 1 file(s)." in out
+
+
+def test_the_command_reports_without_deleting_by_default(media_root, companion):
+    lost = make_file(media_root, "companions/1/headers/lost.jpg")
+    out = run()
+    assert "companions/1/headers/lost.jpg" in out
+    assert "1 orphan file(s)" in out and "--delete" in out
+    assert lost.exists()
+
+
+def test_delete_removes_only_orphans(media_root, companion):
+    kept = store_image(png_bytes(), companion, StoredImage.Kind.HEADER)
+    age(media_root, kept)
+    lost = make_file(media_root, "companions/1/headers/lost.jpg")
+    run("--delete")
+    assert not lost.exists()
+    assert (media_root / kept.file.name).exists()
+    assert StoredImage.objects.filter(pk=kept.pk).exists()
+
+
+def test_older_than_minutes_is_honoured(media_root, companion):
+    recent = make_file(media_root, "companions/1/generated/recent.jpg", age_seconds=10 * 60)
+    run("--delete", "--older-than-minutes", "30")
+    assert recent.exists()
+    run("--delete", "--older-than-minutes", "5")
+    assert not recent.exists()
+
+
+def test_a_negative_age_is_refused(db):
+    with pytest.raises(CommandError):
+        run("--older-than-minutes", "-1")
+
+
+def test_symbolic_links_are_never_followed_nor_deleted(media_root, tmp_path, companion):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = make_file(outside, "secret.jpg")
+    (media_root / "link-to-file.jpg").symlink_to(secret)
+    (media_root / "linked-dir").symlink_to(outside, target_is_directory=True)
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == []
+    assert report.symlinks_skipped == 2
+    run("--delete", "--older-than-minutes", "0")
+    assert secret.exists()
+    assert (media_root / "link-to-file.jpg").is_symlink()
+
+
+def test_a_row_created_after_the_scan_saves_its_file(media_root, companion):
+    lost = make_file(media_root, "companions/1/generated/late.jpg")
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == ["companions/1/generated/late.jpg"]
+    StoredImage.objects.create(
+        companion=companion,
+        kind="generated",
+        file="companions/1/generated/late.jpg",
+        width=1,
+        height=1,
+        byte_size=1,
+        original_size=1,
+    )
+    assert orphans.delete_orphans(report) == 0
+    assert lost.exists()
+
+
+def test_the_periodic_task_reports_a_count_and_deletes_nothing(media_root, companion):
+    from structlog.testing import capture_logs
+
+    lost = make_file(media_root, "companions/1/generated/lost.jpg")
+    with capture_logs() as logs:
+        assert tasks.report_orphans.apply().get() == 1
+    assert lost.exists()
+    [line] = [entry for entry in logs if entry["event"] == "orphan_images"]
+    assert line["count"] == 1 and line["log_level"] == "warning"
+
+
+def test_many_files_are_checked_in_batches(media_root, companion, monkeypatch):
+    monkeypatch.setattr(orphans, "BATCH", 3)
+    for n in range(7):
+        make_file(media_root, f"companions/1/generated/{n}.jpg")
+    assert len(orphans.find_orphans().orphans) == 7
+    assert orphans.delete_orphans(orphans.find_orphans()) == 7
+
+
+def test_a_missing_media_root_is_nothing_to_report(settings, tmp_path, db):
+    settings.MEDIA_ROOT = tmp_path / "nowhere"
+    assert orphans.find_orphans().orphans == []
