@@ -20,6 +20,7 @@ from django.core.cache import cache
 from accounts.tokens import session_group, token_group, user_group
 from chat import editing, events, services
 from chat.selectors import companion_snapshot
+from companionhub import metrics
 from companions.models import Companion
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        await metrics.websocket_opened()
+        self.counted_in_metrics = True
         # Joined the group first, then read: nothing sent in between is missed
         # (token events carry offsets, so the overlap is dropped by the client).
         snapshot = await database_sync_to_async(companion_snapshot)(self.companion)
@@ -99,6 +102,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return True
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted_in_metrics", False):
+            self.counted_in_metrics = False
+            await metrics.websocket_closed()
         if key := getattr(self, "socket_count_key", None):
             with contextlib.suppress(ValueError):  # expired meanwhile
                 await cache.adecr(key)

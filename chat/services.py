@@ -21,7 +21,7 @@ from accounts import usage
 from accounts.models import UsageTransaction
 from chat import events
 from chat.models import Message, PipelineRun
-from companionhub import pagecache, ratelimits
+from companionhub import metrics, pagecache, ratelimits
 from companions.config import effective_config
 from companions.models import Companion
 
@@ -220,6 +220,7 @@ def run_record_duration(run_id, *, step: str, milliseconds: float) -> None:
     run = PipelineRun.objects.only("step_durations").get(pk=run_id)
     durations = {**run.step_durations, step: round(milliseconds, 1)}
     PipelineRun.objects.filter(pk=run_id).update(step_durations=durations)
+    metrics.observe_step_duration(step, milliseconds)
 
 
 def run_mark_failed(run_id, *, code: str, text: str) -> bool:

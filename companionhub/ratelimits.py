@@ -106,6 +106,9 @@ def hit(scope: str, key: str, *, record_label: str = "") -> Verdict:
     )
     if verdict.limited:
         _record(scope, key, record_label or key, verdict)
+        from companionhub import metrics
+
+        metrics.count_rate_limit_hit(scope)
     return verdict
 
 

@@ -356,6 +356,8 @@ RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_USE_CACHE = "default"
 # Proxies in front of the site that append to X-Forwarded-For (0 = use REMOTE_ADDR only).
 TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+# A bearer token for a Prometheus scraper on /metrics (empty = staff sessions and staff API tokens only).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Open websockets one account may hold at once.
 WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=10)
 

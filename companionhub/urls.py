@@ -10,6 +10,7 @@ admin.site.index_title = "Moderation"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("companions/", include("companions.urls")),
     path("chat/", include("chat.urls")),

@@ -1,12 +1,14 @@
-"""Project-level views: the landing page and the health endpoint."""
+"""Project-level views: the landing page, the health endpoint and the metrics."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from companionhub import metrics as metrics_exposition
 from companionhub import pagecache
 from companionhub.health import health_report
 
@@ -22,3 +24,44 @@ def home(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     healthy, report = health_report()
     return JsonResponse(report, status=200 if healthy else 503)
+
+
+def _metrics_access(request: HttpRequest) -> int:
+    """200 when allowed; 401 without credentials (or bad ones), 403 when they are not staff's.
+
+    Allowed: the scraper's ``METRICS_TOKEN`` (compared in constant time), a
+    personal API token of an active staff user, or a staff session.
+    """
+    from django.utils.crypto import constant_time_compare
+
+    from accounts.tokens import token_authenticate
+
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
+            return 401
+        if settings.METRICS_TOKEN and constant_time_compare(secret, settings.METRICS_TOKEN):
+            return 200
+        token = token_authenticate(secret)
+        if token is None:
+            return 401
+        return 200 if token.user.is_staff else 403
+    if not request.user.is_authenticated:
+        return 401
+    return 200 if request.user.is_active and request.user.is_staff else 403
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    status = _metrics_access(request)
+    if status != 200:
+        response = HttpResponse(
+            "Staff sign-in or a bearer token is required.\n", status=status, content_type="text/plain"
+        )
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(metrics_exposition.render(), content_type=metrics_exposition.CONTENT_TYPE)

@@ -1,0 +1,300 @@
+"""``GET /metrics``: Prometheus text exposition (format 0.0.4), written by hand.
+
+Where each series comes from (docs/metrics.md lists them all):
+
+* **from the database, at scrape time**: runs by status (a gauge: wiping a
+  chat deletes its runs), and tokens and pictures from the usage ledger
+  (``UsageTransaction``: one row per finished run, never changed, kept when
+  chats are wiped; so these are counters that survive restarts).
+* **counted in the cache where the event happens**, with ``INCR`` so every
+  web and worker process adds to the same number (Redis; the locmem cache
+  of the embedded default is the one process's): step durations (a
+  histogram, recorded when each pipeline step ends), rate-limit refusals
+  per scope, page cache hits and misses. They start again from zero when the
+  cache is flushed, which Prometheus treats as a counter reset.
+* **websocket connections open now**: each process keeps its own count in
+  memory and publishes it under a key of its own with a short TTL, renewed by
+  a heartbeat while it has sockets; the gauge is the sum of the keys that
+  are still alive. A process that dies without closing its sockets stops
+  renewing its key, and its sockets leave the sum within ``WS_KEY_TTL``.
+* **circuit breakers**: their state, read from the cache they live in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+
+import structlog
+from django.core.cache import cache
+from django.db.models import Count, Sum
+
+log = structlog.get_logger(__name__)
+
+PREFIX = "metrics"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Pipeline steps (chat.pipeline) and the histogram's upper bounds, in seconds.
+STEPS = ("analyze_context", "generate_reply", "reanalyze", "update_state", "generate_image")
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+# --- counters in the cache -------------------------------------------------------------
+
+
+def incr(key: str, amount: int = 1) -> None:
+    """Add to a counter shared by every process; never raises (metrics must not break work)."""
+    try:
+        cache.add(key, 0, timeout=None)
+        try:
+            cache.incr(key, amount)
+        except ValueError:  # evicted between add and incr
+            cache.set(key, amount, timeout=None)
+    except Exception as exc:
+        log.debug("metrics_incr_failed", key=key, error=type(exc).__name__)
+
+
+def count_rate_limit_hit(scope: str) -> None:
+    incr(f"{PREFIX}:ratelimit:{scope}")
+
+
+def observe_step_duration(step: str, milliseconds: float) -> None:
+    """One observation of the step-duration histogram (bucket, count and sum)."""
+    seconds = milliseconds / 1000
+    index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+    incr(f"{PREFIX}:step:{step}:bucket:{index}")
+    incr(f"{PREFIX}:step:{step}:count")
+    incr(f"{PREFIX}:step:{step}:sum_ms", max(round(milliseconds), 0))
+
+
+# --- websocket connections, per process ----------------------------------------------
+
+WS_KEY_TTL = 90  # seconds a process's count survives without a heartbeat
+WS_HEARTBEAT = 30
+WS_DIRECTORY = f"{PREFIX}:ws:processes"
+PROCESS_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+_ws_lock = threading.Lock()
+_ws_open = 0
+_heartbeats: dict[int, asyncio.Task] = {}  # one per event loop
+
+
+def _ws_key(process_id: str) -> str:
+    return f"{PREFIX}:ws:process:{process_id}"
+
+
+def _publish_ws_count(count: int) -> None:
+    """Write this process's count, and list the process in the directory (pruning the dead)."""
+    now = time.time()
+    cache.set(_ws_key(PROCESS_ID), count, timeout=WS_KEY_TTL)
+    directory = cache.get(WS_DIRECTORY) or {}
+    # Two processes writing at once may drop one entry; its next heartbeat puts it back.
+    directory = {pid: seen for pid, seen in directory.items() if now - seen < WS_KEY_TTL}
+    directory[PROCESS_ID] = now
+    cache.set(WS_DIRECTORY, directory, timeout=None)
+
+
+async def _publish(count: int) -> None:
+    from asgiref.sync import sync_to_async
+
+    try:
+        await sync_to_async(_publish_ws_count, thread_sensitive=False)(count)
+    except Exception as exc:
+        log.warning("metrics_ws_publish_failed", error=type(exc).__name__)
+
+
+async def _heartbeat() -> None:
+    while True:
+        await asyncio.sleep(WS_HEARTBEAT)
+        with _ws_lock:
+            count = _ws_open
+        await _publish(count)
+        if count == 0:
+            return
+
+
+def _ensure_heartbeat() -> None:
+    loop = asyncio.get_running_loop()
+    task = _heartbeats.get(id(loop))
+    if task is None or task.done():
+        _heartbeats[id(loop)] = loop.create_task(_heartbeat())
+
+
+async def websocket_opened() -> None:
+    global _ws_open
+    with _ws_lock:
+        _ws_open += 1
+        count = _ws_open
+    await _publish(count)
+    _ensure_heartbeat()
+
+
+async def websocket_closed() -> None:
+    global _ws_open
+    with _ws_lock:
+        _ws_open = max(_ws_open - 1, 0)
+        count = _ws_open
+    await _publish(count)
+    if count == 0:  # nothing left to keep alive on this loop
+        task = _heartbeats.pop(id(asyncio.get_running_loop()), None)
+        if task is not None:
+            task.cancel()
+
+
+def websocket_connections() -> int:
+    """Sockets open now across every process whose key is still alive."""
+    directory = cache.get(WS_DIRECTORY) or {}
+    if not directory:
+        return 0
+    counts = cache.get_many([_ws_key(pid) for pid in directory])
+    return sum(int(value) for value in counts.values())
+
+
+# --- exposition ----------------------------------------------------------------------
+
+
+def escape_label(value: str) -> str:
+    """Label values: backslash, double quote and line feed are escaped (format 0.0.4)."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "+Inf" if value > 0 else "-Inf"
+        if math.isnan(value):
+            return "NaN"
+        return repr(value)
+    return str(value)
+
+
+class Exposition:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines.append(f"# HELP {name} {_escape_help(help_text)}")
+        self.lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, value: float, labels: dict[str, str] | None = None) -> None:
+        if labels:
+            inner = ",".join(f'{key}="{escape_label(val)}"' for key, val in labels.items())
+            self.lines.append(f"{name}{{{inner}}} {_number(value)}")
+        else:
+            self.lines.append(f"{name} {_number(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _runs(out: Exposition) -> None:
+    from chat.models import PipelineRun
+
+    counts = dict(PipelineRun.objects.values_list("status").annotate(n=Count("id")).order_by())
+    out.family("companionhub_pipeline_runs", "gauge", "Pipeline runs in the database, by status.")
+    for status in PipelineRun.Status.values:
+        out.sample("companionhub_pipeline_runs", counts.get(status, 0), {"status": status})
+
+
+def _usage(out: Exposition) -> None:
+    from accounts.models import UsageTransaction
+
+    totals = UsageTransaction.objects.aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), images=Sum("image_count")
+    )
+    out.family("companionhub_tokens_total", "counter", "LLM tokens charged for finished runs, by kind.")
+    out.sample("companionhub_tokens_total", totals["prompt"] or 0, {"kind": "prompt"})
+    out.sample("companionhub_tokens_total", totals["completion"] or 0, {"kind": "completion"})
+    out.family("companionhub_images_generated_total", "counter", "Pictures painted for chat replies.")
+    out.sample("companionhub_images_generated_total", totals["images"] or 0)
+
+
+def _steps(out: Exposition) -> None:
+    keys = [
+        f"{PREFIX}:step:{step}:{part}"
+        for step in STEPS
+        for part in [*(f"bucket:{i}" for i in range(len(BUCKETS) + 1)), "count", "sum_ms"]
+    ]
+    values = cache.get_many(keys)
+    name = "companionhub_step_duration_seconds"
+    out.family(name, "histogram", "Time each pipeline step took, recorded when the step ends.")
+    for step in STEPS:
+        cumulative = 0
+        for i, bound in enumerate([*BUCKETS, math.inf]):
+            cumulative += int(values.get(f"{PREFIX}:step:{step}:bucket:{i}") or 0)
+            le = "+Inf" if math.isinf(bound) else _number(bound)
+            out.sample(f"{name}_bucket", cumulative, {"step": step, "le": le})
+        out.sample(f"{name}_sum", int(values.get(f"{PREFIX}:step:{step}:sum_ms") or 0) / 1000, {"step": step})
+        out.sample(f"{name}_count", int(values.get(f"{PREFIX}:step:{step}:count") or 0), {"step": step})
+
+
+def _rate_limits(out: Exposition, scopes: Iterable[str]) -> None:
+    scopes = sorted(scopes)
+    values = cache.get_many([f"{PREFIX}:ratelimit:{scope}" for scope in scopes])
+    out.family("companionhub_rate_limit_hits_total", "counter", "Requests refused by a rate limit, by scope.")
+    for scope in scopes:
+        out.sample(
+            "companionhub_rate_limit_hits_total",
+            int(values.get(f"{PREFIX}:ratelimit:{scope}") or 0),
+            {"scope": scope},
+        )
+
+
+def _websockets(out: Exposition) -> None:
+    out.family("companionhub_websocket_connections", "gauge", "Chat websockets open now, in every process.")
+    out.sample("companionhub_websocket_connections", websocket_connections())
+
+
+def _breakers(out: Exposition) -> None:
+    from chat.backends import image_breaker, llm_breaker
+
+    states = [breaker().status() for breaker in (llm_breaker, image_breaker)]
+    out.family(
+        "companionhub_circuit_breaker_state", "gauge", "1 for the state each back end's breaker is in."
+    )
+    for state in states:
+        for name in ("closed", "open", "half_open"):
+            out.sample(
+                "companionhub_circuit_breaker_state",
+                int(state.state == name),
+                {"backend": state.name, "state": name},
+            )
+    out.family("companionhub_circuit_breaker_failures", "gauge", "Straight failures counted by each breaker.")
+    for state in states:
+        out.sample("companionhub_circuit_breaker_failures", int(state.failures), {"backend": state.name})
+
+
+def _page_cache(out: Exposition) -> None:
+    from companionhub import pagecache
+
+    pages = pagecache.stats()["pages"]
+    name = "companionhub_page_cache_requests_total"
+    out.family(name, "counter", "Page cache lookups, by page and result.")
+    for page, row in pages.items():
+        out.sample(name, row["hits"], {"page": page, "result": "hit"})
+        out.sample(name, row["misses"], {"page": page, "result": "miss"})
+
+
+def render() -> str:
+    """The whole exposition, every family once."""
+    from django.conf import settings
+
+    out = Exposition()
+    _runs(out)
+    _usage(out)
+    _steps(out)
+    _rate_limits(out, settings.RATE_LIMITS)
+    _websockets(out)
+    _breakers(out)
+    _page_cache(out)
+    return out.text()
