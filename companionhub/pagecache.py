@@ -105,7 +105,10 @@ def user_data[T](page: str, user_id: int, part: str, build: Callable[[], T]) -> 
     if not settings.CACHE_PAGES:
         return build()
     try:
-        key = f"{PREFIX}:{_generation()}:{page}:user:{user_id}:v{_user_version(user_id)}:{part}"
+        versions = cache.get_many([f"{PREFIX}:generation", f"{PREFIX}:user:{user_id}:version"])
+        generation = versions.get(f"{PREFIX}:generation") or _generation()
+        version = int(versions.get(f"{PREFIX}:user:{user_id}:version") or 0)
+        key = f"{PREFIX}:{generation}:{page}:user:{user_id}:v{version}:{part}"
         value = cache.get(key)
     except Exception as exc:  # a page still renders without its cache
         log.warning("pagecache_read_failed", page=page, error=type(exc).__name__)
