@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 # Values that are obviously placeholders and must never reach production.
 INSECURE_SECRET_MARKERS = ("django-insecure", "change-me", "changeme", "dev-only")
 MIN_SECRET_KEY_LENGTH = 50
+# /metrics opens to whoever holds it: it must not be guessable.
+MIN_METRICS_TOKEN_LENGTH = 32
 
 
 def _check_secret_key(value: str) -> str | None:
@@ -55,6 +57,12 @@ def production_problems(environ: Mapping[str, str]) -> list[str]:
         ),
         _check_url("REDIS_URL", environ.get("REDIS_URL", ""), ("redis", "rediss")),
     ]
+    metrics_token = environ.get("METRICS_TOKEN", "")
+    if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+        problems.append(
+            f"METRICS_TOKEN is too short: use at least {MIN_METRICS_TOKEN_LENGTH} random characters, "
+            "or leave it empty."
+        )
     origins = environ.get("CSRF_TRUSTED_ORIGINS", "")
     for origin in filter(None, (o.strip() for o in origins.split(","))):
         if urlparse(origin).scheme not in ("http", "https"):

@@ -85,3 +85,11 @@ def test_check_deploy_is_silent_in_production():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNINGS" not in result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_a_short_metrics_token_is_refused_and_none_is_fine():
+    assert production_problems({**GOOD, "METRICS_TOKEN": "short"}) == [
+        "METRICS_TOKEN is too short: use at least 32 random characters, or leave it empty."
+    ]
+    assert production_problems({**GOOD, "METRICS_TOKEN": "x" * 32}) == []
+    assert production_problems({**GOOD, "METRICS_TOKEN": ""}) == []
