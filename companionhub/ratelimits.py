@@ -34,6 +34,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
 
+from companionhub import metrics
+
 log = structlog.get_logger(__name__)
 
 FAIL_CLOSED = frozenset({"login", "login_account", "register"})
@@ -106,8 +108,6 @@ def hit(scope: str, key: str, *, record_label: str = "") -> Verdict:
     )
     if verdict.limited:
         _record(scope, key, record_label or key, verdict)
-        from companionhub import metrics
-
         metrics.count_rate_limit_hit(scope)
     return verdict
 
