@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "accounts",
     "companions",
     "chat",
+    "groups",
     "media",
     "ops",
 ]

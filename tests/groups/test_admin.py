@@ -1,0 +1,53 @@
+"""Moderation: groups with their conversation read-only, messages searchable and filterable."""
+
+import pytest
+from django.urls import reverse
+
+from groups.models import GroupMessage
+from tests.groups.factories import make_group
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def group(user):
+    group = make_group(user)
+    GroupMessage.objects.create(group=group, content="a findable needle")
+    GroupMessage.objects.create(group=group, sender=group.companions.first(), is_bot=True, content="reply")
+    return group
+
+
+def test_groups_are_searchable_by_title_and_creator(admin_client, group, other_user):
+    make_group(other_user, "Zed", "Yan", title="Elsewhere")
+    url = reverse("admin:groups_groupchat_changelist")
+    assert list(admin_client.get(url, {"q": "Beach"}).context["cl"].result_list) == [group]
+    assert list(admin_client.get(url, {"q": "alice"}).context["cl"].result_list) == [group]
+
+
+def test_a_group_page_shows_its_messages_read_only(admin_client, group):
+    page = admin_client.get(reverse("admin:groups_groupchat_change", args=[group.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "a findable needle" in html
+    assert 'name="messages-0-content"' not in html  # read-only inline
+
+
+def test_messages_are_searchable_and_filterable(admin_client, group):
+    url = reverse("admin:groups_groupmessage_changelist")
+    response = admin_client.get(url, {"q": "needle", "is_bot__exact": "0"})
+    assert response.status_code == 200
+    assert [m.content for m in response.context["cl"].result_list] == ["a findable needle"]
+    detail = admin_client.get(reverse("admin:groups_groupmessage_change", args=[group.messages.first().pk]))
+    assert detail.status_code == 200
+
+
+def test_non_staff_are_sent_to_the_admin_login(client, user):
+    client.force_login(user)
+    response = client.get(reverse("admin:groups_groupchat_changelist"))
+    assert response.status_code == 302

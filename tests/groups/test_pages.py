@@ -1,0 +1,140 @@
+"""Group pages: list, create, edit, delete and the chat page, for the creator only."""
+
+import pytest
+from django.urls import reverse
+
+from groups.models import GroupChat, GroupMessage
+from tests.companions.factories import make_companion
+from tests.groups.factories import make_group
+
+
+@pytest.fixture
+def group(user):
+    return make_group(user)
+
+
+def test_the_list_shows_only_my_groups(client, user, other_user, group):
+    make_group(other_user, "Zed", "Yan", title="Not mine")
+    client.force_login(user)
+    page = client.get(reverse("groups:list"))
+    assert [g.title for g in page.context["groups"]] == ["Beach crew"]
+    assert b"Not mine" not in page.content
+    assert b"Mika" in page.content and b"Rin" in page.content
+
+
+def test_the_navigation_links_to_groups(client, user):
+    client.force_login(user)
+    page = client.get(reverse("companions:list"))
+    assert f'href="{reverse("groups:list")}">Groups<'.encode() in page.content
+
+
+def test_a_group_is_created_from_two_of_my_companions(client, user):
+    mika, rin = make_companion(user, name="Mika"), make_companion(user, name="Rin")
+    client.force_login(user)
+    response = client.post(
+        reverse("groups:create"), {"title": "Trio", "companions": [mika.pk, rin.pk], "replies_per_turn": ""}
+    )
+    group = GroupChat.objects.get()
+    assert response.status_code == 302 and response.url == reverse("groups:page", args=[group.pk])
+    assert group.creator == user and group.title == "Trio" and group.replies_per_turn is None
+    assert set(group.companions.all()) == {mika, rin}
+
+
+def test_someone_elses_companion_cannot_be_added(client, user, other_user):
+    mine = make_companion(user, name="Mika")
+    theirs = make_companion(other_user, name="Theirs")
+    client.force_login(user)
+    response = client.post(reverse("groups:create"), {"title": "Sneaky", "companions": [mine.pk, theirs.pk]})
+    assert response.status_code == 200
+    assert "companions" in response.context["form"].errors
+    assert not GroupChat.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("count", "replies", "field"),
+    [
+        (1, "", "companions"),
+        (7, "", "companions"),
+        (2, "3", "replies_per_turn"),
+        (2, "0", "replies_per_turn"),
+    ],
+)
+def test_the_form_checks_members_and_replies(client, user, count, replies, field):
+    companions = [make_companion(user, name=f"C{i}") for i in range(count)]
+    client.force_login(user)
+    response = client.post(
+        reverse("groups:create"),
+        {"title": "G", "companions": [c.pk for c in companions], "replies_per_turn": replies},
+    )
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not GroupChat.objects.exists()
+
+
+def test_the_title_is_required_and_capped(client, user):
+    companions = [make_companion(user, name=f"C{i}") for i in range(2)]
+    client.force_login(user)
+    for title in ("", "x" * 101):
+        response = client.post(
+            reverse("groups:create"), {"title": title, "companions": [c.pk for c in companions]}
+        )
+        assert "title" in response.context["form"].errors
+    assert not GroupChat.objects.exists()
+
+
+def test_edit_changes_title_members_and_replies(client, user, group):
+    third = make_companion(user, name="Aya")
+    client.force_login(user)
+    assert client.get(reverse("groups:edit", args=[group.pk])).status_code == 200
+    members = [group.companions.first().pk, third.pk]
+    response = client.post(
+        reverse("groups:edit", args=[group.pk]),
+        {"title": "Renamed", "companions": members, "replies_per_turn": "1"},
+    )
+    assert response.status_code == 302
+    group.refresh_from_db()
+    assert group.title == "Renamed" and group.replies_per_turn == 1
+    assert sorted(c.pk for c in group.companions.all()) == sorted(members)
+
+
+def test_delete_asks_first_then_deletes_on_post(client, user, group):
+    GroupMessage.objects.create(group=group, content="hello")
+    client.force_login(user)
+    confirm = client.get(reverse("groups:delete", args=[group.pk]))
+    assert confirm.status_code == 200 and b"Delete Beach crew" in confirm.content
+    assert GroupChat.objects.exists()
+    response = client.post(reverse("groups:delete", args=[group.pk]))
+    assert response.status_code == 302 and response.url == reverse("groups:list")
+    assert not GroupChat.objects.exists() and not GroupMessage.objects.exists()
+    assert user.companions.count() == 2  # the companions stay
+
+
+def test_the_chat_page_shows_history_with_sender_names(client, user, group):
+    mika = group.companions.get(name="Mika")
+    GroupMessage.objects.create(group=group, content="Hi all <script>x</script>")
+    GroupMessage.objects.create(group=group, sender=mika, is_bot=True, content="Hello *waves*")
+    client.force_login(user)
+    page = client.get(reverse("groups:page", args=[group.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<span class="sender-name">Mika</span>' in html
+    assert "Hello <em>waves</em>" in html
+    assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+    assert f'data-companion-state="{mika.pk}"' in html
+
+
+@pytest.mark.parametrize("name", ["groups:page", "groups:edit", "groups:delete"])
+def test_another_users_group_is_404_on_every_page(client, other_user, group, name):
+    client.force_login(other_user)
+    url = reverse(name, args=[group.pk])
+    assert client.get(url).status_code == 404
+    if name != "groups:page":  # the chat page is GET only
+        assert client.post(url, {"title": "Hacked"}).status_code == 404
+    group.refresh_from_db()
+    assert group.title == "Beach crew"
+
+
+@pytest.mark.parametrize("name", ["groups:list", "groups:create"])
+def test_pages_need_a_sign_in(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302 and "login" in response.url
