@@ -3,6 +3,11 @@
 Thin on purpose: authenticate in ``connect``, validate each frame, call a
 service, forward pipeline events from the companion's group. Any bad frame
 gets an ``error`` frame and the socket stays usable.
+
+``ProtocolConsumer`` holds what every chat socket shares (authentication,
+the per-user socket cap, closing when the session ends, frame parsing and
+limits, error frames); ``ChatConsumer`` and the group chat's consumer
+(``groups.consumers``) add only their target, snapshot and frames.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ def _get_companion(user, companion_id: int) -> Companion | None:
     return Companion.objects.filter(pk=companion_id, owner=user).first()
 
 
-def _require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> str:
+def require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> str:
     value = frame.get(name)
     if not isinstance(value, str) or not value:
         raise FrameError("bad_frame", f"'{name}' must be a non-empty string.")
@@ -58,23 +63,61 @@ def _require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> 
     return value
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
-    companion: Companion | None = None
+def message_send_fields(frame: dict[str, Any]) -> tuple[str, str, bool]:
+    """(content, client_id, image) of a ``message.send`` frame, type-checked."""
+    content = frame.get("content")
+    if not isinstance(content, str):
+        raise FrameError("bad_frame", "'content' must be a string.")
+    client_id = frame.get("client_id", "")
+    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
+        raise FrameError("bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters.")
+    want_image = frame.get("image", False)
+    if not isinstance(want_image, bool):
+        raise FrameError("bad_frame", "'image' must be true or false.")
+    return content, client_id, want_image
+
+
+def run_uuid(run_id: str) -> str:
+    """A run id as a UUID string; anything else is "not found" (never a server error)."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(run_id))
+    except ValueError:
+        raise services.ChatError("not_found", "No such reply.") from None
+
+
+class ProtocolConsumer(AsyncWebsocketConsumer):
+    """The shared part of the chat sockets. Subclasses set ``client_frames`` and fill in the hooks."""
+
+    client_frames: dict[str, type] = events.CLIENT_FRAMES
+
+    async def load_target(self, user) -> bool:
+        """Find what the URL names, for ``user``; False when it is missing or not theirs."""
+        raise NotImplementedError
+
+    def channel_group(self) -> str:
+        raise NotImplementedError
+
+    def snapshot(self) -> dict[str, Any]:
+        """Run in a thread: the snapshot sent right after connecting."""
+        raise NotImplementedError
+
+    async def _dispatch(self, frame: dict[str, Any]) -> None:
+        raise NotImplementedError
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=events.CLOSE_UNAUTHENTICATED)
             return
-        companion_id = self.scope["url_route"]["kwargs"]["companion_id"]
-        self.companion = await database_sync_to_async(_get_companion)(user, companion_id)
-        if self.companion is None:  # not found and not yours look the same
+        if not await self.load_target(user):  # not found and not yours look the same
             await self.close(code=events.CLOSE_NOT_FOUND)
             return
         if not await self._count_socket(user.pk):
             await self.close(code=events.CLOSE_TOO_MANY_SOCKETS)
             return
-        self.groups_joined = [events.group_name(self.companion.pk), user_group(user.pk)]
+        self.groups_joined = [self.channel_group(), user_group(user.pk)]
         if self.scope.get("api_token_id"):
             self.groups_joined.append(token_group(self.scope["api_token_id"]))
         elif session_key := getattr(self.scope.get("session"), "session_key", None):
@@ -86,7 +129,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.counted_in_metrics = True
         # Joined the group first, then read: nothing sent in between is missed
         # (token events carry offsets, so the overlap is dropped by the client).
-        snapshot = await database_sync_to_async(companion_snapshot)(self.companion)
+        snapshot = await database_sync_to_async(self.snapshot)()
         await self.send_json(snapshot)
 
     async def _count_socket(self, user_id: int) -> bool:
@@ -134,9 +177,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError("bad_json", "That frame is not valid JSON.") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", "Each frame must be a JSON object with a 'type'.")
-        if frame["type"] not in events.CLIENT_FRAMES:
-            raise FrameError("unknown_type", f"Unknown frame type. Known: {', '.join(events.CLIENT_FRAMES)}.")
+        if frame["type"] not in self.client_frames:
+            raise FrameError("unknown_type", f"Unknown frame type. Known: {', '.join(self.client_frames)}.")
         return frame
+
+    # --- events from the channel layer ---
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["event"])
+
+    async def socket_close(self, message: dict[str, Any]) -> None:
+        await self.close(code=message.get("code", events.CLOSE_SESSION_ENDED))
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+
+class ChatConsumer(ProtocolConsumer):
+    companion: Companion | None = None
+
+    async def load_target(self, user) -> bool:
+        companion_id = self.scope["url_route"]["kwargs"]["companion_id"]
+        self.companion = await database_sync_to_async(_get_companion)(user, companion_id)
+        return self.companion is not None
+
+    def channel_group(self) -> str:
+        return events.group_name(self.companion.pk)
+
+    def snapshot(self) -> dict[str, Any]:
+        return companion_snapshot(self.companion)
 
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -144,17 +213,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if kind == "ping":
             await self.send_json({"type": "pong"})
         elif kind == "message.send":
-            content = frame.get("content")
-            if not isinstance(content, str):
-                raise FrameError("bad_frame", "'content' must be a string.")
-            client_id = frame.get("client_id", "")
-            if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
-                raise FrameError(
-                    "bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters."
-                )
-            want_image = frame.get("image", False)
-            if not isinstance(want_image, bool):
-                raise FrameError("bad_frame", "'image' must be true or false.")
+            content, client_id, want_image = message_send_fields(frame)
             accepted = await database_sync_to_async(services.send_message)(
                 user=user, companion=self.companion, text=content, want_image=want_image
             )
@@ -164,10 +223,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif kind in EDIT_FRAMES:
             await self._edit(kind, frame, user)
         elif kind == "run.cancel":
-            run_id = _require_str(frame, "run_id")
+            run_id = require_str(frame, "run_id")
             await database_sync_to_async(self._cancel)(user, run_id)
         elif kind == "run.retry":
-            run_id = _require_str(frame, "run_id")
+            run_id = require_str(frame, "run_id")
             run = await database_sync_to_async(self._retry)(user, run_id)
             await self.send_json(events.message_accepted("", run.user_message_id, str(run.pk)))
 
@@ -200,33 +259,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # the result reaches every open tab as a group event
         await self.send_json(events.message_accepted(client_id, accepted.message.pk, str(accepted.run.pk)))
 
-    def _own_run_id(self, run_id: str) -> str:
-        import uuid
-
-        try:
-            return str(uuid.UUID(run_id))
-        except ValueError:
-            raise services.ChatError("not_found", "No such reply.") from None
-
     def _cancel(self, user, run_id: str) -> None:
-        run = services.run_get_for_user(user, self._own_run_id(run_id))
+        run = services.run_get_for_user(user, run_uuid(run_id))
         if run.companion_id != self.companion.pk:
             raise services.ChatError("not_found", "No such reply.")
         services.run_cancel(user=user, run_id=run.pk)
 
     def _retry(self, user, run_id: str):
-        run = services.run_get_for_user(user, self._own_run_id(run_id))
+        run = services.run_get_for_user(user, run_uuid(run_id))
         if run.companion_id != self.companion.pk:
             raise services.ChatError("not_found", "No such reply.")
         return services.run_retry(user=user, run_id=run.pk)
-
-    # --- events from the channel layer ---
-
-    async def chat_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
-
-    async def socket_close(self, message: dict[str, Any]) -> None:
-        await self.close(code=message.get("code", events.CLOSE_SESSION_ENDED))
-
-    async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, separators=(",", ":")))

@@ -4,10 +4,15 @@ Every frame the server sends and every frame a client may send is a
 TypedDict here. Builders return plain dicts (JSON-ready), tests check each
 shape against these definitions, and ``docs/websocket.md`` is checked against
 ``SERVER_EVENTS`` / ``CLIENT_FRAMES`` so the document cannot drift.
+
+A group chat (``/ws/group/<id>/``) speaks the same protocol: its run events
+(progress, token, state, image, done, error) also carry ``companion_id`` and
+``sender`` (the companion's name), and it adds ``group.snapshot``,
+``turn.speaker`` and ``turn.done``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: TypedDict reads NotRequired[...]
+# only from real annotations, and the shape tests rely on ``__required_keys__``.
 from typing import Any, NotRequired, TypedDict
 
 # --- server -> client -----------------------------------------------------------
@@ -27,6 +32,8 @@ class RunInfo(TypedDict):
     content: str
     message_id: int | None
     error: NotRequired[dict[str, Any]]
+    companion_id: NotRequired[int]  # group chats: who is speaking
+    sender: NotRequired[str]
 
 
 class SnapshotEvent(TypedDict):
@@ -47,6 +54,8 @@ class ProgressEvent(TypedDict):
     run_id: str
     progress: int
     step: str
+    companion_id: NotRequired[int]  # in a group chat, every run event names its speaker
+    sender: NotRequired[str]
 
 
 class TokenEvent(TypedDict):
@@ -54,6 +63,8 @@ class TokenEvent(TypedDict):
     run_id: str
     text: str
     offset: int  # where ``text`` starts in the reply, so a client can drop overlap with its snapshot
+    companion_id: NotRequired[int]
+    sender: NotRequired[str]
 
 
 class StateEvent(TypedDict):
@@ -62,6 +73,8 @@ class StateEvent(TypedDict):
     outfit: str
     location: str
     action: str
+    companion_id: NotRequired[int]
+    sender: NotRequired[str]
 
 
 class ImageEvent(TypedDict):
@@ -69,6 +82,8 @@ class ImageEvent(TypedDict):
     run_id: str
     message_id: int
     url: str
+    companion_id: NotRequired[int]
+    sender: NotRequired[str]
 
 
 class Usage(TypedDict):
@@ -83,6 +98,8 @@ class DoneEvent(TypedDict):
     message_id: int
     usage: Usage
     finish_reason: str  # "length": cut at the token limit, a "message.continue" can carry on
+    companion_id: NotRequired[int]
+    sender: NotRequired[str]
 
 
 class MessageDeletedEvent(TypedDict):
@@ -103,10 +120,42 @@ class ErrorEvent(TypedDict):
     code: str
     message: str
     retry_after: NotRequired[int]
+    companion_id: NotRequired[int]
+    sender: NotRequired[str]
 
 
 class PongEvent(TypedDict):
     type: str  # "pong"
+
+
+class Speaker(TypedDict):
+    companion_id: int
+    sender: str
+
+
+class GroupInfo(TypedDict):
+    id: int
+    title: str
+    companions: list[CompanionInfo]
+
+
+class GroupSnapshotEvent(TypedDict):
+    type: str  # "group.snapshot"
+    group: GroupInfo
+    run: RunInfo | None  # the reply being written, with companion_id and sender
+    speaking: Speaker | None
+
+
+class TurnSpeakerEvent(TypedDict):
+    type: str  # "turn.speaker"
+    run_id: str
+    companion_id: int
+    sender: str
+
+
+class TurnDoneEvent(TypedDict):
+    type: str  # "turn.done"
+    message_id: int  # the user's message that every chosen companion has now answered (or failed to)
 
 
 SERVER_EVENTS: dict[str, type] = {
@@ -121,6 +170,9 @@ SERVER_EVENTS: dict[str, type] = {
     "pong": PongEvent,
     "message.deleted": MessageDeletedEvent,
     "message.updated": MessageUpdatedEvent,
+    "group.snapshot": GroupSnapshotEvent,
+    "turn.speaker": TurnSpeakerEvent,
+    "turn.done": TurnDoneEvent,
 }
 
 # --- client -> server -----------------------------------------------------------
@@ -185,6 +237,11 @@ CLIENT_FRAMES: dict[str, type] = {
     "message.alternative": MessageAlternativeFrame,
 }
 
+# What a group chat socket accepts (editing is for one-to-one chats only).
+GROUP_CLIENT_FRAMES: dict[str, type] = {
+    name: CLIENT_FRAMES[name] for name in ("message.send", "run.cancel", "ping")
+}
+
 # Close codes (4000-4999 are the application's range).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404  # not the owner, or no such companion: the same answer
@@ -247,6 +304,23 @@ def snapshot(companion: CompanionInfo, run: RunInfo | None) -> SnapshotEvent:
     return {"type": "snapshot", "companion": companion, "run": run}
 
 
+def group_snapshot(group: GroupInfo, run: RunInfo | None, speaking: Speaker | None) -> GroupSnapshotEvent:
+    return {"type": "group.snapshot", "group": group, "run": run, "speaking": speaking}
+
+
+def turn_speaker(run_id: str, companion_id: int, sender: str) -> TurnSpeakerEvent:
+    return {"type": "turn.speaker", "run_id": run_id, "companion_id": companion_id, "sender": sender}
+
+
+def turn_done(message_id: int) -> TurnDoneEvent:
+    return {"type": "turn.done", "message_id": message_id}
+
+
 def group_name(companion_id: int) -> str:
     """The channel group that carries one companion's events."""
     return f"companion.{companion_id}"
+
+
+def group_chat_name(group_id: int) -> str:
+    """The channel group that carries one group chat's events."""
+    return f"groupchat.{group_id}"

@@ -52,9 +52,22 @@ class PipelineRun(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     companion = models.ForeignKey("companions.Companion", on_delete=models.CASCADE, related_name="runs")
-    user_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="runs")
+    # A one-to-one run answers ``user_message`` with ``assistant_message``; a group run (``group``
+    # set) answers ``group_user_message`` with ``group_reply``, and ``companion`` is the speaker.
+    user_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
     assistant_message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    group = models.ForeignKey(
+        "groups.GroupChat", null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    group_user_message = models.ForeignKey(
+        "groups.GroupMessage", null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    group_reply = models.ForeignKey(
+        "groups.GroupMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
@@ -76,6 +89,7 @@ class PipelineRun(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["companion", "status", "-created_at"], name="run_companion_status_created"),
+            models.Index(fields=["group", "status", "-created_at"], name="run_group_status_created"),
         ]
         ordering = ["-created_at"]
 

@@ -30,11 +30,11 @@ from chat.backends import (
     image_request,
     llm_breaker,
 )
+from chat.conversation import Conversation, conversation_for
 from chat.images import ImageBackendError
 from chat.llm import LLMError, estimate_tokens, strip_template_debris
-from chat.models import Message, PipelineRun
+from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, live_reply_key
-from chat.selectors import llm_history
 from companionhub import pagecache
 from companions.config import effective_config
 from companions.models import Companion
@@ -74,7 +74,9 @@ USER_MESSAGES = {
 
 
 def _load(run_id) -> PipelineRun:
-    return PipelineRun.objects.select_related("companion", "companion__owner", "user_message").get(pk=run_id)
+    return PipelineRun.objects.select_related(
+        "companion", "companion__owner", "user_message", "group_user_message"
+    ).get(pk=run_id)
 
 
 def _claim(run_id, *, step: str, progress: int, publisher: EventPublisher) -> None:
@@ -137,11 +139,12 @@ def _save_analysis(run_id, key: str, scene: prompts.SceneState) -> None:
 
 def analyze_context(run_id) -> None:
     run = _load(run_id)
-    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "analyze_context"):
+    conversation = conversation_for(run)
+    with conversation.publisher() as publisher, _timed(run_id, "analyze_context"):
         _claim(run_id, step="analyze_context", progress=10, publisher=publisher)
         companion = run.companion
         scene = _analyze(
-            companion, text=run.user_message.content, speaker=companion.owner.name_for_companions
+            companion, text=conversation.user_text(), speaker=companion.owner.name_for_companions
         )
         _save_analysis(run_id, "context", scene)
         if scene.wants_image and not run.want_image:
@@ -157,7 +160,8 @@ def analyze_context(run_id) -> None:
 
 def generate_reply(run_id) -> None:
     run = _load(run_id)
-    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "generate_reply"):
+    conversation = conversation_for(run)
+    with conversation.publisher() as publisher, _timed(run_id, "generate_reply"):
         _claim(run_id, step="generate_reply", progress=30, publisher=publisher)
         attempts = _count_attempt(run_id)
         if attempts > settings.CHAT_MAX_RUN_ATTEMPTS:
@@ -166,20 +170,11 @@ def generate_reply(run_id) -> None:
             )
         companion = Companion.objects.select_related("owner").get(pk=run.companion_id)
         continuing = run.mode == PipelineRun.Mode.CONTINUE
-        message = _assistant_message(
-            run, keep_chars=int(run.analysis.get("continue_from", 0)) if continuing else 0
+        prefix = conversation.open_reply(
+            keep_chars=int(run.analysis.get("continue_from", 0)) if continuing else 0
         )
-        prefix = message.content
         config = effective_config(companion.config)
-        history = prompts.trim_history(
-            llm_history(
-                companion.pk, upto_message_id=run.user_message_id, limit=settings.CHAT_HISTORY_MESSAGES
-            ),
-            max_chars=settings.CHAT_HISTORY_MAX_CHARS,
-        )
-        chat_messages = prompts.build_chat_messages(
-            companion, user_name=companion.owner.name_for_companions, history=history
-        )
+        chat_messages = conversation.chat_messages(companion, user_name=companion.owner.name_for_companions)
         if continuing:
             chat_messages += [
                 {"role": "assistant", "content": prefix},
@@ -192,10 +187,10 @@ def generate_reply(run_id) -> None:
         batcher.text = batcher_prefix = prefix
         batcher.sent_upto = len(batcher_prefix)
         try:
-            result = _stream(run_id, message, chat_messages, config, batcher, publisher)
+            result = _stream(run_id, conversation, chat_messages, config, batcher, publisher)
         except LLMError as exc:
             breaker.record_failure()
-            Message.objects.filter(pk=message.pk).update(content=batcher.text, is_complete=False)
+            conversation.checkpoint(batcher.text, complete=False)
             _record_partial_usage(run_id, chat_messages, streamed=batcher.text[len(prefix) :])
             raise _from_llm_error(exc) from exc
         except RunEnded:
@@ -204,12 +199,12 @@ def generate_reply(run_id) -> None:
         breaker.record_success()
         continuation = strip_template_debris(result.text)
         text = (prefix + continuation).rstrip() if continuing else continuation.strip()
+        text = conversation.clean_reply(text)
         batcher.replace_text(text)
         batcher.flush()
-        Message.objects.filter(pk=message.pk).update(
-            content=text,
-            is_complete=True,
-            finish_reason=(result.finish_reason or "")[:20],
+        conversation.save_reply(
+            text,
+            finish_reason=result.finish_reason or "",
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
@@ -254,27 +249,7 @@ def _count_attempt(run_id) -> int:
     return PipelineRun.objects.values_list("attempts", flat=True).get(pk=run_id)
 
 
-def _assistant_message(run: PipelineRun, *, keep_chars: int = 0) -> Message:
-    """The run's reply message: created once, reset (never duplicated) when the step re-runs.
-
-    A continued reply keeps its first ``keep_chars`` characters (the part that was cut off).
-    """
-    if run.assistant_message_id:
-        message = Message.objects.get(pk=run.assistant_message_id)
-        message.content = message.content[:keep_chars]
-        Message.objects.filter(pk=message.pk).update(
-            content=message.content, is_complete=False, finish_reason=""
-        )
-        return message
-    message = Message.objects.create(
-        companion_id=run.companion_id, role=Message.Role.ASSISTANT, content="", is_complete=False
-    )
-    PipelineRun.objects.filter(pk=run.pk).update(assistant_message=message)
-    pagecache.user_pages_changed(run.companion.owner_id)  # "last message" on the companion list
-    return message
-
-
-def _stream(run_id, message: Message, chat_messages, config: dict[str, Any], batcher, publisher):
+def _stream(run_id, conversation: Conversation, chat_messages, config: dict[str, Any], batcher, publisher):
     stream = get_llm_backend().stream_chat(
         chat_messages,
         max_tokens=int(config["max_reply_tokens"]),
@@ -291,11 +266,11 @@ def _stream(run_id, message: Message, chat_messages, config: dict[str, Any], bat
                 last_cancel_check = now
                 if services.run_is_cancelled(run_id):
                     batcher.flush()
-                    Message.objects.filter(pk=message.pk).update(content=batcher.text, is_complete=False)
+                    conversation.checkpoint(batcher.text, complete=False)
                     raise RunEnded
             if now - last_checkpoint >= CHECKPOINT_SECONDS:
                 last_checkpoint = now
-                Message.objects.filter(pk=message.pk).update(content=batcher.text)
+                conversation.checkpoint(batcher.text)
                 progress = 30 + min(39, int(40 * pieces / max(int(config["max_reply_tokens"]), 1)))
                 if services.run_set_progress(run_id, progress=progress, step="generate_reply"):
                     publisher.send(events.progress(str(run_id), progress, "generate_reply"))
@@ -308,10 +283,10 @@ def _stream(run_id, message: Message, chat_messages, config: dict[str, Any], bat
 
 def reanalyze(run_id) -> None:
     run = _load(run_id)
-    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "reanalyze"):
+    conversation = conversation_for(run)
+    with conversation.publisher() as publisher, _timed(run_id, "reanalyze"):
         _claim(run_id, step="reanalyze", progress=70, publisher=publisher)
-        reply = Message.objects.filter(pk=run.assistant_message_id).values_list("content", flat=True).first()
-        scene = _analyze(run.companion, text=reply or "", speaker=run.companion.name)
+        scene = _analyze(run.companion, text=conversation.reply_content(), speaker=run.companion.name)
         _save_analysis(run_id, "reply", scene)
         services.run_set_progress(run_id, progress=80, step="reanalyze")
         publisher.send(events.progress(str(run_id), 80, "reanalyze"))
@@ -320,7 +295,7 @@ def reanalyze(run_id) -> None:
 def update_state(run_id) -> bool:
     """Apply the final scene; return whether a picture should follow."""
     run = _load(run_id)
-    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "update_state"):
+    with conversation_for(run).publisher() as publisher, _timed(run_id, "update_state"):
         _claim(run_id, step="update_state", progress=80, publisher=publisher)
         scene = (
             run.analysis.get("reply") or run.analysis.get("context") or asdict(_current_scene(run.companion))
@@ -338,17 +313,19 @@ def update_state(run_id) -> bool:
 def generate_image(run_id) -> None:
     """Paint the scene. Optional: a failure is reported and the turn still completes."""
     run = _load(run_id)
-    with EventPublisher(run.companion_id) as publisher, _timed(run_id, "generate_image"):
+    conversation = conversation_for(run)
+    with conversation.publisher() as publisher, _timed(run_id, "generate_image"):
         _claim(run_id, step="generate_image", progress=85, publisher=publisher)
-        message = Message.objects.select_related("image").filter(pk=run.assistant_message_id).first()
-        if message is None:
+        reply = conversation.reply_image()
+        if reply is None:
             return
-        if message.image_id:  # a re-delivered task: the picture exists already
-            publisher.send(events.image(str(run_id), message.pk, message.image.url))
+        reply_id, existing = reply
+        if existing is not None:  # a re-delivered task: the picture exists already
+            publisher.send(events.image(str(run_id), reply_id, existing.url))
             return
         companion = Companion.objects.select_related("owner").get(pk=run.companion_id)
         prompt, negative = prompts.build_image_prompt(
-            companion, user_appearance=companion.owner.appearance, scene_text=run.user_message.content
+            companion, user_appearance=companion.owner.appearance, scene_text=conversation.user_text()
         )
         breaker = image_breaker()
         if not breaker.allow():
@@ -370,22 +347,23 @@ def generate_image(run_id) -> None:
             raise StepFailed("bad_image", f"The picture service sent something unusable: {exc.message}",
                              retryable=True) from exc  # fmt: skip
         breaker.record_success()
-        Message.objects.filter(pk=message.pk).update(image=image)
+        conversation.set_reply_image(image)
         pagecache.user_pages_changed(companion.owner_id)  # the gallery links the picture to it
-        publisher.send(events.image(str(run_id), message.pk, image.url))
+        publisher.send(events.image(str(run_id), reply_id, image.url))
 
 
 def image_failed(run_id, failure: StepFailed) -> None:
     """Tell the client the picture failed; the turn goes on to finish."""
-    run = PipelineRun.objects.only("companion_id").get(pk=run_id)
+    run = _load(run_id)
     log.warning("image_failed", run_id=str(run_id), code=failure.code, error=failure.message)
-    with EventPublisher(run.companion_id) as publisher:
+    with conversation_for(run).publisher() as publisher:
         publisher.send(events.error("image_failed", failure.message, run_id=str(run_id)))
 
 
 def finish(run_id) -> None:
     run = _load(run_id)
-    with EventPublisher(run.companion_id) as publisher:
+    conversation = conversation_for(run)
+    with conversation.publisher() as publisher:
         if not services.run_mark_completed(
             run_id, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens
         ):
@@ -397,13 +375,9 @@ def finish(run_id) -> None:
             "estimated": bool(run.analysis.get("usage_estimated", False)),
         }
         publisher.send(events.progress(str(run_id), 100, "done"))
-        finish_reason = (
-            Message.objects.filter(pk=run.assistant_message_id)
-            .values_list("finish_reason", flat=True)
-            .first()
-        )
-        publisher.send(events.done(str(run_id), run.assistant_message_id, usage, finish_reason or ""))
+        publisher.send(events.done(str(run_id), conversation.reply_id, usage, conversation.finish_reason()))
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
+    conversation.ended()  # a group turn goes on with the next companion
 
 
 def ended(run_id) -> None:
@@ -413,11 +387,14 @@ def ended(run_id) -> None:
 
 def fail(run_id, failure: StepFailed) -> None:
     """A required step gave up: the run fails with a message the user can act on."""
-    run = PipelineRun.objects.only("companion_id").get(pk=run_id)
+    run = _load(run_id)
+    conversation = conversation_for(run)
     if services.run_mark_failed(run_id, code=failure.code, text=failure.message):
+        conversation.mark_reply_incomplete()
         cache.delete(live_reply_key(str(run_id)))
-        with EventPublisher(run.companion_id) as publisher:
+        with conversation.publisher() as publisher:
             publisher.send(events.error(failure.code, failure.message, run_id=str(run_id)))
+        conversation.ended()  # one companion's failure does not stop the others
 
 
 def reconcile_stuck_runs(*, older_than_seconds: int) -> int:

@@ -117,12 +117,42 @@ def build_chat_messages(companion, *, user_name: str, history: list[tuple[str, s
     """
     messages = [{"role": "system", "content": build_system_prompt(companion, user_name=user_name)}]
     messages += [{"role": role, "content": content} for role, content in history if content]
+    return messages + _post_history(companion, user_name=user_name)
+
+
+def _post_history(companion, *, user_name: str) -> list[dict[str, str]]:
     after = fill_macros(
         card_text(companion, "post_history_instructions"), char=companion.name, user=user_name
     )
-    if after.strip():
-        messages.append({"role": "system", "content": after.strip()})
-    return messages
+    return [{"role": "system", "content": after.strip()}] if after.strip() else []
+
+
+def build_group_chat_messages(
+    companion, *, user_name: str, others: list[str], history: list[tuple[str, str]]
+) -> list[dict[str, str]]:
+    """The same prompt as a one-to-one chat, told it is a group, with each line labelled "Name: text".
+
+    ``history`` is (role, labelled text): the companion's own lines are the
+    assistant's, everyone else's (the user's and the other companions') are
+    user lines, so a later speaker sees what the earlier ones said this turn.
+    """
+    names = ", ".join(others)
+    group_note = (
+        f"This is a group conversation between {user_name} and several companions: you ({companion.name})"
+        f" and {names}. Each line of the conversation starts with its speaker's name. Reply only as"
+        f" {companion.name}, with your own words, without a name label; never write lines for {user_name}"
+        f" or {names}."
+    )
+    system = build_system_prompt(companion, user_name=user_name) + "\n" + group_note
+    messages = [{"role": "system", "content": system}]
+    messages += [{"role": role, "content": content} for role, content in history if content]
+    return messages + _post_history(companion, user_name=user_name)
+
+
+def strip_speaker_label(text: str, name: str) -> str:
+    """Drop a leading "Name:" the model may copy from the labelled history."""
+    label = rf"^\s*\**{re.escape(name)}\**\s*:\s*(?:\*\*\s*)?"
+    return re.sub(label, "", text, count=1, flags=re.IGNORECASE)
 
 
 def trim_history(history: list[tuple[str, str]], *, max_chars: int) -> list[tuple[str, str]]:

@@ -31,13 +31,23 @@ def live_reply_key(run_id: str) -> str:
 
 
 class EventPublisher:
-    def __init__(self, companion_id: int) -> None:
-        self.group = events.group_name(companion_id)
+    """Events to a companion's channel group, or to ``group`` (a group chat's), each with ``stamp`` added."""
+
+    def __init__(
+        self,
+        companion_id: int | None = None,
+        *,
+        group: str | None = None,
+        stamp: dict[str, Any] | None = None,
+    ) -> None:
+        self.group = group or events.group_name(companion_id)
+        self.stamp = stamp or {}
         self.layer = get_channel_layer()
         self.loop = asyncio.new_event_loop()
         self.sent = 0
 
     def send(self, event: dict[str, Any]) -> None:
+        event = {**event, **self.stamp}
         try:
             self.loop.run_until_complete(
                 self.layer.group_send(self.group, {"type": "chat.event", "event": event})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.cache import cache
 
 from chat import events
+from chat.conversation import conversation_for
 from chat.models import Message, PipelineRun
 from chat.publish import live_reply_key
 
@@ -38,18 +39,16 @@ def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:
     content = ""
     if run.status in PipelineRun.ACTIVE:
         content = cache.get(live_reply_key(str(run.pk))) or ""
-    if not content and run.assistant_message_id:
-        content = (
-            Message.objects.filter(pk=run.assistant_message_id).values_list("content", flat=True).first()
-            or ""
-        )
+    conversation = conversation_for(run)
+    if not content:
+        content = conversation.reply_content()
     info: events.RunInfo = {
         "id": str(run.pk),
         "status": run.status,
         "progress": run.progress,
         "step": run.step,
         "content": content,
-        "message_id": run.assistant_message_id,
+        "message_id": conversation.reply_id,
     }
     if run.status == PipelineRun.Status.FAILED:
         info["error"] = {"code": run.error_code, "message": run.error_text}
@@ -58,7 +57,9 @@ def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:
 
 def companion_snapshot(companion) -> events.SnapshotEvent:
     """What a (re)connecting client needs: the state, and the latest run if it is live or failed."""
-    latest = PipelineRun.objects.filter(companion=companion).order_by("-created_at").first()
+    latest = (
+        PipelineRun.objects.filter(companion=companion, group__isnull=True).order_by("-created_at").first()
+    )
     if latest is not None and latest.status not in (*PipelineRun.ACTIVE, PipelineRun.Status.FAILED):
         latest = None
     return events.snapshot(

@@ -147,8 +147,12 @@ def start_pipeline(run_id) -> None:
 
 
 def run_get_for_user(user, run_id) -> PipelineRun:
-    """The run if ``user`` owns its companion; ``ChatError('not_found')`` otherwise."""
-    run = PipelineRun.objects.filter(pk=run_id, companion__owner=user).select_related("companion").first()
+    """The one-to-one run if ``user`` owns its companion; ``ChatError('not_found')`` otherwise."""
+    run = (
+        PipelineRun.objects.filter(pk=run_id, companion__owner=user, group__isnull=True)
+        .select_related("companion")
+        .first()
+    )
     if run is None:
         raise ChatError("not_found", "No such reply.")
     return run
@@ -156,20 +160,26 @@ def run_get_for_user(user, run_id) -> PipelineRun:
 
 def run_cancel(*, user, run_id) -> PipelineRun:
     run = run_get_for_user(user, run_id)
-    changed = PipelineRun.objects.filter(pk=run.pk, status__in=PipelineRun.ACTIVE).update(
+    if not run_mark_cancelled(run.pk):
+        raise ChatError("not_running", "That reply has already finished.")
+    if run.assistant_message_id:
+        Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
+    publish_after_commit(run.companion_id, events.error("cancelled", "Reply cancelled.", run_id=str(run.pk)))
+    return run
+
+
+def run_mark_cancelled(run_id) -> bool:
+    """Cancel a queued or running run; False if it had already ended."""
+    changed = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(
         status=Status.CANCELLED,
         finished_at=timezone.now(),
         error_code="cancelled",
         error_text="Cancelled by you.",
     )
-    if not changed:
-        raise ChatError("not_running", "That reply has already finished.")
-    cache.set(cancel_key(run.pk), 1, 3600)  # the streaming loop polls this, not the database
-    if run.assistant_message_id:
-        Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
-    log.info("run_cancelled", run_id=str(run.pk))
-    publish_after_commit(run.companion_id, events.error("cancelled", "Reply cancelled.", run_id=str(run.pk)))
-    return run
+    if changed:
+        cache.set(cancel_key(run_id), 1, 3600)  # the streaming loop polls this, not the database
+        log.info("run_cancelled", run_id=str(run_id))
+    return bool(changed)
 
 
 def run_retry(*, user, run_id) -> PipelineRun:
@@ -182,7 +192,11 @@ def run_retry(*, user, run_id) -> PipelineRun:
         Companion.objects.select_for_update().filter(pk=old.companion_id).first()
         if PipelineRun.objects.filter(companion_id=old.companion_id, status__in=PipelineRun.ACTIVE).exists():
             raise ChatError("busy", "A reply is already being written.")
-        latest = PipelineRun.objects.filter(companion_id=old.companion_id).order_by("-created_at").first()
+        latest = (
+            PipelineRun.objects.filter(companion_id=old.companion_id, group__isnull=True)
+            .order_by("-created_at")
+            .first()
+        )
         if latest is None or latest.pk != old.pk:
             raise ChatError("not_retryable", "Only the latest reply can be retried.")
         if old.assistant_message_id:

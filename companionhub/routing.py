@@ -4,8 +4,10 @@ from django.urls import path
 
 from chat.routing import websocket_urlpatterns as chat_patterns
 from companionhub.consumers import PingConsumer
+from groups.routing import websocket_urlpatterns as group_patterns
 
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),
     *chat_patterns,
+    *group_patterns,
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Max, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
+from chat import events
 from companions.models import Companion
 from groups.models import GroupChat, GroupMessage
 
@@ -43,3 +44,49 @@ def group_history(group: GroupChat, *, limit: int = HISTORY_PAGE) -> list[GroupM
     )
     page.reverse()
     return page
+
+
+def group_llm_history(
+    group_id: int, *, exclude_id: int | None, limit: int
+) -> list[tuple[int | None, str, str]]:
+    """(sender id, sender name or "", content) of the last ``limit`` finished messages, oldest first.
+
+    The reply being written (``exclude_id``) and interrupted replies are left
+    out; earlier replies of the same turn are in, so each speaker hears the
+    ones before.
+    """
+    rows = (
+        GroupMessage.objects.filter(group_id=group_id, is_complete=True)
+        .exclude(content="")
+        .exclude(pk=exclude_id)
+        .order_by("-created_at", "-id")
+        .values_list("sender_id", "sender__name", "content")[:limit]
+    )
+    return [(sender_id, name or "", content) for sender_id, name, content in reversed(list(rows))]
+
+
+def group_active_run(group: GroupChat):
+    from chat.models import PipelineRun
+
+    return (
+        PipelineRun.objects.filter(group=group, status__in=PipelineRun.ACTIVE)
+        .select_related("companion")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def group_snapshot(group: GroupChat) -> events.GroupSnapshotEvent:
+    """What a (re)connecting client needs: everyone's state, and the reply being written."""
+    from chat.selectors import run_snapshot
+
+    run = group_active_run(group)
+    info = run_snapshot(run)
+    speaking: events.Speaker | None = None
+    if run is not None and info is not None:
+        speaking = {"companion_id": run.companion_id, "sender": run.companion.name}
+        info.update(speaking)
+    companions = [{"id": c.pk, "name": c.name, "state": c.state} for c in group_members(group)]
+    return events.group_snapshot(
+        {"id": group.pk, "title": group.title, "companions": companions}, info, speaking
+    )

@@ -8,13 +8,28 @@ them, so a crafted POST or another caller cannot add someone else's companion.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import structlog
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from chat import events
+from chat.models import PipelineRun
+from chat.services import (
+    ChatError,
+    _check_rate_limits,
+    clean_message_text,
+    run_mark_cancelled,
+    start_pipeline,
+)
 from companions.models import Companion
-from groups.models import MAX_COMPANIONS, MIN_COMPANIONS, GroupChat
+from groups.models import MAX_COMPANIONS, MIN_COMPANIONS, GroupChat, GroupMessage
+from groups.selectors import group_members
+from groups.turns import plan_turn
 
 log = structlog.get_logger(__name__)
 
@@ -81,3 +96,167 @@ def group_delete(*, group: GroupChat) -> None:
     group_id = group.pk
     group.delete()
     log.info("group_deleted", group_id=group_id)
+
+
+# --- a turn: the user speaks, the chosen companions answer one after another -----------
+
+# A turn whose last reply ended this recently, with companions still to answer, is
+# still going (the next run is being created); after that it is treated as over, so a
+# turn cut short by a crash never blocks the group.
+TURN_GAP_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    message: GroupMessage
+    run: PipelineRun
+
+
+def _lock(group_id: int) -> GroupChat:
+    """Lock the group row: sending, the next speaker and cancelling take turns."""
+    return GroupChat.objects.select_for_update().get(pk=group_id)
+
+
+def _latest_user_message(group_id: int) -> GroupMessage | None:
+    return GroupMessage.objects.filter(group_id=group_id, is_bot=False).order_by("-created_at", "-pk").first()
+
+
+def _turn_in_progress(group_id: int) -> bool:
+    if PipelineRun.objects.filter(group_id=group_id, status__in=PipelineRun.ACTIVE).exists():
+        return True
+    latest = _latest_user_message(group_id)
+    if latest is None:
+        return False
+    runs = PipelineRun.objects.filter(group_user_message=latest)
+    if runs.count() >= len(latest.reply_order):
+        return False
+    last_end = runs.order_by("-finished_at").values_list("finished_at", flat=True).first()
+    return last_end is not None and timezone.now() - last_end < timedelta(seconds=TURN_GAP_SECONDS)
+
+
+def _start_run(
+    group: GroupChat, message: GroupMessage, companion: Companion, *, want_image: bool
+) -> PipelineRun:
+    run = PipelineRun.objects.create(
+        companion=companion, group=group, group_user_message=message, want_image=want_image
+    )
+    speaker = events.turn_speaker(str(run.pk), companion.pk, companion.name)
+
+    def start() -> None:
+        publish_to_group(group.pk, speaker)  # the clients name the speaker before the first words
+        start_pipeline(run.pk)
+
+    transaction.on_commit(start)
+    return run
+
+
+def group_message_send(*, user, group: GroupChat, text: Any, want_image: bool = False) -> TurnStarted:
+    """Store the user's words, pick who answers, and start the first of them after commit.
+
+    Refused while the group's last turn is still being answered, with the same
+    text limits and rate limits as a one-to-one chat (one message counts once,
+    however many companions answer it).
+    """
+    if group.creator_id != user.pk:
+        raise PermissionError("not the creator")  # callers look groups up by creator; belt and braces
+    text = clean_message_text(text)
+    _check_rate_limits(user, want_image=bool(want_image))
+    with transaction.atomic():
+        group = _lock(group.pk)
+        if _turn_in_progress(group.pk):
+            raise ChatError("busy", "The companions are still answering. Wait a moment or stop the replies.")
+        members = group_members(group)
+        if not members:
+            raise ChatError("no_companions", "This group has no companions left. Add some first.")
+        turn_index = GroupMessage.objects.filter(group=group, is_bot=False).count()
+        order = plan_turn(
+            [(c.pk, c.name) for c in members],
+            text=text,
+            turn_index=turn_index,
+            replies_per_turn=group.replies_per_turn,
+        )
+        message = GroupMessage.objects.create(group=group, content=text, reply_order=order)
+        first = next(c for c in members if c.pk == order[0])
+        run = _start_run(group, message, first, want_image=bool(want_image))
+    log.info("group_message_accepted", group_id=group.pk, run_id=str(run.pk), order=order)
+    return TurnStarted(message=message, run=run)
+
+
+def group_turn_continue(*, run_id) -> PipelineRun | None:
+    """After a reply ended (completed or failed), start the next companion of its turn.
+
+    Called by the pipeline's ``finish``/``fail``. Does nothing when another
+    run of the group is active, when the turn was cancelled (its order was
+    cut), or when a newer message started another turn; tells the clients
+    the turn is over when nobody is left.
+    """
+    with transaction.atomic():
+        run = PipelineRun.objects.only("group_id", "group_user_message_id").get(pk=run_id)
+        if run.group_id is None:
+            return None
+        group = _lock(run.group_id)
+        message = GroupMessage.objects.get(pk=run.group_user_message_id)
+        if PipelineRun.objects.filter(group=group, status__in=PipelineRun.ACTIVE).exists():
+            return None
+        latest = _latest_user_message(group.pk)
+        if latest is None or latest.pk != message.pk:
+            return None
+        answered = set(
+            PipelineRun.objects.filter(group_user_message=message).values_list("companion_id", flat=True)
+        )
+        members = {c.pk: c for c in group_members(group)}
+        upcoming = [cid for cid in message.reply_order if cid not in answered and cid in members]
+        if not upcoming:
+            transaction.on_commit(lambda: publish_to_group(group.pk, events.turn_done(message.pk)))
+            return None
+        return _start_run(group, message, members[upcoming[0]], want_image=False)
+
+
+def group_turn_cancel(*, user, group: GroupChat, run_id=None) -> int:
+    """Stop the turn: cancel the reply being written and drop the companions still to answer.
+
+    ``run_id``, when given, must be one of this group's runs (any other id is
+    "not found"); the whole turn stops either way, which is what the stop
+    button means.
+    """
+    if group.creator_id != user.pk:
+        raise PermissionError("not the creator")
+    with transaction.atomic():
+        group = _lock(group.pk)
+        if run_id is not None and not PipelineRun.objects.filter(pk=run_id, group=group).exists():
+            raise ChatError("not_found", "No such reply.")
+        active = list(
+            PipelineRun.objects.filter(group=group, status__in=PipelineRun.ACTIVE).select_related("companion")
+        )
+        cancelled = [r for r in active if run_mark_cancelled(r.pk)]
+        latest = _latest_user_message(group.pk)
+        cut = False
+        if latest is not None:
+            made = list(
+                PipelineRun.objects.filter(group_user_message=latest).values_list("companion_id", flat=True)
+            )
+            if len(made) < len(latest.reply_order):
+                GroupMessage.objects.filter(pk=latest.pk).update(reply_order=made)  # nobody else answers
+                cut = True
+        if not cancelled and not cut:
+            raise ChatError("not_running", "The replies have already finished.")
+        reply_ids = [r.group_reply_id for r in cancelled if r.group_reply_id]
+        GroupMessage.objects.filter(pk__in=reply_ids).update(is_complete=False)
+        for run in cancelled:
+            error = {
+                **events.error("cancelled", "Replies stopped.", run_id=str(run.pk)),
+                "companion_id": run.companion_id,
+                "sender": run.companion.name,
+            }
+            transaction.on_commit(lambda error=error: publish_to_group(group.pk, error))
+        if latest is not None:
+            transaction.on_commit(lambda: publish_to_group(group.pk, events.turn_done(latest.pk)))
+    log.info("group_turn_cancelled", group_id=group.pk, runs=[str(r.pk) for r in cancelled])
+    return len(cancelled)
+
+
+def publish_to_group(group_id: int, event: dict[str, Any]) -> None:
+    from chat.publish import EventPublisher
+
+    with EventPublisher(group=events.group_chat_name(group_id)) as publisher:
+        publisher.send(event)

@@ -59,8 +59,9 @@ def session_cookie(user) -> bytes:
 class ChatClient:
     """A websocket client of the chat protocol, as a browser or a program would use it."""
 
-    def __init__(self, companion_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.communicator = WebsocketCommunicator(application, f"/ws/chat/{companion_id}/", headers=headers)
+    def __init__(self, companion_id: int | None, headers: list[tuple[bytes, bytes]], path: str = "") -> None:
+        path = path or f"/ws/chat/{companion_id}/"
+        self.communicator = WebsocketCommunicator(application, path, headers=headers)
         self.events: list[dict] = []
 
     async def connect(self) -> tuple[bool, int | None]:
@@ -99,11 +100,16 @@ class ChatClient:
 
 @pytest.fixture
 async def connect():
-    """``await connect(companion_id, user=... | token=...)`` -> a connected ChatClient (closed at the end)."""
+    """``await connect(companion_id, user=... | token=...)`` -> a connected ChatClient (closed at the end).
+
+    ``path=`` connects elsewhere (a group chat: ``/ws/group/<id>/``).
+    """
     clients: list[ChatClient] = []
     fresh_users: set[int] = set()
 
-    async def open_client(companion_id: int, *, user=None, token: str | None = None, origin=ORIGIN):
+    async def open_client(
+        companion_id: int | None, *, user=None, token: str | None = None, origin=ORIGIN, path: str = ""
+    ):
         headers = [origin] if origin else []
         if user is not None and user.pk not in fresh_users:
             # Socket counts live in the shared cache; start each test from zero.
@@ -114,13 +120,13 @@ async def connect():
             headers.append((b"cookie", cookie))
         if token is not None:
             headers.append((b"authorization", f"Bearer {token}".encode()))
-        client = ChatClient(companion_id, headers)
+        client = ChatClient(companion_id, headers, path)
         clients.append(client)
         connected, code = await client.connect()
         client.accepted, client.close_code = connected, code
         if connected:
             snapshot = await client.receive()
-            assert snapshot["type"] == "snapshot"
+            assert snapshot["type"] in ("snapshot", "group.snapshot")
         return client
 
     yield open_client

@@ -21,7 +21,18 @@ SAMPLES = {
     "pong": {"type": "pong"},
     "message.deleted": events.message_deleted(1),
     "message.updated": events.message_updated(1, "text", 2),
+    "group.snapshot": events.group_snapshot(
+        {"id": 1, "title": "Crew", "companions": [{"id": 2, "name": "Mika", "state": {}}]},
+        None,
+        {"companion_id": 2, "sender": "Mika"},
+    ),
+    "turn.speaker": events.turn_speaker("r", 2, "Mika"),
+    "turn.done": events.turn_done(1),
 }
+
+# In a group chat every run event also names its speaker.
+STAMP = {"companion_id": 2, "sender": "Mika"}
+STAMPED = ["progress", "token", "state", "image", "done", "error"]
 
 
 @pytest.mark.parametrize("kind", sorted(events.SERVER_EVENTS))
@@ -36,6 +47,20 @@ def test_each_event_has_its_documented_shape(kind):
 @pytest.mark.parametrize("kind", sorted({*events.SERVER_EVENTS, *events.CLIENT_FRAMES}))
 def test_the_protocol_document_names_every_type(kind):
     assert f"`{kind}`" in DOC
+
+
+@pytest.mark.parametrize("kind", STAMPED)
+def test_group_run_events_may_name_their_speaker(kind):
+    hints = get_type_hints(events.SERVER_EVENTS[kind])
+    sample = {**SAMPLES[kind], **STAMP}
+    assert set(STAMP) <= set(hints)
+    assert set(STAMP).isdisjoint(events.SERVER_EVENTS[kind].__required_keys__)
+    assert set(sample) <= set(hints)
+
+
+def test_the_group_socket_accepts_a_subset_of_the_frames():
+    assert set(events.GROUP_CLIENT_FRAMES) == {"message.send", "run.cancel", "ping"}
+    assert set(events.GROUP_CLIENT_FRAMES) <= set(events.CLIENT_FRAMES)
 
 
 def test_error_omits_optional_fields():

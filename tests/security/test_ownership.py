@@ -9,11 +9,12 @@ from accounts import tokens
 from accounts.models import ApiToken
 from chat.models import Message
 from companions.models import Companion
+from groups.models import GroupChat, GroupMessage
 from media.models import StoredImage
 from media.services import store_image
 from tests.companions.factories import make_companion, png_bytes
 
-OBJECT_KWARGS = {"companion_id", "token_id", "image_id"}
+OBJECT_KWARGS = {"companion_id", "token_id", "image_id", "group_id"}
 NOT_OBJECTS = {"step"}  # the wizard's step number belongs to the signed-in user's own draft
 
 
@@ -50,7 +51,10 @@ def victim_objects(user, settings, tmp_path):
     Message.objects.create(companion=companion, role="user", content="private words")
     image = store_image(png_bytes(), companion, "generated")
     token, _ = tokens.token_create(user=user, name="victim")
-    return {"companion_id": companion.pk, "token_id": token.pk, "image_id": image.pk}
+    group = GroupChat.objects.create(creator=user, title="Victims")
+    group.companions.set([companion, make_companion(user, name="Rin")])
+    GroupMessage.objects.create(group=group, content="private words")
+    return {"companion_id": companion.pk, "token_id": token.pk, "image_id": image.pk, "group_id": group.pk}
 
 
 def snapshot():
@@ -59,6 +63,8 @@ def snapshot():
         list(Message.objects.values_list("pk", "content")),
         list(StoredImage.objects.values_list("pk", flat=True)),
         list(ApiToken.objects.values_list("pk", "revoked_at")),
+        list(GroupChat.objects.values_list("pk", "title")),
+        list(GroupMessage.objects.values_list("pk", "content")),
     )
 
 

@@ -1,0 +1,219 @@
+"""A group turn end to end: websocket -> service -> the chat's Celery chain, once per companion.
+
+The LLM is the local fake server; every companion's reply goes through the
+same pipeline steps as a one-to-one chat, one after another.
+"""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat.models import PipelineRun
+from companions.models import Companion
+from groups.models import GroupMessage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REPLY = "Oh hello! *waves* The beach sounds lovely."
+
+
+@sync_to_async
+def turn_rows(group_id):
+    messages = list(GroupMessage.objects.filter(group_id=group_id).select_related("sender").order_by("pk"))
+    runs = list(
+        PipelineRun.objects.filter(group_id=group_id).select_related("companion").order_by("created_at")
+    )
+    return messages, runs
+
+
+@sync_to_async
+def companions_of(group):
+    return {c.name: c for c in Companion.objects.filter(group_chats=group)}
+
+
+def streamed_requests(llm) -> list[list[dict]]:
+    return [r["json"]["messages"] for r in llm.requests if (r["json"] or {}).get("stream")]
+
+
+async def send(client, text="Hello everyone", **extra):
+    await client.send({"type": "message.send", "content": text, "client_id": "g1", **extra})
+    return await client.receive_until("message.accepted")
+
+
+async def test_each_companion_replies_in_turn_streamed_and_named(
+    worker, use_fake_llm, connect_group, group, user
+):
+    use_fake_llm.set_reply(REPLY)
+    client = await connect_group(group.pk, user=user)
+    accepted = await send(client)
+    turn_done = await client.receive_until("turn.done")
+    assert turn_done["message_id"] == accepted["message_id"]
+
+    names = await companions_of(group)
+    speakers = client.of_type("turn.speaker")
+    assert [s["sender"] for s in speakers] == ["Mika", "Rin", "Aya"]  # the first turn starts with the first
+    assert speakers[0]["run_id"] == accepted["run_id"]
+    for speaker in speakers:
+        run_id, companion_id = speaker["run_id"], speaker["companion_id"]
+        assert companion_id == names[speaker["sender"]].pk
+        tokens = [e for e in client.of_type("token") if e["run_id"] == run_id]
+        assert "".join(e["text"] for e in tokens) == REPLY
+        assert {(e["companion_id"], e["sender"]) for e in tokens} == {(companion_id, speaker["sender"])}
+        [done] = [e for e in client.of_type("done") if e["run_id"] == run_id]
+        assert done["sender"] == speaker["sender"]
+        [state] = [e for e in client.of_type("state") if e["run_id"] == run_id]
+        assert state["companion_id"] == companion_id and state["location"] == "beach"
+    # One after another, never in parallel: a reply is done before the next speaker is named.
+    order = [(e["type"], e.get("sender")) for e in client.events if e["type"] in ("turn.speaker", "done")]
+    assert order == [(kind, name) for name in ("Mika", "Rin", "Aya") for kind in ("turn.speaker", "done")]
+
+    messages, runs = await turn_rows(group.pk)
+    assert [(m.sender.name if m.sender else None, m.is_bot, m.content) for m in messages] == [
+        (None, False, "Hello everyone"),
+        ("Mika", True, REPLY),
+        ("Rin", True, REPLY),
+        ("Aya", True, REPLY),
+    ]
+    assert all(m.is_complete for m in messages)
+    assert [r.status for r in runs] == ["completed"] * 3
+    assert [r.group_reply_id for r in runs] == [m.pk for m in messages[1:]]
+    # Each companion's own state moved with the conversation, and its tokens were counted.
+    for companion in (await companions_of(group)).values():
+        assert companion.current_location == "beach" and companion.current_outfit == "red sundress"
+        assert companion.tokens_burned > 0
+
+
+async def test_a_later_speaker_hears_the_earlier_replies_of_the_turn(
+    worker, use_fake_llm, connect_group, group, user
+):
+    use_fake_llm.set_reply(REPLY)
+    client = await connect_group(group.pk, user=user)
+    await send(client, "Who wants ice cream?")
+    await client.receive_until("turn.done")
+
+    first, second, third = streamed_requests(use_fake_llm)
+    system = first[0]["content"]
+    assert "You are Mika" in system and "group conversation" in system
+    assert "Rin" in system and "Aya" in system and "Alice" in system
+    assert first[1:] == [{"role": "user", "content": "Alice: Who wants ice cream?"}]
+    assert "You are Rin" in second[0]["content"]
+    assert second[1:] == [
+        {"role": "user", "content": "Alice: Who wants ice cream?"},
+        {"role": "user", "content": f"Mika: {REPLY}"},
+    ]
+    assert third[-2:] == [
+        {"role": "user", "content": f"Mika: {REPLY}"},
+        {"role": "user", "content": f"Rin: {REPLY}"},
+    ]
+
+
+async def test_turns_rotate_and_a_named_companion_goes_first(worker, use_fake_llm, connect_group, user):
+    from tests.groups.factories import make_group
+
+    group = await sync_to_async(make_group)(user, "Mika", "Rin", "Aya", title="Pairs", replies_per_turn=2)
+    client = await connect_group(group.pk, user=user)
+    for text in ("Morning!", "Lunch?", "Aya, what do you say?"):
+        await send(client, text)
+        await client.receive_until("turn.done")
+    messages, _ = await turn_rows(group.pk)
+    replies = [[m.sender.name for m in messages[i + 1 : i + 3]] for i in range(0, 9, 3)]
+    assert replies == [["Mika", "Rin"], ["Rin", "Aya"], ["Aya", "Mika"]]  # turn 3 would start with Aya anyway
+    await send(client, "And you, rin?")
+    await client.receive_until("turn.done")
+    messages, _ = await turn_rows(group.pk)
+    assert [m.sender.name for m in messages[-2:]] == ["Rin", "Mika"]  # named first, then the rotation
+
+
+async def test_cancel_mid_turn_stops_the_rest(worker, use_fake_llm, connect_group, group, user):
+    use_fake_llm.set_reply(" ".join(f"w{i}" for i in range(300)))
+    use_fake_llm.token_delay = 0.02
+    client = await connect_group(group.pk, user=user)
+    accepted = await send(client, "Talk a lot, all of you")
+    await client.receive_until("token")
+    await client.send({"type": "run.cancel", "run_id": accepted["run_id"]})
+    error = await client.receive_until("error")
+    assert error["code"] == "cancelled" and error["sender"] == "Mika"
+    await client.receive_until("turn.done")
+    while not await client.nothing_more():  # the last token batch may trail the cancel
+        await client.receive()
+
+    messages, runs = await turn_rows(group.pk)
+    assert [r.status for r in runs] == ["cancelled"]  # Rin and Aya never started
+    assert len(messages) <= 2 and not any(m.is_complete for m in messages if m.is_bot)
+    assert len(messages[-1].content.split()) < 300
+    assert [s["sender"] for s in client.of_type("turn.speaker")] == ["Mika"]
+    # The group takes a new message at once.
+    use_fake_llm.set_reply("Fine.")
+    use_fake_llm.token_delay = 0
+    await send(client, "Sorry, short answers please")
+    await client.receive_until("turn.done")
+
+
+async def test_one_companions_failure_does_not_block_the_others(
+    worker, use_fake_llm, connect_group, group, user
+):
+    use_fake_llm.set_reply(REPLY)
+    use_fake_llm.fail_next(status=401, only_stream=True)  # never retried: Mika's reply fails for good
+    client = await connect_group(group.pk, user=user)
+    await send(client)
+    error = await client.receive_until("error")
+    assert error["code"] == "auth" and error["sender"] == "Mika"
+    await client.receive_until("turn.done")
+    messages, runs = await turn_rows(group.pk)
+    assert [(r.companion.name, r.status) for r in runs] == [
+        ("Mika", "failed"),
+        ("Rin", "completed"),
+        ("Aya", "completed"),
+    ]
+    assert [m.content for m in messages if m.is_bot and m.is_complete] == [REPLY, REPLY]
+    assert [d["sender"] for d in client.of_type("done")] == ["Rin", "Aya"]
+
+
+async def test_a_reconnecting_client_sees_who_is_speaking_and_the_reply_so_far(
+    worker, use_fake_llm, connect_group, group, user
+):
+    use_fake_llm.set_reply(" ".join(f"word{i}" for i in range(60)))
+    use_fake_llm.token_delay = 0.03
+    first = await connect_group(group.pk, user=user)
+    accepted = await send(first, "Tell us a story")
+    while len(first.of_type("token")) < 3:
+        await first.receive()
+    second = await connect_group(group.pk, user=user)
+    snapshot = second.events[0]
+    assert snapshot["type"] == "group.snapshot"
+    assert [c["name"] for c in snapshot["group"]["companions"]] == ["Mika", "Rin", "Aya"]
+    assert snapshot["speaking"]["sender"] == "Mika"
+    assert snapshot["run"]["id"] == accepted["run_id"] and snapshot["run"]["sender"] == "Mika"
+    assert "word0" in snapshot["run"]["content"]
+    await second.send({"type": "run.cancel", "run_id": accepted["run_id"]})
+    assert (await second.receive_until("error"))["code"] == "cancelled"
+    await second.receive_until("turn.done")
+
+
+async def test_a_second_message_waits_for_the_turn(worker, use_fake_llm, connect_group, group, user):
+    use_fake_llm.token_delay = 0.02
+    client = await connect_group(group.pk, user=user)
+    await send(client, "First")
+    await client.send({"type": "message.send", "content": "Second"})
+    error = await client.receive_until("error")
+    assert error["code"] == "busy" and "run_id" not in error
+    await client.receive_until("turn.done")
+    messages, _ = await turn_rows(group.pk)
+    assert "Second" not in [m.content for m in messages]
+
+
+async def test_the_companions_own_chat_page_does_not_show_the_group_reply(
+    worker, use_fake_llm, connect_group, connect, group, user
+):
+    use_fake_llm.set_reply(" ".join(f"word{i}" for i in range(60)))
+    use_fake_llm.token_delay = 0.03
+    client = await connect_group(group.pk, user=user)
+    accepted = await send(client, "Story time")
+    await client.receive_until("token")
+    mika = (await companions_of(group))["Mika"]
+    direct = await connect(mika.pk, user=user)
+    assert direct.events[0]["run"] is None
+    await client.send({"type": "run.cancel", "run_id": accepted["run_id"]})
+    assert (await client.receive_until("error"))["code"] == "cancelled"
+    await client.receive_until("turn.done")
