@@ -8,8 +8,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from chat.services import ChatError
+from companionhub import ratelimits
 from groups import services
 from groups.forms import GroupChatForm
 from groups.selectors import group_get_for_user, group_history, group_list_for_user, group_members
@@ -82,3 +84,17 @@ def group_page(request: HttpRequest, group_id: int) -> HttpResponse:
         "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
     return render(request, "groups/chat.html", context)
+
+
+@login_required
+@require_POST
+def group_send(request: HttpRequest, group_id: int) -> HttpResponse:
+    """The form fallback without JavaScript: the same service as the websocket."""
+    group = group_get_for_user(request.user, group_id)
+    try:
+        services.group_message_send(user=request.user, group=group, text=request.POST.get("content", ""))
+    except ChatError as exc:
+        if exc.code == "rate_limited":
+            raise ratelimits.RateLimited("chat_message", exc.retry_after or 60) from exc
+        messages.error(request, exc.message)
+    return redirect("groups:page", group_id=group.pk)

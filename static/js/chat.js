@@ -1,6 +1,8 @@
 // The chat page's client: one websocket, the protocol in docs/websocket.md.
 // Untrusted text (user and model) only ever reaches the page through
 // textContent; *emphasis* becomes <em> elements built node by node.
+// A group chat page (data-mode="group") uses the same client: replies come
+// one companion after another, each bubble named, until "turn.done".
 (function () {
   "use strict";
 
@@ -22,6 +24,9 @@
   var retryButton = root.querySelector("[data-retry]");
   var connectionEl = root.querySelector("[data-connection]");
   var lightbox = root.querySelector("[data-lightbox]");
+  var isGroup = root.dataset.mode === "group";
+  var speaker = null; // group chats: {companion_id, sender} of the reply being written
+  var lastRunId = null; // group chats: the stop button stops the turn, between replies too
 
   var STEPS = {
     analyze_context: "Reading your message…",
@@ -130,12 +135,34 @@
     bubble.insertBefore(link, time);
   }
 
-  function streamingBubble(runId) {
+  function senderHeader(companionId, name) {
+    var head = document.createElement("div");
+    head.className = "bubble-sender";
+    var avatar = root.querySelector('[data-avatar-for="' + companionId + '"] .avatar');
+    if (avatar) head.appendChild(avatar.cloneNode(true));
+    var label = document.createElement("span");
+    label.className = "sender-name";
+    label.textContent = name;
+    head.appendChild(label);
+    return head;
+  }
+
+  function streamingBubble(runId, who, existingId) {
     if (currentRun && currentRun.id === runId && currentRun.bubble) return currentRun;
-    var bubble = addBubble("assistant", "");
+    if (currentRun && currentRun.bubble && currentRun.id !== runId) finishBubble(null);
+    var bubble = existingId ? document.getElementById("message-" + existingId) : null;
+    if (!bubble) {
+      bubble = addBubble("assistant", "");
+      if (isGroup && who && who.sender) {
+        bubble.insertBefore(senderHeader(who.companion_id, who.sender), bubble.firstChild);
+        bubble.dataset.companionId = who.companion_id;
+      }
+    }
     bubble.classList.add("streaming");
+    bubble.classList.remove("incomplete");
     bubble.setAttribute("aria-busy", "true");
     currentRun = { id: runId, bubble: bubble, content: "" };
+    if (existingId) currentRun.content = bubble.querySelector(".bubble-text").textContent;
     return currentRun;
   }
 
@@ -167,6 +194,7 @@
   }
 
   function decorate(li) {
+    if (isGroup) return; // editing a group conversation is not offered (yet)
     if (li.querySelector(".bubble-actions") || li.classList.contains("greeting")) return;
     var bar = document.createElement("div");
     bar.className = "bubble-actions";
@@ -208,7 +236,7 @@
     });
     // Only messages with an id can be acted on (a pending one has none yet).
     var lastIsCut = lastAssistant && lastAssistant.dataset.finishReason === "length" && lastAssistant === log.querySelector(".bubble:last-child");
-    continueButton.hidden = busy || !lastIsCut;
+    if (continueButton) continueButton.hidden = busy || !lastIsCut;
   }
 
   function copyText(li, button) {
@@ -265,7 +293,7 @@
     runBox.hidden = false;
     bar.style.width = Math.max(0, Math.min(100, value)) + "%";
     progressEl.setAttribute("aria-valuenow", String(value));
-    stepEl.textContent = STEPS[step] || "";
+    stepEl.textContent = (speaker && STEPS[step] ? speaker.sender + ": " : "") + (STEPS[step] || "");
     setBusy(true);
   }
 
@@ -280,7 +308,7 @@
     errorBox.hidden = false;
     errorText.textContent = message;
     failedRunId = runId || null;
-    retryButton.hidden = !runId;
+    retryButton.hidden = !runId || isGroup;
   }
 
   function clearError() {
@@ -303,28 +331,56 @@
 
   // ---- protocol ----
 
+  function setSpeaker(who) {
+    speaker = who && who.sender ? { companion_id: who.companion_id, sender: who.sender } : null;
+    root.querySelectorAll("[data-companion-state]").forEach(function (el) {
+      el.classList.toggle("speaking", !!speaker && el.dataset.companionState === String(speaker.companion_id));
+    });
+  }
+
+  function onSnapshot(run) {
+    if (!run) {
+      if (currentRun && currentRun.bubble) {
+        // The reply ended while we missed its last events: the page from the server has all of it.
+        location.reload();
+        return;
+      }
+      if (currentRun) { finishBubble(null); currentRun = null; }
+      setBusy(false);
+      return;
+    }
+    if (run.status === "queued" || run.status === "running") {
+      if (isGroup) { setSpeaker(run); lastRunId = run.id; }
+      var live = streamingBubble(run.id, run, run.message_id);
+      applyTokens(live, 0, run.content);
+      showProgress(run.progress, run.step);
+    } else if (run.status === "failed") {
+      setBusy(false);
+      showError((run.error && run.error.message) || "The reply failed.", run.id);
+    }
+  }
+
   var handlers = {
     snapshot: function (e) {
       updateState(e.companion.state);
-      var run = e.run;
-      if (!run) {
-        if (currentRun && currentRun.bubble) {
-          // The reply ended while we missed its last events: the page from the server has all of it.
-          location.reload();
-          return;
-        }
-        if (currentRun) { finishBubble(null); currentRun = null; }
-        setBusy(false);
-        return;
-      }
-      if (run.status === "queued" || run.status === "running") {
-        var live = streamingBubble(run.id);
-        applyTokens(live, 0, run.content);
-        showProgress(run.progress, run.step);
-      } else if (run.status === "failed") {
-        setBusy(false);
-        showError((run.error && run.error.message) || "The reply failed.", run.id);
-      }
+      onSnapshot(e.run);
+    },
+    "group.snapshot": function (e) {
+      e.group.companions.forEach(function (c) { updateState(c.state, c.id); });
+      setSpeaker(e.speaking);
+      onSnapshot(e.run);
+    },
+    "turn.speaker": function (e) {
+      setSpeaker(e);
+      lastRunId = e.run_id;
+      streamingBubble(e.run_id, e); // shows "typing…" under the name until the first words come
+      showProgress(0, "");
+    },
+    "turn.done": function () {
+      if (currentRun && currentRun.bubble) finishBubble(null);
+      currentRun = null;
+      setSpeaker(null);
+      setBusy(false);
     },
     "message.accepted": function (e) {
       var sent = pending[e.client_id];
@@ -335,6 +391,13 @@
         delete pending[e.client_id];
       }
       clearError();
+      if (isGroup) {
+        // "turn.speaker" may have come first and opened the named bubble already.
+        lastRunId = e.run_id;
+        if (!currentRun || currentRun.id !== e.run_id) currentRun = { id: e.run_id, bubble: null, content: "" };
+        showProgress(0, "");
+        return;
+      }
       currentRun = { id: e.run_id, bubble: null, content: "" };
       var reuse = pendingAction && lastOf("assistant");
       if (pendingAction === "edit") {
@@ -365,10 +428,10 @@
       showProgress(e.progress, e.step);
     },
     token: function (e) {
-      applyTokens(streamingBubble(e.run_id), e.offset || 0, e.text);
+      applyTokens(streamingBubble(e.run_id, e), e.offset || 0, e.text);
     },
     state: function (e) {
-      updateState(e);
+      updateState(e, e.companion_id);
     },
     image: function (e) {
       var bubble = (currentRun && currentRun.bubble) || document.getElementById("message-" + e.message_id);
@@ -379,7 +442,7 @@
       var bubble = document.getElementById("message-" + e.message_id);
       if (bubble) bubble.dataset.finishReason = e.finish_reason || "";
       currentRun = null;
-      setBusy(false);
+      if (!isGroup) setBusy(false); // a group turn goes on until "turn.done"
     },
     "message.deleted": function (e) {
       var bubble = document.getElementById("message-" + e.message_id);
@@ -405,6 +468,11 @@
           else currentRun.bubble.classList.add("incomplete");
         }
         currentRun = null;
+        if (isGroup) {
+          // The next companion goes on; "turn.done" ends the turn.
+          showError((e.sender ? e.sender + ": " : "") + e.message, null);
+          return;
+        }
         setBusy(false);
         showError(e.message, e.run_id);
         return;
@@ -425,9 +493,11 @@
     pong: function () {}
   };
 
-  function updateState(s) {
+  function updateState(s, companionId) {
+    var scope = companionId ? root.querySelector('[data-companion-state="' + companionId + '"]') : root;
+    if (!scope) return;
     ["outfit", "location", "action"].forEach(function (key) {
-      var el = root.querySelector('[data-state="' + key + '"]');
+      var el = scope.querySelector('[data-state="' + key + '"]');
       if (el && typeof s[key] === "string") el.textContent = s[key];
     });
   }
@@ -491,9 +561,9 @@
     var bubble = addBubble("user", text);
     bubble.classList.add("pending");
     pending[clientId] = { text: text, bubble: bubble };
-    send({ type: "message.send", content: text, image: !!wantImage.checked, client_id: clientId });
+    send({ type: "message.send", content: text, image: !!(wantImage && wantImage.checked), client_id: clientId });
     textarea.value = "";
-    wantImage.checked = false;
+    if (wantImage) wantImage.checked = false;
     clearError();
   });
 
@@ -509,12 +579,13 @@
     }
   });
 
-  continueButton.addEventListener("click", function () {
+  if (continueButton) continueButton.addEventListener("click", function () {
     if (send({ type: "message.continue" })) pendingAction = "continue";
   });
 
   cancelButton.addEventListener("click", function () {
-    if (currentRun) send({ type: "run.cancel", run_id: currentRun.id });
+    var runId = currentRun ? currentRun.id : (isGroup ? lastRunId : null);
+    if (runId) send({ type: "run.cancel", run_id: runId });
   });
 
   retryButton.addEventListener("click", function () {

@@ -138,3 +138,28 @@ def test_another_users_group_is_404_on_every_page(client, other_user, group, nam
 def test_pages_need_a_sign_in(client, name):
     response = client.get(reverse(name))
     assert response.status_code == 302 and "login" in response.url
+
+
+def test_the_form_fallback_sends_a_message_and_starts_the_turn(client, user, group):
+    client.force_login(user)
+    response = client.post(reverse("groups:send", args=[group.pk]), {"content": "Hi Rin"})
+    assert response.status_code == 302 and response.url == reverse("groups:page", args=[group.pk])
+    message = GroupMessage.objects.get()
+    rin, mika = group.companions.get(name="Rin"), group.companions.get(name="Mika")
+    assert message.content == "Hi Rin" and message.reply_order == [rin.pk, mika.pk]
+    [run] = message.runs.all()
+    assert run.companion == rin and run.group == group and run.status == "queued"
+
+
+def test_the_form_fallback_refuses_an_empty_message(client, user, group):
+    client.force_login(user)
+    response = client.post(reverse("groups:send", args=[group.pk]), {"content": "  "}, follow=True)
+    assert b"Type a message first." in response.content
+    assert not GroupMessage.objects.exists()
+
+
+def test_the_chat_page_talks_over_the_group_socket(client, user, group):
+    client.force_login(user)
+    html = client.get(reverse("groups:page", args=[group.pk])).content.decode()
+    assert f'data-ws-path="/ws/group/{group.pk}/"' in html and 'data-mode="group"' in html
+    assert "js/chat.js" in html
