@@ -31,6 +31,7 @@ class PipelineRunAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "companion",
+        "group",
         "status",
         "step",
         "progress",
@@ -40,8 +41,15 @@ class PipelineRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "step", "want_image", "created_at")
     search_fields = ("id", "companion__name", "error_text")
-    list_select_related = ("companion",)
-    raw_id_fields = ("companion", "user_message", "assistant_message")
+    list_select_related = ("companion", "group")
+    raw_id_fields = (
+        "companion",
+        "user_message",
+        "assistant_message",
+        "group",
+        "group_user_message",
+        "group_reply",
+    )
     readonly_fields = ("step_durations", "error_text", "prompt_tokens", "completion_tokens")
     actions = ("reset_circuit_breakers",)
 

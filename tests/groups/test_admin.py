@@ -51,3 +51,15 @@ def test_non_staff_are_sent_to_the_admin_login(client, user):
     client.force_login(user)
     response = client.get(reverse("admin:groups_groupchat_changelist"))
     assert response.status_code == 302
+
+
+def test_a_group_run_shows_in_the_run_admin(admin_client, group):
+    from chat.models import PipelineRun
+
+    message = group.messages.get(is_bot=False)
+    run = PipelineRun.objects.create(
+        companion=group.companions.first(), group=group, group_user_message=message, status="completed"
+    )
+    changelist = admin_client.get(reverse("admin:chat_pipelinerun_changelist"))
+    assert changelist.status_code == 200 and b"Beach crew" in changelist.content
+    assert admin_client.get(reverse("admin:chat_pipelinerun_change", args=[run.pk])).status_code == 200

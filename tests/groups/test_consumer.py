@@ -95,3 +95,15 @@ async def test_the_chat_rate_limit_counts_each_message_once(
     error = await client.receive_until("error")
     assert error["code"] == "rate_limited" and error["retry_after"] > 0
     assert not await sync_to_async(GroupMessage.objects.filter(content="one too many").exists)()
+
+
+async def test_deactivation_closes_group_sockets_too(connect_group, group, user):
+    from accounts.services import user_deactivate
+
+    _, secret = await sync_to_async(tokens.token_create)(user=user, name="bot")
+    browser = await connect_group(group.pk, user=user)
+    program = await connect_group(group.pk, token=secret)
+    await sync_to_async(user_deactivate)(user=user)
+    for client in (browser, program):
+        output = await client.communicator.receive_output(timeout=5)
+        assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
