@@ -75,6 +75,10 @@ class Conversation:
         """The final text as stored and shown (a group reply loses a leading "Name:" label)."""
         return text
 
+    def may_paint_on_request(self) -> bool:
+        """Whether a picture the user asks for in words is painted by this run."""
+        return True
+
     def mark_reply_incomplete(self) -> None:
         raise NotImplementedError
 
@@ -247,6 +251,12 @@ class GroupConversation(Conversation):
 
         if self.reply_id:
             GroupMessage.objects.filter(pk=self.reply_id).update(is_complete=False)
+
+    def may_paint_on_request(self) -> bool:
+        # "Send us a selfie" gets one picture, from the first speaker, not one per companion.
+        return not PipelineRun.objects.filter(
+            group_user_message_id=self.run.group_user_message_id, created_at__lt=self.run.created_at
+        ).exists()
 
     def ended(self) -> None:
         from groups.services import group_turn_continue

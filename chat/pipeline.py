@@ -147,7 +147,7 @@ def analyze_context(run_id) -> None:
             companion, text=conversation.user_text(), speaker=companion.owner.name_for_companions
         )
         _save_analysis(run_id, "context", scene)
-        if scene.wants_image and not run.want_image:
+        if scene.wants_image and not run.want_image and conversation.may_paint_on_request():
             PipelineRun.objects.filter(pk=run_id).update(want_image=True)
         # The reply is written in the scene the user's message implies.
         Companion.objects.filter(pk=companion.pk).update(

@@ -217,3 +217,22 @@ async def test_the_companions_own_chat_page_does_not_show_the_group_reply(
     await client.send({"type": "run.cancel", "run_id": accepted["run_id"]})
     assert (await client.receive_until("error"))["code"] == "cancelled"
     await client.receive_until("turn.done")
+
+
+async def test_a_picture_asked_for_in_words_is_painted_once_per_turn(
+    worker, use_fake_llm, use_fake_sd, connect_group, user
+):
+    from tests.groups.factories import make_group
+
+    group = await sync_to_async(make_group)(user, "Mika", "Rin")
+    use_fake_llm.completion_text = (
+        '{"outfit": "swimsuit", "location": "beach", "action": "posing", "wants_image": true}'
+    )
+    client = await connect_group(group.pk, user=user)
+    await send(client, "Send us a selfie from the beach!")
+    await client.receive_until("turn.done")
+    [image] = client.of_type("image")
+    assert image["sender"] == "Mika"
+    messages, _ = await turn_rows(group.pk)
+    assert [bool(m.image_id) for m in messages] == [False, True, False]
+    assert len(use_fake_sd.requests) == 1
