@@ -18,8 +18,7 @@ from chat.models import Message, PipelineRun
 from chat.services import (
     Accepted,
     ChatError,
-    _check_rate_limits,
-    check_quota,
+    check_can_start,
     clean_message_text,
     publish_after_commit,
     start_pipeline,
@@ -67,8 +66,7 @@ def _start(companion: Companion, user_message: Message, reply: Message | None, *
 
 def message_regenerate(*, user, companion: Companion) -> Accepted:
     """Write the last reply again; the current text becomes an alternative."""
-    check_quota(user)
-    _check_rate_limits(user, want_image=False)
+    check_can_start(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, reply = _last_messages(companion)
@@ -85,8 +83,7 @@ def message_regenerate(*, user, companion: Companion) -> Accepted:
 def message_edit_last(*, user, companion: Companion, text: Any) -> Accepted:
     """Change the last thing the user said and answer it afresh (the old answer goes)."""
     text = clean_message_text(text)
-    check_quota(user)
-    _check_rate_limits(user, want_image=False)
+    check_can_start(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, _ = _last_messages(companion)
@@ -102,8 +99,7 @@ def message_edit_last(*, user, companion: Companion, text: Any) -> Accepted:
 
 def message_continue(*, user, companion: Companion) -> Accepted:
     """Carry on a reply that stopped at the length limit."""
-    check_quota(user)
-    _check_rate_limits(user, want_image=False)
+    check_can_start(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, reply = _last_messages(companion)

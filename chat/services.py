@@ -74,8 +74,7 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
         raise PermissionError("not the owner")  # callers look companions up by owner; belt and braces
     text = clean_message_text(text)
     config = effective_config(companion.config)
-    check_quota(user)
-    _check_rate_limits(user, want_image=bool(want_image) or config["image_mode"] == "every_reply")
+    check_can_start(user, want_image=bool(want_image) or config["image_mode"] == "every_reply")
     with transaction.atomic():
         # Lock the companion row so two tabs cannot both start a run.
         Companion.objects.select_for_update().filter(pk=companion.pk).first()
@@ -93,6 +92,13 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
         "chat_message_accepted", companion_id=companion.pk, run_id=str(run.pk), want_image=run.want_image
     )
     return Accepted(message=message, run=run)
+
+
+def check_can_start(user, *, want_image: bool) -> None:
+    """Every way to start a run (send, edit, regenerate, continue, a group turn) asks this first:
+    the monthly quota, then the rate limits. A refusal stores nothing."""
+    check_quota(user)
+    _check_rate_limits(user, want_image=want_image)
 
 
 def check_quota(user) -> None:
@@ -317,12 +323,16 @@ def _charge(run: PipelineRun, *, prompt_tokens: int, completion_tokens: int) -> 
 
 def _images_painted(run: PipelineRun) -> int:
     """1 when this run painted the reply's picture (a continued reply may carry an older one)."""
-    if not run.assistant_message_id:
+    if run.group_reply_id:
+        from groups.models import GroupMessage  # groups builds on chat, not the other way round
+
+        replies, reply_id = GroupMessage.objects, run.group_reply_id
+    elif run.assistant_message_id:
+        replies, reply_id = Message.objects, run.assistant_message_id
+    else:
         return 0
     return int(
-        Message.objects.filter(
-            pk=run.assistant_message_id, image__isnull=False, image__created_at__gte=run.created_at
-        ).exists()
+        replies.filter(pk=reply_id, image__isnull=False, image__created_at__gte=run.created_at).exists()
     )
 
 

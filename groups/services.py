@@ -21,7 +21,7 @@ from chat import events
 from chat.models import PipelineRun
 from chat.services import (
     ChatError,
-    _check_rate_limits,
+    check_can_start,
     clean_message_text,
     run_mark_cancelled,
     start_pipeline,
@@ -160,7 +160,7 @@ def group_message_send(*, user, group: GroupChat, text: Any, want_image: bool = 
     if group.creator_id != user.pk:
         raise PermissionError("not the creator")  # callers look groups up by creator; belt and braces
     text = clean_message_text(text)
-    _check_rate_limits(user, want_image=bool(want_image))
+    check_can_start(user, want_image=bool(want_image))
     with transaction.atomic():
         group = _lock(group.pk)
         if _turn_in_progress(group.pk):
