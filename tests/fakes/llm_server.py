@@ -109,6 +109,14 @@ class _LLMHandler(FakeHandler):
             if kind == "hang":
                 self.sleep(failure["seconds"])
                 failure = None  # then answer normally, if the client is still there
+            elif kind == "silent":
+                # Accept the request, then never send a byte: no status line, no
+                # headers. Only the client's read timeout (or the server stopping)
+                # ends it; the socket is closed without an answer.
+                fake._silent_waiting()
+                self.sleep(failure["seconds"])
+                self.close_connection = True
+                return
         if streaming:
             self._stream(fake, body, failure)
         else:
@@ -274,7 +282,9 @@ class FakeLLMServer(FakeServer):
     ``after_tokens`` tokens, then ends the body cleanly with neither a
     ``finish_reason`` nor ``[DONE]``, as a proxy that gives up may), ``"garbage"`` (unreadable JSON on
     HTTP 200), ``"error_200"`` (an ``error`` object on HTTP 200), ``"hang"``
-    (sleeps ``seconds`` first).
+    (sleeps ``seconds`` first), ``"silent"`` (accepts the request and sends
+    nothing at all for ``seconds`` -- default 5 -- then closes the socket:
+    a back end that went quiet; ``silent_requests`` counts them).
 
     Records: ``requests``, ``first_token_sent_at`` (``time.perf_counter()``
     when each stream's first content token was flushed) and ``streams`` (one
@@ -284,7 +294,7 @@ class FakeLLMServer(FakeServer):
 
     handler_class = _LLMHandler
     failure_kinds: ClassVar[frozenset[str]] = frozenset(
-        {"status", "disconnect", "truncate", "garbage", "error_200", "hang"}
+        {"status", "disconnect", "truncate", "garbage", "error_200", "hang", "silent"}
     )
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -301,6 +311,7 @@ class FakeLLMServer(FakeServer):
         self.models: list[str] = list(DEFAULT_MODELS)
         self.first_token_sent_at: list[float] = []
         self.streams: list[dict] = []
+        self.silent_requests: int = 0
         self._stream_ids = itertools.count(1)
         self._stream_done = threading.Condition(self._lock)
 
@@ -342,6 +353,10 @@ class FakeLLMServer(FakeServer):
             return dict(self.streams[-1])
 
     # --- used by the handler ----------------------------------------------------
+
+    def _silent_waiting(self) -> None:
+        with self._lock:
+            self.silent_requests += 1
 
     def _open_stream(self) -> dict:
         record = {
