@@ -1,0 +1,65 @@
+"""A database outage answers 503 with Retry-After, not a traceback or a hang.
+
+While PostgreSQL restarts, the pool waits ``DATABASE_POOL_TIMEOUT`` for a
+connection and then raises ``PoolTimeout``; a connection the restart broke
+raises ``OperationalError`` / ``InterfaceError``. Django wraps all of them
+as ``django.db.OperationalError`` / ``InterfaceError``. This middleware turns
+them into a clear 503 (JSON for API clients), and the pool's ``check``
+callback makes the next request after the outage work on a fresh connection,
+with no process restart.
+
+The page is rendered without the request: context processors would read the
+session and the user, which needs the very database that is down.
+"""
+
+from __future__ import annotations
+
+import structlog
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+logger = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+MESSAGE = "The database is unavailable for a moment. Nothing was lost; try again in a few seconds."
+
+
+def database_unavailable_response(request: HttpRequest) -> HttpResponse:
+    if "application/json" in request.headers.get("Accept", ""):
+        response: HttpResponse = JsonResponse(
+            {"error": "database_unavailable", "message": MESSAGE, "retry_after": RETRY_AFTER_SECONDS},
+            status=503,
+        )
+    else:
+        response = HttpResponse(render_to_string("503.html", {"message": MESSAGE}), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Map a lost database connection to a 503; other errors are left alone.
+
+    Sits right after ``AuthenticationMiddleware``.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Later middleware (request logging, rate limits) read ``request.user``
+        # in their own ``__call__``, where ``process_exception`` never sees an
+        # error. Loading the session and user here, first, lets an outage
+        # answer 503 before any of them touches the database.
+        try:
+            _ = request.user.pk
+        except (OperationalError, InterfaceError) as exc:
+            return self.process_exception(request, exc)
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.warning("database_unavailable", path=request.path, error=str(exception)[:200])
+            return database_unavailable_response(request)
+        return None
