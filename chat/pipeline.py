@@ -18,7 +18,6 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import F
 
 from chat import events, prompts, services
@@ -34,7 +33,7 @@ from chat.conversation import Conversation, conversation_for
 from chat.images import ImageBackendError
 from chat.llm import LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
-from chat.publish import EventPublisher, TokenBatcher, live_reply_key
+from chat.publish import EventPublisher, TokenBatcher, forget_live_reply
 from companionhub import pagecache
 from companions.config import effective_config
 from companions.models import Companion
@@ -368,7 +367,7 @@ def finish(run_id) -> None:
             run_id, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens
         ):
             raise RunEnded
-        cache.delete(live_reply_key(str(run_id)))
+        forget_live_reply(str(run_id))
         usage: events.Usage = {
             "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
@@ -391,7 +390,7 @@ def fail(run_id, failure: StepFailed) -> None:
     conversation = conversation_for(run)
     if services.run_mark_failed(run_id, code=failure.code, text=failure.message):
         conversation.mark_reply_incomplete()
-        cache.delete(live_reply_key(str(run_id)))
+        forget_live_reply(str(run_id))
         with conversation.publisher() as publisher:
             publisher.send(events.error(failure.code, failure.message, run_id=str(run_id)))
         conversation.ended()  # one companion's failure does not stop the others

@@ -30,6 +30,14 @@ def live_reply_key(run_id: str) -> str:
     return f"chat:live-reply:{run_id}"
 
 
+def forget_live_reply(run_id: str) -> None:
+    """Drop the cached live reply; best-effort, it expires anyway."""
+    try:
+        cache.delete(live_reply_key(run_id))
+    except Exception as exc:
+        log.warning("live_reply_cache_failed", run_id=run_id, error=str(exc))
+
+
 class EventPublisher:
     """Events to a companion's channel group, or to ``group`` (a group chat's), each with ``stamp`` added."""
 
@@ -105,7 +113,10 @@ class TokenBatcher:
         if self.sent_upto >= len(self.text):
             return
         pending = self.text[self.sent_upto :]
-        cache.set(live_reply_key(self.run_id), self.text, LIVE_REPLY_TTL)
+        try:
+            cache.set(live_reply_key(self.run_id), self.text, LIVE_REPLY_TTL)
+        except Exception as exc:  # Redis restarting: the reply goes on, checkpoints go to the database
+            log.warning("live_reply_cache_failed", run_id=self.run_id, error=str(exc))
         self.publisher.send(events.token(self.run_id, pending, self.sent_upto))
         self.sent_upto = len(self.text)
         self.last_flush = self.clock() if now is None else now

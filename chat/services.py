@@ -337,7 +337,10 @@ def _images_painted(run: PipelineRun) -> int:
 
 
 def run_is_cancelled(run_id) -> bool:
-    return bool(cache.get(cancel_key(run_id)))
+    try:
+        return bool(cache.get(cancel_key(run_id)))
+    except Exception:  # Redis restarting: ask the database, which a cancel also updates
+        return PipelineRun.objects.filter(pk=run_id, status__in=(Status.CANCELLED, Status.FAILED)).exists()
 
 
 def publish_after_commit(companion_id: int, event: dict[str, Any]) -> None:

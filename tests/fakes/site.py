@@ -35,6 +35,16 @@ class Site:
     port: int = 0
     server: subprocess.Popen | None = None
     workers: list = field(default_factory=list)
+    worker_commands: list = field(default_factory=list)
+
+    def revive_workers(self) -> int:
+        """Start again every worker that has exited, as a process supervisor would; return how many."""
+        revived = 0
+        for n, (process, args) in enumerate(zip(self.workers, self.worker_commands, strict=True)):
+            if process.poll() is not None:
+                self.workers[n] = _start(args, self.env, self.log_dir / f"worker{n or ''}.log")
+                revived += 1
+        return revived
 
     def start_server(self) -> None:
         self.server = _start(
@@ -137,13 +147,9 @@ def run_site(
     site.workers = []
     try:
         for n, args in enumerate(all_workers):
-            site.workers.append(
-                _start(
-                    [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *args],
-                    env,
-                    var_dir / f"worker{n or ''}.log",
-                )
-            )
+            command = [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *args]
+            site.worker_commands.append(command)
+            site.workers.append(_start(command, env, var_dir / f"worker{n or ''}.log"))
         site.start_server()
         yield site
     finally:
