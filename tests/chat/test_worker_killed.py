@@ -52,8 +52,16 @@ def queue(settings):
         task: {**route, "queue": name} if route.get("queue") == previous else route
         for task, route in (previous_routes or {}).items()
     }
+    _rebuild_router()
     yield name
     app.conf.task_default_queue, app.conf.task_routes = previous, previous_routes
+    _rebuild_router()
+
+
+def _rebuild_router() -> None:
+    """Celery caches the router (and its route table) at the first send: build them again."""
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)
 
 
 def start_worker(queue: str, llm_url: str) -> subprocess.Popen:
