@@ -60,3 +60,50 @@ def test_create_a_group_and_watch_both_companions_reply(page, fake_backends):
     # After a reload the conversation is still there, from the server, names and all.
     page.reload()
     expect(page.locator(".chat-log .bubble.assistant .sender-name")).to_have_text(["Rin", "Mika"])
+
+
+def test_an_imported_card_joins_a_group_and_both_companions_reply(page, fake_backends):
+    """The issue's walk: import a card, chat with it, add it to a group with another companion."""
+    from tests.companions.test_cards import b64, card_png, v2_card
+
+    llm, _ = fake_backends
+    llm.reset()
+    llm.set_reply(REPLY)
+    llm.completion_text = '{"outfit": "a green robe", "location": "in the glade", "action": "waving"}'
+    llm.token_delay = 0.0
+    register(page, f"u{uuid.uuid4().hex[:8]}", screenshots=False)
+    create_companion(page, "Mika", screenshots=False)
+
+    page.goto("/companions/import/")
+    page.get_by_label("Character card").set_input_files(
+        {"name": "seraphina.png", "mimeType": "image/png", "buffer": card_png({"chara": b64(v2_card())})}
+    )
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator(".chat-title")).to_have_text("Seraphina")
+    expect(page.locator("[data-connection]")).to_have_text(re.compile("Connected|Online", re.I))
+    page.get_by_label("Message to Seraphina").fill("Hello, Seraphina.")
+    page.keyboard.press("Enter")
+    plain = re.sub(r"\*([^*]+)\*", r"\1", REPLY)
+    reply = page.locator(".chat-log .bubble.assistant:not(.greeting)").last.locator(".bubble-text")
+    expect(reply).to_have_text(plain, timeout=30_000)
+
+    page.get_by_role("link", name="Groups").click()
+    page.get_by_role("link", name="+ New group").click()
+    page.get_by_label("Title").fill("Glade and town")
+    page.get_by_label("Seraphina").check()
+    page.get_by_label("Mika").check()
+    page.get_by_role("button", name="Create group").click()
+    expect(page.locator("[data-connection]")).to_have_text(re.compile("Online", re.I))
+    page.get_by_label("Message to Glade and town").fill("Seraphina, meet Mika!")
+    page.keyboard.press("Enter")
+
+    replies = page.locator(".chat-log .bubble.assistant:not(.greeting)")
+    expect(replies).to_have_count(2, timeout=30_000)
+    expect(replies.locator(".sender-name")).to_have_text(["Seraphina", "Mika"])  # the one named goes first
+    for n in range(2):
+        expect(replies.nth(n).locator(".bubble-text")).to_have_text(plain, timeout=30_000)
+    # The card's words reach the group prompt too.
+    group_prompts = [
+        r["json"]["messages"][0]["content"] for r in llm.requests if (r["json"] or {}).get("stream")
+    ]
+    assert any("Scenario:" in p and "group" in p.lower() for p in group_prompts)
