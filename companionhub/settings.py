@@ -154,7 +154,16 @@ if REDIS_URL:
                 # redis-py 8 reads with a 5 s socket timeout by default, which
                 # aborts the layer's blocking BZPOPMIN and kills every socket
                 # idle for 5 s (close 1011). The wait is meant to block.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                # redis-py 8 also caps a pool at 100 connections and fails at once
+                # past that (no waiting): 100+ sockets connecting together each
+                # borrow one for group_add, and the unlucky ones got HTTP 500.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                    }
+                ],
                 "prefix": "ch-asgi",
                 # channels-redis drops group messages silently over capacity
                 # (default 100); token batches must not be what gets dropped.
