@@ -36,6 +36,7 @@ from tests.fakes.site import run_site, site_env
 CHATS = 100
 RATE = 250
 TOP = 12
+SAMPLE_RATE = 20  # per second; at 100 py-spy took 0.7 of the 2 cores and became the load
 OUR_CODE = ("accounts/", "chat/", "companions/", "companionhub/", "media/")  # as py-spy shortens paths
 
 RUN_SPLIT = """
@@ -81,8 +82,9 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def sample_cpu(processes: dict[str, int]) -> dict[str, float]:
+def sample_cpu(processes: dict[str, int], groups: dict[str, list[int]]) -> dict[str, float]:
     sample = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    sample.update({name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()})
     sample["postgresql"] = cpu_seconds_by_name("postgres")
     sample["redis"] = cpu_seconds_by_name("redis-server")
     sample["whole machine"] = machine_busy_seconds()
@@ -103,7 +105,7 @@ def top_functions(collapsed: Path, top: int) -> tuple[list, list]:
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not stack or not count.isdigit():  # a frame name with a newline in it splits a line
             continue
         samples = int(count)
         total += samples
@@ -147,21 +149,18 @@ def main() -> int:
             site.manage(
                 "shell", "-c", "from chat.models import PipelineRun; PipelineRun.objects.all().delete()"
             )
-            processes = {
-                "daphne": site.server.pid,
-                "chat worker": site.workers[0].pid,
-                "load + fake LLM": os.getpid(),
-            }
-            before = sample_cpu(processes)
+            processes = {"daphne": site.server.pid, "load + fake LLM": os.getpid()}
+            chat_workers = [w.pid for w in site.workers[: services.CHAT_WORKERS]]
+            watched = {"daphne": site.server.pid, "chat worker": chat_workers[0]}  # py-spy: the first
             spies = {
                 name: subprocess.Popen(
                     [
                         spy,
                         "record",
                         "--pid",
-                        str(processes[name]),
+                        str(watched[name]),
                         "--rate",
-                        "100",
+                        str(SAMPLE_RATE),
                         "--nonblocking",
                         "--format",
                         "raw",
@@ -171,11 +170,16 @@ def main() -> int:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                for name in ("daphne", "chat worker")
+                for name in watched
             }
             time.sleep(1)
+            groups = {
+                f"chat workers ({len(chat_workers)})": chat_workers,
+                "py-spy (profiler)": [p.pid for p in spies.values()],
+            }
+            before = sample_cpu(processes, groups)
             results, elapsed = asyncio.run(run_load(site.ws_url, accounts, CHATS, llm))
-            after = sample_cpu(processes)
+            after = sample_cpu(processes, groups)
             for process in spies.values():
                 process.send_signal(2)  # SIGINT: py-spy writes its output and exits
                 process.wait(timeout=60)
