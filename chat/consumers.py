@@ -157,7 +157,10 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             frame = self._parse(text_data, bytes_data)
-            await self._dispatch(frame)
+            if frame["type"] == "ping":  # every socket answers a keep-alive the same way
+                await self.send_json({"type": "pong"})
+            else:
+                await self._dispatch(frame)
         except FrameError as exc:
             await self.send_json(events.error(exc.code, exc.message))
         except services.ChatError as exc:
@@ -210,9 +213,7 @@ class ChatConsumer(ProtocolConsumer):
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
         user = self.scope["user"]
-        if kind == "ping":
-            await self.send_json({"type": "pong"})
-        elif kind == "message.send":
+        if kind == "message.send":
             content, client_id, want_image = message_send_fields(frame)
             accepted = await database_sync_to_async(services.send_message)(
                 user=user, companion=self.companion, text=content, want_image=want_image

@@ -41,9 +41,7 @@ class GroupChatConsumer(ProtocolConsumer):
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
         user = self.scope["user"]
-        if kind == "ping":
-            await self.send_json({"type": "pong"})
-        elif kind == "message.send":
+        if kind == "message.send":
             content, client_id, want_image = message_send_fields(frame)
             started = await database_sync_to_async(services.group_message_send)(
                 user=user, group=self.group, text=content, want_image=want_image
