@@ -20,6 +20,7 @@ from chat.services import (
     ChatError,
     check_can_start,
     clean_message_text,
+    ensure_companion_idle,
     publish_after_commit,
     start_pipeline,
 )
@@ -33,9 +34,7 @@ MAX_ALTERNATIVES = 10
 
 def _lock_idle(companion: Companion) -> None:
     """Lock the companion; refuse while a reply is being written."""
-    Companion.objects.select_for_update().filter(pk=companion.pk).first()
-    if PipelineRun.objects.filter(companion=companion, status__in=PipelineRun.ACTIVE).exists():
-        raise ChatError("busy", f"{companion.name} is still replying. Wait a moment or cancel the reply.")
+    ensure_companion_idle(companion.pk, name=companion.name)
 
 
 def _last_messages(companion: Companion) -> tuple[Message | None, Message | None]:

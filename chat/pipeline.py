@@ -380,8 +380,16 @@ def finish(run_id) -> None:
 
 
 def ended(run_id) -> None:
-    """The chain stopped because the run ended elsewhere (a cancel, the reconciler): charge it."""
+    """The chain stopped because the run ended elsewhere (a cancel, the reconciler, or a
+    re-delivered step of a run already finished): charge it, and let a group turn go on.
+
+    A worker killed between completing a group reply and starting the next speaker
+    leaves only this path to start it; starting the next speaker is safe to repeat.
+    """
     services.run_charge_ended(run_id)
+    run = PipelineRun.objects.filter(pk=run_id).select_related("companion").first()
+    if run is not None and run.group_id and run.status != PipelineRun.Status.CANCELLED:
+        conversation_for(run).ended()
 
 
 def fail(run_id, failure: StepFailed) -> None:

@@ -77,9 +77,7 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
     check_can_start(user, want_image=bool(want_image) or config["image_mode"] == "every_reply")
     with transaction.atomic():
         # Lock the companion row so two tabs cannot both start a run.
-        Companion.objects.select_for_update().filter(pk=companion.pk).first()
-        if PipelineRun.objects.filter(companion=companion, status__in=PipelineRun.ACTIVE).exists():
-            raise ChatError("busy", f"{companion.name} is still replying. Wait a moment or cancel the reply.")
+        ensure_companion_idle(companion.pk, name=companion.name)
         message = Message.objects.create(companion=companion, role=Message.Role.USER, content=text)
         run = PipelineRun.objects.create(
             companion=companion,
@@ -92,6 +90,21 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
         "chat_message_accepted", companion_id=companion.pk, run_id=str(run.pk), want_image=run.want_image
     )
     return Accepted(message=message, run=run)
+
+
+def ensure_companion_idle(companion_id: int, *, name: str) -> None:
+    """Lock the companion row and refuse while any run of it is active.
+
+    One run at a time per companion, one-to-one or in a group: two would
+    both move its outfit, location and action. A group reply is named as
+    such, since the one-to-one page has nothing to show or cancel for it.
+    """
+    Companion.objects.select_for_update().filter(pk=companion_id).first()
+    active = PipelineRun.objects.filter(companion_id=companion_id, status__in=PipelineRun.ACTIVE)
+    if active.filter(group__isnull=False).exists():
+        raise ChatError("busy", f"{name} is answering in a group chat. Try again in a moment.")
+    if active.exists():
+        raise ChatError("busy", f"{name} is still replying. Wait a moment or cancel the reply.")
 
 
 def check_can_start(user, *, want_image: bool) -> None:
@@ -195,9 +208,7 @@ def run_retry(*, user, run_id) -> PipelineRun:
         raise ChatError("not_retryable", "Only a failed or cancelled reply can be retried.")
     check_quota(user)
     with transaction.atomic():
-        Companion.objects.select_for_update().filter(pk=old.companion_id).first()
-        if PipelineRun.objects.filter(companion_id=old.companion_id, status__in=PipelineRun.ACTIVE).exists():
-            raise ChatError("busy", "A reply is already being written.")
+        ensure_companion_idle(old.companion_id, name=old.companion.name)
         latest = (
             PipelineRun.objects.filter(companion_id=old.companion_id, group__isnull=True)
             .order_by("-created_at")
@@ -255,6 +266,12 @@ def run_mark_failed(run_id, *, code: str, text: str) -> bool:
                 Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
             _charge_ended_run(run_id)
     if changed:
+        # A run failed from outside (the reconciler) may still be streaming: stop it at its
+        # next poll, or a group's next speaker would stream beside it.
+        try:
+            cache.set(cancel_key(run_id), 1, 3600)
+        except Exception as exc:  # Redis down: the stream's own end will find the run failed
+            log.warning("cancel_flag_failed", run_id=str(run_id), error=type(exc).__name__)
         log.warning("run_failed", run_id=str(run_id), code=code, error=text)
     return bool(changed)
 

@@ -171,14 +171,19 @@ def companion_remove_header(*, companion: Companion) -> None:
 
 
 @transaction.atomic
+@transaction.atomic
 def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
     """Forget the conversation: messages, runs and generated pictures; state back to the start.
 
-    The companion itself, its settings and its header picture stay.
+    The companion itself, its settings and its header picture stay; so do its
+    group chats. Refused (``ChatError('busy')``) while a reply is being written:
+    deleting a live run would lose its usage charge and break a group turn.
     """
     from chat.models import Message, PipelineRun
+    from chat.services import ensure_companion_idle
 
-    runs, _ = PipelineRun.objects.filter(companion=companion).delete()
+    ensure_companion_idle(companion.pk, name=companion.name)
+    runs, _ = PipelineRun.objects.filter(companion=companion, group__isnull=True).delete()
     images, _ = StoredImage.objects.filter(companion=companion, kind=StoredImage.Kind.GENERATED).delete()
     messages, _ = Message.objects.filter(companion=companion).delete()
     Companion.objects.filter(pk=companion.pk).update(**catalogue.DEFAULT_STATE)

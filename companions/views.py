@@ -13,6 +13,7 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
+from chat.services import ChatError
 from companionhub import ratelimits
 from companions import cards, services
 from companions.config import effective_config
@@ -221,8 +222,12 @@ def companion_settings(request: HttpRequest, companion_id: int) -> HttpResponse:
 def companion_wipe(request: HttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)
     if request.method == "POST":
-        services.companion_wipe_memory(companion=companion)
-        messages.success(request, f"{companion.name}'s memory is wiped. Start afresh!")
+        try:
+            services.companion_wipe_memory(companion=companion)
+        except ChatError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"{companion.name}'s memory is wiped. Start afresh!")
         return redirect("chat:page", companion_id=companion.pk)
     return render(request, "companions/confirm_wipe.html", {"companion": companion})
 

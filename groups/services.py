@@ -91,9 +91,19 @@ def group_update(
     return group
 
 
+@transaction.atomic
 def group_delete(*, group: GroupChat) -> None:
-    """Delete the group and its messages (the companions and their own chats stay)."""
+    """Delete the group and its messages (the companions and their own chats stay).
+
+    Refused while the companions are answering: deleting live runs would lose
+    their usage charge. Stop the replies first.
+    """
     group_id = group.pk
+    _lock(group_id)
+    if _turn_in_progress(group_id):
+        raise ChatError(
+            "busy", "The companions are still answering. Stop the replies, then delete the group."
+        )
     group.delete()
     log.info("group_deleted", group_id=group_id)
 

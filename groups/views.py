@@ -67,7 +67,11 @@ def group_delete(request: HttpRequest, group_id: int) -> HttpResponse:
     group = group_get_for_user(request.user, group_id)
     if request.method == "POST":
         title = group.title
-        services.group_delete(group=group)
+        try:
+            services.group_delete(group=group)
+        except ChatError as exc:
+            messages.error(request, exc.message)
+            return redirect("groups:page", group_id=group.pk)
         messages.success(request, f"{title} is deleted with its messages. The companions are still here.")
         return redirect("groups:list")
     return render(request, "groups/confirm_delete.html", {"group": group})
