@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
-from groups.models import GroupChat, GroupMessage
+from groups.models import MAX_COMPANIONS, MIN_COMPANIONS, GroupChat, GroupMessage
+
+
+class GroupChatAdminForm(forms.ModelForm):
+    """The same membership rule as the site's form: only the creator's own companions, 2-6."""
+
+    class Meta:
+        model = GroupChat
+        fields = ["title", "creator", "companions", "replies_per_turn"]
+
+    def clean(self):
+        cleaned = super().clean()
+        creator, companions = cleaned.get("creator"), cleaned.get("companions")
+        if creator is not None and companions is not None:
+            strangers = [c.name for c in companions if c.owner_id != creator.pk]
+            if strangers:
+                self.add_error("companions", f"Not the creator's companions: {', '.join(strangers)}.")
+            if not MIN_COMPANIONS <= len(companions) <= MAX_COMPANIONS:
+                self.add_error("companions", f"Choose {MIN_COMPANIONS} to {MAX_COMPANIONS} companions.")
+        return cleaned
 
 
 class GroupMessageInline(admin.TabularInline):
@@ -27,6 +47,7 @@ class GroupMessageInline(admin.TabularInline):
 
 @admin.register(GroupChat)
 class GroupChatAdmin(admin.ModelAdmin):
+    form = GroupChatAdminForm
     list_display = ("title", "creator", "member_count", "replies_per_turn", "created_at")
     list_filter = ("created_at",)
     search_fields = ("title", "creator__username", "creator__email")

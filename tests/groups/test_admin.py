@@ -63,3 +63,21 @@ def test_a_group_run_shows_in_the_run_admin(admin_client, group):
     changelist = admin_client.get(reverse("admin:chat_pipelinerun_changelist"))
     assert changelist.status_code == 200 and b"Beach crew" in changelist.content
     assert admin_client.get(reverse("admin:chat_pipelinerun_change", args=[run.pk])).status_code == 200
+
+
+def test_the_admin_cannot_put_another_users_companion_in_a_group(group, other_user):
+    from groups.admin import GroupChatAdminForm
+    from tests.companions.factories import make_companion
+
+    stranger = make_companion(other_user, name="Zed")
+    mine = list(group.companions.all())
+    data = {
+        "title": group.title,
+        "creator": group.creator.pk,
+        "companions": [mine[0].pk, stranger.pk],
+    }
+    form = GroupChatAdminForm(data=data, instance=group)
+    assert not form.is_valid()
+    assert "Zed" in str(form.errors["companions"])
+    form = GroupChatAdminForm(data={**data, "companions": [c.pk for c in mine]}, instance=group)
+    assert "companions" not in form.errors
