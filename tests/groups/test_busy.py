@@ -85,3 +85,24 @@ def test_a_run_failed_from_outside_tells_its_stream_to_stop(user):
     assert not services.run_is_cancelled(run.pk)
     services.run_mark_failed(run.pk, code="timed_out", text="The reply took too long.")
     assert services.run_is_cancelled(run.pk)
+
+
+def test_a_message_between_two_speakers_waits_for_the_turn(user, django_capture_on_commit_callbacks):
+    """The gap after one companion finished and before the next starts is still the turn."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    group = make_group(user, "Mika", "Rin")
+    run = group_run(group, status="completed")
+    PipelineRun.objects.filter(pk=run.pk).update(finished_at=timezone.now())
+    with pytest.raises(services.ChatError) as refused:
+        group_services.group_message_send(user=user, group=group, text="Rin? Your turn!")
+    assert refused.value.code == "busy"
+
+    # A turn whose next speaker never started (a crash) does not lock the group for ever.
+    long_ago = timezone.now() - timedelta(seconds=group_services.TURN_GAP_SECONDS + 1)
+    PipelineRun.objects.filter(pk=run.pk).update(finished_at=long_ago)
+    with django_capture_on_commit_callbacks(execute=False):
+        started = group_services.group_message_send(user=user, group=group, text="Anyone?")
+    assert started.message.content == "Anyone?"
