@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts import usage
 from accounts.models import UsageTransaction, UserUsage
+from tests.accounts.factories import charge
 from tests.companions.factories import make_companion
 
 USAGE_LIST = reverse("admin:accounts_userusage_changelist")
@@ -23,20 +24,6 @@ def admin_client(client, make_user):
     return client
 
 
-def charge(companion, tokens, when=None):
-    return usage.usage_record_run(
-        run_id=None,
-        user_id=companion.owner_id,
-        companion_id=companion.pk,
-        companion_name=companion.name,
-        status="completed",
-        prompt_tokens=tokens,
-        completion_tokens=1,
-        image_count=0,
-        now=when,
-    )
-
-
 @pytest.fixture
 def carol(make_user):
     return make_user(username="carol")
@@ -47,10 +34,10 @@ def two_users_usage(user, other_user, carol):
     mika = make_companion(user, name="Mika")
     rin = make_companion(user, name="Rin")
     two_months_ago = timezone.now() - dt.timedelta(days=62)
-    charge(rin, 4999, two_months_ago)  # alice: 5,000 two months ago
-    charge(mika, 99)  # alice: 100 this month
-    charge(make_companion(other_user, name="Zed"), 299)  # mallory: 300 this month
-    charge(make_companion(carol, name="Old"), 999, two_months_ago)  # carol: nothing this month
+    charge(rin, 5000, two_months_ago)  # alice: 5,000 two months ago
+    charge(mika, 100)  # alice: 100 this month
+    charge(make_companion(other_user, name="Zed"), 300)  # mallory: 300 this month
+    charge(make_companion(carol, name="Old"), 1000, two_months_ago)  # carol: nothing this month
     return mika, rin
 
 
@@ -79,7 +66,7 @@ def test_the_quota_is_editable_from_the_list_without_touching_the_counters(
         "form-0-quota_override": "5000",
         "_save": "Save",
     }
-    charge(make_companion(other_user), 9)  # a run finishes while the moderator edits
+    charge(make_companion(other_user), 10)  # a run finishes while the moderator edits
     response = admin_client.post(USAGE_LIST, form)
     assert response.status_code == 302
     row.refresh_from_db()

@@ -19,17 +19,6 @@ IMPORT = reverse("companions:card_import")
 EXPORTS = ["companions:card_export_json", "companions:card_export_png"]
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
-def companion(user):
-    return make_companion(user)
-
-
 def post_card(client, raw: bytes, name="card.png"):
     return client.post(IMPORT, {"card": SimpleUploadedFile(name, raw)})
 

@@ -45,12 +45,6 @@ CARD_FIELDS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
 def v2_card(**data) -> dict:
     return {
         "spec": "chara_card_v2",

@@ -9,17 +9,6 @@ from media.services import store_image
 from tests.companions.factories import make_companion, png_bytes
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
-def companion(user):
-    return make_companion(user)
-
-
 @pytest.fixture
 def conversation(companion):
     user_msg = Message.objects.create(companion=companion, role="user", content="hi")
