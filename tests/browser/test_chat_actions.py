@@ -117,8 +117,11 @@ def test_going_over_the_message_limit_says_so_and_keeps_the_text(chat):
 
 def test_a_dropped_socket_reconnects_by_itself(chat, live_site):
     page, llm = chat
-    live_site.restart_server()
-    expect(page.locator("[data-connection]")).to_have_text(re.compile("reconnecting", re.I))
+    live_site.stop_server()  # while it is down the page cannot reconnect, so the drop is visible
+    try:
+        expect(page.locator("[data-connection]")).to_have_text(re.compile("reconnecting", re.I))
+    finally:
+        live_site.start_server()
     expect(page.locator("[data-connection]")).to_have_text("Online", timeout=30_000)
     llm.set_reply("Still here.")
     send(page, "Are you back?")

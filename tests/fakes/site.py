@@ -54,11 +54,11 @@ class Site:
         )
         _wait_healthy(self)
 
-    def restart_server(self) -> None:
-        """Stop Daphne and start it again on the same port (open websockets drop)."""
+    def stop_server(self) -> None:
+        """Stop Daphne; open websockets drop and nothing answers on the port until ``start_server``."""
         if self.server is not None:
             _stop(self.server)
-        self.start_server()
+            self.server = None
 
     @property
     def ws_url(self) -> str:
