@@ -9,6 +9,7 @@ from django.utils import timezone
 from companionhub.celery import app
 
 
+@pytest.mark.django_db  # Celery's Django fix-up closes stale connections while it imports tasks
 def test_every_scheduled_task_is_registered():
     app.loader.import_default_modules()
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
