@@ -8,6 +8,10 @@ them; ``delete_orphans`` removes them. Both are used by the periodic report
 
 Safety rules:
 
+* only files in the places and shape the site writes
+  (``companions/<id>/headers|generated/*.jpg``) are considered; anything
+  else under ``MEDIA_ROOT`` (a backup, a note, another app's files) is
+  counted as foreign and never touched;
 * only files whose modification time is older than ``older_than_minutes``
   are considered, so a file being written right now (its row not yet
   committed) is never an orphan;
@@ -29,6 +33,7 @@ import structlog
 from django.conf import settings
 
 from media.models import StoredImage
+from media.storage import is_site_name
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +47,7 @@ class OrphanReport:
     bytes: int = 0
     scanned: int = 0
     too_new: int = 0
+    foreign: int = 0  # files the site did not write; never orphans
     symlinks_skipped: int = 0
     deleted: int = 0
 
@@ -64,11 +70,15 @@ def _candidates(root: Path, *, cutoff: float, report: OrphanReport) -> Iterator[
                 continue
             if not path.is_file() or not path.resolve().is_relative_to(real_root):
                 continue
+            name = path.relative_to(root).as_posix()
+            if not is_site_name(name):
+                report.foreign += 1
+                continue
             report.scanned += 1
             if info.st_mtime > cutoff:
                 report.too_new += 1
                 continue
-            yield path.relative_to(root).as_posix(), info.st_size
+            yield name, info.st_size
 
 
 def _unreferenced(names: list[str]) -> set[str]:
@@ -77,7 +87,7 @@ def _unreferenced(names: list[str]) -> set[str]:
 
 
 def find_orphans(*, older_than_minutes: int = 60, root: Path | None = None) -> OrphanReport:
-    """Every file under ``MEDIA_ROOT`` older than ``older_than_minutes`` that no row references."""
+    """Every site-written file under ``MEDIA_ROOT``, older than ``older_than_minutes``, in no row."""
     root = Path(root or settings.MEDIA_ROOT)
     report = OrphanReport()
     if not root.is_dir():
@@ -111,7 +121,7 @@ def delete_orphans(report: OrphanReport, *, root: Path | None = None) -> int:
         names = report.orphans[start : start + BATCH]
         for name in sorted(_unreferenced(names)):  # a row may have appeared since the scan
             path = root / name
-            if path.is_symlink() or not path.resolve().is_relative_to(real_root):
+            if not is_site_name(name) or path.is_symlink() or not path.resolve().is_relative_to(real_root):
                 continue
             try:
                 path.unlink()
@@ -136,6 +146,7 @@ def report_orphans(*, older_than_minutes: int = 60) -> OrphanReport:
         bytes=report.bytes,
         scanned=report.scanned,
         too_new=report.too_new,
+        foreign=report.foreign,
         symlinks_skipped=report.symlinks_skipped,
         sample=report.orphans[:5],
     )

@@ -6,6 +6,7 @@ plugged in through ``STORAGES["default"]`` without touching callers.
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import structlog
@@ -20,6 +21,15 @@ KIND_FOLDERS = {"header": "headers", "generated": "generated"}
 def storage_name(companion_id: int, kind: str) -> str:
     """A fresh, unguessable name; nothing from the input reaches the path."""
     return f"companions/{companion_id}/{KIND_FOLDERS[kind]}/{uuid.uuid4().hex}.jpg"
+
+
+# The shape of every name ``storage_name`` makes (and older ones in the same folders):
+# anything else under MEDIA_ROOT was put there by someone else and is never ours to delete.
+SITE_NAME = re.compile(rf"companions/[0-9]+/(?:{'|'.join(KIND_FOLDERS.values())})/[^/]+\.jpg")
+
+
+def is_site_name(name: str) -> bool:
+    return SITE_NAME.fullmatch(name) is not None
 
 
 def delete_file_on_commit(name: str) -> None:

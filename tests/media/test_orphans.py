@@ -52,11 +52,38 @@ def test_files_in_no_row_are_found_and_stored_images_are_not(media_root, compani
     kept = store_image(png_bytes(), companion, StoredImage.Kind.GENERATED)
     age(media_root, kept)
     make_file(media_root, "companions/1/generated/lost.jpg")
-    make_file(media_root, "stray.txt")
+    make_file(media_root, "companions/2/headers/gone.jpg")
     report = orphans.find_orphans(older_than_minutes=60)
-    assert report.orphans == ["companions/1/generated/lost.jpg", "stray.txt"]
+    assert report.orphans == ["companions/1/generated/lost.jpg", "companions/2/headers/gone.jpg"]
     assert report.bytes == 20
     assert report.scanned == 3
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "stray.txt",
+        "backup-2026-11-25.tar.gz",
+        "companions/1/generated/notes.txt",
+        "companions/1/other/picture.jpg",
+        "companions/x/generated/picture.jpg",
+        "elsewhere/companions/1/generated/picture.jpg",
+        "companions/1/generated/deeper/picture.jpg",
+    ],
+)
+def test_files_the_site_did_not_write_are_never_touched(media_root, companion, name):
+    foreign = make_file(media_root, name)
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == [] and report.foreign == 1
+    out = run("--delete", "--older-than-minutes", "0")
+    assert foreign.exists()
+    assert "1 file(s) the site did not write skipped" in out
+
+
+def test_a_forged_report_cannot_delete_a_foreign_file(media_root, companion):
+    foreign = make_file(media_root, "keep-me.txt")
+    assert orphans.delete_orphans(orphans.OrphanReport(orphans=["keep-me.txt"])) == 0
+    assert foreign.exists()
 
 
 def test_a_file_being_written_now_is_never_an_orphan(media_root, companion):
@@ -106,14 +133,15 @@ def test_symbolic_links_are_never_followed_nor_deleted(media_root, tmp_path, com
     outside = tmp_path / "outside"
     outside.mkdir()
     secret = make_file(outside, "secret.jpg")
-    (media_root / "link-to-file.jpg").symlink_to(secret)
+    (media_root / "companions/1/generated").mkdir(parents=True)
+    (media_root / "companions/1/generated/link-to-file.jpg").symlink_to(secret)
     (media_root / "linked-dir").symlink_to(outside, target_is_directory=True)
     report = orphans.find_orphans(older_than_minutes=60)
     assert report.orphans == []
     assert report.symlinks_skipped == 2
     run("--delete", "--older-than-minutes", "0")
     assert secret.exists()
-    assert (media_root / "link-to-file.jpg").is_symlink()
+    assert (media_root / "companions/1/generated/link-to-file.jpg").is_symlink()
 
 
 def test_a_row_created_after_the_scan_saves_its_file(media_root, companion):

@@ -11,7 +11,8 @@ from media import orphans
 class Command(BaseCommand):
     help = (
         "List image files under MEDIA_ROOT that no StoredImage row references; with --delete, remove "
-        "them. Only files older than --older-than-minutes are considered; symbolic links are skipped."
+        "them. Only image files in the folders the site writes, older than --older-than-minutes, are "
+        "considered; symbolic links and any other file are never touched."
     )
 
     def add_arguments(self, parser) -> None:
@@ -32,7 +33,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{len(report.orphans)} orphan file(s), {filesizeformat(report.bytes)}, "
             f"of {report.scanned} scanned ({report.too_new} newer than {older_than_minutes} min skipped, "
-            f"{report.symlinks_skipped} symbolic link(s) skipped)."
+            f"{report.symlinks_skipped} symbolic link(s) and {report.foreign} file(s) "
+            "the site did not write skipped)."
         )
         if delete and report.orphans:
             deleted = orphans.delete_orphans(report)
