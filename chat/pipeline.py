@@ -207,12 +207,14 @@ def generate_reply(run_id) -> None:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
+        spent = PipelineRun.objects.only("analysis").get(pk=run_id).analysis
         PipelineRun.objects.filter(pk=run_id).update(
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
+            # Added to what earlier, broken attempts spent: every attempt was paid for upstream.
+            prompt_tokens=F("prompt_tokens") + result.prompt_tokens,
+            completion_tokens=F("completion_tokens") + result.completion_tokens,
             analysis={
-                **PipelineRun.objects.get(pk=run_id).analysis,
-                "usage_estimated": result.usage_estimated,
+                **spent,
+                "usage_estimated": result.usage_estimated or spent.get("usage_estimated", False),
             },
         )
         services.run_set_progress(run_id, progress=70, step="generate_reply")
@@ -228,18 +230,22 @@ def generate_reply(run_id) -> None:
 
 
 def _record_partial_usage(run_id, chat_messages: list[dict], *, streamed: str) -> None:
-    """Store an estimate of what a broken or cancelled stream cost, for the usage charge.
+    """Add an estimate of what a broken or cancelled stream cost to the run's usage.
 
     The server reports usage only at the end of a stream, so a reply cut
     short has none: estimate it from the prompt and the text that arrived.
-    A request refused before any text (401, 429, a dead server) cost
-    nothing upstream and leaves the run's counts as they are.
+    It is added, not set: a retried reply is charged every attempt that
+    streamed. A request refused before any text (401, 429, a dead server)
+    cost nothing upstream and leaves the run's counts as they are.
     """
     if not streamed:
         return
     prompt_chars = "".join(str(m.get("content") or "") for m in chat_messages)
+    spent = PipelineRun.objects.only("analysis").get(pk=run_id).analysis
     PipelineRun.objects.filter(pk=run_id).update(
-        prompt_tokens=estimate_tokens(prompt_chars), completion_tokens=estimate_tokens(streamed)
+        prompt_tokens=F("prompt_tokens") + estimate_tokens(prompt_chars),
+        completion_tokens=F("completion_tokens") + estimate_tokens(streamed),
+        analysis={**spent, "usage_estimated": True},
     )
 
 

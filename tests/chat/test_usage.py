@@ -96,6 +96,24 @@ async def test_a_reply_that_streamed_then_failed_is_charged_its_partial_cost(
     assert totals.lifetime_tokens == row.prompt_tokens + row.completion_tokens == await burned(companion.pk)
 
 
+async def test_a_retried_reply_is_charged_every_attempt_that_streamed(
+    worker, use_fake_llm, connect, companion, user
+):
+    use_fake_llm.fail_next(kind="disconnect", after_tokens=3, only_stream=True)
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Hello"})
+    done = await client.receive_until("done")
+    [row], totals = await usage_rows(user)
+    reply = await sync_to_async(Message.objects.get)(companion=companion, role="assistant")
+    assert row.run_status == "completed"
+    # The kept reply's reported count plus an estimate of what the broken first attempt streamed.
+    assert row.completion_tokens > reply.completion_tokens > 0
+    assert row.prompt_tokens > reply.prompt_tokens > 0
+    assert done["usage"]["completion_tokens"] == row.completion_tokens
+    assert done["usage"]["estimated"] is True  # part of it was estimated
+    assert totals.lifetime_tokens == row.prompt_tokens + row.completion_tokens == await burned(companion.pk)
+
+
 async def test_a_reply_refused_before_any_text_costs_nothing(worker, use_fake_llm, connect, companion, user):
     use_fake_llm.fail_next(status=401, times=10, only_stream=True)
     client = await connect(companion.pk, user=user)
