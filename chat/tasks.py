@@ -8,7 +8,11 @@ Each task takes only the run id (JSON), calls one step of
   ``MAX_RETRIES`` times;
 * a required step that still fails marks the run failed and tells the user;
 * an optional step (analysis, picture) degrades: the turn goes on;
-* ``RunEnded`` (cancelled, or failed elsewhere) stops the chain quietly.
+* ``RunEnded`` (cancelled, or failed elsewhere) stops the chain quietly;
+* anything else is a fault on our side (a bug, a lost database): logged with
+  its traceback and treated as a failure of the step, so the user sees the
+  error at once instead of a reply that says "writing…" until the stuck-run
+  sweep. A lost database connection is retried like a flaky back end first.
 
 Signatures are immutable (``.si``): a step never depends on the previous
 step's return value, only on the run row.
@@ -22,6 +26,7 @@ import structlog
 from celery import chain, shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from chat import pipeline
 from chat.pipeline import RunEnded, StepFailed
@@ -29,6 +34,7 @@ from chat.pipeline import RunEnded, StepFailed
 log = structlog.get_logger(__name__)
 
 MAX_RETRIES = 3
+IMAGE_CRASHED = "The picture could not be painted because of a problem on our side."
 RETRY_AFTER_CAP = 60.0
 
 
@@ -49,6 +55,19 @@ def _retry_or_raise(task, failure: StepFailed) -> None:
         raise task.retry(countdown=countdown, exc=failure, max_retries=MAX_RETRIES)
 
 
+UNEXPECTED_MESSAGES = {
+    "internal": "Something went wrong on our side while writing the reply. Please try again.",
+    "database": "The database was unavailable while writing the reply. Please try again.",
+}
+
+
+def _unexpected(task, run_id: str, exc: Exception) -> StepFailed:
+    """An exception no step expected, as a step failure (logged with its traceback)."""
+    code = "database" if isinstance(exc, (OperationalError, InterfaceError)) else "internal"
+    log.exception("step_crashed", task=task.name, run_id=str(run_id), code=code, error=type(exc).__name__)
+    return StepFailed(code, UNEXPECTED_MESSAGES[code], retryable=code == "database")
+
+
 def _required(task, step, run_id: str):
     try:
         return step(run_id)
@@ -58,6 +77,11 @@ def _required(task, step, run_id: str):
     except StepFailed as failure:
         _retry_or_raise(task, failure)
         pipeline.fail(run_id, failure)
+        raise Ignore() from None
+    except Exception as exc:
+        failure = _unexpected(task, run_id, exc)
+        _retry_or_raise(task, failure)
+        pipeline.fail(run_id, failure)  # if this fails too, the stuck-run sweep ends the run
         raise Ignore() from None
 
 
@@ -97,6 +121,10 @@ def generate_image(self, run_id: str) -> None:
     except StepFailed as failure:
         _retry_or_raise(self, failure)
         pipeline.image_failed(run_id, failure)  # optional step: report and go on to finish
+    except Exception as exc:
+        failure = _unexpected(self, run_id, exc)
+        _retry_or_raise(self, failure)
+        pipeline.image_failed(run_id, StepFailed(failure.code, IMAGE_CRASHED, retryable=False))
 
 
 @shared_task(bind=True, name="chat.finish")

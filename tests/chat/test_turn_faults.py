@@ -157,3 +157,75 @@ def test_stuck_runs_are_failed_by_the_reconciler(worker, companion, user):
     assert run.status == "failed" and run.error_code == "timed_out"
     assert Message.objects.filter(pk=message.pk).exists()
     assert pipeline.reconcile_stuck_runs(older_than_seconds=600) == 0  # a second sweep does nothing
+
+
+def crash_step(monkeypatch, name: str, exc: Exception, *, times: int = 1_000):
+    """Make ``pipeline.<name>`` raise ``exc`` its first ``times`` calls, then work."""
+    real = getattr(pipeline, name)
+    calls = []
+
+    def crashing(run_id):
+        calls.append(run_id)
+        if len(calls) <= times:
+            raise exc
+        return real(run_id)
+
+    monkeypatch.setattr(pipeline, name, crashing)
+    return calls
+
+
+async def test_a_step_that_crashes_fails_the_run_at_once(
+    worker, use_fake_llm, connect, companion, user, monkeypatch
+):
+    calls = crash_step(monkeypatch, "reanalyze", RuntimeError("a bug"))
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client)
+    error = await client.receive_until("error")  # now, not after the stuck-run sweep
+    assert error["code"] == "internal" and error["run_id"] == accepted["run_id"]
+    assert "on our side" in error["message"] and "a bug" not in error["message"]
+    run = await run_row(accepted["run_id"])
+    assert run.status == "failed" and run.error_code == "internal"
+    assert len(calls) == 1  # a bug is not retried
+    stored = await messages_of(companion.pk)
+    assert [m.content for m in stored if m.role == "user"] == ["Hello there"]
+    await client.send({"type": "run.retry", "run_id": accepted["run_id"]})  # and the user can try again
+    await client.receive_until("message.accepted")
+
+
+async def test_a_lost_database_connection_in_a_step_is_retried(
+    worker, use_fake_llm, connect, companion, user, monkeypatch
+):
+    from django.db import OperationalError
+
+    calls = crash_step(monkeypatch, "update_state", OperationalError("server closed the connection"), times=2)
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client)
+    await client.receive_until("done")
+    assert len(calls) == 3
+    assert (await run_row(accepted["run_id"])).status == "completed"
+
+
+async def test_a_lost_database_that_stays_lost_fails_the_run_with_its_own_message(
+    worker, use_fake_llm, connect, companion, user, monkeypatch
+):
+    from django.db import OperationalError
+
+    calls = crash_step(monkeypatch, "update_state", OperationalError("server closed the connection"))
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client)
+    error = await client.receive_until("error")
+    assert error["code"] == "database" and "database" in error["message"]
+    assert len(calls) == 4  # the first try and three retries
+    assert (await run_row(accepted["run_id"])).status == "failed"
+
+
+async def test_a_picture_step_that_crashes_still_finishes_the_turn(
+    worker, use_fake_llm, use_fake_sd, connect, companion, user, monkeypatch
+):
+    crash_step(monkeypatch, "generate_image", KeyError("images"))
+    client = await connect(companion.pk, user=user)
+    accepted = await send(client, "Show me a picture", image=True)
+    await client.receive_until("done")
+    [failure] = [e for e in client.of_type("error") if e["code"] == "image_failed"]
+    assert "on our side" in failure["message"]
+    assert (await run_row(accepted["run_id"])).status == "completed"
