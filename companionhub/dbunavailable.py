@@ -38,8 +38,37 @@ def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# SQLSTATE classes of a database that is down, restarting or overloaded, where a retry in
+# a few seconds will work: connection exception, insufficient resources, operator
+# intervention (shutdown, restart, "cannot connect now"), and transaction rollback
+# (serialization failure, deadlock).
+OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "40"})
+# SQLite's words for a file that is busy or unreachable (not "no such table", which is a bug).
+SQLITE_OUTAGE_WORDS = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "unavailable for a moment" rather than a bug.
+
+    Django re-raises the driver's error as its own class with the original as
+    ``__cause__``. A psycopg error without a SQLSTATE never reached the server
+    (refused, reset, closed, a pool timeout); one with a SQLSTATE is judged by
+    its class. A missing table, a bad column or a broken constraint is a fault
+    in the code or a missed migration: it stays a 500 with its traceback.
+    """
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__ or exc
+    sqlstate = getattr(cause, "sqlstate", "absent")
+    if sqlstate != "absent":  # psycopg
+        return sqlstate is None or sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES
+    return any(words in str(cause).lower() for words in SQLITE_OUTAGE_WORDS)
+
+
 class DatabaseUnavailableMiddleware:
-    """Map a lost database connection to a 503; other errors are left alone.
+    """Map a lost or overloaded database to a 503; other errors (bugs) are left alone.
 
     Sits right after ``AuthenticationMiddleware``.
     """
@@ -55,11 +84,13 @@ class DatabaseUnavailableMiddleware:
         try:
             _ = request.user.pk
         except (OperationalError, InterfaceError) as exc:
+            if not is_outage(exc):
+                raise
             return self.process_exception(request, exc)
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, (OperationalError, InterfaceError)):
+        if is_outage(exception):
             logger.warning("database_unavailable", path=request.path, error=str(exception)[:200])
             return database_unavailable_response(request)
         return None
