@@ -3,7 +3,9 @@
 With no Redis the broker is Celery's in-memory transport, which only exists
 inside one process, so the web process hosts the worker itself: a real
 worker (threads pool) consuming real queues, so chains run exactly as they do
-with a separate worker, just without a service to install.
+with a separate worker, just without a service to install. Celery beat runs
+beside it in a thread (``EMBEDDED_BEAT``), sending the periodic tasks to the
+same in-memory queues.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from companionhub.celery import app
 log = structlog.get_logger(__name__)
 _lock = threading.Lock()
 _worker = None
+_beat = None
 
 
 def start_embedded_worker() -> bool:
@@ -39,7 +42,36 @@ def start_embedded_worker() -> bool:
         )
         threading.Thread(target=_worker.start, name="celery-embedded", daemon=True).start()
     log.info("embedded_worker_started", queues=queues, broker=settings.CELERY_BROKER_URL)
+    if settings.EMBEDDED_BEAT:
+        start_embedded_beat()
     return True
+
+
+def start_embedded_beat(schedule_filename: str | None = None):
+    """Start Celery beat in a thread of this process once; return it (None if already running).
+
+    Its schedule file (when each task last ran) lives under ``VAR_DIR``, so a
+    restart does not send every task again at once.
+    """
+    from celery.beat import EmbeddedService
+
+    global _beat
+    with _lock:
+        if _beat is not None:
+            return None
+        filename = schedule_filename or str(settings.VAR_DIR / "celerybeat-schedule")
+        _beat = EmbeddedService(app, thread=True, schedule_filename=filename)
+        _beat.start()
+    log.info("embedded_beat_started", tasks=sorted(app.conf.beat_schedule), schedule_filename=filename)
+    return _beat
+
+
+def stop_embedded_beat() -> None:
+    global _beat
+    with _lock:
+        beat, _beat = _beat, None
+    if beat is not None:
+        beat.stop()
 
 
 def embedded_queues() -> list[str]:

@@ -216,6 +216,9 @@ if not REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.005
 EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=EMBEDDED)
 EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", default=20)
+# Celery beat in a thread of the same process, so the periodic work (stuck runs, expired
+# rate-limit records, the orphan report) happens with no service to install either.
+EMBEDDED_BEAT = env.bool("EMBEDDED_BEAT", default=EMBEDDED_WORKER)
 
 # --- Accounts and sessions -----------------------------------------------------
 

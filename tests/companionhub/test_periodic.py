@@ -55,3 +55,35 @@ def test_the_stuck_run_task_uses_the_configured_limit(user, settings):
     run.refresh_from_db()
     assert run.status == "failed" and run.error_code == "timed_out"
     assert "took too long" in run.error_text
+
+
+@pytest.fixture
+def fast_schedule():
+    """Every scheduled task, due every 0.2 s, for one test."""
+    saved = app.conf.beat_schedule
+    app.conf.beat_schedule = {
+        name: {**entry, "schedule": 0.2} for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+    }
+    yield
+    app.conf.beat_schedule = saved
+
+
+def test_the_embedded_default_runs_beat_too(chat_worker, transactional_db, fast_schedule, tmp_path):
+    """With no services, the periodic work still happens: beat runs in a thread of the web process."""
+    import time
+
+    from accounts.models import RateLimitRecord
+    from companionhub.embedded_worker import start_embedded_beat, stop_embedded_beat
+
+    RateLimitRecord.objects.create(
+        scope="login", key="a", hits=6, reset_at=timezone.now() - timedelta(minutes=1)
+    )
+    beat = start_embedded_beat(str(tmp_path / "schedule"))
+    try:
+        assert beat is not None and start_embedded_beat() is None  # once per process
+        deadline = time.monotonic() + 20
+        while RateLimitRecord.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop_embedded_beat()
+    assert not RateLimitRecord.objects.exists()  # the sweep ran without a beat process
