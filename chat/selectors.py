@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-from chat import events
+from chat import events, paging
 from chat.conversation import conversation_for
 from chat.models import Message, PipelineRun
 from chat.publish import live_reply_key
@@ -12,14 +12,10 @@ from chat.publish import live_reply_key
 HISTORY_PAGE = 50
 
 
-def history_page(companion, *, before_id: int | None = None, limit: int = HISTORY_PAGE) -> list[Message]:
+def history_page(companion, *, before_id: int | None = None, limit: int = HISTORY_PAGE) -> paging.Page:
     """Up to ``limit`` messages older than ``before_id``, oldest first (uses the companion index)."""
     messages = Message.objects.filter(companion=companion).select_related("image")
-    if before_id is not None:
-        messages = messages.filter(id__lt=before_id)
-    page = list(messages.order_by("-created_at", "-id")[:limit])
-    page.reverse()
-    return page
+    return paging.page_before(messages, before_id=before_id, size=limit)
 
 
 def llm_history(companion_id: int, *, upto_message_id: int, limit: int) -> list[tuple[str, str]]:

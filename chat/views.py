@@ -9,8 +9,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import services
-from chat.selectors import HISTORY_PAGE, companion_snapshot, history_page
+from chat import paging, services
+from chat.models import Message
+from chat.selectors import companion_snapshot, history_page
 from companionhub import ratelimits
 from companions.cards import fill_macros
 from companions.selectors import companion_get_for_user
@@ -27,8 +28,8 @@ def chat_page(request: HttpRequest, companion_id: int) -> HttpResponse:
         "greeting": fill_macros(
             companion.greeting, char=companion.name, user=request.user.name_for_companions
         ),
-        "history": history,
-        "has_older": len(history) == HISTORY_PAGE,
+        "history": history.messages,
+        "has_older": history.has_older,
         "snapshot": companion_snapshot(companion),
         "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
@@ -59,26 +60,14 @@ def send(request: HttpRequest, companion_id: int) -> HttpResponse:
 def older(request: HttpRequest, companion_id: int) -> JsonResponse:
     """JSON page of messages older than ``?before=<message id>``, oldest first."""
     companion = companion_get_for_user(request.user, companion_id)
-    try:
-        before = int(request.GET.get("before", ""))
-    except ValueError:
-        return JsonResponse({"error": "before must be a message id"}, status=400)
-    page = history_page(companion, before_id=before)
-    return JsonResponse(
-        {
-            "messages": [
-                {
-                    "id": m.pk,
-                    "role": m.role,
-                    "content": m.content,
-                    "complete": m.is_complete,
-                    "created_at": m.created_at.isoformat(),
-                    "image_url": m.image.url if m.image_id else None,
-                    "finish_reason": m.finish_reason,
-                    "versions": len(m.alternatives) + 1,
-                }
-                for m in page
-            ],
-            "has_older": len(page) == HISTORY_PAGE,
-        }
+    return paging.older_response(
+        request, lambda before: history_page(companion, before_id=before), _message_json
     )
+
+
+def _message_json(message: Message) -> dict:
+    return {
+        **paging.message_json(message, role=message.role),
+        "finish_reason": message.finish_reason,
+        "versions": len(message.alternatives) + 1,
+    }

@@ -84,7 +84,16 @@ def test_older_messages_page_backwards(client, user, companion):
     assert data["has_older"] is False
 
 
-@pytest.mark.parametrize("before", ["", "abc", "1.5"])
+@pytest.mark.parametrize(("count", "has_older"), [(HISTORY_PAGE, False), (HISTORY_PAGE + 1, True)])
+def test_has_older_is_exact_at_the_page_boundary(client, user, companion, count, has_older):
+    rows = add_messages(companion, count)
+    client.force_login(user)
+    assert client.get(reverse("chat:page", args=[companion.pk])).context["has_older"] is has_older
+    data = client.get(reverse("chat:older", args=[companion.pk]), {"before": rows[-1].pk + 1}).json()
+    assert data["has_older"] is has_older
+
+
+@pytest.mark.parametrize("before", ["", "abc", "1.5", "-1", "0", " 7", "\u0663", "9" * 30, str(2**63)])
 def test_older_needs_a_message_id(client, user, companion, before):
     client.force_login(user)
     response = client.get(reverse("chat:older", args=[companion.pk]), {"before": before})
