@@ -6,6 +6,7 @@ from django.db.models import Count, Max, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from chat import events
+from chat.paging import Page, page_before
 from companions.models import Companion
 from groups.models import GroupChat, GroupMessage
 
@@ -35,15 +36,12 @@ def group_members(group: GroupChat) -> list[Companion]:
     return list(group.companions.select_related("header_image").order_by("pk"))
 
 
-def group_history(group: GroupChat, *, limit: int = HISTORY_PAGE) -> list[GroupMessage]:
-    """The last ``limit`` messages, oldest first (uses the (group, created_at) index)."""
-    page = list(
-        GroupMessage.objects.filter(group=group)
-        .select_related("sender", "sender__header_image", "image")
-        .order_by("-created_at", "-id")[:limit]
+def group_history(group: GroupChat, *, before_id: int | None = None, limit: int = HISTORY_PAGE) -> Page:
+    """Up to ``limit`` messages older than ``before_id``, oldest first (the (group, created_at) index)."""
+    messages = GroupMessage.objects.filter(group=group).select_related(
+        "sender", "sender__header_image", "image"
     )
-    page.reverse()
-    return page
+    return page_before(messages, before_id=before_id, size=limit)
 
 
 def group_llm_history(

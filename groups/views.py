@@ -6,14 +6,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from chat import paging
 from chat.services import ChatError
 from companionhub import ratelimits
 from groups import services
 from groups.forms import GroupChatForm
+from groups.models import GroupMessage
 from groups.selectors import group_get_for_user, group_history, group_list_for_user, group_members
 
 
@@ -81,13 +83,35 @@ def group_delete(request: HttpRequest, group_id: int) -> HttpResponse:
 @require_GET
 def group_page(request: HttpRequest, group_id: int) -> HttpResponse:
     group = group_get_for_user(request.user, group_id)
+    history = group_history(group)
     context = {
         "group": group,
         "members": group_members(group),
-        "history": group_history(group),
+        "history": history.messages,
+        "has_older": history.has_older,
         "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
     return render(request, "groups/chat.html", context)
+
+
+@login_required
+@require_GET
+def group_older(request: HttpRequest, group_id: int) -> JsonResponse:
+    """JSON page of messages older than ``?before=<message id>``, oldest first, each with its sender."""
+    group = group_get_for_user(request.user, group_id)
+    return paging.older_response(
+        request, lambda before: group_history(group, before_id=before), _message_json
+    )
+
+
+def _message_json(message: GroupMessage) -> dict:
+    """A page entry names its sender as the page does: None for the user, else the companion."""
+    sender = message.sender
+    named = None
+    if sender is not None:
+        avatar_url = sender.header_image.url if sender.header_image_id else None
+        named = {"id": sender.pk, "name": sender.name, "avatar_url": avatar_url}
+    return {**paging.message_json(message, role="assistant" if message.is_bot else "user"), "sender": named}
 
 
 @login_required

@@ -2,7 +2,8 @@
 // Untrusted text (user and model) only ever reaches the page through
 // textContent; *emphasis* becomes <em> elements built node by node.
 // A group chat page (data-mode="group") uses the same client: replies come
-// one companion after another, each bubble named, until "turn.done".
+// one companion after another, each bubble named, until "turn.done"; older
+// pages load the same way, from the page's data-older-url.
 (function () {
   "use strict";
 
@@ -101,6 +102,11 @@
     }
     if (options.finishReason) li.dataset.finishReason = options.finishReason;
     if (options.versions) li.dataset.versions = String(options.versions);
+    if (options.incomplete) li.classList.add("incomplete");
+    if (options.sender) {
+      li.dataset.companionId = options.sender.id;
+      li.appendChild(senderHeader(options.sender));
+    }
     var body = document.createElement("div");
     body.className = "bubble-text";
     renderRich(body, text);
@@ -135,16 +141,35 @@
     bubble.insertBefore(link, time);
   }
 
-  function senderHeader(companionId, name) {
+  // sender: {id, name, avatar_url}. A member's avatar is copied from the page head; one who has
+  // left the group (older messages) gets theirs built as groups/_avatar.html draws it.
+  function senderHeader(sender) {
     var head = document.createElement("div");
     head.className = "bubble-sender";
-    var avatar = root.querySelector('[data-avatar-for="' + companionId + '"] .avatar');
-    if (avatar) head.appendChild(avatar.cloneNode(true));
+    var avatar = root.querySelector('[data-avatar-for="' + sender.id + '"] .avatar');
+    head.appendChild(avatar ? avatar.cloneNode(true) : avatarNode(sender));
     var label = document.createElement("span");
     label.className = "sender-name";
-    label.textContent = name;
+    label.textContent = sender.name;
     head.appendChild(label);
     return head;
+  }
+
+  function avatarNode(sender) {
+    var el;
+    if (sender.avatar_url) {
+      el = document.createElement("img");
+      el.className = "avatar";
+      el.src = sender.avatar_url;
+      el.alt = "";
+      el.loading = "lazy";
+    } else {
+      el = document.createElement("span");
+      el.className = "avatar avatar-initial";
+      el.setAttribute("aria-hidden", "true");
+      el.textContent = (sender.name || "?").charAt(0).toUpperCase();
+    }
+    return el;
   }
 
   function streamingBubble(runId, who, existingId) {
@@ -152,11 +177,8 @@
     if (currentRun && currentRun.bubble && currentRun.id !== runId) finishBubble(null);
     var bubble = existingId ? document.getElementById("message-" + existingId) : null;
     if (!bubble) {
-      bubble = addBubble("assistant", "");
-      if (isGroup && who && who.sender) {
-        bubble.insertBefore(senderHeader(who.companion_id, who.sender), bubble.firstChild);
-        bubble.dataset.companionId = who.companion_id;
-      }
+      var named = isGroup && who && who.sender ? { id: who.companion_id, name: who.sender } : null;
+      bubble = addBubble("assistant", "", { sender: named });
     }
     bubble.classList.add("streaming");
     bubble.classList.remove("incomplete");
@@ -609,7 +631,8 @@
         page.messages.slice().reverse().forEach(function (m) {
           addBubble(m.role, m.content, {
             id: m.id, imageUrl: m.image_url, prepend: true, date: new Date(m.created_at),
-            finishReason: m.finish_reason, versions: m.versions
+            finishReason: m.finish_reason, versions: m.versions, incomplete: !m.complete,
+            sender: m.sender // group chats: null for the user's own words
           });
         });
         log.scrollTop = log.scrollHeight - height;

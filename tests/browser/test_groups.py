@@ -107,3 +107,66 @@ def test_an_imported_card_joins_a_group_and_both_companions_reply(page, fake_bac
         r["json"]["messages"][0]["content"] for r in llm.requests if (r["json"] or {}).get("stream")
     ]
     assert any("Scenario:" in p and "group" in p.lower() for p in group_prompts)
+
+
+# Run in the site's own shell: a group with Mika and Rin, and more than two pages of
+# history, the oldest written by Aya, who has since left the group. Prints the group's id.
+SEED_HISTORY = """
+from accounts.models import User
+from groups.models import GroupChat, GroupMessage
+from tests.companions.factories import make_companion
+
+user = User.objects.get(username={username!r})
+mika, rin, aya = (make_companion(user, name=name) for name in ("Mika", "Rin", "Aya"))
+group = GroupChat.objects.create(creator=user, title="Long story")
+group.companions.set([mika, rin])
+rows = []
+for n in range({count}):
+    sender = None if n % 3 == 0 else (aya if n < 10 else (mika, rin)[n % 2])
+    text = "<img src=x onerror=alert(1)> *waves*" if n == 1 else f"message {{n}}"
+    rows.append(GroupMessage(group=group, sender=sender, is_bot=sender is not None, content=text))
+GroupMessage.objects.bulk_create(rows)
+print(group.pk)
+"""
+
+
+def test_scrolling_up_loads_older_group_messages(page, live_site):
+    from groups.selectors import HISTORY_PAGE
+
+    name = f"u{uuid.uuid4().hex[:8]}"
+    register(page, name, screenshots=False)
+    count = 2 * HISTORY_PAGE + 20
+    group_id = live_site.manage("shell", "-c", SEED_HISTORY.format(username=name, count=count)).split()[-1]
+
+    page.goto(f"/groups/{group_id}/")
+    bubbles = page.locator(".chat-log .bubble[data-message-id]")
+    expect(bubbles).to_have_count(HISTORY_PAGE)
+    expect(bubbles.first.locator(".bubble-text")).to_have_text(f"message {count - HISTORY_PAGE}")
+    log = page.locator("[data-log]")
+
+    # Scrolling to the top loads the page before; the reader stays where they were.
+    log.evaluate("el => { el.scrollTop = 0; }")
+    expect(bubbles).to_have_count(2 * HISTORY_PAGE)
+    assert log.evaluate("el => el.scrollTop") > 0
+    expect(page.get_by_role("button", name="Load older messages")).to_be_visible()
+
+    # The control loads the rest, and goes once there is nothing older.
+    page.get_by_role("button", name="Load older messages").click()
+    expect(bubbles).to_have_count(count)
+    expect(page.locator("[data-older]")).to_have_count(0)
+
+    first = bubbles.nth(0)
+    expect(first).to_have_class(re.compile(r"\buser\b"))
+    expect(first.locator(".bubble-sender")).to_have_count(0)
+    expect(first.locator(".bubble-text")).to_have_text("message 0")
+    # Older replies are named like the newer ones, Aya too though she has left the group.
+    aya = bubbles.nth(1)
+    expect(aya.locator(".sender-name")).to_have_text("Aya")
+    expect(aya.locator(".bubble-sender .avatar-initial")).to_have_text("A")
+    # Markup in a message is text: no element, the asterisks become emphasis.
+    expect(aya.locator(".bubble-text")).to_have_text("<img src=x onerror=alert(1)> waves")
+    expect(aya.locator(".bubble-text img")).to_have_count(0)
+    expect(aya.locator(".bubble-text em")).to_have_text("waves")
+    mika = bubbles.nth(count - HISTORY_PAGE - 1)  # an older page's reply by a member
+    expect(mika.locator(".sender-name")).to_have_text(re.compile("^(Mika|Rin)$"))
+    shoot(page, "group-older-desktop")
