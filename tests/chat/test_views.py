@@ -33,6 +33,15 @@ def test_it_shows_the_latest_history_escaped(client, user, companion):
     assert b'data-ws-path="/ws/chat/' in response.content
 
 
+def test_it_has_the_run_status_and_error_block(client, user, companion):
+    client.force_login(user)
+    html = client.get(reverse("chat:page", args=[companion.pk])).content.decode()
+    assert '<div class="run-status" data-run hidden>' in html and "data-progress-bar" in html
+    assert "data-cancel>Cancel</button>" in html
+    assert '<div class="alert alert-error run-error" data-error role="alert" hidden>' in html
+    assert "data-retry hidden>Retry</button>" in html
+
+
 def test_it_checks_owner(client, other_user, companion):
     client.force_login(other_user)
     assert client.get(reverse("chat:page", args=[companion.pk])).status_code == 404

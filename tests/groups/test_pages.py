@@ -163,3 +163,12 @@ def test_the_chat_page_talks_over_the_group_socket(client, user, group):
     html = client.get(reverse("groups:page", args=[group.pk])).content.decode()
     assert f'data-ws-path="/ws/group/{group.pk}/"' in html and 'data-mode="group"' in html
     assert "js/chat.js" in html
+
+
+def test_the_chat_page_has_the_run_status_and_error_block(client, user, group):
+    client.force_login(user)
+    html = client.get(reverse("groups:page", args=[group.pk])).content.decode()
+    assert '<div class="run-status" data-run hidden>' in html and "data-progress-bar" in html
+    assert "data-cancel>Stop replies</button>" in html  # the whole turn stops, not one reply
+    assert '<div class="alert alert-error run-error" data-error role="alert" hidden>' in html
+    assert "data-retry hidden>Retry</button>" in html
