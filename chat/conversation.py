@@ -264,5 +264,12 @@ class GroupConversation(Conversation):
         group_turn_continue(run_id=self.run.pk)
 
 
+def companion_released(companion_id: int) -> None:
+    """A reply of this companion ended for good: a group reply queued behind it may start now."""
+    from groups.services import start_waiting_run
+
+    start_waiting_run(companion_id)
+
+
 def conversation_for(run: PipelineRun) -> Conversation:
     return GroupConversation(run) if run.group_id else DirectConversation(run)

@@ -29,7 +29,7 @@ from chat.backends import (
     image_request,
     llm_breaker,
 )
-from chat.conversation import Conversation, conversation_for
+from chat.conversation import Conversation, companion_released, conversation_for
 from chat.images import ImageBackendError
 from chat.llm import LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
@@ -383,6 +383,7 @@ def finish(run_id) -> None:
         publisher.send(events.done(str(run_id), conversation.reply_id, usage, conversation.finish_reason()))
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
     conversation.ended()  # a group turn goes on with the next companion
+    companion_released(run.companion_id)
 
 
 def ended(run_id) -> None:
@@ -394,8 +395,11 @@ def ended(run_id) -> None:
     """
     services.run_charge_ended(run_id)
     run = PipelineRun.objects.filter(pk=run_id).select_related("companion").first()
-    if run is not None and run.group_id and run.status != PipelineRun.Status.CANCELLED:
+    if run is None:
+        return
+    if run.group_id and run.status != PipelineRun.Status.CANCELLED:
         conversation_for(run).ended()
+    companion_released(run.companion_id)
 
 
 def fail(run_id, failure: StepFailed) -> None:
@@ -408,6 +412,7 @@ def fail(run_id, failure: StepFailed) -> None:
         with conversation.publisher() as publisher:
             publisher.send(events.error(failure.code, failure.message, run_id=str(run_id)))
         conversation.ended()  # one companion's failure does not stop the others
+        companion_released(run.companion_id)
 
 
 def reconcile_stuck_runs(*, older_than_seconds: int) -> int:

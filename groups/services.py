@@ -144,19 +144,69 @@ def _turn_in_progress(group_id: int) -> bool:
     return last_end is not None and timezone.now() - last_end < timedelta(seconds=TURN_GAP_SECONDS)
 
 
+# ``step`` of a group reply queued behind another reply of the same companion.
+WAITING_STEP = "waiting"
+
+
+def _companion_is_busy(companion_id: int) -> bool:
+    """Lock the companion row; True while a reply of it is being written (one-to-one or another group).
+
+    One run at a time per companion: two would both move its outfit,
+    location and action. The lock orders this check against the end of that
+    run (``start_waiting_run`` takes the same lock).
+    """
+    Companion.objects.select_for_update().filter(pk=companion_id).first()
+    active = PipelineRun.objects.filter(companion_id=companion_id, status__in=PipelineRun.ACTIVE)
+    return active.exclude(status=PipelineRun.Status.QUEUED, step=WAITING_STEP).exists()
+
+
 def _start_run(
     group: GroupChat, message: GroupMessage, companion: Companion, *, want_image: bool
 ) -> PipelineRun:
+    """Create the companion's reply; start it after commit, or queue it while the companion is busy."""
+    waiting = _companion_is_busy(companion.pk)
     run = PipelineRun.objects.create(
-        companion=companion, group=group, group_user_message=message, want_image=want_image
+        companion=companion,
+        group=group,
+        group_user_message=message,
+        want_image=want_image,
+        step=WAITING_STEP if waiting else "",
     )
     speaker = events.turn_speaker(str(run.pk), companion.pk, companion.name)
 
     def start() -> None:
         publish_to_group(group.pk, speaker)  # the clients name the speaker before the first words
-        start_pipeline(run.pk)
+        if not waiting:
+            start_pipeline(run.pk)
 
     transaction.on_commit(start)
+    if waiting:
+        log.info("group_reply_waiting", run_id=str(run.pk), companion_id=companion.pk)
+    return run
+
+
+def start_waiting_run(companion_id: int) -> PipelineRun | None:
+    """A reply of this companion ended: start the oldest group reply that waited for it, if any.
+
+    Called by the pipeline whenever a run ends for good (completed, failed,
+    cancelled, reconciled), one-to-one or group. A waiting reply whose turn
+    was stopped meanwhile was cancelled with it and is not started.
+    """
+    with transaction.atomic():
+        if _companion_is_busy(companion_id):
+            return None
+        run = (
+            PipelineRun.objects.filter(
+                companion_id=companion_id, status=PipelineRun.Status.QUEUED, step=WAITING_STEP
+            )
+            .order_by("created_at", "pk")
+            .first()
+        )
+        if run is None:
+            return None
+        PipelineRun.objects.filter(pk=run.pk).update(step="")
+        transaction.on_commit(lambda: start_pipeline(run.pk))
+    log.info("group_reply_started_after_wait", run_id=str(run.pk), companion_id=companion_id)
     return run
 
 

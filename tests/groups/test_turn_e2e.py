@@ -236,3 +236,62 @@ async def test_a_picture_asked_for_in_words_is_painted_once_per_turn(
     messages, _ = await turn_rows(group.pk)
     assert [bool(m.image_id) for m in messages] == [False, True, False]
     assert len(use_fake_sd.requests) == 1
+
+
+async def test_a_companion_busy_in_a_one_to_one_reply_answers_the_group_after_it(
+    worker, use_fake_llm, connect, connect_group, group, user
+):
+    """Never two replies of one companion at once: the group reply waits for the one-to-one to end."""
+    names = await companions_of(group)
+    use_fake_llm.set_reply(" ".join(f"w{i}" for i in range(40)))
+    use_fake_llm.token_delay = 0.02
+    direct = await connect(names["Mika"].pk, user=user)
+    await direct.send({"type": "message.send", "content": "Tell me a story", "client_id": "d1"})
+    direct_run = (await direct.receive_until("message.accepted"))["run_id"]
+    await direct.receive_until("token")  # Mika is writing her one-to-one reply now
+
+    client = await connect_group(group.pk, user=user)
+    accepted = await send(client, "Mika, are you there?")
+    speaker = await client.receive_until("turn.speaker")
+    assert speaker["sender"] == "Mika" and speaker["run_id"] == accepted["run_id"]
+    waiting = await sync_to_async(PipelineRun.objects.get)(pk=accepted["run_id"])
+    assert (waiting.status, waiting.step) == ("queued", "waiting")  # named, but not started
+
+    await direct.receive_until("done")
+    await client.receive_until("turn.done")
+    _, runs = await turn_rows(group.pk)
+    assert [r.status for r in runs] == ["completed"] * 3
+    one_to_one = await sync_to_async(PipelineRun.objects.get)(pk=direct_run)
+    mika = runs[0]
+    assert mika.companion.name == "Mika"
+    # Her group reply began only after her one-to-one reply had finished.
+    first_group_token = next(e for e in client.events if e["type"] == "token")
+    assert first_group_token["sender"] == "Mika"
+    assert one_to_one.finished_at <= mika.finished_at
+    assert mika.step_durations.get("analyze_context") is not None
+
+
+async def test_a_waiting_group_reply_starts_when_the_one_to_one_reply_is_cancelled(
+    worker, use_fake_llm, connect, connect_group, group, user
+):
+    names = await companions_of(group)
+    use_fake_llm.set_reply(" ".join(f"w{i}" for i in range(400)))
+    use_fake_llm.token_delay = 0.02
+    direct = await connect(names["Mika"].pk, user=user)
+    await direct.send({"type": "message.send", "content": "Talk a lot", "client_id": "d1"})
+    direct_run = (await direct.receive_until("message.accepted"))["run_id"]
+    await direct.receive_until("token")
+
+    client = await connect_group(group.pk, user=user)
+    await send(client, "Mika?")
+    await client.receive_until("turn.speaker")
+    use_fake_llm.set_reply(REPLY)
+    use_fake_llm.token_delay = 0
+    await direct.send({"type": "run.cancel", "run_id": direct_run})
+    await client.receive_until("turn.done")
+    _, runs = await turn_rows(group.pk)
+    assert [(r.companion.name, r.status) for r in runs] == [
+        ("Mika", "completed"),
+        ("Rin", "completed"),
+        ("Aya", "completed"),
+    ]
