@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
+from chat import lorebook
 from companions import catalogue
 from companions.cards import card_prompt_defaults, fill_macros
 
@@ -62,13 +66,40 @@ def _example_dialogue(text: str) -> str:
     return re.sub(r"(?im)^\s*<START>\s*$", "", text).strip()
 
 
-def build_system_prompt(companion, *, user_name: str) -> str:
+def card_lore(companion, *, user_name: str, history: list[tuple[str, str]]) -> list[lorebook.LoreEntry]:
+    """The entries of the card's lorebook that the recent conversation brings in (see ``chat.lorebook``)."""
+    config = companion.config if isinstance(companion.config, dict) else {}
+    card = config.get("card")
+    book = card.get("character_book") if isinstance(card, dict) else None
+    if book is None:
+        return []
+    return lorebook.select_entries(
+        book,
+        recent_messages=[content for _, content in history],
+        char=companion.name,
+        user=user_name,
+        token_budget=settings.CHAT_LOREBOOK_TOKEN_BUDGET,
+    )
+
+
+def _lore_block(lore: Sequence[lorebook.LoreEntry], position: str) -> str:
+    """Lore entries at one position, fenced off so the model reads them as background, not as chat."""
+    texts = [entry.content for entry in lore if entry.position == position]
+    if not texts:
+        return ""
+    body = "\n\n".join(texts)
+    return f"[World info: background facts, use them when relevant]\n{body}\n[End of world info]"
+
+
+def build_system_prompt(companion, *, user_name: str, lore: Sequence[lorebook.LoreEntry] = ()) -> str:
     """Who the companion is, where they are, and how to reply.
 
     Imported character cards add their personality, scenario and example
     dialogue; catalogue answers the import only filled in as stand-ins are
     left out (the card's own text describes the character), and the card
-    placeholders ``{{char}}``/``{{user}}`` get the real names.
+    placeholders ``{{char}}``/``{{user}}`` get the real names. ``lore`` (from
+    ``card_lore``) goes before or after the character's description, as each
+    entry asks.
     """
     stand_ins = card_prompt_defaults(companion)
 
@@ -86,6 +117,7 @@ def build_system_prompt(companion, *, user_name: str) -> str:
         ""
         if "relationship" in stand_ins
         else f"You are {user_name}'s {catalogue.prompt_phrase('relationship', companion.relationship)}.",
+        _lore_block(lore, lorebook.BEFORE_CHAR),
         f"Personality: {traits}." if traits and "personality_traits" not in stand_ins else "",
         f"Personality: {personality}" if personality else "",
         ""
@@ -95,6 +127,7 @@ def build_system_prompt(companion, *, user_name: str) -> str:
         "" if stand_ins >= LOOK_FIELDS else f"Appearance: {describe_appearance(companion)}.",
         f"Backstory: {backstory}" if backstory else "",
         f"Scenario: {scenario}" if scenario else "",
+        _lore_block(lore, lorebook.AFTER_CHAR),
         (
             f"Right now you are {companion.current_location}, {companion.current_outfit}, "
             f"{companion.current_action}."
@@ -113,9 +146,11 @@ def build_chat_messages(companion, *, user_name: str, history: list[tuple[str, s
 
     A card's post-history instructions follow the conversation as a last
     system message, where character cards (and SillyTavern) put them: the
-    model reads them right before it answers.
+    model reads them right before it answers. The card's lorebook entries
+    whose keys the recent messages mention join the system prompt.
     """
-    messages = [{"role": "system", "content": build_system_prompt(companion, user_name=user_name)}]
+    lore = card_lore(companion, user_name=user_name, history=history)
+    messages = [{"role": "system", "content": build_system_prompt(companion, user_name=user_name, lore=lore)}]
     messages += [{"role": role, "content": content} for role, content in history if content]
     return messages + _post_history(companion, user_name=user_name)
 
@@ -135,6 +170,8 @@ def build_group_chat_messages(
     ``history`` is (role, labelled text): the companion's own lines are the
     assistant's, everyone else's (the user's and the other companions') are
     user lines, so a later speaker sees what the earlier ones said this turn.
+    The speaker's own lorebook applies, scanned over these labelled lines (so,
+    as in SillyTavern, a key that is a speaker's name fires when they speak).
     """
     names = ", ".join(others)
     group_note = (
@@ -143,7 +180,8 @@ def build_group_chat_messages(
         f" {companion.name}, with your own words, without a name label; never write lines for {user_name}"
         f" or {names}."
     )
-    system = build_system_prompt(companion, user_name=user_name) + "\n" + group_note
+    lore = card_lore(companion, user_name=user_name, history=history)
+    system = build_system_prompt(companion, user_name=user_name, lore=lore) + "\n" + group_note
     messages = [{"role": "system", "content": system}]
     messages += [{"role": role, "content": content} for role, content in history if content]
     return messages + _post_history(companion, user_name=user_name)

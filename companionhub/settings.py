@@ -326,6 +326,9 @@ IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
 CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)  # sent to the LLM with each turn
 CHAT_HISTORY_MAX_CHARS = env.int("CHAT_HISTORY_MAX_CHARS", default=12_000)  # prompt size cap
+# Tokens of character-card lorebook text one prompt may carry: the default, and the ceiling
+# for a card's own token_budget (uploads must not grow the prompt); 0 turns lorebooks off.
+CHAT_LOREBOOK_TOKEN_BUDGET = env.int("CHAT_LOREBOOK_TOKEN_BUDGET", default=1000)
 # Executions of the reply step (retries and re-deliveries after a dead worker) before giving up.
 CHAT_MAX_RUN_ATTEMPTS = env.int("CHAT_MAX_RUN_ATTEMPTS", default=5)
 CHAT_RETRY_BACKOFF_BASE = env.float("CHAT_RETRY_BACKOFF_BASE", default=1.0)  # seconds, doubling per retry

@@ -180,3 +180,10 @@ async def test_an_imported_card_shapes_what_the_llm_is_sent(worker, use_fake_llm
     assert "Keeper: Storm's coming." in system
     assert sent[-2] == {"role": "user", "content": "Where am I?"}
     assert sent[-1] == {"role": "system", "content": "Never speak for Alice."}
+    assert "The lamp is old." not in system  # no key mentioned yet: the lorebook entry stays out
+
+    await client.send({"type": "message.send", "content": "Is the LAMP lit?", "client_id": "k2"})
+    await client.receive_until("done")
+    *_, sent = (r["json"]["messages"] for r in use_fake_llm.requests if r["json"].get("stream"))
+    assert sent[-2] == {"role": "user", "content": "Is the LAMP lit?"}
+    assert "[World info: background facts, use them when relevant]\nThe lamp is old.\n" in sent[0]["content"]

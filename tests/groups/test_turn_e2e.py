@@ -108,6 +108,28 @@ async def test_a_later_speaker_hears_the_earlier_replies_of_the_turn(
     ]
 
 
+@sync_to_async
+def give_lorebook(companion, content):
+    """A card lorebook with one entry keyed on "ice cream"."""
+    book = {"entries": [{"keys": ["ice cream"], "content": content}]}
+    Companion.objects.filter(pk=companion.pk).update(config={"card": {"character_book": book}})
+
+
+async def test_each_speaker_gets_its_own_lorebook_entries(worker, use_fake_llm, connect_group, group, user):
+    use_fake_llm.set_reply(REPLY)
+    names = await companions_of(group)
+    await give_lorebook(names["Mika"], "{{char}} is allergic to milk.")
+    await give_lorebook(names["Rin"], "{{char}} runs the ice cream stand.")
+    client = await connect_group(group.pk, user=user)
+    await send(client, "Who wants ice cream?")
+    await client.receive_until("turn.done")
+
+    mika, rin, aya = (messages[0]["content"] for messages in streamed_requests(use_fake_llm))
+    assert "You are Mika" in mika and "Mika is allergic to milk." in mika and "stand" not in mika
+    assert "You are Rin" in rin and "Rin runs the ice cream stand." in rin and "allergic" not in rin
+    assert "You are Aya" in aya and "World info" not in aya
+
+
 async def test_turns_rotate_and_a_named_companion_goes_first(worker, use_fake_llm, connect_group, user):
     from tests.groups.factories import make_group
 
