@@ -16,7 +16,7 @@ from django.conf import settings
 
 from chat import lorebook
 from companions import catalogue
-from companions.cards import card_prompt_defaults, fill_macros
+from companions.cards import card_prompt_defaults, fill_macros, stored_card
 
 ANALYSIS_MARKER = "Reply with JSON only"
 CONTINUE_PROMPT = "(Continue your last reply exactly where it stopped. Do not repeat anything.)"
@@ -56,8 +56,7 @@ LOOK_FIELDS = frozenset(
 
 def card_text(companion, field: str) -> str:
     """A character card's text kept in config (personality, scenario, ...), or ''."""
-    card = (companion.config or {}).get("card")
-    value = card.get(field) if isinstance(card, dict) else None
+    value = stored_card(companion).get(field)
     return value if isinstance(value, str) else ""
 
 
@@ -68,9 +67,7 @@ def _example_dialogue(text: str) -> str:
 
 def card_lore(companion, *, user_name: str, history: list[tuple[str, str]]) -> list[lorebook.LoreEntry]:
     """The entries of the card's lorebook that the recent conversation brings in (see ``chat.lorebook``)."""
-    config = companion.config if isinstance(companion.config, dict) else {}
-    card = config.get("card")
-    book = card.get("character_book") if isinstance(card, dict) else None
+    book = stored_card(companion).get("character_book")
     if book is None:
         return []
     return lorebook.select_entries(

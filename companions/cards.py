@@ -403,7 +403,7 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int]) -> ImportedCa
 
 def build_card(companion) -> dict[str, Any]:
     """A Character Card V2 for ``companion`` (fields from its columns and ``config["card"]``)."""
-    stored = (companion.config or {}).get("card") or {}
+    stored = stored_card(companion)
     unknown = stored.get("unknown") if isinstance(stored.get("unknown"), dict) else {}
     extensions = stored.get("extensions") if isinstance(stored.get("extensions"), dict) else {}
     data: dict[str, Any] = {k: v for k, v in unknown.items() if k not in KNOWN_FIELDS}
@@ -411,17 +411,17 @@ def build_card(companion) -> dict[str, Any]:
         {
             "name": companion.name,
             "description": companion.backstory,
-            "personality": stored.get("personality", ""),
-            "scenario": stored.get("scenario", ""),
+            "personality": _stored_text(stored, "personality"),
+            "scenario": _stored_text(stored, "scenario"),
             "first_mes": companion.greeting,
-            "mes_example": stored.get("mes_example", ""),
-            "creator_notes": stored.get("creator_notes", ""),
+            "mes_example": _stored_text(stored, "mes_example"),
+            "creator_notes": _stored_text(stored, "creator_notes"),
             "system_prompt": companion.system_prompt,
-            "post_history_instructions": stored.get("post_history_instructions", ""),
-            "alternate_greetings": list(stored.get("alternate_greetings", [])),
-            "tags": list(stored.get("tags", [])),
-            "creator": stored.get("creator", ""),
-            "character_version": stored.get("character_version", ""),
+            "post_history_instructions": _stored_text(stored, "post_history_instructions"),
+            "alternate_greetings": _stored_texts(stored, "alternate_greetings"),
+            "tags": _stored_texts(stored, "tags"),
+            "creator": _stored_text(stored, "creator"),
+            "character_version": _stored_text(stored, "character_version"),
             "extensions": {
                 **extensions,
                 HUB_EXTENSION: {
@@ -434,6 +434,16 @@ def build_card(companion) -> dict[str, Any]:
     if stored.get("character_book") is not None:
         data["character_book"] = stored["character_book"]
     return {"spec": SPEC_V2, "spec_version": "2.0", "data": data}
+
+
+def _stored_text(stored: dict[str, Any], name: str) -> str:
+    value = stored.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _stored_texts(stored: dict[str, Any], name: str) -> list[str]:
+    value = stored.get(name)
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 PLACEHOLDER_SIZE = 400
@@ -481,11 +491,24 @@ def fill_macros(text: str, *, char: str, user: str) -> str:
     return text
 
 
+def stored_card(companion) -> dict[str, Any]:
+    """The ``config["card"]`` block, or {} when there is none or it is not an object.
+
+    The column can be edited as raw JSON in the admin, so nothing that reads
+    it assumes its shape.
+    """
+    config = companion.config if isinstance(companion.config, dict) else {}
+    card = config.get("card")
+    return card if isinstance(card, dict) else {}
+
+
 def card_prompt_defaults(companion) -> set[str]:
     """Catalogue fields still holding the stand-ins an import filled in (the card never said them).
 
     Prompts leave those out rather than tell the LLM things the card's own
     text may contradict; once the owner changes one, it counts.
     """
-    defaults = ((companion.config or {}).get("card") or {}).get("defaults") or {}
+    defaults = stored_card(companion).get("defaults")
+    if not isinstance(defaults, dict):
+        return set()
     return {name for name, value in defaults.items() if getattr(companion, name, None) == value}

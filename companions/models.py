@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from companions import catalogue
+from companions.config import config_problems
 
 
 class Companion(models.Model):
@@ -69,6 +71,12 @@ class Companion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The admin edits ``config`` as raw JSON: say what is wrong rather than store it."""
+        super().clean()
+        if problems := config_problems(self.config):
+            raise ValidationError({"config": problems})
 
     @property
     def state(self) -> dict[str, str]:
