@@ -14,6 +14,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "companionhub.settings")
 app = Celery("companionhub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.steps["worker"].add(DjangoStructLogInitStep)
+app.steps["worker"].add("companionhub.worker_watchdog:BrokerWatchdog")
 app.autodiscover_tasks()
 
 

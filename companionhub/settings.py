@@ -216,6 +216,10 @@ if not REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.005
 EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=EMBEDDED)
 EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", default=20)
+# A worker on a real broker pings itself through it this often, and exits after this many
+# unanswered pings in a row so its supervisor restarts it (companionhub/worker_watchdog.py).
+WORKER_WATCHDOG_SECONDS = env.float("WORKER_WATCHDOG_SECONDS", default=30.0)
+WORKER_WATCHDOG_FAILURES = env.int("WORKER_WATCHDOG_FAILURES", default=3)
 # Celery beat in a thread of the same process, so the periodic work (stuck runs, expired
 # rate-limit records, the orphan report) happens with no service to install either.
 EMBEDDED_BEAT = env.bool("EMBEDDED_BEAT", default=EMBEDDED_WORKER)

@@ -18,6 +18,9 @@ pytest_plugins = ["tests.fakes.fixtures"]
 # Importing the ASGI app must not start the in-process Celery worker: tests
 # that need a worker use the ``chat_worker`` fixture below.
 settings.EMBEDDED_WORKER = False
+# The in-process test worker must never end the test run by exiting; the watchdog is
+# tested in a worker process of its own (tests/companionhub/test_worker_watchdog.py).
+settings.WORKER_WATCHDOG_SECONDS = 0
 
 PASSWORD = "correct-horse-battery-staple"
 _counter = itertools.count(1)
