@@ -63,14 +63,34 @@ def require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> s
     return value
 
 
+def client_id_field(frame: dict[str, Any]) -> str:
+    """The frame's optional ``client_id`` ("" when absent), type-checked."""
+    client_id = frame.get("client_id", "")
+    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
+        raise FrameError("bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters.")
+    return client_id
+
+
+def message_id_field(frame: dict[str, Any], *, required: bool = True) -> int | None:
+    """The frame's ``message_id`` as a whole number (None when optional and absent).
+
+    Only the type is checked here; whether the id is in range and names a
+    message of this chat is the service's answer ("not found").
+    """
+    message_id = frame.get("message_id")
+    if message_id is None and not required:
+        return None
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        raise FrameError("bad_frame", "'message_id' must be a number.")
+    return message_id
+
+
 def message_send_fields(frame: dict[str, Any]) -> tuple[str, str, bool]:
     """(content, client_id, image) of a ``message.send`` frame, type-checked."""
     content = frame.get("content")
     if not isinstance(content, str):
         raise FrameError("bad_frame", "'content' must be a string.")
-    client_id = frame.get("client_id", "")
-    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
-        raise FrameError("bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters.")
+    client_id = client_id_field(frame)
     want_image = frame.get("image", False)
     if not isinstance(want_image, bool):
         raise FrameError("bad_frame", "'image' must be true or false.")
@@ -232,11 +252,7 @@ class ChatConsumer(ProtocolConsumer):
             await self.send_json(events.message_accepted("", run.user_message_id, str(run.pk)))
 
     async def _edit(self, kind: str, frame: dict[str, Any], user) -> None:
-        client_id = frame.get("client_id", "")
-        if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
-            raise FrameError(
-                "bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters."
-            )
+        client_id = client_id_field(frame)
         companion = self.companion
         if kind == "message.regenerate":
             accepted = await database_sync_to_async(editing.message_regenerate)(
@@ -252,9 +268,7 @@ class ChatConsumer(ProtocolConsumer):
                 user=user, companion=companion, text=content
             )
         else:
-            message_id = frame.get("message_id")
-            if not isinstance(message_id, int) or isinstance(message_id, bool):
-                raise FrameError("bad_frame", "'message_id' must be a number.")
+            message_id = message_id_field(frame)
             action = editing.message_delete if kind == "message.delete" else editing.message_show_alternative
             await database_sync_to_async(action)(user=user, companion=companion, message_id=message_id)
             return  # the result reaches every open tab as a group event

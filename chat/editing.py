@@ -24,12 +24,11 @@ from chat.services import (
     publish_after_commit,
     start_pipeline,
 )
+from chat.versions import versions_keep, versions_rotate
 from companionhub import pagecache
 from companions.models import Companion
 
 log = structlog.get_logger(__name__)
-
-MAX_ALTERNATIVES = 10
 
 
 def _lock_idle(companion: Companion) -> None:
@@ -72,7 +71,7 @@ def message_regenerate(*, user, companion: Companion) -> Accepted:
         if user_message is None or reply is None:
             raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
         if reply.content:
-            kept = [*reply.alternatives, reply.content][-MAX_ALTERNATIVES:]
+            kept = versions_keep(reply.alternatives, reply.content)
             Message.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
         run = _start(companion, user_message, reply)
     log.info("reply_regenerate", companion_id=companion.pk, run_id=str(run.pk), message_id=reply.pk)
@@ -148,10 +147,10 @@ def message_show_alternative(*, user, companion: Companion, message_id: Any) -> 
         message = _own_message(user, companion, message_id)
         if not message.alternatives:
             raise ChatError("no_alternatives", "This reply has only one version.")
-        shown, *rest = message.alternatives
-        message.alternatives = [*rest, message.content]
-        message.content = shown
-        Message.objects.filter(pk=message.pk).update(content=shown, alternatives=message.alternatives)
+        message.content, message.alternatives = versions_rotate(message.content, message.alternatives)
+        Message.objects.filter(pk=message.pk).update(
+            content=message.content, alternatives=message.alternatives
+        )
         publish_after_commit(
             companion.pk, events.message_updated(message.pk, message.content, len(message.alternatives) + 1)
         )
