@@ -151,6 +151,7 @@ class TurnSpeakerEvent(TypedDict):
     run_id: str
     companion_id: int
     sender: str
+    message_id: NotRequired[int]  # the reply being written again (regenerate); absent for a new reply
 
 
 class TurnDoneEvent(TypedDict):
@@ -202,6 +203,7 @@ class PingFrame(TypedDict):
 class MessageRegenerateFrame(TypedDict):
     type: str  # "message.regenerate"
     client_id: NotRequired[str]
+    message_id: NotRequired[int]  # group chats: the reply meant, refused unless it is the latest
 
 
 class MessageEditFrame(TypedDict):
@@ -237,9 +239,10 @@ CLIENT_FRAMES: dict[str, type] = {
     "message.alternative": MessageAlternativeFrame,
 }
 
-# What a group chat socket accepts (editing is for one-to-one chats only).
+# What a group chat socket accepts: of the edits, writing the last reply again and flipping versions.
 GROUP_CLIENT_FRAMES: dict[str, type] = {
-    name: CLIENT_FRAMES[name] for name in ("message.send", "run.cancel", "ping")
+    name: CLIENT_FRAMES[name]
+    for name in ("message.send", "run.cancel", "ping", "message.regenerate", "message.alternative")
 }
 
 # Close codes (4000-4999 are the application's range).
@@ -308,8 +311,18 @@ def group_snapshot(group: GroupInfo, run: RunInfo | None, speaking: Speaker | No
     return {"type": "group.snapshot", "group": group, "run": run, "speaking": speaking}
 
 
-def turn_speaker(run_id: str, companion_id: int, sender: str) -> TurnSpeakerEvent:
-    return {"type": "turn.speaker", "run_id": run_id, "companion_id": companion_id, "sender": sender}
+def turn_speaker(
+    run_id: str, companion_id: int, sender: str, *, message_id: int | None = None
+) -> TurnSpeakerEvent:
+    event: TurnSpeakerEvent = {
+        "type": "turn.speaker",
+        "run_id": run_id,
+        "companion_id": companion_id,
+        "sender": sender,
+    }
+    if message_id is not None:
+        event["message_id"] = message_id
+    return event
 
 
 def turn_done(message_id: int) -> TurnDoneEvent:

@@ -2,8 +2,8 @@
 
 Everything a chat socket shares (auth by session or API token, the socket
 cap, frame limits and error frames) comes from ``chat.consumers``; this adds
-the group as the target, its snapshot, and two frames: ``message.send`` and
-``run.cancel`` (``ping`` too).
+the group as the target, its snapshot, and its frames: ``message.send``,
+``run.cancel``, ``message.regenerate`` and ``message.alternative`` (``ping`` too).
 """
 
 from __future__ import annotations
@@ -13,8 +13,15 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from chat import events
-from chat.consumers import ProtocolConsumer, message_send_fields, require_str, run_uuid
-from groups import services
+from chat.consumers import (
+    ProtocolConsumer,
+    client_id_field,
+    message_id_field,
+    message_send_fields,
+    require_str,
+    run_uuid,
+)
+from groups import editing, services
 from groups.models import GroupChat
 from groups.selectors import group_snapshot
 
@@ -52,3 +59,13 @@ class GroupChatConsumer(ProtocolConsumer):
             await database_sync_to_async(services.group_turn_cancel)(
                 user=user, group=self.group, run_id=run_uuid(run_id)
             )
+        elif kind == "message.regenerate":
+            client_id = client_id_field(frame)
+            started = await database_sync_to_async(editing.group_reply_regenerate)(
+                user=user, group=self.group, message_id=message_id_field(frame, required=False)
+            )
+            await self.send_json(events.message_accepted(client_id, started.message.pk, str(started.run.pk)))
+        elif kind == "message.alternative":
+            await database_sync_to_async(editing.group_reply_show_alternative)(
+                user=user, group=self.group, message_id=message_id_field(frame)
+            )  # the new text reaches every open tab as a group event

@@ -43,6 +43,8 @@ class GroupMessage(models.Model):
     is_complete = models.BooleanField(default=True)
     # On a user's message: the companions picked to answer it, in order (ids).
     reply_order = models.JSONField(default=list, blank=True)
+    # On a reply: earlier versions of it, newest last, as on ``chat.Message``; ``content`` is shown.
+    alternatives = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

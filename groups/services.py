@@ -99,8 +99,8 @@ def group_delete(*, group: GroupChat) -> None:
     their usage charge. Stop the replies first.
     """
     group_id = group.pk
-    _lock(group_id)
-    if _turn_in_progress(group_id):
+    lock_group(group_id)
+    if turn_in_progress(group_id):
         raise ChatError(
             "busy", "The companions are still answering. Stop the replies, then delete the group."
         )
@@ -122,19 +122,19 @@ class TurnStarted:
     run: PipelineRun
 
 
-def _lock(group_id: int) -> GroupChat:
+def lock_group(group_id: int) -> GroupChat:
     """Lock the group row: sending, the next speaker and cancelling take turns."""
     return GroupChat.objects.select_for_update().get(pk=group_id)
 
 
-def _latest_user_message(group_id: int) -> GroupMessage | None:
+def latest_user_message(group_id: int) -> GroupMessage | None:
     return GroupMessage.objects.filter(group_id=group_id, is_bot=False).order_by("-created_at", "-pk").first()
 
 
-def _turn_in_progress(group_id: int) -> bool:
+def turn_in_progress(group_id: int) -> bool:
     if PipelineRun.objects.filter(group_id=group_id, status__in=PipelineRun.ACTIVE).exists():
         return True
-    latest = _latest_user_message(group_id)
+    latest = latest_user_message(group_id)
     if latest is None:
         return False
     runs = PipelineRun.objects.filter(group_user_message=latest)
@@ -142,6 +142,15 @@ def _turn_in_progress(group_id: int) -> bool:
         return False
     last_end = runs.order_by("-finished_at").values_list("finished_at", flat=True).first()
     return last_end is not None and timezone.now() - last_end < timedelta(seconds=TURN_GAP_SECONDS)
+
+
+def turn_close(message: GroupMessage) -> bool:
+    """Nobody else answers ``message``: cut its order to the companions that have; True if it was cut."""
+    made = list(PipelineRun.objects.filter(group_user_message=message).values_list("companion_id", flat=True))
+    if len(made) >= len(message.reply_order):
+        return False
+    GroupMessage.objects.filter(pk=message.pk).update(reply_order=made)
+    return True
 
 
 # ``step`` of a group reply queued behind another reply of the same companion.
@@ -160,19 +169,31 @@ def _companion_is_busy(companion_id: int) -> bool:
     return active.exclude(status=PipelineRun.Status.QUEUED, step=WAITING_STEP).exists()
 
 
-def _start_run(
-    group: GroupChat, message: GroupMessage, companion: Companion, *, want_image: bool
+def start_reply_run(
+    group: GroupChat,
+    message: GroupMessage,
+    companion: Companion,
+    *,
+    want_image: bool,
+    reply: GroupMessage | None = None,
 ) -> PipelineRun:
-    """Create the companion's reply; start it after commit, or queue it while the companion is busy."""
+    """Create the companion's reply; start it after commit, or queue it while the companion is busy.
+
+    ``reply``, when given, is an existing reply of the companion that the run
+    writes again (regenerate) instead of a new one.
+    """
     waiting = _companion_is_busy(companion.pk)
     run = PipelineRun.objects.create(
         companion=companion,
         group=group,
         group_user_message=message,
+        group_reply=reply,
         want_image=want_image,
         step=WAITING_STEP if waiting else "",
     )
-    speaker = events.turn_speaker(str(run.pk), companion.pk, companion.name)
+    speaker = events.turn_speaker(
+        str(run.pk), companion.pk, companion.name, message_id=reply.pk if reply else None
+    )
 
     def start() -> None:
         publish_to_group(group.pk, speaker)  # the clients name the speaker before the first words
@@ -222,8 +243,8 @@ def group_message_send(*, user, group: GroupChat, text: Any, want_image: bool = 
     text = clean_message_text(text)
     check_can_start(user, want_image=bool(want_image))
     with transaction.atomic():
-        group = _lock(group.pk)
-        if _turn_in_progress(group.pk):
+        group = lock_group(group.pk)
+        if turn_in_progress(group.pk):
             raise ChatError("busy", "The companions are still answering. Wait a moment or stop the replies.")
         members = group_members(group)
         if not members:
@@ -237,7 +258,7 @@ def group_message_send(*, user, group: GroupChat, text: Any, want_image: bool = 
         )
         message = GroupMessage.objects.create(group=group, content=text, reply_order=order)
         first = next(c for c in members if c.pk == order[0])
-        run = _start_run(group, message, first, want_image=bool(want_image))
+        run = start_reply_run(group, message, first, want_image=bool(want_image))
     log.info("group_message_accepted", group_id=group.pk, run_id=str(run.pk), order=order)
     return TurnStarted(message=message, run=run)
 
@@ -254,11 +275,11 @@ def group_turn_continue(*, run_id) -> PipelineRun | None:
         run = PipelineRun.objects.only("group_id", "group_user_message_id").get(pk=run_id)
         if run.group_id is None:
             return None
-        group = _lock(run.group_id)
+        group = lock_group(run.group_id)
         message = GroupMessage.objects.get(pk=run.group_user_message_id)
         if PipelineRun.objects.filter(group=group, status__in=PipelineRun.ACTIVE).exists():
             return None
-        latest = _latest_user_message(group.pk)
+        latest = latest_user_message(group.pk)
         if latest is None or latest.pk != message.pk:
             return None
         answered = set(
@@ -269,7 +290,7 @@ def group_turn_continue(*, run_id) -> PipelineRun | None:
         if not upcoming:
             transaction.on_commit(lambda: publish_to_group(group.pk, events.turn_done(message.pk)))
             return None
-        return _start_run(group, message, members[upcoming[0]], want_image=False)
+        return start_reply_run(group, message, members[upcoming[0]], want_image=False)
 
 
 def group_turn_cancel(*, user, group: GroupChat, run_id=None) -> int:
@@ -282,22 +303,15 @@ def group_turn_cancel(*, user, group: GroupChat, run_id=None) -> int:
     if group.creator_id != user.pk:
         raise PermissionError("not the creator")
     with transaction.atomic():
-        group = _lock(group.pk)
+        group = lock_group(group.pk)
         if run_id is not None and not PipelineRun.objects.filter(pk=run_id, group=group).exists():
             raise ChatError("not_found", "No such reply.")
         active = list(
             PipelineRun.objects.filter(group=group, status__in=PipelineRun.ACTIVE).select_related("companion")
         )
         cancelled = [r for r in active if run_mark_cancelled(r.pk)]
-        latest = _latest_user_message(group.pk)
-        cut = False
-        if latest is not None:
-            made = list(
-                PipelineRun.objects.filter(group_user_message=latest).values_list("companion_id", flat=True)
-            )
-            if len(made) < len(latest.reply_order):
-                GroupMessage.objects.filter(pk=latest.pk).update(reply_order=made)  # nobody else answers
-                cut = True
+        latest = latest_user_message(group.pk)
+        cut = latest is not None and turn_close(latest)
         if not cancelled and not cut:
             raise ChatError("not_running", "The replies have already finished.")
         reply_ids = [r.group_reply_id for r in cancelled if r.group_reply_id]

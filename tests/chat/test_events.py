@@ -26,7 +26,7 @@ SAMPLES = {
         None,
         {"companion_id": 2, "sender": "Mika"},
     ),
-    "turn.speaker": events.turn_speaker("r", 2, "Mika"),
+    "turn.speaker": events.turn_speaker("r", 2, "Mika", message_id=5),
     "turn.done": events.turn_done(1),
 }
 
@@ -59,9 +59,20 @@ def test_group_run_events_may_name_their_speaker(kind):
 
 
 def test_the_group_socket_accepts_a_subset_of_the_frames():
-    assert set(events.GROUP_CLIENT_FRAMES) == {"message.send", "run.cancel", "ping"}
+    assert set(events.GROUP_CLIENT_FRAMES) == {
+        "message.send",
+        "run.cancel",
+        "ping",
+        "message.regenerate",
+        "message.alternative",
+    }
     assert set(events.GROUP_CLIENT_FRAMES) <= set(events.CLIENT_FRAMES)
 
 
 def test_error_omits_optional_fields():
     assert events.error("x", "y") == {"type": "error", "code": "x", "message": "y"}
+
+
+def test_turn_speaker_names_the_reply_only_when_it_is_written_again():
+    assert "message_id" not in events.turn_speaker("r", 2, "Mika")
+    assert events.turn_speaker("r", 2, "Mika", message_id=5)["message_id"] == 5

@@ -45,7 +45,8 @@ async def test_a_foreign_origin_is_refused(connect_group, group, user):
     ("frame", "code"),
     [
         ("{not json", "bad_json"),
-        ('{"type": "message.regenerate"}', "unknown_type"),
+        ('{"type": "message.edit", "content": "hi"}', "unknown_type"),
+        ('{"type": "message.delete", "message_id": 1}', "unknown_type"),
         ('{"type": "message.send", "content": 5}', "bad_frame"),
         ('{"type": "message.send", "content": "hi", "image": "yes"}', "bad_frame"),
         ('{"type": "message.send", "content": "   "}', "empty"),

@@ -1,0 +1,108 @@
+"""Changing a group conversation after the fact: write the latest reply again, flip its versions.
+
+The group counterpart of ``chat.editing``, with the same rules: refused while
+the group's turn is being answered, the old text kept as a version the user
+can flip back to (``chat.versions``), the run started through the same
+``start_reply_run`` as any group reply (so through ``check_can_start``, the
+companion's one-run-at-a-time queue and the same Celery chain), and events
+sent only after commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.db import transaction
+
+from chat import events
+from chat.paging import MAX_ID
+from chat.services import ChatError, check_can_start
+from chat.versions import versions_keep, versions_rotate
+from groups.models import GroupChat, GroupMessage
+from groups.selectors import group_members
+from groups.services import (
+    TurnStarted,
+    latest_user_message,
+    lock_group,
+    publish_to_group,
+    start_reply_run,
+    turn_close,
+    turn_in_progress,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def _lock_idle(group: GroupChat, user) -> GroupChat:
+    """Lock the user's group; refuse while its turn is being answered."""
+    if group.creator_id != user.pk:
+        raise PermissionError("not the creator")  # callers look groups up by creator; belt and braces
+    group = lock_group(group.pk)
+    if turn_in_progress(group.pk):
+        raise ChatError("busy", "The companions are still answering. Wait a moment or stop the replies.")
+    return group
+
+
+def _group_reply(group: GroupChat, message_id: Any) -> GroupMessage:
+    """A companion's reply in this group by id; any other id (another group's, garbage) is not found."""
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or not 1 <= message_id <= MAX_ID:
+        raise ChatError("not_found", "No such message.")
+    reply = GroupMessage.objects.filter(pk=message_id, group=group, is_bot=True).first()
+    if reply is None:
+        raise ChatError("not_found", "No such message.")
+    return reply
+
+
+def _latest_reply(group: GroupChat, message_id: Any) -> GroupMessage:
+    """The group's last message when it is a companion's reply (and is ``message_id``, when given)."""
+    last = GroupMessage.objects.filter(group=group).order_by("-created_at", "-pk").first()
+    if message_id is not None and (last is None or last.pk != message_id):
+        _group_reply(group, message_id)  # not found, or found but not the latest
+        raise ChatError("not_latest", "Only the latest reply can be written again.")
+    if last is None or not last.is_bot:
+        raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
+    return last
+
+
+def group_reply_regenerate(*, user, group: GroupChat, message_id: Any = None) -> TurnStarted:
+    """The companion that wrote the group's latest reply writes it again; the old text becomes a version.
+
+    ``message_id`` (optional) names the reply the user meant; it must be the
+    latest, so a stale page cannot rewrite an older one. The turn it answered
+    is closed first: nobody else of that turn answers after the rewrite.
+    """
+    check_can_start(user, want_image=False)
+    with transaction.atomic():
+        group = _lock_idle(group, user)
+        reply = _latest_reply(group, message_id)
+        members = {c.pk: c for c in group_members(group)}
+        speaker = members.get(reply.sender_id)
+        if speaker is None:
+            raise ChatError("not_a_member", "That companion has left the group, so cannot write it again.")
+        message = latest_user_message(group.pk)
+        if message is None:
+            raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
+        GroupMessage.objects.filter(pk=reply.pk).update(
+            alternatives=versions_keep(reply.alternatives, reply.content), image=None
+        )
+        turn_close(message)
+        run = start_reply_run(group, message, speaker, want_image=False, reply=reply)
+    log.info("group_reply_regenerate", group_id=group.pk, run_id=str(run.pk), message_id=reply.pk)
+    return TurnStarted(message=message, run=run)
+
+
+def group_reply_show_alternative(*, user, group: GroupChat, message_id: Any) -> GroupMessage:
+    """Show the next version of a regenerated group reply; every open tab gets ``message.updated``."""
+    with transaction.atomic():
+        group = _lock_idle(group, user)
+        reply = _group_reply(group, message_id)
+        if not reply.alternatives:
+            raise ChatError("no_alternatives", "This reply has only one version.")
+        reply.content, reply.alternatives = versions_rotate(reply.content, reply.alternatives)
+        GroupMessage.objects.filter(pk=reply.pk).update(
+            content=reply.content, alternatives=reply.alternatives
+        )
+        updated = events.message_updated(reply.pk, reply.content, len(reply.alternatives) + 1)
+        transaction.on_commit(lambda: publish_to_group(group.pk, updated))
+    return reply
