@@ -69,5 +69,4 @@ def _message_json(message: Message) -> dict:
     return {
         **paging.message_json(message, role=message.role),
         "finish_reason": message.finish_reason,
-        "versions": len(message.alternatives) + 1,
     }

@@ -3,7 +3,8 @@
 // textContent; *emphasis* becomes <em> elements built node by node.
 // A group chat page (data-mode="group") uses the same client: replies come
 // one companion after another, each bubble named, until "turn.done"; older
-// pages load the same way, from the page's data-older-url.
+// pages load the same way, from the page's data-older-url; the latest reply
+// can be written again and its versions flipped (edit and delete are 1:1 only).
 (function () {
   "use strict";
 
@@ -216,7 +217,6 @@
   }
 
   function decorate(li) {
-    if (isGroup) return; // editing a group conversation is not offered (yet)
     if (li.querySelector(".bubble-actions") || li.classList.contains("greeting")) return;
     var bar = document.createElement("div");
     bar.className = "bubble-actions";
@@ -225,11 +225,18 @@
       bar.appendChild(actionButton("Again", "regenerate", "Write this reply again"));
       var versions = actionButton("", "version", "Show the other version");
       bar.appendChild(versions);
-    } else {
+    } else if (!isGroup) {
       bar.appendChild(actionButton("Edit", "edit", "Edit your last message"));
     }
-    bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
+    if (!isGroup) bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
     li.insertBefore(bar, li.querySelector("time"));
+  }
+
+  // A reply being written again: its text becomes one more version, and its picture goes.
+  function keepOldVersion(bubble) {
+    bubble.dataset.versions = String(parseInt(bubble.dataset.versions || "1", 10) + 1);
+    var picture = bubble.querySelector(".bubble-image");
+    if (picture) picture.remove();
   }
 
   function lastOf(role) {
@@ -238,7 +245,7 @@
   }
 
   function refreshActions() {
-    var busy = !!currentRun;
+    var busy = !!currentRun || sendButton.disabled; // a group turn is busy between its replies too
     var lastAssistant = lastOf("assistant");
     var lastUser = lastOf("user");
     log.querySelectorAll(".bubble[data-message-id]").forEach(function (li) {
@@ -246,7 +253,8 @@
       li.querySelectorAll(".bubble-action").forEach(function (b) {
         var action = b.dataset.action;
         var show = !busy || action === "copy";
-        if (action === "regenerate") show = show && li === lastAssistant;
+        // Only the conversation's last reply (a later message of yours would need an answer first).
+        if (action === "regenerate") show = show && li === lastAssistant && li === log.lastElementChild;
         if (action === "edit") show = show && li === lastUser;
         if (action === "version") {
           var n = parseInt(li.dataset.versions || "1", 10);
@@ -304,7 +312,7 @@
     if (action === "copy") copyText(li, button);
     else if (action === "delete") confirmDelete(li, button);
     else if (action === "edit") startEdit(li);
-    else if (action === "regenerate" && send({ type: "message.regenerate" })) pendingAction = "regenerate";
+    else if (action === "regenerate" && send({ type: "message.regenerate", message_id: parseInt(li.dataset.messageId, 10) })) pendingAction = "regenerate";
     else if (action === "version") send({ type: "message.alternative", message_id: parseInt(li.dataset.messageId, 10) });
     return true;
   }
@@ -395,7 +403,9 @@
     "turn.speaker": function (e) {
       setSpeaker(e);
       lastRunId = e.run_id;
-      streamingBubble(e.run_id, e); // shows "typing…" under the name until the first words come
+      // A new reply shows "typing…" under the name until the first words come; a reply written
+      // again (message_id) streams into its own bubble.
+      streamingBubble(e.run_id, e, e.message_id);
       showProgress(0, "");
     },
     "turn.done": function () {
@@ -413,10 +423,11 @@
         delete pending[e.client_id];
       }
       clearError();
-      if (isGroup) {
-        // "turn.speaker" may have come first and opened the named bubble already.
-        lastRunId = e.run_id;
-        if (!currentRun || currentRun.id !== e.run_id) currentRun = { id: e.run_id, bubble: null, content: "" };
+      if (isGroup) lastRunId = e.run_id;
+      if (currentRun && currentRun.id === e.run_id) {
+        // A group's "turn.speaker" came first and opened the named bubble already.
+        if (pendingAction === "regenerate" && currentRun.bubble) keepOldVersion(currentRun.bubble);
+        pendingAction = null;
         showProgress(0, "");
         return;
       }
@@ -430,18 +441,15 @@
         }
       } else if (reuse) {
         var keep = pendingAction === "continue" ? reuse.querySelector(".bubble-text").textContent : "";
-        if (pendingAction === "regenerate") {
-          reuse.dataset.versions = String(parseInt(reuse.dataset.versions || "1", 10) + 1);
-          var picture = reuse.querySelector(".bubble-image");
-          if (picture) picture.remove();
-        }
+        if (pendingAction === "regenerate") keepOldVersion(reuse);
         reuse.querySelector(".bubble-text").textContent = keep;
         reuse.classList.add("streaming");
         reuse.classList.remove("incomplete");
         currentRun.bubble = reuse;
         currentRun.content = keep;
       }
-      if (!currentRun.bubble) streamingBubble(e.run_id); // shows "typing…" until the first words come
+      // 1:1 shows "typing…" until the first words come; a group waits for "turn.speaker" to name who.
+      if (!currentRun.bubble && !isGroup) streamingBubble(e.run_id);
       pendingAction = null;
       showProgress(0, "");
     },

@@ -170,3 +170,63 @@ def test_scrolling_up_loads_older_group_messages(page, live_site):
     mika = bubbles.nth(count - HISTORY_PAGE - 1)  # an older page's reply by a member
     expect(mika.locator(".sender-name")).to_have_text(re.compile("^(Mika|Rin)$"))
     shoot(page, "group-older-desktop")
+
+
+# Run in the site's own shell: a group of Mika and Rin where one companion answers each turn.
+SEED_PAIR = """
+from accounts.models import User
+from groups.models import GroupChat
+from tests.companions.factories import make_companion
+
+user = User.objects.get(username={username!r})
+group = GroupChat.objects.create(creator=user, title="Pair", replies_per_turn=1)
+group.companions.set([make_companion(user, name=name) for name in ("Mika", "Rin")])
+print(group.pk)
+"""
+
+
+def test_write_the_last_group_reply_again_and_flip_back(page, live_site, fake_backends):
+    llm, _ = fake_backends
+    llm.reset()
+    llm.token_delay = 0.02
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    name = f"u{uuid.uuid4().hex[:8]}"
+    register(page, name, screenshots=False)
+    group_id = live_site.manage("shell", "-c", SEED_PAIR.format(username=name)).split()[-1]
+    page.goto(f"/groups/{group_id}/")
+    expect(page.locator("[data-connection]")).to_have_text(re.compile("Online", re.I))
+
+    llm.set_reply("First version from Rin.")
+    page.get_by_label("Message to Pair").fill("Rin, how was your day?")
+    page.keyboard.press("Enter")
+    reply = page.locator(".chat-log .bubble.assistant[data-message-id]").last
+    expect(reply.locator(".bubble-text")).to_have_text("First version from Rin.", timeout=30_000)
+    expect(page.locator("[data-send]")).to_be_enabled(timeout=30_000)
+    # Only the latest reply offers "Again"; a group offers no edit or delete.
+    user_bubble = page.locator(".chat-log .bubble.user[data-message-id]").last
+    expect(user_bubble.get_by_role("button", name="Edit your last message")).to_have_count(0)
+    expect(reply.get_by_role("button", name="Delete this message")).to_have_count(0)
+
+    llm.set_reply("Second version, written again by Rin.")
+    reply.hover()
+    reply.get_by_role("button", name="Write this reply again").click()
+    expect(page.locator(".chat-log .bubble.streaming")).to_have_count(1)
+    expect(reply.locator(".bubble-text")).to_have_text(
+        "Second version, written again by Rin.", timeout=30_000
+    )
+    expect(reply.locator(".sender-name")).to_have_text("Rin")
+    expect(page.locator(".chat-log .bubble.assistant[data-message-id]")).to_have_count(1)  # in place
+    expect(page.locator("[data-send]")).to_be_enabled(timeout=30_000)
+    versions = reply.get_by_role("button", name="Show the other version")
+    expect(versions).to_have_text("Versions: 2")
+
+    versions.click()
+    expect(reply.locator(".bubble-text")).to_have_text("First version from Rin.")
+    # The server keeps the choice: after a reload the old text shows, with both versions.
+    page.reload()
+    reply = page.locator(".chat-log .bubble.assistant[data-message-id]").last
+    expect(reply.locator(".bubble-text")).to_have_text("First version from Rin.")
+    reply.hover()
+    expect(reply.get_by_role("button", name="Show the other version")).to_have_text("Versions: 2")
+    assert not errors, errors
