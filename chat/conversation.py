@@ -46,9 +46,20 @@ class Conversation:
     def reply_id(self) -> int | None:
         raise NotImplementedError
 
+    def replies(self):
+        """The manager of the reply rows: ``Message`` or ``GroupMessage``."""
+        raise NotImplementedError
+
     def open_reply(self, *, keep_chars: int = 0) -> str:
         """Create the reply row once, or reset it when the step re-runs; return the text kept."""
         raise NotImplementedError
+
+    def _reopen_reply(self, keep_chars: int) -> str:
+        """Reset the existing reply row for writing: a re-run step or a reply written again keeps
+        nothing, a continued one its first ``keep_chars`` characters; return the text kept."""
+        content = self.replies().values_list("content", flat=True).get(pk=self.reply_id)[:keep_chars]
+        self.replies().filter(pk=self.reply_id).update(content=content, is_complete=False, finish_reason="")
+        return content
 
     def checkpoint(self, text: str, *, complete: bool | None = None) -> None:
         raise NotImplementedError
@@ -69,7 +80,7 @@ class Conversation:
         raise NotImplementedError
 
     def finish_reason(self) -> str:
-        return ""
+        return self.replies().filter(pk=self.reply_id).values_list("finish_reason", flat=True).first() or ""
 
     def clean_reply(self, text: str) -> str:
         """The final text as stored and shown (a group reply loses a leading "Name:" label)."""
@@ -111,15 +122,13 @@ class DirectConversation(Conversation):
     def reply_id(self) -> int | None:
         return self.run.assistant_message_id
 
+    def replies(self):
+        return Message.objects
+
     def open_reply(self, *, keep_chars: int = 0) -> str:
         run = self.run
         if run.assistant_message_id:
-            content = Message.objects.values_list("content", flat=True).get(pk=run.assistant_message_id)
-            content = content[:keep_chars]
-            Message.objects.filter(pk=run.assistant_message_id).update(
-                content=content, is_complete=False, finish_reason=""
-            )
-            return content
+            return self._reopen_reply(keep_chars)
         message = Message.objects.create(
             companion_id=run.companion_id, role=Message.Role.ASSISTANT, content="", is_complete=False
         )
@@ -156,9 +165,6 @@ class DirectConversation(Conversation):
 
     def set_reply_image(self, image) -> None:
         Message.objects.filter(pk=self.reply_id).update(image=image)
-
-    def finish_reason(self) -> str:
-        return Message.objects.filter(pk=self.reply_id).values_list("finish_reason", flat=True).first() or ""
 
     def mark_reply_incomplete(self) -> None:
         if self.reply_id:
@@ -197,13 +203,17 @@ class GroupConversation(Conversation):
     def reply_id(self) -> int | None:
         return self.run.group_reply_id
 
+    def replies(self):
+        from groups.models import GroupMessage
+
+        return GroupMessage.objects
+
     def open_reply(self, *, keep_chars: int = 0) -> str:
         from groups.models import GroupMessage
 
         run = self.run
         if run.group_reply_id:
-            GroupMessage.objects.filter(pk=run.group_reply_id).update(content="", is_complete=False)
-            return ""
+            return self._reopen_reply(keep_chars)
         reply = GroupMessage.objects.create(
             group_id=run.group_id, sender_id=run.companion_id, is_bot=True, content="", is_complete=False
         )
@@ -222,8 +232,10 @@ class GroupConversation(Conversation):
     def save_reply(
         self, text: str, *, finish_reason: str, prompt_tokens: int, completion_tokens: int
     ) -> None:
-        # Tokens stay on the run; a group reply keeps only what the page shows.
-        self.checkpoint(text, complete=True)
+        # Tokens stay on the run; a group reply keeps what the page shows and whether it was cut.
+        self.replies().filter(pk=self.reply_id).update(
+            content=text, is_complete=True, finish_reason=finish_reason[:20]
+        )
 
     def clean_reply(self, text: str) -> str:
         return prompts.strip_speaker_label(text, self.run.companion.name)

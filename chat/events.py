@@ -215,6 +215,7 @@ class MessageEditFrame(TypedDict):
 class MessageContinueFrame(TypedDict):
     type: str  # "message.continue"
     client_id: NotRequired[str]
+    message_id: NotRequired[int]  # group chats: the reply meant, refused unless it is the latest
 
 
 class MessageDeleteFrame(TypedDict):
@@ -239,10 +240,17 @@ CLIENT_FRAMES: dict[str, type] = {
     "message.alternative": MessageAlternativeFrame,
 }
 
-# What a group chat socket accepts: of the edits, writing the last reply again and flipping versions.
+# What a group chat socket accepts: of the edits, regenerate, continue and flipping versions.
 GROUP_CLIENT_FRAMES: dict[str, type] = {
     name: CLIENT_FRAMES[name]
-    for name in ("message.send", "run.cancel", "ping", "message.regenerate", "message.alternative")
+    for name in (
+        "message.send",
+        "run.cancel",
+        "ping",
+        "message.regenerate",
+        "message.continue",
+        "message.alternative",
+    )
 }
 
 # Close codes (4000-4999 are the application's range).

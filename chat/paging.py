@@ -60,6 +60,7 @@ def message_json(message: Model, *, role: str) -> dict[str, Any]:
         "created_at": message.created_at.isoformat(),
         "image_url": message.image.url if message.image_id else None,
         "versions": len(message.alternatives) + 1,  # a regenerated reply keeps its earlier versions
+        "finish_reason": message.finish_reason,  # "length": the reply can be continued
     }
 
 

@@ -66,7 +66,4 @@ def older(request: HttpRequest, companion_id: int) -> JsonResponse:
 
 
 def _message_json(message: Message) -> dict:
-    return {
-        **paging.message_json(message, role=message.role),
-        "finish_reason": message.finish_reason,
-    }
+    return paging.message_json(message, role=message.role)

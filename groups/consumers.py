@@ -3,7 +3,8 @@
 Everything a chat socket shares (auth by session or API token, the socket
 cap, frame limits and error frames) comes from ``chat.consumers``; this adds
 the group as the target, its snapshot, and its frames: ``message.send``,
-``run.cancel``, ``message.regenerate`` and ``message.alternative`` (``ping`` too).
+``run.cancel``, ``message.regenerate``, ``message.continue`` and
+``message.alternative`` (``ping`` too).
 """
 
 from __future__ import annotations
@@ -59,9 +60,14 @@ class GroupChatConsumer(ProtocolConsumer):
             await database_sync_to_async(services.group_turn_cancel)(
                 user=user, group=self.group, run_id=run_uuid(run_id)
             )
-        elif kind == "message.regenerate":
+        elif kind in ("message.regenerate", "message.continue"):
             client_id = client_id_field(frame)
-            started = await database_sync_to_async(editing.group_reply_regenerate)(
+            rewrite = (
+                editing.group_reply_regenerate
+                if kind == "message.regenerate"
+                else editing.group_reply_continue
+            )
+            started = await database_sync_to_async(rewrite)(
                 user=user, group=self.group, message_id=message_id_field(frame, required=False)
             )
             await self.send_json(events.message_accepted(client_id, started.message.pk, str(started.run.pk)))

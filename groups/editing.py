@@ -1,4 +1,4 @@
-"""Changing a group conversation after the fact: write the latest reply again, flip its versions.
+"""Changing a group conversation after the fact: write the latest reply again or continue it, flip versions.
 
 The group counterpart of ``chat.editing``, with the same rules: refused while
 the group's turn is being answered, the old text kept as a version the user
@@ -16,6 +16,7 @@ import structlog
 from django.db import transaction
 
 from chat import events
+from chat.models import PipelineRun
 from chat.paging import MAX_ID
 from chat.services import ChatError, check_can_start
 from chat.versions import versions_keep, versions_rotate
@@ -59,37 +60,62 @@ def _latest_reply(group: GroupChat, message_id: Any) -> GroupMessage:
     last = GroupMessage.objects.filter(group=group).order_by("-created_at", "-pk").first()
     if message_id is not None and (last is None or last.pk != message_id):
         _group_reply(group, message_id)  # not found, or found but not the latest
-        raise ChatError("not_latest", "Only the latest reply can be written again.")
+        raise ChatError("not_latest", "Only the latest reply can be written again or continued.")
     if last is None or not last.is_bot:
         raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
     return last
+
+
+def _rewrite_latest_reply(user, group: GroupChat, message_id: Any, *, continuing: bool) -> TurnStarted:
+    """Start the run that rewrites (or continues) the group's latest reply, by the companion that wrote it.
+
+    The turn that reply belonged to is closed first: nobody else of it answers
+    after the rewrite.
+    """
+    check_can_start(user, want_image=False)
+    with transaction.atomic():
+        group = _lock_idle(group, user)
+        reply = _latest_reply(group, message_id)
+        if continuing and reply.finish_reason != "length":
+            raise ChatError(
+                "nothing_to_continue", "Only a reply cut off at the length limit can be continued."
+            )
+        speaker = {c.pk: c for c in group_members(group)}.get(reply.sender_id)
+        if speaker is None:
+            raise ChatError("not_a_member", "That companion has left the group.")
+        message = latest_user_message(group.pk)
+        if message is None:
+            raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
+        if continuing:
+            fields = {"mode": PipelineRun.Mode.CONTINUE, "analysis": {"continue_from": len(reply.content)}}
+        else:
+            fields = {}
+            GroupMessage.objects.filter(pk=reply.pk).update(
+                alternatives=versions_keep(reply.alternatives, reply.content), image=None
+            )
+        turn_close(message)
+        run = start_reply_run(group, message, speaker, want_image=False, reply=reply, **fields)
+    log.info(
+        "group_reply_continue" if continuing else "group_reply_regenerate",
+        group_id=group.pk,
+        run_id=str(run.pk),
+        message_id=reply.pk,
+    )
+    return TurnStarted(message=message, run=run)
 
 
 def group_reply_regenerate(*, user, group: GroupChat, message_id: Any = None) -> TurnStarted:
     """The companion that wrote the group's latest reply writes it again; the old text becomes a version.
 
     ``message_id`` (optional) names the reply the user meant; it must be the
-    latest, so a stale page cannot rewrite an older one. The turn it answered
-    is closed first: nobody else of that turn answers after the rewrite.
+    latest, so a stale page cannot rewrite an older one.
     """
-    check_can_start(user, want_image=False)
-    with transaction.atomic():
-        group = _lock_idle(group, user)
-        reply = _latest_reply(group, message_id)
-        members = {c.pk: c for c in group_members(group)}
-        speaker = members.get(reply.sender_id)
-        if speaker is None:
-            raise ChatError("not_a_member", "That companion has left the group, so cannot write it again.")
-        message = latest_user_message(group.pk)
-        if message is None:
-            raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
-        GroupMessage.objects.filter(pk=reply.pk).update(
-            alternatives=versions_keep(reply.alternatives, reply.content), image=None
-        )
-        turn_close(message)
-        run = start_reply_run(group, message, speaker, want_image=False, reply=reply)
-    log.info("group_reply_regenerate", group_id=group.pk, run_id=str(run.pk), message_id=reply.pk)
-    return TurnStarted(message=message, run=run)
+    return _rewrite_latest_reply(user, group, message_id, continuing=False)
+
+
+def group_reply_continue(*, user, group: GroupChat, message_id: Any = None) -> TurnStarted:
+    """The group's latest reply, cut at the length limit, is carried on by the companion that wrote it."""
+    return _rewrite_latest_reply(user, group, message_id, continuing=True)
 
 
 def group_reply_show_alternative(*, user, group: GroupChat, message_id: Any) -> GroupMessage:

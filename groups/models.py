@@ -45,6 +45,8 @@ class GroupMessage(models.Model):
     reply_order = models.JSONField(default=list, blank=True)
     # On a reply: earlier versions of it, newest last, as on ``chat.Message``; ``content`` is shown.
     alternatives = models.JSONField(default=list, blank=True)
+    # On a reply: "length" when the model stopped at the token limit, so it can be continued.
+    finish_reason = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -176,11 +176,12 @@ def start_reply_run(
     *,
     want_image: bool,
     reply: GroupMessage | None = None,
+    **run_fields: Any,
 ) -> PipelineRun:
     """Create the companion's reply; start it after commit, or queue it while the companion is busy.
 
     ``reply``, when given, is an existing reply of the companion that the run
-    writes again (regenerate) instead of a new one.
+    writes again or continues (``run_fields`` set the mode) instead of a new one.
     """
     waiting = _companion_is_busy(companion.pk)
     run = PipelineRun.objects.create(
@@ -190,6 +191,7 @@ def start_reply_run(
         group_reply=reply,
         want_image=want_image,
         step=WAITING_STEP if waiting else "",
+        **run_fields,
     )
     speaker = events.turn_speaker(
         str(run.pk), companion.pk, companion.name, message_id=reply.pk if reply else None

@@ -4,7 +4,8 @@
 // A group chat page (data-mode="group") uses the same client: replies come
 // one companion after another, each bubble named, until "turn.done"; older
 // pages load the same way, from the page's data-older-url; the latest reply
-// can be written again and its versions flipped (edit and delete are 1:1 only).
+// can be written again or continued and its versions flipped (edit and delete
+// are 1:1 only).
 (function () {
   "use strict";
 
@@ -610,7 +611,8 @@
   });
 
   if (continueButton) continueButton.addEventListener("click", function () {
-    if (send({ type: "message.continue" })) pendingAction = "continue";
+    var cut = lastOf("assistant");
+    if (cut && send({ type: "message.continue", message_id: parseInt(cut.dataset.messageId, 10) })) pendingAction = "continue";
   });
 
   cancelButton.addEventListener("click", function () {

@@ -230,3 +230,29 @@ def test_write_the_last_group_reply_again_and_flip_back(page, live_site, fake_ba
     reply.hover()
     expect(reply.get_by_role("button", name="Show the other version")).to_have_text("Versions: 2")
     assert not errors, errors
+
+
+def test_a_cut_group_reply_can_be_continued(page, live_site, fake_backends):
+    llm, _ = fake_backends
+    llm.reset()
+    llm.token_delay = 0
+    name = f"u{uuid.uuid4().hex[:8]}"
+    register(page, name, screenshots=False)
+    group_id = live_site.manage("shell", "-c", SEED_PAIR.format(username=name)).split()[-1]
+    page.goto(f"/groups/{group_id}/")
+    expect(page.locator("[data-connection]")).to_have_text(re.compile("Online", re.I))
+
+    llm.set_reply(" ".join(f"w{i}" for i in range(420)))  # more than the 400-token default
+    page.get_by_label("Message to Pair").fill("Mika, tell us everything")
+    page.keyboard.press("Enter")
+    continue_button = page.get_by_role("button", name="Continue the reply")
+    expect(continue_button).to_be_visible(timeout=30_000)
+    reply = page.locator(".chat-log .bubble.assistant[data-message-id]").last
+    cut = reply.locator(".bubble-text").inner_text()
+
+    llm.set_reply(" and that is all.")
+    continue_button.click()
+    expect(reply.locator(".bubble-text")).to_have_text(cut + " and that is all.", timeout=30_000)
+    expect(reply.locator(".sender-name")).to_have_text("Mika")
+    expect(continue_button).to_be_hidden()
+    expect(page.locator(".chat-log .bubble.assistant[data-message-id]")).to_have_count(1)

@@ -64,6 +64,7 @@ def test_the_group_socket_accepts_a_subset_of_the_frames():
         "run.cancel",
         "ping",
         "message.regenerate",
+        "message.continue",
         "message.alternative",
     }
     assert set(events.GROUP_CLIENT_FRAMES) <= set(events.CLIENT_FRAMES)
