@@ -50,14 +50,46 @@ BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 def incr(key: str, amount: int = 1) -> None:
     """Add to a counter shared by every process; never raises (metrics must not break work)."""
+    incr_many({key: amount})
+
+
+def incr_many(amounts: dict[str, int]) -> None:
+    """Add to several counters at once; never raises.
+
+    On Redis it is one pipelined round trip of ``INCRBY`` (which creates a
+    missing key), instead of Django's add-then-incr of three round trips per
+    key: every pipeline step records three counters. Django's Redis cache
+    stores integers as plain numbers, so ``cache.get`` reads them back.
+    """
     try:
-        cache.add(key, 0, timeout=None)
-        try:
-            cache.incr(key, amount)
-        except ValueError:  # evicted between add and incr
-            cache.set(key, amount, timeout=None)
+        client = _redis_client()
+        if client is None:
+            for key, amount in amounts.items():
+                _incr_in_cache(key, amount)
+            return
+        with client.pipeline(transaction=False) as pipe:
+            for key, amount in amounts.items():
+                pipe.incrby(cache.make_and_validate_key(key), amount)
+            pipe.execute()
     except Exception as exc:
-        log.debug("metrics_incr_failed", key=key, error=type(exc).__name__)
+        log.debug("metrics_incr_failed", keys=sorted(amounts)[:3], error=type(exc).__name__)
+
+
+def _redis_client():
+    """The raw client of the default cache when it is Django's Redis cache, else None."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    return backend._cache.get_client(write=True) if isinstance(backend, RedisCache) else None
+
+
+def _incr_in_cache(key: str, amount: int) -> None:
+    cache.add(key, 0, timeout=None)
+    try:
+        cache.incr(key, amount)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, amount, timeout=None)
 
 
 def count_rate_limit_hit(scope: str) -> None:
@@ -68,9 +100,13 @@ def observe_step_duration(step: str, milliseconds: float) -> None:
     """One observation of the step-duration histogram (bucket, count and sum)."""
     seconds = milliseconds / 1000
     index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
-    incr(f"{PREFIX}:step:{step}:bucket:{index}")
-    incr(f"{PREFIX}:step:{step}:count")
-    incr(f"{PREFIX}:step:{step}:sum_ms", max(round(milliseconds), 0))
+    incr_many(
+        {
+            f"{PREFIX}:step:{step}:bucket:{index}": 1,
+            f"{PREFIX}:step:{step}:count": 1,
+            f"{PREFIX}:step:{step}:sum_ms": max(round(milliseconds), 0),
+        }
+    )
 
 
 # --- websocket connections, per process ----------------------------------------------
