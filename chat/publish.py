@@ -2,10 +2,8 @@
 
 A Celery task is synchronous; ``async_to_sync(group_send)`` would build a new
 event loop (and, with channels-redis, a new Redis connection) on every call.
-``EventPublisher`` runs its sends on one event loop per worker thread, kept
-for the thread's life: channels-redis keeps a connection pool per loop, so
-every task a thread runs reuses the same connections instead of opening new
-ones per step. ``TokenBatcher`` sends tokens in small batches instead of one
+``EventPublisher`` keeps one loop for the whole task, so the connection pool
+is reused, and ``TokenBatcher`` sends tokens in small batches instead of one
 layer call per token. Events are best-effort: the database (and the live
 reply kept in the cache) is what a reconnecting client is given.
 """
@@ -13,7 +11,6 @@ reply kept in the cache) is what a reconnecting client is given.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import Any
 
@@ -27,17 +24,6 @@ log = structlog.get_logger(__name__)
 
 LIVE_REPLY_TTL = 15 * 60
 SENTENCE_ENDS = (".", "!", "?", "\n", "…", "*")
-
-
-_thread = threading.local()
-
-
-def thread_event_loop() -> asyncio.AbstractEventLoop:
-    """This thread's publishing loop, made on first use and kept (never run in the background)."""
-    loop = getattr(_thread, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _thread.loop = asyncio.new_event_loop()
-    return loop
 
 
 def live_reply_key(run_id: str) -> str:
@@ -65,7 +51,7 @@ class EventPublisher:
         self.group = group or events.group_name(companion_id)
         self.stamp = stamp or {}
         self.layer = get_channel_layer()
-        self.loop = thread_event_loop()
+        self.loop = asyncio.new_event_loop()
         self.sent = 0
 
     def send(self, event: dict[str, Any]) -> None:
@@ -79,7 +65,8 @@ class EventPublisher:
             log.warning("event_send_failed", group=self.group, event_type=event.get("type"), error=str(exc))
 
     def close(self) -> None:
-        """Nothing to release: the loop and its connections stay for the thread's next task."""
+        if not self.loop.is_closed():
+            self.loop.close()
 
     def __enter__(self) -> EventPublisher:
         return self

@@ -77,20 +77,3 @@ def test_error_omits_optional_fields():
 def test_turn_speaker_names_the_reply_only_when_it_is_written_again():
     assert "message_id" not in events.turn_speaker("r", 2, "Mika")
     assert events.turn_speaker("r", 2, "Mika", message_id=5)["message_id"] == 5
-
-
-def test_publishers_reuse_one_event_loop_per_thread():
-    """channels-redis pools connections per loop: one loop per worker thread keeps them across tasks."""
-    import threading
-
-    from chat.publish import EventPublisher
-
-    with EventPublisher(1) as first:
-        pass
-    with EventPublisher(2) as second:
-        assert second.loop is first.loop and not second.loop.is_closed()
-    other: list = []
-    thread = threading.Thread(target=lambda: other.append(EventPublisher(3).loop))
-    thread.start()
-    thread.join()
-    assert other[0] is not first.loop
