@@ -80,6 +80,7 @@ async def one_client(ws_url, account, turns, results, llm, tag):
             await ws.send(json.dumps({"type": "message.send", "content": text}))
             arrivals = []  # (arrival, end offset, tokens in event)
             error = None
+            run_id = None
             while True:
                 try:
                     event = json.loads(await asyncio.wait_for(ws.recv(), timeout=LOST_AFTER))
@@ -87,7 +88,9 @@ async def one_client(ws_url, account, turns, results, llm, tag):
                     error = "lost_event"  # the run ended but its last event never reached us
                     break
                 now = time.perf_counter()
-                if event["type"] == "token":
+                if event["type"] == "message.accepted":
+                    run_id = event["run_id"]
+                elif event["type"] == "token":
                     end = event["offset"] + len(event["text"])
                     arrivals.append((now, end, len(event["text"].split())))
                 elif event["type"] == "error":
@@ -96,7 +99,9 @@ async def one_client(ws_url, account, turns, results, llm, tag):
                 elif event["type"] == "done":
                     break
             if error or not arrivals:
-                results.append({"error": error or "no_tokens"})
+                results.append(
+                    {"error": error or "no_tokens", "run_id": run_id, "tokens_seen": len(arrivals)}
+                )
                 continue
             finished = time.perf_counter()
             stream = next(s for s in reversed(llm.streams) if s.get("last_user") == text)
@@ -172,7 +177,27 @@ def measure(mode: str, env: dict, var: Path, llm: FakeLLMServer, workers: list[l
             for chats in concurrency:
                 results, elapsed = asyncio.run(run_load(site.ws_url, accounts, chats, llm))
                 rows.append(summarize(mode, rate, chats, results, elapsed))
+                explain_failures(site, results)
     return rows
+
+
+RUN_STATES = """
+from chat.models import PipelineRun
+for run in PipelineRun.objects.filter(pk__in={run_ids!r}):
+    print("RUN", run.pk, run.status, run.step or "-", run.progress, run.error_code or "-", run.step_durations)
+"""
+
+
+def explain_failures(site, results: list[dict]) -> None:
+    """Print what the database says of each turn the client saw fail or lose, so a miss has a cause."""
+    failed = [r for r in results if "error" in r]
+    run_ids = [r["run_id"] for r in failed if r.get("run_id")]
+    for r in failed:
+        print(f"  turn failed at the client: {r['error']} after {r.get('tokens_seen', 0)} token events")
+    if run_ids:
+        for line in site.manage("shell", "-c", RUN_STATES.format(run_ids=run_ids)).splitlines():
+            if line.startswith("RUN "):
+                print(f"  its run in the database: {line.removeprefix('RUN ')}")
 
 
 COLUMNS = (
