@@ -46,7 +46,7 @@ LOST_AFTER = 30  # seconds without an event during a turn: count it as lost, go 
 
 SETUP = """
 import json
-from accounts.models import User
+from accounts.models import ApiToken, User
 from accounts.tokens import token_create
 from companions.models import Companion
 from tests.companions.factories import VALID
@@ -55,6 +55,7 @@ for n in range({count}):
     email = f"bench{{n}}@example.com"
     user, _ = User.objects.get_or_create(username=f"bench{{n}}", defaults={{"email": email}})
     Companion.objects.filter(owner=user).delete()
+    ApiToken.objects.filter(user=user, name="bench").delete()  # every run makes its own; keep under the cap
     companion = Companion.objects.create(owner=user, **VALID)
     out.append({{"companion": companion.pk, "token": token_create(user=user, name="bench")[1]}})
 print(json.dumps(out))
