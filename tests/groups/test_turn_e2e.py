@@ -27,6 +27,15 @@ def turn_rows(group_id):
     return messages, runs
 
 
+async def outcomes(group_id) -> list[tuple[str, str]]:
+    """(companion, run status) of the group's runs, oldest first."""
+    _, runs = await turn_rows(group_id)
+    return [(r.companion.name, r.status) for r in runs]
+
+
+ALL_COMPLETED = [("Mika", "completed"), ("Rin", "completed"), ("Aya", "completed")]
+
+
 @sync_to_async
 def companions_of(group):
     return {c.name: c for c in Companion.objects.filter(group_chats=group)}
@@ -182,12 +191,8 @@ async def test_one_companions_failure_does_not_block_the_others(
     error = await client.receive_until("error")
     assert error["code"] == "auth" and error["sender"] == "Mika"
     await client.receive_until("turn.done")
-    messages, runs = await turn_rows(group.pk)
-    assert [(r.companion.name, r.status) for r in runs] == [
-        ("Mika", "failed"),
-        ("Rin", "completed"),
-        ("Aya", "completed"),
-    ]
+    assert await outcomes(group.pk) == [("Mika", "failed"), *ALL_COMPLETED[1:]]
+    messages, _ = await turn_rows(group.pk)
     assert [m.content for m in messages if m.is_bot and m.is_complete] == [REPLY, REPLY]
     assert [d["sender"] for d in client.of_type("done")] == ["Rin", "Aya"]
 
@@ -287,12 +292,7 @@ async def test_a_companion_busy_in_a_one_to_one_reply_answers_the_group_after_it
 
     await direct.receive_until("done")
     await client.receive_until("turn.done")
-    _, runs = await turn_rows(group.pk)
-    assert [(r.companion.name, r.status) for r in runs] == [
-        ("Mika", "completed"),
-        ("Rin", "completed"),
-        ("Aya", "completed"),
-    ]
+    assert await outcomes(group.pk) == ALL_COMPLETED
     # Her group reply streamed only after her one-to-one reply had streamed its last token.
     one_to_one, mika_in_group = use_fake_llm.streams[:2]
     assert mika_in_group["first_token_at"] > max(one_to_one["token_times"])
@@ -313,9 +313,4 @@ async def test_a_waiting_group_reply_starts_when_the_one_to_one_reply_is_cancell
     use_fake_llm.token_delay = 0
     await direct.send({"type": "run.cancel", "run_id": direct_run})
     await client.receive_until("turn.done")
-    _, runs = await turn_rows(group.pk)
-    assert [(r.companion.name, r.status) for r in runs] == [
-        ("Mika", "completed"),
-        ("Rin", "completed"),
-        ("Aya", "completed"),
-    ]
+    assert await outcomes(group.pk) == ALL_COMPLETED
