@@ -108,8 +108,22 @@ def _current_scene(companion: Companion) -> prompts.SceneState:
     )
 
 
-def _analyze(companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
-    """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional)."""
+def _add_usage(run_id, *, prompt_tokens: int, completion_tokens: int, estimated: bool) -> None:
+    """Add one LLM call's tokens to the run's usage: every call is paid for upstream, so the run's
+    charge is the sum of its analyses, its reply attempts and any broken stream."""
+    if not (prompt_tokens or completion_tokens):
+        return
+    spent = PipelineRun.objects.only("analysis").get(pk=run_id).analysis
+    PipelineRun.objects.filter(pk=run_id).update(
+        prompt_tokens=F("prompt_tokens") + prompt_tokens,
+        completion_tokens=F("completion_tokens") + completion_tokens,
+        analysis={**spent, "usage_estimated": estimated or spent.get("usage_estimated", False)},
+    )
+
+
+def _analyze(run_id, companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
+    """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional).
+    What the call cost is added to the run's usage."""
     current = _current_scene(companion)
     breaker = llm_breaker()
     if not breaker.allow():
@@ -125,6 +139,12 @@ def _analyze(companion: Companion, *, text: str, speaker: str) -> prompts.SceneS
         log.warning("analysis_failed", companion_id=companion.pk, code=exc.code, error=exc.message)
         return current
     breaker.record_success()
+    _add_usage(
+        run_id,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        estimated=completion.usage_estimated,
+    )
     return prompts.extract_state(completion.text, current=current)
 
 
@@ -143,7 +163,7 @@ def analyze_context(run_id) -> None:
         _claim(run_id, step="analyze_context", progress=10, publisher=publisher)
         companion = run.companion
         scene = _analyze(
-            companion, text=conversation.user_text(), speaker=companion.owner.name_for_companions
+            run_id, companion, text=conversation.user_text(), speaker=companion.owner.name_for_companions
         )
         _save_analysis(run_id, "context", scene)
         if scene.wants_image and not run.want_image and conversation.may_paint_on_request():
@@ -207,15 +227,11 @@ def generate_reply(run_id) -> None:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
-        spent = PipelineRun.objects.only("analysis").get(pk=run_id).analysis
-        PipelineRun.objects.filter(pk=run_id).update(
-            # Added to what earlier, broken attempts spent: every attempt was paid for upstream.
-            prompt_tokens=F("prompt_tokens") + result.prompt_tokens,
-            completion_tokens=F("completion_tokens") + result.completion_tokens,
-            analysis={
-                **spent,
-                "usage_estimated": result.usage_estimated or spent.get("usage_estimated", False),
-            },
+        _add_usage(  # added to what earlier, broken attempts and the analysis spent
+            run_id,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            estimated=result.usage_estimated,
         )
         services.run_set_progress(run_id, progress=70, step="generate_reply")
         publisher.send(events.progress(str(run_id), 70, "generate_reply"))
@@ -241,11 +257,11 @@ def _record_partial_usage(run_id, chat_messages: list[dict], *, streamed: str) -
     if not streamed:
         return
     prompt_chars = "".join(str(m.get("content") or "") for m in chat_messages)
-    spent = PipelineRun.objects.only("analysis").get(pk=run_id).analysis
-    PipelineRun.objects.filter(pk=run_id).update(
-        prompt_tokens=F("prompt_tokens") + estimate_tokens(prompt_chars),
-        completion_tokens=F("completion_tokens") + estimate_tokens(streamed),
-        analysis={**spent, "usage_estimated": True},
+    _add_usage(
+        run_id,
+        prompt_tokens=estimate_tokens(prompt_chars),
+        completion_tokens=estimate_tokens(streamed),
+        estimated=True,
     )
 
 
@@ -291,7 +307,7 @@ def reanalyze(run_id) -> None:
     conversation = conversation_for(run)
     with conversation.publisher() as publisher, _timed(run_id, "reanalyze"):
         _claim(run_id, step="reanalyze", progress=70, publisher=publisher)
-        scene = _analyze(run.companion, text=conversation.reply_content(), speaker=run.companion.name)
+        scene = _analyze(run_id, run.companion, text=conversation.reply_content(), speaker=run.companion.name)
         _save_analysis(run_id, "reply", scene)
         services.run_set_progress(run_id, progress=80, step="reanalyze")
         publisher.send(events.progress(str(run_id), 80, "reanalyze"))

@@ -114,13 +114,37 @@ async def test_a_retried_reply_is_charged_every_attempt_that_streamed(
     assert totals.lifetime_tokens == row.prompt_tokens + row.completion_tokens == await burned(companion.pk)
 
 
-async def test_a_reply_refused_before_any_text_costs_nothing(worker, use_fake_llm, connect, companion, user):
+def analysis_usage(llm) -> tuple[int, int]:
+    """(prompt, completion) tokens the fake reported for the scene analyses (its non-streamed calls)."""
+    from tests.fakes.llm_server import _estimate, _prompt_text
+
+    calls = [r["json"] for r in llm.requests if r["json"] and not r["json"].get("stream")]
+    return sum(_estimate(_prompt_text(c)) for c in calls), len(calls) * _estimate(llm.completion_text)
+
+
+async def test_the_scene_analyses_are_charged_with_the_reply(worker, use_fake_llm, connect, companion, user):
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Hello"})
+    await client.receive_until("done")
+    [row], totals = await usage_rows(user)
+    reply = await sync_to_async(Message.objects.get)(companion=companion, role="assistant")
+    analysis_prompt, analysis_completion = analysis_usage(use_fake_llm)
+    assert analysis_prompt > 0 and analysis_completion > 0  # both analyses ran and reported usage
+    assert row.prompt_tokens == reply.prompt_tokens + analysis_prompt
+    assert row.completion_tokens == reply.completion_tokens + analysis_completion
+    assert totals.lifetime_tokens == row.prompt_tokens + row.completion_tokens == await burned(companion.pk)
+
+
+async def test_a_reply_refused_before_any_text_is_charged_only_its_analysis(
+    worker, use_fake_llm, connect, companion, user
+):
     use_fake_llm.fail_next(status=401, times=10, only_stream=True)
     client = await connect(companion.pk, user=user)
     await client.send({"type": "message.send", "content": "Hello"})
     assert (await client.receive_until("error"))["code"] == "auth"
-    transactions, _ = await usage_rows(user)
-    assert transactions == []
+    [row], _ = await usage_rows(user)
+    assert row.run_status == "failed"
+    assert (row.prompt_tokens, row.completion_tokens) == analysis_usage(use_fake_llm)  # the 401 cost nothing
 
 
 async def test_a_cancelled_reply_is_charged_what_it_streamed(worker, use_fake_llm, connect, companion, user):
