@@ -12,6 +12,12 @@ with ``EXIT_CODE``. Tasks it held are not lost: they were never acked
 (``acks_late``) and come back to another worker, and the reconciler ends any
 run that still stalls.
 
+Every worker needs a node name of its own (``-n``; the Procfile gives each
+process one, and docker compose gives each container its own host name):
+two workers sharing a name both answer the ping, so one could vouch for the
+other. The watchdog warns (``worker_watchdog_duplicate_name``) when it sees
+that.
+
 The in-process worker of the embedded default has no broker to lose and no
 watchdog.
 """
@@ -86,7 +92,10 @@ def answers(worker, *, timeout: float) -> bool:
         except Exception as exc:  # the broker is unreachable: no answer
             log.warning("worker_watchdog_ping_failed", error=f"{type(exc).__name__}: {exc}"[:200])
             replies = []
-        answer.append(any(worker.hostname in reply for reply in replies))
+        mine = [reply for reply in replies if worker.hostname in reply]
+        if len(mine) > 1:  # another live worker has our name: its answer could hide that we are stuck
+            log.warning("worker_watchdog_duplicate_name", hostname=worker.hostname, answers=len(mine))
+        answer.append(bool(mine))
 
     thread = threading.Thread(target=ping, name="broker-watchdog-ping", daemon=True)
     thread.start()

@@ -86,3 +86,50 @@ def test_a_worker_whose_broker_freezes_exits_and_a_fresh_one_works(tmp_path):
             except subprocess.TimeoutExpired:
                 worker.kill()
         server_context.__exit__(None, None, None)
+
+
+class FakeControl:
+    def __init__(self, replies=None, error=None):
+        self.replies, self.error = replies or [], error
+
+    def ping(self, destination, timeout):
+        if self.error:
+            raise self.error
+        return self.replies
+
+
+def fake_worker(control):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(hostname="chat-1@box", app=SimpleNamespace(control=control))
+
+
+def test_a_ping_answered_by_this_worker_counts():
+    from companionhub.worker_watchdog import answers
+
+    assert answers(fake_worker(FakeControl([{"chat-1@box": {"ok": "pong"}}])), timeout=0.1)
+
+
+def test_no_answer_or_an_unreachable_broker_counts_as_no_answer():
+    from companionhub.worker_watchdog import answers
+
+    assert not answers(fake_worker(FakeControl([])), timeout=0.1)
+    assert not answers(fake_worker(FakeControl([{"chat-2@box": {"ok": "pong"}}])), timeout=0.1)
+    assert not answers(fake_worker(FakeControl(error=ConnectionError("refused"))), timeout=0.1)
+
+
+def test_a_second_worker_with_the_same_name_is_reported():
+    from structlog.testing import capture_logs
+
+    from companionhub.worker_watchdog import answers
+
+    twins = [{"chat-1@box": {"ok": "pong"}}, {"chat-1@box": {"ok": "pong"}}]
+    with capture_logs() as logs:
+        assert answers(fake_worker(FakeControl(twins)), timeout=0.1)
+    assert [e["answers"] for e in logs if e["event"] == "worker_watchdog_duplicate_name"] == [2]
+
+
+def test_every_worker_in_the_procfile_has_a_name_of_its_own():
+    names = [line.split(" -n ")[1].split()[0] for line in (ROOT / "Procfile").read_text().splitlines()
+             if " worker " in line]  # fmt: skip
+    assert len(names) == 2 and len(set(names)) == 2
