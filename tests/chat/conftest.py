@@ -90,6 +90,12 @@ class ChatClient:
     async def nothing_more(self) -> bool:
         return await self.communicator.receive_nothing(timeout=0.3)
 
+    async def receive_close(self, timeout: float = 5) -> int | None:  # noqa: ASYNC109 - mirrors Channels
+        """The close code of the next output, which must be the server closing the socket."""
+        output = await self.communicator.receive_output(timeout=timeout)
+        assert output["type"] == "websocket.close", output
+        return output.get("code")
+
     def of_type(self, kind: str) -> list[dict]:
         return [e for e in self.events if e["type"] == kind]
 

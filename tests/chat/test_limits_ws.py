@@ -59,8 +59,7 @@ async def test_deactivation_closes_sockets_sessions_and_tokens(connect, companio
     program = await connect(companion.pk, token=secret)
     await sync_to_async(user_deactivate)(user=user)
     for client in (browser, program):
-        output = await client.communicator.receive_output(timeout=5)
-        assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
+        assert await client.receive_close() == events.CLOSE_SESSION_ENDED
     assert await sync_to_async(Session.objects.count)() == 0
     again = await connect(companion.pk, token=secret)
     assert again.close_code == events.CLOSE_UNAUTHENTICATED
@@ -79,8 +78,7 @@ async def test_signing_out_closes_that_browsers_sockets_only(connect, companion,
     await signed_out.receive()  # snapshot
     elsewhere = await connect(companion.pk, user=user)  # another browser of the same user
     await sync_to_async(browser.post)("/accounts/logout/")
-    output = await signed_out.communicator.receive_output(timeout=5)
-    assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
+    assert await signed_out.receive_close() == events.CLOSE_SESSION_ENDED
     await elsewhere.send({"type": "ping"})
     assert (await elsewhere.receive())["type"] == "pong"
     await signed_out.close()
@@ -101,5 +99,4 @@ async def test_a_password_change_closes_open_sockets(connect, companion, user):
         },
     )
     assert response.status_code == 302
-    output = await client.communicator.receive_output(timeout=5)
-    assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
+    assert await client.receive_close() == events.CLOSE_SESSION_ENDED

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from chat.llm import OpenAIChatClient
-from tests.fakes.site import free_port
+from tests.fakes.site import free_port, stop_process
 
 pytestmark = pytest.mark.local_llm
 
@@ -56,12 +56,7 @@ def llama_server(tmp_path):
             time.sleep(0.25)
         yield f"{base}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 def test_one_streamed_turn_through_the_real_client(llama_server):

@@ -63,8 +63,7 @@ async def test_revoking_a_token_closes_its_sockets(connect, companion, user):
     token, secret = await sync_to_async(tokens.token_create)(user=user, name="bot")
     client = await connect(companion.pk, token=secret)
     await sync_to_async(tokens.token_revoke)(user=user, token_id=token.pk)
-    output = await client.communicator.receive_output(timeout=5)
-    assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
+    assert await client.receive_close() == events.CLOSE_SESSION_ENDED
     again = await connect(companion.pk, token=secret)
     assert again.close_code == events.CLOSE_UNAUTHENTICATED
 

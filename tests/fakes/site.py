@@ -57,7 +57,7 @@ class Site:
     def stop_server(self) -> None:
         """Stop Daphne; open websockets drop and nothing answers on the port until ``start_server``."""
         if self.server is not None:
-            _stop(self.server)
+            stop_process(self.server)
             self.server = None
 
     @property
@@ -122,7 +122,8 @@ def _start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a child process, and kill it if it has not gone within 15 s."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -155,4 +156,4 @@ def run_site(
     finally:
         for process in (site.server, *site.workers):
             if process is not None:
-                _stop(process)
+                stop_process(process)

@@ -106,5 +106,4 @@ async def test_deactivation_closes_group_sockets_too(connect_group, group, user)
     program = await connect_group(group.pk, token=secret)
     await sync_to_async(user_deactivate)(user=user)
     for client in (browser, program):
-        output = await client.communicator.receive_output(timeout=5)
-        assert output == {"type": "websocket.close", "code": events.CLOSE_SESSION_ENDED}
+        assert await client.receive_close() == events.CLOSE_SESSION_ENDED

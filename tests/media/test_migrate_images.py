@@ -8,12 +8,6 @@ from media.models import StoredImage
 from tests.companions.factories import make_companion, png_bytes
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
 @pytest.fixture
 def legacy_companions(user):
     good = base64.b64encode(png_bytes(1000, 1000)).decode()

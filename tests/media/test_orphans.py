@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from media import orphans, tasks
 from media.models import StoredImage
 from media.services import store_image
-from tests.companions.factories import make_companion, png_bytes
+from tests.companions.factories import png_bytes
 
 HOUR = 3600
 
@@ -21,11 +21,6 @@ def media_root(settings, tmp_path):
     root.mkdir()
     settings.MEDIA_ROOT = root
     return root
-
-
-@pytest.fixture
-def companion(user):
-    return make_companion(user)
 
 
 def make_file(root, name: str, *, age_seconds: float = 2 * HOUR, data: bytes = b"x" * 10):

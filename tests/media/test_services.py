@@ -11,17 +11,6 @@ from media.services import storage_stats, store_image
 from tests.companions.factories import make_companion, png_bytes
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
-def companion(user):
-    return make_companion(user)
-
-
 def test_it_stores_an_optimized_jpeg_under_a_generated_name(companion, media_root):
     image = store_image(png_bytes(1200, 900), companion, "header")
     assert image.file.name.startswith(f"companions/{companion.pk}/headers/")
