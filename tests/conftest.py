@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+import uuid
 
 import pytest
 import redis
@@ -48,6 +49,29 @@ def _fresh_page_cache():
 
     with contextlib.suppress(Exception):  # a test about a broken cache sets one up itself
         pagecache.invalidate_all()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, dropped cleanly at the end.
+
+    Threads that served the session (the Celery worker's pool, the executor
+    behind ``database_sync_to_async``) may still hold connections when the
+    run ends; PostgreSQL refuses to drop a database in use, which would leave
+    it behind for the next run. End those sessions first.
+    """
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if connection.vendor != "postgresql":
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 @pytest.fixture(scope="session")
@@ -128,17 +152,13 @@ SMALL = {
 def rate_limits(settings, user):
     """Small limits, switched on, with this test's counters starting at zero.
 
-    Counters live in the shared cache (Redis in CI) and would otherwise carry
-    over from an earlier run whose ids happened to match.
+    Counters live in the shared cache (Redis in CI) and outlive a run: a fixed
+    address or name used by a test would lock up after a few runs in one
+    window. A key prefix of this test's own gives it a clean slate.
     """
-    from companionhub import ratelimits
-
     settings.RATELIMIT_ENABLE = True
     settings.RATE_LIMITS = dict(SMALL)
-    for scope in SMALL:
-        ratelimits.clear(scope, f"user:{user.pk}")
-    for identifier in ("alice", "alice@example.com", "nobody"):
-        ratelimits.clear("login_account", identifier)
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:test-{uuid.uuid4().hex[:12]}:"
     return settings.RATE_LIMITS
 
 
