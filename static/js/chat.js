@@ -77,6 +77,16 @@
     if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
   }
 
+  // The text as written, *asterisks* included: renderRich's inverse. Offsets from the
+  // server, "continue", "edit" and "copy" all work on this, never on what is shown.
+  function rawText(el) {
+    var out = "";
+    el.childNodes.forEach(function (node) {
+      out += node.nodeName === "EM" ? "*" + node.textContent + "*" : node.textContent;
+    });
+    return out;
+  }
+
   function nearBottom() {
     return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   }
@@ -186,7 +196,7 @@
     bubble.classList.remove("incomplete");
     bubble.setAttribute("aria-busy", "true");
     currentRun = { id: runId, bubble: bubble, content: "" };
-    if (existingId) currentRun.content = bubble.querySelector(".bubble-text").textContent;
+    if (existingId) currentRun.content = rawText(bubble.querySelector(".bubble-text"));
     return currentRun;
   }
 
@@ -271,7 +281,7 @@
   }
 
   function copyText(li, button) {
-    var text = li.querySelector(".bubble-text").textContent;
+    var text = rawText(li.querySelector(".bubble-text"));
     var done = function () {
       button.textContent = "Copied";
       setTimeout(function () { button.textContent = "Copy"; }, 1500);
@@ -293,7 +303,7 @@
 
   function startEdit(li) {
     editing = true;
-    textarea.value = li.querySelector(".bubble-text").textContent;
+    textarea.value = rawText(li.querySelector(".bubble-text"));
     sendButton.textContent = "Save and resend";
     composer.classList.add("editing");
     textarea.focus();
@@ -441,7 +451,7 @@
           while (mine.nextElementSibling) mine.nextElementSibling.remove();
         }
       } else if (reuse) {
-        var keep = pendingAction === "continue" ? reuse.querySelector(".bubble-text").textContent : "";
+        var keep = pendingAction === "continue" ? rawText(reuse.querySelector(".bubble-text")) : "";
         if (pendingAction === "regenerate") keepOldVersion(reuse);
         reuse.querySelector(".bubble-text").textContent = keep;
         reuse.classList.add("streaming");

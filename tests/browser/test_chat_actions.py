@@ -64,20 +64,27 @@ def test_regenerate_then_flip_back_edit_copy_and_delete(chat):
     versions.click()
     expect(last(page, "assistant").locator(".bubble-text")).to_have_text("First version.")
 
-    llm.set_reply("Answer to the edit.")
+    llm.set_reply("*smiles* Answer to the edit.")
     last(page, "user").hover()
     last(page, "user").get_by_role("button", name="Edit your last message").click()
     expect(page.get_by_label("Message to Ren")).to_have_value("Hi")
-    page.get_by_label("Message to Ren").fill("Hello again")
+    page.get_by_label("Message to Ren").fill("*waves* Hello again")
     page.keyboard.press("Enter")
-    expect(last(page, "user").locator(".bubble-text")).to_have_text("Hello again")
-    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("Answer to the edit.")
+    expect(last(page, "user").locator(".bubble-text")).to_have_text("waves Hello again")
+    expect(last(page, "user").locator(".bubble-text em")).to_have_text("waves")
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("smiles Answer to the edit.")
+    # Editing again starts from what was written, asterisks and all, not from what is shown.
+    last(page, "user").hover()
+    last(page, "user").get_by_role("button", name="Edit your last message").click()
+    expect(page.get_by_label("Message to Ren")).to_have_value("*waves* Hello again")
+    page.keyboard.press("Escape")
+    page.get_by_label("Message to Ren").fill("")
     expect(page.locator(".chat-log .bubble[data-message-id]")).to_have_count(2)
 
     last(page, "assistant").hover()
     last(page, "assistant").get_by_role("button", name="Copy this message").click()
     expect(last(page, "assistant").get_by_role("button", name="Copy this message")).to_have_text("Copied")
-    assert page.evaluate("navigator.clipboard.readText()") == "Answer to the edit."
+    assert page.evaluate("navigator.clipboard.readText()") == "*smiles* Answer to the edit."
 
     user_bubble = last(page, "user")
     user_bubble.hover()
@@ -92,15 +99,22 @@ def test_regenerate_then_flip_back_edit_copy_and_delete(chat):
 
 def test_a_cut_reply_can_be_continued(chat):
     page, llm = chat
-    llm.set_reply(" ".join(f"w{i}" for i in range(420)))  # more than the 400-token default
+    # *Emphasis* is shown as italics but the server counts offsets in the text as
+    # written: continuing must pick up from the latter.
+    llm.set_reply("*leans in* " + " ".join(f"w{i}" for i in range(420)))  # over the 400-token default
     send(page, "Tell me everything")
     continue_button = page.get_by_role("button", name="Continue the reply")
     expect(continue_button).to_be_visible()
-    cut = last(page, "assistant").locator(".bubble-text").inner_text()
-    llm.set_reply(" and that is all.")
+    body = last(page, "assistant").locator(".bubble-text")
+    cut = body.inner_text()
+    llm.set_reply(" and *winks* that is all.")
     continue_button.click()
-    expect(last(page, "assistant").locator(".bubble-text")).to_have_text(cut + " and that is all.")
+    expect(body).to_have_text(cut + " and winks that is all.")
+    expect(body.locator("em")).to_have_text(["leans in", "winks"])
     expect(continue_button).to_be_hidden()
+    live = body.inner_html()
+    page.reload()
+    assert last(page, "assistant").locator(".bubble-text").inner_html() == live
 
 
 def test_going_over_the_message_limit_says_so_and_keeps_the_text(chat):
