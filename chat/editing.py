@@ -22,7 +22,7 @@ from chat.services import (
     clean_message_text,
     ensure_companion_idle,
     publish_after_commit,
-    start_pipeline,
+    start_after_commit,
 )
 from chat.versions import versions_keep, versions_rotate
 from companionhub import pagecache
@@ -52,11 +52,13 @@ def _last_messages(companion: Companion) -> tuple[Message | None, Message | None
     return user_message, reply
 
 
-def _start(companion: Companion, user_message: Message, reply: Message | None, **fields: Any) -> PipelineRun:
+def _start(
+    companion: Companion, kind: str, user_message: Message, reply: Message | None, **fields: Any
+) -> PipelineRun:
     run = PipelineRun.objects.create(
         companion=companion, user_message=user_message, assistant_message=reply, **fields
     )
-    transaction.on_commit(lambda: start_pipeline(run.pk))
+    start_after_commit(run, kind, user_message, reply_id=reply.pk if reply else None)
     # Messages went or changed (last message time, a picture's message link).
     pagecache.user_pages_changed(companion.owner_id)
     return run
@@ -73,7 +75,7 @@ def message_regenerate(*, user, companion: Companion) -> Accepted:
         if reply.content:
             kept = versions_keep(reply.alternatives, reply.content)
             Message.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
-        run = _start(companion, user_message, reply)
+        run = _start(companion, "regenerate", user_message, reply)
     log.info("reply_regenerate", companion_id=companion.pk, run_id=str(run.pk), message_id=reply.pk)
     return Accepted(message=user_message, run=run)
 
@@ -90,7 +92,7 @@ def message_edit_last(*, user, companion: Companion, text: Any) -> Accepted:
         Message.objects.filter(pk=user_message.pk).update(content=text)
         user_message.content = text
         Message.objects.filter(companion=companion, pk__gt=user_message.pk).delete()
-        run = _start(companion, user_message, None)
+        run = _start(companion, "edit", user_message, None)
     log.info("message_edited", companion_id=companion.pk, run_id=str(run.pk), message_id=user_message.pk)
     return Accepted(message=user_message, run=run)
 
@@ -107,6 +109,7 @@ def message_continue(*, user, companion: Companion) -> Accepted:
             )
         run = _start(
             companion,
+            "continue",
             user_message,
             reply,
             mode=PipelineRun.Mode.CONTINUE,

@@ -146,6 +146,24 @@ class GroupSnapshotEvent(TypedDict):
     speaking: Speaker | None
 
 
+class UserMessageInfo(TypedDict):
+    id: int
+    content: str
+    created_at: str  # ISO 8601
+
+
+class TurnStartedEvent(TypedDict):
+    type: str  # "turn.started"
+    run_id: str
+    kind: str  # one of TURN_KINDS
+    user_message: UserMessageInfo  # the message being answered (for "edit": its new text)
+    reply_id: int | None  # "regenerate" / "continue": the reply written again or carried on
+
+
+# What started a run: a new message, or one of the edits (docs/websocket.md).
+TURN_KINDS = ("send", "regenerate", "continue", "edit", "retry")
+
+
 class TurnSpeakerEvent(TypedDict):
     type: str  # "turn.speaker"
     run_id: str
@@ -171,6 +189,7 @@ SERVER_EVENTS: dict[str, type] = {
     "pong": PongEvent,
     "message.deleted": MessageDeletedEvent,
     "message.updated": MessageUpdatedEvent,
+    "turn.started": TurnStartedEvent,
     "group.snapshot": GroupSnapshotEvent,
     "turn.speaker": TurnSpeakerEvent,
     "turn.done": TurnDoneEvent,
@@ -294,6 +313,23 @@ def message_deleted(message_id: int) -> MessageDeletedEvent:
 
 def message_updated(message_id: int, content: str, versions: int) -> MessageUpdatedEvent:
     return {"type": "message.updated", "message_id": message_id, "content": content, "versions": versions}
+
+
+def turn_started(run_id: str, kind: str, user_message, *, reply_id: int | None = None) -> TurnStartedEvent:
+    """``user_message`` is a ``chat.Message`` or a ``groups.GroupMessage``."""
+    if kind not in TURN_KINDS:
+        raise ValueError(f"unknown turn kind {kind!r}")
+    return {
+        "type": "turn.started",
+        "run_id": run_id,
+        "kind": kind,
+        "user_message": {
+            "id": user_message.pk,
+            "content": user_message.content,
+            "created_at": user_message.created_at.isoformat(),
+        },
+        "reply_id": reply_id,
+    }
 
 
 def error(

@@ -84,7 +84,7 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
             user_message=message,
             want_image=bool(want_image) or config["image_mode"] == "every_reply",
         )
-        transaction.on_commit(lambda: start_pipeline(run.pk))
+        start_after_commit(run, "send", message)
         pagecache.user_pages_changed(companion.owner_id)  # "last message" on the companion list
     log.info(
         "chat_message_accepted", companion_id=companion.pk, run_id=str(run.pk), want_image=run.want_image
@@ -158,6 +158,23 @@ def _wait(seconds: int) -> str:
     return f"{seconds} seconds" if seconds < 90 else f"about {round(seconds / 60)} minutes"
 
 
+def start_after_commit(
+    run: PipelineRun, kind: str, user_message: Message, *, reply_id: int | None = None
+) -> None:
+    """After commit: tell every open tab what started (``turn.started``), then start the chain.
+
+    In that order, so another tab, a phone, or a program on an API token
+    hears of the run before any of its events and knows where they belong.
+    """
+    event = events.turn_started(str(run.pk), kind, user_message, reply_id=reply_id)
+
+    def start() -> None:
+        publish(run.companion_id, event)
+        start_pipeline(run.pk)
+
+    transaction.on_commit(start)
+
+
 def start_pipeline(run_id) -> None:
     from chat.tasks import pipeline_chain
 
@@ -222,7 +239,7 @@ def run_retry(*, user, run_id) -> PipelineRun:
         run = PipelineRun.objects.create(
             companion_id=old.companion_id, user_message_id=old.user_message_id, want_image=old.want_image
         )
-        transaction.on_commit(lambda: start_pipeline(run.pk))
+        start_after_commit(run, "retry", old.user_message)
     log.info("run_retried", old_run_id=str(old.pk), run_id=str(run.pk))
     return run
 
@@ -360,13 +377,14 @@ def run_is_cancelled(run_id) -> bool:
         return PipelineRun.objects.filter(pk=run_id, status__in=(Status.CANCELLED, Status.FAILED)).exists()
 
 
+def publish(companion_id: int, event: dict[str, Any]) -> None:
+    """Send one event to every socket of the companion's chat, now (best-effort)."""
+    from chat.publish import EventPublisher
+
+    with EventPublisher(companion_id) as publisher:
+        publisher.send(event)
+
+
 def publish_after_commit(companion_id: int, event: dict[str, Any]) -> None:
     """Send one event once the current transaction (if any) has committed."""
-
-    def send() -> None:
-        from chat.publish import EventPublisher
-
-        with EventPublisher(companion_id) as publisher:
-            publisher.send(event)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: publish(companion_id, event))

@@ -94,7 +94,15 @@ def _rewrite_latest_reply(user, group: GroupChat, message_id: Any, *, continuing
                 alternatives=versions_keep(reply.alternatives, reply.content), image=None
             )
         turn_close(message)
-        run = start_reply_run(group, message, speaker, want_image=False, reply=reply, **fields)
+        run = start_reply_run(
+            group,
+            message,
+            speaker,
+            want_image=False,
+            reply=reply,
+            announce="continue" if continuing else "regenerate",
+            **fields,
+        )
     log.info(
         "group_reply_continue" if continuing else "group_reply_regenerate",
         group_id=group.pk,

@@ -176,12 +176,15 @@ def start_reply_run(
     *,
     want_image: bool,
     reply: GroupMessage | None = None,
+    announce: str = "",
     **run_fields: Any,
 ) -> PipelineRun:
     """Create the companion's reply; start it after commit, or queue it while the companion is busy.
 
     ``reply``, when given, is an existing reply of the companion that the run
     writes again or continues (``run_fields`` set the mode) instead of a new one.
+    ``announce`` (a turn kind: "send", "regenerate", "continue") is set on the
+    run that begins a turn: every open tab gets ``turn.started`` first.
     """
     waiting = _companion_is_busy(companion.pk)
     run = PipelineRun.objects.create(
@@ -197,7 +200,15 @@ def start_reply_run(
         str(run.pk), companion.pk, companion.name, message_id=reply.pk if reply else None
     )
 
+    started = (
+        events.turn_started(str(run.pk), announce, message, reply_id=reply.pk if reply else None)
+        if announce
+        else None
+    )
+
     def start() -> None:
+        if started:
+            publish_to_group(group.pk, started)
         publish_to_group(group.pk, speaker)  # the clients name the speaker before the first words
         if not waiting:
             start_pipeline(run.pk)
@@ -260,7 +271,7 @@ def group_message_send(*, user, group: GroupChat, text: Any, want_image: bool = 
         )
         message = GroupMessage.objects.create(group=group, content=text, reply_order=order)
         first = next(c for c in members if c.pk == order[0])
-        run = start_reply_run(group, message, first, want_image=bool(want_image))
+        run = start_reply_run(group, message, first, want_image=bool(want_image), announce="send")
     log.info("group_message_accepted", group_id=group.pk, run_id=str(run.pk), order=order)
     return TurnStarted(message=message, run=run)
 

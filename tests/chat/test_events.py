@@ -1,12 +1,15 @@
 """Every server event's shape matches its TypedDict, and docs/websocket.md documents each type."""
 
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import get_type_hints
 
 import pytest
 
 from chat import events
 
+NOW = datetime(2026, 11, 26, 9, 14, 3, tzinfo=UTC)
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "websocket.md").read_text()
 
 SAMPLES = {
@@ -25,6 +28,9 @@ SAMPLES = {
         {"id": 1, "title": "Crew", "companions": [{"id": 2, "name": "Mika", "state": {}}]},
         None,
         {"companion_id": 2, "sender": "Mika"},
+    ),
+    "turn.started": events.turn_started(
+        "r", "regenerate", SimpleNamespace(pk=4, content="Hi", created_at=NOW), reply_id=5
     ),
     "turn.speaker": events.turn_speaker("r", 2, "Mika", message_id=5),
     "turn.done": events.turn_done(1),
@@ -77,3 +83,16 @@ def test_error_omits_optional_fields():
 def test_turn_speaker_names_the_reply_only_when_it_is_written_again():
     assert "message_id" not in events.turn_speaker("r", 2, "Mika")
     assert events.turn_speaker("r", 2, "Mika", message_id=5)["message_id"] == 5
+
+
+def test_turn_started_names_the_message_and_refuses_an_unknown_kind():
+    message = SimpleNamespace(pk=4, content="Hi", created_at=NOW)
+    assert events.turn_started("r", "send", message) == {
+        "type": "turn.started",
+        "run_id": "r",
+        "kind": "send",
+        "user_message": {"id": 4, "content": "Hi", "created_at": "2026-11-26T09:14:03+00:00"},
+        "reply_id": None,
+    }
+    with pytest.raises(ValueError):
+        events.turn_started("r", "resend", message)

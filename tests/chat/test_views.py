@@ -65,8 +65,8 @@ def test_the_form_fallback_stores_the_message_and_starts_a_run(
     run = PipelineRun.objects.get()
     assert run.user_message.content == "hello" and run.want_image
     # The chain starts only after commit (the other callback refreshes the cached pages).
-    assert [cb.__qualname__ for cb in callbacks if "send_message" in cb.__qualname__] == [
-        "send_message.<locals>.<lambda>"
+    assert [cb.__qualname__ for cb in callbacks if "start" in cb.__qualname__] == [
+        "start_after_commit.<locals>.start"
     ]
 
 
