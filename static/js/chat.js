@@ -372,6 +372,44 @@
 
   // ---- protocol ----
 
+  // The user's message now reads ``text`` (null: unchanged) and nothing after it stays.
+  function showEdited(messageId, text) {
+    var mine = document.getElementById("message-" + messageId);
+    if (!mine) return;
+    if (text !== null) renderRich(mine.querySelector(".bubble-text"), text);
+    while (mine.nextElementSibling) mine.nextElementSibling.remove();
+  }
+
+  // A run began: "regenerate" and "continue" stream into the reply they rewrite (``replyId``, or the
+  // last one), anything else into a new bubble.
+  function beginRun(runId, kind, replyId) {
+    clearError();
+    if (isGroup) lastRunId = runId;
+    var reuse = null;
+    if (kind === "regenerate" || kind === "continue") {
+      reuse = (replyId && document.getElementById("message-" + replyId)) || lastOf("assistant");
+    }
+    if (currentRun && currentRun.id === runId) {
+      // A group's "turn.speaker" came first and opened the named bubble already.
+      if (kind === "regenerate" && currentRun.bubble) keepOldVersion(currentRun.bubble);
+      showProgress(0, "");
+      return;
+    }
+    currentRun = { id: runId, bubble: null, content: "" };
+    if (reuse) {
+      var keep = kind === "continue" ? rawText(reuse.querySelector(".bubble-text")) : "";
+      if (kind === "regenerate") keepOldVersion(reuse);
+      reuse.querySelector(".bubble-text").textContent = keep;
+      reuse.classList.add("streaming");
+      reuse.classList.remove("incomplete");
+      currentRun.bubble = reuse;
+      currentRun.content = keep;
+    }
+    // 1:1 shows "typing…" until the first words come; a group waits for "turn.speaker" to name who.
+    if (!currentRun.bubble && !isGroup) streamingBubble(runId);
+    showProgress(0, "");
+  }
+
   function setSpeaker(who) {
     speaker = who && who.sender ? { companion_id: who.companion_id, sender: who.sender } : null;
     root.querySelectorAll("[data-companion-state]").forEach(function (el) {
@@ -433,36 +471,23 @@
         sent.bubble.classList.remove("pending");
         delete pending[e.client_id];
       }
-      clearError();
-      if (isGroup) lastRunId = e.run_id;
-      if (currentRun && currentRun.id === e.run_id) {
-        // A group's "turn.speaker" came first and opened the named bubble already.
-        if (pendingAction === "regenerate" && currentRun.bubble) keepOldVersion(currentRun.bubble);
-        pendingAction = null;
-        showProgress(0, "");
-        return;
-      }
-      currentRun = { id: e.run_id, bubble: null, content: "" };
-      var reuse = pendingAction && lastOf("assistant");
-      if (pendingAction === "edit") {
-        var mine = document.getElementById("message-" + e.message_id);
-        if (mine) {
-          renderRich(mine.querySelector(".bubble-text"), textarea.dataset.sent || "");
-          while (mine.nextElementSibling) mine.nextElementSibling.remove();
-        }
-      } else if (reuse) {
-        var keep = pendingAction === "continue" ? rawText(reuse.querySelector(".bubble-text")) : "";
-        if (pendingAction === "regenerate") keepOldVersion(reuse);
-        reuse.querySelector(".bubble-text").textContent = keep;
-        reuse.classList.add("streaming");
-        reuse.classList.remove("incomplete");
-        currentRun.bubble = reuse;
-        currentRun.content = keep;
-      }
-      // 1:1 shows "typing…" until the first words come; a group waits for "turn.speaker" to name who.
-      if (!currentRun.bubble && !isGroup) streamingBubble(e.run_id);
+      if (pendingAction === "edit") showEdited(e.message_id, textarea.dataset.sent || "");
+      beginRun(e.run_id, pendingAction || "send", null);
       pendingAction = null;
-      showProgress(0, "");
+    },
+    // A run another tab, device or the plain form started; this tab's own came as "message.accepted",
+    // which its socket always gets first.
+    "turn.started": function (e) {
+      if ((currentRun && currentRun.id === e.run_id) || pendingAction || Object.keys(pending).length) return;
+      var said = e.user_message;
+      if (e.kind === "send" && !document.getElementById("message-" + said.id)) {
+        addBubble("user", said.content, { id: said.id, date: new Date(said.created_at) });
+      } else if (e.kind === "edit") {
+        showEdited(said.id, said.content);
+      } else if (e.kind === "retry") {
+        showEdited(said.id, null); // the failed attempt's partial reply is gone
+      }
+      beginRun(e.run_id, e.kind, e.reply_id);
     },
     progress: function (e) {
       if (e.step === "done") return;

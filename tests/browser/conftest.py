@@ -9,6 +9,7 @@ Debian's, driven by Playwright.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,31 @@ def page(browser, site):
     yield page
     context.close()
     assert not errors, f"browser errors: {errors}"
+
+
+@pytest.fixture
+def chat(browser, site, fake_backends):
+    """A new user with a new companion, on its chat page; clipboard allowed."""
+    from playwright.sync_api import expect
+
+    from tests.browser.test_journey import create_companion, register
+
+    llm, _ = fake_backends
+    llm.token_delay = 0
+    llm.reset()
+    context = browser.new_context(
+        viewport=DESKTOP, base_url=site, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    register(page, f"u{uuid.uuid4().hex[:8]}", screenshots=False)
+    create_companion(page, "Ren", screenshots=False)
+    expect(page.locator("[data-connection]")).to_have_text("Online")
+    yield page, llm
+    context.close()
+    assert not errors, errors
 
 
 def shoot(page, name: str) -> None:
