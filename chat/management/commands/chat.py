@@ -77,11 +77,18 @@ class Command(BaseCommand):
     def _read(self, socket, done: threading.Event, once: bool) -> None:
         out = self.stdout
         reply = ""
+        mine: set[str] = set()  # runs this client started: their "turn.started" needs no echo
         try:
             for raw in socket:
                 event = json.loads(raw)
                 kind = event.get("type")
-                if kind == "snapshot":
+                if kind == "message.accepted":
+                    mine.add(event["run_id"])
+                elif kind == "turn.started" and event["run_id"] not in mine:
+                    said = event["user_message"]["content"]
+                    out.write(f"\n[from another tab, {event['kind']}: {said}]")
+                    reply = ""
+                elif kind == "snapshot":
                     state = event["companion"]["state"]
                     out.write(
                         f"Connected to {event['companion']['name']} — {state['action']}, {state['location']}."
