@@ -259,7 +259,7 @@ CLIENT_FRAMES: dict[str, type] = {
     "message.alternative": MessageAlternativeFrame,
 }
 
-# What a group chat socket accepts: of the edits, regenerate, continue and flipping versions.
+# What a group chat socket accepts: of the edits, all but editing your last message.
 GROUP_CLIENT_FRAMES: dict[str, type] = {
     name: CLIENT_FRAMES[name]
     for name in (
@@ -269,6 +269,7 @@ GROUP_CLIENT_FRAMES: dict[str, type] = {
         "message.regenerate",
         "message.continue",
         "message.alternative",
+        "message.delete",
     )
 }
 

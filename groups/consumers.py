@@ -3,8 +3,8 @@
 Everything a chat socket shares (auth by session or API token, the socket
 cap, frame limits and error frames) comes from ``chat.consumers``; this adds
 the group as the target, its snapshot, and its frames: ``message.send``,
-``run.cancel``, ``message.regenerate``, ``message.continue`` and
-``message.alternative`` (``ping`` too).
+``run.cancel``, ``message.regenerate``, ``message.continue``,
+``message.alternative`` and ``message.delete`` (``ping`` too).
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ class GroupChatConsumer(ProtocolConsumer):
                 user=user, group=self.group, message_id=message_id_field(frame, required=False)
             )
             await self.send_json(events.message_accepted(client_id, started.message.pk, str(started.run.pk)))
+        elif kind == "message.delete":
+            await database_sync_to_async(editing.group_message_delete)(
+                user=user, group=self.group, message_id=message_id_field(frame)
+            )  # every open tab gets "message.deleted"
         elif kind == "message.alternative":
             await database_sync_to_async(editing.group_reply_show_alternative)(
                 user=user, group=self.group, message_id=message_id_field(frame)

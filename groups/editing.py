@@ -1,4 +1,4 @@
-"""Changing a group conversation after the fact: write the latest reply again or continue it, flip versions.
+"""Changing a group conversation after the fact: rewrite or continue the latest reply, flip versions, delete.
 
 The group counterpart of ``chat.editing``, with the same rules: refused while
 the group's turn is being answered, the old text kept as a version the user
@@ -45,14 +45,20 @@ def _lock_idle(group: GroupChat, user) -> GroupChat:
     return group
 
 
-def _group_reply(group: GroupChat, message_id: Any) -> GroupMessage:
-    """A companion's reply in this group by id; any other id (another group's, garbage) is not found."""
+def _group_message(group: GroupChat, message_id: Any, *, replies_only: bool) -> GroupMessage:
+    """A message of this group by id; any other id (another group's, garbage) is not found."""
     if not isinstance(message_id, int) or isinstance(message_id, bool) or not 1 <= message_id <= MAX_ID:
         raise ChatError("not_found", "No such message.")
-    reply = GroupMessage.objects.filter(pk=message_id, group=group, is_bot=True).first()
-    if reply is None:
+    found = GroupMessage.objects.filter(pk=message_id, group=group)
+    message = (found.filter(is_bot=True) if replies_only else found).first()
+    if message is None:
         raise ChatError("not_found", "No such message.")
-    return reply
+    return message
+
+
+def _group_reply(group: GroupChat, message_id: Any) -> GroupMessage:
+    """A companion's reply in this group by id."""
+    return _group_message(group, message_id, replies_only=True)
 
 
 def _latest_reply(group: GroupChat, message_id: Any) -> GroupMessage:
@@ -140,3 +146,21 @@ def group_reply_show_alternative(*, user, group: GroupChat, message_id: Any) -> 
         updated = events.message_updated(reply.pk, reply.content, len(reply.alternatives) + 1)
         transaction.on_commit(lambda: publish_to_group(group.pk, updated))
     return reply
+
+
+def group_message_delete(*, user, group: GroupChat, message_id: Any) -> int:
+    """Delete one message of the group, the user's or a companion's; every open tab gets ``message.deleted``.
+
+    As in a one-to-one chat: refused while the turn is being answered, the
+    runs that answered a deleted message of the user go with it, and a
+    picture stays in the gallery.
+    """
+    with transaction.atomic():
+        group = _lock_idle(group, user)
+        message = _group_message(group, message_id, replies_only=False)
+        deleted_id = message.pk
+        message.delete()
+        deleted = events.message_deleted(deleted_id)
+        transaction.on_commit(lambda: publish_to_group(group.pk, deleted))
+    log.info("group_message_deleted", group_id=group.pk, message_id=deleted_id)
+    return deleted_id

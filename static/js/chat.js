@@ -4,8 +4,8 @@
 // A group chat page (data-mode="group") uses the same client: replies come
 // one companion after another, each bubble named, until "turn.done"; older
 // pages load the same way, from the page's data-older-url; the latest reply
-// can be written again or continued and its versions flipped (edit and delete
-// are 1:1 only).
+// can be written again or continued, its versions flipped and any message
+// deleted (editing your last message is 1:1 only).
 (function () {
   "use strict";
 
@@ -239,7 +239,7 @@
     } else if (!isGroup) {
       bar.appendChild(actionButton("Edit", "edit", "Edit your last message"));
     }
-    if (!isGroup) bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
+    bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
     li.insertBefore(bar, li.querySelector("time"));
   }
 

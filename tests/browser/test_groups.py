@@ -203,10 +203,10 @@ def test_write_the_last_group_reply_again_and_flip_back(page, live_site, fake_ba
     reply = page.locator(".chat-log .bubble.assistant[data-message-id]").last
     expect(reply.locator(".bubble-text")).to_have_text("First version from Rin.", timeout=30_000)
     expect(page.locator("[data-send]")).to_be_enabled(timeout=30_000)
-    # Only the latest reply offers "Again"; a group offers no edit or delete.
+    # Only the latest reply offers "Again"; a group offers delete but not editing your message.
     user_bubble = page.locator(".chat-log .bubble.user[data-message-id]").last
     expect(user_bubble.get_by_role("button", name="Edit your last message")).to_have_count(0)
-    expect(reply.get_by_role("button", name="Delete this message")).to_have_count(0)
+    expect(reply.get_by_role("button", name="Delete this message")).to_have_count(1)
 
     llm.set_reply("Second version, written again by Rin.")
     reply.hover()

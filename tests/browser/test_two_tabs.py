@@ -77,7 +77,9 @@ def test_the_other_tab_follows_sends_rewrites_edits_and_deletes(chat):
     assert not errors, errors
 
 
-def test_the_other_tab_of_a_group_counts_the_new_version(page, live_site, fake_backends):
+def test_the_other_tab_of_a_group_counts_the_new_version_and_drops_a_deleted_reply(
+    page, live_site, fake_backends
+):
     llm, _ = fake_backends
     llm.reset()
     llm.token_delay = 0
@@ -106,4 +108,16 @@ def test_the_other_tab_of_a_group_counts_the_new_version(page, live_site, fake_b
     expect(other.locator("[data-send]")).to_be_enabled(timeout=30_000)
     reply.hover()
     expect(reply.get_by_role("button", name="Show the other version")).to_have_text("Versions: 2")
+
+    # Deleting the reply in one tab takes it out of both, and out of the server's page.
+    last(page, "assistant").hover()
+    delete = last(page, "assistant").get_by_role("button", name="Delete this message")
+    delete.click()
+    expect(delete).to_have_text("Delete?")
+    delete.click()
+    expect(bubbles(other, "assistant")).to_have_count(0)
+    expect(bubbles(page, "assistant")).to_have_count(0)
+    other.reload()
+    expect(bubbles(other, "assistant")).to_have_count(0)
+    expect(bubbles(other, "user")).to_have_count(1)
     assert not errors, errors

@@ -72,6 +72,7 @@ def test_the_group_socket_accepts_a_subset_of_the_frames():
         "message.regenerate",
         "message.continue",
         "message.alternative",
+        "message.delete",
     }
     assert set(events.GROUP_CLIENT_FRAMES) <= set(events.CLIENT_FRAMES)
 

@@ -46,7 +46,8 @@ async def test_a_foreign_origin_is_refused(connect_group, group, user):
     [
         ("{not json", "bad_json"),
         ('{"type": "message.edit", "content": "hi"}', "unknown_type"),
-        ('{"type": "message.delete", "message_id": 1}', "unknown_type"),
+        ('{"type": "run.retry", "run_id": "x"}', "unknown_type"),
+        ('{"type": "message.delete", "message_id": 1}', "not_found"),  # no message 1 in a new group
         ('{"type": "message.send", "content": 5}', "bad_frame"),
         ('{"type": "message.send", "content": "hi", "image": "yes"}', "bad_frame"),
         ('{"type": "message.send", "content": "   "}', "empty"),
