@@ -195,20 +195,28 @@
     bubble.classList.add("streaming");
     bubble.classList.remove("incomplete");
     bubble.setAttribute("aria-busy", "true");
-    currentRun = { id: runId, bubble: bubble, content: "" };
-    if (existingId) currentRun.content = rawText(bubble.querySelector(".bubble-text"));
+    currentRun = { id: runId, bubble: bubble, content: "", points: 0 };
+    if (existingId) setContent(currentRun, rawText(bubble.querySelector(".bubble-text")));
     return currentRun;
+  }
+
+  // Offsets from the server count Unicode code points; a JavaScript string's length counts an emoji
+  // as two. ``points`` keeps the reply's length the server's way.
+  function setContent(run, text) {
+    run.content = text;
+    run.points = Array.from(text).length;
   }
 
   function applyTokens(run, offset, text) {
     var wasNear = nearBottom();
     var body = run.bubble.querySelector(".bubble-text");
-    if (offset === run.content.length) {
+    if (offset === run.points) {
       run.content += text;
+      run.points += Array.from(text).length;
       body.appendChild(document.createTextNode(text)); // linear: no re-render per token
     } else {
       // Overlap with the snapshot, or a restarted reply: the server's text wins from offset on.
-      run.content = run.content.slice(0, offset) + text;
+      setContent(run, Array.from(run.content).slice(0, offset).join("") + text);
       body.textContent = run.content;
     }
     scrollIfFollowing(wasNear);
@@ -395,7 +403,7 @@
       showProgress(0, "");
       return;
     }
-    currentRun = { id: runId, bubble: null, content: "" };
+    currentRun = { id: runId, bubble: null, content: "", points: 0 };
     if (reuse) {
       var keep = kind === "continue" ? rawText(reuse.querySelector(".bubble-text")) : "";
       if (kind === "regenerate") keepOldVersion(reuse);
@@ -403,7 +411,7 @@
       reuse.classList.add("streaming");
       reuse.classList.remove("incomplete");
       currentRun.bubble = reuse;
-      currentRun.content = keep;
+      setContent(currentRun, keep);
     }
     // 1:1 shows "typing…" until the first words come; a group waits for "turn.speaker" to name who.
     if (!currentRun.bubble && !isGroup) streamingBubble(runId);

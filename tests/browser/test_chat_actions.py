@@ -115,3 +115,18 @@ def test_a_dropped_socket_reconnects_by_itself(chat, live_site):
     llm.set_reply("Still here.")
     send(page, "Are you back?")
     expect(last(page, "assistant").locator(".bubble-text")).to_have_text("Still here.")
+
+
+def test_emoji_in_a_streamed_reply_do_not_garble_it(chat):
+    # The server counts offsets in code points, the page's strings in UTF-16 units: an emoji early
+    # in a reply must not shift every later batch of tokens.
+    page, llm = chat
+    llm.token_delay = 0.02  # many small batches, each placed by its offset
+    words = " ".join(f"w{i}" for i in range(30))
+    llm.set_reply(f"Hi 😊 there! *waves* 🌊🌊 {words} 🎉")
+    send(page, "Say hi with emoji")
+    body = last(page, "assistant").locator(".bubble-text")
+    expect(body).to_have_text(f"Hi 😊 there! waves 🌊🌊 {words} 🎉")
+    live = body.inner_html()
+    page.reload()
+    assert last(page, "assistant").locator(".bubble-text").inner_html() == live
