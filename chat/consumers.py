@@ -265,7 +265,10 @@ class ChatConsumer(ProtocolConsumer):
             if not isinstance(content, str):
                 raise FrameError("bad_frame", "'content' must be a string.")
             accepted = await database_sync_to_async(editing.message_edit_last)(
-                user=user, companion=companion, text=content
+                user=user,
+                companion=companion,
+                text=content,
+                message_id=message_id_field(frame, required=False),
             )
         else:
             message_id = message_id_field(frame)

@@ -53,12 +53,18 @@ def _last_messages(companion: Companion) -> tuple[Message | None, Message | None
 
 
 def _start(
-    companion: Companion, kind: str, user_message: Message, reply: Message | None, **fields: Any
+    companion: Companion,
+    kind: str,
+    user_message: Message,
+    reply: Message | None,
+    *,
+    versions: int | None = None,
+    **fields: Any,
 ) -> PipelineRun:
     run = PipelineRun.objects.create(
         companion=companion, user_message=user_message, assistant_message=reply, **fields
     )
-    start_after_commit(run, kind, user_message, reply_id=reply.pk if reply else None)
+    start_after_commit(run, kind, user_message, reply_id=reply.pk if reply else None, versions=versions)
     # Messages went or changed (last message time, a picture's message link).
     pagecache.user_pages_changed(companion.owner_id)
     return run
@@ -72,16 +78,19 @@ def message_regenerate(*, user, companion: Companion) -> Accepted:
         user_message, reply = _last_messages(companion)
         if user_message is None or reply is None:
             raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
-        if reply.content:
-            kept = versions_keep(reply.alternatives, reply.content)
-            Message.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
-        run = _start(companion, "regenerate", user_message, reply)
+        kept = versions_keep(reply.alternatives, reply.content)
+        Message.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
+        run = _start(companion, "regenerate", user_message, reply, versions=len(kept) + 1)
     log.info("reply_regenerate", companion_id=companion.pk, run_id=str(run.pk), message_id=reply.pk)
     return Accepted(message=user_message, run=run)
 
 
-def message_edit_last(*, user, companion: Companion, text: Any) -> Accepted:
-    """Change the last thing the user said and answer it afresh (the old answer goes)."""
+def message_edit_last(*, user, companion: Companion, text: Any, message_id: int | None = None) -> Accepted:
+    """Change the last thing the user said and answer it afresh (the old answer goes).
+
+    ``message_id``, when given, is the message the user meant: if another tab
+    has said something since, the edit is refused rather than overwrite that.
+    """
     text = clean_message_text(text)
     check_can_start(user, want_image=False)
     with transaction.atomic():
@@ -89,6 +98,11 @@ def message_edit_last(*, user, companion: Companion, text: Any) -> Accepted:
         user_message, _ = _last_messages(companion)
         if user_message is None:
             raise ChatError("nothing_to_edit", "There is no message of yours to edit.")
+        if message_id is not None and message_id != user_message.pk:
+            raise ChatError(
+                "not_latest",
+                "That is no longer your last message (it changed in another tab): nothing was saved.",
+            )
         Message.objects.filter(pk=user_message.pk).update(content=text)
         user_message.content = text
         Message.objects.filter(companion=companion, pk__gt=user_message.pk).delete()

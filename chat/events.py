@@ -158,6 +158,9 @@ class TurnStartedEvent(TypedDict):
     kind: str  # one of TURN_KINDS
     user_message: UserMessageInfo  # the message being answered (for "edit": its new text)
     reply_id: int | None  # "regenerate" / "continue": the reply written again or carried on
+    versions: NotRequired[
+        int
+    ]  # "regenerate": how many versions the reply has, the one being written included
 
 
 # What started a run: a new message, or one of the edits (docs/websocket.md).
@@ -229,6 +232,7 @@ class MessageEditFrame(TypedDict):
     type: str  # "message.edit"
     content: str
     client_id: NotRequired[str]
+    message_id: NotRequired[int]  # the message meant, refused unless it is still your last
 
 
 class MessageContinueFrame(TypedDict):
@@ -316,11 +320,13 @@ def message_updated(message_id: int, content: str, versions: int) -> MessageUpda
     return {"type": "message.updated", "message_id": message_id, "content": content, "versions": versions}
 
 
-def turn_started(run_id: str, kind: str, user_message, *, reply_id: int | None = None) -> TurnStartedEvent:
+def turn_started(
+    run_id: str, kind: str, user_message, *, reply_id: int | None = None, versions: int | None = None
+) -> TurnStartedEvent:
     """``user_message`` is a ``chat.Message`` or a ``groups.GroupMessage``."""
     if kind not in TURN_KINDS:
         raise ValueError(f"unknown turn kind {kind!r}")
-    return {
+    event: TurnStartedEvent = {
         "type": "turn.started",
         "run_id": run_id,
         "kind": kind,
@@ -331,6 +337,9 @@ def turn_started(run_id: str, kind: str, user_message, *, reply_id: int | None =
         },
         "reply_id": reply_id,
     }
+    if versions is not None:
+        event["versions"] = versions
+    return event
 
 
 def error(

@@ -159,14 +159,19 @@ def _wait(seconds: int) -> str:
 
 
 def start_after_commit(
-    run: PipelineRun, kind: str, user_message: Message, *, reply_id: int | None = None
+    run: PipelineRun,
+    kind: str,
+    user_message: Message,
+    *,
+    reply_id: int | None = None,
+    versions: int | None = None,
 ) -> None:
     """After commit: tell every open tab what started (``turn.started``), then start the chain.
 
     In that order, so another tab, a phone, or a program on an API token
     hears of the run before any of its events and knows where they belong.
     """
-    event = events.turn_started(str(run.pk), kind, user_message, reply_id=reply_id)
+    event = events.turn_started(str(run.pk), kind, user_message, reply_id=reply_id, versions=versions)
 
     def start() -> None:
         publish(run.companion_id, event)

@@ -95,10 +95,9 @@ def _rewrite_latest_reply(user, group: GroupChat, message_id: Any, *, continuing
         if continuing:
             fields = {"mode": PipelineRun.Mode.CONTINUE, "analysis": {"continue_from": len(reply.content)}}
         else:
-            fields = {}
-            GroupMessage.objects.filter(pk=reply.pk).update(
-                alternatives=versions_keep(reply.alternatives, reply.content), image=None
-            )
+            kept = versions_keep(reply.alternatives, reply.content)
+            fields = {"versions": len(kept) + 1}
+            GroupMessage.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
         turn_close(message)
         run = start_reply_run(
             group,

@@ -177,6 +177,7 @@ def start_reply_run(
     want_image: bool,
     reply: GroupMessage | None = None,
     announce: str = "",
+    versions: int | None = None,
     **run_fields: Any,
 ) -> PipelineRun:
     """Create the companion's reply; start it after commit, or queue it while the companion is busy.
@@ -184,7 +185,8 @@ def start_reply_run(
     ``reply``, when given, is an existing reply of the companion that the run
     writes again or continues (``run_fields`` set the mode) instead of a new one.
     ``announce`` (a turn kind: "send", "regenerate", "continue") is set on the
-    run that begins a turn: every open tab gets ``turn.started`` first.
+    run that begins a turn: every open tab gets ``turn.started`` first
+    (with ``versions`` for a rewrite).
     """
     waiting = _companion_is_busy(companion.pk)
     run = PipelineRun.objects.create(
@@ -200,16 +202,15 @@ def start_reply_run(
         str(run.pk), companion.pk, companion.name, message_id=reply.pk if reply else None
     )
 
-    started = (
-        events.turn_started(str(run.pk), announce, message, reply_id=reply.pk if reply else None)
-        if announce
-        else None
-    )
+    # The clients learn what the turn is, then name the speaker, before the first words.
+    announced = [speaker]
+    if announce:
+        reply_id = reply.pk if reply else None
+        started = events.turn_started(str(run.pk), announce, message, reply_id=reply_id, versions=versions)
+        announced.insert(0, started)
 
     def start() -> None:
-        if started:
-            publish_to_group(group.pk, started)
-        publish_to_group(group.pk, speaker)  # the clients name the speaker before the first words
+        publish_to_group(group.pk, *announced)
         if not waiting:
             start_pipeline(run.pk)
 
@@ -342,8 +343,10 @@ def group_turn_cancel(*, user, group: GroupChat, run_id=None) -> int:
     return len(cancelled)
 
 
-def publish_to_group(group_id: int, event: dict[str, Any]) -> None:
+def publish_to_group(group_id: int, *to_send: dict[str, Any]) -> None:
+    """Send events, in order, to every socket of the group chat (best-effort)."""
     from chat.publish import EventPublisher
 
     with EventPublisher(group=events.group_chat_name(group_id)) as publisher:
-        publisher.send(event)
+        for event in to_send:
+            publisher.send(event)

@@ -58,6 +58,8 @@
   var counter = 0;
   var pendingAction = null; // "regenerate" | "continue" | "edit": how the next accepted run shows
   var editing = false; // the composer is editing the last message
+  var editingId = null; // ... this one (the server refuses if it is no longer the last)
+  var ownRuns = {}; // runs this tab started: their "turn.started" is news only for the other tabs
   var continueButton = root.querySelector("[data-continue]");
 
   // ---- rendering ----
@@ -252,8 +254,8 @@
   }
 
   // A reply being written again: its text becomes one more version, and its picture goes.
-  function keepOldVersion(bubble) {
-    bubble.dataset.versions = String(parseInt(bubble.dataset.versions || "1", 10) + 1);
+  function keepOldVersion(bubble, versions) {
+    bubble.dataset.versions = String(versions || parseInt(bubble.dataset.versions || "1", 10) + 1);
     var picture = bubble.querySelector(".bubble-image");
     if (picture) picture.remove();
   }
@@ -311,6 +313,7 @@
 
   function startEdit(li) {
     editing = true;
+    editingId = parseInt(li.dataset.messageId, 10);
     textarea.value = rawText(li.querySelector(".bubble-text"));
     sendButton.textContent = "Save and resend";
     composer.classList.add("editing");
@@ -319,6 +322,7 @@
 
   function stopEdit() {
     editing = false;
+    editingId = null;
     sendButton.textContent = "Send";
     composer.classList.remove("editing");
   }
@@ -388,25 +392,27 @@
     while (mine.nextElementSibling) mine.nextElementSibling.remove();
   }
 
-  // A run began: "regenerate" and "continue" stream into the reply they rewrite (``replyId``, or the
-  // last one), anything else into a new bubble.
-  function beginRun(runId, kind, replyId) {
+  // A run began: "regenerate" and "continue" stream into the reply they rewrite (``replyId``; this
+  // tab's own name none and mean the last one), anything else into a new bubble. ``versions``: how
+  // many the rewritten reply has now, when the server said.
+  function beginRun(runId, kind, replyId, versions) {
     clearError();
     if (isGroup) lastRunId = runId;
     var reuse = null;
     if (kind === "regenerate" || kind === "continue") {
-      reuse = (replyId && document.getElementById("message-" + replyId)) || lastOf("assistant");
+      reuse = replyId ? document.getElementById("message-" + replyId) : lastOf("assistant");
     }
     if (currentRun && currentRun.id === runId) {
       // A group's "turn.speaker" came first and opened the named bubble already.
-      if (kind === "regenerate" && currentRun.bubble) keepOldVersion(currentRun.bubble);
+      if (kind === "regenerate" && currentRun.bubble) keepOldVersion(currentRun.bubble, versions);
       showProgress(0, "");
       return;
     }
+    if (currentRun && currentRun.bubble) finishBubble(null); // its "done" was lost: not streaming any more
     currentRun = { id: runId, bubble: null, content: "", points: 0 };
     if (reuse) {
       var keep = kind === "continue" ? rawText(reuse.querySelector(".bubble-text")) : "";
-      if (kind === "regenerate") keepOldVersion(reuse);
+      if (kind === "regenerate") keepOldVersion(reuse, versions);
       reuse.querySelector(".bubble-text").textContent = keep;
       reuse.classList.add("streaming");
       reuse.classList.remove("incomplete");
@@ -479,15 +485,25 @@
         sent.bubble.classList.remove("pending");
         delete pending[e.client_id];
       }
+      ownRuns[e.run_id] = true;
       if (pendingAction === "edit") showEdited(e.message_id, textarea.dataset.sent || "");
-      beginRun(e.run_id, pendingAction || "send", null);
+      beginRun(e.run_id, pendingAction || "send", null, null);
       pendingAction = null;
     },
     // A run another tab, device or the plain form started; this tab's own came as "message.accepted",
     // which its socket always gets first.
     "turn.started": function (e) {
-      if ((currentRun && currentRun.id === e.run_id) || pendingAction || Object.keys(pending).length) return;
+      if (ownRuns[e.run_id]) {
+        // Only the server knows how many versions a rewritten reply keeps.
+        if (e.versions && currentRun && currentRun.id === e.run_id && currentRun.bubble) {
+          currentRun.bubble.dataset.versions = String(e.versions);
+        }
+        return;
+      }
       var said = e.user_message;
+      // The message being edited here may no longer be the last one: keep the draft, leave edit mode.
+      var editGone = editing && (e.kind === "send" || e.kind === "edit");
+      if (editGone) stopEdit();
       if (e.kind === "send" && !document.getElementById("message-" + said.id)) {
         addBubble("user", said.content, { id: said.id, date: new Date(said.created_at) });
       } else if (e.kind === "edit") {
@@ -495,7 +511,10 @@
       } else if (e.kind === "retry") {
         showEdited(said.id, null); // the failed attempt's partial reply is gone
       }
-      beginRun(e.run_id, e.kind, e.reply_id);
+      beginRun(e.run_id, e.kind, e.reply_id, e.versions);
+      if (editGone) {
+        showError("Your last message changed in another tab. Your text is still here: send it as a new message, or edit again.", null);
+      }
     },
     progress: function (e) {
       if (e.step === "done") return;
@@ -551,8 +570,9 @@
         showError(e.message, e.run_id);
         return;
       }
-      pendingAction = null;
       // A refused frame: give the text back so nothing typed is lost.
+      if (pendingAction === "edit" && !textarea.value) textarea.value = textarea.dataset.sent || "";
+      pendingAction = null;
       Object.keys(pending).forEach(function (id) {
         var sent = pending[id];
         sent.bubble.remove();
@@ -594,6 +614,7 @@
     };
     socket.onclose = function (event) {
       root.classList.add("offline");
+      pendingAction = null; // an answer that never came; the snapshot on reconnect says where things are
       if (event.code === 4401 || event.code === 4403 || event.code === 4404) {
         connectionEl.textContent = "Signed out — reload the page.";
         return;
@@ -621,7 +642,7 @@
     if (!socket || socket.readyState !== WebSocket.OPEN) return; // the form posts instead
     event.preventDefault();
     if (editing) {
-      if (send({ type: "message.edit", content: text })) {
+      if (send({ type: "message.edit", content: text, message_id: editingId })) {
         pendingAction = "edit";
         textarea.dataset.sent = text;
         textarea.value = "";

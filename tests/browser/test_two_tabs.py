@@ -121,3 +121,25 @@ def test_the_other_tab_of_a_group_counts_the_new_version_and_drops_a_deleted_rep
     expect(bubbles(other, "assistant")).to_have_count(0)
     expect(bubbles(other, "user")).to_have_count(1)
     assert not errors, errors
+
+
+def test_an_edit_overtaken_by_another_tab_keeps_the_draft_and_says_so(chat):
+    page, llm = chat
+    errors: list[str] = []
+    llm.set_reply("Fine.")
+    send(page, "First try")
+    other = second_tab(page, errors)
+
+    last(page, "user").hover()
+    last(page, "user").get_by_role("button", name="Edit your last message").click()
+    page.get_by_label("Message to Ren").fill("First try, fixed")
+    other.get_by_label("Message to Ren").fill("Meanwhile, on the phone")
+    other.keyboard.press("Enter")
+
+    expect(last(page, "user").locator(".bubble-text")).to_have_text("Meanwhile, on the phone")
+    expect(page.locator("[data-error]")).to_contain_text("changed in another tab")
+    expect(page.get_by_label("Message to Ren")).to_have_value("First try, fixed")  # nothing typed is lost
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=20_000)
+    expect(page.get_by_role("button", name="Send")).to_have_text("Send")  # no longer editing
+    expect(bubbles(page, "user")).to_have_count(2)
+    assert not errors, errors

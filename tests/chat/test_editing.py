@@ -63,6 +63,26 @@ async def test_edit_replaces_the_last_message_and_its_answer(worker, use_fake_ll
     assert streamed[-1]["messages"][-1] == {"role": "user", "content": "Hello"}
 
 
+async def test_an_edit_meant_for_an_older_message_is_refused(worker, use_fake_llm, connect, companion, user):
+    """Another tab said something since this one began editing: its edit must not overwrite that."""
+    client = await connect(companion.pk, user=user)
+    use_fake_llm.set_reply("Answer.")
+    await client.send({"type": "message.send", "content": "First"})
+    first = await client.receive_until("message.accepted")
+    await client.receive_until("done")
+    await turn(client, {"type": "message.send", "content": "Second, from the other tab"})
+    before = await contents(companion.pk)
+    await client.send({"type": "message.edit", "content": "First, fixed", "message_id": first["message_id"]})
+    assert (await client.receive_until("error"))["code"] == "not_latest"
+    assert await contents(companion.pk) == before
+    await client.send({"type": "message.edit", "content": "Hi", "message_id": "1"})
+    assert (await client.receive_until("error"))["code"] == "bad_frame"
+    # Naming the message that is still the last one works.
+    second = await sync_to_async(Message.objects.get)(content="Second, from the other tab")
+    await turn(client, {"type": "message.edit", "content": "Second, fixed", "message_id": second.pk})
+    assert (await contents(companion.pk))[-2:] == [("user", "Second, fixed"), ("assistant", "Answer.")]
+
+
 async def test_a_reply_cut_at_the_limit_can_be_continued(worker, use_fake_llm, connect, user):
     companion = await sync_to_async(make_companion)(user, config={"max_reply_tokens": 64})
     client = await connect(companion.pk, user=user)

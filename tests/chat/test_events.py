@@ -30,7 +30,7 @@ SAMPLES = {
         {"companion_id": 2, "sender": "Mika"},
     ),
     "turn.started": events.turn_started(
-        "r", "regenerate", SimpleNamespace(pk=4, content="Hi", created_at=NOW), reply_id=5
+        "r", "regenerate", SimpleNamespace(pk=4, content="Hi", created_at=NOW), reply_id=5, versions=2
     ),
     "turn.speaker": events.turn_speaker("r", 2, "Mika", message_id=5),
     "turn.done": events.turn_done(1),

@@ -81,6 +81,7 @@ async def test_edits_name_what_they_change(worker, use_fake_llm, tabs):
     run_id = (await tab.receive_until("message.accepted"))["run_id"]
     regenerate = started_first(await watch(program, run_id))
     assert (regenerate["kind"], regenerate["reply_id"]) == ("regenerate", first["message_id"])
+    assert regenerate["versions"] == 2  # "First." kept, "Second." being written
     assert regenerate["user_message"]["content"] == "Helo"
 
     use_fake_llm.set_reply("Answer to the fix.")
@@ -90,6 +91,7 @@ async def test_edits_name_what_they_change(worker, use_fake_llm, tabs):
     assert (edit["kind"], edit["reply_id"]) == ("edit", None)
     assert edit["user_message"]["id"] == sent["message_id"]
     assert edit["user_message"]["content"] == "Hello"  # the new text
+    assert "versions" not in edit
 
 
 async def test_a_continuation_names_the_reply_it_carries_on(worker, use_fake_llm, connect, user):
@@ -143,10 +145,14 @@ async def test_a_message_sent_with_the_plain_form_shows_in_open_tabs(
     assert (await watch(tab, started["run_id"]))[-1]["type"] == "done"
 
 
-async def test_a_refused_start_announces_nothing(worker, use_fake_llm, tabs, companion):
+async def test_a_refused_start_announces_nothing(worker, use_fake_llm, tabs):
     tab, program = tabs
     await tab.send({"type": "message.regenerate"})  # nothing to write again yet
     assert (await tab.receive_until("error"))["code"] == "nothing_to_regenerate"
     await tab.send({"type": "message.send", "content": "   "})
     assert (await tab.receive_until("error"))["code"] == "empty"
-    assert await program.nothing_more()
+    # The next accepted message is the first thing the other socket hears of at all.
+    await tab.send({"type": "message.send", "content": "Now for real"})
+    accepted = await tab.receive_until("message.accepted")
+    first = await program.receive()
+    assert (first["type"], first["run_id"]) == ("turn.started", accepted["run_id"])
