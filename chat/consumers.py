@@ -254,12 +254,11 @@ class ChatConsumer(ProtocolConsumer):
     async def _edit(self, kind: str, frame: dict[str, Any], user) -> None:
         client_id = client_id_field(frame)
         companion = self.companion
-        if kind == "message.regenerate":
-            accepted = await database_sync_to_async(editing.message_regenerate)(
-                user=user, companion=companion
+        if kind in ("message.regenerate", "message.continue"):
+            rewrite = editing.message_regenerate if kind == "message.regenerate" else editing.message_continue
+            accepted = await database_sync_to_async(rewrite)(
+                user=user, companion=companion, message_id=message_id_field(frame, required=False)
             )
-        elif kind == "message.continue":
-            accepted = await database_sync_to_async(editing.message_continue)(user=user, companion=companion)
         elif kind == "message.edit":
             content = frame.get("content")
             if not isinstance(content, str):

@@ -36,6 +36,14 @@ def _lock_idle(companion: Companion) -> None:
     ensure_companion_idle(companion.pk, name=companion.name)
 
 
+def _check_meant(reply: Message | None, message_id: int | None) -> None:
+    """``message_id`` (optional) names the reply the user meant; refuse unless it is still the last one."""
+    if message_id is not None and (reply is None or reply.pk != message_id):
+        raise ChatError(
+            "not_latest", "That is no longer the last reply (it changed in another tab): nothing was started."
+        )
+
+
 def _last_messages(companion: Companion) -> tuple[Message | None, Message | None]:
     """(last user message, last assistant message after it or None)."""
     last_user = Message.objects.filter(companion=companion, role=Message.Role.USER).order_by(
@@ -70,14 +78,18 @@ def _start(
     return run
 
 
-def message_regenerate(*, user, companion: Companion) -> Accepted:
-    """Write the last reply again; the current text becomes an alternative."""
+def message_regenerate(*, user, companion: Companion, message_id: int | None = None) -> Accepted:
+    """Write the last reply again; the current text becomes an alternative.
+
+    ``message_id``, when given, must be that last reply (a stale tab is refused).
+    """
     check_can_start(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, reply = _last_messages(companion)
         if user_message is None or reply is None:
             raise ChatError("nothing_to_regenerate", "There is no reply to write again yet.")
+        _check_meant(reply, message_id)
         kept = versions_keep(reply.alternatives, reply.content)
         Message.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
         run = _start(companion, "regenerate", user_message, reply, versions=len(kept) + 1)
@@ -111,12 +123,13 @@ def message_edit_last(*, user, companion: Companion, text: Any, message_id: int 
     return Accepted(message=user_message, run=run)
 
 
-def message_continue(*, user, companion: Companion) -> Accepted:
-    """Carry on a reply that stopped at the length limit."""
+def message_continue(*, user, companion: Companion, message_id: int | None = None) -> Accepted:
+    """Carry on a reply that stopped at the length limit (``message_id``: as for regenerate)."""
     check_can_start(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, reply = _last_messages(companion)
+        _check_meant(reply, message_id)
         if reply is None or reply.finish_reason != "length":
             raise ChatError(
                 "nothing_to_continue", "Only a reply cut off at the length limit can be continued."

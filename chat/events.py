@@ -225,7 +225,7 @@ class PingFrame(TypedDict):
 class MessageRegenerateFrame(TypedDict):
     type: str  # "message.regenerate"
     client_id: NotRequired[str]
-    message_id: NotRequired[int]  # group chats: the reply meant, refused unless it is the latest
+    message_id: NotRequired[int]  # the reply meant, refused unless it is the latest
 
 
 class MessageEditFrame(TypedDict):
@@ -238,7 +238,7 @@ class MessageEditFrame(TypedDict):
 class MessageContinueFrame(TypedDict):
     type: str  # "message.continue"
     client_id: NotRequired[str]
-    message_id: NotRequired[int]  # group chats: the reply meant, refused unless it is the latest
+    message_id: NotRequired[int]  # the reply meant, refused unless it is the latest
 
 
 class MessageDeleteFrame(TypedDict):

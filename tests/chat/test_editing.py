@@ -155,3 +155,20 @@ async def test_nothing_to_regenerate_yet(connect, companion, user):
     client = await connect(companion.pk, user=user)
     await client.send({"type": "message.regenerate"})
     assert (await client.receive())["code"] == "nothing_to_regenerate"
+
+
+@pytest.mark.parametrize("frame_type", ["message.regenerate", "message.continue"])
+async def test_a_rewrite_meant_for_an_older_reply_is_refused(
+    worker, use_fake_llm, connect, companion, user, frame_type
+):
+    client = await connect(companion.pk, user=user)
+    use_fake_llm.set_reply("An answer.")
+    older = await turn(client, {"type": "message.send", "content": "One"})
+    await turn(client, {"type": "message.send", "content": "Two"})
+    before = await contents(companion.pk)
+    await client.send({"type": frame_type, "message_id": older["message_id"]})
+    assert (await client.receive_until("error"))["code"] == "not_latest"
+    await client.send({"type": frame_type, "message_id": "latest"})
+    assert (await client.receive_until("error"))["code"] == "bad_frame"
+    assert await contents(companion.pk) == before
+    assert (await reply_row(companion.pk)).alternatives == []
