@@ -1,4 +1,8 @@
-"""Deleting one message of a group chat: the user's or a companion's, with every open tab told."""
+"""Deleting one message of a group chat: the user's or a companion's, with every open tab told.
+
+The refusals it shares with writing a reply again (busy, ids of no message
+of this group) are checked beside those in ``test_regenerate``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import PipelineRun
-from chat.services import ChatError
 from groups import editing
 from groups.models import GroupMessage
 from tests.groups.factories import make_group
@@ -32,39 +35,6 @@ def test_the_users_message_goes_with_the_runs_that_answered_it(user):
     editing.group_message_delete(user=user, group=group, message_id=said.pk)
     assert list(GroupMessage.objects.filter(group=group).order_by("pk")) == [first, last]
     assert not PipelineRun.objects.filter(group=group).exists()
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("status", ["queued", "running"])
-def test_refused_while_the_turn_is_answered(user, status):
-    group = make_group(user, "Mika", "Rin")
-    rows = finished_turn(group, status=status)
-    with pytest.raises(ChatError) as refused:
-        editing.group_message_delete(user=user, group=group, message_id=rows[1].pk)
-    assert refused.value.code == "busy"
-    assert nothing_changed(group, rows)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("bad", ["1", 1.0, True, None, 0, -3, 2**70])
-def test_an_id_that_is_no_message_of_the_group_is_not_found(user, bad):
-    group = make_group(user, "Mika", "Rin")
-    rows = finished_turn(group)
-    with pytest.raises(ChatError) as refused:
-        editing.group_message_delete(user=user, group=group, message_id=bad)
-    assert refused.value.code == "not_found"
-    assert nothing_changed(group, rows)
-
-
-@pytest.mark.django_db
-def test_a_message_of_another_group_is_not_found(user):
-    mine, other = make_group(user, "Mika", "Rin"), make_group(user, "Aya", "Kai")
-    rows = finished_turn(mine)
-    theirs = finished_turn(other, replies=("Aya", "Kai"))
-    with pytest.raises(ChatError) as refused:
-        editing.group_message_delete(user=user, group=mine, message_id=theirs[1].pk)
-    assert refused.value.code == "not_found"
-    assert nothing_changed(mine, rows) and nothing_changed(other, theirs)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -86,9 +86,10 @@ def test_without_an_id_the_latest_reply_is_meant(user):
 def test_refused_while_a_reply_is_being_written(user, status):
     group = make_group(user, "Mika", "Rin")
     rows = finished_turn(group, status=status)
-    with pytest.raises(ChatError) as refused:
-        editing.group_reply_regenerate(user=user, group=group, message_id=rows[-1].pk)
-    assert refused.value.code == "busy"
+    for action in (editing.group_reply_regenerate, editing.group_message_delete):
+        with pytest.raises(ChatError) as refused:
+            action(user=user, group=group, message_id=rows[-1].pk)
+        assert refused.value.code == "busy", action.__name__
     assert nothing_changed(group, rows)
 
 
@@ -128,28 +129,30 @@ def test_a_reply_followed_by_a_message_of_yours_is_not_the_latest(user):
 @pytest.mark.django_db
 @pytest.mark.parametrize("message_id", ["7", 1.5, True, None, -1, 0, MAX_ID + 1, 2**70])
 def test_garbage_ids_are_not_found(user, message_id):
+    """Flipping versions, writing again (where an id is optional) and deleting all refuse them."""
     group = make_group(user, "Mika", "Rin")
     rows = finished_turn(group)
-    with pytest.raises(ChatError) as refused:
-        editing.group_reply_show_alternative(user=user, group=group, message_id=message_id)
-    assert refused.value.code == "not_found"
+    actions = [editing.group_reply_show_alternative, editing.group_message_delete]
     if message_id is not None:
+        actions.append(editing.group_reply_regenerate)
+    for action in actions:
         with pytest.raises(ChatError) as refused:
-            editing.group_reply_regenerate(user=user, group=group, message_id=message_id)
-        assert refused.value.code == "not_found"
+            action(user=user, group=group, message_id=message_id)
+        assert refused.value.code == "not_found", action.__name__
     assert nothing_changed(group, rows)
 
 
 @pytest.mark.django_db
-def test_another_groups_reply_is_not_found(user):
+def test_another_groups_message_is_not_found(user):
     group = make_group(user, "Mika", "Rin")
     rows = finished_turn(group)
     other = make_group(user, "Zed", "Yan", title="Other")
-    *_, theirs = finished_turn(other, replies=("Zed",))
-    with pytest.raises(ChatError) as refused:
-        editing.group_reply_regenerate(user=user, group=group, message_id=theirs.pk)
-    assert refused.value.code == "not_found"
-    assert nothing_changed(group, rows)
+    theirs = finished_turn(other, replies=("Zed",))
+    for action in (editing.group_reply_regenerate, editing.group_message_delete):
+        with pytest.raises(ChatError) as refused:
+            action(user=user, group=group, message_id=theirs[-1].pk)
+        assert refused.value.code == "not_found", action.__name__
+    assert nothing_changed(group, rows) and nothing_changed(other, theirs)
 
 
 @pytest.mark.django_db
