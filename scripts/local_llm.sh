@@ -33,11 +33,22 @@ build_server() {
   rm -rf "$DIR/src" && mkdir -p "$DIR/src"
   tar xzf "$sdist" -C "$DIR/src" --strip-components=1
   local start=$SECONDS
+  # CPU features. On x86-64 not -march=native: on a CPU with AMX, "native" compiles
+  # llama.cpp's AMX kernels, and where the kernel or hypervisor does not grant AMX
+  # tile state (many VMs and sandboxes) the server segfaults on its first matrix
+  # multiply. AVX2/FMA/F16C is what every x86-64 CPU of the last decade has and is
+  # near native speed for a model this small. Elsewhere (ARM) native is fine.
+  # LOCAL_LLM_CMAKE_ARGS adds or overrides flags.
+  local cpu_flags=(-DGGML_NATIVE=ON)
+  if [[ $(uname -m) == x86_64 ]]; then
+    cpu_flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
+  fi
   # Static, CPU-only, no tests/examples, no web UI download and no TLS: all offline.
+  # shellcheck disable=SC2086  # LOCAL_LLM_CMAKE_ARGS is a list of flags
   cmake -S "$DIR/src/llama.cpp" -B "$DIR/build" -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF \
-    -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON >"$DIR/cmake.log"
+    -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF "${cpu_flags[@]}" ${LOCAL_LLM_CMAKE_ARGS:-} >"$DIR/cmake.log"
   cmake --build "$DIR/build" --config Release --target llama-server -j "$JOBS" >>"$DIR/cmake.log"
   cp "$DIR/build/bin/llama-server" "$SERVER"
   echo "llama-server: built in $((SECONDS - start)) s -> $SERVER"
