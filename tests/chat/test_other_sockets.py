@@ -156,3 +156,4 @@ async def test_a_refused_start_announces_nothing(worker, use_fake_llm, tabs):
     accepted = await tab.receive_until("message.accepted")
     first = await program.receive()
     assert (first["type"], first["run_id"]) == ("turn.started", accepted["run_id"])
+    await tab.receive_until("done")  # the test's database is emptied only once the worker is done
