@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import pytest
+from celery.worker import state as worker_state
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
@@ -35,8 +37,22 @@ def worker(chat_worker, transactional_db, django_db_blocker, settings):
     llm_breaker().reset()
     image_breaker().reset()
     yield chat_worker
+    _wait_for_idle_worker()
     llm_breaker().reset()
     image_breaker().reset()
+
+
+def _wait_for_idle_worker(timeout: float = 10.0) -> None:
+    """Let tasks a test left running finish before its database is emptied.
+
+    A test that stops reading before its run is done would otherwise have the
+    teardown's TRUNCATE race the worker's last transaction (a deadlock on
+    PostgreSQL) and leave rows for the next test. Nothing to wait for is the
+    usual case and costs nothing.
+    """
+    deadline = time.monotonic() + timeout
+    while worker_state.active_requests and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)
