@@ -13,12 +13,14 @@ PORT ?= 8000
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help install run test lint format bench profile screenshots worker migrate superuser check-deploy clean local-llm local-llm-serve
+.PHONY: help install run test lint audit upgrade-check format bench profile screenshots worker migrate superuser check-deploy clean local-llm local-llm-serve
 
 help:
 	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
 	@echo "make test        run the tests"
 	@echo "make lint        ruff check + format check"
+	@echo "make audit       look the pinned requirements up in a vulnerability database"
+	@echo "make upgrade-check  list pins that have a newer release"
 	@echo "make bench       run the benchmarks in bench/"
 	@echo "make profile     profile 100 simultaneous chats (CPU, queue waits, py-spy stacks)"
 	@echo "make screenshots run the browser tests, saving screenshots to screenshots/tmp/"
@@ -57,6 +59,13 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Known vulnerabilities in the pins; offline, says so and compares pins with the latest releases.
+audit: install
+	$(BIN)/python scripts/audit_dependencies.py
+
+upgrade-check: install
+	$(BIN)/python scripts/audit_dependencies.py --compare-only
 
 format: install
 	$(BIN)/ruff check --fix .
