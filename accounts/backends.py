@@ -7,6 +7,26 @@ from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
 from django.http import HttpRequest
 
+from accounts.models import User
+
+
+def normalise_identifier(value: str | None) -> str:
+    """What was typed in "username or email", as the lookup and the sign-in limits see it."""
+    return " ".join((value or "").split()).lower()[:254]
+
+
+def user_for_identifier(identifier: str) -> User | None:
+    """The account a typed username or email names, or None.
+
+    The one lookup behind both signing in and the per-account limit, so the
+    limit counts exactly the account an attempt would open.
+    """
+    identifier = normalise_identifier(identifier)
+    if not identifier:
+        return None
+    lookup = Q(email__iexact=identifier) if "@" in identifier else Q(username=identifier)
+    return get_user_model()._default_manager.filter(lookup).order_by("pk").first()
+
 
 class UsernameOrEmailBackend(ModelBackend):
     def authenticate(
@@ -18,13 +38,10 @@ class UsernameOrEmailBackend(ModelBackend):
     ):
         if username is None or password is None:
             return None
-        identifier = username.strip().lower()
-        User = get_user_model()
-        lookup = Q(email__iexact=identifier) if "@" in identifier else Q(username=identifier)
-        user = User._default_manager.filter(lookup).order_by("pk").first()
+        user = user_for_identifier(username)
         if user is None:
             # Hash anyway so "no such account" takes as long as "wrong password".
-            User().set_password(password)
+            get_user_model()().set_password(password)
             return None
         if user.check_password(password) and self.user_can_authenticate(user):
             return user

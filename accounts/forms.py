@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
+from accounts import signin
 from accounts.models import User
 
 
@@ -57,21 +58,15 @@ class LoginForm(AuthenticationForm):
     def clean(self):
         """Count the attempt per address + account and per account, then authenticate.
 
-        Both counters run for names with no account too, so being limited says
-        nothing about whether an account exists.
+        The counters are keyed by the account the name resolves to (see
+        accounts.signin); they run for names with no account too, so being
+        limited says nothing about whether an account exists.
         """
-        from companionhub import ratelimits
-
-        identifier = " ".join((self.data.get("username") or "").split()).lower()[:254]
-        ip = ratelimits.request_ip(self.request) if self.request else "unknown"
-        ratelimits.enforce("login", f"{ip}|{identifier}", record_label=f"{ip} as {identifier!r}")
-        account = ratelimits.peek("login_account", identifier)
-        if account.limited:
-            raise ratelimits.RateLimited("login_account", account.retry_after)
+        lockout = signin.login_attempt_check(request=self.request, identifier=self.data.get("username") or "")
         try:
             return super().clean()
         except forms.ValidationError:
-            ratelimits.hit("login_account", identifier, record_label=identifier)
+            signin.login_failure_count(lockout)
             raise
 
 

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import services, tokens, usage
+from accounts import services, signin, tokens, usage
 from accounts.forms import ApiTokenForm, LoginForm, ProfileForm, RegistrationForm
 from companionhub import ratelimits
 
@@ -26,7 +26,9 @@ def register(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         user = services.user_register(request=request, form=form)
         messages.success(request, f"Welcome to CompanionHub, {user.name_for_companions}!")
-        return redirect("home")
+        response = redirect("home")
+        signin.device_cookie_set(response, request=request, user=user)
+        return response
     return render(request, "accounts/register.html", {"form": form})
 
 
@@ -34,6 +36,12 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # This browser now knows the account: another's failures no longer lock it out (accounts.signin).
+        signin.device_cookie_set(response, request=self.request, user=form.get_user())
+        return response
 
 
 class LogoutView(auth_views.LogoutView):

@@ -2,8 +2,9 @@
 
 | scope            | keyed by                                   |
 |------------------|--------------------------------------------|
-| login            | client IP + the username/email tried       |
-| login_account    | the username/email tried, from any IP      |
+| login            | client IP + the account tried              |
+| login_account    | failures per account, from any IP; a known |
+|                  | browser (device cookie) has its own count  |
 | register         | client IP                                  |
 | chat_message     | user (websocket and HTTP alike)            |
 | image            | user                                       |
@@ -157,6 +158,22 @@ def _record(scope: str, key: str, label: str, verdict: Verdict) -> None:
     log.info(
         "rate_limited", scope=scope, count=verdict.count, limit=verdict.limit, retry_after=verdict.retry_after
     )
+
+
+def refuse_if_limited(scope: str, key: str, *, record_label: str = "") -> None:
+    """Raise ``RateLimited`` when (scope, key) has already reached its limit; count nothing.
+
+    For limits that count failures only (``login_account``): the attempt is
+    refused before it is tried, and the refusal is recorded like any other,
+    so moderators see the lockout and can lift it.
+    """
+    verdict = peek(scope, key)
+    if not verdict.limited:
+        return
+    if verdict.limit:  # the cache answered (a dead cache refuses without a count to record)
+        _record(scope, key, record_label or key, verdict)
+        metrics.count_rate_limit_hit(scope)
+    raise RateLimited(scope, verdict.retry_after)
 
 
 def enforce(scope: str, key: str, *, record_label: str = "") -> None:
