@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
+from django.http import HttpRequest
 
 from accounts import signin
 from accounts.models import User
@@ -86,3 +87,58 @@ class ApiTokenForm(forms.Form):
         strip=True,
         help_text="What the token is for, e.g. “my laptop script”. You see the token itself only once.",
     )
+    # A token chats as you without a session and outlives a stolen one: ask for the password again.
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        help_text="Asked again because a token can act as you from anywhere until you revoke it.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args, user: User | None = None, request: HttpRequest | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.request = request
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        # Counted like a failed sign-in (and refused when those are used up): not a free password oracle.
+        if self.user is None or not signin.password_verify(
+            request=self.request, user=self.user, password=password
+        ):
+            raise forms.ValidationError("That is not your password.", code="password_incorrect")
+        return password
+
+
+class PasswordChangeWithTokensForm(PasswordChangeForm):
+    """Django's password change, counted like a sign-in, and a plain choice about API tokens."""
+
+    keep_api_tokens = forms.BooleanField(
+        label="Keep my API tokens working",
+        required=False,
+        initial=False,
+    )
+
+    def __init__(
+        self, user: User, *args, request: HttpRequest | None = None, active_tokens: int = 0, **kwargs
+    ) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+        if not active_tokens:
+            del self.fields["keep_api_tokens"]  # nothing to keep: no question to answer
+            return
+        one = active_tokens == 1
+        it, them = ("it", "it") if one else ("they", "them")
+        self.fields["keep_api_tokens"].help_text = (
+            f"You have {active_tokens} API token{'' if one else 's'}. Left unticked, {it} "
+            f"stop{'s' if one else ''} working now and programs using {them} are disconnected; "
+            f"you can make new ones on your profile page. Ticked, {it} keep{'s' if one else ''} "
+            "working (programs connected right now reconnect once): tick it only if you are sure "
+            f"nobody else has {'it' if one else 'one of them'}."
+        )
+
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data["old_password"]
+        if not signin.password_verify(request=self.request, user=self.user, password=old_password):
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NamedTuple
 
 import structlog
 from django.contrib.auth import login
@@ -85,10 +86,27 @@ def close_session_sockets(sender=None, request=None, user=None, **kwargs) -> Non
         close_sockets(session_group(session_key))
 
 
-def user_password_changed(*, user: User) -> None:
-    """Other sessions end with the old password hash; their open sockets must end too."""
-    from accounts.tokens import user_group
+class PasswordChangeOutcome(NamedTuple):
+    tokens_revoked: int
+    tokens_kept: int
+
+
+def user_password_changed(*, user: User, keep_api_tokens: bool = False) -> PasswordChangeOutcome:
+    """End what the old password opened: other sessions' sockets, and API tokens unless kept.
+
+    Other sessions end by themselves (their password hash no longer matches),
+    but Channels checks a session only at connect, so open sockets are told to
+    close. Tokens are revoked by default: a password is changed when someone
+    else may have got in, and a token that someone made would outlive the old
+    password. Revoking closes the sockets the tokens opened.
+    """
+    from accounts.tokens import active_token_count, revoke_all_tokens, user_group
     from chat.sockets import close_sockets
 
+    revoked = 0 if keep_api_tokens else revoke_all_tokens(user=user)
+    kept = active_token_count(user) if keep_api_tokens else 0
+    # Every socket of the user, a kept token's too: the consumer cannot tell
+    # session sockets from token sockets by group, and a kept token reconnects.
     close_sockets(user_group(user.pk))
-    log.info("user_password_changed", user_id=user.pk)
+    log.info("user_password_changed", user_id=user.pk, tokens_revoked=revoked, tokens_kept=kept)
+    return PasswordChangeOutcome(tokens_revoked=revoked, tokens_kept=kept)

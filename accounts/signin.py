@@ -18,6 +18,10 @@ OWASP's device-cookie scheme); its attempts are counted on a budget of their
 own (account + device). A stranger who spends the account's budget locks out
 browsers the account has never used, not the owner's own. A stolen device
 cookie buys a thief one more budget of the same size, not unlimited tries.
+
+A password asked again of a signed-in user (new API token, new password) is
+counted on the same budgets, so those forms are no cheaper a password oracle
+than the sign-in page.
 """
 
 from __future__ import annotations
@@ -91,3 +95,17 @@ def login_attempt_check(*, request: HttpRequest | None, identifier: str) -> str:
 
 def login_failure_count(lockout: str) -> None:
     ratelimits.hit("login_account", lockout)
+
+
+def password_verify(*, request: HttpRequest | None, user: User, password: str) -> bool:
+    """Check the password of a signed-in user, counted like a failed sign-in when wrong.
+
+    Refuses (``RateLimited``) once the account's (or this browser's) failures
+    have reached the limit, so a stolen session cannot guess the password here.
+    """
+    lockout = lockout_key(request, user)
+    ratelimits.refuse_if_limited("login_account", lockout)
+    if user.check_password(password):
+        return True
+    ratelimits.hit("login_account", lockout)
+    return False

@@ -26,7 +26,7 @@ def digest(secret: str) -> str:
 
 def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Return (row, secret). The secret exists only in this return value."""
-    if ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() >= MAX_ACTIVE_TOKENS:
+    if active_token_count(user) >= MAX_ACTIVE_TOKENS:
         raise TokenLimitReached(f"You can have at most {MAX_ACTIVE_TOKENS} active tokens; revoke one first.")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
@@ -85,12 +85,18 @@ def tokens_for_user(user: User) -> list[ApiToken]:
     )
 
 
+def active_token_count(user: User) -> int:
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).count()
+
+
 def revoke_all_tokens(*, user: User) -> int:
     """Revoke every active token of ``user`` and close the sockets they opened."""
     from chat.sockets import close_sockets
 
     ids = list(ApiToken.objects.filter(user=user, revoked_at__isnull=True).values_list("pk", flat=True))
-    ApiToken.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+    ApiToken.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
     for token_id in ids:
         close_sockets(token_group(token_id))
+    if ids:
+        log.info("api_tokens_revoked", user_id=user.pk, token_ids=ids)
     return len(ids)

@@ -11,7 +11,13 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services, signin, tokens, usage
-from accounts.forms import ApiTokenForm, LoginForm, ProfileForm, RegistrationForm
+from accounts.forms import (
+    ApiTokenForm,
+    LoginForm,
+    PasswordChangeWithTokensForm,
+    ProfileForm,
+    RegistrationForm,
+)
 from companionhub import ratelimits
 
 
@@ -75,7 +81,7 @@ def _render_profile(request: HttpRequest, **context) -> HttpResponse:
 def token_create(request: HttpRequest) -> HttpResponse:
     """Create a personal API token and show its secret this once (never stored, never redirected)."""
     ratelimits.enforce("token_create", f"user:{request.user.pk}", record_label=request.user.username)
-    form = ApiTokenForm(request.POST)
+    form = ApiTokenForm(request.POST, user=request.user, request=request)
     if form.is_valid():
         try:
             token, secret = tokens.token_create(user=request.user, name=form.cleaned_data["name"])
@@ -98,11 +104,31 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = PasswordChangeWithTokensForm
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
 
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs.update(request=self.request, active_tokens=tokens.active_token_count(self.request.user))
+        return kwargs
+
     def form_valid(self, form):
         response = super().form_valid(form)
-        services.user_password_changed(user=form.user)
-        messages.success(self.request, "Your password is changed. Other devices are signed out.")
+        outcome = services.user_password_changed(
+            user=form.user, keep_api_tokens=form.cleaned_data.get("keep_api_tokens", False)
+        )
+        messages.success(self.request, _password_changed_message(outcome))
         return response
+
+
+def _password_changed_message(outcome: services.PasswordChangeOutcome) -> str:
+    """Say what happened to the API tokens, not what the user might assume."""
+    message = "Your password is changed. Other devices are signed out"
+    if outcome.tokens_revoked:
+        n = outcome.tokens_revoked
+        return f"{message} and your {n} API token{'s' if n != 1 else ''} revoked."
+    if outcome.tokens_kept:
+        n = outcome.tokens_kept
+        return f"{message}; your {n} API token{'s' if n != 1 else ''} still work{'s' if n == 1 else ''}."
+    return f"{message}."

@@ -5,13 +5,14 @@ from django.urls import reverse
 
 from accounts import tokens
 from accounts.models import ApiToken
+from tests.conftest import PASSWORD
 
 CREATE = reverse("accounts:token_create")
 
 
 def test_it_creates_a_token_and_shows_it_once(client, user):
     client.force_login(user)
-    response = client.post(CREATE, {"name": "laptop script"})
+    response = client.post(CREATE, {"name": "laptop script", "password": PASSWORD})
     assert response.status_code == 200
     secret = response.context["new_secret"]
     assert secret.startswith(tokens.TOKEN_PREFIX)
@@ -45,7 +46,7 @@ def test_an_inactive_users_token_does_not_authenticate(user):
 @pytest.mark.parametrize("name", ["", "   ", "x" * 51])
 def test_it_requires_a_sensible_name(client, user, name):
     client.force_login(user)
-    response = client.post(CREATE, {"name": name})
+    response = client.post(CREATE, {"name": name, "password": PASSWORD})
     assert "name" in response.context["token_form"].errors
     assert not ApiToken.objects.exists()
 
@@ -54,9 +55,29 @@ def test_it_limits_active_tokens(client, user):
     for n in range(tokens.MAX_ACTIVE_TOKENS):
         tokens.token_create(user=user, name=f"t{n}")
     client.force_login(user)
-    response = client.post(CREATE, {"name": "one too many"})
+    response = client.post(CREATE, {"name": "one too many", "password": PASSWORD})
     assert response.context["token_form"].non_field_errors()
     assert ApiToken.objects.filter(user=user).count() == tokens.MAX_ACTIVE_TOKENS
+
+
+@pytest.mark.parametrize("password", [None, "", "not-my-password", PASSWORD.upper()])
+def test_it_asks_for_the_password_again(client, user, password):
+    client.force_login(user)
+    data = {"name": "laptop script"} if password is None else {"name": "laptop script", "password": password}
+    response = client.post(CREATE, data)
+    assert response.status_code == 200
+    assert "password" in response.context["token_form"].errors
+    assert "new_secret" not in response.context
+    assert tokens.TOKEN_PREFIX.encode() not in response.content
+    assert not ApiToken.objects.exists()
+
+
+def test_the_profile_page_asks_for_the_password_with_the_token_name(client, user):
+    client.force_login(user)
+    page = client.get(reverse("accounts:profile")).content.decode()
+    form = page[page.index('action="' + CREATE) :]
+    form = form[: form.index("</form>")]
+    assert 'name="password"' in form and 'autocomplete="current-password"' in form
 
 
 def test_it_revokes_the_owners_token(client, user):

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts import signin
-from accounts.models import RateLimitRecord
+from accounts.models import ApiToken, RateLimitRecord
 from accounts.services import rate_limit_clear
 from tests.conftest import PASSWORD
 
@@ -113,3 +113,23 @@ def test_the_device_cookie_is_httponly_and_lax(client, user):
     cookie = response.cookies[signin.DEVICE_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and int(cookie["max-age"]) > 0
     assert str(user.pk) in cookie.value and PASSWORD not in cookie.value
+
+
+def test_passwords_asked_again_count_as_failed_sign_ins(rate_limits, user):
+    """New token and new password forms are no cheaper an oracle than the sign-in page."""
+    session = Client()
+    session.force_login(user)  # a session alone: a stolen cookie, say
+    new = "a-brand-new-passphrase"
+    for _ in range(2):
+        session.post(reverse("accounts:token_create"), {"name": "t", "password": "guess"})
+        session.post(
+            reverse("accounts:password_change"),
+            {"old_password": "guess", "new_password1": new, "new_password2": new},
+        )
+    assert not ApiToken.objects.exists()
+    refused = session.post(
+        reverse("accounts:password_change"),
+        {"old_password": PASSWORD, "new_password1": new, "new_password2": new},
+    )
+    assert refused.status_code == 429
+    assert attempt(Client(), "alice", PASSWORD).status_code == 429  # the same count as sign-in
