@@ -80,6 +80,11 @@ class ProfileForm(forms.ModelForm):
     def clean_email(self) -> str:
         return _clean_email(self, self.cleaned_data["email"])
 
+    def names_another_email(self) -> bool:
+        """Does the posted email differ from the account's own (so the answer says if it is taken)?"""
+        posted = (self.data.get("email") or "").strip()
+        return bool(posted) and posted.lower() != (self.instance.email or "").lower()
+
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(

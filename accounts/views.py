@@ -60,6 +60,11 @@ def profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=request.user)
     if request.method == "POST":
         ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
+        if form.names_another_email():
+            # The answer says whether an address has an account, as registration's does:
+            # it costs what a registration costs (docs/security.md, threat model).
+            ip = ratelimits.request_ip(request)
+            ratelimits.enforce("register", f"ip:{ip}", record_label=ip)
     if request.method == "POST" and form.is_valid():
         services.user_update_profile(form=form)
         messages.success(request, "Your profile is saved.")

@@ -128,6 +128,28 @@ def test_settings_changes_are_limited(client, rate_limits, user):
     assert user.display_name == "A"
 
 
+def test_an_email_change_costs_what_a_registration_costs(client, rate_limits, user, other_user, ip):
+    """Both answers say whether an address has an account: both spend the address's registrations."""
+    rate_limits["settings_change"] = "100/1h"
+
+    def save(email, name="A"):
+        return client.post(
+            reverse("accounts:profile"), {"display_name": name, "email": email}, REMOTE_ADDR=ip
+        )
+
+    client.force_login(user)
+    assert save("Alice@example.com").status_code == 302  # its own address: not a question, not counted
+    assert "email" in save("mallory@example.com").context["form"].errors  # taken: said, and counted
+    assert save("new@example.com").status_code == 302
+    assert_limited(save("newer@example.com"))
+    user.refresh_from_db()
+    assert user.email == "new@example.com"
+    assert save("NEW@example.com", name="B").status_code == 302  # display name and own address still save
+    registration = {"username": "newbie", "email": "newbie@example.com", "password1": PASSWORD}
+    client.logout()
+    assert_limited(client.post(reverse("accounts:register"), registration, REMOTE_ADDR=ip))
+
+
 def test_token_creation_is_limited(client, rate_limits, user):
     client.force_login(user)
     for n in range(2):
