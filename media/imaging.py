@@ -99,10 +99,12 @@ def _open_checked(raw: bytes, max_pixels: int) -> Image.Image:
             # Pillow only warns between its limit and twice it; a bomb is a bomb.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(raw))  # reads the header only
-    except UnidentifiedImageError as exc:
-        raise ImageRejected("not_an_image", "The file is not an image we can read.") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("too_many_pixels", "The image has too many pixels.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        # A plugin that recognises the first bytes may still find the header broken
+        # (an IPTC stream with an illegal field length raises a bare OSError).
+        raise ImageRejected("not_an_image", "The file is not an image we can read.") from exc
     if image.format not in ACCEPTED_FORMATS:
         raise ImageRejected(
             "unsupported_format",

@@ -95,6 +95,13 @@ def test_garbage_is_rejected(raw, code):
     assert caught.value.code == code
 
 
+def test_a_header_a_plugin_finds_broken_is_rejected():
+    # Found by test_arbitrary_bytes_never_crash: Pillow's IPTC plugin raises a bare OSError.
+    with pytest.raises(ImageRejected) as caught:
+        optimize_image(b"\x1c\x01\x00\x85\x00", max_side=800, **LIMITS)
+    assert caught.value.code == "not_an_image"
+
+
 def test_truncated_image_is_rejected():
     data = encode(rgb(400, 400, (1, 2, 3)), "PNG")
     with pytest.raises(ImageRejected) as caught:
@@ -122,6 +129,30 @@ def test_decompression_bomb_is_rejected_from_the_header():
     with pytest.raises(ImageRejected) as caught:
         optimize_image(bomb, max_side=800, **LIMITS)
     assert caught.value.code == "too_many_pixels"
+
+
+def test_a_39_megapixel_png_is_refused_by_default_before_decoding(settings, monkeypatch):
+    """The penetration test's picture: 38 KB on the wire, 174 MB decoded. Refused from its header."""
+    from PIL import ImageFile
+
+    bomb = encode(Image.new("1", (7280, 5456)), "PNG")  # 39.7 megapixels
+    assert len(bomb) < 100_000
+
+    def no_decoding(self):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ImageRejected) as caught:
+        optimize_image(
+            bomb, max_side=800, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS
+        )
+    assert caught.value.code == "too_many_pixels"
+
+
+def test_the_default_pixel_cap_takes_a_phone_photo():
+    from django.conf import settings
+
+    assert 4032 * 3024 <= settings.IMAGE_MAX_PIXELS <= 25_000_000
 
 
 def test_decode_accepts_bytes_base64_and_data_urls():
