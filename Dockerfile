@@ -16,4 +16,6 @@ COPY --chown=app:app . .
 RUN mkdir -p /app/var/media /app/var/staticfiles && chown -R app:app /app/var
 USER app
 EXPOSE 8000
-CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "companionhub.asgi:application"]
+# Reached only through the proxy (docs/security.md, "Behind nginx"). No
+# --proxy-headers: the client address comes from TRUSTED_PROXY_HOPS.
+CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "companionhub.asgi:application"]

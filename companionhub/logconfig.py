@@ -3,6 +3,12 @@
 Console lines for people in development, one JSON object per line when
 ``DEBUG`` is off (or ``LOG_FORMAT=json``), so a log shipper can index
 ``request_id`` / ``task_id`` without parsing.
+
+Each request's lines carry ``ip``: the address the rate limits use
+(``ratelimits.request_ip``: X-Forwarded-For only as far as
+``TRUSTED_PROXY_HOPS`` reach), bound by ``bind_client_ip``. django-structlog's
+own lookup is off (``DJANGO_STRUCTLOG_IP_LOGGING_ENABLED``): it believes the
+leftmost X-Forwarded-For entry, which the client writes.
 """
 
 from __future__ import annotations
@@ -69,3 +75,10 @@ def build_logging(*, fmt: str, level: str) -> dict[str, Any]:
             "kombu": {"level": "WARNING"},
         },
     }
+
+
+def bind_client_ip(request: Any, **kwargs: Any) -> None:
+    """django-structlog's ``bind_extra_request_metadata`` receiver (connected in apps.py)."""
+    from companionhub.ratelimits import request_ip  # needs Django set up; settings import this module
+
+    structlog.contextvars.bind_contextvars(ip=request_ip(request))

@@ -422,7 +422,10 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
 LOGGING = build_logging(fmt=LOG_FORMAT, level=LOG_LEVEL)
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
-DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = True
+# Off: its own lookup (django-ipware) believes the leftmost X-Forwarded-For, which
+# the client writes. The request log binds ``ip`` from ratelimits.request_ip
+# instead (companionhub/logconfig.py), the address rate limits use.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 
 # Tests set this so a missing PostgreSQL/Redis fails the run instead of skipping.
 REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)

@@ -17,6 +17,17 @@ def test_every_request_line_carries_a_request_id(client, caplog):
     assert len({line["request_id"] for line in request_lines}) == 1
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(("hops", "logged"), [(0, "10.0.0.9"), (1, "198.51.100.7")])
+def test_the_request_log_records_the_address_the_rate_limits_use(client, caplog, settings, hops, logged):
+    """A forged X-Forwarded-For entry (left of what the trusted proxies wrote) is not logged."""
+    settings.TRUSTED_PROXY_HOPS = hops
+    caplog.set_level(logging.INFO)
+    client.get("/healthz", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="203.0.113.66, 198.51.100.7")
+    lines = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    assert [line.get("ip") for line in lines if line["event"] == "request_started"] == [logged]
+
+
 def test_json_format_writes_one_json_object_per_line():
     config = build_logging(fmt="json", level="INFO")
     formatter = config["formatters"]["structured"]["()"](
