@@ -1,7 +1,10 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
-Websockets pass the Origin check (ALLOWED_HOSTS) and the session auth
-middleware before reaching a consumer.
+HTTP bodies pass the body rules (``companionhub.body_limits``) before Django
+reads them; under Daphne they are already applied while the headers arrive
+(``companionhub.daphne_guard``, installed here because Daphne imports this
+module before it opens its port). Websockets pass the Origin check
+(ALLOWED_HOSTS) and the session auth middleware before reaching a consumer.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from accounts.ws_auth import TokenAuthMiddleware  # noqa: E402
+from companionhub import daphne_guard  # noqa: E402
+from companionhub.body_limits import BodyLimitMiddleware  # noqa: E402
 from companionhub.routing import websocket_urlpatterns  # noqa: E402
+
+daphne_guard.install()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),

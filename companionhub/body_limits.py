@@ -1,0 +1,195 @@
+"""How large a request body may be, by URL, and an ASGI guard that enforces it.
+
+Only the pages with a file input take uploads (``UPLOAD_VIEWS``): their limit
+is a picture (``IMAGE_MAX_BYTES``) plus the form around it. Every other URL
+takes ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) and no
+``multipart/form-data`` at all: such a body is refused with **415** without
+being read, so Django's multipart parser never runs on a URL that has no
+use for it. A body over the limit is refused with **413**: at once when its
+``Content-Length`` says so, or as soon as the count of a streamed (chunked)
+body passes the limit.
+
+The same rules are enforced in three places, each for a server shape:
+
+* ``companionhub.daphne_guard`` inside Daphne, while the headers arrive.
+  Daphne (Twisted) calls the application only after the whole body is in,
+  and parses a multipart body in memory first, so that is the guard that
+  keeps memory bounded in production.
+* ``BodyLimitMiddleware`` below, around the ASGI application: the guard for
+  servers that stream the body to the application (uvicorn, hypercorn) and a
+  second line under Daphne.
+* ``companionhub.uploads.RequestSizeLimitMiddleware`` in Django, for the
+  test client and WSGI.
+
+nginx's ``client_max_body_size`` (docs/security.md) keeps a huge body off the
+machine before any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.urls import Resolver404, resolve
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# URL names whose forms have a file input (enctype="multipart/form-data"):
+# the companion wizard's last step, a companion's settings, the card import.
+# tests/security/test_daphne_edge.py checks every such template is listed here. The
+# admin has no file fields; one added there would need its URL here too.
+UPLOAD_VIEWS = frozenset({"companions:wizard", "companions:settings", "companions:card_import"})
+
+# A form around the file: field names, the CSRF token, other fields, multipart boundaries.
+FORM_OVERHEAD = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    """The body a URL takes: at most ``limit`` bytes; multipart only where ``takes_uploads``."""
+
+    limit: int
+    takes_uploads: bool
+
+    def too_large(self) -> Refusal:
+        if self.takes_uploads:
+            limit_mb = settings.IMAGE_MAX_BYTES // (1024 * 1024)
+            message = f"The upload is too large: pictures can be at most {limit_mb} MB."
+        else:
+            message = f"The request body is too large: this address takes at most {self.limit} bytes."
+        return Refusal(413, "Content Too Large", message)
+
+    def refusal(self, *, content_type: str, content_length: int | None) -> Refusal | None:
+        """The answer to a request with these headers before any of its body is read, or None."""
+        if content_length is not None and content_length > self.limit:
+            return self.too_large()
+        if not self.takes_uploads and content_type.strip().lower().startswith("multipart/"):
+            return Refusal(415, "Unsupported Media Type", "This address takes no file uploads.")
+        return None
+
+
+def upload_limit() -> int:
+    return settings.IMAGE_MAX_BYTES + FORM_OVERHEAD
+
+
+def rule_for(path: str) -> BodyRule:
+    """The body rule of a URL path (without the query string, percent-decoded)."""
+    try:
+        takes_uploads = resolve(path).view_name in UPLOAD_VIEWS
+    except Resolver404:
+        takes_uploads = False
+    if takes_uploads:
+        return BodyRule(limit=upload_limit(), takes_uploads=True)
+    # DATA_UPLOAD_MAX_MEMORY_SIZE=None switches Django's own cap off; keep a bound anyway.
+    return BodyRule(limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or upload_limit(), takes_uploads=False)
+
+
+def parse_content_length(value: bytes | str | None) -> int | None:
+    """The declared length, or None when there is none (chunked) or it is not a number."""
+    if value is None:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _app_path(scope: Scope) -> str:
+    """The path Django resolves: ``path`` without the ``root_path`` prefix."""
+    path, root = scope.get("path", "/"), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path
+
+
+async def send_refusal(send: Send, refusal: Refusal) -> None:
+    body = refusal.message.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: refuse a body the URL does not take before the application reads it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rule = rule_for(_app_path(scope))
+        content_type = (_header(scope, b"content-type") or b"").decode("latin-1")
+        refusal = rule.refusal(
+            content_type=content_type, content_length=parse_content_length(_header(scope, b"content-length"))
+        )
+        if refusal is not None:
+            await send_refusal(send, refusal)
+            return
+        await self.app(scope, *_counted(rule, receive, send))
+
+
+def _counted(rule: BodyRule, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """``receive``/``send`` for the application that cut the body at the rule's limit.
+
+    When the count passes the limit the guard answers 413 itself and tells the
+    application the client has gone (``http.disconnect``), which Django takes
+    as an aborted request; anything the application still sends is dropped.
+    """
+    seen = 0
+    refused = False
+    response_started = False
+
+    async def counted_receive() -> Message:
+        nonlocal seen, refused
+        if refused:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > rule.limit:
+                refused = True
+                if not response_started:
+                    await send_refusal(send, rule.too_large())
+                return {"type": "http.disconnect"}
+        return message
+
+    async def guarded_send(message: Message) -> None:
+        nonlocal response_started
+        if refused:
+            return
+        if message["type"] == "http.response.start":
+            response_started = True
+        await send(message)
+
+    return counted_receive, guarded_send
