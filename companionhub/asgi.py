@@ -3,8 +3,9 @@
 HTTP bodies pass the body rules (``companionhub.body_limits``) before Django
 reads them; under Daphne they are already applied while the headers arrive
 (``companionhub.daphne_guard``, installed here because Daphne imports this
-module before it opens its port). Websockets pass the Origin check
-(ALLOWED_HOSTS) and the session auth middleware before reaching a consumer.
+module before it opens its port). Websockets pass the full-origin check
+(``companionhub.ws_origin``) and the session auth middleware before reaching
+a consumer.
 """
 
 from __future__ import annotations
@@ -18,20 +19,20 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from accounts.ws_auth import TokenAuthMiddleware  # noqa: E402
 from companionhub import daphne_guard  # noqa: E402
 from companionhub.body_limits import BodyLimitMiddleware  # noqa: E402
 from companionhub.routing import websocket_urlpatterns  # noqa: E402
+from companionhub.ws_origin import SiteOriginValidator  # noqa: E402
 
 daphne_guard.install()
 
 application = ProtocolTypeRouter(
     {
         "http": BodyLimitMiddleware(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SiteOriginValidator(
             AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }

@@ -24,6 +24,8 @@ from companionhub.asgi import application
 from tests.companions.factories import make_companion
 
 ORIGIN = (b"origin", b"http://localhost:8000")
+# The Origin must be the site's own origin for the Host the request names (companionhub/ws_origin.py).
+HOST = (b"host", b"localhost:8000")
 EVENT_TIMEOUT = 20  # seconds to wait for one event before the test fails
 
 
@@ -132,7 +134,7 @@ async def connect():
     async def open_client(
         companion_id: int | None, *, user=None, token: str | None = None, origin=ORIGIN, path: str = ""
     ):
-        headers = [origin] if origin else []
+        headers = [HOST, origin] if origin else [HOST]
         if user is not None and user.pk not in fresh_users:
             # Socket counts live in the shared cache; start each test from zero.
             await cache.adelete(f"ws-sockets:user:{user.pk}")

@@ -68,12 +68,12 @@ async def test_deactivation_closes_sockets_sessions_and_tokens(connect, companio
 async def test_signing_out_closes_that_browsers_sockets_only(connect, companion, user):
     from django.test import Client
 
-    from tests.chat.conftest import ORIGIN, ChatClient
+    from tests.chat.conftest import HOST, ORIGIN, ChatClient
 
     browser = Client()
     await sync_to_async(browser.force_login)(user)
     cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
-    signed_out = ChatClient(companion.pk, [ORIGIN, (b"cookie", cookie)])
+    signed_out = ChatClient(companion.pk, [HOST, ORIGIN, (b"cookie", cookie)])
     assert (await signed_out.connect())[0]
     await signed_out.receive()  # snapshot
     elsewhere = await connect(companion.pk, user=user)  # another browser of the same user

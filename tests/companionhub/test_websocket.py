@@ -7,7 +7,8 @@ from django.test import override_settings
 
 from companionhub.asgi import application
 
-GOOD_ORIGIN = [(b"origin", b"http://localhost:8000")]
+HOST = (b"host", b"localhost:8000")
+GOOD_ORIGIN = [HOST, (b"origin", b"http://localhost:8000")]
 
 
 async def ping_round_trip() -> dict:
@@ -43,12 +44,59 @@ async def test_ping_through_the_redis_layer(redis_url):
             channel_layers.backends.clear()
 
 
-@pytest.mark.parametrize("headers", [[(b"origin", b"http://evil.example.com")], []], ids=["foreign", "none"])
-async def test_a_foreign_or_missing_origin_is_refused(headers):
+async def handshake(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Open /ws/ping/ with these headers; say whether the handshake was accepted."""
     communicator = WebsocketCommunicator(application, "/ws/ping/", headers=headers)
     connected, _ = await communicator.connect()
-    assert not connected
     await communicator.disconnect()
+    return connected
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        [b"http://evil.example.com"],
+        [],
+        [b"null"],
+        [b"http://localhost:8001"],  # the same host on another port
+        [b"https://localhost:8000"],  # https while the site is served over http here
+        [b"http://localhost"],  # no port: not the page's origin either
+        [b"http://localhost:8000", b"http://evil.example.com"],  # two Origin headers
+    ],
+    ids=["foreign", "none", "null", "other-port", "other-scheme", "no-port", "repeated"],
+)
+async def test_an_origin_that_is_not_the_sites_own_is_refused(origins):
+    assert not await handshake([HOST, *((b"origin", o) for o in origins)])
+
+
+async def test_the_sites_own_origin_is_accepted():
+    assert await handshake(GOOD_ORIGIN)
+
+
+async def test_a_host_outside_allowed_hosts_gives_no_own_origin(settings):
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+    assert not await handshake(GOOD_ORIGIN)
+    assert await handshake([(b"host", b"chat.example.com"), (b"origin", b"http://chat.example.com")])
+
+
+async def test_behind_a_tls_proxy_only_the_https_origin_is_accepted(settings):
+    # BEHIND_TLS_PROXY=True sets this in production: nginx speaks plain http to
+    # Daphne and says the browser used https.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    host, proto = (b"host", b"chat.example.com"), (b"x-forwarded-proto", b"https")
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+    assert await handshake([host, proto, (b"origin", b"https://chat.example.com")])
+    assert not await handshake([host, proto, (b"origin", b"http://chat.example.com")])
+    # Without the proxy's word the connection is plain http, as Django's CSRF check sees it.
+    assert not await handshake([host, (b"origin", b"https://chat.example.com")])
+
+
+async def test_an_origin_listed_in_csrf_trusted_origins_is_accepted(settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example.com", "https://*.example.org"]
+    assert await handshake([HOST, (b"origin", b"https://app.example.com")])
+    assert await handshake([HOST, (b"origin", b"https://chat.example.org")])
+    assert not await handshake([HOST, (b"origin", b"http://chat.example.org")])
+    assert not await handshake([HOST, (b"origin", b"https://app.example.com:8443")])
 
 
 async def test_a_bad_frame_gets_an_error_and_the_socket_stays_usable():
