@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from chat.events import CLOSE_TOO_MANY_SOCKETS
+from companionhub.ratelimits import scope_ip
+from companionhub.socket_slots import SocketSlots
+
+# Anyone may open a ping socket, signed in or not: without caps a client
+# could hold thousands open. Per process (see socket_slots).
+ping_slots = SocketSlots(
+    total=lambda: settings.WS_PING_MAX_SOCKETS,
+    per_address=lambda: settings.WS_PING_MAX_SOCKETS_PER_ADDRESS,
+)
 
 
 class PingConsumer(AsyncJsonWebsocketConsumer):
@@ -10,10 +22,25 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
 
     A liveness probe for the websocket path (proxy, Origin check, channel
     layer): each pong travels through the channel layer, not straight back.
+    Open sockets are capped per client address (``WS_PING_MAX_SOCKETS_PER_ADDRESS``)
+    and per process (``WS_PING_MAX_SOCKETS``); over a cap the handshake is
+    refused (close code 4429 before accepting).
     """
 
+    slot_address: str | None = None
+
     async def connect(self) -> None:
+        address = scope_ip(self.scope)
+        if not ping_slots.take(address):
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.slot_address = address
         await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.slot_address is not None:
+            ping_slots.release(self.slot_address)
+            self.slot_address = None
 
     async def receive_json(self, content: object, **kwargs: object) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":

@@ -26,7 +26,9 @@ rest of the site needs the same Redis and reports that failure itself.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from django.conf import settings
@@ -75,9 +77,22 @@ def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str:
 
 
 def request_ip(request: HttpRequest) -> str:
+    """The client address of a request: rate-limit keys and the request log use this one."""
     return client_ip(
         remote_addr=request.META.get("REMOTE_ADDR"), forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR")
     )
+
+
+def scope_ip(scope: Mapping[str, Any]) -> str:
+    """The client address of an ASGI scope (a websocket), by the same rule as ``request_ip``.
+
+    Repeated X-Forwarded-For headers are joined in order, as Django joins them
+    into ``META`` for a request.
+    """
+    client = scope.get("client")
+    headers = scope.get("headers") or ()
+    forwarded = [value.decode("latin-1") for name, value in headers if name.lower() == b"x-forwarded-for"]
+    return client_ip(remote_addr=client[0] if client else None, forwarded_for=",".join(forwarded) or None)
 
 
 def _identity(value: str) -> str:

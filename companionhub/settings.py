@@ -382,6 +382,9 @@ TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Open websockets one account may hold at once.
 WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=10)
+# /ws/ping/ takes anyone: open ping sockets per Daphne process, in all and per client address.
+WS_PING_MAX_SOCKETS = env.int("WS_PING_MAX_SOCKETS", default=100)
+WS_PING_MAX_SOCKETS_PER_ADDRESS = env.int("WS_PING_MAX_SOCKETS_PER_ADDRESS", default=4)
 
 # --- Back ends (LLM and images) ------------------------------------------------
 

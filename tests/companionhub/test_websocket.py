@@ -1,4 +1,4 @@
-"""The websocket stack: Origin check, routing, and the channel layer."""
+"""The websocket stack: Origin check, routing, the channel layer, the ping socket caps."""
 
 import pytest
 from channels.layers import channel_layers
@@ -6,6 +6,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
 from companionhub.asgi import application
+from companionhub.consumers import ping_slots
 
 HOST = (b"host", b"localhost:8000")
 GOOD_ORIGIN = [HOST, (b"origin", b"http://localhost:8000")]
@@ -111,3 +112,63 @@ async def test_a_bad_frame_gets_an_error_and_the_socket_stays_usable():
         assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
     finally:
         await communicator.disconnect()
+
+
+# --- ping socket caps ------------------------------------------------------------------
+
+
+@pytest.fixture
+def ping_caps(settings):
+    """Small caps; the client address is the X-Forwarded-For entry (one trusted proxy)."""
+    settings.TRUSTED_PROXY_HOPS = 1
+    settings.WS_PING_MAX_SOCKETS_PER_ADDRESS = 2
+    settings.WS_PING_MAX_SOCKETS = 3
+    assert ping_slots.open_count() == 0, "a socket of an earlier test is still counted"
+    return settings
+
+
+async def open_ping(address: str) -> tuple[WebsocketCommunicator, bool, int | None]:
+    headers = [*GOOD_ORIGIN, (b"x-forwarded-for", address.encode())]
+    communicator = WebsocketCommunicator(application, "/ws/ping/", headers=headers)
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def test_ping_sockets_are_capped_per_client_address(ping_caps):
+    opened = []
+    try:
+        for _ in range(2):
+            communicator, connected, _ = await open_ping("198.51.100.1")
+            opened.append(communicator)
+            assert connected
+        refused, connected, code = await open_ping("198.51.100.1")
+        opened.append(refused)
+        assert not connected and code == 4429
+        other, connected, _ = await open_ping("198.51.100.2")
+        opened.append(other)
+        assert connected
+        # A closed socket gives its slot back.
+        await opened.pop(0).disconnect()
+        again, connected, _ = await open_ping("198.51.100.1")
+        opened.append(again)
+        assert connected
+    finally:
+        for communicator in opened:
+            await communicator.disconnect()
+    assert ping_slots.open_count() == 0
+
+
+async def test_ping_sockets_are_capped_per_process(ping_caps):
+    opened = []
+    try:
+        for n in range(3):
+            communicator, connected, _ = await open_ping(f"198.51.100.{10 + n}")
+            opened.append(communicator)
+            assert connected
+        refused, connected, code = await open_ping("198.51.100.99")
+        opened.append(refused)
+        assert not connected and code == 4429
+    finally:
+        for communicator in opened:
+            await communicator.disconnect()
+    assert ping_slots.open_count() == 0
