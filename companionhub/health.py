@@ -5,10 +5,16 @@ is 200 when every *critical* check passes and 503 otherwise; the LLM and
 image back ends are reported but not critical (the site still serves pages
 and history when they are down). ``page_cache`` reports the page cache's
 hits, misses and hit ratio since its counters started (all processes).
+
+Only staff (or the ``METRICS_TOKEN`` scraper) get that report. Anyone else
+gets healthy-or-not from ``cached_health``: the checks run at most once per
+``HEALTHZ_CACHE_SECONDS`` in a process, however often ``/healthz`` is asked,
+because they cost tens of milliseconds and a broker connection each time.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -115,13 +121,41 @@ def run_check(check: Callable[[], CheckResult], critical: bool) -> CheckResult:
     return result
 
 
+def run_checks() -> tuple[bool, dict[str, CheckResult]]:
+    """Run every check; return (healthy, results by name)."""
+    checks = {name: run_check(check, critical) for name, (check, critical) in CHECKS.items()}
+    return all(r["ok"] for r in checks.values() if r["critical"]), checks
+
+
 def health_report() -> tuple[bool, dict[str, Any]]:
     """Run every check; return (healthy, report)."""
-    checks = {name: run_check(check, critical) for name, (check, critical) in CHECKS.items()}
-    healthy = all(r["ok"] for r in checks.values() if r["critical"])
+    healthy, checks = run_checks()
     report: dict[str, Any] = {"status": "ok" if healthy else "unhealthy", "checks": checks}
     try:
         report["page_cache"] = pagecache.stats()
     except Exception as exc:  # the cache check above already says why
         report["page_cache"] = {"error": type(exc).__name__}
     return healthy, report
+
+
+# (monotonic time of the run, healthy): the last run of the checks in this process.
+_last_run: tuple[float, bool] | None = None
+# One run at a time: requests arriving meanwhile wait for it rather than start their own.
+_run_lock = threading.Lock()
+
+
+def cached_health() -> bool:
+    """Healthy or not, from a run of the checks at most ``HEALTHZ_CACHE_SECONDS`` old."""
+    global _last_run
+    with _run_lock:
+        if _last_run is None or time.monotonic() - _last_run[0] >= settings.HEALTHZ_CACHE_SECONDS:
+            healthy, _ = run_checks()
+            _last_run = (time.monotonic(), healthy)
+        return _last_run[1]
+
+
+def forget_cached_health() -> None:
+    """The next ``cached_health`` runs the checks (tests)."""
+    global _last_run
+    with _run_lock:
+        _last_run = None

@@ -385,6 +385,8 @@ WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=10)
 # /ws/ping/ takes anyone: open ping sockets per Daphne process, in all and per client address.
 WS_PING_MAX_SOCKETS = env.int("WS_PING_MAX_SOCKETS", default=100)
 WS_PING_MAX_SOCKETS_PER_ADDRESS = env.int("WS_PING_MAX_SOCKETS_PER_ADDRESS", default=4)
+# Seconds an anonymous /healthz answer is reused (per process) before the checks run again.
+HEALTHZ_CACHE_SECONDS = env.float("HEALTHZ_CACHE_SECONDS", default=5.0)
 
 # --- Back ends (LLM and images) ------------------------------------------------
 

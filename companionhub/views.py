@@ -8,9 +8,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from companionhub import health, pagecache
 from companionhub import metrics as metrics_exposition
-from companionhub import pagecache
-from companionhub.health import health_report
 
 
 @require_GET
@@ -22,11 +21,15 @@ def home(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    healthy, report = health_report()
-    return JsonResponse(report, status=200 if healthy else 503)
+    """Staff and the metrics scraper get every check; anyone else healthy-or-not, cached briefly."""
+    if _operator_access(request) == 200:
+        healthy, report = health.health_report()
+        return JsonResponse(report, status=200 if healthy else 503)
+    healthy = health.cached_health()
+    return JsonResponse({"status": "ok" if healthy else "unhealthy"}, status=200 if healthy else 503)
 
 
-def _metrics_access(request: HttpRequest) -> int:
+def _operator_access(request: HttpRequest) -> int:
     """200 when allowed; 401 without credentials (or bad ones), 403 when they are not staff's.
 
     Allowed: the scraper's ``METRICS_TOKEN`` (compared in constant time), a
@@ -56,7 +59,7 @@ def _metrics_access(request: HttpRequest) -> int:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    status = _metrics_access(request)
+    status = _operator_access(request)
     if status != 200:
         response = HttpResponse(
             "Staff sign-in or a bearer token is required.\n", status=status, content_type="text/plain"
