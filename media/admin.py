@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from media.models import StoredImage
@@ -17,6 +18,18 @@ class StoredImageAdmin(admin.ModelAdmin):
     list_select_related = ("companion",)
     readonly_fields = ("preview", "file", "width", "height", "byte_size", "original_size", "created_at")
     raw_id_fields = ("companion",)
+
+    # The picture itself is private: without media.view_any_image the row is
+    # listed without it (the image view would refuse it anyway).
+    def get_list_display(self, request: HttpRequest):
+        if request.user.has_perm("media.view_any_image"):
+            return self.list_display
+        return tuple(field for field in self.list_display if field != "preview")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: StoredImage | None = None):
+        if request.user.has_perm("media.view_any_image"):
+            return self.readonly_fields
+        return tuple(field for field in self.readonly_fields if field != "preview")
 
     @admin.display(description="picture")
     def preview(self, obj: StoredImage) -> str:

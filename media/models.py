@@ -28,6 +28,9 @@ class StoredImage(models.Model):
     class Meta:
         indexes = [models.Index(fields=["companion", "kind", "-created_at"], name="image_companion_kind")]
         ordering = ["-created_at"]
+        # Seeing a row (view_storedimage) is not seeing the picture: the file
+        # is private to its owner, so looking at it takes this permission.
+        permissions = [("view_any_image", "Can view any user's private pictures")]
 
     def __str__(self) -> str:
         return self.file.name

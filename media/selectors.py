@@ -13,9 +13,13 @@ from media.models import StoredImage
 
 
 def image_get_for_user(user, image_id) -> StoredImage:
-    """The image if ``user`` owns its companion (staff see all); 404 otherwise."""
+    """The image if ``user`` owns its companion, or may see anyone's pictures; 404 otherwise.
+
+    Being staff is not enough: staff accounts hold only the permissions they
+    were given, and another user's private picture takes ``media.view_any_image``.
+    """
     images = StoredImage.objects.select_related("companion")
-    if not user.is_staff:
+    if not user.has_perm("media.view_any_image"):
         images = images.filter(companion__owner=user)
     return get_object_or_404(images, pk=image_id)
 

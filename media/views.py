@@ -1,4 +1,4 @@
-"""Private image serving: owner (and staff) only.
+"""Private image serving: the owner, and accounts allowed to see any picture (``media.view_any_image``).
 
 In development the file is streamed by Django. In production
 (``MEDIA_X_ACCEL_REDIRECT=True``) the response only carries an

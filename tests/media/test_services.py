@@ -93,9 +93,13 @@ def test_anonymous_visitors_are_sent_to_login(client, companion):
     assert client.get(image.url).status_code == 302
 
 
-def test_staff_may_see_any_image(client, staff_user, companion):
+def test_staff_see_any_image_only_with_the_permission(client, staff_user, companion):
+    from tests.accounts.roles import grant
+
     image = store_image(png_bytes(), companion, "generated")
     client.force_login(staff_user)
+    assert client.get(image.url).status_code == 404  # being staff is not a permission
+    grant(staff_user, "media.view_any_image")
     assert client.get(image.url).status_code == 200
 
 
