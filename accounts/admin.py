@@ -1,9 +1,30 @@
-from django.contrib import admin
+"""Accounts in the admin: who may change whom is decided here (docs/security.md, admin roles).
+
+Only superusers change superusers, staff and superuser flags, groups and
+permissions, or another user's password: otherwise anyone allowed to change
+users could make themself superuser. Moderators deactivate with an action of
+its own permission and never need ``change_user``.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import BigIntegerField, Case, F, Value, When
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db.models import BigIntegerField, Case, F, QuerySet, Value, When
+from django.http import HttpRequest
 
 from accounts import services, usage
 from accounts.models import RateLimitRecord, UsageTransaction, User, UserUsage
+
+# Fields that grant or take away access: a superuser's to set, shown read-only to anyone else.
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
+def users_deactivatable_by(actor: User, users: QuerySet[User]) -> QuerySet[User]:
+    """The users ``actor`` may deactivate: never themself, and superusers only by a superuser."""
+    users = users.exclude(pk=actor.pk)
+    return users if actor.is_superuser else users.exclude(is_superuser=True)
 
 
 @admin.register(User)
@@ -26,11 +47,58 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
     )
 
-    @admin.action(description="Deactivate: end sessions, revoke API tokens, close websockets")
+    def has_deactivate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.deactivate_user")
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # A superuser's account is a superuser's business: for anyone else the
+        # page is read-only, a POST is 403, and so is its password page.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Also refuses bulk deletion: delete_selected asks this for every row.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return readonly
+        readonly += PRIVILEGE_FIELDS
+        # "Active" is deactivation by another door: it needs the same permission,
+        # and nobody locks themself out by a stray click.
+        if obj is not None and (obj.pk == request.user.pk or not self.has_deactivate_permission(request)):
+            readonly += ("is_active",)
+        return readonly
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""):
+        # Setting someone else's password is taking over their account.
+        if not request.user.is_superuser and str(id) != str(request.user.pk):
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
+
+    @admin.action(
+        description="Deactivate: end sessions, revoke API tokens, close websockets",
+        permissions=("deactivate",),
+    )
     def deactivate(self, request, queryset) -> None:
-        for user in queryset.exclude(pk=request.user.pk):
+        targets = list(users_deactivatable_by(request.user, queryset))
+        skipped = queryset.count() - len(targets)
+        for user in targets:
             services.user_deactivate(user=user)
-        self.message_user(request, "Deactivated; their sessions, tokens and open sockets are closed.")
+        if targets:
+            self.message_user(
+                request, f"Deactivated {len(targets)}; their sessions, tokens and open sockets are closed."
+            )
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {skipped}: yourself, or superusers (only a superuser deactivates those).",
+                messages.WARNING,
+            )
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
@@ -49,7 +117,10 @@ class RateLimitRecordAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Lift these limits now")
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.lift_ratelimit")
+
+    @admin.action(description="Lift these limits now", permissions=("lift",))
     def clear(self, request, queryset) -> None:
         for record in queryset:
             services.rate_limit_clear(record=record)
@@ -152,3 +223,24 @@ class UsageTransactionAdmin(admin.ModelAdmin):
     @admin.display(description="tokens")
     def total(self, obj: UsageTransaction) -> int:
         return obj.total_tokens
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """A group's permissions are granted to its members: only superusers add, change or delete groups.
+
+    Otherwise a moderator holding ``change_group`` could add any permission to
+    the Moderators group, their own.
+    """
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return request.user.is_active and request.user.is_superuser

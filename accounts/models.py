@@ -61,6 +61,9 @@ class User(AbstractUser):
                 violation_error_message="An account with that email already exists.",
             ),
         ]
+        # Deactivating is moderation; change_user would also hand out profile
+        # edits, so it is a permission of its own (docs/security.md, admin roles).
+        permissions = [("deactivate_user", "Can deactivate accounts")]
 
     def save(self, *args, **kwargs) -> None:
         # Normalisation, not business logic: every path that stores a user
@@ -113,6 +116,7 @@ class RateLimitRecord(models.Model):
             models.UniqueConstraint(fields=["scope", "key", "reset_at"], name="ratelimit_scope_key_window")
         ]
         ordering = ["-last_limited_at"]
+        permissions = [("lift_ratelimit", "Can lift a rate limit before its window ends")]
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.key}"

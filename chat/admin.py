@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from chat.backends import image_breaker, llm_breaker
 from chat.models import Message, PipelineRun
@@ -58,7 +59,13 @@ class PipelineRunAdmin(admin.ModelAdmin):
         breakers = [llm_breaker().status(), image_breaker().status()]
         return super().changelist_view(request, {**(extra_context or {}), "breakers": breakers})
 
-    @admin.action(description="Reset the LLM and image circuit breakers (try the back ends again now)")
+    def has_reset_breakers_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("chat.reset_circuit_breakers")
+
+    @admin.action(
+        description="Reset the LLM and image circuit breakers (try the back ends again now)",
+        permissions=("reset_breakers",),
+    )
     def reset_circuit_breakers(self, request, queryset) -> None:
         llm_breaker().reset()
         image_breaker().reset()

@@ -92,6 +92,7 @@ class PipelineRun(models.Model):
             models.Index(fields=["group", "status", "-created_at"], name="run_group_status_created"),
         ]
         ordering = ["-created_at"]
+        permissions = [("reset_circuit_breakers", "Can reset the LLM and image circuit breakers")]
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import HttpRequest
 
 from companions import services
 from companions.models import Companion, CompanionDraft
@@ -27,13 +28,22 @@ class CompanionAdmin(admin.ModelAdmin):
     def message_count(self, obj: Companion) -> int:
         return obj._message_count
 
-    @admin.action(description="Wipe memory (delete messages, runs and generated pictures)")
+    def has_wipe_memory_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("companions.wipe_companion_memory")
+
+    def has_remove_header_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("companions.remove_companion_header")
+
+    @admin.action(
+        description="Wipe memory (delete messages, runs and generated pictures)",
+        permissions=("wipe_memory",),
+    )
     def wipe_memory(self, request, queryset):
         for companion in queryset:
             services.companion_wipe_memory(companion=companion)
         self.message_user(request, f"Wiped the memory of {queryset.count()} companion(s).", messages.SUCCESS)
 
-    @admin.action(description="Remove the header picture")
+    @admin.action(description="Remove the header picture", permissions=("remove_header",))
     def remove_header_image(self, request, queryset):
         count = 0
         for companion in queryset.filter(header_image__isnull=False):

@@ -68,6 +68,12 @@ class Companion(models.Model):
     class Meta:
         indexes = [models.Index(fields=["owner", "-created_at"], name="companion_owner_created")]
         ordering = ["-created_at"]
+        # Moderation actions in the admin; change_companion would also let the
+        # holder edit fields (even the owner), which moderation does not need.
+        permissions = [
+            ("wipe_companion_memory", "Can wipe a companion's memory"),
+            ("remove_companion_header", "Can remove a companion's header picture"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -1,0 +1,346 @@
+"""Every admin page and action, as each role: the table in docs/security.md ("Admin roles").
+
+Roles: staff with no permissions, view-only staff (``view_<model>`` for every
+model in the admin), a member of the migrated Moderators group, staff holding
+every permission there is but not superuser (the pen test's way in: whoever
+may change users), and a superuser. A page a role may not open is 403; an
+action it may not run changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group, Permission
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import RateLimitRecord, UsageTransaction, User, UserUsage
+from chat.backends import llm_breaker
+from chat.models import Message, PipelineRun
+from companions.models import Companion, CompanionDraft
+from groups.models import GroupChat, GroupMessage
+from media.services import store_image
+from tests.accounts.roles import grant, moderators_group, view_permissions
+from tests.companions.factories import make_companion, png_bytes
+
+ROLES = ("no_permissions", "view_only", "moderator", "all_permissions", "superuser")
+
+VIEW = frozenset({"changelist", "change", "history"})
+EVERYTHING = frozenset({"changelist", "add", "change", "delete", "history"})
+MODELS = (
+    "auth.group",
+    "accounts.user",
+    "accounts.ratelimitrecord",
+    "accounts.userusage",
+    "accounts.usagetransaction",
+    "companions.companion",
+    "companions.companiondraft",
+    "chat.message",
+    "chat.pipelinerun",
+    "groups.groupchat",
+    "groups.groupmessage",
+    "media.storedimage",
+)
+
+# The pages each role may open (200); every other one is 403.
+PAGES: dict[str, dict[str, frozenset[str]]] = {
+    "no_permissions": dict.fromkeys(MODELS, frozenset()),
+    "view_only": dict.fromkeys(MODELS, VIEW),
+    "moderator": {
+        **dict.fromkeys(MODELS, VIEW),
+        "auth.group": frozenset(),
+        "companions.companiondraft": frozenset(),
+        "groups.groupchat": VIEW | {"delete"},
+        "groups.groupmessage": VIEW | {"delete"},
+    },
+    "superuser": {
+        **dict.fromkeys(MODELS, EVERYTHING),
+        # Written by the site only: nobody adds them by hand.
+        "accounts.ratelimitrecord": EVERYTHING - {"add"},
+        "accounts.usagetransaction": EVERYTHING - {"add"},
+    },
+}
+PAGES["all_permissions"] = {
+    **PAGES["superuser"],
+    "accounts.user": EVERYTHING - {"delete"},  # the row walked is a superuser: read-only, not deletable
+    "auth.group": VIEW,  # a group's permissions are its members': only superusers change groups
+}
+
+# The change pages each role may save (the others are shown read-only).
+SAVES: dict[str, frozenset[str]] = {
+    "no_permissions": frozenset(),
+    "view_only": frozenset(),
+    "moderator": frozenset({"accounts.userusage"}),
+    "superuser": frozenset(MODELS) - {"accounts.usagetransaction"},
+    "all_permissions": frozenset(MODELS) - {"accounts.usagetransaction", "accounts.user", "auth.group"},
+}
+
+# Who may run each action; for everyone else it changes nothing.
+ACTIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("auth.group", "delete_selected"): frozenset({"superuser"}),
+    ("accounts.user", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("accounts.user", "deactivate"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("accounts.ratelimitrecord", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("accounts.ratelimitrecord", "clear"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("companions.companion", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("companions.companion", "wipe_memory"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("companions.companion", "remove_header_image"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("companions.companiondraft", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("chat.message", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("chat.pipelinerun", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("chat.pipelinerun", "reset_circuit_breakers"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("groups.groupchat", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("groups.groupmessage", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("media.storedimage", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+}
+
+# Who sees another user's private picture at its own URL (everyone else: 404).
+PICTURES = {
+    "no_permissions": 404,
+    "view_only": 404,
+    "moderator": 200,
+    "all_permissions": 200,
+    "superuser": 200,
+}
+
+MODERATOR_PERMISSIONS = {
+    "accounts.view_user",
+    "accounts.deactivate_user",
+    "accounts.view_ratelimitrecord",
+    "accounts.lift_ratelimit",
+    "accounts.view_userusage",
+    "accounts.change_userusage",
+    "accounts.view_usagetransaction",
+    "companions.view_companion",
+    "companions.wipe_companion_memory",
+    "companions.remove_companion_header",
+    "chat.view_message",
+    "chat.view_pipelinerun",
+    "chat.reset_circuit_breakers",
+    "groups.view_groupchat",
+    "groups.view_groupmessage",
+    "groups.delete_groupchat",
+    "groups.delete_groupmessage",
+    "media.view_storedimage",
+    "media.view_any_image",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Five accounts a test: Argon2 would spend most of the run hashing passwords nobody types."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_refusals():
+    """Each 403 logs a warning with its traceback; hundreds of them make the walk slow to print."""
+    logger = logging.getLogger("django.request")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+def label(model) -> str:
+    return model._meta.label_lower
+
+
+def test_every_model_and_action_is_in_the_table_and_every_action_names_its_permission(make_user):
+    assert {label(model) for model in admin.site._registry} == set(MODELS)
+    request = RequestFactory().get("/admin/")
+    request.user = make_user(username="root", is_staff=True, is_superuser=True)
+    offered = {
+        (label(model), name)
+        for model, model_admin in admin.site._registry.items()
+        for name in model_admin.get_actions(request)
+    }
+    assert offered == set(ACTIONS)
+    # Without allowed_permissions an action is offered to whoever may see the list.
+    for model_admin in admin.site._registry.values():
+        for action in model_admin._get_base_actions():
+            assert getattr(action.func, "allowed_permissions", None), (label(model_admin.model), action.name)
+
+
+def test_the_migrated_moderators_group_holds_exactly_what_moderation_needs(db):
+    group = moderators_group()
+    granted = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+    assert granted == MODERATOR_PERMISSIONS
+
+
+@pytest.fixture
+def role_users(make_user) -> dict[str, User]:
+    viewer = make_user(username="viewer", is_staff=True)
+    viewer.user_permissions.set(view_permissions())
+    moderator = make_user(username="moder", is_staff=True)
+    moderator.groups.add(moderators_group())
+    everything = make_user(username="manager", is_staff=True)
+    everything.user_permissions.set(Permission.objects.all())
+    return {
+        "no_permissions": make_user(username="helper", is_staff=True),
+        "view_only": viewer,
+        "moderator": moderator,
+        "all_permissions": everything,
+        "superuser": make_user(username="root", is_staff=True, is_superuser=True),
+    }
+
+
+@pytest.fixture
+def world(role_users, user, settings, tmp_path) -> dict[str, object]:
+    """One row of every model in the admin; the user row is the superuser, the hardest case."""
+    settings.MEDIA_ROOT = tmp_path
+    companion = make_companion(user)
+    companion.header_image = store_image(png_bytes(), companion, "header")
+    companion.save()
+    message = Message.objects.create(companion=companion, role="user", content="private words")
+    run = PipelineRun.objects.create(companion=companion, user_message=message, status="failed")
+    picture = store_image(png_bytes(), companion, "generated")
+    group = GroupChat.objects.create(creator=user, title="Beach crew")
+    group.companions.set([companion, make_companion(user, name="Rin")])
+    return {
+        "auth.group": Group.objects.create(name="Helpers"),
+        "accounts.user": role_users["superuser"],
+        "accounts.ratelimitrecord": RateLimitRecord.objects.create(
+            scope="login", key="alice", hits=9, reset_at=timezone.now() + timedelta(minutes=5)
+        ),
+        "accounts.userusage": UserUsage.objects.create(user=user, period_start=timezone.now().date()),
+        "accounts.usagetransaction": UsageTransaction.objects.create(
+            user=user, companion=companion, run=run, prompt_tokens=5, created_at=timezone.now()
+        ),
+        "companions.companion": companion,
+        "companions.companiondraft": CompanionDraft.objects.create(owner=user),
+        "chat.message": message,
+        "chat.pipelinerun": run,
+        "groups.groupchat": group,
+        "groups.groupmessage": GroupMessage.objects.create(group=group, content="private words"),
+        "media.storedimage": picture,
+    }
+
+
+def url(model_label: str, page: str, obj) -> str:
+    app_label, model_name = model_label.split(".")
+    args = [] if page in ("changelist", "add") else [obj.pk]
+    return reverse(f"admin:{app_label}_{model_name}_{page}", args=args)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_admin_page_answers_as_the_table_says(client, role_users, world, role):
+    client.force_login(role_users[role])
+    assert client.get(reverse("admin:index")).status_code == 200
+    wrong = []
+    for model_label in MODELS:
+        for page in sorted(EVERYTHING):
+            response = client.get(url(model_label, page, world[model_label]))
+            expected = 200 if page in PAGES[role][model_label] else 403
+            if response.status_code != expected:
+                wrong.append((model_label, page, response.status_code, expected))
+            if page == "change" and response.status_code == 200:
+                saves = 'name="_save"' in response.content.decode()
+                if saves != (model_label in SAVES[role]):
+                    wrong.append((model_label, "saves", saves))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_a_superuser_opens_a_superusers_password_page(client, role_users, role):
+    client.force_login(role_users[role])
+    root = role_users["superuser"]
+    response = client.get(reverse("admin:auth_user_password_change", args=[root.pk]))
+    assert response.status_code == (200 if role == "superuser" else 403)
+
+
+@pytest.fixture
+def open_breaker():
+    breaker = llm_breaker()
+    breaker.reset()
+    for _ in range(breaker.threshold):
+        breaker.record_failure()
+    assert breaker.status().state == "open"
+    yield breaker
+    breaker.reset()  # the cache outlives the test: leave the back end usable
+
+
+def snapshot() -> dict[str, object]:
+    """Everything an action could change."""
+    rows = {
+        label(model): sorted(map(str, model._default_manager.values_list("pk", flat=True)))
+        for model in admin.site._registry
+    }
+    return {
+        **rows,
+        "users": sorted(User.objects.values_list("pk", "is_active", "is_staff", "is_superuser")),
+        "headers": sorted(map(str, Companion.objects.values_list("header_image", flat=True))),
+        "breaker": llm_breaker().status().state,
+    }
+
+
+def done(model_label: str, action: str, obj) -> bool:
+    """Whether ``action`` happened to ``obj``."""
+    if action == "deactivate":
+        return not User.objects.get(pk=obj.pk).is_active
+    if action == "wipe_memory":
+        return not Message.objects.filter(companion=obj).exists()
+    if action == "remove_header_image":
+        return Companion.objects.get(pk=obj.pk).header_image_id is None
+    if action == "reset_circuit_breakers":
+        return llm_breaker().status().state == "closed"
+    return not type(obj)._default_manager.filter(pk=obj.pk).exists()  # delete_selected, clear
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("model_label", "action"), sorted(ACTIONS))
+def test_every_admin_action_runs_only_for_the_roles_in_the_table(
+    client,
+    role_users,
+    world,
+    user,
+    open_breaker,
+    django_capture_on_commit_callbacks,
+    role,
+    model_label,
+    action,
+):
+    # The user actions aim at an ordinary account: sparing superusers has tests of its own.
+    target = user if model_label == "accounts.user" else world[model_label]
+    client.force_login(role_users[role])
+    before = snapshot()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            url(model_label, "changelist", None),
+            {"action": action, "_selected_action": [str(target.pk)], "post": "yes"},
+        )
+    assert response.status_code in (200, 302, 403)
+    if role in ACTIONS[(model_label, action)]:
+        assert done(model_label, action, target), response.status_code
+    else:
+        assert not done(model_label, action, target)
+        assert snapshot() == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_another_users_private_picture_takes_a_permission(client, role_users, world, role):
+    client.force_login(role_users[role])
+    response = client.get(world["media.storedimage"].url)
+    assert response.status_code == PICTURES[role]
+
+
+def test_staff_see_other_users_pictures_only_with_view_any_image(client, staff_user, world):
+    picture = world["media.storedimage"].url
+    client.force_login(staff_user)
+    assert client.get(picture).status_code == 404
+    grant(staff_user, "media.view_any_image")
+    assert client.get(picture).status_code == 200
+
+
+def test_the_picture_list_shows_pictures_only_to_those_who_may_see_them(client, role_users, world):
+    changelist = reverse("admin:media_storedimage_changelist")
+    picture = world["media.storedimage"].url
+    client.force_login(role_users["view_only"])
+    assert picture not in client.get(changelist).content.decode()
+    client.force_login(role_users["moderator"])
+    assert picture in client.get(changelist).content.decode()
