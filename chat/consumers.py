@@ -27,6 +27,7 @@ from chat import editing, events, services
 from chat.selectors import companion_snapshot
 from companionhub import metrics
 from companions.models import Companion
+from companions.selectors import companions_without_large_columns
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +52,8 @@ class FrameError(Exception):
 
 
 def _get_companion(user, companion_id: int) -> Companion | None:
-    return Companion.objects.filter(pk=companion_id, owner=user).first()
+    # Kept for the socket's life: names and ids only, not the card (services read what they need).
+    return companions_without_large_columns().filter(pk=companion_id, owner=user).first()
 
 
 def require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> str:

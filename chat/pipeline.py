@@ -34,9 +34,11 @@ from chat.images import ImageBackendError
 from chat.llm import LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, forget_live_reply
+from chat.selectors import runs_with_companion
 from companionhub import pagecache
 from companions.config import effective_config
 from companions.models import Companion
+from companions.selectors import LARGE_COLUMNS
 from media.imaging import ImageRejected
 from media.services import store_image
 
@@ -73,9 +75,15 @@ USER_MESSAGES = {
 
 
 def _load(run_id) -> PipelineRun:
-    return PipelineRun.objects.select_related(
-        "companion", "companion__owner", "user_message", "group_user_message"
-    ).get(pk=run_id)
+    """The run with its companion, owner and user message, but not the companion's large
+    columns: only ``generate_reply`` needs the card, and it loads the row itself."""
+    return (
+        PipelineRun.objects.select_related(
+            "companion", "companion__owner", "user_message", "group_user_message"
+        )
+        .defer(*(f"companion__{column}" for column in LARGE_COLUMNS))
+        .get(pk=run_id)
+    )
 
 
 def _claim(run_id, *, step: str, progress: int, publisher: EventPublisher) -> None:
@@ -187,7 +195,11 @@ def generate_reply(run_id) -> None:
             raise StepFailed(
                 "gave_up", f"The reply failed {attempts - 1} times. Please try again.", retryable=False
             )
-        companion = Companion.objects.select_related("owner").get(pk=run.companion_id)
+        # The prompt needs the whole card (personality, lorebook, ...) and the settings: the one
+        # step that reads the config column.
+        companion = (
+            Companion.objects.select_related("owner").defer("header_image_legacy").get(pk=run.companion_id)
+        )
         continuing = run.mode == PipelineRun.Mode.CONTINUE
         prefix = conversation.open_reply(
             keep_chars=int(run.analysis.get("continue_from", 0)) if continuing else 0
@@ -344,7 +356,7 @@ def generate_image(run_id) -> None:
         if existing is not None:  # a re-delivered task: the picture exists already
             publisher.send(events.image(str(run_id), reply_id, existing.url))
             return
-        companion = Companion.objects.select_related("owner").get(pk=run.companion_id)
+        companion = Companion.objects.select_related("owner").defer(*LARGE_COLUMNS).get(pk=run.companion_id)
         prompt, negative = prompts.build_image_prompt(
             companion, user_appearance=companion.owner.appearance, scene_text=conversation.user_text()
         )
@@ -410,7 +422,7 @@ def ended(run_id) -> None:
     leaves only this path to start it; starting the next speaker is safe to repeat.
     """
     services.run_charge_ended(run_id)
-    run = PipelineRun.objects.filter(pk=run_id).select_related("companion").first()
+    run = runs_with_companion().filter(pk=run_id).first()
     if run is None:
         return
     if run.group_id and run.status != PipelineRun.Status.CANCELLED:

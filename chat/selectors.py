@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from django.core.cache import cache
+from django.db.models import QuerySet
 
 from chat import events, paging
 from chat.conversation import conversation_for
 from chat.models import Message, PipelineRun
 from chat.publish import live_reply_key
+from companions.selectors import LARGE_COLUMNS
 
 HISTORY_PAGE = 50
+
+
+def runs_with_companion() -> QuerySet[PipelineRun]:
+    """Runs with their companion (its name, owner, scene), not the companion's large columns."""
+    return PipelineRun.objects.select_related("companion").defer(*(f"companion__{c}" for c in LARGE_COLUMNS))
 
 
 def history_page(companion, *, before_id: int | None = None, limit: int = HISTORY_PAGE) -> paging.Page:

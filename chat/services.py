@@ -21,9 +21,10 @@ from accounts import usage
 from accounts.models import UsageTransaction
 from chat import events
 from chat.models import Message, PipelineRun
+from chat.selectors import runs_with_companion
 from companionhub import metrics, pagecache, ratelimits
-from companions.config import effective_config
 from companions.models import Companion
+from companions.selectors import companion_settings
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +74,7 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
     if companion.owner_id != user.pk:
         raise PermissionError("not the owner")  # callers look companions up by owner; belt and braces
     text = clean_message_text(text)
-    config = effective_config(companion.config)
+    config = companion_settings(companion.pk)  # not the card the same column holds
     check_can_start(user, want_image=bool(want_image) or config["image_mode"] == "every_reply")
     with transaction.atomic():
         # Lock the companion row so two tabs cannot both start a run.
@@ -99,7 +100,8 @@ def ensure_companion_idle(companion_id: int, *, name: str) -> None:
     both move its outfit, location and action. A group reply is named as
     such, since the one-to-one page has nothing to show or cancel for it.
     """
-    Companion.objects.select_for_update().filter(pk=companion_id).first()
+    # Only the lock is wanted: no columns (the card in ``config`` can be large).
+    Companion.objects.select_for_update().filter(pk=companion_id).values_list("pk", flat=True).first()
     active = PipelineRun.objects.filter(companion_id=companion_id, status__in=PipelineRun.ACTIVE)
     if active.filter(group__isnull=False).exists():
         raise ChatError("busy", f"{name} is answering in a group chat. Try again in a moment.")
@@ -189,11 +191,7 @@ def start_pipeline(run_id) -> None:
 
 def run_get_for_user(user, run_id) -> PipelineRun:
     """The one-to-one run if ``user`` owns its companion; ``ChatError('not_found')`` otherwise."""
-    run = (
-        PipelineRun.objects.filter(pk=run_id, companion__owner=user, group__isnull=True)
-        .select_related("companion")
-        .first()
-    )
+    run = runs_with_companion().filter(pk=run_id, companion__owner=user, group__isnull=True).first()
     if run is None:
         raise ChatError("not_found", "No such reply.")
     return run
@@ -309,7 +307,7 @@ def run_mark_completed(run_id, *, prompt_tokens: int, completion_tokens: int) ->
             status=Status.COMPLETED, progress=100, step="done", finished_at=timezone.now()
         )
         if changed:
-            run = PipelineRun.objects.select_related("companion").get(pk=run_id)
+            run = runs_with_companion().get(pk=run_id)
             _charge(run, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     return bool(changed)
 
@@ -326,7 +324,7 @@ def run_charge_ended(run_id) -> bool:
     charged at most once either way.
     """
     with transaction.atomic():
-        run = PipelineRun.objects.select_related("companion").filter(pk=run_id).first()
+        run = runs_with_companion().filter(pk=run_id).first()
         if run is None or run.status not in (Status.CANCELLED, Status.FAILED):
             return False
         if UsageTransaction.objects.filter(run_id=run.pk).exists():
@@ -335,7 +333,7 @@ def run_charge_ended(run_id) -> bool:
 
 
 def _charge_ended_run(run_id) -> None:
-    run = PipelineRun.objects.select_related("companion").get(pk=run_id)
+    run = runs_with_companion().get(pk=run_id)
     _charge(run, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens)
 
 

@@ -325,6 +325,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 # photo fits, generated pictures are about 1 MP).
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=16_000_000)
+# Character cards: bytes of JSON an import keeps beyond the fields it uses (extensions,
+# unknown fields, the lorebook). Every reply reads them; what does not fit is left out
+# and the user is told (companions/cards.py).
+CARD_EXTRAS_MAX_BYTES = env.int("CARD_EXTRAS_MAX_BYTES", default=256 * 1024)
 
 # --- Chat ---------------------------------------------------------------------
 

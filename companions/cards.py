@@ -99,6 +99,11 @@ FIELD_LABELS = {
     "character_version": "version",
     "alternate_greetings": "alternate greetings",
 }
+# What a card carries that no column or prompt field holds, kept so an export gives it back
+# (the lorebook also goes into prompts). Over the size limit the least useful are left
+# out: what only an export would miss goes before the lorebook.
+EXTRAS = ("unknown", "extensions", "character_book")
+EXTRAS_LABELS = {"unknown": "fields we do not use", "extensions": "extensions", "character_book": "lorebook"}
 MAX_LIST_ITEMS = {"alternate_greetings": 20, "tags": 50}
 LIST_ITEM_LIMITS = {"alternate_greetings": 1000, "tags": 50}
 
@@ -161,12 +166,14 @@ class ParsedCard:
 
 @dataclass(frozen=True)
 class ImportedCard:
-    """What a card becomes: column values, the ``config["card"]`` block, fields that were shortened."""
+    """What a card becomes: column values, the ``config["card"]`` block, fields that were shortened,
+    and the extras (``EXTRAS``) left out for being over the size limit."""
 
     values: dict[str, Any]
     card_config: dict[str, Any]
     shortened: list[str] = field(default_factory=list)
     look_defaulted: bool = True
+    left_out: list[str] = field(default_factory=list)
 
 
 # --- reading ------------------------------------------------------------------------
@@ -341,12 +348,40 @@ def _hub_values(extension: Any) -> dict[str, Any]:
     return values
 
 
-def to_companion(card: ParsedCard, *, max_lengths: dict[str, int]) -> ImportedCard:
+def json_bytes(value: Any) -> int:
+    """The size of ``value`` as compact UTF-8 JSON: how card extras are measured."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _within_extras_limit(card_config: dict[str, Any], max_bytes: int) -> list[str]:
+    """Keep the extras that fit ``max_bytes``, the lorebook first; return the names of those left out.
+
+    Every chat turn reads the stored card, and an export must import again,
+    so the extras are capped. Leaving some out rather than refusing the card
+    keeps what a user imports a card for (the character, its greeting,
+    scenario and, when it fits, its lorebook); the page says what was left out.
+    """
+    left_out = []
+    room = max_bytes
+    for name in reversed(EXTRAS):  # the most useful first
+        if name not in card_config:
+            continue
+        size = json_bytes(card_config[name])
+        if size <= room:
+            room -= size
+        else:
+            del card_config[name]
+            left_out.append(name)
+    return sorted(left_out, key=EXTRAS.index)
+
+
+def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_bytes: int) -> ImportedCard:
     """Column values and the ``config["card"]`` block for a card.
 
     Text longer than its limit is cut (``max_lengths`` holds the column
     limits) and named in ``shortened``, so the owner is told what to check;
     the card is not refused for it, because real cards often run past them.
+    Extras over ``extras_max_bytes`` are left out and named in ``left_out``.
     """
     data = card.data
     shortened: list[str] = []
@@ -374,6 +409,7 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int]) -> ImportedCa
     if data.get("character_book") is not None:
         card_config["character_book"] = data["character_book"]
     card_config["unknown"] = {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
+    left_out = _within_extras_limit(card_config, extras_max_bytes)
 
     gender = guess_gender(" ".join((values["backstory"], card_config["personality"], values["greeting"])))
     values = {
@@ -394,7 +430,11 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int]) -> ImportedCa
     if defaults:
         card_config["defaults"] = defaults
     return ImportedCard(
-        values=values, card_config=card_config, shortened=shortened, look_defaulted=bool(defaults)
+        values=values,
+        card_config=card_config,
+        shortened=shortened,
+        look_defaulted=bool(defaults),
+        left_out=left_out,
     )
 
 

@@ -4,26 +4,60 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
 
+from companions.config import DEFAULTS, effective_config
 from companions.models import Companion
 
+# Columns that can be large: ``config`` holds an imported card (its lorebook,
+# extensions and unknown fields, up to CARD_EXTRAS_MAX_BYTES), and
+# ``header_image_legacy`` an old base64 picture. Pages, sockets and pipeline
+# steps that do not use them leave them out of their queries; reading a
+# deferred one later costs one more query, never a wrong answer.
+LARGE_COLUMNS = ("config", "header_image_legacy")
 
-def companion_get_for_user(user, companion_id: int) -> Companion:
-    """The user's own companion, or 404 (never 403: another user's id reveals nothing)."""
-    return get_object_or_404(Companion.objects.select_related("header_image"), pk=companion_id, owner=user)
+
+def companions_without_large_columns() -> QuerySet[Companion]:
+    """Companions with ``LARGE_COLUMNS`` deferred: for everything but the prompt, settings and export."""
+    return Companion.objects.defer(*LARGE_COLUMNS)
+
+
+def companion_get_for_user(user, companion_id: int, *, with_config: bool = False) -> Companion:
+    """The user's own companion, or 404 (never 403: another user's id reveals nothing).
+
+    ``with_config`` loads the settings and the imported card too (the
+    settings page, card export); other pages do not read them.
+    """
+    companions = Companion.objects if with_config else companions_without_large_columns()
+    return get_object_or_404(companions.select_related("header_image"), pk=companion_id, owner=user)
 
 
 def companion_list_for_user(user) -> QuerySet[Companion]:
     return (
-        Companion.objects.filter(owner=user)
+        companions_without_large_columns()
+        .filter(owner=user)
         .select_related("header_image")
         .annotate(last_message_at=Max("messages__created_at"))
         .order_by("-created_at")
     )
+
+
+def companion_settings(companion_id: int) -> dict[str, Any]:
+    """The companion's advanced settings (``effective_config``), read key by key.
+
+    The same column holds the imported card; sending a message needs only
+    the picture setting, so the card is not read for it.
+    """
+    names = sorted(DEFAULTS)
+    row = (
+        Companion.objects.filter(pk=companion_id).values_list(*(f"config__{name}" for name in names)).first()
+    )
+    stored = {name: value for name, value in zip(names, row or (), strict=False) if value is not None}
+    return effective_config(stored)
 
 
 @dataclass(frozen=True, slots=True)

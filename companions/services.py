@@ -108,7 +108,9 @@ def companion_import_card(*, user, upload: UploadedFile) -> tuple[Companion, car
         raise cards.CardRejected("too_large", f"The file is larger than {limit / (1024 * 1024):.0f} MB.")
     parsed = cards.parse_card_file(upload.read(limit + 1), max_bytes=limit)
     imported = cards.to_companion(
-        parsed, max_lengths={name: Companion._meta.get_field(name).max_length for name in CARD_COLUMNS}
+        parsed,
+        max_lengths={name: Companion._meta.get_field(name).max_length for name in CARD_COLUMNS},
+        extras_max_bytes=settings.CARD_EXTRAS_MAX_BYTES,
     )
     form = CompanionSettingsForm(data=_as_form_data(imported.values, CompanionSettingsForm))
     if not form.is_valid():  # the limits above make this rare: say which field, never crash
@@ -130,6 +132,7 @@ def companion_import_card(*, user, upload: UploadedFile) -> tuple[Companion, car
         user_id=user.pk,
         spec=parsed.spec,
         shortened=imported.shortened,
+        left_out=imported.left_out,
         picture=parsed.image is not None,
     )
     return companion, imported

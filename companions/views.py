@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.forms.models import model_to_dict
@@ -25,11 +26,13 @@ from companions.forms import (
     HeaderImageForm,
 )
 from companions.selectors import companion_cards_for_user, companion_get_for_user, companion_header_bytes
-from companions.summary import companion_summary
+from companions.summary import SECTIONS, companion_summary
 from media.imaging import ImageRejected
 from media.selectors import gallery_page_for_user
 
 GALLERY_PAGE_SIZE = 24
+# The detail page shows these answers; the rest of the row (the card in ``config``) is not read.
+SUMMARY_FIELDS = [name for _, rows in SECTIONS for name, _ in rows]
 
 
 @login_required
@@ -150,6 +153,14 @@ def card_import(request: HttpRequest) -> HttpResponse:
             if imported.shortened:
                 fields = ", ".join(cards.FIELD_LABELS.get(name, name) for name in imported.shortened)
                 messages.warning(request, f"Some card text was too long and was shortened: {fields}.")
+            if imported.left_out:
+                parts = ", ".join(cards.EXTRAS_LABELS[name] for name in imported.left_out)
+                limit = settings.CARD_EXTRAS_MAX_BYTES // 1024
+                messages.warning(
+                    request,
+                    f"The card carries more extra data than the {limit:,} KB we keep, "
+                    f"so this was left out: {parts}.",
+                )
             if imported.look_defaulted:
                 messages.info(request, "The card does not describe a look we can use; set it in Settings.")
             return redirect("chat:page", companion_id=companion.pk)
@@ -163,7 +174,7 @@ def _card_filename(companion, extension: str) -> str:
 @login_required
 @require_GET
 def card_export_json(request: HttpRequest, companion_id: int) -> HttpResponse:
-    companion = companion_get_for_user(request.user, companion_id)
+    companion = companion_get_for_user(request.user, companion_id, with_config=True)
     body = json.dumps(cards.build_card(companion), ensure_ascii=False, indent=2)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(True, _card_filename(companion, "json"))
@@ -173,7 +184,7 @@ def card_export_json(request: HttpRequest, companion_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def card_export_png(request: HttpRequest, companion_id: int) -> HttpResponse:
-    companion = companion_get_for_user(request.user, companion_id)
+    companion = companion_get_for_user(request.user, companion_id, with_config=True)
     png = cards.build_card_png(cards.build_card(companion), companion_header_bytes(companion))
     response = HttpResponse(png, content_type="image/png")
     response["Content-Disposition"] = content_disposition_header(True, _card_filename(companion, "png"))
@@ -183,14 +194,14 @@ def card_export_png(request: HttpRequest, companion_id: int) -> HttpResponse:
 @login_required
 def companion_detail(request: HttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)
-    summary = companion_summary(model_to_dict(companion))
+    summary = companion_summary(model_to_dict(companion, fields=SUMMARY_FIELDS))
     return render(request, "companions/detail.html", {"companion": companion, "summary": summary})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def companion_settings(request: HttpRequest, companion_id: int) -> HttpResponse:
-    companion = companion_get_for_user(request.user, companion_id)
+    companion = companion_get_for_user(request.user, companion_id, with_config=True)
     post, files = request.POST or None, request.FILES or None
     form = CompanionSettingsForm(post, instance=companion)
     config_form = ConfigForm(post, initial=effective_config(companion.config), prefix="config")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from companions.models import Companion
+from companions.selectors import companions_without_large_columns
 from groups.models import MAX_COMPANIONS, MIN_COMPANIONS, GroupChat
 
 
@@ -28,7 +29,9 @@ class GroupChatForm(forms.ModelForm):
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Another user's companion is not a choice: posting its id is "not a valid choice".
-        self.fields["companions"].queryset = Companion.objects.filter(owner=user).order_by("name", "pk")
+        self.fields["companions"].queryset = (
+            companions_without_large_columns().filter(owner=user).order_by("name", "pk")
+        )
 
     def clean_companions(self):
         companions = self.cleaned_data["companions"]

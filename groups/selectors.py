@@ -8,13 +8,16 @@ from django.shortcuts import get_object_or_404
 from chat import events
 from chat.paging import Page, page_before
 from companions.models import Companion
+from companions.selectors import LARGE_COLUMNS, companions_without_large_columns
 from groups.models import GroupChat, GroupMessage
 
 HISTORY_PAGE = 100
 
 
 def _members() -> Prefetch:
-    return Prefetch("companions", queryset=Companion.objects.select_related("header_image").order_by("pk"))
+    # Pages and turns show names, pictures and scenes; the speaker's prompt loads its own row.
+    members = companions_without_large_columns().select_related("header_image").order_by("pk")
+    return Prefetch("companions", queryset=members)
 
 
 def group_get_for_user(user, group_id: int) -> GroupChat:
@@ -33,13 +36,15 @@ def group_list_for_user(user) -> QuerySet[GroupChat]:
 
 def group_members(group: GroupChat) -> list[Companion]:
     """The group's companions in their standing order (by id): the round-robin order."""
-    return list(group.companions.select_related("header_image").order_by("pk"))
+    return list(group.companions.defer(*LARGE_COLUMNS).select_related("header_image").order_by("pk"))
 
 
 def group_history(group: GroupChat, *, before_id: int | None = None, limit: int = HISTORY_PAGE) -> Page:
     """Up to ``limit`` messages older than ``before_id``, oldest first (the (group, created_at) index)."""
-    messages = GroupMessage.objects.filter(group=group).select_related(
-        "sender", "sender__header_image", "image"
+    messages = (
+        GroupMessage.objects.filter(group=group)
+        .select_related("sender", "sender__header_image", "image")
+        .defer(*(f"sender__{column}" for column in LARGE_COLUMNS))  # joined once per message
     )
     return page_before(messages, before_id=before_id, size=limit)
 
@@ -65,10 +70,11 @@ def group_llm_history(
 
 def group_active_run(group: GroupChat):
     from chat.models import PipelineRun
+    from chat.selectors import runs_with_companion
 
     return (
-        PipelineRun.objects.filter(group=group, status__in=PipelineRun.ACTIVE)
-        .select_related("companion")
+        runs_with_companion()
+        .filter(group=group, status__in=PipelineRun.ACTIVE)
         .order_by("-created_at")
         .first()
     )

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import PipelineRun
+from chat.selectors import runs_with_companion
 from chat.services import (
     ChatError,
     check_can_start,
@@ -27,6 +28,7 @@ from chat.services import (
     start_pipeline,
 )
 from companions.models import Companion
+from companions.selectors import companions_without_large_columns
 from groups.models import MAX_COMPANIONS, MIN_COMPANIONS, GroupChat, GroupMessage
 from groups.selectors import group_members
 from groups.turns import plan_turn
@@ -36,7 +38,7 @@ log = structlog.get_logger(__name__)
 
 def _members(user, companions: Iterable[Companion | int]) -> list[Companion]:
     ids = {c.pk if isinstance(c, Companion) else int(c) for c in companions}
-    members = list(Companion.objects.filter(owner=user, pk__in=ids).order_by("pk"))
+    members = list(companions_without_large_columns().filter(owner=user, pk__in=ids).order_by("pk"))
     if len(members) != len(ids):
         # Someone else's companion, or one that does not exist: the same answer.
         raise ValidationError("Choose only your own companions.", code="not_yours")
@@ -164,7 +166,8 @@ def _companion_is_busy(companion_id: int) -> bool:
     location and action. The lock orders this check against the end of that
     run (``start_waiting_run`` takes the same lock).
     """
-    Companion.objects.select_for_update().filter(pk=companion_id).first()
+    # Only the lock is wanted: no columns (the card in ``config`` can be large).
+    Companion.objects.select_for_update().filter(pk=companion_id).values_list("pk", flat=True).first()
     active = PipelineRun.objects.filter(companion_id=companion_id, status__in=PipelineRun.ACTIVE)
     return active.exclude(status=PipelineRun.Status.QUEUED, step=WAITING_STEP).exists()
 
@@ -320,9 +323,7 @@ def group_turn_cancel(*, user, group: GroupChat, run_id=None) -> int:
         group = lock_group(group.pk)
         if run_id is not None and not PipelineRun.objects.filter(pk=run_id, group=group).exists():
             raise ChatError("not_found", "No such reply.")
-        active = list(
-            PipelineRun.objects.filter(group=group, status__in=PipelineRun.ACTIVE).select_related("companion")
-        )
+        active = list(runs_with_companion().filter(group=group, status__in=PipelineRun.ACTIVE))
         cancelled = [r for r in active if run_mark_cancelled(r.pk)]
         latest = latest_user_message(group.pk)
         cut = latest is not None and turn_close(latest)

@@ -19,6 +19,7 @@ from media.models import StoredImage
 from tests.companions.factories import make_companion, png_bytes
 
 MAX = 10 * 1024 * 1024
+EXTRAS_MAX = 256 * 1024
 
 CARD_FIELDS = (
     "name",
@@ -240,7 +241,7 @@ def test_a_file_over_the_limit_is_refused_before_parsing():
 def test_fields_of_the_wrong_type_are_refused(field, value):
     parsed = parse_card_file(json.dumps(v2_card(**{field: value})).encode(), max_bytes=MAX)
     with pytest.raises(CardRejected) as caught:
-        cards.to_companion(parsed, max_lengths=max_lengths())
+        cards.to_companion(parsed, max_lengths=max_lengths(), extras_max_bytes=EXTRAS_MAX)
     assert caught.value.code == "bad_field"
     assert field in caught.value.message
 
@@ -252,6 +253,7 @@ def test_card_fields_map_to_columns_and_config():
     imported = cards.to_companion(
         parse_card_file(json.dumps(v2_card(character_book=LOREBOOK, x_tool="kept")).encode(), max_bytes=MAX),
         max_lengths=max_lengths(),
+        extras_max_bytes=EXTRAS_MAX,
     )
     values, card = imported.values, imported.card_config
     assert values["name"] == "Seraphina"
@@ -279,7 +281,7 @@ def test_card_fields_map_to_columns_and_config():
 
 def test_the_defaults_pass_the_wizards_validation():
     parsed = parse_card_file(json.dumps({"name": "Bare"}).encode(), max_bytes=MAX)
-    imported = cards.to_companion(parsed, max_lengths=max_lengths())
+    imported = cards.to_companion(parsed, max_lengths=max_lengths(), extras_max_bytes=EXTRAS_MAX)
     form = CompanionSettingsForm(data=imported.values)
     assert form.is_valid(), form.errors
     assert imported.values["gender"] == "non_binary"
@@ -295,7 +297,9 @@ def test_over_long_text_is_shortened_to_the_limits_and_named():
         alternate_greetings=["a" * 2000],
     )
     imported = cards.to_companion(
-        parse_card_file(json.dumps(card).encode(), max_bytes=MAX), max_lengths=max_lengths()
+        parse_card_file(json.dumps(card).encode(), max_bytes=MAX),
+        max_lengths=max_lengths(),
+        extras_max_bytes=EXTRAS_MAX,
     )
     assert len(imported.values["name"]) == 50
     assert len(imported.values["backstory"]) == 2000
