@@ -18,10 +18,12 @@ from chat.models import Message, PipelineRun
 from chat.services import (
     Accepted,
     ChatError,
-    check_can_start,
+    RunAdmission,
     clean_message_text,
     ensure_companion_idle,
     publish_after_commit,
+    run_admit,
+    run_create,
     start_after_commit,
 )
 from chat.versions import versions_keep, versions_rotate
@@ -66,11 +68,17 @@ def _start(
     user_message: Message,
     reply: Message | None,
     *,
+    admission: RunAdmission,
     versions: int | None = None,
     **fields: Any,
 ) -> PipelineRun:
-    run = PipelineRun.objects.create(
-        companion=companion, user_message=user_message, assistant_message=reply, **fields
+    run = run_create(
+        companion=companion,
+        user_message=user_message,
+        assistant_message=reply,
+        want_image=False,
+        admission=admission,
+        **fields,
     )
     start_after_commit(run, kind, user_message, reply_id=reply.pk if reply else None, versions=versions)
     # Messages went or changed (last message time, a picture's message link).
@@ -83,7 +91,7 @@ def message_regenerate(*, user, companion: Companion, message_id: int | None = N
 
     ``message_id``, when given, must be that last reply (a stale tab is refused).
     """
-    check_can_start(user, want_image=False)
+    admission = run_admit(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, reply = _last_messages(companion)
@@ -92,7 +100,9 @@ def message_regenerate(*, user, companion: Companion, message_id: int | None = N
         _check_meant(reply, message_id)
         kept = versions_keep(reply.alternatives, reply.content)
         Message.objects.filter(pk=reply.pk).update(alternatives=kept, image=None)
-        run = _start(companion, "regenerate", user_message, reply, versions=len(kept) + 1)
+        run = _start(
+            companion, "regenerate", user_message, reply, admission=admission, versions=len(kept) + 1
+        )
     log.info("reply_regenerate", companion_id=companion.pk, run_id=str(run.pk), message_id=reply.pk)
     return Accepted(message=user_message, run=run)
 
@@ -104,7 +114,7 @@ def message_edit_last(*, user, companion: Companion, text: Any, message_id: int 
     has said something since, the edit is refused rather than overwrite that.
     """
     text = clean_message_text(text)
-    check_can_start(user, want_image=False)
+    admission = run_admit(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, _ = _last_messages(companion)
@@ -118,14 +128,14 @@ def message_edit_last(*, user, companion: Companion, text: Any, message_id: int 
         Message.objects.filter(pk=user_message.pk).update(content=text)
         user_message.content = text
         Message.objects.filter(companion=companion, pk__gt=user_message.pk).delete()
-        run = _start(companion, "edit", user_message, None)
+        run = _start(companion, "edit", user_message, None, admission=admission)
     log.info("message_edited", companion_id=companion.pk, run_id=str(run.pk), message_id=user_message.pk)
     return Accepted(message=user_message, run=run)
 
 
 def message_continue(*, user, companion: Companion, message_id: int | None = None) -> Accepted:
     """Carry on a reply that stopped at the length limit (``message_id``: as for regenerate)."""
-    check_can_start(user, want_image=False)
+    admission = run_admit(user, want_image=False)
     with transaction.atomic():
         _lock_idle(companion)
         user_message, reply = _last_messages(companion)
@@ -139,6 +149,7 @@ def message_continue(*, user, companion: Companion, message_id: int | None = Non
             "continue",
             user_message,
             reply,
+            admission=admission,
             mode=PipelineRun.Mode.CONTINUE,
             analysis={"continue_from": len(reply.content)},
         )

@@ -156,6 +156,17 @@ def _analyze(run_id, companion: Companion, *, text: str, speaker: str) -> prompt
     return prompts.extract_state(completion.text, current=current)
 
 
+def _paint_on_request(run_id, user, publisher: EventPublisher) -> None:
+    """The user asked for a picture in words: paint one if the picture limit allows, as for a
+    picture asked for with the frame's ``image``; otherwise say so, and the reply goes on."""
+    try:
+        services.picture_admit(user)
+    except services.ChatError as refused:
+        publisher.send(events.error("image_failed", refused.message, run_id=str(run_id)))
+        return
+    PipelineRun.objects.filter(pk=run_id).update(want_image=True)
+
+
 def _save_analysis(run_id, key: str, scene: prompts.SceneState) -> None:
     run = PipelineRun.objects.only("analysis").get(pk=run_id)
     PipelineRun.objects.filter(pk=run_id).update(analysis={**run.analysis, key: asdict(scene)})
@@ -175,7 +186,7 @@ def analyze_context(run_id) -> None:
         )
         _save_analysis(run_id, "context", scene)
         if scene.wants_image and not run.want_image and conversation.may_paint_on_request():
-            PipelineRun.objects.filter(pk=run_id).update(want_image=True)
+            _paint_on_request(run_id, companion.owner, publisher)
         # The reply is written in the scene the user's message implies.
         Companion.objects.filter(pk=companion.pk).update(
             current_outfit=scene.outfit, current_location=scene.location, current_action=scene.action

@@ -74,16 +74,14 @@ def send_message(*, user, companion: Companion, text: Any, want_image: bool = Fa
     if companion.owner_id != user.pk:
         raise PermissionError("not the owner")  # callers look companions up by owner; belt and braces
     text = clean_message_text(text)
-    config = companion_settings(companion.pk)  # not the card the same column holds
-    check_can_start(user, want_image=bool(want_image) or config["image_mode"] == "every_reply")
+    want_image = bool(want_image) or companion_settings(companion.pk)["image_mode"] == "every_reply"
+    admission = run_admit(user, want_image=want_image)
     with transaction.atomic():
         # Lock the companion row so two tabs cannot both start a run.
         ensure_companion_idle(companion.pk, name=companion.name)
         message = Message.objects.create(companion=companion, role=Message.Role.USER, content=text)
-        run = PipelineRun.objects.create(
-            companion=companion,
-            user_message=message,
-            want_image=bool(want_image) or config["image_mode"] == "every_reply",
+        run = run_create(
+            companion=companion, user_message=message, want_image=want_image, admission=admission
         )
         start_after_commit(run, "send", message)
         pagecache.user_pages_changed(companion.owner_id)  # "last message" on the companion list
@@ -109,18 +107,78 @@ def ensure_companion_idle(companion_id: int, *, name: str) -> None:
         raise ChatError("busy", f"{name} is still replying. Wait a moment or cancel the reply.")
 
 
-def check_can_start(user, *, want_image: bool) -> None:
-    """Every way to start a run (send, edit, regenerate, continue, a group turn) asks this first:
-    the monthly quota, then the rate limits. A refusal stores nothing."""
+@dataclass(eq=False)
+class RunAdmission:
+    """Proof that a run the user starts passed the monthly quota and the rate limits.
+
+    Made only by ``run_admit`` and spent by one ``run_create``; an admission
+    without a picture cannot make a run that paints one. That is what keeps
+    every way of starting a run (send, edit, regenerate, continue, retry, a
+    group turn, the form) behind the same checks: there is no other way to
+    make a run row (a test checks both).
+    """
+
+    user_id: int
+    want_image: bool
+    spent: bool = False
+
+
+def run_admit(user, *, want_image: bool) -> RunAdmission:
+    """Check that ``user`` may start a run now: the monthly quota, then the rate limits.
+
+    Every way to start a run asks this before its transaction, so a refusal
+    (``ChatError``: ``quota_exceeded`` or ``rate_limited``) stores nothing and
+    the refusal's record for moderators is not rolled back with it. A run
+    counts once against the chat message limit, and against the picture
+    limit when it paints.
+    """
     check_quota(user)
     _check_rate_limits(user, want_image=want_image)
+    return RunAdmission(user_id=user.pk, want_image=bool(want_image))
+
+
+def run_create(
+    *,
+    companion: Companion,
+    want_image: bool,
+    admission: RunAdmission | None = None,
+    follows: PipelineRun | None = None,
+    **fields: Any,
+) -> PipelineRun:
+    """Make a queued run: the one place a run row is made.
+
+    A run the user starts needs an unspent ``admission`` of the companion's
+    owner. The next companion of a group turn ``follows`` the run before it
+    instead: the turn was admitted, and counted once, when its first run was
+    made, and only that first run may paint. Anything else is a programming
+    error, not a refusal the user could act on.
+    """
+    if admission is not None:
+        if admission.spent or admission.user_id != companion.owner_id:
+            raise ValueError("a run needs an unspent admission of the companion's owner")
+        if want_image and not admission.want_image:
+            raise ValueError("a run that paints needs an admission that counted the picture")
+        admission.spent = True
+    elif follows is not None:
+        group, message = fields.get("group"), fields.get("group_user_message")
+        if (
+            follows.group_id is None
+            or group is None
+            or message is None
+            or (follows.group_id, follows.group_user_message_id) != (group.pk, message.pk)
+            or want_image
+        ):
+            raise ValueError("only the next companion of the same group turn follows a run")
+    else:
+        raise ValueError("a run needs an admission (run_admit) or the group run it follows")
+    return PipelineRun.objects.create(companion=companion, want_image=want_image, **fields)
 
 
 def check_quota(user) -> None:
     """Refuse to start a run once the user's monthly token quota is used up (nothing is stored).
 
     Checked before the rate limits, so a refused message does not count
-    against them. Every service that starts a run calls this first.
+    against them. ``run_admit`` calls this first.
     """
     summary = usage.usage_quota_exceeded(user)
     if summary is not None:
@@ -134,17 +192,9 @@ def check_quota(user) -> None:
 
 def _check_rate_limits(user, *, want_image: bool) -> None:
     """Refuse before anything is stored: a limited message is not saved, and the client is told."""
-    key = f"user:{user.pk}"
     if want_image:
-        pictures = ratelimits.peek("image", key)
-        if pictures.limited:
-            ratelimits.hit("image", key, record_label=user.username)  # recorded for moderators
-            raise ChatError(
-                "rate_limited",
-                "You have asked for many pictures. "
-                f"Send without a picture, or wait {_wait(pictures.retry_after)}.",
-                retry_after=pictures.retry_after,
-            )
+        _refuse_over_picture_limit(user)
+    key = _limit_key(user)
     messages = ratelimits.hit("chat_message", key, record_label=user.username)
     if messages.limited:
         raise ChatError(
@@ -154,6 +204,30 @@ def _check_rate_limits(user, *, want_image: bool) -> None:
         )
     if want_image:
         ratelimits.hit("image", key, record_label=user.username)
+
+
+def picture_admit(user) -> None:
+    """Count a picture the user asked for in words (the analysis found it) against the picture
+    limit, as one asked for with ``image``; ``ChatError('rate_limited')`` when over it."""
+    _refuse_over_picture_limit(user)
+    ratelimits.hit("image", _limit_key(user), record_label=user.username)
+
+
+def _refuse_over_picture_limit(user) -> None:
+    key = _limit_key(user)
+    pictures = ratelimits.peek("image", key)
+    if pictures.limited:
+        ratelimits.hit("image", key, record_label=user.username)  # recorded for moderators
+        raise ChatError(
+            "rate_limited",
+            "You have asked for many pictures. "
+            f"Send without a picture, or wait {_wait(pictures.retry_after)}.",
+            retry_after=pictures.retry_after,
+        )
+
+
+def _limit_key(user) -> str:
+    return f"user:{user.pk}"
 
 
 def _wait(seconds: int) -> str:
@@ -226,7 +300,8 @@ def run_retry(*, user, run_id) -> PipelineRun:
     old = run_get_for_user(user, run_id)
     if old.status not in (Status.FAILED, Status.CANCELLED):
         raise ChatError("not_retryable", "Only a failed or cancelled reply can be retried.")
-    check_quota(user)
+    # A retry is a new run like any other: the same quota, message and picture limits.
+    admission = run_admit(user, want_image=old.want_image)
     with transaction.atomic():
         ensure_companion_idle(old.companion_id, name=old.companion.name)
         latest = (
@@ -239,8 +314,11 @@ def run_retry(*, user, run_id) -> PipelineRun:
         if old.assistant_message_id:
             Message.objects.filter(pk=old.assistant_message_id).delete()
             pagecache.user_pages_changed(user.pk)
-        run = PipelineRun.objects.create(
-            companion_id=old.companion_id, user_message_id=old.user_message_id, want_image=old.want_image
+        run = run_create(
+            companion=old.companion,
+            user_message_id=old.user_message_id,
+            want_image=old.want_image,
+            admission=admission,
         )
         start_after_commit(run, "retry", old.user_message)
     log.info("run_retried", old_run_id=str(old.pk), run_id=str(run.pk))

@@ -3,7 +3,7 @@
 The group counterpart of ``chat.editing``, with the same rules: refused while
 the group's turn is being answered, the old text kept as a version the user
 can flip back to (``chat.versions``), the run started through the same
-``start_reply_run`` as any group reply (so through ``check_can_start``, the
+``start_reply_run`` as any group reply (so through ``run_admit``, the
 companion's one-run-at-a-time queue and the same Celery chain), and events
 sent only after commit.
 """
@@ -18,7 +18,7 @@ from django.db import transaction
 from chat import events
 from chat.models import PipelineRun
 from chat.paging import MAX_ID
-from chat.services import ChatError, check_can_start
+from chat.services import ChatError, run_admit
 from chat.versions import versions_keep, versions_rotate
 from groups.models import GroupChat, GroupMessage
 from groups.selectors import group_members
@@ -78,7 +78,7 @@ def _rewrite_latest_reply(user, group: GroupChat, message_id: Any, *, continuing
     The turn that reply belonged to is closed first: nobody else of it answers
     after the rewrite.
     """
-    check_can_start(user, want_image=False)
+    admission = run_admit(user, want_image=False)
     with transaction.atomic():
         group = _lock_idle(group, user)
         reply = _latest_reply(group, message_id)
@@ -104,6 +104,7 @@ def _rewrite_latest_reply(user, group: GroupChat, message_id: Any, *, continuing
             message,
             speaker,
             want_image=False,
+            admission=admission,
             reply=reply,
             announce="continue" if continuing else "regenerate",
             **fields,

@@ -22,8 +22,10 @@ from chat.models import PipelineRun
 from chat.selectors import runs_with_companion
 from chat.services import (
     ChatError,
-    check_can_start,
+    RunAdmission,
     clean_message_text,
+    run_admit,
+    run_create,
     run_mark_cancelled,
     start_pipeline,
 )
@@ -178,6 +180,8 @@ def start_reply_run(
     companion: Companion,
     *,
     want_image: bool,
+    admission: RunAdmission | None = None,
+    follows: PipelineRun | None = None,
     reply: GroupMessage | None = None,
     announce: str = "",
     versions: int | None = None,
@@ -185,6 +189,9 @@ def start_reply_run(
 ) -> PipelineRun:
     """Create the companion's reply; start it after commit, or queue it while the companion is busy.
 
+    The run that begins a turn (or a rewrite) needs the user's ``admission``
+    (``run_admit``); each next companion of the turn ``follows`` the run
+    before it (see ``chat.services.run_create``).
     ``reply``, when given, is an existing reply of the companion that the run
     writes again or continues (``run_fields`` set the mode) instead of a new one.
     ``announce`` (a turn kind: "send", "regenerate", "continue") is set on the
@@ -192,12 +199,14 @@ def start_reply_run(
     (with ``versions`` for a rewrite).
     """
     waiting = _companion_is_busy(companion.pk)
-    run = PipelineRun.objects.create(
+    run = run_create(
         companion=companion,
+        want_image=want_image,
+        admission=admission,
+        follows=follows,
         group=group,
         group_user_message=message,
         group_reply=reply,
-        want_image=want_image,
         step=WAITING_STEP if waiting else "",
         **run_fields,
     )
@@ -258,7 +267,7 @@ def group_message_send(*, user, group: GroupChat, text: Any, want_image: bool = 
     if group.creator_id != user.pk:
         raise PermissionError("not the creator")  # callers look groups up by creator; belt and braces
     text = clean_message_text(text)
-    check_can_start(user, want_image=bool(want_image))
+    admission = run_admit(user, want_image=bool(want_image))
     with transaction.atomic():
         group = lock_group(group.pk)
         if turn_in_progress(group.pk):
@@ -275,7 +284,9 @@ def group_message_send(*, user, group: GroupChat, text: Any, want_image: bool = 
         )
         message = GroupMessage.objects.create(group=group, content=text, reply_order=order)
         first = next(c for c in members if c.pk == order[0])
-        run = start_reply_run(group, message, first, want_image=bool(want_image), announce="send")
+        run = start_reply_run(
+            group, message, first, want_image=bool(want_image), admission=admission, announce="send"
+        )
     log.info("group_message_accepted", group_id=group.pk, run_id=str(run.pk), order=order)
     return TurnStarted(message=message, run=run)
 
@@ -307,7 +318,7 @@ def group_turn_continue(*, run_id) -> PipelineRun | None:
         if not upcoming:
             transaction.on_commit(lambda: publish_to_group(group.pk, events.turn_done(message.pk)))
             return None
-        return start_reply_run(group, message, members[upcoming[0]], want_image=False)
+        return start_reply_run(group, message, members[upcoming[0]], want_image=False, follows=run)
 
 
 def group_turn_cancel(*, user, group: GroupChat, run_id=None) -> int:
