@@ -26,6 +26,7 @@ from accounts.tokens import session_group, token_group, user_group
 from chat import editing, events, services
 from chat.selectors import companion_snapshot
 from companionhub import metrics
+from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
 from companions.models import Companion
 from companions.selectors import companions_without_large_columns
 
@@ -194,16 +195,21 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
         if text_data is None:
             raise FrameError("bad_frame", "Send JSON text frames.")
-        if len(text_data.encode()) > MAX_FRAME_BYTES:
+        # surrogatepass: a lone surrogate is measured here and refused below, not a server error.
+        if len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
             raise FrameError("frame_too_large", f"Frames can be at most {MAX_FRAME_BYTES // 1024} KB.")
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
             raise FrameError("bad_json", "That frame is not valid JSON.") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", "Each frame must be a JSON object with a 'type'.")
         if frame["type"] not in self.client_frames:
             raise FrameError("unknown_type", f"Unknown frame type. Known: {', '.join(self.client_frames)}.")
+        # JSON escapes can spell a NUL or a lone surrogate, which the database refuses: one check
+        # here covers every frame's every field, before any service sees it.
+        if has_unstorable_text(frame):
+            raise FrameError("bad_frame", UNSTORABLE_MESSAGE)
         return frame
 
     # --- events from the channel layer ---

@@ -23,6 +23,7 @@ from chat import events
 from chat.models import Message, PipelineRun
 from chat.selectors import runs_with_companion
 from companionhub import metrics, pagecache, ratelimits
+from companionhub.text import UNSTORABLE_MESSAGE, is_storable
 from companions.models import Companion
 from companions.selectors import companion_settings
 
@@ -54,6 +55,8 @@ class Accepted:
 def clean_message_text(text: Any) -> str:
     if not isinstance(text, str):
         raise ChatError("invalid", "The message must be text.")
+    if not is_storable(text):  # a form can post a NUL; the database would refuse it
+        raise ChatError("invalid", UNSTORABLE_MESSAGE)
     text = text.strip()
     if not text:
         raise ChatError("empty", "Type a message first.")

@@ -29,6 +29,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from companionhub.text import scrub
 from companions import catalogue
 
 __all__ = [
@@ -253,7 +254,7 @@ def parse_card_file(raw: bytes, *, max_bytes: int) -> ParsedCard:
 def _without_nul(value: Any) -> Any:
     """NULs and lone surrogates out of every string: PostgreSQL's jsonb refuses both."""
     if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+        return scrub(value)
     if isinstance(value, list):
         return [_without_nul(v) for v in value]
     if isinstance(value, dict):

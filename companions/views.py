@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from chat.services import ChatError
 from companionhub import ratelimits
+from companionhub.text import scrub
 from companions import cards, services
 from companions.config import effective_config
 from companions.forms import (
@@ -118,9 +119,10 @@ def _clean_values(form) -> dict:
 
 
 def _raw_values(request: HttpRequest, form_class) -> dict:
+    """What was typed, unvalidated, less what the database cannot store (a NUL from a crafted post)."""
     values = {}
     for name in form_class._meta.fields:
-        items = request.POST.getlist(name)
+        items = [scrub(item) for item in request.POST.getlist(name)]
         if items:
             values[name] = items if len(items) > 1 or name in ("personality_traits", "hobbies") else items[0]
     return values
