@@ -29,6 +29,7 @@ from chat.services import (
     run_mark_cancelled,
     start_pipeline,
 )
+from companionhub.text import validate_storable_text
 from companions.models import Companion
 from companions.selectors import companions_without_large_columns
 from groups.models import MAX_COMPANIONS, MIN_COMPANIONS, GroupChat, GroupMessage
@@ -66,6 +67,7 @@ def _title(title: str) -> str:
     title = (title or "").strip()
     if not title or len(title) > 100:
         raise ValidationError("Give the group a title of at most 100 characters.", code="title")
+    validate_storable_text(title)  # the form refuses a NUL too; other callers meet the same rule
     return title
 
 

@@ -42,3 +42,12 @@ def test_create_keeps_members_and_replies(user):
     group = services.group_create(user=user, title="  Trio ", companions=companions, replies_per_turn=2)
     assert group.title == "Trio" and group.replies_per_turn == 2
     assert group.companions.count() == 3
+
+
+@pytest.mark.parametrize("title", ["Beach\x00crew", "Beach\ud800"], ids=["nul", "lone_surrogate"])
+def test_a_title_the_database_cannot_store_is_refused(user, title):
+    companions = [make_companion(user, name=f"C{i}") for i in range(2)]
+    with pytest.raises(ValidationError) as refused:
+        services.group_create(user=user, title=title, companions=companions)
+    assert refused.value.code == "unstorable"
+    assert not GroupChat.objects.exists()
