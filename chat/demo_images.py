@@ -14,13 +14,14 @@ import textwrap
 
 from PIL import Image, ImageDraw, ImageFont
 
-from chat.images import ImageRequest
+from chat.images import ImageRequest, ProgressCallback
 
 
 class DemoImages:
     name = "demo"
 
-    def generate(self, request: ImageRequest) -> str:
+    def generate(self, request: ImageRequest, on_progress: ProgressCallback | None = None) -> str:
+        # Drawn at once: no progress to report. The seed and reference change nothing here.
         width, height = request.width, request.height
         digest = hashlib.sha256(request.prompt.encode()).digest()
         top = (80 + digest[0] % 120, 40 + digest[1] % 80, 140 + digest[2] % 100)

@@ -2,15 +2,27 @@
 
 Both return the picture as base64 text; ``media.services.store_image``
 decodes, validates and optimizes it, so nothing here trusts the bytes.
+ComfyUI lives in ``chat.comfyui`` with the same interface.
+
+``generate(request, on_progress=None)``: a back end with a progress API
+calls ``on_progress(percent)`` (0-100, rising) while it paints; the others
+never call it.
 """
 
 from __future__ import annotations
 
+import base64
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
 
-__all__ = ["ImageBackendError", "ImageRequest", "OpenAIImagesClient", "SDWebUIClient"]
+__all__ = ["ImageBackendError", "ImageRequest", "OpenAIImagesClient", "ProgressCallback", "SDWebUIClient"]
+
+ProgressCallback = Callable[[int], None]
+# How often the SD WebUI progress API is asked while a picture is painted.
+SD_PROGRESS_INTERVAL = 1.0
 
 
 class ImageBackendError(Exception):
@@ -31,7 +43,15 @@ class ImageRequest:
     steps: int = 28
     cfg_scale: float = 7.0
     sampler: str = "DPM++ 2M"
-    seed: int = -1
+    seed: int = -1  # -1: the back end picks one; a companion's fixed seed keeps its look
+    # A picture the result should resemble (the companion's header, as stored: JPEG bytes).
+    reference_image: bytes | None = None
+    # How far img2img may move from the reference (0: a copy, 1: ignore it).
+    reference_strength: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.reference_strength <= 1.0:
+            raise ValueError("reference_strength must be between 0 and 1")
 
 
 def _error_for_status(response: requests.Response) -> ImageBackendError:
@@ -90,31 +110,86 @@ def _first_string(items, key: str | None = None) -> str:
 
 
 class SDWebUIClient(_JSONClient):
-    """AUTOMATIC1111 WebUI and Forge: ``POST {base}/sdapi/v1/txt2img``."""
+    """AUTOMATIC1111 WebUI and Forge: ``POST {base}/sdapi/v1/txt2img``.
 
-    def __init__(self, *, base_url: str, timeout: tuple[float, float] = (5.0, 180.0)) -> None:
-        super().__init__(timeout=timeout)
-        self.url = base_url.rstrip("/") + "/sdapi/v1/txt2img"
+    With a reference picture it paints through ``/sdapi/v1/img2img`` instead
+    (``init_images`` + ``denoising_strength``), so the face and style carry
+    over. While painting, ``GET /sdapi/v1/progress`` is polled on a second
+    connection for the percentage.
+    """
 
-    def generate(self, request: ImageRequest) -> str:
-        payload = self._post(
-            self.url,
-            {
-                "prompt": request.prompt,
-                "negative_prompt": request.negative_prompt,
-                "width": request.width,
-                "height": request.height,
-                "steps": request.steps,
-                "cfg_scale": request.cfg_scale,
-                "sampler_name": request.sampler,
-                "seed": request.seed,
-                "batch_size": 1,
-                "n_iter": 1,
-                "send_images": True,
-                "save_images": False,
-            },
-        )
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str = "",
+        timeout: tuple[float, float] = (5.0, 180.0),
+        progress_interval: float = SD_PROGRESS_INTERVAL,
+    ) -> None:
+        super().__init__(timeout=timeout, api_key=api_key)
+        base = base_url.rstrip("/")
+        self.url = base + "/sdapi/v1/txt2img"
+        self.img2img_url = base + "/sdapi/v1/img2img"
+        self.progress_url = base + "/sdapi/v1/progress?skip_current_image=true"
+        self.progress_interval = progress_interval
+
+    def generate(self, request: ImageRequest, on_progress: ProgressCallback | None = None) -> str:
+        body = self._body(request)
+        url = self.url
+        if request.reference_image:
+            url = self.img2img_url
+            body["init_images"] = [base64.b64encode(request.reference_image).decode("ascii")]
+            body["denoising_strength"] = request.reference_strength
+        if on_progress is None:
+            return _first_string(self._post(url, body).get("images"))
+        stop = threading.Event()
+        poller = threading.Thread(target=self._poll_progress, args=(stop, on_progress), daemon=True)
+        poller.start()
+        try:
+            payload = self._post(url, body)
+        finally:
+            stop.set()
+            poller.join(timeout=self.timeout[0] + 1)
         return _first_string(payload.get("images"))
+
+    def _poll_progress(self, stop: threading.Event, on_progress: ProgressCallback) -> None:
+        """Report the percentage until ``stop``; progress is a nicety, so any failure is ignored.
+
+        Its own session: ``requests.Session`` is not safe to share with the
+        thread that waits for the picture.
+        """
+        last = -1
+        with requests.Session() as session:
+            session.headers.update(self.session.headers)
+            while not stop.wait(self.progress_interval):
+                try:
+                    answer = session.get(self.progress_url, timeout=(self.timeout[0], 5.0)).json()
+                    percent = int(float(answer.get("progress", 0)) * 100)
+                except (requests.RequestException, ValueError, TypeError, AttributeError):
+                    continue
+                percent = min(max(percent, 0), 99)  # 100 is the picture itself, not a poll
+                if percent > last:
+                    last = percent
+                    try:
+                        on_progress(percent)
+                    except Exception:  # a broken reporter must not end the picture
+                        return
+
+    def _body(self, request: ImageRequest) -> dict:
+        return {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "width": request.width,
+            "height": request.height,
+            "steps": request.steps,
+            "cfg_scale": request.cfg_scale,
+            "sampler_name": request.sampler,
+            "seed": request.seed,
+            "batch_size": 1,
+            "n_iter": 1,
+            "send_images": True,
+            "save_images": False,
+        }
 
 
 class OpenAIImagesClient(_JSONClient):
@@ -132,7 +207,8 @@ class OpenAIImagesClient(_JSONClient):
         self.url = base_url.rstrip("/") + "/images/generations"
         self.model = model
 
-    def generate(self, request: ImageRequest) -> str:
+    def generate(self, request: ImageRequest, on_progress: ProgressCallback | None = None) -> str:
+        # The images API has no progress and no seed or reference parameters.
         body = {
             "prompt": request.prompt,
             "n": 1,

@@ -251,3 +251,67 @@ def test_png_sizes_are_cached_and_stop_is_quick():
     with pytest.raises(ImageBackendError) as caught:
         client.generate(REQUEST)
     assert caught.value.code == "connection"
+
+
+# --- SD WebUI: a reference picture (img2img) and progress ----------------------------
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 120, 200)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def test_sd_with_a_reference_paints_through_img2img(sd, fake_sd):
+    reference = _jpeg()
+    request = ImageRequest(prompt="a cat", width=64, height=96, seed=9, reference_image=reference,
+                           reference_strength=0.45)  # fmt: skip
+    assert decode(sd.generate(request)).size == (64, 96)
+    [call] = fake_sd.requests
+    assert call["path"] == "/sdapi/v1/img2img"
+    assert base64.b64decode(call["json"]["init_images"][0]) == reference
+    assert call["json"]["denoising_strength"] == 0.45
+    assert call["json"]["seed"] == 9
+
+
+def test_sd_without_a_reference_stays_on_txt2img(sd, fake_sd):
+    sd.generate(ImageRequest(prompt="a cat", width=64, height=64))
+    assert "init_images" not in fake_sd.requests[-1]["json"]
+    assert fake_sd.requests[-1]["path"] == "/sdapi/v1/txt2img"
+
+
+def test_a_reference_strength_outside_0_to_1_is_refused():
+    with pytest.raises(ValueError):
+        ImageRequest(prompt="a cat", reference_strength=1.5)
+
+
+def test_sd_progress_is_polled_while_painting(fake_sd):
+    client = SDWebUIClient(base_url=fake_sd.base_url, timeout=FAST, progress_interval=0.05)
+    fake_sd.delay = 0.6
+    seen: list[int] = []
+    decode(client.generate(ImageRequest(prompt="a cat", width=64, height=64), on_progress=seen.append))
+    polls = [r for r in fake_sd.requests if r["path"].startswith("/sdapi/v1/progress")]
+    assert polls, "the progress API was not asked"
+    assert seen and seen == sorted(set(seen))  # rising, no repeats
+    assert all(0 <= p <= 99 for p in seen)
+    assert max(seen) > 0
+
+
+def test_sd_progress_failing_does_not_fail_the_picture(fake_sd):
+    client = SDWebUIClient(base_url=fake_sd.base_url, timeout=FAST, progress_interval=0.05)
+    fake_sd.delay = 0.3
+
+    def explode(percent: int) -> None:
+        raise RuntimeError("boom")
+
+    decode(client.generate(ImageRequest(prompt="a cat", width=64, height=64), on_progress=explode))
+
+
+def test_sd_without_a_reporter_never_polls(sd, fake_sd):
+    sd.generate(ImageRequest(prompt="a cat", width=64, height=64))
+    assert [r["path"] for r in fake_sd.requests] == ["/sdapi/v1/txt2img"]
+
+
+def test_the_fake_img2img_wants_init_images(fake_sd):
+    answer = requests.post(fake_sd.base_url + "/sdapi/v1/img2img", json={"prompt": "a cat"}, timeout=5)
+    assert answer.status_code == 422

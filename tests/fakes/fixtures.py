@@ -55,3 +55,11 @@ def use_fake_sd(fake_sd, settings):
     _reset_backends()
     yield fake_sd
     _reset_backends()
+
+
+@pytest.fixture
+def fake_comfyui():
+    from tests.fakes.comfyui_server import FakeComfyUIServer
+
+    with FakeComfyUIServer() as server:
+        yield server

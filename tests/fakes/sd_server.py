@@ -1,6 +1,10 @@
 """A fake picture service: Stable Diffusion WebUI / Forge and OpenAI images.
 
 - ``POST /sdapi/v1/txt2img`` -> ``{"images": [<base64 PNG>], "parameters": {...}, "info": "<json>"}``
+- ``POST /sdapi/v1/img2img`` (``init_images``, ``denoising_strength``) -> the same; no
+  ``init_images`` is HTTP 422 like the real API
+- ``GET /sdapi/v1/progress`` -> ``{"progress": 0..1, "eta_relative", "state": {...}}``: how far
+  the picture being painted is (by the time it has slept of ``delay``), 0 when idle
 - ``POST .../images/generations`` -> ``{"created": ..., "data": [{"b64_json": <base64 PNG>}]}``
 - ``GET /sdapi/v1/options``, ``GET /sdapi/v1/sd-models``, ``GET .../models`` for health probes.
 
@@ -74,6 +78,8 @@ class _SDHandler(FakeHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         if fake.is_down:
             self.send_error_json(503, "The server is down (fake).")
+        elif path == "/sdapi/v1/progress":
+            self.send_json(200, fake.progress_answer())
         elif path == "/sdapi/v1/options":
             self.send_json(200, {"sd_model_checkpoint": fake.model_title, "samples_format": "png"})
         elif path == "/sdapi/v1/sd-models":
@@ -101,7 +107,7 @@ class _SDHandler(FakeHandler):
         if fake.is_down:
             self.send_error_json(503, "The server is down (fake).")
             return
-        if path == "/sdapi/v1/txt2img":
+        if path in ("/sdapi/v1/txt2img", "/sdapi/v1/img2img"):
             openai = False
         elif path.endswith("/images/generations"):
             openai = True
@@ -111,8 +117,17 @@ class _SDHandler(FakeHandler):
         if not isinstance(body, dict):
             self.send_error_json(422 if not openai else 400, "The request body is not a JSON object.")
             return
+        if path == "/sdapi/v1/img2img" and not (
+            isinstance(body.get("init_images"), list) and body["init_images"] and "denoising_strength" in body
+        ):
+            self.send_error_json(422, "img2img needs init_images and denoising_strength.")
+            return
         failure = fake.take_failure()
-        self.sleep(fake.delay)
+        fake._painting(True)
+        try:
+            self.sleep(fake.delay)
+        finally:
+            fake._painting(False)
         kind = failure["kind"] if failure else None
         if kind == "hang":
             self.sleep(failure["seconds"])
@@ -192,6 +207,24 @@ class FakeSDServer(FakeServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self.model_title = "fake-sd-model.safetensors"
+        self._painting_since: float | None = None
+
+    def _painting(self, started: bool) -> None:
+        self._painting_since = time.monotonic() if started else None
+
+    def progress_answer(self) -> dict:
+        """``/sdapi/v1/progress`` as the WebUI answers it (without the preview image)."""
+        since = self._painting_since
+        fraction = 0.0
+        if since is not None and self.delay > 0:
+            fraction = min((time.monotonic() - since) / self.delay, 0.99)
+        return {
+            "progress": round(fraction, 3),
+            "eta_relative": max(self.delay * (1 - fraction), 0.0),
+            "state": {"job_count": int(since is not None), "sampling_step": 0, "sampling_steps": 20},
+            "current_image": None,
+            "textinfo": None,
+        }
 
     @property
     def base_url(self) -> str:
