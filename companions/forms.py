@@ -145,17 +145,24 @@ class ConfigForm(forms.Form):
     image_mode = forms.ChoiceField(label="Pictures", choices=IMAGE_MODES, widget=forms.RadioSelect)
 
 
+# Shown in the settings page's "Picture" card rather than with the wizard's fields.
+PICTURE_FIELDS = ("image_seed", "use_header_as_reference")
+
+
 class CompanionSettingsForm(CatalogueForm):
-    """Everything from the wizard on one page."""
+    """Everything from the wizard on one page, and how the companion's pictures are kept alike."""
 
     multi_fields = ("personality_traits", "hobbies")
 
     class Meta:
         model = Companion
-        fields = tuple(
-            name
-            for form in DATA_STEPS
-            for name in form._meta.fields  # type: ignore[union-attr]
+        fields = (
+            *(
+                name
+                for form in DATA_STEPS
+                for name in form._meta.fields  # type: ignore[union-attr]
+            ),
+            *PICTURE_FIELDS,
         )
         widgets = {
             **LookStep.Meta.widgets,
@@ -163,3 +170,19 @@ class CompanionSettingsForm(CatalogueForm):
             **IdentityStep.Meta.widgets,
         }
         labels = BodyStep.Meta.labels
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Blank keeps the current seed: a page saved from before the field existed changes nothing.
+        self.fields["image_seed"].required = False
+        self.fields["image_seed"].label = "Picture seed"
+
+    def clean_image_seed(self) -> int:
+        seed = self.cleaned_data.get("image_seed")
+        return self.instance.image_seed if seed is None else seed
+
+    def companion_fields(self) -> list:
+        return [field for field in self if field.name not in PICTURE_FIELDS]
+
+    def picture_fields(self) -> list:
+        return [self[name] for name in PICTURE_FIELDS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -11,6 +12,13 @@ from django.db import models
 
 from companions import catalogue
 from companions.config import config_problems
+
+# Seeds every Stable Diffusion back end accepts (SD WebUI, Forge and ComfyUI all take 32 bits).
+MAX_IMAGE_SEED = 2**32 - 1
+
+
+def new_image_seed() -> int:
+    return secrets.randbelow(MAX_IMAGE_SEED + 1)
 
 
 class Companion(models.Model):
@@ -49,6 +57,18 @@ class Companion(models.Model):
 
     header_image = models.ForeignKey(
         "media.StoredImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Pictures of one companion share a face and style: one fixed seed for all of them, and
+    # (when chosen) the header picture as the reference they are painted from.
+    image_seed = models.PositiveBigIntegerField(
+        default=new_image_seed,
+        validators=[MaxValueValidator(MAX_IMAGE_SEED)],
+        help_text="The same seed keeps pictures alike. Change it, or re-roll, for a new look.",
+    )
+    use_header_as_reference = models.BooleanField(
+        "Use header picture as reference",
+        default=False,
+        help_text="Paint every picture from the header picture, so the face and style stay the same.",
     )
     # Base64 pictures from the old product, kept only until `manage.py migrate_images` moves them.
     header_image_legacy = models.TextField(blank=True, default="")

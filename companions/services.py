@@ -9,12 +9,13 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from companionhub import pagecache
 from companions import cards, catalogue
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
-from companions.models import Companion, CompanionDraft
+from companions.models import Companion, CompanionDraft, new_image_seed
 from media.models import StoredImage
 from media.services import store_image
 
@@ -164,6 +165,16 @@ def companion_set_header(*, companion: Companion, data: bytes | str) -> StoredIm
         old.delete()  # its file goes after commit
     pagecache.user_pages_changed(companion.owner_id)
     return image
+
+
+def companion_reroll_seed(*, companion: Companion) -> int:
+    """A fresh picture seed: the next pictures get a new look (and keep it)."""
+    seed = new_image_seed()
+    Companion.objects.filter(pk=companion.pk).update(image_seed=seed, updated_at=timezone.now())
+    companion.image_seed = seed
+    pagecache.user_pages_changed(companion.owner_id)
+    log.info("companion_seed_rerolled", companion_id=companion.pk)
+    return seed
 
 
 def companion_remove_header(*, companion: Companion) -> None:

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat.services import ChatError
 from companionhub import ratelimits
@@ -228,6 +228,16 @@ def companion_settings(request: HttpRequest, companion_id: int) -> HttpResponse:
         "companions/settings.html",
         {"companion": companion, "form": form, "config_form": config_form, "upload": upload},
     )
+
+
+@login_required
+@require_POST
+def companion_reroll_seed(request: HttpRequest, companion_id: int) -> HttpResponse:
+    companion = companion_get_for_user(request.user, companion_id)
+    ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
+    services.companion_reroll_seed(companion=companion)
+    messages.success(request, "New picture seed: the next pictures get a new look.")
+    return redirect("companions:settings", companion_id=companion.pk)
 
 
 @login_required
