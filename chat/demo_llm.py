@@ -14,9 +14,9 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from chat.llm import Completion, estimate_tokens
+from chat.llm import HEARTBEAT_SECONDS, Completion, estimate_tokens
 from chat.prompts import ANALYSIS_MARKER
 
 LOCATIONS = {
@@ -107,11 +107,19 @@ class DemoStream:
         self._closed.set()
 
     def __iter__(self) -> Iterator[str]:
+        return self.pieces()
+
+    def pieces(self, heartbeat: Callable[[], None] | None = None) -> Iterator[str]:
+        """As ``ChatStream.pieces``: ``heartbeat`` is called on a clock while words come."""
+        last_beat = time.monotonic()
         for word in self._words:
             if self._closed.is_set():
                 return
             if self._delay:
                 time.sleep(self._delay)
+            if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                heartbeat()
             self._text.append(word)
             yield word
         text = "".join(self._text)

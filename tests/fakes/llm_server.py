@@ -1,8 +1,10 @@
 """A fake OpenAI-compatible Chat Completions server for tests and manual runs.
 
 It speaks the real wire format: JSON for ``"stream": false``, and for
-``"stream": true`` a chunked ``text/event-stream`` of ``chat.completion.chunk``
-events ending with ``data: [DONE]``, each event flushed as it is written.
+``"stream": true`` a ``text/event-stream`` of ``chat.completion.chunk``
+events ending with ``data: [DONE]``, each event flushed as it is written:
+chunked by default, or (``framing``) close-delimited or with a Content-Length,
+and gzip'd with ``gzip = True``.
 
     with FakeLLMServer() as llm:
         llm.set_reply("Hi there!")
@@ -22,11 +24,13 @@ import re
 import threading
 import time
 import uuid
+import zlib
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tests.fakes.base import CLIENT_GONE, FakeHandler, FakeServer
 
-__all__ = ["DEFAULT_COMPLETION_TEXT", "DEFAULT_REPLY_TOKENS", "FakeLLMServer", "split_tokens"]
+__all__ = ["DEFAULT_COMPLETION_TEXT", "DEFAULT_REPLY_TOKENS", "FRAMINGS", "FakeLLMServer", "split_tokens"]
 
 DEFAULT_REPLY_TOKENS = ["Hello", " there", "!", " I", " am", " *smiling*", " at", " you", "."]
 DEFAULT_ANALYSIS = {
@@ -171,6 +175,25 @@ class _LLMHandler(FakeHandler):
         record = fake._open_stream()
         users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
         record["last_user"] = str(users[-1].get("content", "")) if users else ""
+        try:
+            self.sleep(fake.first_byte_delay)
+            steps = self._stream_steps(fake, body, failure)
+            finished = _Wire(self, fake.framing, gzip=fake.gzip, steps=steps).send(fake, record)
+            if kind == "truncate":
+                record["dropped"] = True
+            record["completed"] = finished and kind not in ("disconnect", "truncate", "cut")
+        except CLIENT_GONE:
+            record["client_disconnected"] = True
+            self.close_connection = True
+        finally:
+            fake._close_stream(record)
+
+    def _stream_steps(self, fake: FakeLLMServer, body: dict, failure: dict | None) -> list:
+        """The whole answer as a list: bytes to send, and the pauses and records between them.
+
+        Built before anything is sent, so a Content-Length answer knows its length.
+        """
+        kind = failure["kind"] if failure else None
         chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = body.get("model") or "fake-model"
@@ -184,88 +207,186 @@ class _LLMHandler(FakeHandler):
                 "choices": choices,
                 **extra,
             }
-            return b"data: " + json.dumps(payload).encode() + b"\n\n"
+            return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
 
         def delta(content: dict, finish: str | None = None) -> bytes:
             return chunk([{"index": 0, "delta": content, "finish_reason": finish}])
 
-        try:
-            self.sleep(fake.first_byte_delay)
-            self.start_chunked()
-            if kind == "garbage":
-                self.write_chunk(b"data: {not json\n\n")
-                self.write_chunk(b'data: {"choices": [{"delta": {"content": "x"\n\n')
-                self.write_chunk(b"data: [DONE]\n\n")
-                self.end_chunked()
-                record["completed"] = True
-                return
-            if kind == "error_200":
-                error = {"error": {"message": "upstream overloaded", "code": 502}}
-                self.write_chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
-                self.write_chunk(b"data: [DONE]\n\n")
-                self.end_chunked()
-                record["completed"] = True
-                return
-            if fake.comment_lines:
-                self.write_chunk(b": OPENROUTER PROCESSING\n\n")
-            self.write_chunk(delta({"role": "assistant", "content": ""}))
-            if fake.null_choices:
-                self.write_chunk(chunk(None))
-            if fake.reasoning:
-                self.write_chunk(delta({"content": None, "reasoning_content": fake.reasoning_text}))
-                self.write_chunk(delta({"reasoning": fake.reasoning_text}))
-            tokens = list(fake.reply_tokens)
-            max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-            finish = "stop"
-            if isinstance(max_tokens, int) and 0 <= max_tokens < len(tokens):
-                tokens, finish = tokens[:max_tokens], "length"
-            drop_after = failure["after_tokens"] if kind in ("disconnect", "truncate") else None
-            for index, token in enumerate(tokens):
-                if drop_after is not None and index >= drop_after:
-                    break
-                if index:
-                    self.sleep(fake.token_delay)
-                    if fake._stopping.is_set():
-                        return
-                if fake.comment_lines and index % 3 == 2:
-                    self.write_chunk(b": OPENROUTER PROCESSING\n\n")
-                if fake.null_choices and index % 4 == 3:
-                    self.write_chunk(chunk(None))
-                self.write_chunk(delta({"content": token}))
-                record["tokens_sent"] += 1
-                record.setdefault("token_times", []).append(time.perf_counter())
-                if index == 0:
-                    record["first_token_at"] = time.perf_counter()
-                    fake._first_token_sent()
-            if kind == "disconnect":  # hang up mid-body: the chunked encoding is left unfinished
+        if kind == "garbage":
+            return [
+                b"data: {not json\n\n",
+                b'data: {"choices": [{"delta": {"content": "x"\n\n',
+                b"data: [DONE]\n\n",
+            ]
+        if kind == "error_200":
+            error = {"error": {"message": "upstream overloaded", "code": 502}}
+            return [b"data: " + json.dumps(error).encode() + b"\n\n", b"data: [DONE]\n\n"]
+        steps = []
+        if fake.comment_lines:
+            steps.append(b": OPENROUTER PROCESSING\n\n")
+        steps.append(delta({"role": "assistant", "content": ""}))
+        if fake.null_choices:
+            steps.append(chunk(None))
+            steps.append(chunk([]))
+        if fake.reasoning:
+            steps.append(delta({"content": None, "reasoning_content": fake.reasoning_text}))
+            steps.append(delta({"reasoning": fake.reasoning_text}))
+        for index in range(fake.reasoning_chunks):  # a model thinking at length before it answers
+            if index:
+                steps.append(_Sleep(fake.token_delay))
+            steps.append(delta({"content": None, "reasoning_content": f"thought {index}. "}))
+            steps.append(_Progress("reasoning_sent"))
+        tokens = [] if kind == "empty" else list(fake.reply_tokens)
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        finish = "stop"
+        if isinstance(max_tokens, int) and 0 <= max_tokens < len(tokens):
+            tokens, finish = tokens[:max_tokens], "length"
+        drop_after = (
+            failure["after_tokens"] if kind in ("disconnect", "truncate", "cut", "error_mid") else None
+        )
+        for index, token in enumerate(tokens):
+            if drop_after is not None and index >= drop_after:
+                break
+            if index:
+                steps.append(_Sleep(fake.token_delay))
+            if fake.comment_lines and index % 3 == 2:
+                steps.append(b": OPENROUTER PROCESSING\n\n")
+            if fake.null_choices and index % 4 == 3:
+                steps.append(chunk(None))
+            steps.append(delta({"content": token}))
+            steps.append(_Progress("tokens_sent"))
+            if fake.hold_after_tokens == index + 1:
+                steps.append(_Hold())
+        if kind == "disconnect":  # hang up mid-body: no [DONE], and the framing is left unfinished
+            return [*steps, _Drop()]
+        if kind == "cut":  # hang up in the middle of the next token's event, inside a UTF-8 character
+            event = delta({"content": tokens[drop_after] if drop_after < len(tokens) else "é"})
+            wide = next((i for i, byte in enumerate(event) if byte >= 0x80), len(event) // 2)
+            return [*steps, event[: wide + 1], _Drop()]
+        if kind == "error_mid":  # some tokens, then an error object in place of the rest
+            error = {"error": {"message": "upstream overloaded", "code": 502}}
+            return [*steps, b"data: " + json.dumps(error).encode() + b"\n\n", b"data: [DONE]\n\n"]
+        if kind == "truncate":  # a well-formed end of the body, but no finish_reason and no [DONE]
+            return steps
+        steps.append(delta({}, finish))
+        if fake.send_usage and (body.get("stream_options") or {}).get("include_usage"):
+            prompt = _estimate(_prompt_text(body))
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": len(tokens),
+                "total_tokens": prompt + len(tokens),
+            }
+            steps.append(chunk([], usage=usage))
+        steps.append(b"data: [DONE]\n\n")
+        return steps
+
+
+# --- how a streamed answer goes on the wire ------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Progress:
+    counter: str  # the stream record's count to add one to, once the bytes before it are out
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """Wait for the test to call ``release()`` (at most ``hold_timeout`` seconds)."""
+
+
+@dataclass(frozen=True)
+class _Drop:
+    """Close the socket abruptly, mid-body."""
+
+
+FRAMINGS = ("chunked", "close", "length")
+
+
+class _Wire:
+    """Send the steps of a streamed answer in one HTTP framing, optionally gzip'd.
+
+    - ``chunked``: ``Transfer-Encoding: chunked``, one chunk per write;
+    - ``close``: an HTTP/1.0 answer with no length, whose body ends when the
+      server closes the connection (as some proxies and small servers do);
+    - ``length``: ``Content-Length`` known up front, connection kept alive.
+
+    With ``gzip`` each write is compressed and sync-flushed, so it is on the wire
+    (and decodable) at once, as a compressing proxy that streams does.
+    """
+
+    def __init__(self, handler: _LLMHandler, framing: str, *, gzip: bool, steps: list) -> None:
+        if framing not in FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}; one of {FRAMINGS}")
+        self.handler = handler
+        self.framing = framing
+        self.steps = list(steps)
+        if gzip:
+            compressor = zlib.compressobj(wbits=31)
+            self.steps = [
+                compressor.compress(step) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                if isinstance(step, bytes)
+                else step
+                for step in self.steps
+            ]
+            if not any(isinstance(step, _Drop) for step in self.steps):
+                self.steps.append(compressor.flush())
+        self.gzip = gzip
+
+    def send(self, fake: FakeLLMServer, record: dict) -> bool:
+        """Send it all; False when it was cut short (a drop, or the fake stopping)."""
+        handler = self.handler
+        if self.framing == "close":
+            handler.protocol_version = "HTTP/1.0"  # this answer only; the status line says so
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        if self.gzip:
+            handler.send_header("Content-Encoding", "gzip")
+        if self.framing == "chunked":
+            handler.send_header("Transfer-Encoding", "chunked")
+        elif self.framing == "length":
+            length = sum(len(step) for step in self.steps if isinstance(step, bytes))
+            if any(isinstance(step, _Drop) for step in self.steps):
+                length += 64  # promised, never sent
+            handler.send_header("Content-Length", str(length))
+        else:
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
+        handler.end_headers()
+        handler.wfile.flush()
+        for step in self.steps:
+            if isinstance(step, bytes):
+                self._write(step)
+            elif isinstance(step, _Sleep):
+                handler.sleep(step.seconds)
+                if fake._stopping.is_set():
+                    return False
+            elif isinstance(step, _Progress):
+                fake._progress(record, step.counter)
+            elif isinstance(step, _Hold):
+                fake._hold(record)
+            elif isinstance(step, _Drop):
                 record["dropped"] = True
-                self.drop_connection()
-                return
-            if kind == "truncate":  # a well-formed end of the body, but no finish_reason and no [DONE]
-                record["dropped"] = True
-                self.end_chunked()
-                return
-            self.write_chunk(delta({}, finish))
-            if fake.send_usage and (body.get("stream_options") or {}).get("include_usage"):
-                prompt = _estimate(_prompt_text(body))
-                self.write_chunk(
-                    chunk(
-                        [],
-                        usage={
-                            "prompt_tokens": prompt,
-                            "completion_tokens": len(tokens),
-                            "total_tokens": prompt + len(tokens),
-                        },
-                    )
-                )
-            self.write_chunk(b"data: [DONE]\n\n")
-            self.end_chunked()
-            record["completed"] = True
-        except CLIENT_GONE:
-            record["client_disconnected"] = True
-            self.close_connection = True
-        finally:
-            fake._close_stream(record)
+                handler.drop_connection()
+                return False
+        if self.framing == "chunked":
+            handler.end_chunked()
+        handler.wfile.flush()
+        return True
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.framing == "chunked":
+            self.handler.write_chunk(data)
+        else:
+            self.handler.wfile.write(data)
+            self.handler.wfile.flush()
 
 
 class FakeLLMServer(FakeServer):
@@ -274,14 +395,26 @@ class FakeLLMServer(FakeServer):
     Settable attributes: ``reply_tokens`` (or ``set_reply(text)``),
     ``completion_text`` (the non-streamed answer), ``token_delay``,
     ``first_byte_delay``, ``delay``, ``send_usage``, ``comment_lines``,
-    ``reasoning``, ``null_choices``, ``models``.
+    ``reasoning``, ``reasoning_chunks`` (that many reasoning-only deltas before
+    the reply, ``token_delay`` apart), ``null_choices``, ``models``,
+    ``framing`` (one of ``FRAMINGS``: ``"chunked"``, ``"close"``,
+    ``"length"``), ``gzip``.
+
+    ``hold_after(n)``: the stream stops after its ``n``-th token until the test
+    calls ``release()`` -- proof that the client handed on a token before the
+    rest was even sent, without timing anything.
 
     ``fail_next(kind=...)``: ``"status"`` (default), ``"disconnect"`` (streams
     ``after_tokens`` tokens, then closes the socket without ``[DONE]``; a
     non-streamed answer is cut in half), ``"truncate"`` (streams
     ``after_tokens`` tokens, then ends the body cleanly with neither a
     ``finish_reason`` nor ``[DONE]``, as a proxy that gives up may), ``"garbage"`` (unreadable JSON on
-    HTTP 200), ``"error_200"`` (an ``error`` object on HTTP 200), ``"hang"``
+    HTTP 200), ``"error_200"`` (an ``error`` object on HTTP 200),
+    ``"error_mid"`` (``after_tokens`` tokens, then an ``error`` object),
+    ``"cut"`` (``after_tokens`` tokens, then part of the next event, ending
+    inside a UTF-8 character, and the socket closed), ``"empty"`` (a
+    well-finished stream with no content at all, as small models sometimes
+    answer), ``"hang"``
     (sleeps ``seconds`` first), ``"silent"`` (accepts the request and sends
     nothing at all for ``seconds`` -- default 5 -- then closes the socket:
     a back end that went quiet; ``silent_requests`` counts them).
@@ -294,7 +427,18 @@ class FakeLLMServer(FakeServer):
 
     handler_class = _LLMHandler
     failure_kinds: ClassVar[frozenset[str]] = frozenset(
-        {"status", "disconnect", "truncate", "garbage", "error_200", "hang", "silent"}
+        {
+            "status",
+            "disconnect",
+            "truncate",
+            "garbage",
+            "error_200",
+            "error_mid",
+            "cut",
+            "empty",
+            "hang",
+            "silent",
+        }
     )
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -308,6 +452,12 @@ class FakeLLMServer(FakeServer):
         self.reasoning: bool = False
         self.reasoning_text: str = "thinking..."
         self.null_choices: bool = False
+        self.reasoning_chunks: int = 0
+        self.framing: str = "chunked"
+        self.gzip: bool = False
+        self.hold_after_tokens: int | None = None
+        self.hold_timeout: float = 10.0
+        self._released = threading.Event()
         self.models: list[str] = list(DEFAULT_MODELS)
         self.first_token_sent_at: list[float] = []
         self.streams: list[dict] = []
@@ -352,7 +502,42 @@ class FakeLLMServer(FakeServer):
                 self._stream_done.wait(remaining)
             return dict(self.streams[-1])
 
+    def hold_after(self, tokens: int) -> None:
+        """Pause each stream after its ``tokens``-th token until ``release()``."""
+        self._released.clear()
+        self.hold_after_tokens = tokens
+
+    def release(self) -> None:
+        self._released.set()
+
     # --- used by the handler ----------------------------------------------------
+
+    def wait_until_held(self, timeout: float = 5.0) -> dict:
+        """Wait until the latest stream is held (``hold_after``); return its record."""
+        deadline = time.monotonic() + timeout
+        while not (self.streams and self.streams[-1]["held"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no stream was held within {timeout} s: {self.streams}")
+            time.sleep(0.01)
+        return self.streams[-1]
+
+    def _hold(self, record: dict) -> None:
+        record["held"] = True
+        deadline = time.monotonic() + self.hold_timeout
+        while not self._released.wait(0.05):
+            if self._stopping.is_set() or time.monotonic() > deadline:
+                record["hold_timed_out"] = True  # the test never released it: it went on anyway
+                return
+
+    def _progress(self, record: dict, counter: str) -> None:
+        with self._lock:
+            record[counter] = record.get(counter, 0) + 1
+            if counter == "tokens_sent":
+                now = time.perf_counter()
+                record.setdefault("token_times", []).append(now)
+                if record[counter] == 1:
+                    record["first_token_at"] = now
+                    self.first_token_sent_at.append(now)
 
     def _silent_waiting(self) -> None:
         with self._lock:
@@ -362,6 +547,9 @@ class FakeLLMServer(FakeServer):
         record = {
             "id": next(self._stream_ids),
             "tokens_sent": 0,
+            "reasoning_sent": 0,
+            "held": False,
+            "hold_timed_out": False,
             "completed": False,
             "dropped": False,
             "client_disconnected": False,
@@ -375,11 +563,6 @@ class FakeLLMServer(FakeServer):
         with self._stream_done:
             record["finished"] = True
             self._stream_done.notify_all()
-
-    def _first_token_sent(self) -> None:
-        now = time.perf_counter()
-        with self._lock:
-            self.first_token_sent_at.append(now)
 
 
 def main(argv: list[str] | None = None) -> None:
