@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from django.conf import settings
@@ -30,8 +30,9 @@ from chat.backends import (
     llm_breaker,
 )
 from chat.conversation import Conversation, companion_released, conversation_for
+from chat.errors import RunError
 from chat.images import ImageBackendError
-from chat.llm import LLMError, estimate_tokens, strip_template_debris
+from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, forget_live_reply
 from chat.selectors import runs_with_companion
@@ -45,8 +46,9 @@ from media.services import store_image
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_SECONDS = 1.0
-CANCEL_POLL_SECONDS = 0.2
 ANALYSIS_MAX_TOKENS = 200
+# An answer with nothing to show is tried this many times before the run fails.
+EMPTY_REPLY_TRIES = 2
 
 
 class RunEnded(Exception):
@@ -71,6 +73,7 @@ USER_MESSAGES = {
     "server": "The AI service had a problem. Please try again.",
     "incomplete": "The reply was cut off before it finished. Please try again.",
     "circuit_open": "The AI service is unavailable right now. Please try again in a minute.",
+    "empty_reply": "The AI answered with nothing to show, twice. Please try again or rephrase.",
 }
 
 
@@ -242,6 +245,8 @@ def generate_reply(run_id) -> None:
         continuation = strip_template_debris(result.text)
         text = (prefix + continuation).rstrip() if continuing else continuation.strip()
         text = conversation.clean_reply(text)
+        if not (continuation if continuing else text).strip():
+            _empty_reply(run_id, result)
         batcher.replace_text(text)
         batcher.flush()
         conversation.save_reply(
@@ -266,6 +271,25 @@ def generate_reply(run_id) -> None:
             completion_tokens=result.completion_tokens,
             finish_reason=result.finish_reason,
         )
+
+
+def _empty_reply(run_id, result: Completion) -> NoReturn:
+    """An answer with nothing to show (empty, template debris only, or only reasoning) is not
+    a reply, though the server called it finished: the step is tried once more, then the run
+    fails. What the attempt cost is charged, as it was paid for upstream."""
+    _add_usage(
+        run_id,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        estimated=result.usage_estimated,
+    )
+    analysis = PipelineRun.objects.only("analysis").get(pk=run_id).analysis
+    seen = int(analysis.get("empty_replies", 0)) + 1
+    PipelineRun.objects.filter(pk=run_id).update(analysis={**analysis, "empty_replies": seen})
+    log.warning("empty_reply", run_id=str(run_id), seen=seen, reasoning_chars=len(result.reasoning))
+    raise StepFailed(
+        RunError.EMPTY_REPLY, USER_MESSAGES[RunError.EMPTY_REPLY], retryable=seen < EMPTY_REPLY_TRIES
+    )
 
 
 def _record_partial_usage(run_id, chat_messages: list[dict], *, streamed: str) -> None:
@@ -299,19 +323,22 @@ def _stream(run_id, conversation: Conversation, chat_messages, config: dict[str,
         max_tokens=int(config["max_reply_tokens"]),
         temperature=float(config["temperature"]),
     )
-    last_checkpoint = last_cancel_check = time.monotonic()
+    last_checkpoint = time.monotonic()
     pieces = 0
+
+    def heartbeat() -> None:
+        # The stream calls this on a clock while anything arrives (reasoning, empty deltas,
+        # keep-alives), so a cancel stops a model that is still thinking, not only one writing.
+        if services.run_is_cancelled(run_id):
+            batcher.flush()
+            conversation.checkpoint(batcher.text, complete=False)
+            raise RunEnded
+
     try:
-        for piece in stream:
+        for piece in stream.pieces(heartbeat=heartbeat):
             batcher.add(piece)
             pieces += 1
             now = time.monotonic()
-            if now - last_cancel_check >= CANCEL_POLL_SECONDS:
-                last_cancel_check = now
-                if services.run_is_cancelled(run_id):
-                    batcher.flush()
-                    conversation.checkpoint(batcher.text, complete=False)
-                    raise RunEnded
             if now - last_checkpoint >= CHECKPOINT_SECONDS:
                 last_checkpoint = now
                 conversation.checkpoint(batcher.text)
