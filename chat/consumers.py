@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts.tokens import session_group, token_group, user_group
-from chat import editing, events, services
+from chat import editing, events, pictures, services
 from chat.selectors import companion_snapshot
 from companionhub import metrics
 from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
@@ -43,6 +43,11 @@ EDIT_FRAMES = (
     "message.delete",
     "message.alternative",
 )
+PICTURE_ACTIONS = {
+    "picture.repaint": pictures.picture_paint_again,
+    "picture.use_as_header": pictures.picture_use_as_header,
+    "picture.delete": pictures.picture_delete,
+}
 
 
 class FrameError(Exception):
@@ -251,6 +256,8 @@ class ChatConsumer(ProtocolConsumer):
             )
         elif kind in EDIT_FRAMES:
             await self._edit(kind, frame, user)
+        elif kind in PICTURE_ACTIONS:
+            await self._picture(kind, frame, user)
         elif kind == "run.cancel":
             run_id = require_str(frame, "run_id")
             await database_sync_to_async(self._cancel)(user, run_id)
@@ -283,6 +290,15 @@ class ChatConsumer(ProtocolConsumer):
             await database_sync_to_async(action)(user=user, companion=companion, message_id=message_id)
             return  # the result reaches every open tab as a group event
         await self.send_json(events.message_accepted(client_id, accepted.message.pk, str(accepted.run.pk)))
+
+    async def _picture(self, kind: str, frame: dict[str, Any], user) -> None:
+        message_id = message_id_field(frame)
+        result = await database_sync_to_async(PICTURE_ACTIONS[kind])(
+            user=user, companion=self.companion, message_id=message_id
+        )
+        if kind == "picture.repaint":  # a run like any other: this socket learns its id first
+            await self.send_json(events.message_accepted("", result.user_message_id, str(result.pk)))
+        # The header and a deleted picture reach every open tab as group events.
 
     def _cancel(self, user, run_id: str) -> None:
         run = services.run_get_for_user(user, run_uuid(run_id))

@@ -54,6 +54,7 @@ class ProgressEvent(TypedDict):
     run_id: str
     progress: int
     step: str
+    percent: NotRequired[int]  # "generate_image": how far the picture is (0-99), when the back end says
     companion_id: NotRequired[int]  # in a group chat, every run event names its speaker
     sender: NotRequired[str]
 
@@ -114,6 +115,16 @@ class MessageUpdatedEvent(TypedDict):
     versions: int  # how many versions the reply has (regenerated ones rotate)
 
 
+class PictureRemovedEvent(TypedDict):
+    type: str  # "picture.removed"
+    message_id: int  # the message that no longer shows a picture
+
+
+class CompanionHeaderEvent(TypedDict):
+    type: str  # "companion.header"
+    url: str  # the companion's new header picture
+
+
 class ErrorEvent(TypedDict):
     type: str  # "error"
     run_id: NotRequired[str]
@@ -163,8 +174,8 @@ class TurnStartedEvent(TypedDict):
     ]  # "regenerate": how many versions the reply has, the one being written included
 
 
-# What started a run: a new message, or one of the edits (docs/websocket.md).
-TURN_KINDS = ("send", "regenerate", "continue", "edit", "retry")
+# What started a run: a new message, one of the edits, or a picture painted again (docs/websocket.md).
+TURN_KINDS = ("send", "regenerate", "continue", "edit", "retry", "repaint")
 
 
 class TurnSpeakerEvent(TypedDict):
@@ -192,6 +203,8 @@ SERVER_EVENTS: dict[str, type] = {
     "pong": PongEvent,
     "message.deleted": MessageDeletedEvent,
     "message.updated": MessageUpdatedEvent,
+    "picture.removed": PictureRemovedEvent,
+    "companion.header": CompanionHeaderEvent,
     "turn.started": TurnStartedEvent,
     "group.snapshot": GroupSnapshotEvent,
     "turn.speaker": TurnSpeakerEvent,
@@ -251,6 +264,11 @@ class MessageAlternativeFrame(TypedDict):
     message_id: int
 
 
+class PictureFrame(TypedDict):
+    type: str  # "picture.repaint", "picture.use_as_header" or "picture.delete"
+    message_id: int  # a message of this chat that shows a picture
+
+
 CLIENT_FRAMES: dict[str, type] = {
     "message.send": MessageSendFrame,
     "run.cancel": RunCancelFrame,
@@ -261,6 +279,9 @@ CLIENT_FRAMES: dict[str, type] = {
     "message.continue": MessageContinueFrame,
     "message.delete": MessageDeleteFrame,
     "message.alternative": MessageAlternativeFrame,
+    "picture.repaint": PictureFrame,
+    "picture.use_as_header": PictureFrame,
+    "picture.delete": PictureFrame,
 }
 
 # What a group chat socket accepts: of the edits, all but editing your last message.
@@ -286,8 +307,11 @@ CLOSE_SESSION_ENDED = 4403
 # --- builders -------------------------------------------------------------------
 
 
-def progress(run_id: str, value: int, step: str) -> ProgressEvent:
-    return {"type": "progress", "run_id": run_id, "progress": value, "step": step}
+def progress(run_id: str, value: int, step: str, *, percent: int | None = None) -> ProgressEvent:
+    event: ProgressEvent = {"type": "progress", "run_id": run_id, "progress": value, "step": step}
+    if percent is not None:
+        event["percent"] = percent
+    return event
 
 
 def token(run_id: str, text: str, offset: int) -> TokenEvent:
@@ -314,6 +338,14 @@ def done(run_id: str, message_id: int, usage: Usage, finish_reason: str = "") ->
 
 def message_deleted(message_id: int) -> MessageDeletedEvent:
     return {"type": "message.deleted", "message_id": message_id}
+
+
+def picture_removed(message_id: int) -> PictureRemovedEvent:
+    return {"type": "picture.removed", "message_id": message_id}
+
+
+def companion_header(url: str) -> CompanionHeaderEvent:
+    return {"type": "companion.header", "url": url}
 
 
 def message_updated(message_id: int, content: str, versions: int) -> MessageUpdatedEvent:

@@ -20,7 +20,7 @@ import structlog
 from django.conf import settings
 from django.db.models import F
 
-from chat import events, prompts, services
+from chat import events, painting, prompts, services
 from chat.backends import (
     BackendUnavailable,
     get_image_backend,
@@ -391,18 +391,29 @@ def generate_image(run_id) -> None:
         if reply is None:
             return
         reply_id, existing = reply
-        if existing is not None:  # a re-delivered task: the picture exists already
+        repaint = painting.repaint_of(run.analysis)  # "paint again": a new picture of the same scene
+        if existing is not None and not (repaint and str(existing.pk) == repaint.get("image_id")):
+            # A re-delivered task: the picture exists already (a repaint's is the one after the old).
             publisher.send(events.image(str(run_id), reply_id, existing.url))
             return
-        companion = Companion.objects.select_related("owner").defer(*LARGE_COLUMNS).get(pk=run.companion_id)
+        companion = (
+            Companion.objects.select_related("owner", "header_image")
+            .defer(*LARGE_COLUMNS)
+            .get(pk=run.companion_id)
+        )
         prompt, negative = prompts.build_image_prompt(
             companion, user_appearance=companion.owner.appearance, scene_text=conversation.user_text()
         )
+        if repaint and repaint.get("prompt"):
+            prompt = repaint["prompt"]  # the scene of the picture painted again, not today's
+        # The companion's seed and header reference keep its pictures alike; progress goes to the page.
+        request = painting.request_for(companion, image_request(prompt, negative), repaint=repaint)
+        on_progress = painting.ProgressReporter(conversation, str(run_id))
         breaker = image_breaker()
         if not breaker.allow():
             raise StepFailed("circuit_open", "The picture service is unavailable right now.", retryable=False)
         try:
-            data = get_image_backend().generate(image_request(prompt, negative))
+            data = get_image_backend().generate(request, on_progress=on_progress)
         except ImageBackendError as exc:
             breaker.record_failure()
             raise StepFailed(

@@ -1,15 +1,15 @@
-"""The chat page, its no-JavaScript send form and older history pages."""
+"""The chat page, its no-JavaScript send form, older history pages and the picture buttons."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import paging, services
+from chat import paging, pictures, services
 from chat.models import Message
 from chat.selectors import companion_snapshot, history_page
 from companionhub import ratelimits
@@ -63,6 +63,55 @@ def older(request: HttpRequest, companion_id: int) -> JsonResponse:
     return paging.older_response(
         request, lambda before: history_page(companion, before_id=before), _message_json
     )
+
+
+@login_required
+@require_POST
+def picture_paint_again(request: HttpRequest, companion_id: int, message_id: int) -> HttpResponse:
+    return _picture_action(
+        request, companion_id, message_id, pictures.picture_paint_again, "image", "Painting it again…"
+    )
+
+
+@login_required
+@require_POST
+def picture_use_as_header(request: HttpRequest, companion_id: int, message_id: int) -> HttpResponse:
+    return _picture_action(
+        request,
+        companion_id,
+        message_id,
+        pictures.picture_use_as_header,
+        "settings_change",
+        "That picture is the profile picture now.",
+    )
+
+
+@login_required
+@require_POST
+def picture_delete(request: HttpRequest, companion_id: int, message_id: int) -> HttpResponse:
+    return _picture_action(
+        request, companion_id, message_id, pictures.picture_delete, "settings_change", "Picture deleted."
+    )
+
+
+def _picture_action(
+    request: HttpRequest, companion_id: int, message_id: int, action, scope: str, done: str
+) -> HttpResponse:
+    """The websocket's picture frames for the page without JavaScript: the same services."""
+    companion = companion_get_for_user(request.user, companion_id)
+    try:
+        action(user=request.user, companion=companion, message_id=message_id)
+    except services.ChatError as exc:
+        if exc.code == "not_found":  # not yours looks the same as not there
+            raise Http404(exc.message) from exc
+        if exc.code == "rate_limited":
+            raise ratelimits.RateLimited(scope, exc.retry_after or 60) from exc
+        if exc.code == "not_a_picture":
+            return HttpResponseBadRequest(exc.message, content_type="text/plain; charset=utf-8")
+        messages.error(request, exc.message)  # busy, quota: something the user can wait out
+    else:
+        messages.success(request, done)
+    return redirect("chat:page", companion_id=companion.pk)
 
 
 def _message_json(message: Message) -> dict:

@@ -23,7 +23,7 @@ from media.storage import KIND_FOLDERS, storage_name
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ImageRejected", "delete_image", "storage_stats", "store_image"]
+__all__ = ["ImageRejected", "delete_image", "image_read", "storage_stats", "store_image"]
 
 
 def store_image(data: bytes | str, companion, kind: str, *, prompt: str = "") -> StoredImage:
@@ -71,6 +71,15 @@ def store_image(data: bytes | str, companion, kind: str, *, prompt: str = "") ->
         ratio=round(image.compression_ratio, 3),
     )
     return image
+
+
+def image_read(image: StoredImage) -> bytes:
+    """The stored file's bytes (``FileNotFoundError`` when the file is gone)."""
+    try:
+        with default_storage.open(image.file.name, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise FileNotFoundError(image.file.name) from exc
 
 
 def delete_image(image: StoredImage) -> None:

@@ -56,7 +56,8 @@
   var failedRunId = null;
   var pending = {}; // client_id -> {text, bubble}
   var counter = 0;
-  var pendingAction = null; // "regenerate" | "continue" | "edit": how the next accepted run shows
+  var pendingAction = null; // "regenerate" | "continue" | "edit" | "repaint": how the next accepted run shows
+  var repaintingId = null; // the reply whose picture this tab asked to paint again
   var editing = false; // the composer is editing the last message
   var editingId = null; // ... this one (the server refuses if it is no longer the last)
   var ownRuns = {}; // runs this tab started: their "turn.started" is news only for the other tabs
@@ -153,6 +154,74 @@
     link.appendChild(img);
     var time = bubble.querySelector("time");
     bubble.insertBefore(link, time);
+    if (!isGroup) addPictureControls(bubble);
+  }
+
+  // Paint again / use as profile picture / delete, as buttons sending websocket frames (the page
+  // draws the same buttons inside plain forms, which work without JavaScript).
+  var PICTURE_ACTIONS = [
+    ["picture.repaint", "Paint again", "Paint this picture again: the same scene, a new seed"],
+    ["picture.use_as_header", "Use as profile picture", "Make this the profile picture"],
+    ["picture.delete", "Delete picture", "Delete this picture (the message stays)"]
+  ];
+
+  function addPictureControls(bubble) {
+    if (bubble.querySelector("[data-picture-controls]")) return;
+    var box = document.createElement("div");
+    box.className = "picture-controls row";
+    box.dataset.pictureControls = "";
+    PICTURE_ACTIONS.forEach(function (a) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "btn btn-ghost small";
+      b.dataset.pictureAction = a[0];
+      b.textContent = a[1];
+      b.title = a[2];
+      box.appendChild(b);
+    });
+    bubble.appendChild(box);
+  }
+
+  function removePicture(bubble) {
+    ["[data-picture-controls]", ".bubble-image"].forEach(function (sel) {
+      var el = bubble.querySelector(sel);
+      if (el) el.remove();
+    });
+  }
+
+  function onPictureAction(event) {
+    var button = event.target.closest("[data-picture-action]");
+    if (!button) return false;
+    event.preventDefault(); // the socket does it; the form is for pages without JavaScript
+    var li = button.closest(".bubble");
+    var id = parseInt(li.dataset.messageId, 10);
+    var action = button.dataset.pictureAction;
+    if (action === "picture.delete" && !button.dataset.armed) {
+      button.dataset.armed = "1";
+      button.textContent = "Delete picture?";
+      setTimeout(function () { delete button.dataset.armed; button.textContent = "Delete picture"; }, 3000);
+      return true;
+    }
+    if (send({ type: action, message_id: id }) && action === "picture.repaint") {
+      pendingAction = "repaint";
+      repaintingId = id;
+    }
+    return true;
+  }
+
+  function showHeader(url) {
+    var head = root.querySelector(".chat-head .avatar");
+    if (!head) return;
+    if (head.tagName !== "IMG") {
+      var img = document.createElement("img");
+      img.className = "avatar";
+      img.alt = "";
+      img.width = 48;
+      img.height = 48;
+      head.replaceWith(img);
+      head = img;
+    }
+    head.src = url;
   }
 
   // sender: {id, name, avatar_url}. A member's avatar is copied from the page head; one who has
@@ -285,6 +354,8 @@
         b.hidden = !show;
       });
     });
+    // A picture is painted again only when no reply is being written (the server says "busy").
+    log.querySelectorAll('[data-picture-action="picture.repaint"]').forEach(function (b) { b.hidden = busy; });
     // Only messages with an id can be acted on (a pending one has none yet).
     var lastIsCut = lastAssistant && lastAssistant.dataset.finishReason === "length" && lastAssistant === log.querySelector(".bubble:last-child");
     if (continueButton) continueButton.hidden = busy || !lastIsCut;
@@ -342,11 +413,13 @@
 
   // ---- run status ----
 
-  function showProgress(value, step) {
+  function showProgress(value, step, percent) {
     runBox.hidden = false;
     bar.style.width = Math.max(0, Math.min(100, value)) + "%";
     progressEl.setAttribute("aria-valuenow", String(value));
     stepEl.textContent = (speaker && STEPS[step] ? speaker.sender + ": " : "") + (STEPS[step] || "");
+    // The picture service's own progress, when it reports one.
+    if (step === "generate_image" && typeof percent === "number") stepEl.textContent += " " + percent + "%";
     setBusy(true);
   }
 
@@ -401,6 +474,9 @@
     var reuse = null;
     if (kind === "regenerate" || kind === "continue") {
       reuse = replyId ? document.getElementById("message-" + replyId) : lastOf("assistant");
+    } else if (kind === "repaint") {
+      reuse = replyId ? document.getElementById("message-" + replyId) : null;
+      if (reuse) removePicture(reuse); // the new one comes with "image"
     }
     if (currentRun && currentRun.id === runId) {
       // A group's "turn.speaker" came first and opened the named bubble already.
@@ -411,7 +487,7 @@
     if (currentRun && currentRun.bubble) finishBubble(null); // its "done" was lost: not streaming any more
     currentRun = { id: runId, bubble: null, content: "", points: 0 };
     if (reuse) {
-      var keep = kind === "continue" ? rawText(reuse.querySelector(".bubble-text")) : "";
+      var keep = kind === "continue" || kind === "repaint" ? rawText(reuse.querySelector(".bubble-text")) : "";
       if (kind === "regenerate") keepOldVersion(reuse, versions);
       reuse.querySelector(".bubble-text").textContent = keep;
       reuse.classList.add("streaming");
@@ -487,8 +563,9 @@
       }
       ownRuns[e.run_id] = true;
       if (pendingAction === "edit") showEdited(e.message_id, textarea.dataset.sent || "");
-      beginRun(e.run_id, pendingAction || "send", null, null);
+      beginRun(e.run_id, pendingAction || "send", pendingAction === "repaint" ? repaintingId : null, null);
       pendingAction = null;
+      repaintingId = null;
     },
     // A run another tab, device or the plain form started; this tab's own came as "message.accepted",
     // which its socket always gets first.
@@ -518,7 +595,7 @@
     },
     progress: function (e) {
       if (e.step === "done") return;
-      showProgress(e.progress, e.step);
+      showProgress(e.progress, e.step, e.percent);
     },
     token: function (e) {
       applyTokens(streamingBubble(e.run_id, e), e.offset || 0, e.text);
@@ -541,6 +618,13 @@
       var bubble = document.getElementById("message-" + e.message_id);
       if (bubble) bubble.remove();
       refreshActions();
+    },
+    "picture.removed": function (e) {
+      var bubble = document.getElementById("message-" + e.message_id);
+      if (bubble) removePicture(bubble);
+    },
+    "companion.header": function (e) {
+      showHeader(e.url);
     },
     "message.updated": function (e) {
       var bubble = document.getElementById("message-" + e.message_id);
@@ -718,7 +802,7 @@
   }
 
   log.addEventListener("click", function (event) {
-    if (onAction(event)) return;
+    if (onAction(event) || onPictureAction(event)) return;
     var older = event.target.closest("[data-older]");
     if (older) { loadOlder(older); return; }
     var link = event.target.closest("[data-enlarge]");

@@ -24,6 +24,8 @@ SAMPLES = {
     "pong": {"type": "pong"},
     "message.deleted": events.message_deleted(1),
     "message.updated": events.message_updated(1, "text", 2),
+    "picture.removed": events.picture_removed(1),
+    "companion.header": events.companion_header("/media/images/y.jpg"),
     "group.snapshot": events.group_snapshot(
         {"id": 1, "title": "Crew", "companions": [{"id": 2, "name": "Mika", "state": {}}]},
         None,
@@ -64,9 +66,11 @@ def test_group_run_events_may_name_their_speaker(kind):
     assert set(sample) <= set(hints)
 
 
-def test_the_group_socket_accepts_every_frame_but_edit_and_retry():
+def test_the_group_socket_accepts_every_frame_but_edit_retry_and_pictures():
     assert set(events.GROUP_CLIENT_FRAMES) <= set(events.CLIENT_FRAMES)
-    assert set(events.CLIENT_FRAMES) - set(events.GROUP_CLIENT_FRAMES) == {"message.edit", "run.retry"}
+    assert set(events.CLIENT_FRAMES) - set(events.GROUP_CLIENT_FRAMES) == {
+        "message.edit", "run.retry", "picture.repaint", "picture.use_as_header", "picture.delete"
+    }  # fmt: skip
 
 
 def test_error_omits_optional_fields():
@@ -89,3 +93,17 @@ def test_turn_started_names_the_message_and_refuses_an_unknown_kind():
     }
     with pytest.raises(ValueError):
         events.turn_started("r", "resend", message)
+
+
+def test_progress_carries_the_pictures_percent_only_when_there_is_one():
+    assert "percent" not in events.progress("r", 85, "generate_image")
+    event = events.progress("r", 92, "generate_image", percent=50)
+    assert event == {
+        "type": "progress", "run_id": "r", "progress": 92, "step": "generate_image", "percent": 50
+    }  # fmt: skip
+    assert set(event) <= set(get_type_hints(events.ProgressEvent))
+
+
+def test_a_repaint_names_the_reply_it_paints_again():
+    message = SimpleNamespace(pk=4, content="Hi", created_at=NOW)
+    assert events.turn_started("r", "repaint", message, reply_id=5)["reply_id"] == 5

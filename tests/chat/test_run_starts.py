@@ -21,12 +21,15 @@ from chat import events, services
 from chat.models import Message, PipelineRun
 from companionhub import ratelimits
 from groups.models import GroupMessage
+from media.services import store_image
 from tests.chat.test_usage import use_up_quota
+from tests.companions.factories import png_bytes
 from tests.groups.factories import make_group
 from tests.groups.test_regenerate import finished_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = "<the failed run>"
+PICTURE_REPLY = "<the reply with a picture>"
 
 CHAT_STARTS = {
     "message.send": {"type": "message.send", "content": "One more?"},
@@ -34,6 +37,7 @@ CHAT_STARTS = {
     "message.regenerate": {"type": "message.regenerate"},
     "message.continue": {"type": "message.continue"},
     "run.retry": {"type": "run.retry", "run_id": RUN_ID},
+    "picture.repaint": {"type": "picture.repaint", "message_id": PICTURE_REPLY},
 }
 GROUP_STARTS = {
     "message.send": {"type": "message.send", "content": "Anyone there?"},
@@ -41,12 +45,13 @@ GROUP_STARTS = {
     "message.continue": {"type": "message.continue"},
 }
 NOT_STARTS = {"ping", "run.cancel", "message.delete", "message.alternative"}
+CHAT_ONLY_NOT_STARTS = {"picture.use_as_header", "picture.delete"}  # the group socket has no picture frames
 REFUSAL = {"chat_message": "rate_limited", "quota": "quota_exceeded"}
 
 
 def test_every_client_frame_is_sorted():
     """A new frame type must be listed as a start (and so tested below) or not."""
-    assert set(CHAT_STARTS) | NOT_STARTS == set(events.CLIENT_FRAMES)
+    assert set(CHAT_STARTS) | NOT_STARTS | CHAT_ONLY_NOT_STARTS == set(events.CLIENT_FRAMES)
     assert set(GROUP_STARTS) | NOT_STARTS == set(events.GROUP_CLIENT_FRAMES)
     assert NOT_STARTS.isdisjoint(CHAT_STARTS)
 
@@ -58,7 +63,11 @@ def one_to_one_history(companion, *, want_image: bool = False) -> str:
     """A message, a reply cut at the length limit, and the latest run failed: every start is possible."""
     said = Message.objects.create(companion=companion, role="user", content="Hi")
     reply = Message.objects.create(
-        companion=companion, role="assistant", content="Hello there", finish_reason="length"
+        companion=companion,
+        role="assistant",
+        content="Hello there",
+        finish_reason="length",
+        image=store_image(png_bytes(), companion, "generated", prompt="Mika, at the beach"),
     )
     run = PipelineRun.objects.create(
         companion=companion,
@@ -68,6 +77,10 @@ def one_to_one_history(companion, *, want_image: bool = False) -> str:
         want_image=want_image,
     )
     return str(run.pk)
+
+
+def picture_reply_id(companion) -> int:
+    return Message.objects.filter(companion=companion, image__isnull=False).values_list("pk", flat=True).get()
 
 
 def group_history(user):
@@ -125,6 +138,8 @@ async def test_each_one_to_one_start_is_refused_over_the_limit(
 ):
     run_id = await sync_to_async(one_to_one_history)(companion)
     frame = {**CHAT_STARTS[kind], **({"run_id": run_id} if "run_id" in CHAT_STARTS[kind] else {})}
+    if "message_id" in frame:
+        frame["message_id"] = await sync_to_async(picture_reply_id)(companion)
     await sync_to_async(use_up)(limit, user, settings)
     before = await sync_to_async(chat_rows)(companion.pk)
     client = await connect(companion.pk, user=user)

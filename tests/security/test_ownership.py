@@ -14,7 +14,7 @@ from media.models import StoredImage
 from media.services import store_image
 from tests.companions.factories import make_companion, png_bytes
 
-OBJECT_KWARGS = {"companion_id", "token_id", "image_id", "group_id"}
+OBJECT_KWARGS = {"companion_id", "token_id", "image_id", "group_id", "message_id"}
 NOT_OBJECTS = {"step"}  # the wizard's step number belongs to the signed-in user's own draft
 
 
@@ -48,19 +48,28 @@ def test_every_object_kwarg_is_covered():
 def victim_objects(user, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     companion = make_companion(user)
-    Message.objects.create(companion=companion, role="user", content="private words")
     image = store_image(png_bytes(), companion, "generated")
+    # A reply with a picture: the picture buttons name it.
+    message = Message.objects.create(
+        companion=companion, role="assistant", content="private words", image=image
+    )
     token, _ = tokens.token_create(user=user, name="victim")
     group = GroupChat.objects.create(creator=user, title="Victims")
     group.companions.set([companion, make_companion(user, name="Rin")])
     GroupMessage.objects.create(group=group, content="private words")
-    return {"companion_id": companion.pk, "token_id": token.pk, "image_id": image.pk, "group_id": group.pk}
+    return {
+        "companion_id": companion.pk,
+        "token_id": token.pk,
+        "image_id": image.pk,
+        "group_id": group.pk,
+        "message_id": message.pk,
+    }
 
 
 def snapshot():
     return (
         list(Companion.objects.values_list("pk", "name", "current_outfit")),
-        list(Message.objects.values_list("pk", "content")),
+        list(Message.objects.values_list("pk", "content", "image_id")),
         list(StoredImage.objects.values_list("pk", flat=True)),
         list(ApiToken.objects.values_list("pk", "revoked_at")),
         list(GroupChat.objects.values_list("pk", "title")),

@@ -1,0 +1,376 @@
+"""A picture in the chat: paint again, use as profile picture, delete; and what the image step paints with.
+
+Every control over HTTP (the page's buttons) and over the websocket, for the
+owner, another user and nobody signed in, with ids that name nothing and
+messages without a picture. The painting itself runs on the real worker
+against the fake SD WebUI.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.files.storage import default_storage
+from django.test import Client
+from django.urls import reverse
+from PIL import Image
+
+from chat.models import Message, PipelineRun
+from companions.models import Companion
+from companions.services import companion_set_header
+from media.models import StoredImage
+from media.services import store_image
+from tests.companions.factories import make_companion, png_bytes
+
+SCENE = "Mika in a red sundress, at the beach"
+ANALYSIS = '{"outfit": "red sundress", "location": "beach", "action": "waving", "wants_image": false}'
+CONTROLS = ["picture_paint_again", "picture_use_as_header", "picture_delete"]
+
+
+def picture_chat(companion) -> tuple[Message, Message]:
+    """A user message and a reply that shows a picture; (reply, a text-only message)."""
+    said = Message.objects.create(companion=companion, role="user", content="A picture at the beach?")
+    picture = store_image(png_bytes(), companion, StoredImage.Kind.GENERATED, prompt=SCENE)
+    reply = Message.objects.create(companion=companion, role="assistant", content="Here!", image=picture)
+    return reply, said
+
+
+def url(name: str, companion, message_id) -> str:
+    return reverse(f"chat:{name}", args=[companion.pk, message_id])
+
+
+def state(companion) -> tuple:
+    """Everything a control may change, to show that a refusal changed nothing."""
+    companion = Companion.objects.get(pk=companion.pk)
+    return (
+        companion.header_image_id,
+        sorted(
+            str(pk) for pk in StoredImage.objects.filter(companion=companion).values_list("pk", flat=True)
+        ),
+        list(Message.objects.filter(companion=companion).order_by("pk").values_list("pk", "image_id")),
+        PipelineRun.objects.filter(companion=companion).count(),
+    )
+
+
+# --- over HTTP ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_paint_again_starts_a_picture_run_with_a_new_seed_for_the_same_scene(
+    client, user, companion, django_capture_on_commit_callbacks, monkeypatch
+):
+    reply, said = picture_chat(companion)
+    started: list = []
+    monkeypatch.setattr("chat.pictures._start", lambda *args: started.append(args))
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url("picture_paint_again", companion, reply.pk))
+    assert response.status_code == 302
+    [run] = PipelineRun.objects.filter(companion=companion)
+    assert (run.user_message_id, run.assistant_message_id, run.want_image) == (said.pk, reply.pk, True)
+    order = run.analysis["repaint"]
+    assert order["prompt"] == SCENE and order["image_id"] == str(reply.image_id)
+    assert isinstance(order["seed"], int)
+    [(companion_id, run_id, event)] = started
+    assert (companion_id, run_id) == (companion.pk, run.pk)
+    assert (event["type"], event["kind"], event["reply_id"]) == ("turn.started", "repaint", reply.pk)
+
+
+@pytest.mark.django_db
+def test_use_as_header_copies_the_picture_into_the_header(client, user, companion):
+    reply, _ = picture_chat(companion)
+    client.force_login(user)
+    response = client.post(url("picture_use_as_header", companion, reply.pk))
+    assert response.status_code == 302
+    companion.refresh_from_db()
+    header = companion.header_image
+    assert header.kind == StoredImage.Kind.HEADER
+    assert header.pk != reply.image_id  # a copy: deleting the picture keeps the header
+    assert default_storage.exists(header.file.name)
+
+
+@pytest.mark.django_db
+def test_use_as_header_replaces_the_old_header_and_its_file(
+    client, user, companion, django_capture_on_commit_callbacks
+):
+    reply, _ = picture_chat(companion)
+    old = companion_set_header(companion=companion, data=png_bytes(color=(1, 2, 3)))
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("picture_use_as_header", companion, reply.pk))
+    assert not StoredImage.objects.filter(pk=old.pk).exists()
+    assert not default_storage.exists(old.file.name)
+
+
+@pytest.mark.django_db
+def test_delete_removes_the_picture_and_its_file_after_commit(
+    client, user, companion, django_capture_on_commit_callbacks
+):
+    reply, _ = picture_chat(companion)
+    name = reply.image.file.name
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(url("picture_delete", companion, reply.pk))
+        assert default_storage.exists(name)  # not before the commit
+    assert response.status_code == 302
+    for callback in callbacks:
+        callback()
+    assert not default_storage.exists(name)
+    reply.refresh_from_db()
+    assert reply.image_id is None
+    assert reply.content == "Here!"  # the message stays
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONTROLS)
+def test_another_users_picture_is_404_and_unchanged(client, user, other_user, companion, name):
+    reply, _ = picture_chat(companion)
+    before = state(companion)
+    client.force_login(other_user)
+    assert client.post(url(name, companion, reply.pk)).status_code == 404
+    # Their own companion with my message's id: still not found.
+    theirs = make_companion(other_user, name="Rin")
+    assert client.post(url(name, theirs, reply.pk)).status_code == 404
+    assert state(companion) == before
+    assert default_storage.exists(reply.image.file.name)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONTROLS)
+def test_anonymous_is_sent_to_sign_in(client, companion, name):
+    reply, _ = picture_chat(companion)
+    before = state(companion)
+    response = client.post(url(name, companion, reply.pk))
+    assert response.status_code == 302 and "login" in response["Location"]
+    assert state(companion) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONTROLS)
+def test_only_post(client, user, companion, name):
+    reply, _ = picture_chat(companion)
+    client.force_login(user)
+    assert client.get(url(name, companion, reply.pk)).status_code == 405
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONTROLS)
+def test_the_csrf_token_is_needed(user, companion, name):
+    reply, _ = picture_chat(companion)
+    before = state(companion)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+    assert strict.post(url(name, companion, reply.pk)).status_code == 403
+    assert state(companion) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONTROLS)
+def test_an_unknown_id_is_404(client, user, companion, name):
+    picture_chat(companion)
+    before = state(companion)
+    client.force_login(user)
+    assert client.post(url(name, companion, 999_999)).status_code == 404
+    assert state(companion) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONTROLS)
+def test_a_message_without_a_picture_is_refused(client, user, companion, name):
+    _, said = picture_chat(companion)
+    before = state(companion)
+    client.force_login(user)
+    response = client.post(url(name, companion, said.pk))
+    assert response.status_code == 400
+    assert "no picture" in response.content.decode()
+    assert state(companion) == before
+
+
+@pytest.mark.django_db
+def test_paint_again_passes_the_picture_limit(client, user, companion, rate_limits):
+    reply, _ = picture_chat(companion)
+    from companionhub import ratelimits
+
+    ratelimits.hit("image", f"user:{user.pk}")  # the small limit: one picture an hour
+    before = state(companion)
+    client.force_login(user)
+    response = client.post(url("picture_paint_again", companion, reply.pk))
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert state(companion) == before
+
+
+@pytest.mark.django_db
+def test_paint_again_waits_for_the_reply_being_written(client, user, companion):
+    reply, said = picture_chat(companion)
+    PipelineRun.objects.create(companion=companion, user_message=said, status="running")
+    client.force_login(user)
+    response = client.post(url("picture_paint_again", companion, reply.pk), follow=True)
+    assert "still replying" in response.content.decode()
+    assert PipelineRun.objects.filter(companion=companion).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["picture_use_as_header", "picture_delete"])
+def test_header_and_delete_are_rate_limited(client, user, companion, rate_limits, name):
+    client.force_login(user)
+    replies = [picture_chat(companion)[0] for _ in range(3)]
+    statuses = [client.post(url(name, companion, reply.pk)).status_code for reply in replies]
+    assert statuses == [302, 302, 429]
+    assert Message.objects.get(pk=replies[2].pk).image_id == replies[2].image_id
+
+
+@pytest.mark.django_db
+def test_the_chat_page_offers_the_buttons_on_a_picture(client, user, companion):
+    reply, said = picture_chat(companion)
+    client.force_login(user)
+    html = client.get(reverse("chat:page", args=[companion.pk])).content.decode()
+    for name in CONTROLS:
+        assert url(name, companion, reply.pk) in html
+        assert url(name, companion, said.pk) not in html
+
+
+# --- over the websocket ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_delete_over_the_socket_reaches_every_tab(connect, companion, user):
+    reply, _ = await sync_to_async(picture_chat)(companion)
+    one = await connect(companion.pk, user=user)
+    two = await connect(companion.pk, user=user)
+    await one.send({"type": "picture.delete", "message_id": reply.pk})
+    for tab in (one, two):
+        assert await tab.receive() == {"type": "picture.removed", "message_id": reply.pk}
+    assert await sync_to_async(lambda: Message.objects.get(pk=reply.pk).image_id)() is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_use_as_header_over_the_socket(connect, companion, user):
+    reply, _ = await sync_to_async(picture_chat)(companion)
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "picture.use_as_header", "message_id": reply.pk})
+    event = await client.receive()
+    header_id = await sync_to_async(lambda: Companion.objects.get(pk=companion.pk).header_image_id)()
+    assert event == {"type": "companion.header", "url": reverse("media:image", args=[header_id])}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["picture.repaint", "picture.use_as_header", "picture.delete"])
+async def test_the_socket_refuses_bad_ids_and_other_peoples_pictures(
+    connect, companion, user, other_user, kind
+):
+    reply, said = await sync_to_async(picture_chat)(companion)
+    theirs = await sync_to_async(make_companion)(other_user, name="Rin")
+    before = await sync_to_async(state)(companion)
+    intruder = await connect(theirs.pk, user=other_user)
+    owner = await connect(companion.pk, user=user)
+    cases = [
+        (intruder, reply.pk, "not_found"),  # my picture's id on their own companion's socket
+        (owner, 999_999, "not_found"),
+        (owner, said.pk, "not_a_picture"),
+    ]
+    for client, message_id, code in cases:
+        await client.send({"type": kind, "message_id": message_id})
+        answer = await client.receive()
+        assert (answer["type"], answer["code"]) == ("error", code)
+    for frame in ({"type": kind}, {"type": kind, "message_id": "7"}, {"type": kind, "message_id": True}):
+        await owner.send(frame)
+        assert (await owner.receive())["code"] == "bad_frame"
+    assert await sync_to_async(state)(companion) == before
+    # Another user's companion cannot even be opened.
+    assert (await connect(companion.pk, user=other_user)).close_code == 4404
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_group_socket_has_no_picture_frames(connect, user):
+    from tests.groups.factories import make_group
+
+    group = await sync_to_async(make_group)(user, "Mika", "Rin")
+    client = await connect(None, user=user, path=f"/ws/group/{group.pk}/")
+    await client.send({"type": "picture.delete", "message_id": 1})
+    assert (await client.receive())["code"] == "unknown_type"
+
+
+# --- painting, on the worker ----------------------------------------------------------------
+
+
+def jpeg_of(data: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_paint_again_paints_the_same_scene_with_a_new_seed(
+    worker, use_fake_llm, use_fake_sd, connect, companion, user
+):
+    reply, _ = await sync_to_async(picture_chat)(companion)
+    old_image_id = reply.image_id
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "picture.repaint", "message_id": reply.pk})
+    accepted = await client.receive_until("message.accepted")
+    done = await client.receive_until("done")
+    assert done["message_id"] == reply.pk and done["run_id"] == accepted["run_id"]
+    [started] = client.of_type("turn.started")
+    assert (started["kind"], started["reply_id"]) == ("repaint", reply.pk)
+    [image] = client.of_type("image")
+    run = await PipelineRun.objects.aget(pk=accepted["run_id"])
+    assert run.status == "completed"
+    new_image = await sync_to_async(lambda: Message.objects.select_related("image").get(pk=reply.pk).image)()
+    assert new_image.pk != old_image_id and image["url"] == new_image.url
+    assert await StoredImage.objects.filter(pk=old_image_id).aexists()  # the old one stays in the gallery
+    [painted] = [r for r in use_fake_sd.requests if r["path"].startswith("/sdapi/v1/txt2img")]
+    assert painted["json"]["prompt"] == SCENE
+    assert painted["json"]["seed"] == run.analysis["repaint"]["seed"]
+    assert use_fake_llm.requests == []  # the reply is not written again
+    message = await Message.objects.aget(pk=reply.pk)
+    assert message.content == "Here!"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_picture_uses_the_companions_seed_and_header_reference(
+    worker, use_fake_llm, use_fake_sd, connect, user
+):
+    use_fake_llm.completion_text = ANALYSIS
+    companion = await sync_to_async(make_companion)(user)
+    await sync_to_async(companion_set_header)(companion=companion, data=png_bytes(color=(9, 9, 9)))
+    await Companion.objects.filter(pk=companion.pk).aupdate(image_seed=424242, use_header_as_reference=True)
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Show me!", "image": True})
+    await client.receive_until("done")
+    assert client.of_type("image")
+    [painted] = [r for r in use_fake_sd.requests if r["path"].startswith("/sdapi/v1/img")]
+    assert painted["path"] == "/sdapi/v1/img2img"
+    assert painted["json"]["seed"] == 424242
+    assert jpeg_of(painted["json"]["init_images"][0]).format == "JPEG"  # the stored header
+    assert 0 < painted["json"]["denoising_strength"] < 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_without_the_reference_choice_it_paints_from_text_with_the_seed(
+    worker, use_fake_llm, use_fake_sd, connect, companion, user
+):
+    use_fake_llm.completion_text = ANALYSIS
+    await sync_to_async(companion_set_header)(companion=companion, data=png_bytes())
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Show me!", "image": True})
+    await client.receive_until("done")
+    [painted] = [r for r in use_fake_sd.requests if r["path"].startswith("/sdapi/v1/txt2img")]
+    assert painted["json"]["seed"] == companion.image_seed
+    assert "init_images" not in painted["json"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_pictures_progress_reaches_the_page_in_percent(
+    worker, use_fake_llm, use_fake_sd, connect, companion, user
+):
+    use_fake_llm.completion_text = ANALYSIS
+    use_fake_sd.delay = 2.6  # the client asks /sdapi/v1/progress about once a second
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Show me!", "image": True})
+    await client.receive_until("done", timeout=30)
+    painting = [e for e in client.of_type("progress") if "percent" in e]
+    assert painting, "no progress in percent while painting"
+    assert all(e["step"] == "generate_image" and 0 < e["percent"] <= 99 for e in painting)
+    assert all(85 <= e["progress"] <= 99 for e in painting)
+    assert [e["percent"] for e in painting] == sorted({e["percent"] for e in painting})
