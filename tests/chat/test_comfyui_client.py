@@ -240,3 +240,30 @@ def test_the_key_goes_on_every_call(fake_comfyui):
     client = ComfyUIClient(base_url=fake_comfyui.base_url, api_key="comfy-key", timeout=FAST)
     client.generate(REQUEST)
     assert {r["headers"].get("authorization") for r in fake_comfyui.requests} == {"Bearer comfy-key"}
+
+
+def test_a_slow_picture_that_keeps_reporting_is_not_a_timeout(fake_comfyui):
+    """The read timeout is for silence, not for the whole picture: progress keeps it alive."""
+    client = ComfyUIClient(base_url=fake_comfyui.base_url, timeout=(1.0, 0.5))
+    fake_comfyui.progress_steps, fake_comfyui.step_delay = 6, 0.2  # longer than 0.5 s in all
+    seen: list[int] = []
+    decode(client.generate(REQUEST, on_progress=seen.append))
+    assert len(seen) == 6
+
+
+def test_messages_about_another_clients_prompt_are_ignored(comfy, fake_comfyui):
+    """A shared ComfyUI: only our prompt's progress counts, and only its end ends the wait."""
+    original = fake_comfyui._execute
+
+    def noisy(prompt_id, number, client_id, workflow, failure):
+        stranger = {"prompt_id": "someone-else"}
+        fake_comfyui._send(client_id, {"type": "progress", "data": {**stranger, "value": 9, "max": 10}})
+        fake_comfyui._send(client_id, {"type": "executing", "data": {**stranger, "node": None}})
+        fake_comfyui._send(client_id, {"type": "crystools.monitor", "data": {"cpu": 3}})
+        fake_comfyui._send(client_id, {"type": "status", "data": {"status": {}}})
+        original(prompt_id, number, client_id, workflow, failure)
+
+    fake_comfyui._execute = noisy
+    seen: list[int] = []
+    decode(comfy.generate(REQUEST, on_progress=seen.append))
+    assert seen == [25, 50, 75, 99]
