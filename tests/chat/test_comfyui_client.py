@@ -244,8 +244,8 @@ def test_the_key_goes_on_every_call(fake_comfyui):
 
 def test_a_slow_picture_that_keeps_reporting_is_not_a_timeout(fake_comfyui):
     """The read timeout is for silence, not for the whole picture: progress keeps it alive."""
-    client = ComfyUIClient(base_url=fake_comfyui.base_url, timeout=(1.0, 0.5))
-    fake_comfyui.progress_steps, fake_comfyui.step_delay = 6, 0.2  # longer than 0.5 s in all
+    client = ComfyUIClient(base_url=fake_comfyui.base_url, timeout=(2.0, 1.5))
+    fake_comfyui.progress_steps, fake_comfyui.step_delay = 6, 0.4  # 2.4 s in all
     seen: list[int] = []
     decode(client.generate(REQUEST, on_progress=seen.append))
     assert len(seen) == 6

@@ -276,18 +276,20 @@ class _ComfyHandler(FakeHandler):
             self.send_bytes(fake.ws_reject_status, b"refused", content_type="text/plain")
             return
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()  # noqa: S324
-        self.send_response(101)
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.end_headers()
-        self.wfile.flush()
-        self.close_connection = True
+        # Listening before the handshake is answered: the client queues its prompt as soon as it
+        # has the 101, and the prompt's first messages must find this socket.
         outbox: queue.Queue = queue.Queue()
         client_id = client_id or uuid.uuid4().hex
         fake._sockets[client_id] = outbox
+        self.close_connection = True
         conn = self.connection
         try:
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            self.wfile.flush()
             self._ws_send({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                       "sid": client_id}})  # fmt: skip
             while not fake._stopping.is_set():
