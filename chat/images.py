@@ -158,7 +158,7 @@ class SDWebUIClient(_JSONClient):
         Its own session: ``requests.Session`` is not safe to share with the
         thread that waits for the picture.
         """
-        last = -1
+        last = 0  # the WebUI says 0 while idle or queued: nothing to show yet
         with requests.Session() as session:
             session.headers.update(self.session.headers)
             while not stop.wait(self.progress_interval):

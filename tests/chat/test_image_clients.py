@@ -293,8 +293,7 @@ def test_sd_progress_is_polled_while_painting(fake_sd):
     polls = [r for r in fake_sd.requests if r["path"].startswith("/sdapi/v1/progress")]
     assert polls, "the progress API was not asked"
     assert seen and seen == sorted(set(seen))  # rising, no repeats
-    assert all(0 <= p <= 99 for p in seen)
-    assert max(seen) > 0
+    assert all(0 < p <= 99 for p in seen)  # 0 is the idle WebUI's answer: nothing to show
 
 
 def test_sd_progress_failing_does_not_fail_the_picture(fake_sd):
