@@ -12,9 +12,13 @@ from django.apps import apps
 from django.db import connections
 from django.db.models import Model
 
-# Rows that ``migrate`` writes by itself (post_migrate): a database holding only
-# these is still empty for restore and move.
-SETUP_MODELS = frozenset({"contenttypes.contenttype", "auth.permission"})
+# Rows that ``migrate`` writes by itself: content types and permissions
+# (post_migrate), and the Moderators group with its permissions (a data
+# migration, accounts 0005). A database holding only these is still empty for
+# restore and move, which replace them with the source's rows.
+SETUP_MODELS = frozenset(
+    {"contenttypes.contenttype", "auth.permission", "auth.group", "auth.group_permissions"}
+)
 
 
 def installed_models() -> list[type[Model]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 
 from ops import backup as backup_module
 from ops.archive import archive_verify
@@ -49,7 +50,8 @@ def test_the_manifest_describes_the_database_and_media(site, backup_dir, media_r
     assert datetime.fromisoformat(manifest["created_at"])
     assert manifest["database"]["vendor"] == connection.vendor
     assert manifest["migrations"]["chat"].startswith("00")
-    assert manifest["migrations"]["media"] == "0001_initial"
+    # The newest migration of each app, as the graph on disk names it.
+    assert manifest["migrations"]["media"] == MigrationLoader(None).graph.leaf_nodes("media")[0][1]
     counts = manifest["row_counts"]
     assert counts["accounts.user"] == 2
     assert counts["companions.companion"] == 3
