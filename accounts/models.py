@@ -169,6 +169,10 @@ class UsageTransaction(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     image_count = models.PositiveSmallIntegerField(default=0)
+    # Which connection and model served the run ("<connection name> / <model>", or "demo"):
+    # text, not a key to chat's rows -- accounts imports nothing of ours, and the record
+    # must outlive a connection deleted later.
+    served_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:

@@ -64,6 +64,7 @@ def usage_record_run(
     prompt_tokens: int,
     completion_tokens: int,
     image_count: int,
+    served_by: str = "",
     now: dt.datetime | None = None,
 ) -> UsageTransaction | None:
     """Charge one run: its transaction row, the user's counters and the companion's total.
@@ -89,6 +90,7 @@ def usage_record_run(
                     prompt_tokens=max(int(prompt_tokens), 0),
                     completion_tokens=max(int(completion_tokens), 0),
                     image_count=images,
+                    served_by=served_by[:200],  # the connection and model, per connection accounting
                     created_at=now,
                 )
         except IntegrityError:

@@ -1,11 +1,13 @@
-"""Moderation of messages and pipeline runs."""
+"""Moderation of messages and pipeline runs; the back-end connections and sampler presets."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
 
-from chat.backends import image_breaker, llm_breaker
+from chat import admin_backends  # noqa: F401  (registers the connection and preset admins)
+from chat.backends import all_breakers
+from chat.connections import breakers_reset_all
 from chat.models import Message, PipelineRun
 
 
@@ -56,17 +58,16 @@ class PipelineRunAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         """Show each back end's circuit breaker above the runs: why runs may be failing fast."""
-        breakers = [llm_breaker().status(), image_breaker().status()]
+        breakers = [breaker.status() for breaker in all_breakers()]
         return super().changelist_view(request, {**(extra_context or {}), "breakers": breakers})
 
     def has_reset_breakers_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("chat.reset_circuit_breakers")
 
     @admin.action(
-        description="Reset the LLM and image circuit breakers (try the back ends again now)",
+        description="Reset every connection's circuit breaker (try the back ends again now)",
         permissions=("reset_breakers",),
     )
     def reset_circuit_breakers(self, request, queryset) -> None:
-        llm_breaker().reset()
-        image_breaker().reset()
+        breakers_reset_all()
         self.message_user(request, "Circuit breakers reset.")

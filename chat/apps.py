@@ -4,3 +4,14 @@ from django.apps import AppConfig
 class ChatConfig(AppConfig):
     name = "chat"
     verbose_name = "Chat"
+
+    def ready(self) -> None:
+        # companionhub's health and banner code imports no app: chat tells it how to read
+        # the back ends (the default connection of each kind, and a real probe of each).
+        from chat import connections
+        from chat.backends import backend_name, backend_state
+        from companionhub import backends_info, health
+
+        backends_info.register_resolver(backend_name)
+        health.register_backend_state(backend_state)
+        health.register_probe(connections.probe_connections)

@@ -21,6 +21,7 @@ for the whole of a close-delimited body; ``raw.read1`` returns what has come.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -325,15 +326,32 @@ class OpenAIChatClient:
         read_timeout: float = 60.0,
         stop: tuple[str, ...] = DEFAULT_STOP,
         session: requests.Session | None = None,
+        sampling: dict | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.timeout = (connect_timeout, read_timeout)
         self.stop = list(stop)
+        # Extra sampler fields (top_p, min_p, ...) already cut to what the provider accepts
+        # (``chat.backends``); ``temperature`` and ``max_tokens`` come with each call.
+        self.sampling = dict(sampling or {})
         self.session = session or requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": "CompanionHub"})
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def configured(self, *, model: str | None = None, sampling: dict | None = None) -> OpenAIChatClient:
+        """This client (same session and pool) for another model or sampler settings.
+
+        A shallow copy: the cached client per connection stays as it was, and
+        a companion's model and preset ride on the copy for one step.
+        """
+        bound = copy.copy(self)
+        if model:
+            bound.model = model
+        if sampling is not None:
+            bound.sampling = dict(sampling)
+        return bound
 
     def _body(self, messages: list[dict], *, max_tokens: int, temperature: float, stream: bool) -> dict:
         body: dict = {
@@ -343,8 +361,12 @@ class OpenAIChatClient:
             "temperature": temperature,
             "stream": stream,
         }
-        if self.stop:
-            body["stop"] = self.stop
+        for name, value in self.sampling.items():
+            if name not in ("model", "messages", "max_tokens", "temperature", "stream", "stop"):
+                body[name] = value
+        stop = self.sampling.get("stop") or self.stop  # a preset's stop strings replace the defaults
+        if stop:
+            body["stop"] = list(stop)[:4]  # servers accept at most four
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

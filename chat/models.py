@@ -96,3 +96,9 @@ class PipelineRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"
+
+
+# Back ends as data (connections, presets, each companion's choice): their own module, one app.
+from chat.backend_models import CompanionBackend, Connection, SamplerPreset  # noqa: E402
+
+__all__ = ["CompanionBackend", "Connection", "Message", "PipelineRun", "SamplerPreset"]

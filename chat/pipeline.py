@@ -21,14 +21,7 @@ from django.conf import settings
 from django.db.models import F
 
 from chat import events, painting, prompts, services
-from chat.backends import (
-    BackendUnavailable,
-    get_image_backend,
-    get_llm_backend,
-    image_breaker,
-    image_request,
-    llm_breaker,
-)
+from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.conversation import Conversation, companion_released, conversation_for
 from chat.errors import RunError
 from chat.images import ImageBackendError
@@ -136,17 +129,23 @@ def _analyze(run_id, companion: Companion, *, text: str, speaker: str) -> prompt
     """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional).
     What the call cost is added to the run's usage."""
     current = _current_scene(companion)
-    breaker = llm_breaker()
+    try:
+        llm = llm_for_companion(companion.pk, with_preset=False)  # JSON at a low temperature
+    except BackendUnavailable as exc:
+        log.warning("analysis_failed", companion_id=companion.pk, code="unavailable", error=str(exc))
+        return current
+    breaker = llm.breaker
     if not breaker.allow():
         return current
     try:
-        completion = get_llm_backend().complete(
+        completion = llm.client.complete(
             prompts.build_analysis_messages(companion, text=text, speaker=speaker),
             max_tokens=ANALYSIS_MAX_TOKENS,
             temperature=0.2,
         )
     except LLMError as exc:
         breaker.record_failure()
+        llm.scrub(exc)
         log.warning("analysis_failed", companion_id=companion.pk, code=exc.code, error=exc.message)
         return current
     breaker.record_success()
@@ -225,19 +224,24 @@ def generate_reply(run_id) -> None:
                 {"role": "assistant", "content": prefix},
                 {"role": "user", "content": prompts.CONTINUE_PROMPT},
             ]
-        breaker = llm_breaker()
+        try:  # the companion's connection, model and preset (or the defaults)
+            llm = llm_for_companion(companion.pk)
+        except BackendUnavailable as exc:
+            raise StepFailed("unavailable", str(exc), retryable=False) from exc
+        _record_served_by(run_id, llm)
+        breaker = llm.breaker
         if not breaker.allow():
             raise StepFailed("circuit_open", USER_MESSAGES["circuit_open"], retryable=False)
         batcher = TokenBatcher(publisher, str(run_id))
         batcher.text = batcher_prefix = prefix
         batcher.sent_upto = len(batcher_prefix)
         try:
-            result = _stream(run_id, conversation, chat_messages, config, batcher, publisher)
+            result = _stream(run_id, conversation, chat_messages, config, batcher, publisher, llm)
         except LLMError as exc:
             breaker.record_failure()
             conversation.checkpoint(batcher.text, complete=False)
             _record_partial_usage(run_id, chat_messages, streamed=batcher.text[len(prefix) :])
-            raise _from_llm_error(exc) from exc
+            raise _from_llm_error(llm.scrub(exc)) from exc
         except RunEnded:
             _record_partial_usage(run_id, chat_messages, streamed=batcher.text[len(prefix) :])
             raise
@@ -317,11 +321,28 @@ def _count_attempt(run_id) -> int:
     return PipelineRun.objects.values_list("attempts", flat=True).get(pk=run_id)
 
 
-def _stream(run_id, conversation: Conversation, chat_messages, config: dict[str, Any], batcher, publisher):
-    stream = get_llm_backend().stream_chat(
+def _record_served_by(run_id, llm: LLMChoice) -> None:
+    """Which connection and model write the reply: the usage row names them."""
+    run = PipelineRun.objects.only("analysis").get(pk=run_id)
+    if run.analysis.get("served_by") != llm.served_by:
+        PipelineRun.objects.filter(pk=run_id).update(analysis={**run.analysis, "served_by": llm.served_by})
+
+
+def _stream(
+    run_id,
+    conversation: Conversation,
+    chat_messages,
+    config: dict[str, Any],
+    batcher,
+    publisher,
+    llm: LLMChoice,
+):
+    # A preset's temperature and reply length win over the companion's own settings.
+    max_tokens = llm.max_tokens(int(config["max_reply_tokens"]))
+    stream = llm.client.stream_chat(
         chat_messages,
-        max_tokens=int(config["max_reply_tokens"]),
-        temperature=float(config["temperature"]),
+        max_tokens=max_tokens,
+        temperature=llm.temperature(float(config["temperature"])),
     )
     last_checkpoint = time.monotonic()
     pieces = 0
@@ -342,7 +363,7 @@ def _stream(run_id, conversation: Conversation, chat_messages, config: dict[str,
             if now - last_checkpoint >= CHECKPOINT_SECONDS:
                 last_checkpoint = now
                 conversation.checkpoint(batcher.text)
-                progress = 30 + min(39, int(40 * pieces / max(int(config["max_reply_tokens"]), 1)))
+                progress = 30 + min(39, int(40 * pieces / max(max_tokens, 1)))
                 if services.run_set_progress(run_id, progress=progress, step="generate_reply"):
                     publisher.send(events.progress(str(run_id), progress, "generate_reply"))
     finally:
@@ -409,11 +430,12 @@ def generate_image(run_id) -> None:
         # The companion's seed and header reference keep its pictures alike; progress goes to the page.
         request = painting.request_for(companion, image_request(prompt, negative), repaint=repaint)
         on_progress = painting.ProgressReporter(conversation, str(run_id))
-        breaker = image_breaker()
+        painter = image_for_companion(companion.pk)  # the companion's image connection, or the default
+        breaker = painter.breaker
         if not breaker.allow():
             raise StepFailed("circuit_open", "The picture service is unavailable right now.", retryable=False)
         try:
-            data = get_image_backend().generate(request, on_progress=on_progress)
+            data = painter.client.generate(request, on_progress=on_progress)
         except ImageBackendError as exc:
             breaker.record_failure()
             raise StepFailed(

@@ -435,6 +435,7 @@ def _charge(run: PipelineRun, *, prompt_tokens: int, completion_tokens: int) -> 
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         image_count=images,
+        served_by=str(run.analysis.get("served_by") or ""),
     )
     return charged is not None
 

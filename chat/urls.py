@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import views
+from chat import backend_views, views
 
 app_name = "chat"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("<int:companion_id>/", views.chat_page, name="page"),
     path("<int:companion_id>/send/", views.send, name="send"),
     path("<int:companion_id>/messages/", views.older, name="older"),
+    path("<int:companion_id>/model/", backend_views.companion_model, name="model"),
     path(
         "<int:companion_id>/pictures/<int:message_id>/paint-again/",
         views.picture_paint_again,

@@ -5,7 +5,7 @@ reads them; under Daphne they are already applied while the headers arrive
 (``companionhub.daphne_guard``, installed here because Daphne imports this
 module before it opens its port). Websockets pass the full-origin check
 (``companionhub.ws_origin``) and the session auth middleware before reaching
-a consumer.
+a consumer. In production the back ends are checked here too (``chat.startup``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ from companionhub.routing import websocket_urlpatterns  # noqa: E402
 from companionhub.ws_origin import SiteOriginValidator  # noqa: E402
 
 daphne_guard.install()
+
+if not settings.DEBUG:
+    from chat.startup import backends_startup
+
+    # Production: the environment's connection rows are synced, and a site with no LLM back
+    # end refuses to start (unless ALLOW_DEMO_BACKENDS=True). In development the sync happens
+    # at the first lookup instead, so importing this module (tests do) never needs a database.
+    backends_startup()
 
 application = ProtocolTypeRouter(
     {

@@ -6,7 +6,7 @@ import logging.config
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "companionhub.settings")
@@ -24,3 +24,12 @@ def _use_django_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def _check_backends(**kwargs: object) -> None:
+    """A worker syncs the environment's connection rows at start and, in production, refuses to
+    start without an LLM back end (``chat.startup``), as the web process does."""
+    from chat.startup import backends_startup  # apps are loaded only once the worker starts
+
+    backends_startup()

@@ -73,6 +73,29 @@ def production_problems(environ: Mapping[str, str]) -> list[str]:
     return [p for p in problems if p]
 
 
+TRUE_VALUES = ("1", "true", "yes", "on")
+DEMO_BACKEND_PROBLEM = (
+    "No LLM back end: set LLM_BASE_URL (with LLM_MODEL and LLM_API_KEY) or NOVITA_KEY, "
+    "or add an enabled LLM connection in the admin. To run the offline demo back ends "
+    "in production on purpose, set ALLOW_DEMO_BACKENDS=True."
+)
+
+
+def demo_backend_problem(environ: Mapping[str, str], *, enabled_llm_connections: int) -> str | None:
+    """Production must not fall back to the canned demo LLM by accident.
+
+    The environment (``LLM_BASE_URL`` or ``NOVITA_KEY``) or an enabled LLM
+    connection row (counted by the caller, which may use the database) is
+    enough; ``ALLOW_DEMO_BACKENDS=True`` says the demo is meant. Called at
+    ASGI and worker start, not from settings: the rows are not readable yet.
+    """
+    if str(environ.get("ALLOW_DEMO_BACKENDS", "")).strip().lower() in TRUE_VALUES:
+        return None
+    if environ.get("LLM_BASE_URL") or environ.get("NOVITA_KEY") or enabled_llm_connections > 0:
+        return None
+    return DEMO_BACKEND_PROBLEM
+
+
 def format_problems(problems: list[str]) -> str:
     lines = "\n".join(f"  - {p}" for p in problems)
     return (

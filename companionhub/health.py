@@ -3,7 +3,9 @@
 Each check returns ``{"ok": bool, "latency_ms": float, ...}``. The response
 is 200 when every *critical* check passes and 503 otherwise; the LLM and
 image back ends are reported but not critical (the site still serves pages
-and history when they are down). ``page_cache`` reports the page cache's
+and history when they are down). ``connections`` reports a real probe of
+every enabled back-end connection (registered by the chat app); a failing
+one makes the status ``degraded``, still 200. ``page_cache`` reports the page cache's
 hits, misses and hit ratio since its counters started (all processes).
 
 Only staff (or the ``METRICS_TOKEN`` scraper) get that report. Anyone else
@@ -79,23 +81,52 @@ def check_storage() -> CheckResult:
     return {}
 
 
-def _backend(name: str, breaker_name: str) -> CheckResult:
-    from chat.backends import image_breaker, llm_breaker  # the chat app owns the breakers
+# --- back ends: the chat app registers how to read them (chat/apps.py) -------------
+#
+# This module imports no app. ``register_backend_state`` gives it a function
+# ``kind -> report`` for the default connection of a kind (raising when its
+# breaker is open); ``register_probe`` adds a function that probes every
+# enabled connection for real and returns ``{connection name: result}``. A
+# probe caches its own results (``HEALTHZ_PROBE_SECONDS``): /healthz never
+# sends a request to a back end on every hit.
 
-    breaker = (llm_breaker if breaker_name == "llm" else image_breaker)().status()
-    if breaker.state == "open":
-        raise RuntimeError(
-            f"{name}: circuit open after {breaker.failures} failures, retry in {breaker.retry_in} s"
-        )
-    return {"backend": name, "circuit": breaker.state}
+BackendState = Callable[[str], CheckResult]
+Probe = Callable[[], dict[str, CheckResult]]
+_backend_state: BackendState | None = None
+_probes: list[Probe] = []
+
+
+def register_backend_state(function: BackendState) -> None:
+    global _backend_state
+    _backend_state = function
+
+
+def register_probe(probe: Probe) -> None:
+    if probe not in _probes:
+        _probes.append(probe)
 
 
 def check_llm() -> CheckResult:
-    return _backend(backends_info.llm_backend_name(), "llm")
+    if _backend_state is not None:
+        return _backend_state("llm")
+    return {"backend": backends_info.llm_backend_name()}
 
 
 def check_images() -> CheckResult:
-    return _backend(backends_info.image_backend_name(), "images")
+    if _backend_state is not None:
+        return _backend_state("image")
+    return {"backend": backends_info.image_backend_name()}
+
+
+def run_probes() -> dict[str, CheckResult]:
+    """Every registered probe's results; a probe that breaks is one failed entry, never a 500."""
+    results: dict[str, CheckResult] = {}
+    for probe in _probes:
+        try:
+            results.update(probe())
+        except Exception as exc:  # the report must still answer
+            results[getattr(probe, "__name__", "probe")] = {"ok": False, "error": type(exc).__name__}
+    return results
 
 
 # name -> (check, critical)
@@ -127,10 +158,25 @@ def run_checks() -> tuple[bool, dict[str, CheckResult]]:
     return all(r["ok"] for r in checks.values() if r["critical"]), checks
 
 
+def overall_status(healthy: bool, connections: dict[str, CheckResult]) -> str:
+    """``unhealthy`` (503) when a critical check fails; ``degraded`` (still 200: pages and history
+    work) when a back-end connection's probe fails; else ``ok``."""
+    if not healthy:
+        return "unhealthy"
+    if any(not result.get("ok") for result in connections.values()):
+        return "degraded"
+    return "ok"
+
+
 def health_report() -> tuple[bool, dict[str, Any]]:
     """Run every check; return (healthy, report)."""
     healthy, checks = run_checks()
-    report: dict[str, Any] = {"status": "ok" if healthy else "unhealthy", "checks": checks}
+    connections = run_probes()
+    report: dict[str, Any] = {
+        "status": overall_status(healthy, connections),
+        "checks": checks,
+        "connections": connections,
+    }
     try:
         report["page_cache"] = pagecache.stats()
     except Exception as exc:  # the cache check above already says why
@@ -138,20 +184,25 @@ def health_report() -> tuple[bool, dict[str, Any]]:
     return healthy, report
 
 
-# (monotonic time of the run, healthy): the last run of the checks in this process.
-_last_run: tuple[float, bool] | None = None
+# (monotonic time of the run, healthy, status): the last run of the checks in this process.
+_last_run: tuple[float, bool, str] | None = None
 # One run at a time: requests arriving meanwhile wait for it rather than start their own.
 _run_lock = threading.Lock()
 
 
-def cached_health() -> bool:
-    """Healthy or not, from a run of the checks at most ``HEALTHZ_CACHE_SECONDS`` old."""
+def cached_status() -> tuple[bool, str]:
+    """(healthy, status) from a run of the checks at most ``HEALTHZ_CACHE_SECONDS`` old."""
     global _last_run
     with _run_lock:
         if _last_run is None or time.monotonic() - _last_run[0] >= settings.HEALTHZ_CACHE_SECONDS:
             healthy, _ = run_checks()
-            _last_run = (time.monotonic(), healthy)
-        return _last_run[1]
+            _last_run = (time.monotonic(), healthy, overall_status(healthy, run_probes()))
+        return _last_run[1], _last_run[2]
+
+
+def cached_health() -> bool:
+    """Healthy or not, from a run of the checks at most ``HEALTHZ_CACHE_SECONDS`` old."""
+    return cached_status()[0]
 
 
 def forget_cached_health() -> None:

@@ -391,6 +391,8 @@ WS_PING_MAX_SOCKETS = env.int("WS_PING_MAX_SOCKETS", default=100)
 WS_PING_MAX_SOCKETS_PER_ADDRESS = env.int("WS_PING_MAX_SOCKETS_PER_ADDRESS", default=4)
 # Seconds an anonymous /healthz answer is reused (per process) before the checks run again.
 HEALTHZ_CACHE_SECONDS = env.float("HEALTHZ_CACHE_SECONDS", default=5.0)
+# Each back-end connection is probed (one cheap GET) at most once per this many seconds.
+HEALTHZ_PROBE_SECONDS = env.float("HEALTHZ_PROBE_SECONDS", default=30.0)
 
 # --- Back ends (LLM and images) ------------------------------------------------
 
@@ -412,6 +414,10 @@ IMAGE_CFG_SCALE = env.float("IMAGE_CFG_SCALE", default=7.0)
 IMAGE_SAMPLER = env.str("IMAGE_SAMPLER", default="DPM++ 2M")
 # Seconds between words of the offline demo LLM (0 streams at once).
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.04)
+# Without an LLM back end (no LLM_BASE_URL / NOVITA_KEY, no enabled LLM connection) web and worker
+# processes refuse to start (chat.startup) unless this says the offline demo is meant. Read once here:
+# on by default in development, off in production. (Not settings.DEBUG at run time: test runners flip it.)
+ALLOW_DEMO_BACKENDS = env.bool("ALLOW_DEMO_BACKENDS", default=DEBUG)
 # Circuit breaker per back end: open after N straight failures, one trial after S seconds,
 # closed again after M successes.
 CIRCUIT_FAILURE_THRESHOLD = env.int("CIRCUIT_FAILURE_THRESHOLD", default=5)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from companionhub import health, pagecache
 from companionhub import metrics as metrics_exposition
@@ -19,14 +19,16 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
+@require_safe  # GET, and HEAD: uptime monitors send HEAD and read only the status
+def healthz(request: HttpRequest) -> HttpResponse:
     """Staff and the metrics scraper get every check; anyone else healthy-or-not, cached briefly."""
-    if _operator_access(request) == 200:
+    if _operator_access(request) == 200 and request.method == "GET":
         healthy, report = health.health_report()
         return JsonResponse(report, status=200 if healthy else 503)
-    healthy = health.cached_health()
-    return JsonResponse({"status": "ok" if healthy else "unhealthy"}, status=200 if healthy else 503)
+    healthy, status = health.cached_status()
+    if request.method == "HEAD":  # the same status, no body (not every server strips it)
+        return HttpResponse(status=200 if healthy else 503, content_type="application/json")
+    return JsonResponse({"status": status}, status=200 if healthy else 503)
 
 
 def _operator_access(request: HttpRequest) -> int:

@@ -80,3 +80,33 @@ def test_one_streamed_turn_through_the_real_client(llama_server):
         f"({result.completion_tokens / elapsed:.1f} tokens/s, prompt {result.prompt_tokens} tokens, "
         f"finish {result.finish_reason}): {result.text.strip()!r}"
     )
+
+
+@pytest.mark.django_db
+def test_one_streamed_turn_through_a_connection_row(llama_server, user):
+    """The same server as a connection a companion chose, with a preset: what the pipeline does."""
+    from chat.backends import llm_for_companion, reset_backends
+    from chat.connections import companion_backend_set, connection_save
+    from chat.models import Connection, SamplerPreset
+    from tests.companions.factories import make_companion
+
+    reset_backends()
+    connection = connection_save(
+        connection=Connection(name="llama.cpp", kind="llm", provider="openai-compatible",
+                              base_url=llama_server, default_model="gemma-3-270m", read_timeout=120)
+    )  # fmt: skip
+    preset = SamplerPreset.objects.create(name="Local", temperature=0.7, top_k=40, min_p=0.05, max_tokens=48)
+    companion = make_companion(user)
+    companion_backend_set(companion_id=companion.pk, llm_connection=connection, model="", preset=preset,
+                          image_connection=None)  # fmt: skip
+    llm = llm_for_companion(companion.pk)
+    assert llm.connection == connection
+    stream = llm.client.stream_chat(
+        [{"role": "user", "content": "Say hello in five words."}],
+        max_tokens=llm.max_tokens(200),
+        temperature=llm.temperature(1.0),
+    )
+    pieces = list(stream)
+    assert len(pieces) > 1 and stream.result.text.strip()
+    assert stream.result.finish_reason in ("stop", "length")
+    reset_backends()

@@ -80,13 +80,14 @@ async def test_a_dead_llm_fails_the_run_visibly_and_keeps_the_message(
     assert all(not m.is_complete for m in stored if m.role == "assistant")
     assert client.of_type("done") == []
     # The analysis tried once and each reply attempt once: 1 + 4 failures open the breaker.
-    assert (await sync_to_async(llm_breaker().status)()).state == "open"
+    # The breaker is the connection's: finding it reads the connection row.
+    assert (await sync_to_async(lambda: llm_breaker().status())()).state == "open"
 
 
 async def test_an_open_circuit_fails_fast_without_calling_the_llm(
     worker, use_fake_llm, connect, companion, user
 ):
-    breaker = llm_breaker()
+    breaker = await sync_to_async(llm_breaker)()  # the connection's breaker: found in the database
     for _ in range(5):
         await sync_to_async(breaker.record_failure)()
     client = await connect(companion.pk, user=user)

@@ -3,7 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from companionhub.env_check import production_problems
+import pytest
+
+from companionhub.env_check import demo_backend_problem, production_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -93,3 +95,45 @@ def test_a_short_metrics_token_is_refused_and_none_is_fine():
     ]
     assert production_problems({**GOOD, "METRICS_TOKEN": "x" * 32}) == []
     assert production_problems({**GOOD, "METRICS_TOKEN": ""}) == []
+
+
+def test_production_without_an_llm_back_end_is_refused_unless_the_demo_is_meant():
+    problem = demo_backend_problem({}, enabled_llm_connections=0)
+    assert "LLM_BASE_URL" in problem and "ALLOW_DEMO_BACKENDS" in problem
+    assert demo_backend_problem({"ALLOW_DEMO_BACKENDS": "True"}, enabled_llm_connections=0) is None
+    assert demo_backend_problem({"LLM_BASE_URL": "http://llm:8080/v1"}, enabled_llm_connections=0) is None
+    assert demo_backend_problem({"NOVITA_KEY": "k"}, enabled_llm_connections=0) is None
+    assert demo_backend_problem({}, enabled_llm_connections=1) is None
+
+
+@pytest.mark.django_db
+def test_a_process_without_an_llm_back_end_refuses_to_start(settings):
+    from chat.connections import connection_save
+    from chat.models import Connection
+    from chat.startup import BackendsMissing, backends_startup
+
+    settings.ALLOW_DEMO_BACKENDS = False
+    settings.LLM_BASE_URL = settings.NOVITA_KEY = ""
+    with pytest.raises(BackendsMissing) as caught:
+        backends_startup()
+    assert "LLM_BASE_URL" in str(caught.value) and "ALLOW_DEMO_BACKENDS" in str(caught.value)
+    connection_save(
+        connection=Connection(name="Box", kind="llm", provider="openai-compatible",
+                              base_url="http://127.0.0.1:9/v1", default_model="m")
+    )  # fmt: skip
+    backends_startup()  # a connection row is enough
+    settings.ALLOW_DEMO_BACKENDS = True
+    Connection.objects.all().delete()
+    backends_startup()
+
+
+@pytest.mark.django_db
+def test_an_environment_only_configuration_starts_and_gets_its_row(settings):
+    from chat.models import Connection
+    from chat.startup import backends_startup
+
+    settings.ALLOW_DEMO_BACKENDS = False
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_API_KEY = "http://127.0.0.1:9/v1", "m", "k"
+    backends_startup()
+    row = Connection.objects.get(from_env=True, kind="llm")
+    assert row.is_default and row.default_model == "m"

@@ -135,3 +135,51 @@ def test_a_down_llm_is_reported_but_not_critical(staff_client, monkeypatch):
 
 def test_it_rejects_post(client):
     assert client.post(reverse("healthz")).status_code == 405
+
+
+@pytest.mark.django_db
+def test_head_answers_with_the_status_and_no_body(client, staff_client, monkeypatch):
+    response = client.head(reverse("healthz"))
+    assert response.status_code == 200 and response.content == b""
+
+    def broken():
+        raise ConnectionError("down")
+
+    monkeypatch.setitem(health.CHECKS, "broker", (broken, True))
+    health.forget_cached_health()
+    assert client.head(reverse("healthz")).status_code == 503
+    assert staff_client.head(reverse("healthz")).status_code == 503
+
+
+@pytest.fixture
+def llm_connection(db, fake_llm, settings):
+    from chat.backends import reset_backends
+    from chat.connections import connection_save
+    from chat.models import Connection
+
+    settings.HEALTHZ_PROBE_SECONDS = 60
+    reset_backends()
+    yield connection_save(
+        connection=Connection(name="Box", kind="llm", provider="openai-compatible",
+                              base_url=fake_llm.base_url, default_model="m"),
+        api_key="sk-health-secret",
+    )  # fmt: skip
+    reset_backends()
+
+
+def test_staff_see_a_real_probe_of_each_connection(staff_client, llm_connection, fake_llm):
+    body = staff_client.get(reverse("healthz")).json()
+    assert body["connections"]["Box"]["ok"] is True
+    assert body["checks"]["llm"]["connection"] == "Box"
+    staff_client.get(reverse("healthz"))
+    probes = [r for r in fake_llm.requests if r["path"].endswith("/models")]
+    assert len(probes) == 1  # cached: not one probe per hit
+    assert probes[0]["headers"]["authorization"] == "Bearer sk-health-secret"
+    assert "sk-health-secret" not in staff_client.get(reverse("healthz")).content.decode()
+
+
+def test_a_failing_connection_makes_the_bare_status_degraded_not_down(client, llm_connection, fake_llm):
+    fake_llm.down()
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200  # pages and history still work
+    assert response.json() == {"status": "degraded"}

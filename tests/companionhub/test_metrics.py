@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from accounts import tokens
 from chat import services as chat_services
-from chat.backends import image_breaker, llm_breaker
+from chat.backends import breaker_for, llm_breaker
 from chat.models import Message, PipelineRun
 from companionhub import metrics, ratelimits
 from tests.companions.factories import make_companion
@@ -89,11 +89,13 @@ def fresh_counters():
         keys += [f"metrics:step:{step}:{part}" for part in ("count", "sum_ms")]
         keys += [f"metrics:step:{step}:bucket:{i}" for i in range(len(metrics.BUCKETS) + 1)]
     cache.delete_many([*keys, metrics.WS_DIRECTORY])
-    llm_breaker().reset()
-    image_breaker().reset()
+    # The demo back ends' breakers (no connection rows here); found without the database.
+    demo = [breaker_for(None, "llm"), breaker_for(None, "image")]
+    for breaker in demo:
+        breaker.reset()
     yield
-    llm_breaker().reset()
-    image_breaker().reset()
+    for breaker in demo:
+        breaker.reset()
 
 
 # --- access ---------------------------------------------------------------------------

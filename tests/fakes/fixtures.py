@@ -3,7 +3,8 @@
 - ``fake_llm`` / ``fake_sd``: a running ``FakeLLMServer`` / ``FakeSDServer``
   on a random local port, stopped after the test;
 - ``use_fake_llm`` / ``use_fake_sd``: the same, with the settings pointing the
-  app's back ends at it (and the cached back-end clients forgotten).
+  app's back ends at it (and the cached back-end clients forgotten);
+- every test starts and ends with the back-end memo forgotten (autouse).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ def _reset_backends() -> None:
     reset = getattr(backends, "reset_backends", None)
     if callable(reset):
         reset()
+
+
+@pytest.fixture(autouse=True)
+def _forget_backends_between_tests():
+    """Each process memoises the default connection for a few seconds (``chat.backends``): a row a
+    test created and rolled back must not serve the next test."""
+    _reset_backends()
+    yield
+    _reset_backends()
 
 
 @pytest.fixture

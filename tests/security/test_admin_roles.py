@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from accounts.models import RateLimitRecord, UsageTransaction, User, UserUsage
 from chat.backends import llm_breaker
-from chat.models import Message, PipelineRun
+from chat.connections import connection_save
+from chat.models import Connection, Message, PipelineRun, SamplerPreset
 from companions.models import Companion, CompanionDraft
 from groups.models import GroupChat, GroupMessage
 from media.services import store_image
@@ -42,6 +43,8 @@ MODELS = (
     "companions.companiondraft",
     "chat.message",
     "chat.pipelinerun",
+    "chat.connection",
+    "chat.samplerpreset",
     "groups.groupchat",
     "groups.groupmessage",
     "media.storedimage",
@@ -55,6 +58,9 @@ PAGES: dict[str, dict[str, frozenset[str]]] = {
         **dict.fromkeys(MODELS, VIEW),
         "auth.group": frozenset(),
         "companions.companiondraft": frozenset(),
+        # Connections hold API keys and route every conversation: moderators only look.
+        # Shared sampler presets are theirs to make.
+        "chat.samplerpreset": EVERYTHING,
         "groups.groupchat": VIEW | {"delete"},
         "groups.groupmessage": VIEW | {"delete"},
     },
@@ -75,7 +81,7 @@ PAGES["all_permissions"] = {
 SAVES: dict[str, frozenset[str]] = {
     "no_permissions": frozenset(),
     "view_only": frozenset(),
-    "moderator": frozenset({"accounts.userusage"}),
+    "moderator": frozenset({"accounts.userusage", "chat.samplerpreset"}),
     "superuser": frozenset(MODELS) - {"accounts.usagetransaction"},
     "all_permissions": frozenset(MODELS) - {"accounts.usagetransaction", "accounts.user", "auth.group"},
 }
@@ -94,6 +100,9 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("chat.message", "delete_selected"): frozenset({"all_permissions", "superuser"}),
     ("chat.pipelinerun", "delete_selected"): frozenset({"all_permissions", "superuser"}),
     ("chat.pipelinerun", "reset_circuit_breakers"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("chat.connection", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("chat.connection", "fetch_models"): frozenset({"all_permissions", "superuser"}),
+    ("chat.samplerpreset", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("groups.groupchat", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("groups.groupmessage", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("media.storedimage", "delete_selected"): frozenset({"all_permissions", "superuser"}),
@@ -122,6 +131,11 @@ MODERATOR_PERMISSIONS = {
     "chat.view_message",
     "chat.view_pipelinerun",
     "chat.reset_circuit_breakers",
+    "chat.view_connection",
+    "chat.view_samplerpreset",
+    "chat.add_samplerpreset",
+    "chat.change_samplerpreset",
+    "chat.delete_samplerpreset",
     "groups.view_groupchat",
     "groups.view_groupmessage",
     "groups.delete_groupchat",
@@ -191,7 +205,7 @@ def role_users(make_user) -> dict[str, User]:
 
 
 @pytest.fixture
-def world(role_users, user, settings, tmp_path) -> dict[str, object]:
+def world(role_users, user, settings, tmp_path, fake_llm) -> dict[str, object]:
     """One row of every model in the admin; the user row is the superuser, the hardest case."""
     settings.MEDIA_ROOT = tmp_path
     companion = make_companion(user)
@@ -216,6 +230,17 @@ def world(role_users, user, settings, tmp_path) -> dict[str, object]:
         "companions.companiondraft": CompanionDraft.objects.create(owner=user),
         "chat.message": message,
         "chat.pipelinerun": run,
+        "chat.connection": connection_save(
+            connection=Connection(
+                name="Local",
+                kind="llm",
+                provider="openai-compatible",
+                base_url=fake_llm.base_url,
+                default_model="fake-model",
+            ),
+            api_key="sk-roles-walk-secret",
+        ),
+        "chat.samplerpreset": SamplerPreset.objects.create(name="Warm", temperature=1.1),
         "groups.groupchat": group,
         "groups.groupmessage": GroupMessage.objects.create(group=group, content="private words"),
         "media.storedimage": picture,
@@ -287,6 +312,8 @@ def done(model_label: str, action: str, obj) -> bool:
         return not Message.objects.filter(companion=obj).exists()
     if action == "remove_header_image":
         return Companion.objects.get(pk=obj.pk).header_image_id is None
+    if action == "fetch_models":
+        return Connection.objects.get(pk=obj.pk).models_fetched_at is not None
     if action == "reset_circuit_breakers":
         return llm_breaker().status().state == "closed"
     return not type(obj)._default_manager.filter(pk=obj.pk).exists()  # delete_selected, clear

@@ -1,0 +1,71 @@
+"""The forms of a companion's model page: its connection, model and preset; a preset import."""
+
+from __future__ import annotations
+
+from django import forms
+
+from chat.backend_models import Connection
+from chat.connections import connections_for_choice, presets_for_user
+from chat.presets import MAX_PRESET_BYTES
+
+
+class CompanionBackendForm(forms.Form):
+    llm_connection = forms.ModelChoiceField(
+        queryset=Connection.objects.none(),
+        required=False,
+        empty_label="The site's default",
+        label="AI server",
+    )
+    model = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="Blank: the server's default model.",
+        widget=forms.TextInput(attrs={"list": "model-names", "autocomplete": "off"}),
+    )
+    preset = forms.ModelChoiceField(
+        queryset=Connection.objects.none(),
+        required=False,
+        empty_label="None: the companion's own temperature and reply length",
+        label="Sampler preset",
+    )
+    image_connection = forms.ModelChoiceField(
+        queryset=Connection.objects.none(),
+        required=False,
+        empty_label="The site's default",
+        label="Picture server",
+    )
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["llm_connection"].queryset = connections_for_choice(Connection.Kind.LLM)
+        self.fields["image_connection"].queryset = connections_for_choice(Connection.Kind.IMAGE)
+        self.fields["preset"].queryset = presets_for_user(user)
+
+    def clean(self):
+        cleaned = super().clean()
+        connection, model = cleaned.get("llm_connection"), (cleaned.get("model") or "").strip()
+        if model and connection is None:
+            self.add_error("model", "Choose an AI server first: the site's default uses its own model.")
+        elif model and connection.models_list and model not in connection.models_list:
+            self.add_error("model", f"{connection.name} offers no model of that name.")
+        cleaned["model"] = model
+        return cleaned
+
+
+class PresetUploadForm(forms.Form):
+    name = forms.CharField(max_length=80, label="Preset name")
+    file = forms.FileField(required=False, help_text="A SillyTavern chat-completion preset (.json).")
+    text = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="…or paste its JSON"
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("file") and not cleaned.get("text"):
+            raise forms.ValidationError("Choose a file or paste the preset's JSON.")
+        return cleaned
+
+    def raw(self) -> bytes | str:
+        upload = self.cleaned_data.get("file")
+        # At most one byte over the limit is read: enough for the size check to refuse it.
+        return upload.read(MAX_PRESET_BYTES + 1) if upload else self.cleaned_data["text"]

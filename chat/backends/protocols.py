@@ -1,0 +1,91 @@
+"""The interface of each kind of back end, and the sampler settings an LLM call may carry.
+
+A provider (``chat.backends.registry``) builds an object satisfying one of
+these from a ``Connection`` row. The pipeline knows only these interfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Protocol, runtime_checkable
+
+from chat.images import ImageRequest
+from chat.llm import Completion
+
+# Every sampler field a preset can hold, by its wire name.
+SAMPLER_FIELDS = (
+    "temperature",
+    "top_p",
+    "min_p",
+    "top_k",
+    "repetition_penalty",
+    "frequency_penalty",
+    "presence_penalty",
+    "max_tokens",
+    "stop",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampler values for one reply; ``None`` (or an empty ``stop``) means "not sent"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def wire(self, accepts: frozenset[str]) -> dict:
+        """The fields a provider accepts and this preset sets, by their wire names."""
+        out: dict = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name in accepts and value not in (None, ()):
+                out[field.name] = list(value) if field.name == "stop" else value
+        return out
+
+
+@runtime_checkable
+class ReplyStream(Protocol):
+    """What ``stream_chat`` returns: iterate for text; ``result`` once it ended; ``close`` to stop."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    @property
+    def result(self) -> Completion: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    def complete(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Completion: ...
+
+    def stream_chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> ReplyStream: ...
+
+
+@runtime_checkable
+class ImageBackend(Protocol):
+    def generate(self, request: ImageRequest) -> str:
+        """The picture as base64 text (validated by ``media`` before anything keeps it)."""
+        ...
+
+
+@runtime_checkable
+class SpeechBackend(Protocol):
+    """Text to speech (the voice issue adds providers)."""
+
+    def synthesize(self, text: str, *, voice: str) -> bytes: ...
+
+
+@runtime_checkable
+class TranscriptionBackend(Protocol):
+    """Speech to text (the voice issue adds providers)."""
+
+    def transcribe(self, audio: bytes, *, content_type: str) -> str: ...
