@@ -78,7 +78,13 @@ class UserAdmin(DjangoUserAdmin):
         # Setting someone else's password is taking over their account.
         if not request.user.is_superuser and str(id) != str(request.user.pk):
             raise PermissionDenied
-        return super().user_change_password(request, id, form_url)
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # the new password was saved
+            # Set here, a password is one someone else may have known: the API
+            # tokens it let them make end with it, as on the profile page (which
+            # offers to keep them; this form does not).
+            services.user_password_changed(user=User.objects.get(pk=id))
+        return response
 
     @admin.action(
         description="Deactivate: end sessions, revoke API tokens, close websockets",

@@ -244,3 +244,32 @@ def test_nobody_but_a_superuser_changes_a_group_of_permissions(client, support):
     assert set(moderators.permissions.all()) == before
     assert client.get(reverse("admin:auth_group_add")).status_code == 403
     assert client.get(reverse("admin:auth_group_delete", args=[moderators.pk])).status_code == 403
+
+
+def test_a_password_set_in_the_admin_revokes_the_users_api_tokens(client, make_user, user):
+    from accounts import tokens
+
+    _, secret = tokens.token_create(user=user, name="bot")
+    root = make_user(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    url = reverse("admin:auth_user_password_change", args=[user.pk])
+    new_password = "another-long-passphrase-77"
+    response = client.post(
+        url, {"password1": new_password, "password2": new_password, "usable_password": "true"}
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(new_password)
+    assert tokens.token_authenticate(secret) is None
+
+
+def test_a_refused_admin_password_form_keeps_the_tokens(client, make_user, user):
+    from accounts import tokens
+
+    tokens.token_create(user=user, name="bot")
+    root = make_user(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    url = reverse("admin:auth_user_password_change", args=[user.pk])
+    response = client.post(url, {"password1": "one-long-passphrase", "password2": "another-passphrase"})
+    assert response.status_code == 200  # the form again, with its error
+    assert tokens.active_token_count(user) == 1
