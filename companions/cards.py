@@ -354,7 +354,7 @@ def json_bytes(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
-def _within_extras_limit(card_config: dict[str, Any], max_bytes: int) -> list[str]:
+def keep_extras_within(card_config: dict[str, Any], max_bytes: int) -> list[str]:
     """Keep the extras that fit ``max_bytes``, the lorebook first; return the names of those left out.
 
     Every chat turn reads the stored card, and an export must import again,
@@ -410,7 +410,7 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_by
     if data.get("character_book") is not None:
         card_config["character_book"] = data["character_book"]
     card_config["unknown"] = {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
-    left_out = _within_extras_limit(card_config, extras_max_bytes)
+    left_out = keep_extras_within(card_config, extras_max_bytes)
 
     gender = guess_gender(" ".join((values["backstory"], card_config["personality"], values["greeting"])))
     values = {

@@ -215,3 +215,35 @@ def companion_delete(*, companion: Companion) -> None:
     pagecache.user_pages_changed(companion.owner_id)
     companion.delete()  # rows cascade; media.signals removes each file after commit
     log.info("companion_deleted", companion_id=companion_id)
+
+
+def companions_trim_card_extras(*, max_bytes: int, dry_run: bool = False) -> list[tuple[int, list[str]]]:
+    """Bring cards stored before the extras cap (``CARD_EXTRAS_MAX_BYTES``) within it.
+
+    An import keeps a card's extras within the cap; a card imported before the
+    cap existed may still carry megabytes that its reply step reads each turn.
+    The same rule as at import leaves out the least useful extras first, the
+    lorebook last. Each companion is locked while its card is trimmed, so an
+    edit saved meanwhile is not overwritten. Returns (companion id, the extras
+    left out) for each card over the cap; ``dry_run`` changes nothing.
+    """
+    trimmed: list[tuple[int, list[str]]] = []
+    ids = Companion.objects.filter(config__has_key="card").order_by("pk").values_list("pk", flat=True)
+    for companion_id in list(ids):
+        with transaction.atomic():
+            companion = (
+                Companion.objects.select_for_update().only("pk", "owner_id", "config").get(pk=companion_id)
+            )
+            card = companion.config.get("card")
+            if not isinstance(card, dict):
+                continue
+            left_out = cards.keep_extras_within(card, max_bytes)
+            if not left_out:
+                continue
+            trimmed.append((companion.pk, left_out))
+            if dry_run:
+                continue
+            Companion.objects.filter(pk=companion.pk).update(config=companion.config)
+            pagecache.user_pages_changed(companion.owner_id)
+        log.info("companion_card_extras_trimmed", companion_id=companion.pk, left_out=left_out)
+    return trimmed

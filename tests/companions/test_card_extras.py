@@ -225,3 +225,32 @@ def test_the_settings_page_and_the_export_still_have_the_card(client, user):
     companion.refresh_from_db()
     assert companion.config["temperature"] == 0.5
     assert companion.config["card"]["character_book"]["entries"]  # saving settings keeps the card
+
+
+@pytest.mark.django_db
+def test_cards_stored_before_the_cap_are_trimmed_by_the_command(user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    stored = {
+        "character_book": big_lorebook(LIMIT // 2),
+        "extensions": {"depth_prompt": "x" * LIMIT},
+        "unknown": {"junk": "y" * LIMIT},
+    }
+    over = make_companion(user, name="Old", config={"card": stored})
+    within = make_companion(user, name="New", config={"card": {"character_book": LOREBOOK}})
+
+    out = StringIO()
+    call_command("trim_card_extras", "--dry-run", stdout=out)
+    assert f"companion {over.pk}: would leave out fields we do not use, extensions" in out.getvalue()
+    over.refresh_from_db()
+    assert extras_bytes(over.config["card"]) > LIMIT  # a dry run changes nothing
+
+    call_command("trim_card_extras", stdout=StringIO())
+    over.refresh_from_db()
+    within.refresh_from_db()
+    assert extras_bytes(over.config["card"]) <= LIMIT
+    assert over.config["card"]["character_book"] == stored["character_book"]  # the lorebook is kept
+    assert "extensions" not in over.config["card"] and "unknown" not in over.config["card"]
+    assert within.config["card"] == {"character_book": LOREBOOK}
