@@ -45,6 +45,8 @@ from chat.images import ImageBackendError, ImageRequest, ProgressCallback, _erro
 __all__ = ["PLACEHOLDERS", "ComfyUIClient", "WorkflowError", "default_workflow", "validate_workflow"]
 
 DEFAULT_WORKFLOW_PATH = Path(__file__).with_name("workflows") / "comfyui_txt2img.json"
+# Used instead of the default when a picture has a reference and the connection has no workflow.
+DEFAULT_REFERENCE_WORKFLOW_PATH = Path(__file__).with_name("workflows") / "comfyui_img2img.json"
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # name -> the type its value has in the workflow (what ComfyUI's node inputs expect)
 PLACEHOLDERS: dict[str, type] = {
@@ -70,13 +72,14 @@ class WorkflowError(ImageBackendError):
 
 
 @cache
-def _default_workflow_text() -> str:
-    return DEFAULT_WORKFLOW_PATH.read_text(encoding="utf-8")
+def _workflow_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
-def default_workflow() -> dict:
-    """The shipped text-to-image workflow (a fresh copy each call)."""
-    return json.loads(_default_workflow_text())
+def default_workflow(*, reference: bool = False) -> dict:
+    """The shipped text-to-image workflow, or with ``reference`` the image-to-image one that
+    paints from ``{{reference_image}}`` (a fresh copy each call)."""
+    return json.loads(_workflow_text(DEFAULT_REFERENCE_WORKFLOW_PATH if reference else DEFAULT_WORKFLOW_PATH))
 
 
 def _walk_strings(value: Any):
@@ -164,6 +167,8 @@ class ComfyUIClient:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
+        # No workflow of the connection's own: ours, text-to-image, or image-to-image for a reference.
+        self.uses_default = not workflow
         self.workflow = workflow or default_workflow()
         validate_workflow(self.workflow)  # a broken stored workflow fails when the client is made
         self.session = requests.Session()
@@ -186,10 +191,13 @@ class ComfyUIClient:
             "cfg_scale": request.cfg_scale,
             "reference_image": None,
         }
-        uses_reference = "reference_image" in validate_workflow(self.workflow)
-        if uses_reference and request.reference_image:
+        workflow = self.workflow
+        if self.uses_default and request.reference_image:
+            workflow = default_workflow(reference=True)
+        # A workflow of the connection's own without {{reference_image}} paints from text only.
+        if request.reference_image and "reference_image" in validate_workflow(workflow):
             values["reference_image"] = self._upload(request.reference_image)
-        workflow = fill_workflow(self.workflow, values)
+        workflow = fill_workflow(workflow, values)
         with self._open_socket(client_id) as socket:
             prompt_id = self._queue(workflow, client_id)
             self._wait(socket, prompt_id, on_progress)

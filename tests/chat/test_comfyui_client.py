@@ -111,9 +111,30 @@ def test_a_reference_workflow_without_a_reference_is_a_clear_error(fake_comfyui)
     assert fake_comfyui.prompts == []
 
 
-def test_the_default_workflow_ignores_a_reference(comfy, fake_comfyui):
-    comfy.generate(ImageRequest(prompt="a cat", width=64, height=64, reference_image=jpeg()))
+def test_without_a_workflow_a_reference_paints_through_the_shipped_img2img(comfy, fake_comfyui):
+    reference = jpeg()
+    picture = decode(comfy.generate(ImageRequest(prompt="a cat", width=64, height=96, seed=3,
+                                                 reference_image=reference)))  # fmt: skip
+    assert picture.size == (64, 96)
+    [upload] = fake_comfyui.uploads
+    assert upload["data"] == reference
+    nodes = fake_comfyui.prompts[-1]["workflow"]
+    [load] = [n for n in nodes.values() if n["class_type"] == "LoadImage"]
+    assert load["inputs"]["image"] == upload["filename"]
+    assert not any(n["class_type"] == "EmptyLatentImage" for n in nodes.values())
+    comfy.generate(ImageRequest(prompt="a cat", width=64, height=64))  # and text-only again after
+    assert any(n["class_type"] == "EmptyLatentImage" for n in fake_comfyui.prompts[-1]["workflow"].values())
+
+
+def test_a_connections_own_text_workflow_ignores_a_reference(fake_comfyui):
+    client = ComfyUIClient(base_url=fake_comfyui.base_url, workflow=default_workflow(), timeout=FAST)
+    client.generate(ImageRequest(prompt="a cat", width=64, height=64, reference_image=jpeg()))
     assert fake_comfyui.uploads == []
+
+
+def test_the_shipped_workflows_use_only_known_placeholders():
+    assert "reference_image" not in validate_workflow(default_workflow())
+    assert "reference_image" in validate_workflow(default_workflow(reference=True))
 
 
 def test_an_unknown_placeholder_is_refused_before_anything_is_sent(fake_comfyui):

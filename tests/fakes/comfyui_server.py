@@ -13,7 +13,7 @@
 - ``GET /history/<prompt_id>`` -> ``{prompt_id: {"prompt": [...], "outputs":
   {"9": {"images": [{"filename", "subfolder", "type": "output"}]}}, "status": {...}}}``.
 - ``GET /view?filename=…&subfolder=…&type=output`` -> the PNG (the size the
-  workflow's ``EmptyLatentImage`` asked for, else the uploaded reference's).
+  workflow's ``EmptyLatentImage`` or ``ImageScale`` asked for, else 512 x 512).
 - ``POST /upload/image`` (multipart: ``image``, ``type``, ``overwrite``) ->
   ``{"name", "subfolder", "type"}``; ``uploads`` keeps what came.
 
@@ -432,7 +432,7 @@ class FakeComfyUIServer(FakeServer):
 
     def _size(self, workflow: dict) -> tuple[int, int]:
         for node in workflow.values():
-            if node.get("class_type") == "EmptyLatentImage":
+            if node.get("class_type") in ("EmptyLatentImage", "ImageScale"):
                 inputs = node["inputs"]
                 return int(inputs.get("width", 512)), int(inputs.get("height", 512))
         return 512, 512
