@@ -65,9 +65,20 @@ class Conversation:
         raise NotImplementedError
 
     def save_reply(
-        self, text: str, *, finish_reason: str, prompt_tokens: int, completion_tokens: int
+        self,
+        text: str,
+        *,
+        finish_reason: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        reasoning: str = "",
     ) -> None:
+        """The finished reply; ``reasoning`` is what a reasoning model thought, kept apart."""
         raise NotImplementedError
+
+    def reply_reasoning(self) -> str:
+        """The reasoning stored with the reply (the ``done`` event carries it)."""
+        return ""
 
     def reply_content(self) -> str:
         raise NotImplementedError
@@ -144,15 +155,25 @@ class DirectConversation(Conversation):
         Message.objects.filter(pk=self.reply_id).update(**fields)
 
     def save_reply(
-        self, text: str, *, finish_reason: str, prompt_tokens: int, completion_tokens: int
+        self,
+        text: str,
+        *,
+        finish_reason: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        reasoning: str = "",
     ) -> None:
         Message.objects.filter(pk=self.reply_id).update(
             content=text,
+            reasoning=reasoning,
             is_complete=True,
             finish_reason=finish_reason[:20],
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
         )
+
+    def reply_reasoning(self) -> str:
+        return Message.objects.filter(pk=self.reply_id).values_list("reasoning", flat=True).first() or ""
 
     def reply_content(self) -> str:
         if not self.reply_id:
@@ -230,9 +251,16 @@ class GroupConversation(Conversation):
         GroupMessage.objects.filter(pk=self.reply_id).update(**fields)
 
     def save_reply(
-        self, text: str, *, finish_reason: str, prompt_tokens: int, completion_tokens: int
+        self,
+        text: str,
+        *,
+        finish_reason: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        reasoning: str = "",
     ) -> None:
-        # Tokens stay on the run; a group reply keeps what the page shows and whether it was cut.
+        # Tokens stay on the run; a group reply keeps what the page shows and whether it was cut
+        # (not the reasoning: group pages do not show it).
         self.replies().filter(pk=self.reply_id).update(
             content=text, is_complete=True, finish_reason=finish_reason[:20]
         )

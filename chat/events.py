@@ -99,6 +99,7 @@ class DoneEvent(TypedDict):
     message_id: int
     usage: Usage
     finish_reason: str  # "length": cut at the token limit, a "message.continue" can carry on
+    reasoning: NotRequired[str]  # what a reasoning model thought; only when there is some
     companion_id: NotRequired[int]
     sender: NotRequired[str]
 
@@ -326,14 +327,19 @@ def image(run_id: str, message_id: int, url: str) -> ImageEvent:
     return {"type": "image", "run_id": run_id, "message_id": message_id, "url": url}
 
 
-def done(run_id: str, message_id: int, usage: Usage, finish_reason: str = "") -> DoneEvent:
-    return {
+def done(
+    run_id: str, message_id: int, usage: Usage, finish_reason: str = "", reasoning: str = ""
+) -> DoneEvent:
+    event: DoneEvent = {
         "type": "done",
         "run_id": run_id,
         "message_id": message_id,
         "usage": usage,
         "finish_reason": finish_reason,
     }
+    if reasoning:
+        event["reasoning"] = reasoning
+    return event
 
 
 def message_deleted(message_id: int) -> MessageDeletedEvent:

@@ -15,6 +15,9 @@ class Message(models.Model):
     companion = models.ForeignKey("companions.Companion", on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True)  # no cap in the database; services cap input
+    # What a reasoning model thought before it answered: never in ``content`` or the history the
+    # LLM is sent, shown only on demand under the reply.
+    reasoning = models.TextField(blank=True, default="")
     image = models.ForeignKey(
         "media.StoredImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )

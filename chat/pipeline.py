@@ -255,6 +255,7 @@ def generate_reply(run_id) -> None:
         batcher.flush()
         conversation.save_reply(
             text,
+            reasoning=result.reasoning,
             finish_reason=result.finish_reason or "",
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
@@ -479,7 +480,15 @@ def finish(run_id) -> None:
             "estimated": bool(run.analysis.get("usage_estimated", False)),
         }
         publisher.send(events.progress(str(run_id), 100, "done"))
-        publisher.send(events.done(str(run_id), conversation.reply_id, usage, conversation.finish_reason()))
+        publisher.send(
+            events.done(
+                str(run_id),
+                conversation.reply_id,
+                usage,
+                conversation.finish_reason(),
+                reasoning=conversation.reply_reasoning(),
+            )
+        )
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
     conversation.ended()  # a group turn goes on with the next companion
     companion_released(run.companion_id)

@@ -455,6 +455,24 @@
     }
   }
 
+  // What a reasoning model thought, under its reply and collapsed: read only when asked for.
+  // Plain text (textContent), as the page's own <details> shows it.
+  function setReasoning(bubble, text) {
+    var old = bubble.querySelector(".reasoning");
+    if (old) old.remove();
+    if (!text) return;
+    var details = document.createElement("details");
+    details.className = "reasoning";
+    var summary = document.createElement("summary");
+    summary.textContent = "Show reasoning";
+    var body = document.createElement("div");
+    body.className = "reasoning-text";
+    body.textContent = text;
+    details.appendChild(summary);
+    details.appendChild(body);
+    bubble.querySelector(".bubble-text").after(details);
+  }
+
   // ---- protocol ----
 
   // The user's message now reads ``text`` (null: unchanged) and nothing after it stays.
@@ -610,7 +628,10 @@
     done: function (e) {
       finishBubble(e.message_id);
       var bubble = document.getElementById("message-" + e.message_id);
-      if (bubble) bubble.dataset.finishReason = e.finish_reason || "";
+      if (bubble) {
+        bubble.dataset.finishReason = e.finish_reason || "";
+        setReasoning(bubble, e.reasoning || "");
+      }
       currentRun = null;
       if (!isGroup) setBusy(false); // a group turn goes on until "turn.done"
     },

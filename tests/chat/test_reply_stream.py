@@ -43,6 +43,26 @@ async def test_a_reply_in_every_framing(worker, use_fake_llm, connect, companion
     assert (reply.pk, reply.content, reply.is_complete) == (done["message_id"], use_fake_llm.reply_text, True)
 
 
+async def test_reasoning_is_stored_apart_and_never_sent_back(worker, use_fake_llm, connect, companion, user):
+    use_fake_llm.reasoning = True
+    use_fake_llm.reasoning_text = "They said hello. "
+    use_fake_llm.reply_tokens = ["<think>", "Be warm.", "</think>", "Hi", " there", "!"]
+    client = await connect(companion.pk, user=user)
+    await send(client)
+    done = await client.receive_until("done")
+    reply = (await messages_of(companion.pk))[-1]
+    assert reply.content == "Hi there!"
+    assert reply.reasoning == "They said hello. They said hello. Be warm."
+    assert done["reasoning"] == reply.reasoning
+    assert "Be warm" not in "".join(e["text"] for e in client.of_type("token"))
+    # The next turn's history holds the reply, not what the model thought.
+    await send(client, "And now?")
+    await client.receive_until("done")
+    history = streamed(use_fake_llm)[-1]["messages"]
+    assert any(m["content"] == "Hi there!" for m in history)
+    assert not any("Be warm" in m["content"] or "said hello" in m["content"] for m in history)
+
+
 EMPTY_ANSWERS = {
     "nothing": {"reply_tokens": []},
     "template debris only": {"reply_tokens": ["<|im_end|>", "\n<|im_start|>user"]},
