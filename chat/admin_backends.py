@@ -23,6 +23,7 @@ from chat.backend_forms import PresetUploadForm
 from chat.backend_models import Connection, SamplerPreset
 from chat.backends import REGISTRY, breaker_for
 from chat.backends.registry import BackendUnavailable, provider_choices
+from chat.comfyui import WorkflowError, validate_workflow
 from chat.connections import ConnectionProblem, connection_fetch_models, connection_health, connection_save
 from chat.presets import PresetInvalid, preset_import_sillytavern, preset_problems
 
@@ -80,6 +81,12 @@ class ConnectionForm(forms.ModelForm):
         if kind and provider and provider not in REGISTRY.get(kind, {}):
             names = ", ".join(sorted(REGISTRY.get(kind, {}))) or "none yet"
             self.add_error("provider", f"{provider} is not a provider of this kind (choose from: {names}).")
+        workflow = cleaned.get("workflow")
+        if provider == "comfyui" and workflow:  # a broken graph is refused here, not at the first picture
+            try:
+                validate_workflow(workflow)
+            except WorkflowError as exc:
+                self.add_error("workflow", exc.message)
         return cleaned
 
 

@@ -41,10 +41,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # URL names whose forms have a file input (enctype="multipart/form-data"):
-# the companion wizard's last step, a companion's settings, the card import.
-# tests/security/test_daphne_edge.py checks every such template is listed here. The
-# admin has no file fields; one added there would need its URL here too.
-UPLOAD_VIEWS = frozenset({"companions:wizard", "companions:settings", "companions:card_import"})
+# the companion wizard's last step, a companion's settings, the card import, and
+# the sampler-preset imports (a companion's model page, the admin's import page).
+# tests/security/test_daphne_edge.py checks every such template is listed here.
+UPLOAD_VIEWS = frozenset(
+    {
+        "companions:wizard",
+        "companions:settings",
+        "companions:card_import",
+        "chat:model",
+        "admin:chat_samplerpreset_import",
+    }
+)
 
 # A form around the file: field names, the CSRF token, other fields, multipart boundaries.
 FORM_OVERHEAD = 256 * 1024

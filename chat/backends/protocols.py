@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
-from chat.images import ImageRequest
+from chat.images import ImageRequest, ProgressCallback
 from chat.llm import Completion
 
 # Every sampler field a preset can hold, by its wire name.
@@ -72,8 +72,10 @@ class LLMBackend(Protocol):
 
 @runtime_checkable
 class ImageBackend(Protocol):
-    def generate(self, request: ImageRequest) -> str:
-        """The picture as base64 text (validated by ``media`` before anything keeps it)."""
+    def generate(self, request: ImageRequest, on_progress: ProgressCallback | None = None) -> str:
+        """The picture as base64 text (validated by ``media`` before anything keeps it).
+
+        ``on_progress(percent)`` is called as the server reports progress, when it does."""
         ...
 
 

@@ -16,15 +16,11 @@ from typing import Any, ClassVar
 from django.conf import settings as django_settings
 
 from chat.backend_models import Connection
+from chat.comfyui import ComfyUIClient
 from chat.demo_images import DemoImages
 from chat.demo_llm import DemoLLM
 from chat.images import OpenAIImagesClient, SDWebUIClient
 from chat.llm import OpenAIChatClient
-
-try:  # the ComfyUI client is another change's module; the entry appears with it
-    from chat.comfyui import ComfyUIClient
-except ImportError:  # pragma: no cover - only before that module exists
-    ComfyUIClient = None
 
 # The official OpenAI API refuses fields it does not know (min_p, top_k, repetition_penalty).
 OPENAI_SAMPLERS = frozenset(
@@ -149,7 +145,7 @@ class ComfyUIImages(Provider):
     probe_path = "/system_stats"
 
     @classmethod
-    def build(cls, connection: Connection) -> Any:
+    def build(cls, connection: Connection) -> ComfyUIClient:
         if not cls.base_url(connection):
             raise BackendUnavailable(f"The connection {connection.name!r} has no base URL.")
         return ComfyUIClient(

@@ -374,3 +374,27 @@ def test_a_sillytavern_preset_imports_in_the_admin(db, client):
     assert preset.owner is None and preset.max_tokens == 300
     response = client.post(reverse("admin:chat_samplerpreset_import"), {"name": "Bad", "text": "[]"})
     assert "must be a JSON object" in response.content.decode()
+
+
+def test_every_kind_has_its_providers_and_a_comfyui_connection_builds_its_client(db):
+    from chat.backends import REGISTRY
+    from chat.backends.registry import provider_for
+    from chat.comfyui import ComfyUIClient
+
+    assert set(REGISTRY["llm"]) >= {"openai-compatible", "novita", "demo"}
+    assert set(REGISTRY["image"]) >= {"sd-webui", "openai-images", "comfyui", "demo"}
+    row = Connection(name="Comfy", kind="image", provider="comfyui", base_url="http://127.0.0.1:8188")
+    assert isinstance(provider_for(row).build(row), ComfyUIClient)
+
+
+def test_a_broken_comfyui_workflow_is_refused_in_the_admin(db, client):
+    from accounts.models import User
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-root-123456"))
+    response = client.post(
+        reverse("admin:chat_connection_add"),
+        {"name": "Comfy", "kind": "image", "provider": "comfyui", "base_url": "http://127.0.0.1:8188",
+         "context_length": 8192, "connect_timeout": 5, "read_timeout": 180, "workflow": '{"1": {"x": 1}}'},
+    )  # fmt: skip
+    assert response.status_code == 200 and "class_type" in response.content.decode()
+    assert not Connection.objects.exists()

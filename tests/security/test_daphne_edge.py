@@ -259,6 +259,8 @@ def test_every_form_with_a_file_input_posts_to_an_upload_url():
         "companions/wizard.html": "companions:wizard",
         "companions/settings.html": "companions:settings",
         "companions/card_import.html": "companions:card_import",
+        "chat/model.html": "chat:model",
+        "admin/chat/samplerpreset/import.html": "admin:chat_samplerpreset_import",
     }
     assert multipart == set(pages)
     assert set(pages.values()) == UPLOAD_VIEWS
