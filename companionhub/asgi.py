@@ -30,12 +30,15 @@ from companionhub.ws_origin import SiteOriginValidator  # noqa: E402
 daphne_guard.install()
 
 if not settings.DEBUG:
+    from django.db import connections
+
     from chat.startup import backends_startup
 
     # Production: the environment's connection rows are synced, and a site with no LLM back
     # end refuses to start (unless ALLOW_DEMO_BACKENDS=True). In development the sync happens
     # at the first lookup instead, so importing this module (tests do) never needs a database.
     backends_startup()
+    connections.close_all()  # the start-up queries' connection is not this thread's to keep
 
 application = ProtocolTypeRouter(
     {

@@ -137,3 +137,18 @@ def test_an_environment_only_configuration_starts_and_gets_its_row(settings):
     backends_startup()
     row = Connection.objects.get(from_env=True, kind="llm")
     assert row.is_default and row.default_model == "m"
+
+
+@pytest.mark.django_db
+def test_a_worker_checks_its_back_ends_as_it_starts(settings):
+    # The worker_init receiver itself: sending the signal would also run Celery's Django
+    # fix-up, which closes this test's database connection.
+    from chat.startup import BackendsMissing
+    from companionhub.celery import _check_backends
+
+    settings.ALLOW_DEMO_BACKENDS = False
+    settings.LLM_BASE_URL = settings.NOVITA_KEY = ""
+    with pytest.raises(BackendsMissing):
+        _check_backends()
+    settings.ALLOW_DEMO_BACKENDS = True
+    _check_backends()
