@@ -115,4 +115,5 @@ def _picture_action(
 
 
 def _message_json(message: Message) -> dict:
-    return paging.message_json(message, role=message.role)
+    # A reply's reasoning goes with it, to be shown on demand as on the page itself.
+    return {**paging.message_json(message, role=message.role), "reasoning": message.reasoning}

@@ -126,6 +126,7 @@
     body.className = "bubble-text";
     renderRich(body, text);
     li.appendChild(body);
+    if (options.reasoning) setReasoning(li, options.reasoning);
     if (options.imageUrl) addImage(li, options.imageUrl);
     li.appendChild(timeNode(options.date || new Date()));
     decorate(li);
@@ -811,6 +812,7 @@
           addBubble(m.role, m.content, {
             id: m.id, imageUrl: m.image_url, prepend: true, date: new Date(m.created_at),
             finishReason: m.finish_reason, versions: m.versions, incomplete: !m.complete,
+            reasoning: m.reasoning, // one-to-one replies of a reasoning model
             sender: m.sender // group chats: null for the user's own words
           });
         });

@@ -34,3 +34,15 @@ def test_a_reply_without_reasoning_has_no_disclosure(client, user):
     Message.objects.create(companion=companion, role="assistant", content="Hello!")
     client.force_login(user)
     assert "Show reasoning" not in client.get(reverse("chat:page", args=[companion.pk])).content.decode()
+
+
+def test_older_pages_carry_each_replys_reasoning(client, user):
+    companion = make_companion(user)
+    thought = Message.objects.create(
+        companion=companion, role="assistant", content="Hi", reasoning="Be kind."
+    )
+    plain = Message.objects.create(companion=companion, role="assistant", content="Hello")
+    newest = Message.objects.create(companion=companion, role="user", content="Hey")
+    client.force_login(user)
+    page = client.get(reverse("chat:older", args=[companion.pk]), {"before": newest.pk}).json()
+    assert {m["id"]: m["reasoning"] for m in page["messages"]} == {thought.pk: "Be kind.", plain.pk: ""}
