@@ -278,7 +278,7 @@ def run_cancel(*, user, run_id) -> PipelineRun:
     run = run_get_for_user(user, run_id)
     if not run_mark_cancelled(run.pk):
         raise ChatError("not_running", "That reply has already finished.")
-    if run.assistant_message_id:
+    if run.assistant_message_id and not run.analysis.get("repaint"):  # a repaint leaves the text whole
         Message.objects.filter(pk=run.assistant_message_id).update(is_complete=False)
     publish_after_commit(run.companion_id, events.error("cancelled", "Reply cancelled.", run_id=str(run.pk)))
     return run
@@ -303,6 +303,9 @@ def run_retry(*, user, run_id) -> PipelineRun:
     old = run_get_for_user(user, run_id)
     if old.status not in (Status.FAILED, Status.CANCELLED):
         raise ChatError("not_retryable", "Only a failed or cancelled reply can be retried.")
+    if old.analysis.get("repaint"):
+        # A retry writes the reply afresh (its text goes): for a picture, paint it again instead.
+        raise ChatError("not_retryable", "Use Paint again on the picture instead.")
     # A retry is a new run like any other: the same quota, message and picture limits.
     admission = run_admit(user, want_image=old.want_image)
     with transaction.atomic():

@@ -374,3 +374,94 @@ async def test_the_pictures_progress_reaches_the_page_in_percent(
     assert all(e["step"] == "generate_image" and 0 < e["percent"] <= 99 for e in painting)
     assert all(85 <= e["progress"] <= 99 for e in painting)
     assert [e["percent"] for e in painting] == sorted({e["percent"] for e in painting})
+
+
+# --- through a ComfyUI connection -----------------------------------------------------------
+
+
+def comfyui_for(companion, base_url: str):
+    """The companion paints through a ComfyUI connection (the registry's ``comfyui`` provider)."""
+    from chat.backend_models import CompanionBackend, Connection
+    from chat.connections import connection_save
+
+    connection = connection_save(
+        connection=Connection(name="Comfy", kind="image", provider="comfyui", base_url=base_url)
+    )
+    CompanionBackend.objects.update_or_create(companion=companion, defaults={"image_connection": connection})
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_comfyui_connection_paints_with_the_seed_reference_and_progress(
+    worker, use_fake_llm, fake_comfyui, connect, companion, user
+):
+    use_fake_llm.completion_text = ANALYSIS
+    fake_comfyui.progress_steps, fake_comfyui.step_delay = 4, 0.6  # reports outpace the page's 0.5 s
+    await sync_to_async(comfyui_for)(companion, fake_comfyui.base_url)
+    await sync_to_async(companion_set_header)(companion=companion, data=png_bytes())
+    await Companion.objects.filter(pk=companion.pk).aupdate(use_header_as_reference=True)
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Show me!", "image": True})
+    done = await client.receive_until("done", timeout=30)
+    [image] = client.of_type("image")
+    assert image["message_id"] == done["message_id"]
+    [prompt] = fake_comfyui.prompts
+    nodes = prompt["workflow"]
+    assert nodes["3"]["inputs"]["seed"] == companion.image_seed
+    [upload] = fake_comfyui.uploads
+    assert nodes["10"]["inputs"]["image"] == upload["filename"]  # the shipped img2img workflow
+    percents = [e["percent"] for e in client.of_type("progress") if "percent" in e]
+    assert percents and percents == sorted(set(percents)) and max(percents) <= 99
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_comfyui_execution_error_is_reported_and_the_reply_stands(
+    worker, use_fake_llm, fake_comfyui, connect, companion, user
+):
+    use_fake_llm.completion_text = ANALYSIS
+    await sync_to_async(comfyui_for)(companion, fake_comfyui.base_url)
+    fake_comfyui.fail_next(kind="execution_error")
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Show me!", "image": True})
+    done = await client.receive_until("done", timeout=30)
+    [failed] = [e for e in client.of_type("error") if e["code"] == "image_failed"]
+    assert "out of memory" in failed["message"]
+    reply = await Message.objects.aget(pk=done["message_id"])
+    assert reply.image_id is None and reply.is_complete
+    assert not await StoredImage.objects.filter(companion=companion, kind="generated").aexists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_html_page_from_comfyui_is_never_stored(
+    worker, use_fake_llm, fake_comfyui, connect, companion, user
+):
+    use_fake_llm.completion_text = ANALYSIS
+    await sync_to_async(comfyui_for)(companion, fake_comfyui.base_url)
+    fake_comfyui.fail_next(kind="html", times=5)  # every retry of the step gets the page
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Show me!", "image": True})
+    await client.receive_until("done", timeout=60)
+    assert [e for e in client.of_type("error") if e["code"] == "image_failed"]
+    assert client.of_type("image") == []
+    assert not await StoredImage.objects.filter(companion=companion, kind="generated").aexists()
+
+
+# --- a repaint stopped half way -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_cancelling_a_repaint_keeps_the_reply_whole_and_it_cannot_be_retried_into_a_rewrite(
+    user, companion, monkeypatch
+):
+    from chat import pictures, services
+
+    monkeypatch.setattr("chat.pictures._start", lambda *args: None)
+    reply, _ = picture_chat(companion)
+    run = pictures.picture_paint_again(user=user, companion=companion, message_id=reply.pk)
+    services.run_cancel(user=user, run_id=run.pk)
+    reply.refresh_from_db()
+    assert (reply.content, reply.is_complete) == ("Here!", True)
+    with pytest.raises(services.ChatError) as refused:
+        services.run_retry(user=user, run_id=run.pk)
+    assert refused.value.code == "not_retryable"
+    assert Message.objects.filter(pk=reply.pk).exists()
+    assert PipelineRun.objects.filter(companion=companion).count() == 1
