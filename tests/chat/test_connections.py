@@ -19,6 +19,7 @@ from chat.connections import (
     connection_save,
     probe_connections,
 )
+from chat.llm import DEFAULT_STOP
 from chat.models import CompanionBackend, Connection, SamplerPreset
 from companionhub import backends_info, health, secretbox
 from tests.fakes.llm_server import FakeLLMServer
@@ -398,3 +399,23 @@ def test_a_broken_comfyui_workflow_is_refused_in_the_admin(db, client):
     )  # fmt: skip
     assert response.status_code == 200 and "class_type" in response.content.decode()
     assert not Connection.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_environment_only_configuration_starts_and_chats_unchanged(
+    worker, use_fake_llm, connect, companion, user, settings
+):
+    from chat.startup import backends_startup
+
+    settings.ALLOW_DEMO_BACKENDS = False  # as in production: the environment's LLM is enough
+    await sync_to_async(backends_startup)()
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Hi", "client_id": "c"})
+    done = await client.receive_until("done")
+    assert done["message_id"]
+    streamed = [r["json"] for r in use_fake_llm.requests if (r["json"] or {}).get("stream")]
+    assert streamed[0]["model"] == "fake-model"
+    assert streamed[0]["stop"] == list(DEFAULT_STOP)  # as before
+    assert not {"top_p", "min_p", "top_k"} & set(streamed[0])  # no preset: nothing new is sent
+    usage = await sync_to_async(UsageTransaction.objects.get)(user=user)
+    assert usage.served_by == "Environment LLM / fake-model"
