@@ -504,7 +504,7 @@
       return;
     }
     if (currentRun && currentRun.bubble) finishBubble(null); // its "done" was lost: not streaming any more
-    currentRun = { id: runId, bubble: null, content: "", points: 0 };
+    currentRun = { id: runId, bubble: null, content: "", points: 0, kind: kind };
     if (reuse) {
       var keep = kind === "continue" || kind === "repaint" ? rawText(reuse.querySelector(".bubble-text")) : "";
       if (kind === "regenerate") keepOldVersion(reuse, versions);
@@ -661,8 +661,10 @@
           showError(e.message, null);
           return;
         }
+        // A picture painted again that stopped: the reply's text is whole, and a retry would rewrite it.
+        var repainting = !!currentRun && currentRun.kind === "repaint";
         finishBubble(null);
-        if (currentRun && currentRun.bubble) {
+        if (currentRun && currentRun.bubble && !repainting) {
           if (!currentRun.content) currentRun.bubble.remove(); // nothing was written: no empty bubble
           else currentRun.bubble.classList.add("incomplete");
         }
@@ -673,7 +675,7 @@
           return;
         }
         setBusy(false);
-        showError(e.message, e.run_id);
+        showError(e.message, repainting ? null : e.run_id);
         return;
       }
       // A refused frame: give the text back so nothing typed is lost.
