@@ -63,8 +63,11 @@ class ConnectionForm(forms.ModelForm):
             parsed = urlparse(value)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
                 raise forms.ValidationError("Enter an http:// or https:// address.")
-            if parsed.username or parsed.password:
-                raise forms.ValidationError("Put the key in the API key field, not in the address.")
+            if parsed.username or parsed.password or parsed.query or parsed.fragment:
+                # The address is shown in lists and health reports; the key field never is.
+                raise forms.ValidationError(
+                    "Enter the address alone (no user, password or ?query): the key has its own field."
+                )
         return value
 
     def clean_workflow(self):

@@ -419,3 +419,20 @@ async def test_an_environment_only_configuration_starts_and_chats_unchanged(
     assert not {"top_p", "min_p", "top_k"} & set(streamed[0])  # no preset: nothing new is sent
     usage = await sync_to_async(UsageTransaction.objects.get)(user=user)
     assert usage.served_by == "Environment LLM / fake-model"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["http://user:pw@127.0.0.1:9/v1", "http://127.0.0.1:9/v1?key=abc", "ftp://127.0.0.1/v1", "nope"],
+)
+def test_an_address_that_could_carry_a_key_or_is_not_http_is_refused(db, client, address):
+    from accounts.models import User
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-root-123456"))
+    response = client.post(
+        reverse("admin:chat_connection_add"),
+        {"name": "X", "kind": "llm", "provider": "openai-compatible", "base_url": address,
+         "default_model": "m", "context_length": 8192, "connect_timeout": 5, "read_timeout": 60,
+         "workflow": "{}"},
+    )  # fmt: skip
+    assert response.status_code == 200 and not Connection.objects.exists()
