@@ -22,6 +22,7 @@ from django.urls import path
 from chat.backend_forms import PresetUploadForm
 from chat.backend_models import Connection, SamplerPreset
 from chat.backends import REGISTRY, breaker_for
+from chat.backends.protocols import SAMPLER_FIELDS
 from chat.backends.registry import BackendUnavailable, provider_choices
 from chat.comfyui import WorkflowError, validate_workflow
 from chat.connections import ConnectionProblem, connection_fetch_models, connection_health, connection_save
@@ -110,8 +111,8 @@ class ConnectionAdmin(admin.ModelAdmin):
     )
     list_filter = ("kind", "provider", "enabled")
     search_fields = ("name", "base_url", "default_model")
-    readonly_fields = (
-        "api_key_status",
+    # What the site and the server wrote, shown and never edited.
+    from_the_server = (
         "from_env",
         "models_list",
         "models_fetched_at",
@@ -121,6 +122,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+    readonly_fields = ("api_key_status", *from_the_server)
     actions = ("fetch_models",)
 
     def get_fieldsets(self, request: HttpRequest, obj=None):
@@ -145,21 +147,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             ("API key", {"fields": key}),
             ("Limits", {"fields": ["context_length", "connect_timeout", "read_timeout"]}),
             ("ComfyUI", {"fields": ["workflow"], "classes": ["collapse"]}),
-            (
-                "From the server",
-                {
-                    "fields": [
-                        "from_env",
-                        "models_list",
-                        "models_fetched_at",
-                        "last_probe_ok",
-                        "last_probe_at",
-                        "last_probe_error",
-                        "created_at",
-                        "updated_at",
-                    ]
-                },
-            ),
+            ("From the server", {"fields": list(self.from_the_server)}),
         ]
 
     @admin.display(description="API key")
@@ -199,19 +187,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 class SamplerPresetForm(forms.ModelForm):
     class Meta:
         model = SamplerPreset
-        fields = [
-            "name",
-            "owner",
-            "temperature",
-            "top_p",
-            "min_p",
-            "top_k",
-            "repetition_penalty",
-            "frequency_penalty",
-            "presence_penalty",
-            "max_tokens",
-            "stop",
-        ]
+        fields = ["name", "owner", *SAMPLER_FIELDS]
 
     def clean(self):
         cleaned = super().clean()
