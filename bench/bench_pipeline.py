@@ -14,6 +14,9 @@ token. Clients are real websocket clients (``websockets``) using API tokens.
 - turn overhead: ``message.send`` to ``done`` minus the time the fake needs to
   emit the reply; it holds both scene analyses, five task hops, database
   writes and every network hop.
+- "own row": one chat at 50 tok/s again, with every companion pinned to a
+  connection row, model and sampler preset of its own instead of the default
+  connection, beside the default's figure from the same run.
 
 Modes: ``embedded`` (SQLite, in-memory broker and layer, worker in the web
 process) and ``redis`` (PostgreSQL + Redis + separate ``celery worker``
@@ -166,6 +169,25 @@ def summarize(mode: str, rate: int, concurrency: int, results: list[dict], elaps
     }
 
 
+# Every bench companion pinned to a connection row of its own (not the default), with a
+# model and a sampler preset: what a companion switched in its model page looks like.
+PIN = """
+from chat.backend_models import Connection, SamplerPreset
+from chat.connections import companion_backend_set
+connection, _ = Connection.objects.update_or_create(
+    name="Bench pinned",
+    defaults={{"kind": "llm", "provider": "openai-compatible", "base_url": {base_url!r},
+              "default_model": "fake-pinned", "is_default": False, "enabled": True}},
+)
+preset, _ = SamplerPreset.objects.update_or_create(
+    name="Bench preset", owner=None, defaults={{"temperature": 0.7, "top_p": 0.9, "min_p": 0.05}}
+)
+for companion_id in {ids!r}:
+    companion_backend_set(companion_id=companion_id, llm_connection=connection, model="fake-pinned",
+                          preset=preset, image_connection=None)
+"""
+
+
 def measure(mode: str, env: dict, var: Path, llm: FakeLLMServer, workers: list[list[str]]) -> list[dict]:
     rows = []
     concurrency = EMBEDDED_CONCURRENCY if mode == "embedded" else CONCURRENCY
@@ -179,6 +201,14 @@ def measure(mode: str, env: dict, var: Path, llm: FakeLLMServer, workers: list[l
                 results, elapsed = asyncio.run(run_load(site.ws_url, accounts, chats, llm))
                 rows.append(summarize(mode, rate, chats, results, elapsed))
                 explain_failures(site, results)
+        # The same first-token scenario with each companion on a connection row of its own:
+        # the lookup of its connection, model and preset must not show in the figure.
+        site.manage("shell", "-c", PIN.format(base_url=llm.base_url, ids=[a["companion"] for a in accounts]))
+        llm.token_delay = 1 / RATES[0]
+        asyncio.run(run_load(site.ws_url, accounts, 1, llm))  # warm the pinned client
+        results, elapsed = asyncio.run(run_load(site.ws_url, accounts, 1, llm))
+        rows.append(summarize(f"{mode}, own row", RATES[0], 1, results, elapsed))
+        explain_failures(site, results)
     return rows
 
 
