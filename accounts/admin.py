@@ -203,6 +203,7 @@ class UsageTransactionAdmin(admin.ModelAdmin):
         "created_at",
         "user",
         "companion_name",
+        "served_by",
         "run_status",
         "prompt_tokens",
         "completion_tokens",
@@ -213,10 +214,11 @@ class UsageTransactionAdmin(admin.ModelAdmin):
         ("user", admin.RelatedOnlyFieldListFilter),
         ("companion", admin.RelatedOnlyFieldListFilter),
         "run_status",
+        "served_by",
         "created_at",
     )
     date_hierarchy = "created_at"
-    search_fields = ("user__username", "companion_name")
+    search_fields = ("user__username", "companion_name", "served_by")
     list_select_related = ("user",)
     actions = None
 

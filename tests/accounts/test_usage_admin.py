@@ -133,3 +133,12 @@ def test_non_staff_are_sent_to_the_admin_login(client, user):
     client.force_login(user)
     response = client.get(USAGE_LIST)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_transactions_say_which_connection_and_model_served_them(admin_client, two_users_usage):
+    UsageTransaction.objects.filter(companion_name="Zed").update(served_by="Local llama / gemma-3")
+    response = admin_client.get(TRANSACTIONS, {"served_by": "Local llama / gemma-3"})
+    assert [t.companion_name for t in response.context["cl"].result_list] == ["Zed"]
+    assert "Local llama / gemma-3" in response.content.decode()
+    searched = admin_client.get(TRANSACTIONS, {"q": "gemma"})
+    assert [t.companion_name for t in searched.context["cl"].result_list] == ["Zed"]
