@@ -292,9 +292,10 @@ def _websockets(out: Exposition) -> None:
 
 
 def _breakers(out: Exposition) -> None:
-    from chat.backends import image_breaker, llm_breaker
+    from chat.backends import all_breakers
 
-    states = [breaker().status() for breaker in (llm_breaker, image_breaker)]
+    # One breaker per connection ("llm:<id>", "image:<id>") and the demo back ends' ("llm", "images").
+    states = [breaker.status() for breaker in all_breakers()]
     out.family(
         "companionhub_circuit_breaker_state", "gauge", "1 for the state each back end's breaker is in."
     )

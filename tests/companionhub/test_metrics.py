@@ -305,3 +305,20 @@ def test_a_publish_prunes_processes_not_seen_for_longer_than_the_ttl():
     cache.set(metrics.WS_DIRECTORY, {"gone": stale}, timeout=None)
     metrics._publish_ws_count(0)
     assert set(cache.get(metrics.WS_DIRECTORY)) == {metrics.PROCESS_ID}
+
+
+def test_every_connection_has_its_own_breaker_in_the_metrics(scrape, settings):
+    from chat.backend_models import Connection
+
+    home = Connection.objects.create(name="Home llama", kind="llm", provider="openai-compatible")
+    cloud = Connection.objects.create(name="Cloud", kind="llm", provider="openai-compatible")
+    tripped = breaker_for(cloud, "llm")
+    try:
+        for _ in range(settings.CIRCUIT_FAILURE_THRESHOLD):
+            tripped.record_failure()
+        samples = scrape()
+        name = "companionhub_circuit_breaker_state"
+        assert value(samples, name, backend=f"llm:{cloud.pk}", state="open") == 1
+        assert value(samples, name, backend=f"llm:{home.pk}", state="closed") == 1
+    finally:
+        tripped.reset()
