@@ -6,7 +6,7 @@ these from a ``Connection`` row. The pipeline knows only these interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
@@ -56,6 +56,10 @@ class ReplyStream(Protocol):
     """What ``stream_chat`` returns: iterate for text; ``result`` once it ended; ``close`` to stop."""
 
     def __iter__(self) -> Iterator[str]: ...
+
+    def pieces(self, heartbeat: Callable[[], None] | None = None) -> Iterator[str]:
+        """The visible text as it arrives; ``heartbeat`` is called on a clock meanwhile (cancel checks)."""
+        ...
 
     @property
     def result(self) -> Completion: ...
