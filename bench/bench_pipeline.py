@@ -70,7 +70,7 @@ def make_accounts(site, count: int) -> list[dict]:
 
 
 async def one_client(ws_url, account, turns, results, llm, tag):
-    headers = {"Authorization": f"Bearer {account['token']}", "Origin": "http://127.0.0.1"}
+    headers = services.socket_headers(ws_url, account["token"])
     ends = [0]
     for token in llm.reply_tokens:
         ends.append(ends[-1] + len(token))

@@ -62,7 +62,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def fanout(ws_url: str, account: dict, llm: FakeLLMServer) -> dict:
-    headers = {"Authorization": f"Bearer {account['token']}", "Origin": "http://127.0.0.1"}
+    headers = services.socket_headers(ws_url, account["token"])
     url = f"{ws_url}/ws/chat/{account['companion']}/"
     sockets = []
     for _ in range(FANOUT_CLIENTS):
@@ -222,7 +222,7 @@ def run() -> dict:
             picture = accounts[1]
 
             async def with_picture():
-                headers = {"Authorization": f"Bearer {picture['token']}", "Origin": "http://127.0.0.1"}
+                headers = services.socket_headers(site.ws_url, picture["token"])
                 async with websockets.connect(
                     f"{site.ws_url}/ws/chat/{picture['companion']}/", additional_headers=headers
                 ) as ws:

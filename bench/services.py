@@ -24,6 +24,11 @@ PROCFILE_WORKERS = [
 ] + [["--queues=images", "--concurrency=1", "--loglevel=WARNING", "-n", "images@%h"]]
 
 
+def socket_headers(ws_url: str, token: str) -> dict[str, str]:
+    """What a third-party client sends: its API token, and the site's own origin (scheme, host, port)."""
+    return {"Authorization": f"Bearer {token}", "Origin": "http" + ws_url.removeprefix("ws")}
+
+
 def bench_dir(name: str) -> Path:
     """Logs of the processes a benchmark starts stay in var/bench/<name>/ for a look afterwards."""
     path = Path(os.environ.get("BENCH_DIR", ROOT / "var" / "bench")) / name
