@@ -1,6 +1,7 @@
-"""Page cache, metrics counters and the websocket gauge on a real Redis (db 6, emptied afterwards)."""
+"""Page cache, metrics counters and the websocket gauge on a real Redis, under a key prefix of their own."""
 
 import time
+import uuid
 
 import pytest
 import redis
@@ -14,16 +15,20 @@ from tests.companions.factories import make_companion
 @pytest.fixture
 def redis_cache(redis_url, settings):
     url = redis_url.rsplit("/", 1)[0] + "/6"
+    prefix = f"ch-test-metrics-{uuid.uuid4().hex[:12]}"
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": url,
-            "KEY_PREFIX": "ch-test-metrics",
+            "KEY_PREFIX": prefix,
         }
     }
-    yield url
+    yield url, prefix
     caches.close_all()
-    redis.Redis.from_url(url).flushdb()
+    # Only this test's keys: the Redis may be a developer's, with data of its own in db 6.
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
 
 
 def test_page_cache_and_its_counters_work_on_redis(redis_cache, client, user):
@@ -37,8 +42,9 @@ def test_page_cache_and_its_counters_work_on_redis(redis_cache, client, user):
     stats = pagecache.stats()["pages"]["companion_list"]
     assert (stats["hits"], stats["misses"]) == (1, 2)
     # The counter is a plain Redis integer that INCR moves, whichever process asks.
-    raw = redis.Redis.from_url(redis_cache)
-    [key] = raw.keys("ch-test-metrics:*pagecache:stats:companion_list:hits")
+    url, prefix = redis_cache
+    raw = redis.Redis.from_url(url)
+    [key] = raw.keys(f"{prefix}:*pagecache:stats:companion_list:hits")
     assert raw.incr(key) == 2
     assert pagecache.stats()["pages"]["companion_list"]["hits"] == 2
 
