@@ -333,8 +333,11 @@ class _Wire:
                 else step
                 for step in self.steps
             ]
-            if not any(isinstance(step, _Drop) for step in self.steps):
-                self.steps.append(compressor.flush())
+        # The gzip trailer follows the last event; a client may hang up once it has read
+        # ``[DONE]``, before the trailer or the last chunk arrives, and the answer was whole.
+        self.trailer = b""
+        if gzip and not any(isinstance(step, _Drop) for step in self.steps):
+            self.trailer = compressor.flush()
         self.gzip = gzip
 
     def send(self, fake: FakeLLMServer, record: dict) -> bool:
@@ -350,7 +353,7 @@ class _Wire:
         if self.framing == "chunked":
             handler.send_header("Transfer-Encoding", "chunked")
         elif self.framing == "length":
-            length = sum(len(step) for step in self.steps if isinstance(step, bytes))
+            length = sum(len(step) for step in self.steps if isinstance(step, bytes)) + len(self.trailer)
             if any(isinstance(step, _Drop) for step in self.steps):
                 length += 64  # promised, never sent
             handler.send_header("Content-Length", str(length))
@@ -374,9 +377,13 @@ class _Wire:
                 record["dropped"] = True
                 handler.drop_connection()
                 return False
-        if self.framing == "chunked":
-            handler.end_chunked()
-        handler.wfile.flush()
+        try:
+            self._write(self.trailer)
+            if self.framing == "chunked":
+                handler.end_chunked()
+            handler.wfile.flush()
+        except CLIENT_GONE:
+            handler.close_connection = True  # gone after the last event: still a whole answer
         return True
 
     def _write(self, data: bytes) -> None:
