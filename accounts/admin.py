@@ -15,6 +15,7 @@ from django.db.models import BigIntegerField, Case, F, QuerySet, Value, When
 from django.http import HttpRequest
 
 from accounts import services, usage
+from accounts.forms import AdminLoginForm
 from accounts.models import RateLimitRecord, UsageTransaction, User, UserUsage
 
 # Fields that grant or take away access: a superuser's to set, shown read-only to anyone else.
@@ -25,6 +26,10 @@ def users_deactivatable_by(actor: User, users: QuerySet[User]) -> QuerySet[User]
     """The users ``actor`` may deactivate: never themself, and superusers only by a superuser."""
     users = users.exclude(pk=actor.pk)
     return users if actor.is_superuser else users.exclude(is_superuser=True)
+
+
+# The admin's sign-in counts against the same limits and lockout as the site's.
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(User)

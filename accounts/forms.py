@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 from django.http import HttpRequest
 
@@ -69,6 +70,14 @@ class LoginForm(AuthenticationForm):
         except forms.ValidationError:
             signin.login_failure_count(lockout)
             raise
+
+
+class AdminLoginForm(LoginForm, AdminAuthenticationForm):
+    """The admin's sign-in: the same limits and lockout as the site's, then staff only.
+
+    Django's admin signs in with a form of its own; without this it counted
+    nothing, and a guesser could try passwords of staff accounts there without end.
+    """
 
 
 class ProfileForm(forms.ModelForm):

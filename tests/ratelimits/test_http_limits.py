@@ -241,3 +241,25 @@ def test_client_ip(settings, remote, forwarded, hops, expected):
 
     settings.TRUSTED_PROXY_HOPS = hops
     assert client_ip(remote_addr=remote, forwarded_for=forwarded) == expected
+
+
+def test_the_admin_sign_in_counts_against_the_same_limits(client, rate_limits, make_user, ip):
+    make_user(username="root", is_staff=True, is_superuser=True)
+    admin_login = reverse("admin:login")
+
+    def attempt(password="wrong-password"):
+        return client.post(admin_login, {"username": "root", "password": password}, REMOTE_ADDR=ip)
+
+    for _ in range(3):
+        assert attempt().status_code == 200  # the form again, with its error
+    assert_limited(attempt())
+    assert_limited(attempt(password=PASSWORD))  # the right password waits for the window too
+
+
+def test_the_admin_sign_in_still_admits_staff_only(client, rate_limits, make_user, user, ip):
+    make_user(username="root", is_staff=True, is_superuser=True)
+    admin_login = reverse("admin:login")
+    refused = client.post(admin_login, {"username": "alice", "password": PASSWORD}, REMOTE_ADDR=ip)
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session
+    signed_in = client.post(admin_login, {"username": "root", "password": PASSWORD}, REMOTE_ADDR=ip)
+    assert signed_in.status_code == 302
