@@ -85,6 +85,15 @@ class ConnectionForm(forms.ModelForm):
         if kind and provider and provider not in REGISTRY.get(kind, {}):
             names = ", ".join(sorted(REGISTRY.get(kind, {}))) or "none yet"
             self.add_error("provider", f"{provider} is not a provider of this kind (choose from: {names}).")
+        moved = {"base_url", "provider"} & set(self.changed_data)
+        key_given = cleaned.get("new_api_key") or cleaned.get("clear_api_key")
+        if self.instance.pk and self.instance.api_key_sealed and moved and not key_given:
+            # The stored key was given for the old server; it is never sent to a new one unasked.
+            self.add_error(
+                "new_api_key",
+                "The address or provider changed: enter the API key for the new server, "
+                "or tick the box to remove the key.",
+            )
         workflow = cleaned.get("workflow")
         if provider == "comfyui" and workflow:  # a broken graph is refused here, not at the first picture
             try:
@@ -162,6 +171,17 @@ class ConnectionAdmin(admin.ModelAdmin):
     def breaker(self, obj: Connection) -> str:
         state = breaker_for(obj, obj.kind).status()
         return state.state if state.state != "open" else f"open (retry in {state.retry_in} s)"
+
+    # A connection decides where every conversation, and its API key, is sent: only
+    # superusers add, change or delete one, whatever permissions a role holds.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Connection, form, change: bool) -> None:
         connection_save(

@@ -309,6 +309,24 @@ def test_the_admin_form_stores_a_new_key_without_showing_it(db, client, fake_llm
     assert "stored (encrypted)" in page and SECRET not in page
 
 
+def test_a_stored_key_is_not_sent_to_a_new_address_unasked(db, client, fake_llm):
+    from accounts.models import User
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-root-123456"))
+    row = make_connection(fake_llm.base_url)
+    form = {"name": row.name, "kind": "llm", "provider": row.provider, "base_url": "http://127.0.0.1:9/v1",
+            "default_model": "m", "context_length": 8192, "connect_timeout": 5, "read_timeout": 60,
+            "workflow": "{}", "enabled": "on"}  # fmt: skip
+    url = reverse("admin:chat_connection_change", args=[row.pk])
+    refused = client.post(url, form)
+    assert refused.status_code == 200 and "enter the API key for the new server" in refused.content.decode()
+    row.refresh_from_db()
+    assert row.base_url == fake_llm.base_url and row.api_key == SECRET
+    assert client.post(url, {**form, "new_api_key": "key-for-the-new-server"}).status_code == 302
+    row.refresh_from_db()
+    assert (row.base_url, row.api_key) == ("http://127.0.0.1:9/v1", "key-for-the-new-server")
+
+
 def test_a_provider_of_another_kind_is_refused(db, client):
     from accounts.models import User
 

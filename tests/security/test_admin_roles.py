@@ -75,6 +75,7 @@ PAGES["all_permissions"] = {
     **PAGES["superuser"],
     "accounts.user": EVERYTHING - {"delete"},  # the row walked is a superuser: read-only, not deletable
     "auth.group": VIEW,  # a group's permissions are its members': only superusers change groups
+    "chat.connection": VIEW,  # where conversations and API keys go: superusers only
 }
 
 # The change pages each role may save (the others are shown read-only).
@@ -83,7 +84,8 @@ SAVES: dict[str, frozenset[str]] = {
     "view_only": frozenset(),
     "moderator": frozenset({"accounts.userusage", "chat.samplerpreset"}),
     "superuser": frozenset(MODELS) - {"accounts.usagetransaction"},
-    "all_permissions": frozenset(MODELS) - {"accounts.usagetransaction", "accounts.user", "auth.group"},
+    "all_permissions": frozenset(MODELS)
+    - {"accounts.usagetransaction", "accounts.user", "auth.group", "chat.connection"},
 }
 
 # Who may run each action; for everyone else it changes nothing.
@@ -100,7 +102,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("chat.message", "delete_selected"): frozenset({"all_permissions", "superuser"}),
     ("chat.pipelinerun", "delete_selected"): frozenset({"all_permissions", "superuser"}),
     ("chat.pipelinerun", "reset_circuit_breakers"): frozenset({"moderator", "all_permissions", "superuser"}),
-    ("chat.connection", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("chat.connection", "delete_selected"): frozenset({"superuser"}),
     ("chat.connection", "fetch_models"): frozenset({"all_permissions", "superuser"}),
     ("chat.samplerpreset", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("groups.groupchat", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
