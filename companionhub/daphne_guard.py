@@ -119,11 +119,24 @@ class GuardedWebRequest(_BaseWebRequest):
         lose_write = getattr(channel.transport, "loseWriteConnection", None)
         if lose_write is not None:
             lose_write()
-        channel.setTimeout(LINGER_SECONDS)  # our discarding never resets it
+        # A clock of our own, not the channel's idle timeout: Twisted switches that off
+        # when the (refused) body happens to be complete, which would leave the
+        # half-closed connection open for as long as the client likes.
+        # Imported here, not at the top: importing the reactor installs Twisted's default
+        # one in a process that has not chosen one, and Daphne must install its own first.
+        from twisted.internet import reactor
+
+        reactor.callLater(LINGER_SECONDS, _abort, channel.transport)
 
 
 def _discard(data: bytes) -> None:
     """The channel's ``dataReceived`` after a refusal: read and forget."""
+
+
+def _abort(transport: Any) -> None:
+    """End a refused connection once its linger is over (nothing happens if it is already gone)."""
+    abort = getattr(transport, "abortConnection", None) or transport.loseConnection
+    abort()
 
 
 def install() -> None:

@@ -214,6 +214,37 @@ def test_a_multipart_body_where_nothing_is_uploaded_is_refused(site):
     assert response.status_code == 415
 
 
+def test_a_refused_connection_is_closed_even_when_its_body_was_complete(site):
+    """Twisted switches its idle timeout off once a body is complete (here: an empty one), so
+    the linger after a refusal must end by a clock of its own, or a client that never hangs
+    up keeps the half-closed connection, and a file descriptor, for as long as it likes."""
+    from companionhub.daphne_guard import LINGER_SECONDS
+
+    request = (
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 0\r\n\r\n"
+    )
+    host, port = site.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request.encode())
+        received = b""
+        while chunk := conn.recv(65536):  # the answer, then the server's end of writing
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 415")
+        # Our side stays open and keeps writing: once the server has ended the connection
+        # a write fails. Bounded: well past the linger, the connection is taken as left open.
+        deadline = time.monotonic() + LINGER_SECONDS * 3
+        closed = False
+        while not closed and time.monotonic() < deadline:
+            try:
+                conn.sendall(b"x")
+            except OSError:
+                closed = True
+            else:
+                time.sleep(0.5)
+    assert closed, "the refused connection was still open long after its linger"
+
+
 def csrf_session(site: Site, path: str) -> tuple[requests.Session, str]:
     session = requests.Session()
     page = session.get(f"{site.base_url}{path}", timeout=10)
