@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from chat.backend_models import SamplerPreset
+from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
 
 MAX_PRESET_BYTES = 512 * 1024  # SillyTavern presets carry their prompt lists: tens of KB is usual
 MAX_NAME_CHARS = 80
@@ -74,6 +75,8 @@ def _stop(value: Any) -> list[str]:
         raise PresetInvalid("stop must be a list of strings.")
     if len(value) > MAX_STOP_STRINGS or any(len(s) > MAX_STOP_CHARS for s in value):
         raise PresetInvalid(f"stop takes at most {MAX_STOP_STRINGS} strings of {MAX_STOP_CHARS} characters.")
+    if has_unstorable_text(value):  # the database cannot hold them (companionhub.text)
+        raise PresetInvalid(f"stop: {UNSTORABLE_MESSAGE}")
     return [s for s in value if s]
 
 

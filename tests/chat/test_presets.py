@@ -62,6 +62,8 @@ def test_a_long_reply_length_is_brought_into_range():
         ('{"top_p": -0.5}', "top_p must be between 0 and 1"),
         ('{"temperature": 1, "stop": [1, 2]}', "stop must be a list of strings"),
         ('{"temperature": 1, "stop": ["a", "b", "c", "d", "e"]}', "at most 4 strings"),
+        ('{"temperature": 1, "stop": ["\\u0000"]}', "NUL characters"),
+        ('{"temperature": 1, "stop": ["\\ud800"]}', "NUL characters"),
         ("[" * 100_000 + "]" * 100_000, "not valid JSON"),  # deep nesting, not a crash
         ('{"temperature": 1, "x": "' + "a" * MAX_PRESET_BYTES + '"}', "larger than"),
     ],
