@@ -439,8 +439,12 @@ def generate_image(run_id) -> None:
             data = painter.client.generate(request, on_progress=on_progress)
         except ImageBackendError as exc:
             breaker.record_failure()
+            # What the server said stays in the log (its key taken out); the user hears the kind of failure.
+            log.warning(
+                "image_backend_error", run_id=str(run_id), code=exc.code, detail=painter.scrub(exc).message
+            )
             raise StepFailed(
-                exc.code, f"The picture could not be painted: {exc.message}", retryable=exc.retryable
+                exc.code, f"The picture could not be painted ({exc.code}).", retryable=exc.retryable
             ) from exc
         except BackendUnavailable as exc:
             breaker.record_failure()

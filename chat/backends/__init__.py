@@ -183,6 +183,20 @@ def sampling_from_preset(preset: SamplerPreset | None) -> Sampling | None:
     )
 
 
+def scrub_key(connection: Connection | None, error: Exception) -> Exception:
+    """Take the connection's key out of an error's text (a server may echo it in a 4xx body),
+    before the text reaches an error frame, the run's ``error_text`` or a log line."""
+    try:
+        key = connection.api_key if connection is not None else ""
+    except Exception:  # an unreadable key cannot be in the text either
+        key = ""
+    if key and len(key) >= 4:
+        if isinstance(getattr(error, "message", None), str):
+            error.message = error.message.replace(key, "[key]")  # type: ignore[attr-defined]
+        error.args = tuple(a.replace(key, "[key]") if isinstance(a, str) else a for a in error.args)
+    return error
+
+
 @dataclass(frozen=True)
 class LLMChoice:
     """The LLM one companion uses now: its client (model and preset applied), breaker and label."""
@@ -201,17 +215,7 @@ class LLMChoice:
         return f"{self.connection.name} / {self.model}"[:200]
 
     def scrub(self, error: Exception) -> Exception:
-        """Take the connection's key out of an error's text (a server may echo it in a 4xx body),
-        before the text reaches an error frame, the run's ``error_text`` or a log line."""
-        try:
-            key = self.connection.api_key if self.connection is not None else ""
-        except Exception:  # an unreadable key cannot be in the text either
-            key = ""
-        if key and len(key) >= 4:
-            if isinstance(getattr(error, "message", None), str):
-                error.message = error.message.replace(key, "[key]")
-            error.args = tuple(a.replace(key, "[key]") if isinstance(a, str) else a for a in error.args)
-        return error
+        return scrub_key(self.connection, error)
 
     def max_tokens(self, default: int) -> int:
         if self.sampling is not None and self.sampling.max_tokens:
@@ -229,6 +233,9 @@ class ImageChoice:
     connection: Connection | None
     client: Any
     breaker: CircuitBreaker
+
+    def scrub(self, error: Exception) -> Exception:
+        return scrub_key(self.connection, error)
 
 
 def _choice(companion_id: int | None) -> CompanionBackend | None:

@@ -134,6 +134,18 @@ async def test_a_broken_picture_service_still_delivers_reply_and_state(
     assert stored[-1].pk == done["message_id"] and stored[-1].is_complete and stored[-1].image_id is None
 
 
+async def test_what_the_picture_service_said_stays_out_of_the_users_error(
+    worker, use_fake_llm, use_fake_sd, connect, companion, user
+):
+    use_fake_sd.fail_next(status=400, times=10, body="Traceback: /srv/sd/models/secret-internal-path.ckpt")
+    client = await connect(companion.pk, user=user)
+    await send(client, "Show me a picture", image=True)
+    await client.receive_until("done")
+    [failure] = [e for e in client.of_type("error") if e["code"] == "image_failed"]
+    assert failure["message"] == "The picture could not be painted (bad_request)."
+    assert "secret-internal-path" not in str(client.events)
+
+
 async def test_garbage_from_the_picture_service_is_never_stored(
     worker, use_fake_llm, use_fake_sd, connect, companion, user, media_root
 ):
