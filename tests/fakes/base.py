@@ -329,3 +329,16 @@ class FakeServer:
     def _untrack(self, conn: socket.socket) -> None:
         with self._lock:
             self._connections.discard(conn)
+
+
+def serve_until_interrupted(server: FakeServer, label: str) -> None:
+    """Run a fake from the command line (``python -m tests.fakes.<name>``) until Ctrl-C."""
+    server.start()
+    print(f"{label} at {server.base_url} (Ctrl-C stops it)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

@@ -48,7 +48,7 @@ import uuid
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.base import CLIENT_GONE, FakeHandler, FakeServer
+from tests.fakes.base import CLIENT_GONE, FakeHandler, FakeServer, serve_until_interrupted
 from tests.fakes.sd_server import png_bytes
 
 __all__ = ["FakeComfyUIServer"]
@@ -446,15 +446,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = FakeComfyUIServer(args.host, args.port)
     server.step_delay = args.step_delay
-    server.start()
-    print(f"Fake ComfyUI at {server.base_url} (Ctrl-C stops it)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(server, "Fake ComfyUI")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from tests.fakes.base import CLIENT_GONE, FakeHandler, FakeServer
+from tests.fakes.base import CLIENT_GONE, FakeHandler, FakeServer, serve_until_interrupted
 
 __all__ = ["DEFAULT_COMPLETION_TEXT", "DEFAULT_REPLY_TOKENS", "FRAMINGS", "FakeLLMServer", "split_tokens"]
 
@@ -587,15 +587,7 @@ def main(argv: list[str] | None = None) -> None:
     server.send_usage = not args.no_usage
     if args.reply:
         server.set_reply(args.reply)
-    server.start()
-    print(f"Fake LLM at {server.base_url} (Ctrl-C stops it)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(server, "Fake LLM")
 
 
 if __name__ == "__main__":

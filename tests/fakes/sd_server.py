@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from tests.fakes.base import FakeHandler, FakeServer
+from tests.fakes.base import FakeHandler, FakeServer, serve_until_interrupted
 
 __all__ = ["FakeSDServer", "png_bytes"]
 
@@ -243,15 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = FakeSDServer(args.host, args.port)
     server.delay = args.delay
-    server.start()
-    print(f"Fake picture service at {server.base_url} (Ctrl-C stops it)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(server, "Fake picture service")
 
 
 if __name__ == "__main__":
