@@ -52,6 +52,14 @@ class Provider:
         return (connection.base_url or cls.default_base_url).rstrip("/")
 
     @classmethod
+    def required_base_url(cls, connection: Connection) -> str:
+        """The base URL, for a provider that has no address of its own to fall back on."""
+        url = cls.base_url(connection)
+        if not url:
+            raise BackendUnavailable(f"The connection {connection.name!r} has no base URL.")
+        return url
+
+    @classmethod
     def build(cls, connection: Connection) -> Any:
         raise NotImplementedError
 
@@ -68,12 +76,11 @@ class OpenAICompatibleLLM(Provider):
 
     @classmethod
     def build(cls, connection: Connection) -> OpenAIChatClient:
-        if not cls.base_url(connection):
-            raise BackendUnavailable(f"The connection {connection.name!r} has no base URL.")
+        base_url = cls.required_base_url(connection)
         if not connection.default_model:
             raise BackendUnavailable(f"The connection {connection.name!r} names no model (LLM_MODEL).")
         return OpenAIChatClient(
-            base_url=cls.base_url(connection),
+            base_url=base_url,
             api_key=connection.api_key,
             model=connection.default_model,
             connect_timeout=connection.connect_timeout,
@@ -117,9 +124,7 @@ class SDWebUIImages(Provider):
 
     @classmethod
     def build(cls, connection: Connection) -> SDWebUIClient:
-        if not cls.base_url(connection):
-            raise BackendUnavailable(f"The connection {connection.name!r} has no base URL.")
-        return SDWebUIClient(base_url=cls.base_url(connection), timeout=_image_timeout(connection))
+        return SDWebUIClient(base_url=cls.required_base_url(connection), timeout=_image_timeout(connection))
 
 
 class OpenAIImages(Provider):
@@ -146,10 +151,8 @@ class ComfyUIImages(Provider):
 
     @classmethod
     def build(cls, connection: Connection) -> ComfyUIClient:
-        if not cls.base_url(connection):
-            raise BackendUnavailable(f"The connection {connection.name!r} has no base URL.")
         return ComfyUIClient(
-            base_url=cls.base_url(connection),
+            base_url=cls.required_base_url(connection),
             api_key=connection.api_key,
             workflow=connection.workflow or None,
             timeout=_image_timeout(connection),
