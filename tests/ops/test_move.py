@@ -138,6 +138,9 @@ def pg_target():
         with database_alias(TARGET, settings_dict):
             yield TARGET
     finally:
+        # Only the database this fixture created above, under a name of its own: never one
+        # the test run did not make.
+        assert name.startswith("companionhub_move_test_")
         with psycopg.connect(**admin) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
