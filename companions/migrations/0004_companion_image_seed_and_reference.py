@@ -10,8 +10,10 @@ def give_each_companion_its_own_seed(apps, schema_editor) -> None:
     """AddField computes a callable default once, for every existing row: one seed for all
     companions would make them look alike, which is the opposite of the point."""
     Companion = apps.get_model("companions", "Companion")
-    for pk in Companion.objects.values_list("pk", flat=True).iterator():
-        Companion.objects.filter(pk=pk).update(image_seed=secrets.randbelow(2**32))
+    # The database being migrated, which is not always "default" (manage.py move, restore).
+    companions = Companion.objects.using(schema_editor.connection.alias)
+    for pk in list(companions.values_list("pk", flat=True)):
+        companions.filter(pk=pk).update(image_seed=secrets.randbelow(2**32))
 
 
 class Migration(migrations.Migration):

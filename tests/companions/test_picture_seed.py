@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
+from django.db import connection
 from django.urls import reverse
 
 from companions.models import MAX_IMAGE_SEED, Companion
@@ -28,7 +30,8 @@ def test_the_migration_gives_existing_companions_different_seeds(user):
         make_companion(user, name=f"C{i}")
     Companion.objects.update(image_seed=7)  # what AddField's one-time default leaves behind
     migration = importlib.import_module("companions.migrations.0004_companion_image_seed_and_reference")
-    migration.give_each_companion_its_own_seed(apps, None)
+    # The migration works on the database of its schema editor's connection.
+    migration.give_each_companion_its_own_seed(apps, SimpleNamespace(connection=connection))
     assert len(set(Companion.objects.values_list("image_seed", flat=True))) == 4
 
 
