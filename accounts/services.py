@@ -15,6 +15,7 @@ from accounts.forms import ProfileForm, RegistrationForm
 from accounts.models import RateLimitRecord, User
 from accounts.sockets import close_sockets
 from accounts.tokens import active_token_count, revoke_all_tokens, session_group, user_group
+from companionhub import ratelimits
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +50,6 @@ def rate_limit_record(*, scope: str, key: str, label: str, count: int, retry_aft
 
 def rate_limit_clear(*, record: RateLimitRecord) -> None:
     """Lift the limit now (the cache counter goes) and drop the record."""
-    from companionhub import ratelimits
-
     ratelimits.clear(record.scope, record.key)
     log.info("rate_limit_cleared", scope=record.scope, record_id=record.pk)
     record.delete()
