@@ -30,6 +30,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import UsageTransaction, User, UserUsage
+from companionhub import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -249,3 +250,15 @@ def usage_chart(days: list[tuple[dt.date, int]]) -> tuple[list[ChartBar], int]:
             )
         )
     return bars, month_days * CHART_SLOT
+
+
+def usage_totals() -> metrics.UsageTotals:
+    """Every run ever charged, summed (the /metrics counters: the ledger is never changed)."""
+    totals = UsageTransaction.objects.aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), images=Sum("image_count")
+    )
+    return metrics.UsageTotals(
+        prompt_tokens=totals["prompt"] or 0,
+        completion_tokens=totals["completion"] or 0,
+        images=totals["images"] or 0,
+    )
