@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
 
+from companionhub import pagecache
 from companions.config import DEFAULTS, effective_config
 from companions.models import Companion
 
@@ -74,7 +75,6 @@ class CompanionCard:
 
 def companion_cards_for_user(user) -> list[CompanionCard]:
     """The companion list's data, cached per user (invalidated by every write that changes it)."""
-    from companionhub import pagecache
 
     def build() -> list[CompanionCard]:
         return [

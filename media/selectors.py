@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.db.models import Min, QuerySet
 from django.shortcuts import get_object_or_404
 
+from companionhub import pagecache
 from media.models import StoredImage
 
 
@@ -83,8 +84,6 @@ MAX_GALLERY_PAGE = 10_000  # keeps cache keys bounded whatever ?page= says
 
 def gallery_page_for_user(user, page: str | None, *, per_page: int) -> GalleryPage:
     """Page ``page`` of the user's gallery (a bad number is page 1, past the end the last page)."""
-    from companionhub import pagecache
-
     try:
         number = min(max(int(page or 1), 1), MAX_GALLERY_PAGE)
     except (TypeError, ValueError):
