@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from django.template.defaultfilters import filesizeformat
 
-from media.legacy import migrate_legacy_headers
+from companions.legacy import migrate_legacy_headers
 
 
 class Command(BaseCommand):
