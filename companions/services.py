@@ -208,6 +208,11 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
     return {"messages": messages, "runs": runs, "images": images}
 
 
+def companion_add_tokens(*, companion_id: int, tokens: int) -> None:
+    """Add a charged run's tokens to the companion's total (registered with accounts.usage)."""
+    Companion.objects.filter(pk=companion_id).update(tokens_burned=F("tokens_burned") + tokens)
+
+
 @transaction.atomic
 def companion_delete(*, companion: Companion) -> None:
     """Delete the companion, its messages, runs and every image file of it."""
