@@ -13,7 +13,8 @@ app; the chat protocol takes it from here.
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+
+from companionhub.channel_layer import channel_layer
 
 # A websocket close code (4000-4999 is the application's range): the credentials it opened with ended.
 CLOSE_SESSION_ENDED = 4403
@@ -21,4 +22,4 @@ CLOSE_SESSION_ENDED = 4403
 
 def close_sockets(group: str, code: int = CLOSE_SESSION_ENDED) -> None:
     """Tell every socket in ``group`` to close with ``code``."""
-    async_to_sync(get_channel_layer().group_send)(group, {"type": "socket.close", "code": code})
+    async_to_sync(channel_layer().group_send)(group, {"type": "socket.close", "code": code})

@@ -1,4 +1,4 @@
-"""An in-memory channel layer that other threads may send to.
+"""Channel layers: the configured one (``channel_layer()``), and an in-memory one other threads may send to.
 
 In the embedded default the Celery worker runs in threads of the web
 process, each with its own event loop, while consumers wait on the server's
@@ -15,7 +15,16 @@ import asyncio
 import contextlib
 
 from channels.exceptions import ChannelFull
-from channels.layers import InMemoryChannelLayer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+
+def channel_layer() -> BaseChannelLayer:
+    """The default channel layer. Settings always configure one, so its absence is a broken setup."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise ImproperlyConfigured("CHANNEL_LAYERS has no default layer.")
+    return layer
 
 
 class ThreadSafeInMemoryChannelLayer(InMemoryChannelLayer):
