@@ -73,7 +73,9 @@ def user_deactivate(*, user: User) -> None:
     log.info("user_deactivated", user_id=user.pk, sessions_ended=ended)
 
 
-def close_session_sockets(sender=None, request=None, user=None, **kwargs) -> None:
+def close_session_sockets(
+    sender: object = None, request: HttpRequest | None = None, user: User | None = None, **kwargs: object
+) -> None:
     """``user_logged_out`` receiver: close the websockets opened with the ending session."""
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if session_key:

@@ -25,6 +25,7 @@ the same transaction as the ledger row.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,7 +78,7 @@ def _usage_row(user_id: int, *, now: dt.datetime) -> UserUsage:
 
 def usage_record_run(
     *,
-    run_id,
+    run_id: uuid.UUID | None,
     user_id: int,
     companion_id: int | None,
     companion_name: str,
