@@ -20,7 +20,7 @@ from media.storage import delete_file_on_commit
 
 
 @receiver(post_delete, sender=StoredImage, dispatch_uid="media_delete_file_with_row")
-def delete_file_with_row(sender, instance: StoredImage, **kwargs) -> None:
+def delete_file_with_row(sender: type[StoredImage], instance: StoredImage, **kwargs: object) -> None:
     delete_file_on_commit(instance.file.name)
     # The same reason holds for the cached gallery and companion list: every
     # deleted picture row, however it went, must refresh its owner's pages.
