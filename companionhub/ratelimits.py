@@ -27,7 +27,7 @@ rest of the site needs the same Redis and reports that failure itself.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -214,6 +214,7 @@ def rate_limited_response(request: HttpRequest, exc: RateLimited) -> HttpRespons
     minutes = max(1, round(exc.retry_after / 60))
     message = f"Too many attempts. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
     accepts_json = "application/json" in request.headers.get("Accept", "")
+    response: HttpResponse
     if accepts_json:
         response = JsonResponse(
             {"error": "rate_limited", "message": message, "retry_after": exc.retry_after}, status=429
@@ -229,7 +230,7 @@ def rate_limited_response(request: HttpRequest, exc: RateLimited) -> HttpRespons
 class RateLimitMiddleware:
     """Turn ``RateLimited`` into a 429 page (or JSON) with Retry-After."""
 
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
