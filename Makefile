@@ -18,7 +18,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/
 help:
 	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
 	@echo "make test        run the tests"
-	@echo "make lint        ruff check + format check"
+	@echo "make lint        ruff check + format check, the import layers (import-linter), types (mypy)"
 	@echo "make audit       look the pinned requirements up in a vulnerability database"
 	@echo "make upgrade-check  list pins that have a newer release"
 	@echo "make bench       run the benchmarks in bench/"
@@ -56,9 +56,12 @@ superuser: migrate
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Each step stops the target on failure: CI runs `make lint`.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Known vulnerabilities in the pins; offline, says so and compares pins with the latest releases.
 audit: install
@@ -96,4 +99,4 @@ local-llm-serve:
 	LOCAL_LLM_PORT=$(LOCAL_LLM_PORT) scripts/local_llm.sh serve
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .mypy_cache

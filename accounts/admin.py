@@ -6,6 +6,10 @@ users could make themself superuser. Moderators deactivate with an action of
 its own permission and never need ``change_user``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -17,6 +21,9 @@ from django.http import HttpRequest
 from accounts import services, usage
 from accounts.forms import AdminLoginForm
 from accounts.models import RateLimitRecord, UsageTransaction, User, UserUsage
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # Fields that grant or take away access: a superuser's to set, shown read-only to anyone else.
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
@@ -138,6 +145,10 @@ class RateLimitRecordAdmin(admin.ModelAdmin):
         self.message_user(request, "Limits lifted.")
 
 
+class MonthTokens(TypedDict):
+    current_tokens: int  # annotated by UserUsageAdmin.get_queryset
+
+
 @admin.register(UserUsage)
 class UserUsageAdmin(admin.ModelAdmin):
     """Tokens per user, sortable; only the quota is edited here (the counters belong to the runs)."""
@@ -184,7 +195,7 @@ class UserUsageAdmin(admin.ModelAdmin):
         return (*self.readonly_fields, "user") if obj else self.readonly_fields
 
     @admin.display(description="tokens this month", ordering="current_tokens")
-    def tokens_this_month(self, obj: UserUsage) -> int:
+    def tokens_this_month(self, obj: WithAnnotations[UserUsage, MonthTokens]) -> int:
         return obj.current_tokens
 
     @admin.display(description="quota in force")

@@ -35,7 +35,7 @@ class UsernameOrEmailBackend(ModelBackend):
         username: str | None = None,
         password: str | None = None,
         **kwargs: object,
-    ):
+    ) -> User | None:
         if username is None or password is None:
             return None
         user = user_for_identifier(username)

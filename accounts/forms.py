@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
@@ -57,7 +59,7 @@ class LoginForm(AuthenticationForm):
         "inactive": "This account is inactive.",
     }
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         """Count the attempt per address + account and per account, then authenticate.
 
         The counters are keyed by the account the name resolves to (see
@@ -109,7 +111,9 @@ class ApiTokenForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
-    def __init__(self, *args, user: User | None = None, request: HttpRequest | None = None, **kwargs) -> None:
+    def __init__(
+        self, *args: Any, user: User | None = None, request: HttpRequest | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
         self.request = request
@@ -134,7 +138,12 @@ class PasswordChangeWithTokensForm(PasswordChangeForm):
     )
 
     def __init__(
-        self, user: User, *args, request: HttpRequest | None = None, active_tokens: int = 0, **kwargs
+        self,
+        user: User,
+        *args: Any,
+        request: HttpRequest | None = None,
+        active_tokens: int = 0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(user, *args, **kwargs)
         self.request = request

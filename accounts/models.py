@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
@@ -15,14 +17,10 @@ username_validator = RegexValidator(
 )
 
 
-class CompanionHubUserManager(UserManager):
-    def get_by_natural_key(self, username: str) -> User:
-        # Usernames are stored lowercase; admin and createsuperuser log in with any case.
-        return self.get(username=username.lower())
-
-    def _create_user_object(self, username, email, password, **extra_fields):
-        username = (username or "").lower()
-        return super()._create_user_object(username, email, password, **extra_fields)
+class CompanionHubUserManager(UserManager["User"]):
+    def get_by_natural_key(self, username: str | None) -> User:
+        # Usernames are stored lowercase (User.save); admin and createsuperuser log in with any case.
+        return self.get(username=(username or "").lower())
 
 
 class User(AbstractUser):
@@ -49,7 +47,7 @@ class User(AbstractUser):
         help_text="How you look, for pictures of scenes that include you (optional).",
     )
 
-    objects = CompanionHubUserManager()
+    objects: ClassVar[CompanionHubUserManager] = CompanionHubUserManager()
 
     REQUIRED_FIELDS = ["email"]
 
@@ -65,7 +63,7 @@ class User(AbstractUser):
         # edits, so it is a permission of its own (docs/security.md, admin roles).
         permissions = [("deactivate_user", "Can deactivate accounts")]
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # Normalisation, not business logic: every path that stores a user
         # (forms, admin, createsuperuser, shell) must store the same form.
         self.username = self.username.lower()

@@ -7,11 +7,15 @@ from typing import NamedTuple
 
 import structlog
 from django.contrib.auth import login
+from django.contrib.sessions.models import Session
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.forms import ProfileForm, RegistrationForm
 from accounts.models import RateLimitRecord, User
+from accounts.sockets import close_sockets
+from accounts.tokens import active_token_count, revoke_all_tokens, session_group, user_group
+from companionhub import ratelimits
 
 log = structlog.get_logger(__name__)
 
@@ -46,8 +50,6 @@ def rate_limit_record(*, scope: str, key: str, label: str, count: int, retry_aft
 
 def rate_limit_clear(*, record: RateLimitRecord) -> None:
     """Lift the limit now (the cache counter goes) and drop the record."""
-    from companionhub import ratelimits
-
     ratelimits.clear(record.scope, record.key)
     log.info("rate_limit_cleared", scope=record.scope, record_id=record.pk)
     record.delete()
@@ -60,11 +62,6 @@ def rate_limits_delete_expired() -> int:
 
 def user_deactivate(*, user: User) -> None:
     """Deactivate an account: end its sessions, revoke its tokens, close its open websockets."""
-    from django.contrib.sessions.models import Session
-
-    from accounts.tokens import revoke_all_tokens, user_group
-    from chat.sockets import close_sockets
-
     User.objects.filter(pk=user.pk).update(is_active=False)
     revoke_all_tokens(user=user)
     ended = 0
@@ -76,11 +73,10 @@ def user_deactivate(*, user: User) -> None:
     log.info("user_deactivated", user_id=user.pk, sessions_ended=ended)
 
 
-def close_session_sockets(sender=None, request=None, user=None, **kwargs) -> None:
+def close_session_sockets(
+    sender: object = None, request: HttpRequest | None = None, user: User | None = None, **kwargs: object
+) -> None:
     """``user_logged_out`` receiver: close the websockets opened with the ending session."""
-    from accounts.tokens import session_group
-    from chat.sockets import close_sockets
-
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if session_key:
         close_sockets(session_group(session_key))
@@ -100,9 +96,6 @@ def user_password_changed(*, user: User, keep_api_tokens: bool = False) -> Passw
     else may have got in, and a token that someone made would outlive the old
     password. Revoking closes the sockets the tokens opened.
     """
-    from accounts.tokens import active_token_count, revoke_all_tokens, user_group
-    from chat.sockets import close_sockets
-
     revoked = 0 if keep_api_tokens else revoke_all_tokens(user=user)
     kept = active_token_count(user) if keep_api_tokens else 0
     # Every socket of the user, a kept token's too: the consumer cannot tell

@@ -9,6 +9,7 @@ import structlog
 from django.utils import timezone
 
 from accounts.models import ApiToken, User
+from accounts.sockets import close_sockets
 
 log = structlog.get_logger(__name__)
 
@@ -42,8 +43,6 @@ def token_revoke(*, user: User, token_id: int) -> bool:
         revoked_at=timezone.now()
     )
     if changed:
-        from chat.sockets import close_sockets
-
         close_sockets(token_group(token_id))
         log.info("api_token_revoked", user_id=user.pk, token_id=token_id)
     return bool(changed)
@@ -91,8 +90,6 @@ def active_token_count(user: User) -> int:
 
 def revoke_all_tokens(*, user: User) -> int:
     """Revoke every active token of ``user`` and close the sockets they opened."""
-    from chat.sockets import close_sockets
-
     ids = list(ApiToken.objects.filter(user=user, revoked_at__isnull=True).values_list("pk", flat=True))
     ApiToken.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
     for token_id in ids:

@@ -15,12 +15,19 @@ job is needed.
 Quotas are soft by design: the check happens before a run starts, and a run
 that starts under the limit is charged in full even if it crosses it (its
 tokens are spent upstream by then).
+
+A companion keeps its own running total of tokens. accounts imports no other
+app, so the companions app registers how to add to it
+(``register_companion_tokens``, companions/apps.py); a charge calls it in
+the same transaction as the ledger row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from django.conf import settings
@@ -30,8 +37,23 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import UsageTransaction, User, UserUsage
+from companionhub import metrics
 
 log = structlog.get_logger(__name__)
+
+
+class CompanionTokens(Protocol):
+    """Adds ``tokens`` to the companion's own total."""
+
+    def __call__(self, *, companion_id: int, tokens: int) -> object: ...
+
+
+_companion_tokens: CompanionTokens | None = None
+
+
+def register_companion_tokens(function: CompanionTokens) -> None:
+    global _companion_tokens
+    _companion_tokens = function
 
 
 def month_start(now: dt.datetime | None = None) -> dt.date:
@@ -56,7 +78,7 @@ def _usage_row(user_id: int, *, now: dt.datetime) -> UserUsage:
 
 def usage_record_run(
     *,
-    run_id,
+    run_id: uuid.UUID | None,
     user_id: int,
     companion_id: int | None,
     companion_name: str,
@@ -72,8 +94,6 @@ def usage_record_run(
     Call inside the transaction that ends the run. Returns None when the run
     was already charged (a retry or a duplicate delivery).
     """
-    from companions.models import Companion  # accounts does not import companions at load time
-
     now = now or timezone.now()
     tokens = max(int(prompt_tokens), 0) + max(int(completion_tokens), 0)
     images = max(int(image_count), 0)
@@ -110,8 +130,8 @@ def usage_record_run(
             lifetime_tokens=F("lifetime_tokens") + tokens,
             lifetime_images=F("lifetime_images") + images,
         )
-        if companion_id is not None and tokens:
-            Companion.objects.filter(pk=companion_id).update(tokens_burned=F("tokens_burned") + tokens)
+        if companion_id is not None and tokens and _companion_tokens is not None:
+            _companion_tokens(companion_id=companion_id, tokens=tokens)
     return charged
 
 
@@ -249,3 +269,15 @@ def usage_chart(days: list[tuple[dt.date, int]]) -> tuple[list[ChartBar], int]:
             )
         )
     return bars, month_days * CHART_SLOT
+
+
+def usage_totals() -> metrics.UsageTotals:
+    """Every run ever charged, summed (the /metrics counters: the ledger is never changed)."""
+    totals = UsageTransaction.objects.aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), images=Sum("image_count")
+    )
+    return metrics.UsageTotals(
+        prompt_tokens=totals["prompt"] or 0,
+        completion_tokens=totals["completion"] or 0,
+        images=totals["images"] or 0,
+    )

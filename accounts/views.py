@@ -18,6 +18,7 @@ from accounts.forms import (
     ProfileForm,
     RegistrationForm,
 )
+from accounts.http import AuthenticatedHttpRequest
 from companionhub import ratelimits
 
 
@@ -56,7 +57,7 @@ class LogoutView(auth_views.LogoutView):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=request.user)
     if request.method == "POST":
         ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
@@ -72,7 +73,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     return _render_profile(request, form=form)
 
 
-def _render_profile(request: HttpRequest, **context) -> HttpResponse:
+def _render_profile(request: AuthenticatedHttpRequest, **context: object) -> HttpResponse:
     context.setdefault("form", ProfileForm(instance=request.user))
     context.setdefault("token_form", ApiTokenForm())
     context["api_tokens"] = tokens.tokens_for_user(request.user)
@@ -83,7 +84,7 @@ def _render_profile(request: HttpRequest, **context) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Create a personal API token and show its secret this once (never stored, never redirected)."""
     ratelimits.enforce("token_create", f"user:{request.user.pk}", record_label=request.user.username)
     form = ApiTokenForm(request.POST, user=request.user, request=request)
@@ -101,7 +102,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     if not tokens.token_revoke(user=request.user, token_id=token_id):
         raise Http404("No such token.")
     messages.success(request, "Token revoked. Programs using it are disconnected.")
@@ -112,6 +113,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     form_class = PasswordChangeWithTokensForm
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
+    request: AuthenticatedHttpRequest  # the view is login_required (Django's)
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()

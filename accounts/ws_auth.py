@@ -7,6 +7,9 @@ the session); otherwise the session's user stands.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
@@ -14,7 +17,7 @@ from django.contrib.auth.models import AnonymousUser
 from accounts.tokens import token_authenticate
 
 
-def bearer_token(scope) -> str | None:
+def bearer_token(scope: Mapping[str, Any]) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, secret = value.decode("latin-1").partition(" ")
@@ -25,7 +28,7 @@ def bearer_token(scope) -> str | None:
 
 
 class TokenAuthMiddleware(BaseMiddleware):
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         secret = bearer_token(scope)
         if secret is not None:
             token = await database_sync_to_async(token_authenticate)(secret) if secret else None

@@ -27,17 +27,18 @@ machine before any of them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.urls import Resolver404, resolve
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
+# Typed as Django's ASGI handler takes them, so it fits the application this guard wraps.
+Scope = dict[str, Any]
+Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # URL names whose forms have a file input (enctype="multipart/form-data"):
@@ -192,7 +193,7 @@ def _counted(rule: BodyRule, receive: Receive, send: Send) -> tuple[Receive, Sen
                 return {"type": "http.disconnect"}
         return message
 
-    async def guarded_send(message: Message) -> None:
+    async def guarded_send(message: Mapping[str, Any]) -> None:
         nonlocal response_started
         if refused:
             return

@@ -5,9 +5,8 @@ from __future__ import annotations
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from chat.events import CLOSE_TOO_MANY_SOCKETS
 from companionhub.ratelimits import scope_ip
-from companionhub.socket_slots import SocketSlots
+from companionhub.socket_slots import CLOSE_TOO_MANY_SOCKETS, SocketSlots
 
 # Anyone may open a ping socket, signed in or not: without caps a client
 # could hold thousands open. Per process (see socket_slots).

@@ -32,6 +32,7 @@ changes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -121,12 +122,10 @@ class GuardedWebRequest(_BaseWebRequest):
             lose_write()
         # A clock of our own, not the channel's idle timeout: Twisted switches that off
         # when the (refused) body happens to be complete, which would leave the
-        # half-closed connection open for as long as the client likes.
-        # Imported here, not at the top: importing the reactor installs Twisted's default
-        # one in a process that has not chosen one, and Daphne must install its own first.
-        from twisted.internet import reactor
-
-        reactor.callLater(LINGER_SECONDS, _abort, channel.transport)
+        # half-closed connection open for as long as the client likes. The channel's
+        # callLater asks the running reactor, so this module never imports the reactor:
+        # importing it before Daphne installs its own would install Twisted's default one.
+        channel.callLater(LINGER_SECONDS, partial(_abort, channel.transport))
 
 
 def _discard(data: bytes) -> None:

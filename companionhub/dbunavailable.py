@@ -14,6 +14,8 @@ session and the user, which needs the very database that is down.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -73,7 +75,7 @@ class DatabaseUnavailableMiddleware:
     Sits right after ``AuthenticationMiddleware``.
     """
 
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -84,9 +86,10 @@ class DatabaseUnavailableMiddleware:
         try:
             _ = request.user.pk
         except (OperationalError, InterfaceError) as exc:
-            if not is_outage(exc):
+            response = self.process_exception(request, exc)
+            if response is None:  # not an outage
                 raise
-            return self.process_exception(request, exc)
+            return response
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

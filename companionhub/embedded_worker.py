@@ -11,6 +11,7 @@ same in-memory queues.
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 import structlog
 from django.conf import settings
@@ -19,8 +20,15 @@ from companionhub.celery import app
 
 log = structlog.get_logger(__name__)
 _lock = threading.Lock()
+
+
+class BeatService(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 _worker = None
-_beat = None
+_beat: BeatService | None = None
 
 
 def start_embedded_worker() -> bool:
@@ -47,7 +55,7 @@ def start_embedded_worker() -> bool:
     return True
 
 
-def start_embedded_beat(schedule_filename: str | None = None):
+def start_embedded_beat(schedule_filename: str | None = None) -> BeatService | None:
     """Start Celery beat in a thread of this process once; return it (None if already running).
 
     Its schedule file (when each task last ran) lives under ``VAR_DIR``, so a
@@ -60,8 +68,11 @@ def start_embedded_beat(schedule_filename: str | None = None):
         if _beat is not None:
             return None
         filename = schedule_filename or str(settings.VAR_DIR / "celerybeat-schedule")
-        _beat = EmbeddedService(app, thread=True, schedule_filename=filename)
-        _beat.start()
+        beat = EmbeddedService(app, thread=True, schedule_filename=filename)
+        if not isinstance(beat, threading.Thread):  # thread=True makes the threaded kind
+            raise TypeError(f"Celery beat was made as a {type(beat).__name__}, not a thread")
+        beat.start()
+        _beat = beat
     log.info("embedded_beat_started", tasks=sorted(app.conf.beat_schedule), schedule_filename=filename)
     return _beat
 

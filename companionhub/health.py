@@ -23,13 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from kombu import Connection
 
 from companionhub import backends_info, pagecache
+from companionhub.channel_layer import channel_layer
 
 CheckResult = dict[str, Any]
 
@@ -52,10 +52,10 @@ def check_cache() -> CheckResult:
 
 
 def check_channel_layer() -> CheckResult:
-    layer = get_channel_layer()
+    layer = channel_layer()
 
     async def round_trip() -> None:
-        channel = await layer.new_channel("healthz.")
+        channel = await layer.new_channel()
         await layer.send(channel, {"type": "healthz"})
         message = await layer.receive(channel)
         if message.get("type") != "healthz":

@@ -18,6 +18,10 @@ Where each series comes from (docs/metrics.md lists them all):
   are still alive. A process that dies without closing its sockets stops
   renewing its key, and its sockets leave the sum within ``WS_KEY_TTL``.
 * **circuit breakers**: their state, read from the cache they live in.
+
+This module imports no app: the apps register what only they can read (the
+runs and the breakers from chat/apps.py, the usage totals from
+accounts/apps.py). A family whose source is not registered has no samples.
 """
 
 from __future__ import annotations
@@ -29,11 +33,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple, Protocol
 
 import structlog
-from django.core.cache import cache
-from django.db.models import Count, Sum
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+
+from companionhub import pagecache
 
 log = structlog.get_logger(__name__)
 
@@ -77,9 +86,6 @@ def incr_many(amounts: dict[str, int]) -> None:
 
 def _redis_client():
     """The raw client of the default cache when it is Django's Redis cache, else None."""
-    from django.core.cache import caches
-    from django.core.cache.backends.redis import RedisCache
-
     backend = caches["default"]
     return backend._cache.get_client(write=True) if isinstance(backend, RedisCache) else None
 
@@ -137,8 +143,6 @@ def _publish_ws_count(count: int) -> None:
 
 
 async def _publish(count: int) -> None:
-    from asgiref.sync import sync_to_async
-
     try:
         await sync_to_async(_publish_ws_count, thread_sensitive=False)(count)
     except Exception as exc:
@@ -192,6 +196,55 @@ def websocket_connections() -> int:
     return sum(int(value) for value in counts.values())
 
 
+# --- what only the apps can read: they register it (chat/apps.py, accounts/apps.py) ---
+
+
+class UsageTotals(NamedTuple):
+    """The usage ledger summed over every run ever charged."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    images: int
+
+
+class BreakerReading(Protocol):
+    """A circuit breaker's state as it is exposed."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...  # closed | open | half_open
+    @property
+    def failures(self) -> int: ...
+
+
+class Breaker(Protocol):
+    def status(self) -> BreakerReading: ...
+
+
+RunCounts = Callable[[], Mapping[str, int]]  # every run status -> runs in it now, zero included
+UsageSource = Callable[[], UsageTotals]
+Breakers = Callable[[], Iterable[Breaker]]  # one per back-end connection and the demo back ends'
+_run_counts: RunCounts | None = None
+_usage_totals: UsageSource | None = None
+_breakers_source: Breakers | None = None
+
+
+def register_run_counts(source: RunCounts) -> None:
+    global _run_counts
+    _run_counts = source
+
+
+def register_usage_totals(source: UsageSource) -> None:
+    global _usage_totals
+    _usage_totals = source
+
+
+def register_breakers(source: Breakers) -> None:
+    global _breakers_source
+    _breakers_source = source
+
+
 # --- exposition ----------------------------------------------------------------------
 
 
@@ -234,25 +287,21 @@ class Exposition:
 
 
 def _runs(out: Exposition) -> None:
-    from chat.models import PipelineRun
-
-    counts = dict(PipelineRun.objects.values_list("status").annotate(n=Count("id")).order_by())
+    counts = _run_counts() if _run_counts else {}
     out.family("companionhub_pipeline_runs", "gauge", "Pipeline runs in the database, by status.")
-    for status in PipelineRun.Status.values:
-        out.sample("companionhub_pipeline_runs", counts.get(status, 0), {"status": status})
+    for status, count in counts.items():
+        out.sample("companionhub_pipeline_runs", count, {"status": status})
 
 
 def _usage(out: Exposition) -> None:
-    from accounts.models import UsageTransaction
-
-    totals = UsageTransaction.objects.aggregate(
-        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), images=Sum("image_count")
-    )
+    totals = _usage_totals() if _usage_totals else None
     out.family("companionhub_tokens_total", "counter", "LLM tokens charged for finished runs, by kind.")
-    out.sample("companionhub_tokens_total", totals["prompt"] or 0, {"kind": "prompt"})
-    out.sample("companionhub_tokens_total", totals["completion"] or 0, {"kind": "completion"})
+    if totals is not None:
+        out.sample("companionhub_tokens_total", totals.prompt_tokens, {"kind": "prompt"})
+        out.sample("companionhub_tokens_total", totals.completion_tokens, {"kind": "completion"})
     out.family("companionhub_images_generated_total", "counter", "Pictures painted for chat replies.")
-    out.sample("companionhub_images_generated_total", totals["images"] or 0)
+    if totals is not None:
+        out.sample("companionhub_images_generated_total", totals.images)
 
 
 def _steps(out: Exposition) -> None:
@@ -292,10 +341,8 @@ def _websockets(out: Exposition) -> None:
 
 
 def _breakers(out: Exposition) -> None:
-    from chat.backends import all_breakers
-
     # One breaker per connection ("llm:<id>", "image:<id>") and the demo back ends' ("llm", "images").
-    states = [breaker.status() for breaker in all_breakers()]
+    states = [breaker.status() for breaker in _breakers_source()] if _breakers_source else []
     out.family(
         "companionhub_circuit_breaker_state", "gauge", "1 for the state each back end's breaker is in."
     )
@@ -312,8 +359,6 @@ def _breakers(out: Exposition) -> None:
 
 
 def _page_cache(out: Exposition) -> None:
-    from companionhub import pagecache
-
     pages = pagecache.stats()["pages"]
     name = "companionhub_page_cache_requests_total"
     out.family(name, "counter", "Page cache lookups, by page and result.")
@@ -324,8 +369,6 @@ def _page_cache(out: Exposition) -> None:
 
 def render() -> str:
     """The whole exposition, every family once."""
-    from django.conf import settings
-
     out = Exposition()
     _runs(out)
     _usage(out)

@@ -12,11 +12,11 @@ is set, locmem otherwise):
 * **per-user data** of the companion list and the gallery (never HTML, so
   tokens, nonces and messages cannot be in it), ``CACHE_USER_PAGES_SECONDS``
   (1 min). Keys hold the user's id and a per-user *version*; every service
-  that changes what those pages show calls ``user_pages_changed`` (or
-  ``companion_pages_changed``), which bumps the version at once and again
-  when the transaction commits, so the next load misses. The second bump is
-  the one that matters: a read racing the write, before the commit, can
-  store the old data only under a version that the commit moves past.
+  that changes what those pages show calls ``user_pages_changed``, which
+  bumps the version at once and again when the transaction commits, so the
+  next load misses. The second bump is the one that matters: a read racing
+  the write, before the commit, can store the old data only under a version
+  that the commit moves past.
 
 Hits and misses are counted in the cache itself with ``incr``, so every
 process adds to the same numbers; ``stats()`` reports them (``/healthz`` and
@@ -81,15 +81,6 @@ def user_pages_changed(user_id: int) -> None:
     bump()
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(bump)
-
-
-def companion_pages_changed(companion_id: int) -> None:
-    """``user_pages_changed`` for the owner of ``companion_id`` (when only the id is at hand)."""
-    from companions.models import Companion
-
-    owner_id = Companion.objects.filter(pk=companion_id).values_list("owner_id", flat=True).first()
-    if owner_id is not None:
-        user_pages_changed(owner_id)
 
 
 def _count(page: str, outcome: str) -> None:

@@ -16,7 +16,8 @@ Counting uses django-ratelimit's fixed windows on the shared cache (Redis in
 production), so a burst across a window boundary can let up to twice the
 limit through; the limits are set with that in mind. Every refusal is
 recorded (``accounts.RateLimitRecord``) so moderators can see who is limited
-and lift a limit early.
+and lift a limit early: this module imports no app, so the accounts app
+registers the function that records (``register_recorder``, accounts/apps.py).
 
 When the cache is down the sign-in scopes refuse (a blind limiter must not
 become an open door for password guessing); the others allow, because the
@@ -26,12 +27,13 @@ rest of the site needs the same Redis and reports that failure itself.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -42,6 +44,21 @@ from companionhub import metrics
 log = structlog.get_logger(__name__)
 
 FAIL_CLOSED = frozenset({"login", "login_account", "register"})
+
+
+class Recorder(Protocol):
+    """Records one refusal of (scope, key) for moderators; ``label`` names the key to a person."""
+
+    def __call__(self, *, scope: str, key: str, label: str, count: int, retry_after: int) -> object: ...
+
+
+_recorder: Recorder | None = None
+
+
+def register_recorder(recorder: Recorder) -> None:
+    """Set the function that records refusals; until one is set, refusals are only logged."""
+    global _recorder
+    _recorder = recorder
 
 
 class RateLimited(PermissionDenied):
@@ -156,20 +173,15 @@ def cache_key(scope: str, key: str) -> str:
 
 def clear(scope: str, key: str) -> None:
     """Lift the limit on (scope, key) for the current window."""
-    from django.core.cache import caches
-
     caches[settings.RATELIMIT_USE_CACHE].delete(cache_key(scope, key))
 
 
 def _record(scope: str, key: str, label: str, verdict: Verdict) -> None:
-    from accounts.services import rate_limit_record
-
-    try:
-        rate_limit_record(
-            scope=scope, key=key, label=label, count=verdict.count, retry_after=verdict.retry_after
-        )
-    except Exception:  # recording is for moderators; never turn a 429 into a 500
-        log.exception("ratelimit_record_failed", scope=scope)
+    if _recorder is not None:
+        try:
+            _recorder(scope=scope, key=key, label=label, count=verdict.count, retry_after=verdict.retry_after)
+        except Exception:  # recording is for moderators; never turn a 429 into a 500
+            log.exception("ratelimit_record_failed", scope=scope)
     log.info(
         "rate_limited", scope=scope, count=verdict.count, limit=verdict.limit, retry_after=verdict.retry_after
     )
@@ -202,6 +214,7 @@ def rate_limited_response(request: HttpRequest, exc: RateLimited) -> HttpRespons
     minutes = max(1, round(exc.retry_after / 60))
     message = f"Too many attempts. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
     accepts_json = "application/json" in request.headers.get("Accept", "")
+    response: HttpResponse
     if accepts_json:
         response = JsonResponse(
             {"error": "rate_limited", "message": message, "retry_after": exc.retry_after}, status=429
@@ -217,7 +230,7 @@ def rate_limited_response(request: HttpRequest, exc: RateLimited) -> HttpRespons
 class RateLimitMiddleware:
     """Turn ``RateLimited`` into a 429 page (or JSON) with Retry-After."""
 
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

@@ -5,12 +5,18 @@ and file descriptors, and taking a slot must not cost a Redis round trip (or
 fail when Redis is down). With several Daphne processes each has its own
 slots. Consumers run on one event loop, and ``take``/``release`` do not await,
 so no lock is needed.
+
+A socket refused for want of a slot is closed with ``CLOSE_TOO_MANY_SOCKETS``,
+defined here for every consumer that takes slots (the chat protocol's too).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+
+# A websocket close code (4000-4999 is the application's range), sent before accepting.
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class SocketSlots:

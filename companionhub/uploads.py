@@ -11,13 +11,15 @@ test client and WSGI. ``store_image`` checks a picture's size again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse
 
 from companionhub import body_limits
 
 
 class RequestSizeLimitMiddleware:
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

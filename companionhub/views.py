@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 
+from accounts.tokens import token_authenticate
 from companionhub import health, pagecache
 from companionhub import metrics as metrics_exposition
 
@@ -37,10 +39,6 @@ def _operator_access(request: HttpRequest) -> int:
     Allowed: the scraper's ``METRICS_TOKEN`` (compared in constant time), a
     personal API token of an active staff user, or a staff session.
     """
-    from django.utils.crypto import constant_time_compare
-
-    from accounts.tokens import token_authenticate
-
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any, Protocol
 
 import structlog
-from celery import bootsteps
+from celery import Celery, bootsteps
 from django.conf import settings
 
 log = structlog.get_logger(__name__)
@@ -36,27 +37,34 @@ log = structlog.get_logger(__name__)
 EXIT_CODE = 75  # EX_TEMPFAIL: try again
 
 
+class Worker(Protocol):
+    """What the watchdog uses of Celery's WorkController (whose stubs do not list its hostname)."""
+
+    app: Celery
+    hostname: str
+
+
 class BrokerWatchdog(bootsteps.StartStopStep):
     """Worker bootstep: a daemon thread that pings this worker through the broker."""
 
     label = "Broker watchdog"
 
-    def __init__(self, worker, **kwargs) -> None:
+    def __init__(self, worker: Worker, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def include_if(self, worker) -> bool:
+    def include_if(self, worker: Worker) -> bool:
         return settings.WORKER_WATCHDOG_SECONDS > 0 and not worker.app.conf.broker_url.startswith("memory:")
 
-    def start(self, worker) -> None:
+    def start(self, worker: Worker) -> None:
         self.thread = threading.Thread(target=self.watch, args=(worker,), name="broker-watchdog", daemon=True)
         self.thread.start()
 
-    def stop(self, worker) -> None:
+    def stop(self, worker: Worker) -> None:
         self.stopping.set()  # a worker shutting down is not a stuck worker
 
-    def watch(self, worker) -> None:
+    def watch(self, worker: Worker) -> None:
         interval = settings.WORKER_WATCHDOG_SECONDS
         failures = 0
         while not self.stopping.wait(interval):
@@ -76,7 +84,7 @@ class BrokerWatchdog(bootsteps.StartStopStep):
                 os._exit(EXIT_CODE)  # a stuck consumer does not shut down cleanly; the supervisor restarts us
 
 
-def answers(worker, *, timeout: float) -> bool:
+def answers(worker: Worker, *, timeout: float) -> bool:
     """Whether this worker answers a ping sent through the broker within about ``timeout`` seconds.
 
     The ping runs in a thread of its own: ``timeout`` bounds only the wait for
@@ -88,7 +96,7 @@ def answers(worker, *, timeout: float) -> bool:
 
     def ping() -> None:
         try:
-            replies = worker.app.control.ping(destination=[worker.hostname], timeout=timeout)
+            replies = worker.app.control.ping(destination=[worker.hostname], timeout=timeout) or []
         except Exception as exc:  # the broker is unreachable: no answer
             log.warning("worker_watchdog_ping_failed", error=f"{type(exc).__name__}: {exc}"[:200])
             replies = []

@@ -20,19 +20,16 @@ in a websocket scope; a Daphne serving TLS itself (no proxy) needs its
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[Any]]
 
 
 def _headers(scope: Scope, name: bytes) -> list[str]:
@@ -89,13 +86,11 @@ def origin_allowed(scope: Scope) -> bool:
     )
 
 
-class SiteOriginValidator:
+class SiteOriginValidator(BaseMiddleware):
     """Refuse a websocket handshake whose Origin is not the site's own (see the module docstring)."""
 
-    def __init__(self, application: ASGIApp) -> None:
-        self.application = application
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+    # Any, as in Channels' own middleware protocol: what arrives is whatever the server sends.
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket" and not origin_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
-        return await self.application(scope, receive, send)
+        return await super().__call__(scope, receive, send)

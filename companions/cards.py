@@ -24,6 +24,7 @@ import io
 import json
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from PIL import Image, PngImagePlugin
 
 from companionhub.text import scrub
 from companions import catalogue
+from companions.models import Companion
 
 __all__ = [
     "CardRejected",
@@ -442,11 +444,11 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_by
 # --- companion -> card -------------------------------------------------------------------
 
 
-def build_card(companion) -> dict[str, Any]:
+def build_card(companion: Companion) -> dict[str, Any]:
     """A Character Card V2 for ``companion`` (fields from its columns and ``config["card"]``)."""
     stored = stored_card(companion)
-    unknown = stored.get("unknown") if isinstance(stored.get("unknown"), dict) else {}
-    extensions = stored.get("extensions") if isinstance(stored.get("extensions"), dict) else {}
+    unknown = _stored_object(stored, "unknown")
+    extensions = _stored_object(stored, "extensions")
     data: dict[str, Any] = {k: v for k, v in unknown.items() if k not in KNOWN_FIELDS}
     data.update(
         {
@@ -475,6 +477,11 @@ def build_card(companion) -> dict[str, Any]:
     if stored.get("character_book") is not None:
         data["character_book"] = stored["character_book"]
     return {"spec": SPEC_V2, "spec_version": "2.0", "data": data}
+
+
+def _stored_object(stored: dict[str, Any], name: str) -> dict[str, Any]:
+    value = stored.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def _stored_text(stored: dict[str, Any], name: str) -> str:
@@ -528,11 +535,16 @@ def fill_macros(text: str, *, char: str, user: str) -> str:
         return text
     names = {"char": char, "user": user, "original": ""}
     for pattern, key in _MACROS:
-        text = pattern.sub(lambda _m, key=key: names[key], text)
+        text = pattern.sub(_literally(names[key]), text)
     return text
 
 
-def stored_card(companion) -> dict[str, Any]:
+def _literally(value: str) -> Callable[[re.Match[str]], str]:
+    """A replacement ``re.sub`` puts in as is: a string would be read for backslash escapes."""
+    return lambda _match: value
+
+
+def stored_card(companion: Companion) -> dict[str, Any]:
     """The ``config["card"]`` block, or {} when there is none or it is not an object.
 
     The column can be edited as raw JSON in the admin, so nothing that reads
@@ -543,7 +555,7 @@ def stored_card(companion) -> dict[str, Any]:
     return card if isinstance(card, dict) else {}
 
 
-def card_prompt_defaults(companion) -> set[str]:
+def card_prompt_defaults(companion: Companion) -> set[str]:
     """Catalogue fields still holding the stand-ins an import filled in (the card never said them).
 
     Prompts leave those out rather than tell the LLM things the card's own

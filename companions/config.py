@@ -19,7 +19,12 @@ DEFAULTS: dict[str, Any] = {
     "max_reply_tokens": 400,
     "image_mode": "on_request",
 }
-LIMITS = {"temperature": (0.0, 2.0), "max_reply_tokens": (50, 2000)}
+TEMPERATURE_LIMITS = (0.0, 2.0)
+MAX_REPLY_TOKENS_LIMITS = (50, 2000)  # whole numbers: the form's field is an IntegerField
+LIMITS: dict[str, tuple[float, float]] = {
+    "temperature": TEMPERATURE_LIMITS,
+    "max_reply_tokens": MAX_REPLY_TOKENS_LIMITS,
+}
 _IMAGE_MODE_VALUES = frozenset(value for value, _ in IMAGE_MODES)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 
 from companions import catalogue
-from companions.config import DEFAULTS, IMAGE_MODES, LIMITS
+from companions.config import DEFAULTS, IMAGE_MODES, MAX_REPLY_TOKENS_LIMITS, TEMPERATURE_LIMITS
 from companions.models import Companion
 
 
@@ -44,10 +44,11 @@ class CatalogueForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name, field in self.fields.items():
-            if name in RADIO_FIELDS:
-                field.widget = forms.RadioSelect(choices=field.choices)
-                field.choices = [c for c in field.choices if c[0] != ""]
-                field.widget.choices = field.choices
+            if name in RADIO_FIELDS and isinstance(field, forms.ChoiceField):
+                # The catalogue's options as radio cards, without the blank choice of a select
+                # (setting a field's choices sets its widget's too).
+                field.widget = forms.RadioSelect()
+                field.choices = catalogue.choices(name)
         for name in self.multi_fields:
             if name in self.fields:
                 self.fields[name] = MultiChoiceField(name, label=self.fields[name].label)
@@ -130,16 +131,16 @@ DATA_STEPS = [form for _, _, form in WIZARD_STEPS if form is not None]
 
 class ConfigForm(forms.Form):
     temperature = forms.FloatField(
-        min_value=LIMITS["temperature"][0],
-        max_value=LIMITS["temperature"][1],
+        min_value=TEMPERATURE_LIMITS[0],
+        max_value=TEMPERATURE_LIMITS[1],
         initial=DEFAULTS["temperature"],
         help_text="Higher is more surprising, lower is more predictable (0 to 2).",
         widget=forms.NumberInput(attrs={"step": "0.1"}),
     )
     max_reply_tokens = forms.IntegerField(
         label="Maximum reply length (tokens)",
-        min_value=LIMITS["max_reply_tokens"][0],
-        max_value=LIMITS["max_reply_tokens"][1],
+        min_value=MAX_REPLY_TOKENS_LIMITS[0],
+        max_value=MAX_REPLY_TOKENS_LIMITS[1],
         initial=DEFAULTS["max_reply_tokens"],
     )
     image_mode = forms.ChoiceField(label="Pictures", choices=IMAGE_MODES, widget=forms.RadioSelect)

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
 
+from accounts.models import User
+from companionhub import pagecache
 from companions.config import DEFAULTS, effective_config
 from companions.models import Companion
+from media.services import image_read
 
 # Columns that can be large: ``config`` holds an imported card (its lorebook,
 # extensions and unknown fields, up to CARD_EXTRAS_MAX_BYTES), and
@@ -26,7 +28,7 @@ def companions_without_large_columns() -> QuerySet[Companion]:
     return Companion.objects.defer(*LARGE_COLUMNS)
 
 
-def companion_get_for_user(user, companion_id: int, *, with_config: bool = False) -> Companion:
+def companion_get_for_user(user: User, companion_id: int, *, with_config: bool = False) -> Companion:
     """The user's own companion, or 404 (never 403: another user's id reveals nothing).
 
     ``with_config`` loads the settings and the imported card too (the
@@ -36,7 +38,7 @@ def companion_get_for_user(user, companion_id: int, *, with_config: bool = False
     return get_object_or_404(companions.select_related("header_image"), pk=companion_id, owner=user)
 
 
-def companion_list_for_user(user) -> QuerySet[Companion]:
+def companion_list_for_user(user: User) -> QuerySet[Companion]:
     return (
         companions_without_large_columns()
         .filter(owner=user)
@@ -72,9 +74,8 @@ class CompanionCard:
     last_message_at: datetime | None
 
 
-def companion_cards_for_user(user) -> list[CompanionCard]:
+def companion_cards_for_user(user: User) -> list[CompanionCard]:
     """The companion list's data, cached per user (invalidated by every write that changes it)."""
-    from companionhub import pagecache
 
     def build() -> list[CompanionCard]:
         return [
@@ -84,7 +85,8 @@ def companion_cards_for_user(user) -> list[CompanionCard]:
                 header_url=c.header_image.url if c.header_image else None,
                 current_action=c.current_action,
                 current_location=c.current_location,
-                last_message_at=c.last_message_at,
+                # An annotation over the messages relation: moved out by the one-conversation refactor.
+                last_message_at=c.last_message_at,  # type: ignore[attr-defined]
             )
             for c in companion_list_for_user(user)
         ]
@@ -97,7 +99,6 @@ def companion_header_bytes(companion: Companion) -> bytes | None:
     if companion.header_image is None:
         return None
     try:
-        with default_storage.open(companion.header_image.file.name, "rb") as handle:
-            return handle.read()
-    except OSError:
+        return image_read(companion.header_image)
+    except FileNotFoundError:
         return None

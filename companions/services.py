@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 
+from accounts.models import User
 from companionhub import pagecache
 from companions import cards, catalogue
 from companions.config import effective_config
@@ -26,7 +29,7 @@ class DraftAlreadyUsed(Exception):
     """Finish was submitted for a draft that already became a companion."""
 
 
-def draft_get_or_create(*, user) -> CompanionDraft:
+def draft_get_or_create(*, user: User) -> CompanionDraft:
     draft, _ = CompanionDraft.objects.get_or_create(owner=user)
     return draft
 
@@ -38,7 +41,7 @@ def draft_save_step(*, draft: CompanionDraft, data: dict[str, Any], reached_step
     draft.save(update_fields=["data", "step", "updated_at"])
 
 
-def draft_discard(*, user) -> None:
+def draft_discard(*, user: User) -> None:
     CompanionDraft.objects.filter(owner=user).delete()
 
 
@@ -50,11 +53,9 @@ def draft_first_invalid_step(draft: CompanionDraft) -> int | None:
     return None
 
 
-def _as_form_data(values: dict[str, Any], form_class) -> dict[str, Any]:
-    from django.utils.datastructures import MultiValueDict
-
-    data = MultiValueDict()
-    for name in form_class._meta.fields:
+def _as_form_data(values: dict[str, Any], form_class: type[forms.ModelForm]) -> MultiValueDict[str, str]:
+    data: MultiValueDict[str, str] = MultiValueDict()
+    for name in form_class._meta.fields or ():
         value = values.get(name)
         if isinstance(value, list):
             data.setlist(name, [str(v) for v in value])
@@ -63,7 +64,7 @@ def _as_form_data(values: dict[str, Any], form_class) -> dict[str, Any]:
     return data
 
 
-def companion_create_from_draft(*, user, header: UploadedFile | None) -> Companion:
+def companion_create_from_draft(*, user: User, header: UploadedFile | None) -> Companion:
     """Turn the user's draft into exactly one companion.
 
     The draft row is locked and deleted in the same transaction that creates
@@ -94,7 +95,14 @@ def companion_create_from_draft(*, user, header: UploadedFile | None) -> Compani
 CARD_COLUMNS = ("name", "backstory", "greeting", "system_prompt", "distinguishing_features", "visual_prompt")
 
 
-def companion_import_card(*, user, upload: UploadedFile) -> tuple[Companion, cards.ImportedCard]:
+def _max_length(column: str) -> int:
+    field = Companion._meta.get_field(column)
+    if not isinstance(field, models.Field) or field.max_length is None:
+        raise TypeError(f"Companion.{column} takes card text, so it needs a max_length")
+    return field.max_length
+
+
+def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companion, cards.ImportedCard]:
     """Make a new companion of ``user`` from a character card file (PNG or JSON).
 
     The file is refused before it is read when it is over the image byte
@@ -110,7 +118,7 @@ def companion_import_card(*, user, upload: UploadedFile) -> tuple[Companion, car
     parsed = cards.parse_card_file(upload.read(limit + 1), max_bytes=limit)
     imported = cards.to_companion(
         parsed,
-        max_lengths={name: Companion._meta.get_field(name).max_length for name in CARD_COLUMNS},
+        max_lengths={name: _max_length(name) for name in CARD_COLUMNS},
         extras_max_bytes=settings.CARD_EXTRAS_MAX_BYTES,
     )
     form = CompanionSettingsForm(data=_as_form_data(imported.values, CompanionSettingsForm))
@@ -206,6 +214,11 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
     pagecache.user_pages_changed(companion.owner_id)
     log.info("companion_memory_wiped", companion_id=companion.pk, messages=messages, runs=runs)
     return {"messages": messages, "runs": runs, "images": images}
+
+
+def companion_add_tokens(*, companion_id: int, tokens: int) -> None:
+    """Add a charged run's tokens to the companion's total (registered with accounts.usage)."""
+    Companion.objects.filter(pk=companion_id).update(tokens_burned=F("tokens_burned") + tokens)
 
 
 @transaction.atomic

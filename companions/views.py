@@ -14,6 +14,7 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from chat.services import ChatError
 from companionhub import ratelimits
 from companionhub.text import scrub
@@ -26,6 +27,7 @@ from companions.forms import (
     ConfigForm,
     HeaderImageForm,
 )
+from companions.models import Companion, CompanionDraft
 from companions.selectors import companion_cards_for_user, companion_get_for_user, companion_header_bytes
 from companions.summary import SECTIONS, companion_summary
 from media.imaging import ImageRejected
@@ -37,20 +39,20 @@ SUMMARY_FIELDS = [name for _, rows in SECTIONS for name, _ in rows]
 
 
 @login_required
-def companion_list(request: HttpRequest) -> HttpResponse:
+def companion_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     companions = companion_cards_for_user(request.user)
     return render(request, "companions/list.html", {"companions": companions})
 
 
 @login_required
-def wizard_start(request: HttpRequest) -> HttpResponse:
+def wizard_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     draft = services.draft_get_or_create(user=request.user)
     return redirect("companions:wizard", step=min(draft.step, len(WIZARD_STEPS)))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def wizard(request: HttpRequest, step: int) -> HttpResponse:
+def wizard(request: AuthenticatedHttpRequest, step: int) -> HttpResponse:
     if not 1 <= step <= len(WIZARD_STEPS):
         raise Http404("no such step")
     draft = services.draft_get_or_create(user=request.user)
@@ -73,7 +75,7 @@ def wizard(request: HttpRequest, step: int) -> HttpResponse:
     return render(request, "companions/wizard.html", _wizard_context(step, slug, title, form=form))
 
 
-def _wizard_finish(request: HttpRequest, draft, step: int) -> HttpResponse:
+def _wizard_finish(request: AuthenticatedHttpRequest, draft: CompanionDraft, step: int) -> HttpResponse:
     invalid = services.draft_first_invalid_step(draft)
     if invalid is not None:
         messages.warning(request, "Some answers are missing; please complete this step.")
@@ -130,7 +132,7 @@ def _raw_values(request: HttpRequest, form_class) -> dict:
 
 @login_required
 @require_http_methods(["POST"])
-def wizard_discard(request: HttpRequest) -> HttpResponse:
+def wizard_discard(request: AuthenticatedHttpRequest) -> HttpResponse:
     services.draft_discard(user=request.user)
     messages.info(request, "Draft discarded.")
     return redirect("companions:list")
@@ -138,7 +140,7 @@ def wizard_discard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def card_import(request: HttpRequest) -> HttpResponse:
+def card_import(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "companions/card_import.html", {"form": CardImportForm()})
     ratelimits.enforce("companion_create", f"user:{request.user.pk}", record_label=request.user.username)
@@ -169,13 +171,13 @@ def card_import(request: HttpRequest) -> HttpResponse:
     return render(request, "companions/card_import.html", {"form": form})
 
 
-def _card_filename(companion, extension: str) -> str:
+def _card_filename(companion: Companion, extension: str) -> str:
     return f"{slugify(companion.name) or 'companion'}.{extension}"
 
 
 @login_required
 @require_GET
-def card_export_json(request: HttpRequest, companion_id: int) -> HttpResponse:
+def card_export_json(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id, with_config=True)
     body = json.dumps(cards.build_card(companion), ensure_ascii=False, indent=2)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
@@ -185,7 +187,7 @@ def card_export_json(request: HttpRequest, companion_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def card_export_png(request: HttpRequest, companion_id: int) -> HttpResponse:
+def card_export_png(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id, with_config=True)
     png = cards.build_card_png(cards.build_card(companion), companion_header_bytes(companion))
     response = HttpResponse(png, content_type="image/png")
@@ -194,7 +196,7 @@ def card_export_png(request: HttpRequest, companion_id: int) -> HttpResponse:
 
 
 @login_required
-def companion_detail(request: HttpRequest, companion_id: int) -> HttpResponse:
+def companion_detail(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)
     summary = companion_summary(model_to_dict(companion, fields=SUMMARY_FIELDS))
     return render(request, "companions/detail.html", {"companion": companion, "summary": summary})
@@ -202,7 +204,7 @@ def companion_detail(request: HttpRequest, companion_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def companion_settings(request: HttpRequest, companion_id: int) -> HttpResponse:
+def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id, with_config=True)
     post, files = request.POST or None, request.FILES or None
     form = CompanionSettingsForm(post, instance=companion)
@@ -232,7 +234,7 @@ def companion_settings(request: HttpRequest, companion_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def companion_reroll_seed(request: HttpRequest, companion_id: int) -> HttpResponse:
+def companion_reroll_seed(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)
     ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
     services.companion_reroll_seed(companion=companion)
@@ -242,7 +244,7 @@ def companion_reroll_seed(request: HttpRequest, companion_id: int) -> HttpRespon
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def companion_wipe(request: HttpRequest, companion_id: int) -> HttpResponse:
+def companion_wipe(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)
     if request.method == "POST":
         try:
@@ -257,7 +259,7 @@ def companion_wipe(request: HttpRequest, companion_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def companion_delete(request: HttpRequest, companion_id: int) -> HttpResponse:
+def companion_delete(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)
     if request.method == "POST":
         name = companion.name
@@ -268,6 +270,6 @@ def companion_delete(request: HttpRequest, companion_id: int) -> HttpResponse:
 
 
 @login_required
-def gallery(request: HttpRequest) -> HttpResponse:
+def gallery(request: AuthenticatedHttpRequest) -> HttpResponse:
     page = gallery_page_for_user(request.user, request.GET.get("page"), per_page=GALLERY_PAGE_SIZE)
     return render(request, "companions/gallery.html", {"page": page})

@@ -93,7 +93,8 @@ def decode_image_input(data: bytes | str, *, max_bytes: int) -> bytes:
     return raw
 
 
-def _open_checked(raw: bytes, max_pixels: int) -> Image.Image:
+def _open_checked(raw: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """The image, its header read and checked, and its format (one of ``ACCEPTED_FORMATS``)."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; a bomb is a bomb.
@@ -105,10 +106,11 @@ def _open_checked(raw: bytes, max_pixels: int) -> Image.Image:
         # A plugin that recognises the first bytes may still find the header broken
         # (an IPTC stream with an illegal field length raises a bare OSError).
         raise ImageRejected("not_an_image", "The file is not an image we can read.") from exc
-    if image.format not in ACCEPTED_FORMATS:
+    image_format = image.format
+    if image_format not in ACCEPTED_FORMATS:
         raise ImageRejected(
             "unsupported_format",
-            f"{image.format or 'This'} images are not supported; use JPEG, PNG, WebP or GIF.",
+            f"{image_format or 'This'} images are not supported; use JPEG, PNG, WebP or GIF.",
         )
     width, height = image.size
     if width <= 0 or height <= 0:
@@ -118,7 +120,7 @@ def _open_checked(raw: bytes, max_pixels: int) -> Image.Image:
             "too_many_pixels",
             f"The image is {width} x {height} pixels; the limit is {max_pixels // 1_000_000} megapixels.",
         )
-    return image
+    return image, image_format
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -150,8 +152,7 @@ def optimize_image(
         raise ImageRejected("empty", "The image is empty.")
     if len(raw) > max_bytes:
         raise ImageRejected("too_large", f"The image is larger than {_mb(max_bytes)}.")
-    image = _open_checked(raw, max_pixels)
-    original_format = image.format
+    image, original_format = _open_checked(raw, max_pixels)
     original_width, original_height = image.size
     try:
         if getattr(image, "is_animated", False):

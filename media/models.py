@@ -33,7 +33,7 @@ class StoredImage(models.Model):
         permissions = [("view_any_image", "Can view any user's private pictures")]
 
     def __str__(self) -> str:
-        return self.file.name
+        return self.file.name or ""
 
     @property
     def url(self) -> str:

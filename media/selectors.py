@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,10 +11,12 @@ from django.core.paginator import Paginator
 from django.db.models import Min, QuerySet
 from django.shortcuts import get_object_or_404
 
+from accounts.models import User
+from companionhub import pagecache
 from media.models import StoredImage
 
 
-def image_get_for_user(user, image_id) -> StoredImage:
+def image_get_for_user(user: User, image_id: uuid.UUID) -> StoredImage:
     """The image if ``user`` owns its companion, or may see anyone's pictures; 404 otherwise.
 
     Being staff is not enough: staff accounts hold only the permissions they
@@ -24,7 +28,7 @@ def image_get_for_user(user, image_id) -> StoredImage:
     return get_object_or_404(images, pk=image_id)
 
 
-def gallery_for_user(user) -> QuerySet[StoredImage]:
+def gallery_for_user(user: User) -> QuerySet[StoredImage]:
     return (
         StoredImage.objects.filter(companion__owner=user, kind=StoredImage.Kind.GENERATED)
         .select_related("companion")
@@ -53,7 +57,7 @@ class GalleryPage:
     number: int
     num_pages: int
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[GalleryItem]:
         return iter(self.items)
 
     def __len__(self) -> int:
@@ -81,10 +85,8 @@ class GalleryPage:
 MAX_GALLERY_PAGE = 10_000  # keeps cache keys bounded whatever ?page= says
 
 
-def gallery_page_for_user(user, page: str | None, *, per_page: int) -> GalleryPage:
+def gallery_page_for_user(user: User, page: str | None, *, per_page: int) -> GalleryPage:
     """Page ``page`` of the user's gallery (a bad number is page 1, past the end the last page)."""
-    from companionhub import pagecache
-
     try:
         number = min(max(int(page or 1), 1), MAX_GALLERY_PAGE)
     except (TypeError, ValueError):
@@ -100,7 +102,8 @@ def gallery_page_for_user(user, page: str | None, *, per_page: int) -> GalleryPa
                 height=image.height,
                 companion_id=image.companion_id,
                 companion_name=image.companion.name,
-                message_id=image.message_id,
+                # An annotation over the messages relation: moved out by the one-conversation refactor.
+                message_id=image.message_id,  # type: ignore[attr-defined]
                 created_at=image.created_at,
             )
             for image in current

@@ -9,10 +9,11 @@ deleted, however it is deleted (see ``media.signals``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db.models import Count, Sum
 
@@ -23,10 +24,21 @@ from media.storage import KIND_FOLDERS, storage_name
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ImageRejected", "delete_image", "image_read", "storage_stats", "store_image"]
+__all__ = ["ImageRejected", "delete_image", "image_open", "image_read", "storage_stats", "store_image"]
 
 
-def store_image(data: bytes | str, companion, kind: str, *, prompt: str = "") -> StoredImage:
+class PictureCompanion(Protocol):
+    """What storing needs of the companion a picture belongs to (media imports nothing of companions)."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def owner_id(self) -> int: ...
+
+
+def store_image(
+    data: bytes | str, companion: PictureCompanion, kind: str, *, prompt: str = ""
+) -> StoredImage:
     """Validate, optimize and store an image for ``companion``.
 
     ``data`` is raw bytes or base64 text (with or without a ``data:`` URL
@@ -46,7 +58,7 @@ def store_image(data: bytes | str, companion, kind: str, *, prompt: str = "") ->
     name = default_storage.save(storage_name(companion.pk, kind), ContentFile(optimized.data))
     try:
         image = StoredImage.objects.create(
-            companion=companion,
+            companion_id=companion.pk,
             kind=kind,
             file=name,
             width=optimized.width,
@@ -73,10 +85,17 @@ def store_image(data: bytes | str, companion, kind: str, *, prompt: str = "") ->
     return image
 
 
+def image_open(image: StoredImage) -> File:
+    """The stored file, open for reading (``FileNotFoundError`` when it is gone)."""
+    if not image.file.name:  # never so for a row store_image wrote
+        raise FileNotFoundError(f"image {image.pk} has no file")
+    return default_storage.open(image.file.name, "rb")
+
+
 def image_read(image: StoredImage) -> bytes:
-    """The stored file's bytes (``FileNotFoundError`` when the file is gone)."""
+    """The stored file's bytes (``FileNotFoundError`` when the file is gone or unreadable)."""
     try:
-        with default_storage.open(image.file.name, "rb") as handle:
+        with image_open(image) as handle:
             return handle.read()
     except OSError as exc:
         raise FileNotFoundError(image.file.name) from exc
@@ -85,12 +104,6 @@ def image_read(image: StoredImage) -> bytes:
 def delete_image(image: StoredImage) -> None:
     """Delete the row; its file goes once the transaction commits."""
     image.delete()
-
-
-def delete_companion_images(companion) -> int:
-    """Delete every image of a companion (rows now, files after commit)."""
-    count, _ = StoredImage.objects.filter(companion=companion).delete()
-    return count
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ def is_site_name(name: str) -> bool:
     return SITE_NAME.fullmatch(name) is not None
 
 
-def delete_file_on_commit(name: str) -> None:
+def delete_file_on_commit(name: str | None) -> None:
+    """Remove the file once the transaction commits (a row with no file has nothing to remove)."""
     if name:
         transaction.on_commit(lambda: _delete_file(name))
 

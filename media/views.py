@@ -8,27 +8,32 @@ location, so web processes never spend time on bytes (docs/security.md).
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
+from accounts.http import AuthenticatedHttpRequest
 from media.selectors import image_get_for_user
+from media.services import image_open
 
 CACHE_CONTROL = "private, max-age=31536000, immutable"  # names never change
 
 
 @require_GET
 @login_required
-def image(request: HttpRequest, image_id) -> HttpResponse:
+def image(request: AuthenticatedHttpRequest, image_id: uuid.UUID) -> HttpResponseBase:
     stored = image_get_for_user(request.user, image_id)
+    response: HttpResponseBase
     if settings.MEDIA_X_ACCEL_REDIRECT:
         response = HttpResponse(content_type="image/jpeg")
         response["X-Accel-Redirect"] = settings.MEDIA_X_ACCEL_PREFIX + stored.file.name
     else:
         try:
-            handle = default_storage.open(stored.file.name, "rb")
+            handle = image_open(stored)
         except FileNotFoundError as exc:
             raise Http404("image file missing") from exc
         response = FileResponse(handle, content_type="image/jpeg")

@@ -5,6 +5,8 @@ from django.urls import reverse
 
 from accounts import tokens
 from accounts.models import ApiToken
+from accounts.sockets import CLOSE_SESSION_ENDED
+from chat import events
 from tests.conftest import PASSWORD
 
 CREATE = reverse("accounts:token_create")
@@ -106,3 +108,7 @@ def test_it_requires_login(client, db):
     response = client.post(CREATE, {"name": "x"})
     assert response.status_code == 302
     assert not ApiToken.objects.exists()
+
+
+def test_the_close_code_is_the_one_the_chat_protocol_documents():
+    assert CLOSE_SESSION_ENDED == events.CLOSE_SESSION_ENDED == 4403

@@ -5,6 +5,8 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
+from chat import events
+from companionhub import socket_slots
 from companionhub.asgi import application
 from companionhub.consumers import ping_slots
 
@@ -172,3 +174,7 @@ async def test_ping_sockets_are_capped_per_process(ping_caps):
         for communicator in opened:
             await communicator.disconnect()
     assert ping_slots.open_count() == 0
+
+
+def test_the_too_many_sockets_code_is_the_one_the_chat_protocol_documents():
+    assert socket_slots.CLOSE_TOO_MANY_SOCKETS == events.CLOSE_TOO_MANY_SOCKETS == 4429

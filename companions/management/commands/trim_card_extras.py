@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from companions.cards import EXTRAS_LABELS
 from companions.services import companions_trim_card_extras
@@ -16,10 +16,10 @@ class Command(BaseCommand):
         "the cap need nothing."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Only list the cards over the cap.")
 
-    def handle(self, *args, dry_run: bool = False, **options) -> None:
+    def handle(self, *args: object, dry_run: bool = False, **options: object) -> None:
         limit = settings.CARD_EXTRAS_MAX_BYTES
         trimmed = companions_trim_card_extras(max_bytes=limit, dry_run=dry_run)
         for companion_id, left_out in trimmed:

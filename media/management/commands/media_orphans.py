@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
 
 from media import orphans
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         "considered; symbolic links and any other file are never touched."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--delete", action="store_true", help="Remove the orphan files found.")
         parser.add_argument(
             "--older-than-minutes",
@@ -24,7 +24,9 @@ class Command(BaseCommand):
             help=f"Only files last written this long ago (default {orphans.DEFAULT_MIN_AGE_MINUTES}).",
         )
 
-    def handle(self, *args, delete: bool = False, older_than_minutes: int = 60, **options) -> None:
+    def handle(
+        self, *args: object, delete: bool = False, older_than_minutes: int = 60, **options: object
+    ) -> None:
         if older_than_minutes < 0:
             raise CommandError("--older-than-minutes must be 0 or more.")
         report = orphans.report_orphans(older_than_minutes=older_than_minutes)

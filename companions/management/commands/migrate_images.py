@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.template.defaultfilters import filesizeformat
 
-from media.legacy import migrate_legacy_headers
+from companions.legacy import migrate_legacy_headers
 
 
 class Command(BaseCommand):
     help = "Move every companion's base64 header_image_legacy value to a stored, optimized file."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Validate and measure; write nothing.")
 
-    def handle(self, *args, dry_run: bool = False, **options) -> None:
+    def handle(self, *args: object, dry_run: bool = False, **options: object) -> None:
         report = migrate_legacy_headers(dry_run=dry_run)
         verb = "Would migrate" if dry_run else "Migrated"
         self.stdout.write(

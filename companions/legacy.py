@@ -1,4 +1,8 @@
-"""Moving the old product's base64 header pictures out of the database."""
+"""Moving the old product's base64 header pictures out of the companions table, into stored files.
+
+A companions concern that uses media's store, so it lives here: media keeps
+files for companions but imports nothing of theirs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import structlog
 from django.conf import settings
 from django.db import transaction
 
+from companions.models import Companion
 from media.imaging import KIND_MAX_SIDE, ImageRejected, decode_image_input, optimize_image
 from media.models import StoredImage
 from media.services import store_image
@@ -37,8 +42,6 @@ def migrate_legacy_headers(*, dry_run: bool = False, report: LegacyReport | None
     neither. Corrupt values are reported and left in place; a second run
     finds only those.
     """
-    from companions.models import Companion
-
     report = report or LegacyReport()
     pending = Companion.objects.exclude(header_image_legacy="").only(
         "id", "header_image_legacy", "header_image"
@@ -66,7 +69,7 @@ def migrate_legacy_headers(*, dry_run: bool = False, report: LegacyReport | None
     return report
 
 
-def _migrate_one(companion, legacy: str) -> int:
+def _migrate_one(companion: Companion, legacy: str) -> int:
     with transaction.atomic():
         old_header = companion.header_image
         image = store_image(legacy, companion, StoredImage.Kind.HEADER)
