@@ -1,0 +1,83 @@
+"""The step registry (``chat.steps``) is the one place a pipeline step is declared.
+
+The chain, the task routes, the progress bands, the metrics and the page's
+labels all come from it; each test here fails when one of them stops doing so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chat import pipeline, steps
+from companionhub.celery import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EACH_STEP = pytest.mark.parametrize("step", steps.STEPS, ids=lambda step: step.name)
+
+
+def route(task_name: str) -> dict:
+    return app.amqp.router.route({}, task_name)
+
+
+def test_every_step_has_a_pipeline_function_and_a_task():
+    app.loader.import_default_modules()  # every app's tasks, as a worker imports them
+    for step in steps.STEPS:
+        assert callable(getattr(pipeline, step.name, None)), step.name
+        assert step.task in app.tasks, step.task
+    assert len(set(steps.names())) == len(steps.STEPS)
+    assert len({step.task for step in steps.STEPS}) == len(steps.STEPS)
+
+
+def test_a_step_is_looked_up_by_name():
+    assert steps.get("generate_reply").task == "chat.generate_reply"
+    with pytest.raises(KeyError, match="no_such_step"):
+        steps.get("no_such_step")
+
+
+@EACH_STEP
+def test_each_steps_task_goes_to_its_queue_with_its_priority(step):
+    routed = route(step.task)
+    expected = app.conf.task_default_queue if step.queue == steps.CHAT else step.queue
+    assert routed["queue"].name == expected
+    assert routed["priority"] == step.priority
+
+
+def test_finish_is_routed_and_undeclared_tasks_go_to_the_default_queue():
+    assert route("chat.finish")["queue"].name == app.conf.task_default_queue
+    assert route("chat.finish")["priority"] == 0
+    assert route("chat.generate_image")["queue"].name == "images"
+    other = route("media.report_orphans")
+    assert other["queue"].name == app.conf.task_default_queue and "priority" not in other
+
+
+def test_the_chat_queue_is_still_named_by_the_environment():
+    code = (
+        "import django; django.setup(); from companionhub.celery import app; "
+        "r = app.amqp.router.route; "
+        "print(r({}, 'chat.generate_reply')['queue'].name, r({}, 'chat.generate_reply')['priority'], "
+        "r({}, 'chat.finish')['queue'].name, r({}, 'chat.generate_image')['queue'].name)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "companionhub.settings", "CELERY_CHAT_QUEUE": "site2-chat"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [
+        "site2-chat",
+        str(steps.get("generate_reply").priority),
+        "site2-chat",
+        "images",
+    ]
+
+
+def test_progress_bands_rise_within_0_to_100():
+    previous_end = 0
+    for step in steps.STEPS:
+        assert previous_end <= step.start < step.end <= 100, step.name
+        previous_end = step.end
+    assert steps.DONE_PROGRESS == 100
