@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from celery.exceptions import Ignore
 
-from chat import pipeline, steps
+from chat import pipeline, steps, tasks
+from chat.pipeline import StepFailed
 from companionhub.celery import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +24,16 @@ EACH_STEP = pytest.mark.parametrize("step", steps.STEPS, ids=lambda step: step.n
 
 def route(task_name: str) -> dict:
     return app.amqp.router.route({}, task_name)
+
+
+def test_the_chain_runs_the_registrys_steps_in_order():
+    turn = tasks.pipeline_chain("r1")
+    picture = tasks.picture_chain("r1")
+    sent = [signature.task for signature in [*turn.tasks, *picture.tasks]]
+    assert sent == [*(step.task for step in steps.STEPS), "chat.finish"]
+    # The last step of every turn is the one that sends the picture steps, or finish.
+    assert steps.chain_steps()[-1].name == "update_state"
+    assert all(s.immutable and tuple(s.args) == ("r1",) for s in [*turn.tasks, *picture.tasks])
 
 
 def test_every_step_has_a_pipeline_function_and_a_task():
@@ -73,6 +85,26 @@ def test_the_chat_queue_is_still_named_by_the_environment():
         "site2-chat",
         "images",
     ]
+
+
+@EACH_STEP
+def test_a_required_steps_failure_fails_the_run_and_an_optional_ones_does_not(step, monkeypatch):
+    failed = []
+
+    def broken(run_id):
+        raise StepFailed("server", "The service is down.", retryable=False)
+
+    monkeypatch.setattr(pipeline, step.name, broken)
+    monkeypatch.setattr(pipeline, "fail", lambda run_id, failure: failed.append(run_id))
+    monkeypatch.setattr(pipeline, "image_failed", lambda run_id, failure: None)
+    task = app.tasks[step.task]
+    if step.optional:
+        task("r1")  # returns: the chain goes on to the next step
+        assert failed == []
+    else:
+        with pytest.raises(Ignore):  # the chain stops
+            task("r1")
+        assert failed == ["r1"]
 
 
 def test_progress_bands_rise_within_0_to_100():
