@@ -7,6 +7,7 @@ labels all come from it; each test here fails when one of them stops doing so.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,20 @@ def test_progress_bands_rise_within_0_to_100():
         assert previous_end <= step.start < step.end <= 100, step.name
         previous_end = step.end
     assert steps.DONE_PROGRESS == 100
+
+
+def test_progress_inside_a_band_rises_and_leaves_its_end_to_the_step():
+    step = steps.get("generate_reply")
+    points = [step.within(tenths / 10) for tenths in range(-2, 15)]
+    assert points == sorted(points)
+    assert points[0] == step.start and points[-1] == step.end - 1
+
+
+def test_the_documents_list_the_steps_as_declared():
+    websocket = (ROOT / "docs" / "websocket.md").read_text()
+    section = websocket.split("Steps, in order:", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"`(\w+)` \((\d+)→(\d+)", section)
+    assert listed == [(step.name, str(step.start), str(step.end)) for step in steps.STEPS]
+    histogram = (ROOT / "docs" / "metrics.md").read_text().split("`companionhub_step_duration_seconds`", 1)[1]
+    named = re.search(r"`step` = ([a-z_, ]+);", histogram)
+    assert named and tuple(named[1].split(", ")) == steps.names()
