@@ -6,12 +6,14 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
-        # companionhub's health and banner code imports no app: chat tells it how to read
-        # the back ends (the default connection of each kind, and a real probe of each).
-        from chat import connections
+        # companionhub's health, banner and metrics code imports no app: chat tells it how to
+        # read the back ends (the default connection of each kind, and a real probe of each),
+        # and which pipeline steps there are.
+        from chat import connections, steps
         from chat.backends import backend_name, backend_state
-        from companionhub import backends_info, health
+        from companionhub import backends_info, health, metrics
 
         backends_info.register_resolver(backend_name)
         health.register_backend_state(backend_state)
         health.register_probe(connections.probe_connections)
+        metrics.register_steps(steps.names())  # the step-duration histogram has one per step

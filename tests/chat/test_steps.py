@@ -17,6 +17,7 @@ from celery.exceptions import Ignore
 
 from chat import pipeline, steps, tasks
 from chat.pipeline import StepFailed
+from companionhub import metrics
 from companionhub.celery import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,14 @@ def test_progress_inside_a_band_rises_and_leaves_its_end_to_the_step():
     points = [step.within(tenths / 10) for tenths in range(-2, 15)]
     assert points == sorted(points)
     assert points[0] == step.start and points[-1] == step.end - 1
+
+
+@pytest.mark.django_db
+def test_the_metrics_show_a_duration_histogram_for_every_step():
+    assert metrics.step_names() == steps.names()
+    text = metrics.render()
+    for name in steps.names():
+        assert f'companionhub_step_duration_seconds_count{{step="{name}"}} ' in text
 
 
 def test_the_documents_list_the_steps_as_declared():
