@@ -6,6 +6,7 @@ labels all come from it; each test here fails when one of them stops doing so.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from celery.exceptions import Ignore
+from django.template import Context, Template
 
 from chat import pipeline, steps, tasks
 from chat.pipeline import StepFailed
@@ -130,6 +132,16 @@ def test_the_metrics_show_a_duration_histogram_for_every_step():
     text = metrics.render()
     for name in steps.names():
         assert f'companionhub_step_duration_seconds_count{{step="{name}"}} ' in text
+
+
+def test_the_template_tag_renders_every_label_for_the_page_script():
+    html = Template("{% load chat_steps %}{% step_labels %}").render(Context())
+    match = re.fullmatch(r'<script id="step-labels" type="application/json">(.*)</script>', html, re.S)
+    assert match, html
+    labels = json.loads(match[1])
+    assert labels == {**{step.name: step.label for step in steps.STEPS}, "done": "Done"}
+    assert labels["analyze_context"] == "Reading your message…"
+    assert all(labels.values())
 
 
 def test_the_documents_list_the_steps_as_declared():
