@@ -6,10 +6,10 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
-        # companionhub's health and banner code imports no app: chat tells it how to read
-        # the back ends (the default connection of each kind, and a real probe of each).
-        # /metrics likewise: the runs by status and every back end's circuit breaker.
-        from chat import connections
+        # companionhub's health, banner and metrics code imports no app: chat tells it how to
+        # read the back ends (the default connection of each kind, and a real probe of each),
+        # the runs by status, every back end's circuit breaker, and which pipeline steps there are.
+        from chat import connections, steps
         from chat import metrics as chat_metrics
         from chat.backends import all_breakers, backend_name, backend_state
         from companionhub import backends_info, health, metrics
@@ -17,5 +17,6 @@ class ChatConfig(AppConfig):
         backends_info.register_resolver(backend_name)
         health.register_backend_state(backend_state)
         health.register_probe(connections.probe_connections)
+        metrics.register_steps(steps.names())  # the step-duration histogram has one per step
         metrics.register_run_counts(chat_metrics.run_counts)
         metrics.register_breakers(all_breakers)

@@ -13,7 +13,7 @@ import time
 
 import structlog
 
-from chat import events
+from chat import events, steps
 from chat.conversation import Conversation
 from chat.images import ImageRequest
 from companions.models import Companion
@@ -25,7 +25,6 @@ log = structlog.get_logger(__name__)
 REFERENCE_STRENGTH = 0.6
 # Progress events are a nicety: at most this often (a sampler reports every step).
 PROGRESS_EVERY_SECONDS = 0.5
-IMAGE_STEP_START, IMAGE_STEP_END = 85, 99  # the run's progress while the picture is painted
 
 
 def repaint_of(analysis: dict) -> dict | None:
@@ -72,6 +71,6 @@ class ProgressReporter:
             if now - self.last_sent_at < PROGRESS_EVERY_SECONDS and percent < 99:
                 return
             self.last_percent, self.last_sent_at = percent, now
-        value = IMAGE_STEP_START + (IMAGE_STEP_END - IMAGE_STEP_START) * percent // 100
+        value = steps.get("generate_image").within(percent / 100)  # the run's progress
         with self.conversation.publisher() as publisher:
             publisher.send(events.progress(self.run_id, value, "generate_image", percent=percent))

@@ -91,13 +91,11 @@ def picture_paint_again(*, user, companion: Companion, message_id: Any) -> Pipel
 
 
 def _start(companion_id: int, run_id, event: dict) -> None:
-    from celery import chain
-
     from chat import tasks
 
     publish(companion_id, event)
     # Only the picture and the finish: the reply and the scene stay as they are.
-    chain(tasks.generate_image.si(str(run_id)), tasks.finish.si(str(run_id))).apply_async()
+    tasks.picture_chain(str(run_id)).apply_async()
 
 
 def picture_use_as_header(*, user, companion: Companion, message_id: Any) -> StoredImage:

@@ -5,8 +5,9 @@ steps decide lives here so it can be tested directly. Each step claims the
 run with a guarded update first: a cancelled or failed run makes the step
 raise ``RunEnded`` and the chain stops.
 
-Progress: analyze 10->30, reply 30->70, re-analyze 70->80, state 80->85,
-image 85->100, then done.
+Progress: each step's band is declared in ``chat.steps``; the step reports
+its start when it claims the run and its end when it is done; ``finish``
+reports ``steps.DONE_PROGRESS`` (100).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import structlog
 from django.conf import settings
 from django.db.models import F
 
-from chat import events, painting, prompts, services
+from chat import events, painting, prompts, services, steps
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.conversation import Conversation, companion_released, conversation_for
 from chat.errors import RunError
@@ -82,9 +83,16 @@ def _load(run_id) -> PipelineRun:
     )
 
 
-def _claim(run_id, *, step: str, progress: int, publisher: EventPublisher) -> None:
+def _claim(run_id, *, step: str, publisher: EventPublisher) -> None:
+    progress = steps.get(step).start
     if not services.run_claim_step(run_id, step=step, progress=progress):
         raise RunEnded
+    publisher.send(events.progress(str(run_id), progress, step))
+
+
+def _step_done(run_id, *, step: str, publisher: EventPublisher) -> None:
+    progress = steps.get(step).end
+    services.run_set_progress(run_id, progress=progress, step=step)
     publisher.send(events.progress(str(run_id), progress, step))
 
 
@@ -181,7 +189,7 @@ def analyze_context(run_id) -> None:
     run = _load(run_id)
     conversation = conversation_for(run)
     with conversation.publisher() as publisher, _timed(run_id, "analyze_context"):
-        _claim(run_id, step="analyze_context", progress=10, publisher=publisher)
+        _claim(run_id, step="analyze_context", publisher=publisher)
         companion = run.companion
         scene = _analyze(
             run_id, companion, text=conversation.user_text(), speaker=companion.owner.name_for_companions
@@ -194,15 +202,14 @@ def analyze_context(run_id) -> None:
             current_outfit=scene.outfit, current_location=scene.location, current_action=scene.action
         )
         pagecache.user_pages_changed(companion.owner_id)  # the list shows the scene
-        services.run_set_progress(run_id, progress=30, step="analyze_context")
-        publisher.send(events.progress(str(run_id), 30, "analyze_context"))
+        _step_done(run_id, step="analyze_context", publisher=publisher)
 
 
 def generate_reply(run_id) -> None:
     run = _load(run_id)
     conversation = conversation_for(run)
     with conversation.publisher() as publisher, _timed(run_id, "generate_reply"):
-        _claim(run_id, step="generate_reply", progress=30, publisher=publisher)
+        _claim(run_id, step="generate_reply", publisher=publisher)
         attempts = _count_attempt(run_id)
         if attempts > settings.CHAT_MAX_RUN_ATTEMPTS:
             raise StepFailed(
@@ -266,8 +273,7 @@ def generate_reply(run_id) -> None:
             completion_tokens=result.completion_tokens,
             estimated=result.usage_estimated,
         )
-        services.run_set_progress(run_id, progress=70, step="generate_reply")
-        publisher.send(events.progress(str(run_id), 70, "generate_reply"))
+        _step_done(run_id, step="generate_reply", publisher=publisher)
         log.info(
             "reply_generated",
             run_id=str(run_id),
@@ -364,7 +370,7 @@ def _stream(
             if now - last_checkpoint >= CHECKPOINT_SECONDS:
                 last_checkpoint = now
                 conversation.checkpoint(batcher.text)
-                progress = 30 + min(39, int(40 * pieces / max(max_tokens, 1)))
+                progress = steps.get("generate_reply").within(pieces / max(max_tokens, 1))
                 if services.run_set_progress(run_id, progress=progress, step="generate_reply"):
                     publisher.send(events.progress(str(run_id), progress, "generate_reply"))
     finally:
@@ -378,18 +384,17 @@ def reanalyze(run_id) -> None:
     run = _load(run_id)
     conversation = conversation_for(run)
     with conversation.publisher() as publisher, _timed(run_id, "reanalyze"):
-        _claim(run_id, step="reanalyze", progress=70, publisher=publisher)
+        _claim(run_id, step="reanalyze", publisher=publisher)
         scene = _analyze(run_id, run.companion, text=conversation.reply_content(), speaker=run.companion.name)
         _save_analysis(run_id, "reply", scene)
-        services.run_set_progress(run_id, progress=80, step="reanalyze")
-        publisher.send(events.progress(str(run_id), 80, "reanalyze"))
+        _step_done(run_id, step="reanalyze", publisher=publisher)
 
 
 def update_state(run_id) -> bool:
     """Apply the final scene; return whether a picture should follow."""
     run = _load(run_id)
     with conversation_for(run).publisher() as publisher, _timed(run_id, "update_state"):
-        _claim(run_id, step="update_state", progress=80, publisher=publisher)
+        _claim(run_id, step="update_state", publisher=publisher)
         scene = (
             run.analysis.get("reply") or run.analysis.get("context") or asdict(_current_scene(run.companion))
         )
@@ -398,8 +403,7 @@ def update_state(run_id) -> bool:
         )
         pagecache.user_pages_changed(run.companion.owner_id)
         publisher.send(events.state(str(run_id), scene["outfit"], scene["location"], scene["action"]))
-        services.run_set_progress(run_id, progress=85, step="update_state")
-        publisher.send(events.progress(str(run_id), 85, "update_state"))
+        _step_done(run_id, step="update_state", publisher=publisher)
     return PipelineRun.objects.values_list("want_image", flat=True).get(pk=run_id)
 
 
@@ -408,7 +412,7 @@ def generate_image(run_id) -> None:
     run = _load(run_id)
     conversation = conversation_for(run)
     with conversation.publisher() as publisher, _timed(run_id, "generate_image"):
-        _claim(run_id, step="generate_image", progress=85, publisher=publisher)
+        _claim(run_id, step="generate_image", publisher=publisher)
         reply = conversation.reply_image()
         if reply is None:
             return
@@ -483,7 +487,7 @@ def finish(run_id) -> None:
             "completion_tokens": run.completion_tokens,
             "estimated": bool(run.analysis.get("usage_estimated", False)),
         }
-        publisher.send(events.progress(str(run_id), 100, "done"))
+        publisher.send(events.progress(str(run_id), steps.DONE_PROGRESS, steps.DONE))
         publisher.send(
             events.done(
                 str(run_id),

@@ -23,12 +23,12 @@ from __future__ import annotations
 import random
 
 import structlog
-from celery import chain, shared_task
+from celery import chain, current_app, shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from chat import pipeline
+from chat import pipeline, steps
 from chat.pipeline import RunEnded, StepFailed
 
 log = structlog.get_logger(__name__)
@@ -106,7 +106,7 @@ def update_state(self, run_id: str) -> None:
     # The picture runs on its own queue; a turn without one finishes right here
     # instead of queueing behind someone's minute-long picture.
     if wants_image:
-        chain(generate_image.si(run_id), finish.si(run_id)).apply_async()
+        picture_chain(run_id).apply_async()
     else:
         finish.delay(run_id)
 
@@ -137,12 +137,17 @@ def reconcile_stuck_runs() -> int:
     return pipeline.reconcile_stuck_runs(older_than_seconds=settings.CHAT_STUCK_RUN_SECONDS)
 
 
+def _signatures(chosen: tuple[steps.Step, ...], run_id: str) -> list:
+    return [current_app.tasks[step.task].si(run_id) for step in chosen]
+
+
 def pipeline_chain(run_id: str, *, want_image: bool = False):
-    """The chain for one turn. ``update_state`` sends the picture (or finish) next."""
+    """The chain for one turn: the registry's steps, in order. ``update_state`` sends the
+    picture steps (or finish) next."""
     del want_image  # decided after analysis, which may discover the user asked for a picture
-    return chain(
-        analyze_context.si(run_id),
-        generate_reply.si(run_id),
-        reanalyze.si(run_id),
-        update_state.si(run_id),
-    )
+    return chain(*_signatures(steps.chain_steps(), run_id))
+
+
+def picture_chain(run_id: str):
+    """The picture steps and then finish: after ``update_state``, or alone to paint a reply again."""
+    return chain(*_signatures(steps.picture_steps(), run_id), finish.si(run_id))

@@ -38,7 +38,7 @@ def start_embedded_worker() -> bool:
         if _worker is not None:
             return False
         recover_orphaned_runs()
-        queues = sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *embedded_queues()})
+        queues = embedded_queues()
         _worker = app.WorkController(
             pool="threads",
             concurrency=settings.EMBEDDED_WORKER_CONCURRENCY,
@@ -86,9 +86,14 @@ def stop_embedded_beat() -> None:
 
 
 def embedded_queues() -> list[str]:
-    """Every queue a task is routed to, so one in-process worker serves them all."""
-    routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
-    return list(dict.fromkeys(route["queue"] for route in routes.values() if "queue" in route))
+    """Every queue a task is sent to, so one in-process worker serves them all.
+
+    The routers decide (``CELERY_TASK_ROUTES``), so each task of every app is
+    routed as if it were sent; a task with no route goes to the default queue.
+    """
+    app.loader.import_default_modules()  # every app's tasks, as a worker imports them
+    routed = {app.amqp.router.route({}, name)["queue"].name for name in app.tasks}
+    return sorted({app.conf.task_default_queue, *routed})
 
 
 def recover_orphaned_runs() -> int:

@@ -49,9 +49,21 @@ log = structlog.get_logger(__name__)
 PREFIX = "metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# Pipeline steps (chat.pipeline) and the histogram's upper bounds, in seconds.
-STEPS = ("analyze_context", "generate_reply", "reanalyze", "update_state", "generate_image")
+# The step-duration histogram's upper bounds, in seconds.
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+# The pipeline's steps, named by the app that declares them (chat, when it is ready): this
+# module imports no app. Each has its histogram, with zeros before its first observation.
+_step_names: tuple[str, ...] = ()
+
+
+def register_steps(names: Iterable[str]) -> None:
+    global _step_names
+    _step_names = tuple(names)
+
+
+def step_names() -> tuple[str, ...]:
+    return _step_names
 
 
 # --- counters in the cache -------------------------------------------------------------
@@ -307,13 +319,13 @@ def _usage(out: Exposition) -> None:
 def _steps(out: Exposition) -> None:
     keys = [
         f"{PREFIX}:step:{step}:{part}"
-        for step in STEPS
+        for step in step_names()
         for part in [*(f"bucket:{i}" for i in range(len(BUCKETS) + 1)), "count", "sum_ms"]
     ]
     values = cache.get_many(keys)
     name = "companionhub_step_duration_seconds"
     out.family(name, "histogram", "Time each pipeline step took, recorded when the step ends.")
-    for step in STEPS:
+    for step in step_names():
         cumulative = 0
         for i, bound in enumerate([*BUCKETS, math.inf]):
             cumulative += int(values.get(f"{PREFIX}:step:{step}:bucket:{i}") or 0)

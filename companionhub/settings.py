@@ -346,17 +346,9 @@ CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
 # Tokens a user may spend per calendar month (UTC) before new replies are refused;
 # 0 = unlimited. Moderators can set a user's own limit in the admin (Usage per user).
 USAGE_MONTHLY_TOKEN_QUOTA = env.int("USAGE_MONTHLY_TOKEN_QUOTA", default=0)
-# Priorities (Redis: 0 is served first). A turn already under way goes before a
-# new one, so under load the replies that started finish instead of every turn
-# waiting behind every other turn's next step (bench/profile.py shows the wait).
-CELERY_TASK_ROUTES = {
-    "chat.analyze_context": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 6},  # a new turn
-    "chat.generate_reply": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 3},
-    "chat.reanalyze": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 0},
-    "chat.update_state": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 0},
-    "chat.finish": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": 0},
-    "chat.generate_image": {"queue": "images", "priority": 0},
-}
+# The queue and priority of each chat task are declared with its step (chat/steps.py): Celery
+# asks this router, imported when the first task is sent, so settings import no app.
+CELERY_TASK_ROUTES = ("chat.steps.route_task",)
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
     "delete-expired-rate-limits": {"task": "accounts.delete_expired_rate_limits", "schedule": 300.0},

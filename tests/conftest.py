@@ -13,6 +13,7 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
 from companionhub.celery import app
+from companionhub.embedded_worker import embedded_queues
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -77,9 +78,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
 @pytest.fixture(scope="session")
 def chat_worker(django_db_setup, django_db_blocker):
     """One worker thread for the session, serving every queue a task is routed to."""
-    queues = sorted(
-        {settings.CELERY_TASK_DEFAULT_QUEUE, *(r["queue"] for r in settings.CELERY_TASK_ROUTES.values())}
-    )
+    queues = embedded_queues()
     # The worker checks the models as it starts, so it needs the database.
     with (
         django_db_blocker.unblock(),

@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from chat import steps
 from chat.models import Message, PipelineRun
 from companions.models import Companion
 from companions.services import companion_import_card
@@ -57,6 +58,10 @@ async def test_a_turn_streams_the_reply_updates_state_and_paints(
     assert offsets == sorted(offsets) and offsets[0] == 0
     progress = [e["progress"] for e in client.of_type("progress")]
     assert progress == sorted(progress) and progress[-1] == 100
+    bands = {**{step.name: step.band for step in steps.STEPS}, steps.DONE: (100, 100)}
+    for event in client.of_type("progress"):  # each step reports inside its band (chat.steps)
+        low, high = bands[event["step"]]
+        assert low <= event["progress"] <= high, event
     [state] = client.of_type("state")
     assert (state["outfit"], state["location"]) == ("red sundress", "at the beach")
     [image] = client.of_type("image")

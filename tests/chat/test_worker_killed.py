@@ -44,17 +44,12 @@ def queue(settings):
     if not settings.REDIS_URL:
         require_service("Redis", "a separate worker process needs the Redis broker and layer")
     name = f"fault-{uuid.uuid4().hex[:8]}"
-    previous, previous_routes = app.conf.task_default_queue, app.conf.task_routes
+    previous = app.conf.task_default_queue
+    # The chat steps' router (chat.steps) sends them to the default queue: this one.
     app.conf.task_default_queue = name
-    # The chat steps are routed by name (with priorities): send them to this queue too,
-    # or they go to the shared "chat" queue that this test's worker does not read.
-    app.conf.task_routes = {
-        task: {**route, "queue": name} if route.get("queue") == previous else route
-        for task, route in (previous_routes or {}).items()
-    }
     _rebuild_router()
     yield name
-    app.conf.task_default_queue, app.conf.task_routes = previous, previous_routes
+    app.conf.task_default_queue = previous
     _rebuild_router()
 
 

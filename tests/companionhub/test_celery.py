@@ -76,11 +76,14 @@ def test_a_separate_worker_process_runs_ping_over_redis():
 
 
 @pytest.mark.django_db
-def test_the_embedded_worker_serves_every_routed_queue(settings):
+def test_the_embedded_worker_serves_every_routed_queue(monkeypatch):
+    from chat import steps
     from companionhub.embedded_worker import embedded_queues
 
-    settings.CELERY_TASK_ROUTES = {"chat.tasks.generate_image": {"queue": "images"}}
-    assert embedded_queues() == ["images"]
+    assert embedded_queues() == sorted({app.conf.task_default_queue, "images"})
+    # A task of any app that a router sends elsewhere adds its queue.
+    monkeypatch.setitem(steps._BY_TASK, "media.report_orphans", steps.Route("media.report_orphans", "slow"))
+    assert "slow" in embedded_queues()
 
 
 @pytest.mark.django_db

@@ -85,7 +85,7 @@ def scrape(client, staff_user):
 @pytest.fixture(autouse=True)
 def fresh_counters():
     keys = [f"metrics:ratelimit:{scope}" for scope in ("chat_message", "login", "image")]
-    for step in metrics.STEPS:
+    for step in metrics.step_names():
         keys += [f"metrics:step:{step}:{part}" for part in ("count", "sum_ms")]
         keys += [f"metrics:step:{step}:bucket:{i}" for i in range(len(metrics.BUCKETS) + 1)]
     cache.delete_many([*keys, metrics.WS_DIRECTORY])

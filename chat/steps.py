@@ -1,0 +1,156 @@
+"""The steps of a chat turn, each declared once.
+
+A step is a function of ``chat.pipeline`` run by a Celery task of ``chat.tasks``.
+Everything else about it is declared here, and what needs it reads it from
+this registry:
+
+* the chain: its steps run in the order of ``STEPS`` (``chat.tasks``); a
+  ``picture`` step runs only when the turn wants a picture, after the others;
+* its task's queue and priority: Celery asks ``route_task`` for every task it
+  sends (``CELERY_TASK_ROUTES`` in settings names it);
+* the run's progress: a step reports its band's start when it claims the run,
+  points inside the band while it works, and its end when it is done
+  (``chat.pipeline``); ``finish`` reports ``DONE_PROGRESS``;
+* the step-duration histogram of ``/metrics`` (``chat.apps`` registers the
+  names with ``companionhub.metrics``, which imports no app);
+* what the chat page shows while the step runs (``{% step_labels %}`` of the
+  ``chat_steps`` template library).
+
+An optional step's failure is reported and the turn goes on; a required
+step's failure fails the run (``chat.tasks`` does each).
+
+Adding a step is one entry in ``STEPS``, where it is to run; one function of
+``chat.pipeline`` named as the step; one task in ``chat.tasks`` named as the
+entry's ``task``. A step every turn runs goes before ``update_state``, which
+sends what follows it; a step on a queue of its own also needs a worker that
+reads that queue (Procfile, docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from celery import current_app
+
+# A step's queue is the chat queue, or a queue of its own for slow work. The chat queue is
+# Celery's default queue (CELERY_CHAT_QUEUE names it, so that several sites can share one
+# Redis); ``CHAT`` stands for it.
+CHAT = "chat"
+IMAGES = "images"  # a picture takes up to minutes: its own queue and worker
+
+# Priorities (Redis: 0 is served first). A turn already under way goes before a
+# new one, so under load the replies that started finish instead of every turn
+# waiting behind every other turn's next step (bench/profile.py shows the wait).
+NEW_TURN, WRITING, FINISHING = 6, 3, 0
+
+DONE = "done"  # the step name of the last progress event, sent by ``finish``
+DONE_PROGRESS = 100
+DONE_LABEL = "Done"
+
+
+def queue_name(queue: str) -> str:
+    """The broker's name of a step's queue: ``CHAT`` is the configured chat queue."""
+    return current_app.conf.task_default_queue if queue == CHAT else queue
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a task's messages go."""
+
+    task: str
+    queue: str = CHAT
+    priority: int = FINISHING
+
+    def options(self) -> dict[str, Any]:
+        return {"queue": queue_name(self.queue), "priority": self.priority}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # of the pipeline function, of the progress events and of the metrics
+    task: str  # the Celery task's name
+    band: tuple[int, int]  # the run's progress (0-100) when the step claims it, and when it is done
+    label: str  # what the chat page shows while the step runs
+    queue: str = CHAT
+    priority: int = FINISHING
+    optional: bool = False  # a failure is reported and the turn goes on
+    picture: bool = False  # runs only when the turn wants a picture, after the other steps
+
+    @property
+    def start(self) -> int:
+        return self.band[0]
+
+    @property
+    def end(self) -> int:
+        return self.band[1]
+
+    @property
+    def route(self) -> Route:
+        return Route(self.task, self.queue, self.priority)
+
+    def within(self, fraction: float) -> int:
+        """The progress when ``fraction`` (0-1) of the step's work is done: inside the band,
+        never its end, which the step reports itself when it is done."""
+        span = self.end - self.start
+        return self.start + min(span - 1, max(int(span * fraction), 0))
+
+
+STEPS: tuple[Step, ...] = (
+    Step("analyze_context", "chat.analyze_context", (10, 30), "Reading your message…", priority=NEW_TURN),
+    Step("generate_reply", "chat.generate_reply", (30, 70), "Writing…", priority=WRITING),
+    Step("reanalyze", "chat.reanalyze", (70, 80), "Thinking about the scene…"),
+    # Decides whether the picture steps follow, and sends them or ``finish`` itself.
+    Step("update_state", "chat.update_state", (80, 85), "Updating the scene…"),
+    Step(
+        "generate_image",
+        "chat.generate_image",
+        (85, 100),
+        "Painting a picture…",
+        queue=IMAGES,
+        optional=True,
+        picture=True,
+    ),
+)
+
+# Tasks that are not steps. ``finish`` ends the turn after the last step, as urgently as the
+# last steps. Tasks not listed (the stuck-run sweep, other apps' tasks) go to Celery's default
+# queue, which is the chat queue.
+ROUTES: tuple[Route, ...] = (Route("chat.finish"),)
+
+_BY_NAME = {step.name: step for step in STEPS}
+_BY_TASK = {route.task: route for route in (*(step.route for step in STEPS), *ROUTES)}
+
+
+def get(name: str) -> Step:
+    """The step called ``name``; ``KeyError`` if there is none."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no pipeline step is called {name!r}") from None
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_BY_NAME)
+
+
+def chain_steps() -> tuple[Step, ...]:
+    """The steps every turn runs, in order."""
+    return tuple(step for step in STEPS if not step.picture)
+
+
+def picture_steps() -> tuple[Step, ...]:
+    """The steps of a turn that wants a picture, after ``chain_steps``, in order."""
+    return tuple(step for step in STEPS if step.picture)
+
+
+def labels() -> dict[str, str]:
+    """What the chat page shows per progress event's step, ``DONE`` included."""
+    return {**{step.name: step.label for step in STEPS}, DONE: DONE_LABEL}
+
+
+def route_task(name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+    """Celery's router (``CELERY_TASK_ROUTES``): the queue and priority of a chat task, None for
+    any other, which Celery then sends to its default queue."""
+    route = _BY_TASK.get(name)
+    return route.options() if route is not None else None
