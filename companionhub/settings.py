@@ -310,7 +310,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "companionhub.staticfiles.ManifestStaticFilesStorage"  # hashed, gzipped, imports rewritten
             if not DEBUG
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )

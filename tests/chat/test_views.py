@@ -33,6 +33,13 @@ def test_it_shows_the_latest_history_escaped(client, user, companion):
     assert b'data-ws-path="/ws/chat/' in response.content
 
 
+def test_it_loads_the_chat_script_as_a_module(client, user, companion):
+    client.force_login(user)
+    html = client.get(reverse("chat:page", args=[companion.pk])).content.decode()
+    # A module script is deferred, runs in strict mode and imports the rest (static/js/chat/).
+    assert '<script type="module" src="/static/js/chat/main.js"></script>' in html
+
+
 def test_it_has_the_run_status_and_error_block(client, user, companion):
     client.force_login(user)
     html = client.get(reverse("chat:page", args=[companion.pk])).content.decode()

@@ -1,6 +1,9 @@
 """Static files in production: hashed names, gzipped ahead of time, cached for a year."""
 
+import json
 import os
+import posixpath
+import re
 import subprocess
 import sys
 
@@ -32,8 +35,42 @@ def test_files_are_hashed_and_precompressed(collected):
     hashed = [n for n in css if n.startswith("app.") and n.endswith(".css") and n != "app.css"]
     assert hashed, css
     assert f"{hashed[0]}.gz" in css
-    js = {p.name for p in (collected / "js").iterdir()}
-    assert any(n.startswith("chat.") and n.endswith(".js.gz") for n in js)
+    modules = {p.name for p in (collected / "js" / "chat").iterdir()}
+    assert any(n.startswith("main.") and n.endswith(".js.gz") for n in modules)
+
+
+# A static import or re-export (``import {a} from "./a.js"``, ``import "./a.js"``,
+# ``export * from "./a.js"``) or a dynamic ``import("./a.js")``.
+MODULE_SPECIFIER = re.compile(
+    r"""\b(?:import|export)\b[^;'"`]*?\bfrom\s*["']([^"']+)["']"""
+    r"""|\bimport\s*\(?\s*["']([^"']+)["']"""
+)
+STATIC_SOURCE = ROOT / "static"
+
+
+def imports_of(path):
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", "", path.read_text(), flags=re.S)  # not in comments
+    return [a or b for a, b in MODULE_SPECIFIER.findall(text)]
+
+
+def test_every_module_import_points_at_a_hashed_file(collected):
+    """Relative imports between hashed modules are rewritten to the hashed names, so a browser
+    loads one deploy's files together and each is cached for a year. Without the rewrite the
+    import would still find the unhashed copy, so the test checks the name, not only the file."""
+    manifest = json.loads((collected / "staticfiles.json").read_text())["paths"]
+    checked = 0
+    for source in sorted(STATIC_SOURCE.rglob("*.js")):
+        name = source.relative_to(STATIC_SOURCE).as_posix()
+        hashed = collected / manifest[name]
+        found = imports_of(hashed)
+        assert len(found) == len(imports_of(source)), (name, found)
+        for specifier in found:
+            assert specifier.startswith("./") or specifier.startswith("../"), (name, specifier)
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(manifest[name]), specifier))
+            assert target in manifest.values(), f"{manifest[name]} imports {specifier}, not a hashed name"
+            assert (collected / target).is_file(), f"{manifest[name]} imports {specifier}: no such file"
+            checked += 1
+    assert checked >= 4, "the chat page's modules import each other"
 
 
 def test_hashed_files_are_served_compressed_for_a_year(collected, client, settings):
@@ -50,3 +87,17 @@ def test_hashed_files_are_served_compressed_for_a_year(collected, client, settin
         assert static_file is not None
         response = middleware.serve(static_file, client.get("/").wsgi_request)
     assert "max-age=31536000" in response["Cache-Control"]
+
+
+def test_modules_are_served_as_javascript(collected, client):
+    """A browser runs a module script only with a JavaScript MIME type (and nosniff is on)."""
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    manifest = json.loads((collected / "staticfiles.json").read_text())["paths"]
+    url = f"/static/{manifest['js/chat/main.js']}"
+    with override_settings(STATIC_ROOT=collected, WHITENOISE_USE_FINDERS=False):
+        middleware = WhiteNoiseMiddleware(lambda request: None)
+        static_file = middleware.files.get(url) or middleware.find_file(url)
+        assert static_file is not None
+        response = middleware.serve(static_file, client.get("/").wsgi_request)
+    assert response["Content-Type"].startswith("text/javascript")

@@ -162,7 +162,7 @@ def test_the_chat_page_talks_over_the_group_socket(client, user, group):
     client.force_login(user)
     html = client.get(reverse("groups:page", args=[group.pk])).content.decode()
     assert f'data-ws-path="/ws/group/{group.pk}/"' in html and 'data-mode="group"' in html
-    assert "js/chat.js" in html
+    assert '<script type="module" src="/static/js/chat/main.js"></script>' in html
 
 
 def test_the_chat_page_has_the_run_status_and_error_block(client, user, group):

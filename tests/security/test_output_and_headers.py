@@ -42,8 +42,12 @@ def test_user_text_names_and_model_output_render_as_text(client, user, payload):
 def test_the_chat_script_never_uses_inner_html():
     from pathlib import Path
 
-    script = (Path(__file__).resolve().parents[2] / "static" / "js" / "chat.js").read_text()
-    assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "eval(" not in script
+    modules = sorted((Path(__file__).resolve().parents[2] / "static" / "js" / "chat").glob("*.js"))
+    assert modules
+    for module in modules:
+        script = module.read_text()
+        assert "innerHTML" not in script and "insertAdjacentHTML" not in script, module.name
+        assert "eval(" not in script and "new Function" not in script, module.name
 
 
 def check_headers(response):

@@ -1,0 +1,455 @@
+// The conversation on the page: message bubbles, their action bars, versions and pictures, older
+// pages, the lightbox, and the page's head and state panel. It sends nothing itself: what the user
+// asks for through a bubble goes to the callbacks given to ChatLog.listen.
+// Untrusted text (user and model) only ever reaches the page through textContent; *emphasis*
+// becomes <em> elements built node by node.
+
+// Shows ``text`` in ``el``, each *action* as an <em>.
+export function renderRich(el, text) {
+  el.textContent = "";
+  const pattern = /\*([^*\n]{1,500})\*/g;
+  let last = 0;
+  let match;
+  while ((match = pattern.exec(text)) !== null) {
+    if (match.index > last) el.appendChild(document.createTextNode(text.slice(last, match.index)));
+    const em = document.createElement("em");
+    em.textContent = match[1];
+    el.appendChild(em);
+    last = pattern.lastIndex;
+  }
+  if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
+}
+
+// The text as written, *asterisks* included: renderRich's inverse. Offsets from the
+// server, "continue", "edit" and "copy" all work on this, never on what is shown.
+export function rawText(el) {
+  let out = "";
+  el.childNodes.forEach((node) => {
+    out += node.nodeName === "EM" ? "*" + node.textContent + "*" : node.textContent;
+  });
+  return out;
+}
+
+export function messageIdOf(bubble) {
+  return parseInt(bubble.dataset.messageId, 10);
+}
+
+// Paint again / use as profile picture / delete, as buttons whose frames the page sends (the
+// server draws the same buttons inside plain forms, which work without JavaScript).
+const PICTURE_ACTIONS = [
+  ["picture.repaint", "Paint again", "Paint this picture again: the same scene, a new seed"],
+  ["picture.use_as_header", "Use as profile picture", "Make this the profile picture"],
+  ["picture.delete", "Delete picture", "Delete this picture (the message stays)"],
+];
+
+// A two-step button: the first click asks ("Delete?") for a few seconds, the second does it.
+function armed(button, asking, label) {
+  if (button.dataset.armed) return true;
+  button.dataset.armed = "1";
+  button.textContent = asking;
+  setTimeout(() => {
+    delete button.dataset.armed;
+    button.textContent = label;
+  }, 3000);
+  return false;
+}
+
+function timeNode(date) {
+  const t = document.createElement("time");
+  t.className = "small muted";
+  t.dateTime = date.toISOString();
+  t.textContent = date.toTimeString().slice(0, 5);
+  return t;
+}
+
+function actionButton(label, action, title) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "bubble-action";
+  b.dataset.action = action;
+  b.textContent = label;
+  b.title = title;
+  b.setAttribute("aria-label", title);
+  return b;
+}
+
+function avatarNode(sender) {
+  let el;
+  if (sender.avatar_url) {
+    el = document.createElement("img");
+    el.className = "avatar";
+    el.src = sender.avatar_url;
+    el.alt = "";
+    el.loading = "lazy";
+  } else {
+    el = document.createElement("span");
+    el.className = "avatar avatar-initial";
+    el.setAttribute("aria-hidden", "true");
+    el.textContent = (sender.name || "?").charAt(0).toUpperCase();
+  }
+  return el;
+}
+
+// The conversation's <ol data-log>.
+//   features.pictureControls: a reply's picture gets Paint again / profile picture / Delete
+//   features.editLastMessage: the user's last message can be edited and sent again
+export class ChatLog {
+  constructor(root, features) {
+    this.root = root;
+    this.el = root.querySelector("[data-log]");
+    this.lightbox = root.querySelector("[data-lightbox]");
+    this.olderUrl = root.dataset.olderUrl;
+    this.features = features;
+  }
+
+  byId(messageId) {
+    return document.getElementById("message-" + messageId);
+  }
+
+  lastOf(role) {
+    const all = this.el.querySelectorAll(".bubble." + role + "[data-message-id]");
+    return all.length ? all[all.length - 1] : null;
+  }
+
+  nearBottom() {
+    return this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < 80;
+  }
+
+  scrollIfFollowing(wasNear) {
+    if (wasNear) this.el.scrollTop = this.el.scrollHeight;
+  }
+
+  scrollToEnd() {
+    this.el.scrollTop = this.el.scrollHeight;
+  }
+
+  // options: id, date, finishReason, versions, incomplete, reasoning, imageUrl, prepend (an older
+  // message, above the others), sender ({id, name, avatar_url}: a companion's reply in a group).
+  addBubble(role, text, options = {}) {
+    const wasNear = this.nearBottom();
+    const li = document.createElement("li");
+    li.className = "bubble " + role;
+    if (options.id) {
+      li.id = "message-" + options.id;
+      li.dataset.messageId = options.id;
+    }
+    if (options.finishReason) li.dataset.finishReason = options.finishReason;
+    if (options.versions) li.dataset.versions = String(options.versions);
+    if (options.incomplete) li.classList.add("incomplete");
+    if (options.sender) {
+      li.dataset.companionId = options.sender.id;
+      li.appendChild(this.senderHeader(options.sender));
+    }
+    const body = document.createElement("div");
+    body.className = "bubble-text";
+    renderRich(body, text);
+    li.appendChild(body);
+    if (options.reasoning) this.setReasoning(li, options.reasoning);
+    if (options.imageUrl) this.addImage(li, options.imageUrl);
+    li.appendChild(timeNode(options.date || new Date()));
+    this.decorate(li);
+    if (options.prepend) {
+      const marker = this.el.querySelector(".load-older");
+      this.el.insertBefore(li, marker ? marker.nextSibling : this.el.firstChild);
+    } else {
+      this.el.appendChild(li);
+      this.scrollIfFollowing(wasNear || role === "user");
+    }
+    return li;
+  }
+
+  // sender: {id, name, avatar_url}. A member's avatar is copied from the page head; one who has
+  // left the group (older messages) gets theirs built as groups/_avatar.html draws it.
+  senderHeader(sender) {
+    const head = document.createElement("div");
+    head.className = "bubble-sender";
+    const avatar = this.root.querySelector('[data-avatar-for="' + sender.id + '"] .avatar');
+    head.appendChild(avatar ? avatar.cloneNode(true) : avatarNode(sender));
+    const label = document.createElement("span");
+    label.className = "sender-name";
+    label.textContent = sender.name;
+    head.appendChild(label);
+    return head;
+  }
+
+  addImage(bubble, url) {
+    if (bubble.querySelector(".bubble-image")) return;
+    const link = document.createElement("a");
+    link.href = url;
+    link.className = "bubble-image";
+    link.dataset.enlarge = "";
+    const img = document.createElement("img");
+    const wasNear = this.nearBottom();
+    // Keep following the conversation once the picture has its height.
+    img.addEventListener("load", () => this.scrollIfFollowing(wasNear));
+    img.src = url;
+    img.alt = "Picture";
+    link.appendChild(img);
+    bubble.insertBefore(link, bubble.querySelector("time"));
+    if (this.features.pictureControls) this.addPictureControls(bubble);
+  }
+
+  addPictureControls(bubble) {
+    if (bubble.querySelector("[data-picture-controls]")) return;
+    const box = document.createElement("div");
+    box.className = "picture-controls row";
+    box.dataset.pictureControls = "";
+    for (const [action, label, title] of PICTURE_ACTIONS) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "btn btn-ghost small";
+      b.dataset.pictureAction = action;
+      b.textContent = label;
+      b.title = title;
+      box.appendChild(b);
+    }
+    bubble.appendChild(box);
+  }
+
+  removePicture(bubble) {
+    for (const selector of ["[data-picture-controls]", ".bubble-image"]) {
+      const el = bubble.querySelector(selector);
+      if (el) el.remove();
+    }
+  }
+
+  // What a reasoning model thought, under its reply and collapsed: read only when asked for.
+  // Plain text (textContent), as the page's own <details> shows it.
+  setReasoning(bubble, text) {
+    const old = bubble.querySelector(".reasoning");
+    if (old) old.remove();
+    if (!text) return;
+    const details = document.createElement("details");
+    details.className = "reasoning";
+    const summary = document.createElement("summary");
+    summary.textContent = "Show reasoning";
+    const body = document.createElement("div");
+    body.className = "reasoning-text";
+    body.textContent = text;
+    details.appendChild(summary);
+    details.appendChild(body);
+    bubble.querySelector(".bubble-text").after(details);
+  }
+
+  // A reply being written again: its text becomes one more version, and its picture goes.
+  keepOldVersion(bubble, versions) {
+    bubble.dataset.versions = String(versions || parseInt(bubble.dataset.versions || "1", 10) + 1);
+    const picture = bubble.querySelector(".bubble-image");
+    if (picture) picture.remove();
+  }
+
+  // A reply now shows another of its versions; false when it is not on the page.
+  showVersion(messageId, text, versions) {
+    const bubble = this.byId(messageId);
+    if (!bubble) return false;
+    renderRich(bubble.querySelector(".bubble-text"), text);
+    bubble.dataset.versions = String(versions);
+    return true;
+  }
+
+  // The user's message now reads ``text`` (null: unchanged) and nothing after it stays.
+  showEdited(messageId, text) {
+    const mine = this.byId(messageId);
+    if (!mine) return;
+    if (text !== null) renderRich(mine.querySelector(".bubble-text"), text);
+    while (mine.nextElementSibling) mine.nextElementSibling.remove();
+  }
+
+  remove(messageId) {
+    const bubble = this.byId(messageId);
+    if (bubble) bubble.remove();
+  }
+
+  // A failed reply's partial text, about to be written again.
+  removeStaleReply() {
+    const stale = this.el.querySelector(".bubble.assistant.incomplete:last-of-type");
+    if (stale) stale.remove();
+  }
+
+  // ---- action bars ----
+
+  decorate(li) {
+    if (li.querySelector(".bubble-actions") || li.classList.contains("greeting")) return;
+    const bar = document.createElement("div");
+    bar.className = "bubble-actions";
+    bar.appendChild(actionButton("Copy", "copy", "Copy this message"));
+    if (li.classList.contains("assistant")) {
+      bar.appendChild(actionButton("Again", "regenerate", "Write this reply again"));
+      bar.appendChild(actionButton("", "version", "Show the other version"));
+    } else if (this.features.editLastMessage) {
+      bar.appendChild(actionButton("Edit", "edit", "Edit your last message"));
+    }
+    bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
+    li.insertBefore(bar, li.querySelector("time"));
+  }
+
+  // Which actions each message offers now; ``busy``: a reply (or a group's turn) is being written.
+  refreshActions(busy) {
+    const lastAssistant = this.lastOf("assistant");
+    const lastUser = this.lastOf("user");
+    // Only messages with an id can be acted on (a pending one has none yet).
+    this.el.querySelectorAll(".bubble[data-message-id]").forEach((li) => {
+      this.decorate(li);
+      li.querySelectorAll(".bubble-action").forEach((b) => {
+        const action = b.dataset.action;
+        let show = !busy || action === "copy";
+        // Only the conversation's last reply (a later message of yours would need an answer first).
+        if (action === "regenerate") show = show && li === lastAssistant && li === this.el.lastElementChild;
+        if (action === "edit") show = show && li === lastUser;
+        if (action === "version") {
+          const n = parseInt(li.dataset.versions || "1", 10);
+          show = show && n > 1;
+          b.textContent = "Versions: " + n;
+        }
+        b.hidden = !show;
+      });
+    });
+    // A picture is painted again only when no reply is being written (the server says "busy").
+    this.el.querySelectorAll('[data-picture-action="picture.repaint"]').forEach((b) => {
+      b.hidden = busy;
+    });
+  }
+
+  // The last reply when it is the conversation's last message and was cut at the length limit.
+  cutReply() {
+    const lastAssistant = this.lastOf("assistant");
+    const isCut =
+      lastAssistant &&
+      lastAssistant.dataset.finishReason === "length" &&
+      lastAssistant === this.el.querySelector(".bubble:last-child");
+    return isCut ? lastAssistant : null;
+  }
+
+  copyText(li, button) {
+    const text = rawText(li.querySelector(".bubble-text"));
+    const done = () => {
+      button.textContent = "Copied";
+      setTimeout(() => {
+        button.textContent = "Copy";
+      }, 1500);
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(done, () => {});
+    }
+  }
+
+  // ---- clicks, older pages, the lightbox ----
+
+  // asks.message(action, bubble): "delete" (confirmed), "edit", "regenerate" or "version";
+  // asks.picture(action, messageId): a picture frame's type (Delete confirmed);
+  // asks.paged(): older messages came in.
+  listen(asks) {
+    this.el.addEventListener("click", (event) => {
+      if (this.onAction(event, asks) || this.onPictureAction(event, asks)) return;
+      const older = event.target.closest("[data-older]");
+      if (older) {
+        this.loadOlder(older, asks);
+        return;
+      }
+      const link = event.target.closest("[data-enlarge]");
+      if (link && this.lightbox && this.lightbox.showModal) {
+        event.preventDefault();
+        this.lightbox.querySelector("[data-lightbox-img]").src = link.href;
+        this.lightbox.showModal();
+      }
+    });
+    this.el.addEventListener("scroll", () => {
+      if (this.el.scrollTop < 40) {
+        const older = this.el.querySelector("[data-older]:not([disabled])");
+        if (older) this.loadOlder(older, asks);
+      }
+    });
+  }
+
+  onAction(event, asks) {
+    const button = event.target.closest(".bubble-action");
+    if (!button) return false;
+    const li = button.closest(".bubble");
+    const action = button.dataset.action;
+    if (action === "copy") this.copyText(li, button);
+    else if (action === "delete") {
+      if (armed(button, "Delete?", "Delete")) asks.message("delete", li);
+    } else asks.message(action, li);
+    return true;
+  }
+
+  onPictureAction(event, asks) {
+    const button = event.target.closest("[data-picture-action]");
+    if (!button) return false;
+    event.preventDefault(); // the socket does it; the form is for pages without JavaScript
+    const action = button.dataset.pictureAction;
+    if (action === "picture.delete" && !armed(button, "Delete picture?", "Delete picture")) return true;
+    asks.picture(action, messageIdOf(button.closest(".bubble")));
+    return true;
+  }
+
+  loadOlder(button, asks) {
+    const first = this.el.querySelector("[data-message-id]");
+    if (!first) return;
+    button.disabled = true;
+    const height = this.el.scrollHeight;
+    fetch(this.olderUrl + "?before=" + encodeURIComponent(first.dataset.messageId), { credentials: "same-origin" })
+      .then((r) => r.json())
+      .then((page) => {
+        page.messages
+          .slice()
+          .reverse()
+          .forEach((m) => {
+            this.addBubble(m.role, m.content, {
+              id: m.id,
+              imageUrl: m.image_url,
+              prepend: true,
+              date: new Date(m.created_at),
+              finishReason: m.finish_reason,
+              versions: m.versions,
+              incomplete: !m.complete,
+              reasoning: m.reasoning, // one-to-one replies of a reasoning model
+              sender: m.sender, // group chats: null for the user's own words
+            });
+          });
+        this.el.scrollTop = this.el.scrollHeight - height;
+        asks.paged();
+        if (!page.has_older) button.parentNode.remove();
+        else button.disabled = false;
+      })
+      .catch(() => {
+        button.disabled = false;
+      });
+  }
+}
+
+// ---- the page around the conversation ----
+
+// The companion's scene in the state panel: the page's one panel, or (a group) the one of
+// ``companionId``.
+export function updateState(root, state, companionId) {
+  const scope = companionId ? root.querySelector('[data-companion-state="' + companionId + '"]') : root;
+  if (!scope) return;
+  for (const key of ["outfit", "location", "action"]) {
+    const el = scope.querySelector('[data-state="' + key + '"]');
+    if (el && typeof state[key] === "string") el.textContent = state[key];
+  }
+}
+
+// Marks whose state panel belongs to the companion answering now (none: null).
+export function markSpeaking(root, companionId) {
+  root.querySelectorAll("[data-companion-state]").forEach((el) => {
+    el.classList.toggle("speaking", companionId !== null && el.dataset.companionState === String(companionId));
+  });
+}
+
+// The companion's new profile picture in the page head.
+export function showHeader(root, url) {
+  let head = root.querySelector(".chat-head .avatar");
+  if (!head) return;
+  if (head.tagName !== "IMG") {
+    const img = document.createElement("img");
+    img.className = "avatar";
+    img.alt = "";
+    img.width = 48;
+    img.height = 48;
+    head.replaceWith(img);
+    head = img;
+  }
+  head.src = url;
+}

@@ -1,0 +1,341 @@
+// The reply being written: which run it is, the bubble it streams into, its progress, step and
+// stop button, its error and Retry, and (in a group) who is speaking. docs/websocket.md has the
+// events; main.js hands each to the method named after it.
+
+import { markSpeaking, rawText, renderRich } from "./render.js";
+
+// until {% step_labels %} is on every chat page
+const BUILT_IN_STEP_LABELS = {
+  analyze_context: "Reading your message…",
+  generate_reply: "Writing…",
+  reanalyze: "Thinking about the scene…",
+  update_state: "Updating the scene…",
+  generate_image: "Painting a picture…",
+  done: "Done",
+};
+
+// {step_name: label}, from the page's json_script "step-labels" when it has one.
+export function readStepLabels(doc = document) {
+  const el = doc.getElementById("step-labels");
+  return el ? JSON.parse(el.textContent) : BUILT_IN_STEP_LABELS;
+}
+
+// Offsets from the server count Unicode code points; a JavaScript string's length counts an emoji
+// as two. ``points`` keeps the reply's length the server's way.
+function setContent(run, text) {
+  run.content = text;
+  run.points = Array.from(text).length;
+}
+
+export class RunView {
+  // root: the page's .chat section. options:
+  //   chatLog: the ChatLog the replies stream into
+  //   send(frame): sends a frame, false when the socket is not open
+  //   turns: replies come in turns of several runs, each named by "turn.speaker" before its
+  //     first words, and only "turn.done" ends the turn (a group); otherwise a run is a turn
+  //   retry: a failed run can be started again ("run.retry")
+  //   labels: {step_name: label} (readStepLabels())
+  //   onBusy(busy): a turn began or ended
+  constructor(root, { chatLog, send, turns, retry, labels, onBusy }) {
+    this.chatLog = chatLog;
+    this.send = send;
+    this.turns = turns;
+    this.retry = retry;
+    this.labels = labels;
+    this.onBusy = onBusy;
+    this.root = root;
+    this.runBox = root.querySelector("[data-run]");
+    this.bar = root.querySelector("[data-progress-bar]");
+    this.progressEl = this.runBox.querySelector("[role=progressbar]");
+    this.stepEl = root.querySelector("[data-step]");
+    this.cancelButton = root.querySelector("[data-cancel]");
+    this.errorBox = root.querySelector("[data-error]");
+    this.errorText = root.querySelector("[data-error-text]");
+    this.retryButton = root.querySelector("[data-retry]");
+
+    this.current = null; // {id, bubble, content, points, kind?}: the run whose events come now
+    this.turnRunId = null; // the turn's latest run: the stop button stops a group's turn between replies too
+    this.speaker = null; // {companion_id, sender} of the reply being written, when events name one
+    this.failedRunId = null; // what Retry starts again
+    this.busy = false; // a turn is being answered: no new message, no action that needs the server idle
+    this.ownRuns = new Set(); // runs this tab started: their "turn.started" is news only for the other tabs
+    this.expected = null; // {kind, replyId}: what this tab asked for, so its next accepted run shows that way
+
+    this.cancelButton.addEventListener("click", () => {
+      const runId = this.current ? this.current.id : this.turnRunId;
+      if (runId) this.send({ type: "run.cancel", run_id: runId });
+    });
+    this.retryButton.addEventListener("click", () => {
+      if (!this.failedRunId) return;
+      this.chatLog.removeStaleReply();
+      this.send({ type: "run.retry", run_id: this.failedRunId });
+      this.clearError();
+    });
+  }
+
+  // ---- what this tab asked for ----
+
+  // kind: "regenerate" | "continue" | "edit" | "repaint"; replyId: the reply a repaint paints again.
+  expect(kind, replyId = null) {
+    this.expected = { kind, replyId };
+  }
+
+  // What was asked for ({kind, replyId} or null), forgotten: it was answered, refused or lost.
+  takeExpected() {
+    const asked = this.expected;
+    this.expected = null;
+    return asked;
+  }
+
+  isOwn(runId) {
+    return this.ownRuns.has(runId);
+  }
+
+  // ---- status: progress, busy, error ----
+
+  label(step) {
+    return Object.hasOwn(this.labels, step) ? this.labels[step] : "";
+  }
+
+  showProgress(value, step, percent) {
+    this.runBox.hidden = false;
+    this.bar.style.width = Math.max(0, Math.min(100, value)) + "%";
+    this.progressEl.setAttribute("aria-valuenow", String(value));
+    const label = this.label(step);
+    this.stepEl.textContent = (this.speaker && label ? this.speaker.sender + ": " : "") + label;
+    // The picture service's own progress, when it reports one.
+    if (step === "generate_image" && typeof percent === "number") this.stepEl.textContent += " " + percent + "%";
+    this.setBusy(true);
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    this.cancelButton.hidden = !busy;
+    if (!busy) this.runBox.hidden = true;
+    this.onBusy(busy);
+  }
+
+  // A run's events are due.
+  isWriting() {
+    return this.current !== null;
+  }
+
+  // A reply is on its way, or the page is between a group's replies.
+  isBusy() {
+    return !!this.current || this.busy;
+  }
+
+  // runId: the run Retry would start again (when the page offers it).
+  showError(message, runId) {
+    this.errorBox.hidden = false;
+    this.errorText.textContent = message;
+    this.failedRunId = runId || null;
+    this.retryButton.hidden = !runId || !this.retry;
+  }
+
+  clearError() {
+    this.errorBox.hidden = true;
+    this.errorText.textContent = "";
+    this.failedRunId = null;
+  }
+
+  setSpeaker(who) {
+    this.speaker = who && who.sender ? { companion_id: who.companion_id, sender: who.sender } : null;
+    markSpeaking(this.root, this.speaker ? this.speaker.companion_id : null);
+  }
+
+  // ---- the bubble a run writes into ----
+
+  // The run's bubble: ``existingId``'s (a reply written again), or a new one, named when the
+  // event names a sender ({companion_id, sender}), "typing…" until its first words.
+  streamingBubble(runId, who, existingId) {
+    const current = this.current;
+    if (current && current.id === runId && current.bubble) return current;
+    if (current && current.bubble && current.id !== runId) this.finishBubble(null);
+    let bubble = existingId ? this.chatLog.byId(existingId) : null;
+    if (!bubble) {
+      const named = who && who.sender ? { id: who.companion_id, name: who.sender } : null;
+      bubble = this.chatLog.addBubble("assistant", "", { sender: named });
+    }
+    bubble.classList.add("streaming");
+    bubble.classList.remove("incomplete");
+    bubble.setAttribute("aria-busy", "true");
+    this.current = { id: runId, bubble: bubble, content: "", points: 0 };
+    if (existingId) setContent(this.current, rawText(bubble.querySelector(".bubble-text")));
+    return this.current;
+  }
+
+  applyTokens(run, offset, text) {
+    const wasNear = this.chatLog.nearBottom();
+    const body = run.bubble.querySelector(".bubble-text");
+    if (offset === run.points) {
+      run.content += text;
+      run.points += Array.from(text).length;
+      body.appendChild(document.createTextNode(text)); // linear: no re-render per token
+    } else {
+      // Overlap with the snapshot, or a restarted reply: the server's text wins from offset on.
+      setContent(run, Array.from(run.content).slice(0, offset).join("") + text);
+      body.textContent = run.content;
+    }
+    this.chatLog.scrollIfFollowing(wasNear);
+  }
+
+  finishBubble(messageId) {
+    if (!this.current || !this.current.bubble) return;
+    const bubble = this.current.bubble;
+    bubble.classList.remove("streaming");
+    bubble.removeAttribute("aria-busy");
+    renderRich(bubble.querySelector(".bubble-text"), this.current.content);
+    if (messageId) {
+      bubble.id = "message-" + messageId;
+      bubble.dataset.messageId = messageId;
+    }
+  }
+
+  // ---- events ----
+
+  // A run began: "regenerate" and "continue" stream into the reply they rewrite (``replyId``; this
+  // tab's own name none and mean the last one), anything else into a new bubble. ``versions``: how
+  // many the rewritten reply has now, when the server said.
+  begin(runId, kind, replyId, versions) {
+    this.clearError();
+    this.turnRunId = runId;
+    let reuse = null;
+    if (kind === "regenerate" || kind === "continue") {
+      reuse = replyId ? this.chatLog.byId(replyId) : this.chatLog.lastOf("assistant");
+    } else if (kind === "repaint") {
+      reuse = replyId ? this.chatLog.byId(replyId) : null;
+      if (reuse) this.chatLog.removePicture(reuse); // the new one comes with "image"
+    }
+    if (this.current && this.current.id === runId) {
+      // A group's "turn.speaker" came first and opened the named bubble already.
+      if (kind === "regenerate" && this.current.bubble) this.chatLog.keepOldVersion(this.current.bubble, versions);
+      this.showProgress(0, "");
+      return;
+    }
+    if (this.current && this.current.bubble) this.finishBubble(null); // its "done" was lost: not streaming any more
+    this.current = { id: runId, bubble: null, content: "", points: 0, kind: kind };
+    if (reuse) {
+      const keep = kind === "continue" || kind === "repaint" ? rawText(reuse.querySelector(".bubble-text")) : "";
+      if (kind === "regenerate") this.chatLog.keepOldVersion(reuse, versions);
+      reuse.querySelector(".bubble-text").textContent = keep;
+      reuse.classList.add("streaming");
+      reuse.classList.remove("incomplete");
+      this.current.bubble = reuse;
+      setContent(this.current, keep);
+    }
+    // A run of its own shows "typing…" until the first words come; a turn's waits for
+    // "turn.speaker" to name who.
+    if (!this.current.bubble && !this.turns) this.streamingBubble(runId);
+    this.showProgress(0, "");
+  }
+
+  // This tab's own run began ("message.accepted"); ``asked``: what takeExpected() gave.
+  accepted(runId, asked) {
+    this.ownRuns.add(runId);
+    const kind = asked ? asked.kind : "send";
+    this.begin(runId, kind, kind === "repaint" ? asked.replyId : null, null);
+  }
+
+  // Only the server knows how many versions a rewritten reply keeps.
+  setVersions(runId, versions) {
+    if (versions && this.current && this.current.id === runId && this.current.bubble) {
+      this.current.bubble.dataset.versions = String(versions);
+    }
+  }
+
+  // "snapshot" / "group.snapshot": the live run (or the last failed one) with all its text so far.
+  snapshot(run) {
+    if (!run) {
+      if (this.current && this.current.bubble) {
+        // The reply ended while we missed its last events: the page from the server has all of it.
+        location.reload();
+        return;
+      }
+      if (this.current) {
+        this.finishBubble(null);
+        this.current = null;
+      }
+      this.turnRunId = null;
+      this.setBusy(false);
+      return;
+    }
+    if (run.status === "queued" || run.status === "running") {
+      this.setSpeaker(run);
+      this.turnRunId = run.id;
+      const live = this.streamingBubble(run.id, run, run.message_id);
+      this.applyTokens(live, 0, run.content);
+      this.showProgress(run.progress, run.step);
+    } else if (run.status === "failed") {
+      this.setBusy(false);
+      this.showError((run.error && run.error.message) || "The reply failed.", run.id);
+    }
+  }
+
+  // "turn.speaker": a companion is next. A new reply shows "typing…" under the name until the
+  // first words come; a reply written again (message_id) streams into its own bubble.
+  speakerNext(e) {
+    this.setSpeaker(e);
+    this.turnRunId = e.run_id;
+    this.streamingBubble(e.run_id, e, e.message_id);
+    this.showProgress(0, "");
+  }
+
+  // "turn.done" (a group), or a run's end where a run is the whole turn.
+  endTurn() {
+    if (this.current && this.current.bubble) this.finishBubble(null);
+    this.current = null;
+    this.turnRunId = null;
+    this.setSpeaker(null);
+    this.setBusy(false);
+  }
+
+  progress(e) {
+    if (e.step === "done") return;
+    this.showProgress(e.progress, e.step, e.percent);
+  }
+
+  token(e) {
+    this.applyTokens(this.streamingBubble(e.run_id, e), e.offset || 0, e.text);
+  }
+
+  image(e) {
+    const bubble = (this.current && this.current.bubble) || this.chatLog.byId(e.message_id);
+    if (bubble) this.chatLog.addImage(bubble, e.url);
+  }
+
+  done(e) {
+    this.finishBubble(e.message_id);
+    const bubble = this.chatLog.byId(e.message_id);
+    if (bubble) {
+      bubble.dataset.finishReason = e.finish_reason || "";
+      this.chatLog.setReasoning(bubble, e.reasoning || "");
+    }
+    this.current = null;
+    if (!this.turns) this.endTurn(); // a turn goes on until "turn.done"
+  }
+
+  // An "error" with a run_id: the run failed or was cancelled.
+  failed(e) {
+    if (e.code === "image_failed") {
+      this.showError(e.message, null);
+      return;
+    }
+    // A picture painted again that stopped: the reply's text is whole, and a retry would rewrite it.
+    const repainting = !!this.current && this.current.kind === "repaint";
+    this.finishBubble(null);
+    if (this.current && this.current.bubble && !repainting) {
+      if (!this.current.content) this.current.bubble.remove(); // nothing was written: no empty bubble
+      else this.current.bubble.classList.add("incomplete");
+    }
+    this.current = null;
+    const message = (e.sender ? e.sender + ": " : "") + e.message;
+    if (this.turns) {
+      // The next companion goes on; "turn.done" ends the turn.
+      this.showError(message, null);
+      return;
+    }
+    this.endTurn();
+    this.showError(message, repainting ? null : e.run_id);
+  }
+}
