@@ -1,32 +1,87 @@
-"""Moderation of messages and pipeline runs; the back-end connections and sampler presets."""
+"""Moderation of conversations, messages and pipeline runs; the back-end connections and presets.
+
+Moderators read a conversation (one-to-one or group) on its page, messages
+inline and read-only, and delete whole conversations or single messages.
+Membership of a conversation is the owner's business: the admin shows it,
+it does not edit it (a companion of another user must never join).
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from chat import admin_backends  # noqa: F401  (registers the connection and preset admins)
 from chat.backends import all_breakers
 from chat.connections import breakers_reset_all
-from chat.models import Message, PipelineRun
+from chat.conversations import companion_wipe_memory
+from chat.models import Conversation, Message, Participant, PipelineRun
+from companionhub.errors import AppError
+from companions.admin import CompanionAdmin
+from companions.models import Companion
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ParticipantInline(ReadOnlyInline):
+    model = Participant
+    fields = ("position", "companion")
+    readonly_fields = fields
+    ordering = ("position",)
+
+
+class MessageInline(ReadOnlyInline):
+    """The conversation, read-only: moderators read it here and delete it or single messages."""
+
+    model = Message
+    fields = ("created_at", "role", "sender", "content", "image", "is_complete")
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ("created_at", "id")
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "kind", "owner", "updated_at", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("title", "owner__username", "owner__email", "companions__name")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner", "branched_from")
+    readonly_fields = ("kind", "owner", "branched_from", "created_at", "updated_at")
+    fields = ("title", "kind", "owner", "replies_per_turn", "branched_from", "created_at", "updated_at")
+    date_hierarchy = "created_at"
+    inlines = (ParticipantInline, MessageInline)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # conversations start on the site, with their greeting and members
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("short_content", "role", "companion", "owner", "created_at")
+    list_display = ("short_content", "role", "sender", "conversation", "owner", "created_at")
     list_filter = ("role", "created_at")
     search_fields = ("content",)
-    list_select_related = ("companion", "companion__owner")
-    raw_id_fields = ("companion", "image")
+    list_select_related = ("sender", "conversation", "conversation__owner")
+    raw_id_fields = ("conversation", "sender", "image")
     date_hierarchy = "created_at"
 
     @admin.display(description="content")
     def short_content(self, obj: Message) -> str:
         return obj.content[:80]
 
-    @admin.display(description="owner", ordering="companion__owner__username")
+    @admin.display(description="owner", ordering="conversation__owner__username")
     def owner(self, obj: Message):
-        return obj.companion.owner
+        return obj.conversation.owner
 
 
 @admin.register(PipelineRun)
@@ -34,7 +89,7 @@ class PipelineRunAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "companion",
-        "group",
+        "conversation",
         "status",
         "step",
         "progress",
@@ -44,15 +99,8 @@ class PipelineRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "step", "want_image", "created_at")
     search_fields = ("id", "companion__name", "error_text")
-    list_select_related = ("companion", "group")
-    raw_id_fields = (
-        "companion",
-        "user_message",
-        "assistant_message",
-        "group",
-        "group_user_message",
-        "group_reply",
-    )
+    list_select_related = ("companion", "conversation")
+    raw_id_fields = ("companion", "conversation", "turn", "reply")
     readonly_fields = ("step_durations", "error_text", "prompt_tokens", "completion_tokens")
     actions = ("reset_circuit_breakers",)
 
@@ -68,6 +116,36 @@ class PipelineRunAdmin(admin.ModelAdmin):
         description="Reset every connection's circuit breaker (try the back ends again now)",
         permissions=("reset_breakers",),
     )
-    def reset_circuit_breakers(self, request, queryset) -> None:
+    def reset_circuit_breakers(self, request: HttpRequest, queryset: QuerySet[PipelineRun]) -> None:
         breakers_reset_all()
         self.message_user(request, "Circuit breakers reset.")
+
+
+class CompanionWithChatsAdmin(CompanionAdmin):
+    """The companions' admin with what needs the chats: wiping a companion's memory."""
+
+    actions = (*CompanionAdmin.actions, "wipe_memory")
+
+    def has_wipe_memory_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("companions.wipe_companion_memory")
+
+    @admin.action(
+        description="Wipe memory (delete one-to-one chats, runs and generated pictures)",
+        permissions=("wipe_memory",),
+    )
+    def wipe_memory(self, request: HttpRequest, queryset: QuerySet[Companion]) -> None:
+        wiped, busy = 0, []
+        for companion in queryset:
+            try:
+                companion_wipe_memory(companion=companion)
+            except AppError:
+                busy.append(companion.name)
+            else:
+                wiped += 1
+        self.message_user(request, f"Wiped the memory of {wiped} companion(s).", messages.SUCCESS)
+        if busy:
+            self.message_user(request, f"Still replying, not wiped: {', '.join(busy)}.", messages.WARNING)
+
+
+admin.site.unregister(Companion)
+admin.site.register(Companion, CompanionWithChatsAdmin)

@@ -9,15 +9,17 @@ and used only to call the server.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlparse
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import URLPattern, path
 
 from chat.backend_forms import PresetUploadForm
 from chat.backend_models import Connection, SamplerPreset
@@ -71,7 +73,7 @@ class ConnectionForm(forms.ModelForm):
                 )
         return value
 
-    def clean_workflow(self):
+    def clean_workflow(self) -> dict[str, Any]:
         value = self.cleaned_data.get("workflow")
         if value in (None, ""):
             return {}
@@ -79,8 +81,9 @@ class ConnectionForm(forms.ModelForm):
             raise forms.ValidationError("A workflow is a JSON object (ComfyUI's API format), or empty.")
         return value
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         kind, provider = cleaned.get("kind"), cleaned.get("provider")
         if kind and provider and provider not in REGISTRY.get(kind, {}):
             names = ", ".join(sorted(REGISTRY.get(kind, {}))) or "none yet"
@@ -134,7 +137,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     readonly_fields = ("api_key_status", *from_the_server)
     actions = ("fetch_models",)
 
-    def get_fieldsets(self, request: HttpRequest, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None):
         key = ["api_key_status"]
         if self.has_change_permission(request, obj) or (obj is None and self.has_add_permission(request)):
             key += ["new_api_key", "clear_api_key"]
@@ -177,13 +180,13 @@ class ConnectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser and super().has_add_permission(request)
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
         return request.user.is_superuser and super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
-    def save_model(self, request: HttpRequest, obj: Connection, form, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Connection, form: ConnectionForm, change: bool) -> None:
         connection_save(
             connection=obj,
             api_key=form.cleaned_data.get("new_api_key", ""),
@@ -194,7 +197,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         return request.user.has_perm("chat.fetch_connection_models")
 
     @admin.action(description="Fetch models from the server", permissions=("fetch_models",))
-    def fetch_models(self, request: HttpRequest, queryset) -> None:
+    def fetch_models(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
         for connection in queryset:
             try:
                 names = connection_fetch_models(connection=connection)
@@ -209,8 +212,9 @@ class SamplerPresetForm(forms.ModelForm):
         model = SamplerPreset
         fields = ["name", "owner", *SAMPLER_FIELDS]
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         for problem in preset_problems(SamplerPreset(stop=cleaned.get("stop") or [])):
             self.add_error("stop", problem)
         return cleaned
@@ -225,7 +229,7 @@ class SamplerPresetAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)
     change_list_template = "admin/chat/samplerpreset/change_list.html"
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.import_view)
         return [path("import/", view, name="chat_samplerpreset_import"), *super().get_urls()]
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import pre_delete
 
 
 class ChatConfig(AppConfig):
@@ -12,7 +13,9 @@ class ChatConfig(AppConfig):
         from chat import connections, steps
         from chat import metrics as chat_metrics
         from chat.backends import all_breakers, backend_name, backend_state
+        from chat.conversations import companion_deleting
         from companionhub import backends_info, health, metrics
+        from companions.models import Companion
 
         backends_info.register_resolver(backend_name)
         health.register_backend_state(backend_state)
@@ -20,3 +23,5 @@ class ChatConfig(AppConfig):
         metrics.register_steps(steps.names())  # the step-duration histogram has one per step
         metrics.register_run_counts(chat_metrics.run_counts)
         metrics.register_breakers(all_breakers)
+        # A companion deleted anywhere (its page, the admin) takes its one-to-one chats along.
+        pre_delete.connect(companion_deleting, sender=Companion, dispatch_uid="chat.companion_deleting")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 
+from accounts.models import User
 from chat.backend_models import Connection
 from chat.connections import connections_for_choice, presets_for_user
 from chat.presets import MAX_PRESET_BYTES
@@ -35,18 +38,29 @@ class CompanionBackendForm(forms.Form):
         label="Picture server",
     )
 
-    def __init__(self, *args, user, **kwargs) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["llm_connection"].queryset = connections_for_choice(Connection.Kind.LLM)
-        self.fields["image_connection"].queryset = connections_for_choice(Connection.Kind.IMAGE)
-        self.fields["preset"].queryset = presets_for_user(user)
+        # ``fields`` holds copies of the fields declared above: these three are model choices.
+        llm, image, preset = (
+            cast(forms.ModelChoiceField, self.fields[name])
+            for name in ("llm_connection", "image_connection", "preset")
+        )
+        llm.queryset = connections_for_choice(Connection.Kind.LLM)
+        image.queryset = connections_for_choice(Connection.Kind.IMAGE)
+        preset.queryset = presets_for_user(user)
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         connection, model = cleaned.get("llm_connection"), (cleaned.get("model") or "").strip()
         if model and connection is None:
             self.add_error("model", "Choose an AI server first: the site's default uses its own model.")
-        elif model and connection.models_list and model not in connection.models_list:
+        elif (
+            model
+            and connection is not None
+            and connection.models_list
+            and model not in connection.models_list
+        ):
             self.add_error("model", f"{connection.name} offers no model of that name.")
         cleaned["model"] = model
         return cleaned
@@ -59,8 +73,9 @@ class PresetUploadForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 4}), label="…or paste its JSON"
     )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if not cleaned.get("file") and not cleaned.get("text"):
             raise forms.ValidationError("Choose a file or paste the preset's JSON.")
         return cleaned

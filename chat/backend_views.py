@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from accounts.http import AuthenticatedHttpRequest
 from chat.backend_forms import CompanionBackendForm, PresetUploadForm
 from chat.backend_models import Connection
 from chat.connections import companion_backend_of, companion_backend_set, connections_for_choice
@@ -18,7 +19,7 @@ from companions.selectors import companion_get_for_user
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def companion_model(request: HttpRequest, companion_id: int) -> HttpResponse:
+def companion_model(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)  # 404 for anyone but the owner
     choice = companion_backend_of(companion.pk)
     initial = (

@@ -31,6 +31,7 @@ import json
 import random
 import re
 import uuid
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def default_workflow(*, reference: bool = False) -> dict:
     return json.loads(_workflow_text(DEFAULT_REFERENCE_WORKFLOW_PATH if reference else DEFAULT_WORKFLOW_PATH))
 
 
-def _walk_strings(value: Any):
+def _walk_strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import User
 from chat.backend_models import CompanionBackend, Connection, SamplerPreset
 from chat.backends import all_breakers, breaker_for, connections_changed, provider_for
 from chat.backends.registry import BackendUnavailable
@@ -170,7 +171,7 @@ def connections_for_choice(kind: str) -> QuerySet[Connection]:
     )
 
 
-def presets_for_user(user) -> QuerySet[SamplerPreset]:
+def presets_for_user(user: User) -> QuerySet[SamplerPreset]:
     """The shared presets and the user's own."""
     return SamplerPreset.objects.filter(Q(owner__isnull=True) | Q(owner=user))
 

@@ -1,33 +1,36 @@
-"""``/ws/chat/<companion_id>/``: the chat protocol (docs/websocket.md).
+"""The chat protocol (docs/websocket.md): one consumer for every conversation.
 
-Thin on purpose: authenticate in ``connect``, validate each frame, call a
-service, forward pipeline events from the companion's group. Any bad frame
-gets an ``error`` frame and the socket stays usable.
-
-``ProtocolConsumer`` holds what every chat socket shares (authentication,
-the per-user socket cap, closing when the session ends, frame parsing and
-limits, error frames); ``ChatConsumer`` and the group chat's consumer
-(``groups.consumers``) add only their target, snapshot and frames.
+``/ws/conversation/<id>/`` is the route new clients use;
+``/ws/chat/<companion_id>/`` (the companion's latest one-to-one chat) and
+``/ws/group/<id>/`` (a group conversation) serve older clients with the same
+consumer. Thin on purpose: authenticate in ``connect``, validate each frame,
+call a service, forward the conversation's events. Any bad frame gets an
+``error`` frame and the socket stays usable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+import uuid
+from collections.abc import Mapping
+from typing import Any, cast
 
 import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
+from django.urls import reverse
 
+from accounts.models import User
 from accounts.tokens import session_group, token_group, user_group
-from chat import editing, events, pictures, services
-from chat.selectors import companion_snapshot
+from chat import conversations, editing, events, pictures, services
+from chat.models import Conversation
+from chat.selectors import conversation_find_for_user, conversation_snapshot
 from companionhub import metrics
+from companionhub.errors import AppError
 from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
-from companions.models import Companion
 from companions.selectors import companions_without_large_columns
 
 log = structlog.get_logger(__name__)
@@ -57,9 +60,17 @@ class FrameError(Exception):
         self.message = message
 
 
-def _get_companion(user, companion_id: int) -> Companion | None:
-    # Kept for the socket's life: names and ids only, not the card (services read what they need).
-    return companions_without_large_columns().filter(pk=companion_id, owner=user).first()
+def _find_conversation(user: User, kwargs: dict[str, Any]) -> Conversation | None:
+    """What the route names, for ``user``: a conversation, a group, or a companion's latest chat."""
+    if "conversation_id" in kwargs:
+        return conversation_find_for_user(user, kwargs["conversation_id"])
+    if "group_id" in kwargs:
+        found = conversation_find_for_user(user, kwargs["group_id"])
+        return found if found is not None and found.is_group else None
+    companion = companions_without_large_columns().filter(pk=kwargs["companion_id"], owner=user).first()
+    if companion is None:
+        return None
+    return conversations.conversation_for_companion(user=user, companion=companion)
 
 
 def require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> str:
@@ -77,6 +88,14 @@ def client_id_field(frame: dict[str, Any]) -> str:
     if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
         raise FrameError("bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters.")
     return client_id
+
+
+def bool_field(frame: dict[str, Any], name: str) -> bool | None:
+    """The frame's optional true/false ``name`` (None when absent)."""
+    value = frame.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise FrameError("bad_frame", f"'{name}' must be true or false.")
+    return value
 
 
 def message_id_field(frame: dict[str, Any], *, required: bool = True) -> int | None:
@@ -107,38 +126,39 @@ def message_send_fields(frame: dict[str, Any]) -> tuple[str, str, bool]:
 
 def run_uuid(run_id: str) -> str:
     """A run id as a UUID string; anything else is "not found" (never a server error)."""
-    import uuid
-
     try:
         return str(uuid.UUID(run_id))
     except ValueError:
-        raise services.ChatError("not_found", "No such reply.") from None
+        raise AppError("not_found", "No such reply.") from None
 
 
-class ProtocolConsumer(AsyncWebsocketConsumer):
-    """The shared part of the chat sockets. Subclasses set ``client_frames`` and fill in the hooks."""
+class ConversationConsumer(AsyncWebsocketConsumer):
+    """One conversation's socket: every frame of the protocol, for one-to-one chats and groups."""
 
     client_frames: dict[str, type] = events.CLIENT_FRAMES
+    conversation: Conversation
 
-    async def load_target(self, user) -> bool:
+    async def load_target(self, user: User) -> bool:
         """Find what the URL names, for ``user``; False when it is missing or not theirs."""
-        raise NotImplementedError
+        found = await database_sync_to_async(_find_conversation)(user, self.scope["url_route"]["kwargs"])
+        if found is None:
+            return False
+        self.conversation = found
+        return True
 
     def channel_group(self) -> str:
-        raise NotImplementedError
+        return events.conversation_group(self.conversation.pk)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> events.SnapshotEvent | events.GroupSnapshotEvent:
         """Run in a thread: the snapshot sent right after connecting."""
-        raise NotImplementedError
-
-    async def _dispatch(self, frame: dict[str, Any]) -> None:
-        raise NotImplementedError
+        return conversation_snapshot(self.conversation)
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        signed_in = self.scope.get("user")
+        if signed_in is None or not signed_in.is_authenticated:
             await self.close(code=events.CLOSE_UNAUTHENTICATED)
             return
+        user = cast(User, signed_in)  # a lazy proxy of the accounts User the session or token names
         if not await self.load_target(user):  # not found and not yours look the same
             await self.close(code=events.CLOSE_NOT_FOUND)
             return
@@ -146,8 +166,9 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self.close(code=events.CLOSE_TOO_MANY_SOCKETS)
             return
         self.groups_joined = [self.channel_group(), user_group(user.pk)]
-        if self.scope.get("api_token_id"):
-            self.groups_joined.append(token_group(self.scope["api_token_id"]))
+        scope: Mapping[str, Any] = self.scope  # with the keys accounts.ws_auth adds (api_token_id)
+        if scope.get("api_token_id"):
+            self.groups_joined.append(token_group(scope["api_token_id"]))
         elif session_key := getattr(self.scope.get("session"), "session_key", None):
             self.groups_joined.append(session_group(session_key))
         for group in self.groups_joined:
@@ -191,7 +212,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 await self._dispatch(frame)
         except FrameError as exc:
             await self.send_json(events.error(exc.code, exc.message))
-        except services.ChatError as exc:
+        except AppError as exc:
             await self.send_json(events.error(exc.code, exc.message, retry_after=exc.retry_after))
         except Exception:  # never let one frame kill the socket or leak a traceback
             log.exception("chat_frame_failed")
@@ -225,89 +246,71 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     async def socket_close(self, message: dict[str, Any]) -> None:
         await self.close(code=message.get("code", events.CLOSE_SESSION_ENDED))
 
-    async def send_json(self, content: dict[str, Any]) -> None:
+    async def send_json(self, content: Mapping[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
-
-class ChatConsumer(ProtocolConsumer):
-    companion: Companion | None = None
-
-    async def load_target(self, user) -> bool:
-        companion_id = self.scope["url_route"]["kwargs"]["companion_id"]
-        self.companion = await database_sync_to_async(_get_companion)(user, companion_id)
-        return self.companion is not None
-
-    def channel_group(self) -> str:
-        return events.group_name(self.companion.pk)
-
-    def snapshot(self) -> dict[str, Any]:
-        return companion_snapshot(self.companion)
+    # --- frames ---
 
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
-        user = self.scope["user"]
+        user = cast(User, self.scope["user"])  # connect turned anyone else away
+        call = database_sync_to_async
+        conversation = self.conversation
         if kind == "message.send":
             content, client_id, want_image = message_send_fields(frame)
-            accepted = await database_sync_to_async(services.send_message)(
-                user=user, companion=self.companion, text=content, want_image=want_image
+            accepted = await call(services.message_send)(
+                user=user, conversation=conversation, text=content, want_image=want_image
             )
-            await self.send_json(
-                events.message_accepted(client_id, accepted.message.pk, str(accepted.run.pk))
-            )
-        elif kind in EDIT_FRAMES:
-            await self._edit(kind, frame, user)
-        elif kind in PICTURE_ACTIONS:
-            await self._picture(kind, frame, user)
-        elif kind == "run.cancel":
-            run_id = require_str(frame, "run_id")
-            await database_sync_to_async(self._cancel)(user, run_id)
-        elif kind == "run.retry":
-            run_id = require_str(frame, "run_id")
-            run = await database_sync_to_async(self._retry)(user, run_id)
-            await self.send_json(events.message_accepted("", run.user_message_id, str(run.pk)))
-
-    async def _edit(self, kind: str, frame: dict[str, Any], user) -> None:
-        client_id = client_id_field(frame)
-        companion = self.companion
-        if kind in ("message.regenerate", "message.continue"):
+            await self._accepted(client_id, accepted)
+        elif kind in ("message.regenerate", "message.continue"):
             rewrite = editing.message_regenerate if kind == "message.regenerate" else editing.message_continue
-            accepted = await database_sync_to_async(rewrite)(
-                user=user, companion=companion, message_id=message_id_field(frame, required=False)
+            client_id = client_id_field(frame)  # checked before a run can start
+            accepted = await call(rewrite)(
+                user=user, conversation=conversation, message_id=message_id_field(frame, required=False)
             )
+            await self._accepted(client_id, accepted)
         elif kind == "message.edit":
-            content = frame.get("content")
-            if not isinstance(content, str):
+            new_text = frame.get("content")
+            if not isinstance(new_text, str):
                 raise FrameError("bad_frame", "'content' must be a string.")
-            accepted = await database_sync_to_async(editing.message_edit_last)(
+            client_id = client_id_field(frame)
+            result = await call(editing.message_edit)(
                 user=user,
-                companion=companion,
-                text=content,
+                conversation=conversation,
+                text=new_text,
                 message_id=message_id_field(frame, required=False),
+                resend=bool_field(frame, "resend"),
             )
-        else:
-            message_id = message_id_field(frame)
+            if isinstance(result, services.Accepted):
+                await self._accepted(client_id, result)
+            # A correction in place reaches every open tab as "message.updated".
+        elif kind in ("message.delete", "message.alternative"):
             action = editing.message_delete if kind == "message.delete" else editing.message_show_alternative
-            await database_sync_to_async(action)(user=user, companion=companion, message_id=message_id)
-            return  # the result reaches every open tab as a group event
+            await call(action)(user=user, conversation=conversation, message_id=message_id_field(frame))
+            # The result reaches every open tab as an event of the conversation.
+        elif kind in PICTURE_ACTIONS:
+            message_id = message_id_field(frame)
+            if kind == "picture.repaint":  # a run like any other: this socket learns its id first
+                repaint = await call(pictures.picture_paint_again)(
+                    user=user, conversation=conversation, message_id=message_id
+                )
+                await self.send_json(events.message_accepted("", repaint.turn.message_id, str(repaint.pk)))
+            else:
+                await call(PICTURE_ACTIONS[kind])(user=user, conversation=conversation, message_id=message_id)
+        elif kind == "run.cancel":
+            run_id = run_uuid(require_str(frame, "run_id"))
+            await call(services.run_cancel)(user=user, conversation=conversation, run_id=run_id)
+        elif kind == "run.retry":
+            run_id = run_uuid(require_str(frame, "run_id"))
+            run = await call(services.run_retry)(user=user, conversation=conversation, run_id=run_id)
+            await self.send_json(events.message_accepted("", run.turn.message_id, str(run.pk)))
+        elif kind == "conversation.branch":
+            client_id = client_id_field(frame)
+            branch = await call(conversations.conversation_branch)(
+                user=user, conversation=conversation, message_id=message_id_field(frame)
+            )
+            url = reverse("chat:conversation", args=[branch.pk])
+            await self.send_json(events.conversation_branched(client_id, branch.pk, url))
+
+    async def _accepted(self, client_id: str, accepted: services.Accepted) -> None:
         await self.send_json(events.message_accepted(client_id, accepted.message.pk, str(accepted.run.pk)))
-
-    async def _picture(self, kind: str, frame: dict[str, Any], user) -> None:
-        message_id = message_id_field(frame)
-        result = await database_sync_to_async(PICTURE_ACTIONS[kind])(
-            user=user, companion=self.companion, message_id=message_id
-        )
-        if kind == "picture.repaint":  # a run like any other: this socket learns its id first
-            await self.send_json(events.message_accepted("", result.user_message_id, str(result.pk)))
-        # The header and a deleted picture reach every open tab as group events.
-
-    def _cancel(self, user, run_id: str) -> None:
-        run = services.run_get_for_user(user, run_uuid(run_id))
-        if run.companion_id != self.companion.pk:
-            raise services.ChatError("not_found", "No such reply.")
-        services.run_cancel(user=user, run_id=run.pk)
-
-    def _retry(self, user, run_id: str):
-        run = services.run_get_for_user(user, run_uuid(run_id))
-        if run.companion_id != self.companion.pk:
-            raise services.ChatError("not_found", "No such reply.")
-        return services.run_retry(user=user, run_id=run.pk)

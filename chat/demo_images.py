@@ -31,7 +31,9 @@ class DemoImages:
             Image.new("RGB", (width, height), bottom), Image.new("RGB", (width, height), top), mask
         )
         draw = ImageDraw.Draw(image)
-        font = ImageFont.load_default(size=max(16, width // 28))
+        # The size asked for, not ``font.size``: without FreeType, Pillow's bitmap font has none.
+        font_size = max(16, width // 28)
+        font = ImageFont.load_default(size=font_size)
         title = ImageFont.load_default(size=max(24, width // 14))
         margin = width // 12
         draw.text((margin, margin), "DEMO PICTURE", font=title, fill=(255, 255, 255))
@@ -41,11 +43,11 @@ class DemoImages:
             font=font,
             fill=(255, 255, 255),
         )
-        wrapped = textwrap.wrap(request.prompt, width=max(20, width // (font.size // 2 + 1)))[:14]
+        wrapped = textwrap.wrap(request.prompt, width=max(20, width // (font_size // 2 + 1)))[:14]
         y = height // 3
         for line in wrapped:
             draw.text((margin, y), line, font=font, fill=(255, 255, 255))
-            y += int(font.size * 1.4)
+            y += int(font_size * 1.4)
         out = io.BytesIO()
         image.save(out, format="PNG")
         return base64.b64encode(out.getvalue()).decode("ascii")

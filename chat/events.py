@@ -5,15 +5,23 @@ TypedDict here. Builders return plain dicts (JSON-ready), tests check each
 shape against these definitions, and ``docs/websocket.md`` is checked against
 ``SERVER_EVENTS`` / ``CLIENT_FRAMES`` so the document cannot drift.
 
-A group chat (``/ws/group/<id>/``) speaks the same protocol: its run events
-(progress, token, state, image, done, error) also carry ``companion_id`` and
-``sender`` (the companion's name), and it adds ``group.snapshot``,
-``turn.speaker`` and ``turn.done``.
+Every conversation, one-to-one or group, speaks the same protocol through
+one consumer (``/ws/conversation/<id>/``; ``/ws/chat/<companion_id>/`` and
+``/ws/group/<id>/`` are kept for older clients). Run events (progress,
+token, state, image, done, error) carry ``companion_id`` and ``sender`` (the
+speaker's name). A group's first frame is ``group.snapshot``, a one-to-one
+chat's ``snapshot``; both carry ``conversation``.
 """
 
 # No ``from __future__ import annotations`` here: TypedDict reads NotRequired[...]
 # only from real annotations, and the shape tests rely on ``__required_keys__``.
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+from accounts import sockets as account_sockets
+from companionhub import socket_slots
+
+if TYPE_CHECKING:
+    from chat.models import Message
 
 # --- server -> client -----------------------------------------------------------
 
@@ -36,10 +44,19 @@ class RunInfo(TypedDict):
     sender: NotRequired[str]
 
 
+class ConversationInfo(TypedDict):
+    id: int
+    kind: str  # "direct" or "group"
+    title: str
+    companions: list[CompanionInfo]
+    branched_from: dict[str, int] | None  # {"conversation_id", "message_id"} of the original
+
+
 class SnapshotEvent(TypedDict):
     type: str  # "snapshot"
     companion: CompanionInfo
     run: RunInfo | None
+    conversation: NotRequired[ConversationInfo]
 
 
 class MessageAcceptedEvent(TypedDict):
@@ -114,6 +131,14 @@ class MessageUpdatedEvent(TypedDict):
     message_id: int
     content: str
     versions: int  # how many versions the reply has (regenerated ones rotate)
+    edited: NotRequired[bool]  # corrected in place by the user
+
+
+class ConversationBranchedEvent(TypedDict):
+    type: str  # "conversation.branched" (to the socket that asked)
+    client_id: str
+    conversation_id: int  # the new conversation
+    url: str  # its page
 
 
 class PictureRemovedEvent(TypedDict):
@@ -124,6 +149,7 @@ class PictureRemovedEvent(TypedDict):
 class CompanionHeaderEvent(TypedDict):
     type: str  # "companion.header"
     url: str  # the companion's new header picture
+    companion_id: int  # whose (in a group, any of the members)
 
 
 class ErrorEvent(TypedDict):
@@ -156,6 +182,7 @@ class GroupSnapshotEvent(TypedDict):
     group: GroupInfo
     run: RunInfo | None  # the reply being written, with companion_id and sender
     speaking: Speaker | None
+    conversation: NotRequired[ConversationInfo]
 
 
 class UserMessageInfo(TypedDict):
@@ -204,6 +231,7 @@ SERVER_EVENTS: dict[str, type] = {
     "pong": PongEvent,
     "message.deleted": MessageDeletedEvent,
     "message.updated": MessageUpdatedEvent,
+    "conversation.branched": ConversationBranchedEvent,
     "picture.removed": PictureRemovedEvent,
     "companion.header": CompanionHeaderEvent,
     "turn.started": TurnStartedEvent,
@@ -246,7 +274,17 @@ class MessageEditFrame(TypedDict):
     type: str  # "message.edit"
     content: str
     client_id: NotRequired[str]
-    message_id: NotRequired[int]  # the message meant, refused unless it is still your last
+    # Any message of the conversation, yours or a companion's; absent: your last message.
+    message_id: NotRequired[int]
+    # Answer it afresh (only your last message). Default: true for your last message (the
+    # older clients' "edit and resend"), false for any other (corrected in place).
+    resend: NotRequired[bool]
+
+
+class ConversationBranchFrame(TypedDict):
+    type: str  # "conversation.branch"
+    message_id: int  # the new conversation holds the history up to and including it
+    client_id: NotRequired[str]
 
 
 class MessageContinueFrame(TypedDict):
@@ -283,27 +321,15 @@ CLIENT_FRAMES: dict[str, type] = {
     "picture.repaint": PictureFrame,
     "picture.use_as_header": PictureFrame,
     "picture.delete": PictureFrame,
-}
-
-# What a group chat socket accepts: of the edits, all but editing your last message.
-GROUP_CLIENT_FRAMES: dict[str, type] = {
-    name: CLIENT_FRAMES[name]
-    for name in (
-        "message.send",
-        "run.cancel",
-        "ping",
-        "message.regenerate",
-        "message.continue",
-        "message.alternative",
-        "message.delete",
-    )
+    "conversation.branch": ConversationBranchFrame,
 }
 
 # Close codes (4000-4999 are the application's range).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404  # not the owner, or no such companion: the same answer
-CLOSE_TOO_MANY_SOCKETS = 4429
-CLOSE_SESSION_ENDED = 4403
+# Defined where they are decided (the socket slots; accounts ends sessions), named here too.
+CLOSE_TOO_MANY_SOCKETS = socket_slots.CLOSE_TOO_MANY_SOCKETS
+CLOSE_SESSION_ENDED = account_sockets.CLOSE_SESSION_ENDED
 
 # --- builders -------------------------------------------------------------------
 
@@ -350,18 +376,42 @@ def picture_removed(message_id: int) -> PictureRemovedEvent:
     return {"type": "picture.removed", "message_id": message_id}
 
 
-def companion_header(url: str) -> CompanionHeaderEvent:
-    return {"type": "companion.header", "url": url}
+def companion_header(url: str, companion_id: int) -> CompanionHeaderEvent:
+    return {"type": "companion.header", "url": url, "companion_id": companion_id}
 
 
-def message_updated(message_id: int, content: str, versions: int) -> MessageUpdatedEvent:
-    return {"type": "message.updated", "message_id": message_id, "content": content, "versions": versions}
+def message_updated(
+    message_id: int, content: str, versions: int, *, edited: bool = False
+) -> MessageUpdatedEvent:
+    event: MessageUpdatedEvent = {
+        "type": "message.updated",
+        "message_id": message_id,
+        "content": content,
+        "versions": versions,
+    }
+    if edited:
+        event["edited"] = True
+    return event
+
+
+def conversation_branched(client_id: str, conversation_id: int, url: str) -> ConversationBranchedEvent:
+    return {
+        "type": "conversation.branched",
+        "client_id": client_id,
+        "conversation_id": conversation_id,
+        "url": url,
+    }
 
 
 def turn_started(
-    run_id: str, kind: str, user_message, *, reply_id: int | None = None, versions: int | None = None
+    run_id: str,
+    kind: str,
+    user_message: "Message",
+    *,
+    reply_id: int | None = None,
+    versions: int | None = None,
 ) -> TurnStartedEvent:
-    """``user_message`` is a ``chat.Message`` or a ``groups.GroupMessage``."""
+    """``user_message`` is the ``chat.Message`` the run answers."""
     if kind not in TURN_KINDS:
         raise ValueError(f"unknown turn kind {kind!r}")
     event: TurnStartedEvent = {
@@ -395,12 +445,20 @@ def message_accepted(client_id: str, message_id: int, run_id: str) -> MessageAcc
     return {"type": "message.accepted", "client_id": client_id, "message_id": message_id, "run_id": run_id}
 
 
-def snapshot(companion: CompanionInfo, run: RunInfo | None) -> SnapshotEvent:
-    return {"type": "snapshot", "companion": companion, "run": run}
+def snapshot(companion: CompanionInfo, run: RunInfo | None, conversation: ConversationInfo) -> SnapshotEvent:
+    return {"type": "snapshot", "companion": companion, "run": run, "conversation": conversation}
 
 
-def group_snapshot(group: GroupInfo, run: RunInfo | None, speaking: Speaker | None) -> GroupSnapshotEvent:
-    return {"type": "group.snapshot", "group": group, "run": run, "speaking": speaking}
+def group_snapshot(
+    group: GroupInfo, run: RunInfo | None, speaking: Speaker | None, conversation: ConversationInfo
+) -> GroupSnapshotEvent:
+    return {
+        "type": "group.snapshot",
+        "group": group,
+        "run": run,
+        "speaking": speaking,
+        "conversation": conversation,
+    }
 
 
 def turn_speaker(
@@ -421,11 +479,6 @@ def turn_done(message_id: int) -> TurnDoneEvent:
     return {"type": "turn.done", "message_id": message_id}
 
 
-def group_name(companion_id: int) -> str:
-    """The channel group that carries one companion's events."""
-    return f"companion.{companion_id}"
-
-
-def group_chat_name(group_id: int) -> str:
-    """The channel group that carries one group chat's events."""
-    return f"groupchat.{group_id}"
+def conversation_group(conversation_id: int) -> str:
+    """The channel group that carries one conversation's events."""
+    return f"conversation.{conversation_id}"

@@ -15,6 +15,7 @@ import base64
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -98,7 +99,7 @@ class _JSONClient:
         return payload
 
 
-def _first_string(items, key: str | None = None) -> str:
+def _first_string(items: Any, key: str | None = None) -> str:
     if not isinstance(items, list) or not items:
         raise ImageBackendError("bad_response", "The picture service sent no picture.", retryable=True)
     first = items[0]

@@ -149,7 +149,9 @@ def _parse(index: int, raw: Any, char: str, user: str) -> _Entry | None:
     if not keys and not constant:
         return None
     selective = _flag(raw.get("selective"), default=False)
-    extensions = raw.get("extensions") if isinstance(raw.get("extensions"), dict) else {}
+    extensions = raw.get("extensions")
+    if not isinstance(extensions, dict):
+        extensions = {}
     return _Entry(
         index=index,
         keys=keys,

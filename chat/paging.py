@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
+
+if TYPE_CHECKING:
+    from chat.models import Message
 
 # The largest id a bigint (PostgreSQL) or INTEGER (SQLite) primary key can hold.
 MAX_ID = 2**63 - 1
@@ -50,7 +53,7 @@ def page_before(messages: QuerySet, *, before_id: int | None, size: int) -> Page
     return Page(rows, has_older)
 
 
-def message_json(message: Model, *, role: str) -> dict[str, Any]:
+def message_json(message: Message, *, role: str) -> dict[str, Any]:
     """What every message in an older page says; each chat adds its own fields."""
     return {
         "id": message.pk,
@@ -58,7 +61,7 @@ def message_json(message: Model, *, role: str) -> dict[str, Any]:
         "content": message.content,
         "complete": message.is_complete,
         "created_at": message.created_at.isoformat(),
-        "image_url": message.image.url if message.image_id else None,
+        "image_url": message.image.url if message.image is not None else None,
         "versions": len(message.alternatives) + 1,  # a regenerated reply keeps its earlier versions
         "finish_reason": message.finish_reason,  # "length": the reply can be continued
     }

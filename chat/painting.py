@@ -14,8 +14,8 @@ import time
 import structlog
 
 from chat import events, steps
-from chat.conversation import Conversation
 from chat.images import ImageRequest
+from chat.replies import ReplyWriter
 from companions.models import Companion
 from companions.selectors import companion_header_bytes
 
@@ -55,7 +55,7 @@ class ProgressReporter:
     report opens its own publisher instead of sharing the step's event loop.
     """
 
-    def __init__(self, conversation: Conversation, run_id: str) -> None:
+    def __init__(self, conversation: ReplyWriter, run_id: str) -> None:
         self.conversation = conversation
         self.run_id = run_id
         self.last_sent_at = 0.0

@@ -13,24 +13,30 @@ reports ``steps.DONE_PROGRESS`` (100).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, NoReturn
+from datetime import timedelta
+from typing import Any, NoReturn, cast
 
 import structlog
 from django.conf import settings
 from django.db.models import F
+from django.utils import timezone
 
-from chat import events, painting, prompts, services, steps
+from accounts.models import User
+from chat import events, painting, prompts, runs, steps, turns
+from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
-from chat.conversation import Conversation, companion_released, conversation_for
 from chat.errors import RunError
 from chat.images import ImageBackendError
 from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, forget_live_reply
-from chat.selectors import runs_with_companion
+from chat.replies import ReplyWriter
+from chat.runs import RunId
 from companionhub import pagecache
+from companionhub.errors import AppError
 from companions.config import effective_config
 from companions.models import Companion
 from companions.selectors import LARGE_COLUMNS
@@ -71,38 +77,36 @@ USER_MESSAGES = {
 }
 
 
-def _load(run_id) -> PipelineRun:
+def _load(run_id: RunId) -> PipelineRun:
     """The run with its companion, owner and user message, but not the companion's large
     columns: only ``generate_reply`` needs the card, and it loads the row itself."""
     return (
-        PipelineRun.objects.select_related(
-            "companion", "companion__owner", "user_message", "group_user_message"
-        )
+        PipelineRun.objects.select_related("companion", "companion__owner", "turn__message", "conversation")
         .defer(*(f"companion__{column}" for column in LARGE_COLUMNS))
         .get(pk=run_id)
     )
 
 
-def _claim(run_id, *, step: str, publisher: EventPublisher) -> None:
+def _claim(run_id: RunId, *, step: str, publisher: EventPublisher) -> None:
     progress = steps.get(step).start
-    if not services.run_claim_step(run_id, step=step, progress=progress):
+    if not runs.run_claim_step(run_id, step=step, progress=progress):
         raise RunEnded
     publisher.send(events.progress(str(run_id), progress, step))
 
 
-def _step_done(run_id, *, step: str, publisher: EventPublisher) -> None:
+def _step_done(run_id: RunId, *, step: str, publisher: EventPublisher) -> None:
     progress = steps.get(step).end
-    services.run_set_progress(run_id, progress=progress, step=step)
+    runs.run_set_progress(run_id, progress=progress, step=step)
     publisher.send(events.progress(str(run_id), progress, step))
 
 
 @contextmanager
-def _timed(run_id, step: str):
+def _timed(run_id: RunId, step: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
         yield
     finally:
-        services.run_record_duration(run_id, step=step, milliseconds=(time.perf_counter() - started) * 1000)
+        runs.run_record_duration(run_id, step=step, milliseconds=(time.perf_counter() - started) * 1000)
 
 
 def _from_llm_error(exc: LLMError) -> StepFailed:
@@ -120,20 +124,7 @@ def _current_scene(companion: Companion) -> prompts.SceneState:
     )
 
 
-def _add_usage(run_id, *, prompt_tokens: int, completion_tokens: int, estimated: bool) -> None:
-    """Add one LLM call's tokens to the run's usage: every call is paid for upstream, so the run's
-    charge is the sum of its analyses, its reply attempts and any broken stream."""
-    if not (prompt_tokens or completion_tokens):
-        return
-    spent = PipelineRun.objects.only("analysis").get(pk=run_id).analysis
-    PipelineRun.objects.filter(pk=run_id).update(
-        prompt_tokens=F("prompt_tokens") + prompt_tokens,
-        completion_tokens=F("completion_tokens") + completion_tokens,
-        analysis={**spent, "usage_estimated": estimated or spent.get("usage_estimated", False)},
-    )
-
-
-def _analyze(run_id, companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
+def _analyze(run_id: RunId, companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
     """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional).
     What the call cost is added to the run's usage."""
     current = _current_scene(companion)
@@ -157,7 +148,7 @@ def _analyze(run_id, companion: Companion, *, text: str, speaker: str) -> prompt
         log.warning("analysis_failed", companion_id=companion.pk, code=exc.code, error=exc.message)
         return current
     breaker.record_success()
-    _add_usage(
+    runs.run_add_usage(
         run_id,
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
@@ -166,18 +157,18 @@ def _analyze(run_id, companion: Companion, *, text: str, speaker: str) -> prompt
     return prompts.extract_state(completion.text, current=current)
 
 
-def _paint_on_request(run_id, user, publisher: EventPublisher) -> None:
+def _paint_on_request(run_id: RunId, user: User, publisher: EventPublisher) -> None:
     """The user asked for a picture in words: paint one if the picture limit allows, as for a
     picture asked for with the frame's ``image``; otherwise say so, and the reply goes on."""
     try:
-        services.picture_admit(user)
-    except services.ChatError as refused:
+        picture_admit(user)
+    except AppError as refused:
         publisher.send(events.error("image_failed", refused.message, run_id=str(run_id)))
         return
     PipelineRun.objects.filter(pk=run_id).update(want_image=True)
 
 
-def _save_analysis(run_id, key: str, scene: prompts.SceneState) -> None:
+def _save_analysis(run_id: RunId, key: str, scene: prompts.SceneState) -> None:
     run = PipelineRun.objects.only("analysis").get(pk=run_id)
     PipelineRun.objects.filter(pk=run_id).update(analysis={**run.analysis, key: asdict(scene)})
 
@@ -185,9 +176,9 @@ def _save_analysis(run_id, key: str, scene: prompts.SceneState) -> None:
 # --- steps ---------------------------------------------------------------------
 
 
-def analyze_context(run_id) -> None:
+def analyze_context(run_id: RunId) -> None:
     run = _load(run_id)
-    conversation = conversation_for(run)
+    conversation = ReplyWriter(run)
     with conversation.publisher() as publisher, _timed(run_id, "analyze_context"):
         _claim(run_id, step="analyze_context", publisher=publisher)
         companion = run.companion
@@ -205,9 +196,9 @@ def analyze_context(run_id) -> None:
         _step_done(run_id, step="analyze_context", publisher=publisher)
 
 
-def generate_reply(run_id) -> None:
+def generate_reply(run_id: RunId) -> None:
     run = _load(run_id)
-    conversation = conversation_for(run)
+    conversation = ReplyWriter(run)
     with conversation.publisher() as publisher, _timed(run_id, "generate_reply"):
         _claim(run_id, step="generate_reply", publisher=publisher)
         attempts = _count_attempt(run_id)
@@ -221,9 +212,7 @@ def generate_reply(run_id) -> None:
             Companion.objects.select_related("owner").defer("header_image_legacy").get(pk=run.companion_id)
         )
         continuing = run.mode == PipelineRun.Mode.CONTINUE
-        prefix = conversation.open_reply(
-            keep_chars=int(run.analysis.get("continue_from", 0)) if continuing else 0
-        )
+        prefix = conversation.open_reply(keep_chars=(run.continue_from or 0) if continuing else 0)
         config = effective_config(companion.config)
         chat_messages = conversation.chat_messages(companion, user_name=companion.owner.name_for_companions)
         if continuing:
@@ -267,7 +256,7 @@ def generate_reply(run_id) -> None:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
-        _add_usage(  # added to what earlier, broken attempts and the analysis spent
+        runs.run_add_usage(  # added to what earlier, broken attempts and the analysis spent
             run_id,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
@@ -284,11 +273,11 @@ def generate_reply(run_id) -> None:
         )
 
 
-def _empty_reply(run_id, result: Completion) -> NoReturn:
+def _empty_reply(run_id: RunId, result: Completion) -> NoReturn:
     """An answer with nothing to show (empty, template debris only, or only reasoning) is not
     a reply, though the server called it finished: the step is tried once more, then the run
     fails. What the attempt cost is charged, as it was paid for upstream."""
-    _add_usage(
+    runs.run_add_usage(
         run_id,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
@@ -303,7 +292,7 @@ def _empty_reply(run_id, result: Completion) -> NoReturn:
     )
 
 
-def _record_partial_usage(run_id, chat_messages: list[dict], *, streamed: str) -> None:
+def _record_partial_usage(run_id: RunId, chat_messages: list[dict], *, streamed: str) -> None:
     """Add an estimate of what a broken or cancelled stream cost to the run's usage.
 
     The server reports usage only at the end of a stream, so a reply cut
@@ -315,7 +304,7 @@ def _record_partial_usage(run_id, chat_messages: list[dict], *, streamed: str) -
     if not streamed:
         return
     prompt_chars = "".join(str(m.get("content") or "") for m in chat_messages)
-    _add_usage(
+    runs.run_add_usage(
         run_id,
         prompt_tokens=estimate_tokens(prompt_chars),
         completion_tokens=estimate_tokens(streamed),
@@ -323,12 +312,12 @@ def _record_partial_usage(run_id, chat_messages: list[dict], *, streamed: str) -
     )
 
 
-def _count_attempt(run_id) -> int:
+def _count_attempt(run_id: RunId) -> int:
     PipelineRun.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
     return PipelineRun.objects.values_list("attempts", flat=True).get(pk=run_id)
 
 
-def _record_served_by(run_id, llm: LLMChoice) -> None:
+def _record_served_by(run_id: RunId, llm: LLMChoice) -> None:
     """Which connection and model write the reply: the usage row names them."""
     run = PipelineRun.objects.only("analysis").get(pk=run_id)
     if run.analysis.get("served_by") != llm.served_by:
@@ -336,14 +325,14 @@ def _record_served_by(run_id, llm: LLMChoice) -> None:
 
 
 def _stream(
-    run_id,
-    conversation: Conversation,
-    chat_messages,
+    run_id: RunId,
+    conversation: ReplyWriter,
+    chat_messages: list[dict[str, str]],
     config: dict[str, Any],
-    batcher,
-    publisher,
+    batcher: TokenBatcher,
+    publisher: EventPublisher,
     llm: LLMChoice,
-):
+) -> Completion:
     # A preset's temperature and reply length win over the companion's own settings.
     max_tokens = llm.max_tokens(int(config["max_reply_tokens"]))
     stream = llm.client.stream_chat(
@@ -357,7 +346,7 @@ def _stream(
     def heartbeat() -> None:
         # The stream calls this on a clock while anything arrives (reasoning, empty deltas,
         # keep-alives), so a cancel stops a model that is still thinking, not only one writing.
-        if services.run_is_cancelled(run_id):
+        if runs.run_is_cancelled(run_id):
             batcher.flush()
             conversation.checkpoint(batcher.text, complete=False)
             raise RunEnded
@@ -371,7 +360,7 @@ def _stream(
                 last_checkpoint = now
                 conversation.checkpoint(batcher.text)
                 progress = steps.get("generate_reply").within(pieces / max(max_tokens, 1))
-                if services.run_set_progress(run_id, progress=progress, step="generate_reply"):
+                if runs.run_set_progress(run_id, progress=progress, step="generate_reply"):
                     publisher.send(events.progress(str(run_id), progress, "generate_reply"))
     finally:
         close = getattr(stream, "close", None)
@@ -380,9 +369,9 @@ def _stream(
     return stream.result
 
 
-def reanalyze(run_id) -> None:
+def reanalyze(run_id: RunId) -> None:
     run = _load(run_id)
-    conversation = conversation_for(run)
+    conversation = ReplyWriter(run)
     with conversation.publisher() as publisher, _timed(run_id, "reanalyze"):
         _claim(run_id, step="reanalyze", publisher=publisher)
         scene = _analyze(run_id, run.companion, text=conversation.reply_content(), speaker=run.companion.name)
@@ -390,10 +379,10 @@ def reanalyze(run_id) -> None:
         _step_done(run_id, step="reanalyze", publisher=publisher)
 
 
-def update_state(run_id) -> bool:
+def update_state(run_id: RunId) -> bool:
     """Apply the final scene; return whether a picture should follow."""
     run = _load(run_id)
-    with conversation_for(run).publisher() as publisher, _timed(run_id, "update_state"):
+    with ReplyWriter(run).publisher() as publisher, _timed(run_id, "update_state"):
         _claim(run_id, step="update_state", publisher=publisher)
         scene = (
             run.analysis.get("reply") or run.analysis.get("context") or asdict(_current_scene(run.companion))
@@ -407,10 +396,10 @@ def update_state(run_id) -> bool:
     return PipelineRun.objects.values_list("want_image", flat=True).get(pk=run_id)
 
 
-def generate_image(run_id) -> None:
+def generate_image(run_id: RunId) -> None:
     """Paint the scene. Optional: a failure is reported and the turn still completes."""
     run = _load(run_id)
-    conversation = conversation_for(run)
+    conversation = ReplyWriter(run)
     with conversation.publisher() as publisher, _timed(run_id, "generate_image"):
         _claim(run_id, step="generate_image", publisher=publisher)
         reply = conversation.reply_image()
@@ -465,80 +454,75 @@ def generate_image(run_id) -> None:
         publisher.send(events.image(str(run_id), reply_id, image.url))
 
 
-def image_failed(run_id, failure: StepFailed) -> None:
+def image_failed(run_id: RunId, failure: StepFailed) -> None:
     """Tell the client the picture failed; the turn goes on to finish."""
     run = _load(run_id)
     log.warning("image_failed", run_id=str(run_id), code=failure.code, error=failure.message)
-    with conversation_for(run).publisher() as publisher:
+    with ReplyWriter(run).publisher() as publisher:
         publisher.send(events.error("image_failed", failure.message, run_id=str(run_id)))
 
 
-def finish(run_id) -> None:
+def finish(run_id: RunId) -> None:
     run = _load(run_id)
-    conversation = conversation_for(run)
+    conversation = ReplyWriter(run)
     with conversation.publisher() as publisher:
-        if not services.run_mark_completed(
-            run_id, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens
-        ):
+        if not runs.run_mark_completed(run_id):
             raise RunEnded
+        run.refresh_from_db(fields=["prompt_tokens", "completion_tokens", "usage_estimated"])
         forget_live_reply(str(run_id))
         usage: events.Usage = {
             "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
-            "estimated": bool(run.analysis.get("usage_estimated", False)),
+            "estimated": run.usage_estimated,
         }
         publisher.send(events.progress(str(run_id), steps.DONE_PROGRESS, steps.DONE))
         publisher.send(
             events.done(
                 str(run_id),
-                conversation.reply_id,
+                # The reply row exists by now: generate_reply made it, a repaint's run came with it.
+                cast(int, conversation.reply_id),
                 usage,
                 conversation.finish_reason(),
                 reasoning=conversation.reply_reasoning(),
             )
         )
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
-    conversation.ended()  # a group turn goes on with the next companion
-    companion_released(run.companion_id)
+    conversation.ended()  # the turn goes on with the next companion; a waiting reply may start
 
 
-def ended(run_id) -> None:
+def ended(run_id: RunId) -> None:
     """The chain stopped because the run ended elsewhere (a cancel, the reconciler, or a
     re-delivered step of a run already finished): charge it, and let a group turn go on.
 
     A worker killed between completing a group reply and starting the next speaker
     leaves only this path to start it; starting the next speaker is safe to repeat.
     """
-    services.run_charge_ended(run_id)
-    run = runs_with_companion().filter(pk=run_id).first()
+    runs.run_charge_ended(run_id)
+    run = runs.runs_with_companion().filter(pk=run_id).first()
     if run is None:
         return
-    if run.group_id and run.status != PipelineRun.Status.CANCELLED:
-        conversation_for(run).ended()
-    companion_released(run.companion_id)
+    if run.status != PipelineRun.Status.CANCELLED:
+        turns.turn_continue(run_id=run.pk)  # a cancel stopped the whole turn
+    turns.start_waiting_run(run.companion_id)
 
 
-def fail(run_id, failure: StepFailed) -> None:
+def fail(run_id: RunId, failure: StepFailed) -> None:
     """A required step gave up: the run fails with a message the user can act on."""
     run = _load(run_id)
-    conversation = conversation_for(run)
-    if services.run_mark_failed(run_id, code=failure.code, text=failure.message):
+    conversation = ReplyWriter(run)
+    if runs.run_mark_failed(run_id, code=failure.code, text=failure.message):
         conversation.mark_reply_incomplete()
         forget_live_reply(str(run_id))
         with conversation.publisher() as publisher:
             publisher.send(events.error(failure.code, failure.message, run_id=str(run_id)))
         conversation.ended()  # one companion's failure does not stop the others
-        companion_released(run.companion_id)
 
 
 def reconcile_stuck_runs(*, older_than_seconds: int) -> int:
-    """Fail runs that have made no progress for too long (a lost task, a dead worker)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+    """Fail runs that have made no progress for too long (a lost task, a dead worker, or a reply
+    that waited for its companion longer than any reply takes)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = PipelineRun.objects.filter(status__in=PipelineRun.ACTIVE, created_at__lt=cutoff).values_list(
+    stuck = PipelineRun.objects.filter(status__in=PipelineRun.LIVE, created_at__lt=cutoff).values_list(
         "pk", flat=True
     )
     count = 0

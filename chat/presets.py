@@ -17,6 +17,7 @@ import json
 import math
 from typing import Any
 
+from accounts.models import User
 from chat.backend_models import SamplerPreset
 from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
 
@@ -105,7 +106,7 @@ def preset_fields_from_json(raw: bytes | str) -> dict[str, Any]:
     return fields
 
 
-def preset_import_sillytavern(*, name: str, raw: bytes | str, owner=None) -> SamplerPreset:
+def preset_import_sillytavern(*, name: str, raw: bytes | str, owner: User | None = None) -> SamplerPreset:
     """Create a preset from a SillyTavern (or plain) preset file.
 
     ``owner`` None: a shared preset (moderators, in the admin); a user: theirs alone.

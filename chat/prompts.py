@@ -17,6 +17,7 @@ from django.conf import settings
 from chat import lorebook
 from companions import catalogue
 from companions.cards import card_prompt_defaults, fill_macros, stored_card
+from companions.models import Companion
 
 ANALYSIS_MARKER = "Reply with JSON only"
 CONTINUE_PROMPT = "(Continue your last reply exactly where it stopped. Do not repeat anything.)"
@@ -30,7 +31,7 @@ class SceneState:
     wants_image: bool = False
 
 
-def describe_appearance(companion) -> str:
+def describe_appearance(companion: Companion) -> str:
     """One line of looks, in the catalogue's prompt words."""
     parts = [
         f"{companion.age}-year-old",
@@ -54,7 +55,7 @@ LOOK_FIELDS = frozenset(
 )
 
 
-def card_text(companion, field: str) -> str:
+def card_text(companion: Companion, field: str) -> str:
     """A character card's text kept in config (personality, scenario, ...), or ''."""
     value = stored_card(companion).get(field)
     return value if isinstance(value, str) else ""
@@ -65,7 +66,9 @@ def _example_dialogue(text: str) -> str:
     return re.sub(r"(?im)^\s*<START>\s*$", "", text).strip()
 
 
-def card_lore(companion, *, user_name: str, history: list[tuple[str, str]]) -> list[lorebook.LoreEntry]:
+def card_lore(
+    companion: Companion, *, user_name: str, history: list[tuple[str, str]]
+) -> list[lorebook.LoreEntry]:
     """The entries of the card's lorebook that the recent conversation brings in (see ``chat.lorebook``)."""
     book = stored_card(companion).get("character_book")
     if book is None:
@@ -88,7 +91,9 @@ def _lore_block(lore: Sequence[lorebook.LoreEntry], position: str) -> str:
     return f"[World info: background facts, use them when relevant]\n{body}\n[End of world info]"
 
 
-def build_system_prompt(companion, *, user_name: str, lore: Sequence[lorebook.LoreEntry] = ()) -> str:
+def build_system_prompt(
+    companion: Companion, *, user_name: str, lore: Sequence[lorebook.LoreEntry] = ()
+) -> str:
     """Who the companion is, where they are, and how to reply.
 
     Imported character cards add their personality, scenario and example
@@ -138,7 +143,9 @@ def build_system_prompt(companion, *, user_name: str, lore: Sequence[lorebook.Lo
     return "\n".join(line for line in lines if line)
 
 
-def build_chat_messages(companion, *, user_name: str, history: list[tuple[str, str]]) -> list[dict[str, str]]:
+def build_chat_messages(
+    companion: Companion, *, user_name: str, history: list[tuple[str, str]]
+) -> list[dict[str, str]]:
     """System prompt plus the conversation so far (oldest first), the user's message last.
 
     A card's post-history instructions follow the conversation as a last
@@ -152,7 +159,7 @@ def build_chat_messages(companion, *, user_name: str, history: list[tuple[str, s
     return messages + _post_history(companion, user_name=user_name)
 
 
-def _post_history(companion, *, user_name: str) -> list[dict[str, str]]:
+def _post_history(companion: Companion, *, user_name: str) -> list[dict[str, str]]:
     after = fill_macros(
         card_text(companion, "post_history_instructions"), char=companion.name, user=user_name
     )
@@ -160,7 +167,7 @@ def _post_history(companion, *, user_name: str) -> list[dict[str, str]]:
 
 
 def build_group_chat_messages(
-    companion, *, user_name: str, others: list[str], history: list[tuple[str, str]]
+    companion: Companion, *, user_name: str, others: list[str], history: list[tuple[str, str]]
 ) -> list[dict[str, str]]:
     """The same prompt as a one-to-one chat, told it is a group, with each line labelled "Name: text".
 
@@ -202,7 +209,7 @@ def trim_history(history: list[tuple[str, str]], *, max_chars: int) -> list[tupl
     return list(reversed(kept))
 
 
-def build_analysis_messages(companion, *, text: str, speaker: str) -> list[dict[str, str]]:
+def build_analysis_messages(companion: Companion, *, text: str, speaker: str) -> list[dict[str, str]]:
     """Ask what ``text`` implies for the companion's outfit, location and action."""
     system = (
         "You track the scene of a role-play chat. Given the current state and a new message, "
@@ -289,7 +296,9 @@ NEGATIVE_PROMPT = (
 )
 
 
-def build_image_prompt(companion, *, user_appearance: str = "", scene_text: str = "") -> tuple[str, str]:
+def build_image_prompt(
+    companion: Companion, *, user_appearance: str = "", scene_text: str = ""
+) -> tuple[str, str]:
     """(prompt, negative prompt) for a picture of the companion in their current state."""
     style = catalogue.prompt_phrase("style", companion.style)
     parts = [

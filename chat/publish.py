@@ -1,4 +1,8 @@
-"""Sending pipeline events to a companion's websocket group from sync code.
+"""Sending events to a conversation's websocket group from sync code.
+
+``publish_after_commit`` is the one entry point for events about rows a
+transaction writes: they go out once the rows exist. Pipeline steps, which
+run outside a transaction and send many events, hold an ``EventPublisher``.
 
 A Celery task is synchronous; ``async_to_sync(group_send)`` would build a new
 event loop (and, with channels-redis, a new Redis connection) on every call.
@@ -12,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from channels.layers import get_channel_layer
 from django.core.cache import cache
+from django.db import transaction
 
 from chat import events
 
@@ -39,24 +45,20 @@ def forget_live_reply(run_id: str) -> None:
 
 
 class EventPublisher:
-    """Events to a companion's channel group, or to ``group`` (a group chat's), each with ``stamp`` added."""
+    """Events to one conversation's channel group, each with ``stamp`` added (the speaker of a run)."""
 
-    def __init__(
-        self,
-        companion_id: int | None = None,
-        *,
-        group: str | None = None,
-        stamp: dict[str, Any] | None = None,
-    ) -> None:
-        self.group = group or events.group_name(companion_id)
+    def __init__(self, conversation_id: int, *, stamp: dict[str, Any] | None = None) -> None:
+        self.group = events.conversation_group(conversation_id)
         self.stamp = stamp or {}
         self.layer = get_channel_layer()
         self.loop = asyncio.new_event_loop()
         self.sent = 0
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: Mapping[str, Any]) -> None:
         event = {**event, **self.stamp}
         try:
+            if self.layer is None:
+                raise RuntimeError("no channel layer is configured")
             self.loop.run_until_complete(
                 self.layer.group_send(self.group, {"type": "chat.event", "event": event})
             )
@@ -75,6 +77,18 @@ class EventPublisher:
         self.close()
 
 
+def publish(conversation_id: int, *to_send: Mapping[str, Any]) -> None:
+    """Send events, in order, to every socket of the conversation, now (best-effort)."""
+    with EventPublisher(conversation_id) as publisher:
+        for event in to_send:
+            publisher.send(event)
+
+
+def publish_after_commit(conversation_id: int, *to_send: Mapping[str, Any]) -> None:
+    """Send events once the current transaction (if any) has committed."""
+    transaction.on_commit(lambda: publish(conversation_id, *to_send))
+
+
 class TokenBatcher:
     """Collects streamed text and sends it in batches.
 
@@ -87,7 +101,7 @@ class TokenBatcher:
     """
 
     def __init__(self, publisher: EventPublisher, run_id: str, *, interval: float = 0.05,
-                 clock=time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.publisher = publisher
         self.run_id = run_id
         self.interval = interval

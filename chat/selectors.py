@@ -1,39 +1,136 @@
-"""Reads of the chat: history pages, the LLM's context, the reconnect snapshot."""
+"""Reads of conversations: lists, history pages, the LLM's context, the reconnect snapshot.
+
+Every read a user triggers is scoped to its owner here (``*_for_user``);
+another user's id is "not found", never "forbidden".
+"""
 
 from __future__ import annotations
 
-from django.core.cache import cache
-from django.db.models import QuerySet
+from collections.abc import Iterable
 
+from django.core.cache import cache
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
+
+from accounts.models import User
 from chat import events, paging
-from chat.conversation import conversation_for
-from chat.models import Message, PipelineRun
+from chat.models import Conversation, Message, PipelineRun
 from chat.publish import live_reply_key
-from companions.selectors import LARGE_COLUMNS
+from chat.runs import runs_with_companion
+from companions.models import Companion
+from companions.selectors import LARGE_COLUMNS, companions_without_large_columns
 
 HISTORY_PAGE = 50
 
 
-def runs_with_companion() -> QuerySet[PipelineRun]:
-    """Runs with their companion (its name, owner, scene), not the companion's large columns."""
-    return PipelineRun.objects.select_related("companion").defer(*(f"companion__{c}" for c in LARGE_COLUMNS))
+def _members_prefetch() -> Prefetch:
+    # Pages and turns show names, pictures and scenes; the speaker's prompt loads its own row.
+    members = (
+        companions_without_large_columns()
+        .select_related("header_image")
+        .order_by("participations__position", "pk")
+    )
+    return Prefetch("companions", queryset=members, to_attr="members")
 
 
-def history_page(companion, *, before_id: int | None = None, limit: int = HISTORY_PAGE) -> paging.Page:
-    """Up to ``limit`` messages older than ``before_id``, oldest first (uses the companion index)."""
-    messages = Message.objects.filter(companion=companion).select_related("image")
+def conversation_members(conversation: Conversation) -> list[Companion]:
+    """The conversation's companions in their standing order (the round-robin order)."""
+    members = getattr(conversation, "members", None)
+    if members is not None:
+        return list(members)
+    return list(
+        companions_without_large_columns()
+        .filter(participations__conversation=conversation)
+        .select_related("header_image")
+        .order_by("participations__position", "pk")
+    )
+
+
+def conversations_for_user(user: User) -> QuerySet[Conversation]:
+    """The user's conversations, most recently active first, with their members."""
+    return (
+        Conversation.objects.filter(owner=user)
+        .prefetch_related(_members_prefetch())
+        .order_by("-updated_at", "-pk")
+    )
+
+
+def conversation_get_for_user(user: User, conversation_id: int) -> Conversation:
+    """The user's own conversation, or 404 (another user's id reveals nothing)."""
+    return get_object_or_404(conversations_for_user(user), pk=conversation_id)
+
+
+def group_get_for_user(user: User, conversation_id: int) -> Conversation:
+    """The user's own group conversation, or 404."""
+    return get_object_or_404(conversations_for_user(user), pk=conversation_id, kind=Conversation.Kind.GROUP)
+
+
+def conversation_find_for_user(user: User, conversation_id: int) -> Conversation | None:
+    return conversations_for_user(user).filter(pk=conversation_id).first()
+
+
+def companion_conversations(companion: Companion) -> QuerySet[Conversation]:
+    """Every conversation the companion takes part in (its chats and its groups), newest first."""
+    return (
+        Conversation.objects.filter(owner_id=companion.owner_id, participants__companion=companion)
+        .prefetch_related(_members_prefetch())
+        .order_by("-updated_at", "-pk")
+    )
+
+
+def latest_direct_conversation(companion: Companion) -> Conversation | None:
+    return companion_conversations(companion).filter(kind=Conversation.Kind.DIRECT).first()
+
+
+def with_last_message(conversations: Iterable[Conversation]) -> list[Conversation]:
+    """The conversations, each with ``last_message`` (its newest message or None): two queries."""
+    conversations = list(conversations)
+    newest = (
+        Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
+    )
+    message_ids = (
+        Conversation.objects.filter(pk__in=[c.pk for c in conversations])
+        .annotate(newest=Subquery(newest))
+        .values_list("newest", flat=True)
+    )
+    found = (
+        Message.objects.filter(pk__in=[m for m in message_ids if m])
+        .select_related("sender")
+        .defer(*(f"sender__{column}" for column in LARGE_COLUMNS))
+    )
+    last = {message.conversation_id: message for message in found}
+    for conversation in conversations:
+        conversation.last_message = last.get(conversation.pk)  # type: ignore[attr-defined]  # for the lists only
+    return conversations
+
+
+def history_page(
+    conversation: Conversation, *, before_id: int | None = None, limit: int = HISTORY_PAGE
+) -> paging.Page:
+    """Up to ``limit`` messages older than ``before_id``, oldest first (the conversation index)."""
+    messages = (
+        Message.objects.filter(conversation=conversation)
+        .select_related("sender", "sender__header_image", "image")
+        .defer(*(f"sender__{column}" for column in LARGE_COLUMNS))  # joined once per message
+    )
     return paging.page_before(messages, before_id=before_id, size=limit)
 
 
-def llm_history(companion_id: int, *, upto_message_id: int, limit: int) -> list[tuple[str, str]]:
-    """(role, content) of the last ``limit`` messages up to and including the user's message."""
-    rows = (
-        Message.objects.filter(companion_id=companion_id, id__lte=upto_message_id)
-        .exclude(content="")
-        .order_by("-created_at", "-id")
-        .values_list("role", "content")[:limit]
-    )
-    return list(reversed(list(rows)))
+def llm_history(
+    conversation_id: int, *, exclude_id: int | None, limit: int
+) -> list[tuple[str, int | None, str, str]]:
+    """(role, sender id, sender name or "", content) of the last ``limit`` messages, oldest first.
+
+    The reply being written (``exclude_id``) is left out; the greeting and the
+    earlier replies of the turn are in, so each speaker hears what came before.
+    """
+    messages = Message.objects.filter(conversation_id=conversation_id).exclude(content="")
+    if exclude_id is not None:
+        messages = messages.exclude(pk=exclude_id)
+    rows = messages.order_by("-created_at", "-id").values_list(
+        "role", "sender_id", "sender__name", "content"
+    )[:limit]
+    return [(role, sender_id, name or "", content) for role, sender_id, name, content in reversed(list(rows))]
 
 
 def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:
@@ -42,29 +139,56 @@ def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:
     content = ""
     if run.status in PipelineRun.ACTIVE:
         content = cache.get(live_reply_key(str(run.pk))) or ""
-    conversation = conversation_for(run)
-    if not content:
-        content = conversation.reply_content()
+    if not content and run.reply_id:
+        content = Message.objects.filter(pk=run.reply_id).values_list("content", flat=True).first() or ""
     info: events.RunInfo = {
         "id": str(run.pk),
         "status": run.status,
         "progress": run.progress,
         "step": run.step,
         "content": content,
-        "message_id": conversation.reply_id,
+        "message_id": run.reply_id,
+        "companion_id": run.companion_id,
+        "sender": run.companion.name,
     }
     if run.status == PipelineRun.Status.FAILED:
         info["error"] = {"code": run.error_code, "message": run.error_text}
     return info
 
 
-def companion_snapshot(companion) -> events.SnapshotEvent:
-    """What a (re)connecting client needs: the state, and the latest run if it is live or failed."""
-    latest = (
-        PipelineRun.objects.filter(companion=companion, group__isnull=True).order_by("-created_at").first()
-    )
-    if latest is not None and latest.status not in (*PipelineRun.ACTIVE, PipelineRun.Status.FAILED):
+def conversation_info(conversation: Conversation, members: list[Companion]) -> events.ConversationInfo:
+    branched = None
+    if conversation.branched_from_id:
+        origin = Message.objects.filter(pk=conversation.branched_from_id).values_list(
+            "conversation_id", flat=True
+        )
+        branched = {"conversation_id": origin.first() or 0, "message_id": conversation.branched_from_id}
+    return {
+        "id": conversation.pk,
+        "kind": conversation.kind,
+        "title": conversation.title,
+        "companions": [{"id": c.pk, "name": c.name, "state": c.state} for c in members],
+        "branched_from": branched,
+    }
+
+
+def conversation_snapshot(conversation: Conversation) -> events.SnapshotEvent | events.GroupSnapshotEvent:
+    """What a (re)connecting client needs: the companions' state, and the latest run when it is
+    live (with all its text so far) or failed (the page offers its retry)."""
+    members = conversation_members(conversation)
+    info = conversation_info(conversation, members)
+    latest = runs_with_companion().filter(conversation=conversation).order_by("-created_at").first()
+    if latest is not None and latest.status not in (*PipelineRun.LIVE, PipelineRun.Status.FAILED):
         latest = None
-    return events.snapshot(
-        {"id": companion.pk, "name": companion.name, "state": companion.state}, run_snapshot(latest)
-    )
+    if conversation.is_group:
+        speaking: events.Speaker | None = None
+        if latest is not None and latest.status in PipelineRun.LIVE:
+            speaking = {"companion_id": latest.companion_id, "sender": latest.companion.name}
+        group: events.GroupInfo = {
+            "id": conversation.pk,
+            "title": conversation.title,
+            "companions": info["companions"],
+        }
+        return events.group_snapshot(group, run_snapshot(latest), speaking, info)
+    companion = info["companions"][0] if info["companions"] else {"id": 0, "name": "", "state": {}}
+    return events.snapshot(companion, run_snapshot(latest), info)

@@ -38,10 +38,10 @@ def backends_startup() -> None:
     try:
         sync_environment()
         rows = Connection.objects.filter(kind=Connection.Kind.LLM, enabled=True)
-        rows = rows.exclude(provider="demo").count()
+        enabled = rows.exclude(provider="demo").count()
     except DatabaseError as exc:
         log.warning("backends_startup_skipped", error=type(exc).__name__)
         return
-    problem = demo_backend_problem(environ, enabled_llm_connections=rows)
+    problem = demo_backend_problem(environ, enabled_llm_connections=enabled)
     if problem:
         raise BackendsMissing(f"CompanionHub cannot start in production (DEBUG=False): {problem}")

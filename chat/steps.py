@@ -116,7 +116,8 @@ STEPS: tuple[Step, ...] = (
 # Tasks that are not steps. ``finish`` ends the turn after the last step, as urgently as the
 # last steps. Tasks not listed (the stuck-run sweep, other apps' tasks) go to Celery's default
 # queue, which is the chat queue.
-ROUTES: tuple[Route, ...] = (Route("chat.finish"),)
+FINISH_TASK = "chat.finish"
+ROUTES: tuple[Route, ...] = (Route(FINISH_TASK),)
 
 _BY_NAME = {step.name: step for step in STEPS}
 _BY_TASK = {route.task: route for route in (*(step.route for step in STEPS), *ROUTES)}
@@ -142,6 +143,14 @@ def chain_steps() -> tuple[Step, ...]:
 def picture_steps() -> tuple[Step, ...]:
     """The steps of a turn that wants a picture, after ``chain_steps``, in order."""
     return tuple(step for step in STEPS if step.picture)
+
+
+def run_tasks(*, repaint: bool = False) -> tuple[str, ...]:
+    """The task names a new run's chain starts with: the steps of a reply, or, to paint a
+    reply's picture again, the picture steps and ``finish``."""
+    if repaint:
+        return (*(step.task for step in picture_steps()), FINISH_TASK)
+    return tuple(step.task for step in chain_steps())
 
 
 def labels() -> dict[str, str]:

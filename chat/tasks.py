@@ -21,9 +21,11 @@ step's return value, only on the run row.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import structlog
-from celery import chain, current_app, shared_task
+from celery import Task, chain, current_app, shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -46,7 +48,7 @@ def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
     return delay + random.uniform(0, delay * 0.25)  # noqa: S311  (jitter, not security)
 
 
-def _retry_or_raise(task, failure: StepFailed) -> None:
+def _retry_or_raise(task: Task[Any, Any], failure: StepFailed) -> None:
     if failure.retryable and task.request.retries < MAX_RETRIES:
         countdown = backoff_seconds(task.request.retries, failure.retry_after)
         log.info(
@@ -61,14 +63,14 @@ UNEXPECTED_MESSAGES = {
 }
 
 
-def _unexpected(task, run_id: str, exc: Exception) -> StepFailed:
+def _unexpected(task: Task[Any, Any], run_id: str, exc: Exception) -> StepFailed:
     """An exception no step expected, as a step failure (logged with its traceback)."""
     code = "database" if isinstance(exc, (OperationalError, InterfaceError)) else "internal"
     log.exception("step_crashed", task=task.name, run_id=str(run_id), code=code, error=type(exc).__name__)
     return StepFailed(code, UNEXPECTED_MESSAGES[code], retryable=code == "database")
 
 
-def _required(task, step, run_id: str):
+def _required[T](task: Task[Any, Any], step: Callable[[str], T], run_id: str) -> T:
     try:
         return step(run_id)
     except RunEnded:
@@ -79,9 +81,9 @@ def _required(task, step, run_id: str):
         pipeline.fail(run_id, failure)
         raise Ignore() from None
     except Exception as exc:
-        failure = _unexpected(task, run_id, exc)
-        _retry_or_raise(task, failure)
-        pipeline.fail(run_id, failure)  # if this fails too, the stuck-run sweep ends the run
+        crash = _unexpected(task, run_id, exc)
+        _retry_or_raise(task, crash)
+        pipeline.fail(run_id, crash)  # if this fails too, the stuck-run sweep ends the run
         raise Ignore() from None
 
 
@@ -122,9 +124,9 @@ def generate_image(self, run_id: str) -> None:
         _retry_or_raise(self, failure)
         pipeline.image_failed(run_id, failure)  # optional step: report and go on to finish
     except Exception as exc:
-        failure = _unexpected(self, run_id, exc)
-        _retry_or_raise(self, failure)
-        pipeline.image_failed(run_id, StepFailed(failure.code, IMAGE_CRASHED, retryable=False))
+        crash = _unexpected(self, run_id, exc)
+        _retry_or_raise(self, crash)
+        pipeline.image_failed(run_id, StepFailed(crash.code, IMAGE_CRASHED, retryable=False))
 
 
 @shared_task(bind=True, name="chat.finish")
@@ -141,13 +143,13 @@ def _signatures(chosen: tuple[steps.Step, ...], run_id: str) -> list:
     return [current_app.tasks[step.task].si(run_id) for step in chosen]
 
 
-def pipeline_chain(run_id: str, *, want_image: bool = False):
+def pipeline_chain(run_id: str, *, want_image: bool = False) -> chain:
     """The chain for one turn: the registry's steps, in order. ``update_state`` sends the
     picture steps (or finish) next."""
     del want_image  # decided after analysis, which may discover the user asked for a picture
     return chain(*_signatures(steps.chain_steps(), run_id))
 
 
-def picture_chain(run_id: str):
+def picture_chain(run_id: str) -> chain:
     """The picture steps and then finish: after ``update_state``, or alone to paint a reply again."""
     return chain(*_signatures(steps.picture_steps(), run_id), finish.si(run_id))

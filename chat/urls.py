@@ -5,19 +5,33 @@ from chat import backend_views, views
 app_name = "chat"
 
 urlpatterns = [
-    path("<int:companion_id>/", views.chat_page, name="page"),
-    path("<int:companion_id>/send/", views.send, name="send"),
-    path("<int:companion_id>/messages/", views.older, name="older"),
+    # A companion: its latest chat, a new one, all of them, its model, its memory.
+    path("<int:companion_id>/", views.companion_chat, name="page"),
+    path("<int:companion_id>/new/", views.conversation_new, name="new"),
+    path("<int:companion_id>/chats/", views.companion_chats, name="chats"),
     path("<int:companion_id>/model/", backend_views.companion_model, name="model"),
+    path("<int:companion_id>/wipe/", views.companion_wipe, name="wipe"),
+    # A conversation (one-to-one or group).
+    path("c/<int:conversation_id>/", views.conversation_page, name="conversation"),
+    path("c/<int:conversation_id>/send/", views.send, name="send"),
+    path("c/<int:conversation_id>/messages/", views.older, name="older"),
+    path("c/<int:conversation_id>/rename/", views.rename, name="rename"),
+    path("c/<int:conversation_id>/delete/", views.delete, name="delete"),
+    path("c/<int:conversation_id>/messages/<int:message_id>/branch/", views.branch, name="branch"),
+    path("c/<int:conversation_id>/messages/<int:message_id>/edit/", views.edit, name="edit"),
     path(
-        "<int:companion_id>/pictures/<int:message_id>/paint-again/",
+        "c/<int:conversation_id>/pictures/<int:message_id>/paint-again/",
         views.picture_paint_again,
         name="picture_paint_again",
     ),
     path(
-        "<int:companion_id>/pictures/<int:message_id>/use-as-header/",
+        "c/<int:conversation_id>/pictures/<int:message_id>/use-as-header/",
         views.picture_use_as_header,
         name="picture_use_as_header",
     ),
-    path("<int:companion_id>/pictures/<int:message_id>/delete/", views.picture_delete, name="picture_delete"),
+    path(
+        "c/<int:conversation_id>/pictures/<int:message_id>/delete/",
+        views.picture_delete,
+        name="picture_delete",
+    ),
 ]

@@ -1,84 +1,245 @@
-"""The chat page, its no-JavaScript send form, older history pages and the picture buttons."""
+"""The chat pages: a conversation, its no-JavaScript forms and older-message pages, the
+companion's chats, and groups. Thin: an access helper, one service call, render or redirect."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import paging, pictures, services
-from chat.models import Message
-from chat.selectors import companion_snapshot, history_page
+from accounts.http import AuthenticatedHttpRequest
+from chat import conversations, editing, paging, pictures, services
+from chat.forms import GroupForm, RenameForm
+from chat.models import Conversation, Message
+from chat.selectors import (
+    companion_conversations,
+    conversation_get_for_user,
+    conversation_members,
+    conversation_snapshot,
+    conversations_for_user,
+    group_get_for_user,
+    history_page,
+    with_last_message,
+)
 from companionhub import ratelimits
-from companions.cards import fill_macros
+from companionhub.errors import AppError
 from companions.selectors import companion_get_for_user
+
+# --- a conversation -------------------------------------------------------------------------
+
+
+def _render_conversation(request: AuthenticatedHttpRequest, conversation: Conversation) -> HttpResponse:
+    history = history_page(conversation)
+    members = conversation_members(conversation)
+    others = (
+        companion_conversations(members[0]) if len(members) == 1 else conversations_for_user(request.user)
+    )
+    context = {
+        "conversation": conversation,
+        "members": members,
+        "companion": members[0] if len(members) == 1 else None,
+        "history": history.messages,
+        "has_older": history.has_older,
+        "snapshot": conversation_snapshot(conversation),
+        "chats": with_last_message(others[:30]),
+        "branched_from": _branch_origin(conversation),
+        "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+    }
+    return render(request, "chat/conversation.html", context)
+
+
+def _branch_origin(conversation: Conversation) -> Message | None:
+    if not conversation.branched_from_id:
+        return None
+    return Message.objects.filter(
+        pk=conversation.branched_from_id, conversation__owner=conversation.owner
+    ).first()
 
 
 @login_required
 @require_GET
-def chat_page(request: HttpRequest, companion_id: int) -> HttpResponse:
+def companion_chat(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
+    """The companion's most recent one-to-one chat (started, with its greeting, if it has none)."""
     companion = companion_get_for_user(request.user, companion_id)
-    history = history_page(companion)
-    context = {
-        "companion": companion,
-        # Card greetings say {{user}} and {{char}}; the page shows the names.
-        "greeting": fill_macros(
-            companion.greeting, char=companion.name, user=request.user.name_for_companions
-        ),
-        "history": history.messages,
-        "has_older": history.has_older,
-        "snapshot": companion_snapshot(companion),
-        "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
-    }
-    return render(request, "chat/chat.html", context)
+    conversation = conversations.conversation_for_companion(user=request.user, companion=companion)
+    return _render_conversation(request, conversation_get_for_user(request.user, conversation.pk))
+
+
+@login_required
+@require_GET
+def conversation_page(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
+    return _render_conversation(request, conversation_get_for_user(request.user, conversation_id))
 
 
 @login_required
 @require_POST
-def send(request: HttpRequest, companion_id: int) -> HttpResponse:
-    """The form fallback: the same service as the websocket."""
+def conversation_new(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
+    """*New chat*: a fresh one-to-one chat that opens with the companion's greeting."""
     companion = companion_get_for_user(request.user, companion_id)
+    ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
+    conversation = conversations.conversation_start(user=request.user, companion=companion)
+    return redirect("chat:conversation", conversation_id=conversation.pk)
+
+
+@login_required
+@require_GET
+def companion_chats(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
+    """Every chat of the companion (one-to-one and groups), newest first."""
+    companion = companion_get_for_user(request.user, companion_id)
+    chats = with_last_message(companion_conversations(companion))
+    return render(request, "chat/chat_list.html", {"companion": companion, "chats": chats})
+
+
+@login_required
+@require_POST
+def send(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
+    """The form fallback: the same service as the websocket."""
+    conversation = conversation_get_for_user(request.user, conversation_id)
     try:
-        services.send_message(
+        services.message_send(
             user=request.user,
-            companion=companion,
+            conversation=conversation,
             text=request.POST.get("content", ""),
             want_image=request.POST.get("image") == "on",
         )
-    except services.ChatError as exc:
+    except AppError as exc:
         if exc.code == "rate_limited":
             raise ratelimits.RateLimited("chat_message", exc.retry_after or 60) from exc
         messages.error(request, exc.message)
-    return redirect("chat:page", companion_id=companion.pk)
+    return redirect("chat:conversation", conversation_id=conversation.pk)
 
 
 @login_required
 @require_GET
-def older(request: HttpRequest, companion_id: int) -> JsonResponse:
+def older(request: AuthenticatedHttpRequest, conversation_id: int) -> JsonResponse:
     """JSON page of messages older than ``?before=<message id>``, oldest first."""
-    companion = companion_get_for_user(request.user, companion_id)
+    conversation = conversation_get_for_user(request.user, conversation_id)
     return paging.older_response(
-        request, lambda before: history_page(companion, before_id=before), _message_json
+        request, lambda before: history_page(conversation, before_id=before), message_json
     )
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A page entry: the message, who wrote it (None for the user), its reasoning, and whether
+    it was corrected in place."""
+    sender = message.sender
+    named = None
+    if sender is not None:
+        avatar_url = sender.header_image.url if sender.header_image is not None else None
+        named = {"id": sender.pk, "name": sender.name, "avatar_url": avatar_url}
+    return {
+        **paging.message_json(message, role=message.role),
+        "sender": named,
+        "reasoning": message.reasoning,
+        "edited": message.edited_at is not None,
+    }
 
 
 @login_required
 @require_POST
-def picture_paint_again(request: HttpRequest, companion_id: int, message_id: int) -> HttpResponse:
+def rename(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = conversation_get_for_user(request.user, conversation_id)
+    form = RenameForm(request.POST)
+    if form.is_valid():
+        try:
+            conversations.conversation_rename(
+                user=request.user, conversation=conversation, title=form.cleaned_data["title"]
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, "Chat renamed.")
+    else:
+        messages.error(request, "Give it a title of at most 100 characters.")
+    return redirect("chat:conversation", conversation_id=conversation.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = conversation_get_for_user(request.user, conversation_id)
+    members = conversation_members(conversation)
+    if request.method == "POST":
+        try:
+            conversations.conversation_delete(user=request.user, conversation=conversation)
+        except AppError as exc:
+            messages.error(request, exc.message)
+            return redirect("chat:conversation", conversation_id=conversation.pk)
+        messages.success(request, "The chat is deleted with its messages. The companions are still here.")
+        if conversation.is_group:
+            return redirect("groups:list")
+        return redirect("chat:chats", companion_id=members[0].pk) if members else redirect("companions:list")
+    return render(request, "chat/confirm_delete.html", {"conversation": conversation, "members": members})
+
+
+@login_required
+@require_POST
+def branch(request: AuthenticatedHttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    """*Branch here* without JavaScript: the same service as the ``conversation.branch`` frame."""
+    conversation = conversation_get_for_user(request.user, conversation_id)
+    try:
+        made = conversations.conversation_branch(
+            user=request.user, conversation=conversation, message_id=message_id
+        )
+    except AppError as exc:
+        if exc.code == "not_found":
+            raise Http404(exc.message) from exc
+        if exc.code == "rate_limited":
+            raise ratelimits.RateLimited("settings_change", exc.retry_after or 60) from exc
+        messages.error(request, exc.message)
+        return redirect("chat:conversation", conversation_id=conversation.pk)
+    messages.success(request, "A new chat goes on from that message. The original is unchanged.")
+    return redirect("chat:conversation", conversation_id=made.pk)
+
+
+@login_required
+@require_POST
+def edit(request: AuthenticatedHttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    """Correct a message in place without JavaScript (resending is the socket's)."""
+    conversation = conversation_get_for_user(request.user, conversation_id)
+    try:
+        editing.message_edit(
+            user=request.user,
+            conversation=conversation,
+            text=request.POST.get("content", ""),
+            message_id=message_id,
+            resend=False,
+        )
+    except AppError as exc:
+        if exc.code == "not_found":
+            raise Http404(exc.message) from exc
+        messages.error(request, exc.message)
+    return redirect("chat:conversation", conversation_id=conversation.pk)
+
+
+# --- pictures -------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def picture_paint_again(
+    request: AuthenticatedHttpRequest, conversation_id: int, message_id: int
+) -> HttpResponse:
     return _picture_action(
-        request, companion_id, message_id, pictures.picture_paint_again, "image", "Painting it again…"
+        request, conversation_id, message_id, pictures.picture_paint_again, "image", "Painting it again…"
     )
 
 
 @login_required
 @require_POST
-def picture_use_as_header(request: HttpRequest, companion_id: int, message_id: int) -> HttpResponse:
+def picture_use_as_header(
+    request: AuthenticatedHttpRequest, conversation_id: int, message_id: int
+) -> HttpResponse:
     return _picture_action(
         request,
-        companion_id,
+        conversation_id,
         message_id,
         pictures.picture_use_as_header,
         "settings_change",
@@ -88,20 +249,25 @@ def picture_use_as_header(request: HttpRequest, companion_id: int, message_id: i
 
 @login_required
 @require_POST
-def picture_delete(request: HttpRequest, companion_id: int, message_id: int) -> HttpResponse:
+def picture_delete(request: AuthenticatedHttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
     return _picture_action(
-        request, companion_id, message_id, pictures.picture_delete, "settings_change", "Picture deleted."
+        request, conversation_id, message_id, pictures.picture_delete, "settings_change", "Picture deleted."
     )
 
 
 def _picture_action(
-    request: HttpRequest, companion_id: int, message_id: int, action, scope: str, done: str
+    request: AuthenticatedHttpRequest,
+    conversation_id: int,
+    message_id: int,
+    action: Callable[..., object],
+    scope: str,
+    done: str,
 ) -> HttpResponse:
     """The websocket's picture frames for the page without JavaScript: the same services."""
-    companion = companion_get_for_user(request.user, companion_id)
+    conversation = conversation_get_for_user(request.user, conversation_id)
     try:
-        action(user=request.user, companion=companion, message_id=message_id)
-    except services.ChatError as exc:
+        action(user=request.user, conversation=conversation, message_id=message_id)
+    except AppError as exc:
         if exc.code == "not_found":  # not yours looks the same as not there
             raise Http404(exc.message) from exc
         if exc.code == "rate_limited":
@@ -111,9 +277,85 @@ def _picture_action(
         messages.error(request, exc.message)  # busy, quota: something the user can wait out
     else:
         messages.success(request, done)
-    return redirect("chat:page", companion_id=companion.pk)
+    return redirect("chat:conversation", conversation_id=conversation.pk)
 
 
-def _message_json(message: Message) -> dict:
-    # A reply's reasoning goes with it, to be shown on demand as on the page itself.
-    return {**paging.message_json(message, role=message.role), "reasoning": message.reasoning}
+# --- a companion's memory ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def companion_wipe(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
+    companion = companion_get_for_user(request.user, companion_id)
+    if request.method == "POST":
+        try:
+            conversations.companion_wipe_memory(companion=companion)
+        except AppError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"{companion.name}'s memory is wiped. Start afresh!")
+        return redirect("chat:page", companion_id=companion.pk)
+    return render(request, "companions/confirm_wipe.html", {"companion": companion})
+
+
+# --- groups ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def group_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    groups = with_last_message(conversations_for_user(request.user).filter(kind=Conversation.Kind.GROUP))
+    return render(request, "chat/group_list.html", {"groups": groups})
+
+
+def _save_group(
+    request: AuthenticatedHttpRequest, form: GroupForm, group: Conversation | None = None
+) -> Conversation | None:
+    """Call the service with the form's data; its refusals become form errors."""
+    data = form.cleaned_data
+    fields = {
+        "title": data["title"],
+        "companions": data["companions"],
+        "replies_per_turn": data["replies_per_turn"],
+    }
+    try:
+        if group is None:
+            return conversations.group_create(user=request.user, **fields)
+        return conversations.group_update(user=request.user, group=group, **fields)
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def group_create(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = GroupForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid() and (group := _save_group(request, form)):
+        messages.success(request, f"{group.title} is ready. Say hello to everyone.")
+        return redirect("groups:page", group_id=group.pk)
+    return render(request, "chat/group_form.html", {"form": form, "group": None})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def group_edit(request: AuthenticatedHttpRequest, group_id: int) -> HttpResponse:
+    group = group_get_for_user(request.user, group_id)
+    form = GroupForm(request.POST or None, instance=group, user=request.user)
+    if request.method == "POST" and form.is_valid() and _save_group(request, form, group):
+        messages.success(request, "Group saved.")
+        return redirect("groups:page", group_id=group.pk)
+    return render(request, "chat/group_form.html", {"form": form, "group": group})
+
+
+@login_required
+@require_GET
+def group_page(request: AuthenticatedHttpRequest, group_id: int) -> HttpResponse:
+    return _render_conversation(request, group_get_for_user(request.user, group_id))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def group_delete(request: AuthenticatedHttpRequest, group_id: int) -> HttpResponse:
+    group_get_for_user(request.user, group_id)
+    return delete(request, group_id)

@@ -4,11 +4,9 @@ from django.urls import path
 
 from chat.routing import websocket_urlpatterns as chat_patterns
 from companionhub.consumers import PingConsumer
-from groups.routing import websocket_urlpatterns as group_patterns
 
 # Channels routes websockets with Django's path(), which django-stubs types for views only.
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),  # type: ignore[arg-type]
     *chat_patterns,
-    *group_patterns,
 ]

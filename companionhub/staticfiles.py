@@ -7,7 +7,7 @@ cached for a year and may be an older deploy's. Django rewrites module imports a
 when ``support_js_module_import_aggregation`` is set; it is off by default.
 """
 
-from whitenoise.storage import CompressedManifestStaticFilesStorage
+from whitenoise.storage import CompressedManifestStaticFilesStorage  # type: ignore[import-untyped]  # no types shipped
 
 
 class ManifestStaticFilesStorage(CompressedManifestStaticFilesStorage):

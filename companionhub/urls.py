@@ -14,7 +14,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("companions/", include("companions.urls")),
     path("chat/", include("chat.urls")),
-    path("groups/", include("groups.urls")),
+    path("groups/", include("chat.group_urls")),
     path("media/", include("media.urls")),
     path("admin/", admin.site.urls),
 ]

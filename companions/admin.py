@@ -18,31 +18,20 @@ class CompanionAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     raw_id_fields = ("owner", "header_image")
     readonly_fields = ("tokens_burned", "version", "created_at", "updated_at", "header_image_legacy")
-    actions = ("wipe_memory", "remove_header_image")
+    # chat.admin adds "wipe memory" (the chats are chat's).
+    actions: tuple[str, ...] = ("remove_header_image",)
     date_hierarchy = "created_at"
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_message_count=Count("messages"))
 
-    @admin.display(description="messages", ordering="_message_count")
+    @admin.display(description="replies", ordering="_message_count")
     def message_count(self, obj: Companion) -> int:
         # An annotation over the messages relation: moved out by the one-conversation refactor.
         return obj._message_count  # type: ignore[attr-defined]
 
-    def has_wipe_memory_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("companions.wipe_companion_memory")
-
     def has_remove_header_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("companions.remove_companion_header")
-
-    @admin.action(
-        description="Wipe memory (delete messages, runs and generated pictures)",
-        permissions=("wipe_memory",),
-    )
-    def wipe_memory(self, request, queryset):
-        for companion in queryset:
-            services.companion_wipe_memory(companion=companion)
-        self.message_user(request, f"Wiped the memory of {queryset.count()} companion(s).", messages.SUCCESS)
 
     @admin.action(description="Remove the header picture", permissions=("remove_header",))
     def remove_header_image(self, request, queryset):

@@ -489,6 +489,13 @@ def _stored_text(stored: dict[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def card_greetings(companion) -> list[str]:
+    """The companion's greetings as stored (macros unfilled): its own first, then the card's
+    ``alternate_greetings``; empty ones left out. A new chat offers them as versions."""
+    greetings = [companion.greeting, *_stored_texts(stored_card(companion), "alternate_greetings")]
+    return [text for text in greetings if text and text.strip()]
+
+
 def _stored_texts(stored: dict[str, Any], name: str) -> list[str]:
     value = stored.get(name)
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []

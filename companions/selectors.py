@@ -43,7 +43,7 @@ def companion_list_for_user(user: User) -> QuerySet[Companion]:
         companions_without_large_columns()
         .filter(owner=user)
         .select_related("header_image")
-        .annotate(last_message_at=Max("messages__created_at"))
+        .annotate(last_message_at=Max("conversations__updated_at"))
         .order_by("-created_at")
     )
 

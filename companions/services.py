@@ -1,4 +1,5 @@
-"""Writes to companions: the wizard, card import, settings, wipe and delete."""
+"""Writes to companions: the wizard, card import, settings and delete (wiping a memory is
+``chat.conversations.companion_wipe_memory``: the chats are chat's)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.utils.datastructures import MultiValueDict
 
 from accounts.models import User
 from companionhub import pagecache
-from companions import cards, catalogue
+from companions import cards
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
 from companions.models import Companion, CompanionDraft, new_image_seed
@@ -190,30 +191,6 @@ def companion_remove_header(*, companion: Companion) -> None:
         StoredImage.objects.filter(pk=companion.header_image_id).delete()
         companion.header_image = None
         pagecache.user_pages_changed(companion.owner_id)
-
-
-@transaction.atomic
-@transaction.atomic
-def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
-    """Forget the conversation: messages, runs and generated pictures; state back to the start.
-
-    The companion itself, its settings and its header picture stay; so do its
-    group chats. Refused (``ChatError('busy')``) while a reply is being written:
-    deleting a live run would lose its usage charge and break a group turn.
-    """
-    from chat.models import Message, PipelineRun
-    from chat.services import ensure_companion_idle
-
-    ensure_companion_idle(companion.pk, name=companion.name)
-    runs, _ = PipelineRun.objects.filter(companion=companion, group__isnull=True).delete()
-    images, _ = StoredImage.objects.filter(companion=companion, kind=StoredImage.Kind.GENERATED).delete()
-    messages, _ = Message.objects.filter(companion=companion).delete()
-    Companion.objects.filter(pk=companion.pk).update(**catalogue.DEFAULT_STATE)
-    for field, value in catalogue.DEFAULT_STATE.items():
-        setattr(companion, field, value)
-    pagecache.user_pages_changed(companion.owner_id)
-    log.info("companion_memory_wiped", companion_id=companion.pk, messages=messages, runs=runs)
-    return {"messages": messages, "runs": runs, "images": images}
 
 
 def companion_add_tokens(*, companion_id: int, tokens: int) -> None:

@@ -15,7 +15,6 @@ urlpatterns = [
     path("<int:companion_id>/card.json", views.card_export_json, name="card_export_json"),
     path("<int:companion_id>/card.png", views.card_export_png, name="card_export_png"),
     path("<int:companion_id>/reroll-seed/", views.companion_reroll_seed, name="reroll_seed"),
-    path("<int:companion_id>/wipe/", views.companion_wipe, name="wipe"),
     path("<int:companion_id>/delete/", views.companion_delete, name="delete"),
     path("gallery/", views.gallery, name="gallery"),
 ]

@@ -1,4 +1,4 @@
-"""Companion pages: list, creation wizard, card import/export, settings, wipe, delete, gallery."""
+"""Companion pages: list, creation wizard, card import/export, settings, delete, gallery."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
-from chat.services import ChatError
 from companionhub import ratelimits
 from companionhub.text import scrub
 from companions import cards, services
@@ -240,21 +239,6 @@ def companion_reroll_seed(request: AuthenticatedHttpRequest, companion_id: int) 
     services.companion_reroll_seed(companion=companion)
     messages.success(request, "New picture seed: the next pictures get a new look.")
     return redirect("companions:settings", companion_id=companion.pk)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def companion_wipe(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
-    companion = companion_get_for_user(request.user, companion_id)
-    if request.method == "POST":
-        try:
-            services.companion_wipe_memory(companion=companion)
-        except ChatError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"{companion.name}'s memory is wiped. Start afresh!")
-        return redirect("chat:page", companion_id=companion.pk)
-    return render(request, "companions/confirm_wipe.html", {"companion": companion})
 
 
 @login_required

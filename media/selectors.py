@@ -32,7 +32,7 @@ def gallery_for_user(user: User) -> QuerySet[StoredImage]:
     return (
         StoredImage.objects.filter(companion__owner=user, kind=StoredImage.Kind.GENERATED)
         .select_related("companion")
-        .annotate(message_id=Min("messages__id"))
+        .annotate(message_id=Min("messages__id"), conversation_id=Min("messages__conversation_id"))
         .order_by("-created_at")
     )
 
@@ -46,6 +46,7 @@ class GalleryItem:
     companion_id: int
     companion_name: str
     message_id: int | None
+    conversation_id: int | None
     created_at: datetime
 
 
@@ -102,8 +103,9 @@ def gallery_page_for_user(user: User, page: str | None, *, per_page: int) -> Gal
                 height=image.height,
                 companion_id=image.companion_id,
                 companion_name=image.companion.name,
-                # An annotation over the messages relation: moved out by the one-conversation refactor.
+                # Annotations of gallery_for_user (the messages relation), unknown to the type checker.
                 message_id=image.message_id,  # type: ignore[attr-defined]
+                conversation_id=image.conversation_id,  # type: ignore[attr-defined]
                 created_at=image.created_at,
             )
             for image in current

@@ -78,8 +78,10 @@ def django_db_setup(django_db_setup, django_db_blocker):
 @pytest.fixture(scope="session")
 def chat_worker(django_db_setup, django_db_blocker):
     """One worker thread for the session, serving every queue a task is routed to."""
-    queues = embedded_queues()
-    # The worker checks the models as it starts, so it needs the database.
+    # Asking the router for the queues makes Celery check the models, and so does the worker
+    # as it starts: both need the database.
+    with django_db_blocker.unblock():
+        queues = embedded_queues()
     with (
         django_db_blocker.unblock(),
         start_worker(

@@ -78,7 +78,7 @@ __all__ = [
 ]
 
 DEFAULT_TTL = 5.0  # seconds a process trusts its memo of the default connection of a kind
-DEMO_BREAKERS = {Connection.Kind.LLM: "llm", Connection.Kind.IMAGE: "images"}
+DEMO_BREAKERS: dict[str, str] = {Connection.Kind.LLM: "llm", Connection.Kind.IMAGE: "images"}
 
 _local = threading.local()  # per thread: {(connection id, updated_at): client}
 _defaults_lock = threading.Lock()
@@ -183,7 +183,7 @@ def sampling_from_preset(preset: SamplerPreset | None) -> Sampling | None:
     )
 
 
-def scrub_key(connection: Connection | None, error: Exception) -> Exception:
+def scrub_key[E: Exception](connection: Connection | None, error: E) -> E:
     """Take the connection's key out of an error's text (a server may echo it in a 4xx body),
     before the text reaches an error frame, the run's ``error_text`` or a log line."""
     try:
@@ -214,7 +214,7 @@ class LLMChoice:
             return "demo"
         return f"{self.connection.name} / {self.model}"[:200]
 
-    def scrub(self, error: Exception) -> Exception:
+    def scrub[E: Exception](self, error: E) -> E:
         return scrub_key(self.connection, error)
 
     def max_tokens(self, default: int) -> int:
@@ -234,7 +234,7 @@ class ImageChoice:
     client: Any
     breaker: CircuitBreaker
 
-    def scrub(self, error: Exception) -> Exception:
+    def scrub[E: Exception](self, error: E) -> E:
         return scrub_key(self.connection, error)
 
 
@@ -264,7 +264,9 @@ def llm_for_companion(companion_id: int | None, *, with_preset: bool = True) -> 
     if connection is None:
         connection = default_connection(Connection.Kind.LLM)
     client = _client(connection, Connection.Kind.LLM)
-    model = (choice.model if own_model else "") or (connection.default_model if connection else "")
+    model = (choice.model if own_model and choice is not None else "") or (
+        connection.default_model if connection else ""
+    )
     sampling = sampling_from_preset(choice.preset) if with_preset and choice is not None else None
     configured = getattr(client, "configured", None)
     if configured is not None:

@@ -26,7 +26,10 @@ from companionhub.secretbox import SecretUnreadable
 
 log = structlog.get_logger(__name__)
 
-ENV_NAMES = {Connection.Kind.LLM: "Environment LLM", Connection.Kind.IMAGE: "Environment images"}
+ENV_NAMES: dict[str, str] = {
+    Connection.Kind.LLM: "Environment LLM",
+    Connection.Kind.IMAGE: "Environment images",
+}
 
 
 def env_specs() -> dict[str, dict[str, Any]]:

@@ -176,7 +176,7 @@ REGISTRY: dict[str, dict[str, type[Provider]]] = {
         for p in (
             SDWebUIImages,
             OpenAIImages,
-            *((ComfyUIImages,) if ComfyUIClient else ()),
+            ComfyUIImages,
             DemoImagesProvider,
         )
     },

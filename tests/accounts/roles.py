@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import importlib
+from types import SimpleNamespace
 
-from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 
 MODERATORS = "Moderators"
 
 
+# The migrations that make the Moderators group what it is, in order, and their functions.
+MODERATOR_MIGRATIONS = (
+    ("accounts", "0005_moderators_group", "create_moderators_group"),
+    ("chat", "0007_moderators_see_connections", "grant"),
+    ("chat", "0012_moderators_moderate_conversations", "grant"),
+)
+
+
 def moderators_group() -> Group:
-    """The group the data migration created.
+    """The group the data migrations made.
 
     A transactional test earlier in the run empties every table, and with them
-    the rows migrations wrote; then the migration's own code puts it back.
+    the rows migrations wrote; then the migrations' own code puts it back, each
+    with the models as they were when it ran (the first names the group chats'
+    permissions, which a later one takes away).
     """
     group = Group.objects.filter(name=MODERATORS).first()
     if group is None:
-        migration = importlib.import_module("accounts.migrations.0005_moderators_group")
-        migration.create_moderators_group(apps, None)
+        loader = MigrationLoader(connection)
+        for app_label, name, function in MODERATOR_MIGRATIONS:
+            before = loader.project_state((app_label, name), at_end=False).apps
+            migration = importlib.import_module(f"{app_label}.migrations.{name}")
+            getattr(migration, function)(before, SimpleNamespace(connection=connection))
         group = Group.objects.get(name=MODERATORS)
     return group
 

@@ -9,9 +9,10 @@ from django.db import transaction
 
 from accounts import usage
 from accounts.models import UsageTransaction, UserUsage
-from chat import services
+from chat import runs, services
 from chat.models import Message, PipelineRun
 from companions.models import Companion
+from tests.chat.factories import add_exchange, make_chat
 from tests.companions.factories import make_companion
 
 JAN_31 = dt.datetime(2026, 1, 31, 23, 59, tzinfo=dt.UTC)
@@ -26,11 +27,20 @@ def companion(user):
 
 
 def running_run(companion, **fields) -> PipelineRun:
-    message = Message.objects.create(companion=companion, role="user", content="Hi")
-    reply = Message.objects.create(companion=companion, role="assistant", content="Hello")
+    """A reply being written in a new chat of ``companion`` (its tokens so far in ``fields``)."""
+    chat = make_chat(companion)
+    said, reply = add_exchange(chat, companion, "Hi", "Hello")
     return PipelineRun.objects.create(
-        companion=companion, user_message=message, assistant_message=reply, status="running", **fields
+        conversation=chat, turn=said.turn, companion=companion, reply=reply, status="running", **fields
     )
+
+
+def complete(run: PipelineRun, prompt_tokens: int, completion_tokens: int) -> bool:
+    """The reply step records each call's tokens on the run; ``finish`` completes and charges it."""
+    runs.run_add_usage(
+        run.pk, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, estimated=False
+    )
+    return runs.run_mark_completed(run.pk)
 
 
 def charge(companion, *, tokens=(10, 5), images=0, now=None, run=None):
@@ -49,7 +59,7 @@ def charge(companion, *, tokens=(10, 5), images=0, now=None, run=None):
 
 def test_a_completed_run_is_charged_to_its_user_and_companion(companion, user):
     run = running_run(companion)
-    assert services.run_mark_completed(run.pk, prompt_tokens=120, completion_tokens=30)
+    assert complete(run, 120, 30)
     [row] = UsageTransaction.objects.all()
     assert (row.user, row.companion, row.run_id) == (user, companion, run.pk)
     assert (row.prompt_tokens, row.completion_tokens, row.image_count) == (120, 30, 0)
@@ -60,9 +70,9 @@ def test_a_completed_run_is_charged_to_its_user_and_companion(companion, user):
 
 
 def test_a_repeated_completion_charges_once(companion, user):
-    run = running_run(companion)
-    assert services.run_mark_completed(run.pk, prompt_tokens=100, completion_tokens=20)
-    assert not services.run_mark_completed(run.pk, prompt_tokens=100, completion_tokens=20)
+    run = running_run(companion, prompt_tokens=100, completion_tokens=20)
+    assert runs.run_mark_completed(run.pk)
+    assert not runs.run_mark_completed(run.pk)
     # Even a path that skips the status guard cannot add a second row for the run.
     with transaction.atomic():
         assert charge(companion, run=run) is None
@@ -72,9 +82,9 @@ def test_a_repeated_completion_charges_once(companion, user):
 
 
 def test_usage_rolls_back_with_the_runs_completion(companion, user):
-    run = running_run(companion)
+    run = running_run(companion, prompt_tokens=100, completion_tokens=20)
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.run_mark_completed(run.pk, prompt_tokens=100, completion_tokens=20)
+        runs.run_mark_completed(run.pk)
         raise RuntimeError("the completion's transaction fails")
     assert not UsageTransaction.objects.exists()
     assert PipelineRun.objects.get(pk=run.pk).status == "running"
@@ -86,8 +96,8 @@ def test_a_picture_painted_by_the_run_is_counted(companion, user):
 
     run = running_run(companion, want_image=True)
     image = StoredImage.objects.create(companion=companion, kind="generated", file="images/x.jpg", **SIZES)
-    Message.objects.filter(pk=run.assistant_message_id).update(image=image)
-    services.run_mark_completed(run.pk, prompt_tokens=1, completion_tokens=1)
+    Message.objects.filter(pk=run.reply_id).update(image=image)
+    complete(run, 1, 1)
     assert UsageTransaction.objects.get().image_count == 1
     assert UserUsage.objects.get(user=user).images_this_period == 1
 
@@ -97,35 +107,35 @@ def test_an_older_picture_on_a_continued_reply_is_not_counted_again(companion, u
 
     image = StoredImage.objects.create(companion=companion, kind="generated", file="images/x.jpg", **SIZES)
     StoredImage.objects.filter(pk=image.pk).update(created_at=FEB_1)  # painted by an earlier run
-    run = running_run(companion, mode="continue")
-    Message.objects.filter(pk=run.assistant_message_id).update(image=image)
-    services.run_mark_completed(run.pk, prompt_tokens=1, completion_tokens=1)
+    run = running_run(companion, mode="continue", continue_from=len("Hello"))
+    Message.objects.filter(pk=run.reply_id).update(image=image)
+    complete(run, 1, 1)
     assert UsageTransaction.objects.get().image_count == 0
 
 
 def test_a_failed_run_is_charged_what_it_streamed(companion, user):
     run = running_run(companion, prompt_tokens=40, completion_tokens=7)
-    assert services.run_mark_failed(run.pk, code="incomplete", text="cut off")
+    assert runs.run_mark_failed(run.pk, code="incomplete", text="cut off")
     row = UsageTransaction.objects.get()
     assert (row.prompt_tokens, row.completion_tokens, row.run_status) == (40, 7, "failed")
     assert Companion.objects.get(pk=companion.pk).tokens_burned == 47
-    assert not services.run_mark_failed(run.pk, code="incomplete", text="again")
+    assert not runs.run_mark_failed(run.pk, code="incomplete", text="again")
     assert UsageTransaction.objects.count() == 1
 
 
 def test_a_run_that_cost_nothing_leaves_no_row(companion, user):
     run = running_run(companion)
-    services.run_mark_failed(run.pk, code="auth", text="refused before any text")
+    runs.run_mark_failed(run.pk, code="auth", text="refused before any text")
     assert not UsageTransaction.objects.exists()
 
 
 def test_a_cancelled_run_is_charged_once_when_the_worker_stops(companion, user):
     run = running_run(companion)
-    services.run_cancel(user=user, run_id=run.pk)
+    services.run_cancel(user=user, conversation=run.conversation, run_id=run.pk)
     assert not UsageTransaction.objects.exists()  # the stream has not stopped yet
     PipelineRun.objects.filter(pk=run.pk).update(prompt_tokens=30, completion_tokens=4)
-    assert services.run_charge_ended(run.pk)
-    assert not services.run_charge_ended(run.pk)
+    assert runs.run_charge_ended(run.pk)
+    assert not runs.run_charge_ended(run.pk)
     assert UsageTransaction.objects.get().run_status == "cancelled"
     assert UserUsage.objects.get(user=user).lifetime_tokens == 34
 
@@ -210,7 +220,7 @@ def test_tokens_per_day_cover_the_month_so_far_in_one_query(
 
 def test_a_deleted_companion_keeps_its_name_on_the_transactions(companion, user):
     run = running_run(companion)
-    services.run_mark_completed(run.pk, prompt_tokens=3, completion_tokens=2)
+    complete(run, 3, 2)
     companion.delete()
     row = UsageTransaction.objects.get()
     assert (row.companion, row.run, row.companion_name) == (None, None, "Mika")
@@ -226,21 +236,21 @@ def test_concurrent_charges_for_a_user_without_a_row_all_count(make_user):
 
     owner = make_user(username="busy")
     companions = [make_companion(owner) for _ in range(6)]
-    runs = [running_run(c) for c in companions]
-    start = threading.Barrier(len(runs))
+    running = [running_run(c, prompt_tokens=10, completion_tokens=1) for c in companions]
+    start = threading.Barrier(len(running))
     errors: list[BaseException] = []
 
     def finish(run) -> None:
         try:
             start.wait()
-            services.run_mark_completed(run.pk, prompt_tokens=10, completion_tokens=1)
-            services.run_mark_completed(run.pk, prompt_tokens=10, completion_tokens=1)  # a re-delivery
+            runs.run_mark_completed(run.pk)
+            runs.run_mark_completed(run.pk)  # a re-delivery
         except BaseException as exc:  # reported below, on the main thread
             errors.append(exc)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=finish, args=(run,)) for run in runs]
+    threads = [threading.Thread(target=finish, args=(run,)) for run in running]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -253,17 +263,17 @@ def test_concurrent_charges_for_a_user_without_a_row_all_count(make_user):
 
 def test_a_run_failed_by_the_reconciler_mid_stream_is_charged_when_the_worker_stops(companion, user):
     run = running_run(companion)
-    services.run_mark_failed(run.pk, code="timed_out", text="stuck")  # nothing recorded yet: no row
+    runs.run_mark_failed(run.pk, code="timed_out", text="stuck")  # nothing recorded yet: no row
     assert not UsageTransaction.objects.exists()
     PipelineRun.objects.filter(pk=run.pk).update(prompt_tokens=50, completion_tokens=9)  # the stream ends
-    assert services.run_charge_ended(run.pk)
-    assert not services.run_charge_ended(run.pk)
+    assert runs.run_charge_ended(run.pk)
+    assert not runs.run_charge_ended(run.pk)
     assert UserUsage.objects.get(user=user).lifetime_tokens == 59
 
 
 def test_a_completed_or_running_run_is_not_charged_as_ended(companion, user):
     run = running_run(companion, prompt_tokens=5)
-    assert not services.run_charge_ended(run.pk)
-    services.run_mark_completed(run.pk, prompt_tokens=5, completion_tokens=0)
-    assert not services.run_charge_ended(run.pk)
+    assert not runs.run_charge_ended(run.pk)
+    runs.run_mark_completed(run.pk)
+    assert not runs.run_charge_ended(run.pk)
     assert UsageTransaction.objects.count() == 1

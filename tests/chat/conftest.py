@@ -138,7 +138,7 @@ class ChatClient:
 async def connect():
     """``await connect(companion_id, user=... | token=...)`` -> a connected ChatClient (closed at the end).
 
-    ``path=`` connects elsewhere (a group chat: ``/ws/group/<id>/``).
+    ``path=`` connects elsewhere (``/ws/conversation/<id>/``, a group's ``/ws/group/<id>/``).
     """
     clients: list[ChatClient] = []
     fresh_users: set[int] = set()
@@ -170,5 +170,36 @@ async def connect():
         await client.close()
 
 
+@pytest.fixture
+def connect_conversation(connect):
+    """``await connect_conversation(conversation_id, user=... | token=...)``: ``/ws/conversation/<id>/``."""
+
+    async def open_conversation(conversation_id: int, **options):
+        return await connect(None, path=f"/ws/conversation/{conversation_id}/", **options)
+
+    return open_conversation
+
+
 def dumps(frame) -> str:
     return json.dumps(frame)
+
+
+# --- group conversations (tests/chat/test_group_*.py) ---
+
+
+@pytest.fixture
+def group(user):
+    """A group of three of ``user``'s companions: Mika, Rin and Aya (their standing order)."""
+    from tests.chat.factories import make_group
+
+    return make_group(user, "Mika", "Rin", "Aya")
+
+
+@pytest.fixture
+def connect_group(connect):
+    """``await connect_group(group_id, user=... | token=...)`` -> a client of ``/ws/group/<id>/``."""
+
+    async def open_group(group_id: int, **kwargs):
+        return await connect(None, path=f"/ws/group/{group_id}/", **kwargs)
+
+    return open_group

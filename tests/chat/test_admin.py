@@ -3,18 +3,28 @@
 import pytest
 from django.urls import reverse
 
+from chat.admission import run_admit
 from chat.backends import llm_breaker
-from chat.models import Message, PipelineRun
+from chat.runs import run_create, run_mark_failed
+from tests.chat.factories import add_user_message, make_chat
 from tests.companions.factories import make_companion
 
 
 @pytest.fixture
 def run(user):
     companion = make_companion(user)
-    message = Message.objects.create(companion=companion, role="user", content="a findable needle")
-    return PipelineRun.objects.create(
-        companion=companion, user_message=message, status="failed", error_code="server", error_text="HTTP 500"
+    chat = make_chat(companion)
+    message = add_user_message(chat, "a findable needle")
+    run = run_create(
+        companion=companion,
+        want_image=False,
+        admission=run_admit(user, want_image=False),
+        conversation=chat,
+        turn=message.turn,
     )
+    assert run_mark_failed(run.pk, code="server", text="HTTP 500")
+    run.refresh_from_db()
+    return run
 
 
 def test_messages_are_searchable_and_filterable(client, staff_user, run, django_user_model):
@@ -23,7 +33,7 @@ def test_messages_are_searchable_and_filterable(client, staff_user, run, django_
     client.force_login(staff_user)
     response = client.get(reverse("admin:chat_message_changelist"), {"q": "needle", "role": "user"})
     assert response.status_code == 200
-    assert list(response.context["cl"].result_list) == [run.user_message]
+    assert list(response.context["cl"].result_list) == [run.turn.message]
 
 
 def test_failed_runs_show_their_error_and_the_breakers(client, staff_user, run):

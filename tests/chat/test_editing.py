@@ -6,21 +6,28 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
+from tests.chat.factories import add_reply, chat_of, make_chat
 from tests.companions.factories import make_companion
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+GREETING = ("assistant", "Hey you!")  # every chat opened over /ws/chat/<id>/ starts with it
 
-@sync_to_async
-def contents(companion_id):
-    return list(
-        Message.objects.filter(companion_id=companion_id).order_by("pk").values_list("role", "content")
+
+def _messages(companion_id):
+    return Message.objects.filter(conversation__participants__companion_id=companion_id).order_by(
+        "created_at", "pk"
     )
 
 
 @sync_to_async
+def contents(companion_id):
+    return list(_messages(companion_id).values_list("role", "content"))
+
+
+@sync_to_async
 def reply_row(companion_id):
-    return Message.objects.filter(companion_id=companion_id, role="assistant").order_by("-pk").first()
+    return _messages(companion_id).filter(role="assistant").last()
 
 
 async def turn(client, frame):
@@ -36,7 +43,7 @@ async def test_regenerate_keeps_the_old_reply_as_a_version(worker, use_fake_llm,
     use_fake_llm.set_reply("Second answer.")
     second = await turn(client, {"type": "message.regenerate"})
     assert second["message_id"] == first["message_id"]  # the same reply, rewritten
-    assert await contents(companion.pk) == [("user", "Hi"), ("assistant", "Second answer.")]
+    assert await contents(companion.pk) == [GREETING, ("user", "Hi"), ("assistant", "Second answer.")]
     reply = await reply_row(companion.pk)
     assert reply.alternatives == ["First answer."]
     # Flip back: every tab hears about it.
@@ -58,13 +65,13 @@ async def test_edit_replaces_the_last_message_and_its_answer(worker, use_fake_ll
     await turn(client, {"type": "message.send", "content": "Helo"})
     use_fake_llm.set_reply("Answer to hello.")
     await turn(client, {"type": "message.edit", "content": "Hello"})
-    assert await contents(companion.pk) == [("user", "Hello"), ("assistant", "Answer to hello.")]
+    assert await contents(companion.pk) == [GREETING, ("user", "Hello"), ("assistant", "Answer to hello.")]
     streamed = [r["json"] for r in use_fake_llm.requests if (r["json"] or {}).get("stream")]
     assert streamed[-1]["messages"][-1] == {"role": "user", "content": "Hello"}
 
 
-async def test_an_edit_meant_for_an_older_message_is_refused(worker, use_fake_llm, connect, companion, user):
-    """Another tab said something since this one began editing: its edit must not overwrite that."""
+async def test_a_resend_meant_for_an_older_message_is_refused(worker, use_fake_llm, connect, companion, user):
+    """Another tab said something since this one began editing: a resend must not overwrite that."""
     client = await connect(companion.pk, user=user)
     use_fake_llm.set_reply("Answer.")
     await client.send({"type": "message.send", "content": "First"})
@@ -72,12 +79,13 @@ async def test_an_edit_meant_for_an_older_message_is_refused(worker, use_fake_ll
     await client.receive_until("done")
     await turn(client, {"type": "message.send", "content": "Second, from the other tab"})
     before = await contents(companion.pk)
-    await client.send({"type": "message.edit", "content": "First, fixed", "message_id": first["message_id"]})
+    frame = {"type": "message.edit", "content": "First, fixed", "message_id": first["message_id"]}
+    await client.send({**frame, "resend": True})
     assert (await client.receive_until("error"))["code"] == "not_latest"
     assert await contents(companion.pk) == before
     await client.send({"type": "message.edit", "content": "Hi", "message_id": "1"})
     assert (await client.receive_until("error"))["code"] == "bad_frame"
-    # Naming the message that is still the last one works.
+    # Naming the message that is still the last one resends it.
     second = await sync_to_async(Message.objects.get)(content="Second, from the other tab")
     await turn(client, {"type": "message.edit", "content": "Second, fixed", "message_id": second.pk})
     assert (await contents(companion.pk))[-2:] == [("user", "Second, fixed"), ("assistant", "Answer.")]
@@ -96,7 +104,7 @@ async def test_a_reply_cut_at_the_limit_can_be_continued(worker, use_fake_llm, c
     assert done["finish_reason"] == "stop"
     reply = await reply_row(companion.pk)
     assert reply.content == cut + " and the rest."
-    assert await sync_to_async(Message.objects.filter(companion=companion, role="assistant").count)() == 1
+    assert [role for role, _ in await contents(companion.pk)] == ["assistant", "user", "assistant"]
     new_tokens = client.of_type("token")[tokens_before:]
     assert new_tokens[0]["offset"] == len(cut)  # the stream carries on where the reply stopped
     sent = [r["json"] for r in use_fake_llm.requests if (r["json"] or {}).get("stream")][-1]["messages"]
@@ -117,44 +125,79 @@ async def test_delete_a_message(worker, use_fake_llm, connect, companion, user):
     await client.send({"type": "message.delete", "message_id": user_message.pk})
     event = await client.receive_until("message.deleted")
     assert event["message_id"] == user_message.pk
-    assert [role for role, _ in await contents(companion.pk)] == ["assistant"]
+    assert [role for role, _ in await contents(companion.pk)] == ["assistant", "assistant"]  # greeting, reply
 
 
-async def test_another_users_message_cannot_be_deleted_or_flipped(connect, companion, user, other_user):
-    theirs = await sync_to_async(make_companion)(other_user)
-    message = await sync_to_async(Message.objects.create)(
-        companion=theirs, role="assistant", content="not yours", alternatives=["x"]
-    )
+async def test_another_users_message_cannot_be_changed(connect, companion, user, other_user):
+    @sync_to_async
+    def their_message():
+        theirs = make_companion(other_user)
+        return add_reply(make_chat(theirs), theirs, "not yours", alternatives=["x"])
+
+    message = await their_message()
     client = await connect(companion.pk, user=user)
-    for kind in ("message.delete", "message.alternative"):
-        await client.send({"type": kind, "message_id": message.pk})
+    frames = [
+        {"type": "message.delete"},
+        {"type": "message.alternative"},
+        {"type": "message.edit", "content": "mine now", "resend": False},
+        {"type": "conversation.branch"},
+    ]
+    for frame in frames:
+        await client.send({**frame, "message_id": message.pk})
         assert (await client.receive())["code"] == "not_found"
     await message.arefresh_from_db()
-    assert message.content == "not yours"
+    assert (message.content, message.alternatives, message.edited_at) == ("not yours", ["x"], None)
+
+
+async def test_a_message_of_my_other_chat_is_not_found_here(connect, companion, user):
+    """The same owner's other chat with the same companion is another conversation all the same."""
+    here = await sync_to_async(chat_of)(companion)
+    elsewhere = await sync_to_async(lambda: add_reply(make_chat(companion), companion, "elsewhere"))()
+    client = await connect(None, user=user, path=f"/ws/conversation/{here.pk}/")
+    for kind in ("message.delete", "message.alternative", "conversation.branch"):
+        await client.send({"type": kind, "message_id": elsewhere.pk})
+        assert (await client.receive())["code"] == "not_found"
+    await elsewhere.arefresh_from_db()
+    assert elsewhere.content == "elsewhere"
 
 
 @pytest.mark.parametrize(
-    "frame",
+    ("frame", "code"),
     [
-        {"type": "message.delete"},
-        {"type": "message.delete", "message_id": "1"},
-        {"type": "message.alternative", "message_id": True},
-        {"type": "message.edit"},
-        {"type": "message.edit", "content": "  "},
-        {"type": "message.regenerate", "client_id": 5},
+        ({"type": "message.delete"}, "bad_frame"),
+        ({"type": "message.delete", "message_id": "1"}, "bad_frame"),
+        ({"type": "message.alternative", "message_id": True}, "bad_frame"),
+        ({"type": "message.edit"}, "bad_frame"),
+        ({"type": "message.edit", "content": "  "}, "empty"),
+        ({"type": "message.edit", "content": "Hi", "resend": "x"}, "bad_frame"),
+        ({"type": "message.edit", "content": "Hi", "message_id": 1.5}, "bad_frame"),
+        ({"type": "message.edit", "content": "Hi", "client_id": 5}, "bad_frame"),
+        ({"type": "message.regenerate", "client_id": 5}, "bad_frame"),
+        ({"type": "message.continue", "client_id": ["x"]}, "bad_frame"),
+        ({"type": "conversation.branch"}, "bad_frame"),
+        ({"type": "conversation.branch", "message_id": "1"}, "bad_frame"),
+        ({"type": "conversation.branch", "message_id": 1, "client_id": 5}, "bad_frame"),
     ],
 )
-async def test_bad_editing_frames(connect, companion, user, frame):
+async def test_bad_editing_frames(connect, companion, user, frame, code):
     client = await connect(companion.pk, user=user)
     await client.send(frame)
     error = await client.receive()
-    assert error["type"] == "error" and error["code"] in {"bad_frame", "empty", "nothing_to_edit"}
+    assert (error["type"], error["code"]) == ("error", code), error
 
 
 async def test_nothing_to_regenerate_yet(connect, companion, user):
+    """The greeting is a companion's message, but no reply to anything: nothing to write again."""
     client = await connect(companion.pk, user=user)
-    await client.send({"type": "message.regenerate"})
-    assert (await client.receive())["code"] == "nothing_to_regenerate"
+    for kind in ("message.regenerate", "message.continue"):
+        await client.send({"type": kind})
+        assert (await client.receive())["code"] == "nothing_to_regenerate"
+
+
+async def test_nothing_to_edit_before_the_user_has_spoken(connect, companion, user):
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.edit", "content": "Hi"})
+    assert (await client.receive())["code"] == "nothing_to_edit"
 
 
 @pytest.mark.parametrize("frame_type", ["message.regenerate", "message.continue"])

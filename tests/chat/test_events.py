@@ -12,8 +12,11 @@ from chat import events
 NOW = datetime(2026, 11, 26, 9, 14, 3, tzinfo=UTC)
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "websocket.md").read_text()
 
+MIKA = {"id": 2, "name": "Mika", "state": {}}
+CONVERSATION = {"id": 1, "kind": "direct", "title": "", "companions": [MIKA], "branched_from": None}
+
 SAMPLES = {
-    "snapshot": events.snapshot({"id": 1, "name": "Mika", "state": {}}, None),
+    "snapshot": events.snapshot(MIKA, None, CONVERSATION),
     "message.accepted": events.message_accepted("c", 1, "r"),
     "progress": events.progress("r", 10, "analyze_context"),
     "token": events.token("r", "Hi", 0),
@@ -23,13 +26,15 @@ SAMPLES = {
     "error": events.error("server", "Oops", run_id="r", retry_after=3),
     "pong": {"type": "pong"},
     "message.deleted": events.message_deleted(1),
-    "message.updated": events.message_updated(1, "text", 2),
+    "message.updated": events.message_updated(1, "text", 2, edited=True),
+    "conversation.branched": events.conversation_branched("c", 7, "/chat/c/7/"),
     "picture.removed": events.picture_removed(1),
-    "companion.header": events.companion_header("/media/images/y.jpg"),
+    "companion.header": events.companion_header("/media/images/y.jpg", 7),
     "group.snapshot": events.group_snapshot(
-        {"id": 1, "title": "Crew", "companions": [{"id": 2, "name": "Mika", "state": {}}]},
+        {"id": 1, "title": "Crew", "companions": [MIKA]},
         None,
         {"companion_id": 2, "sender": "Mika"},
+        {**CONVERSATION, "kind": "group", "title": "Crew"},
     ),
     "turn.started": events.turn_started(
         "r", "regenerate", SimpleNamespace(pk=4, content="Hi", created_at=NOW), reply_id=5, versions=2
@@ -38,7 +43,7 @@ SAMPLES = {
     "turn.done": events.turn_done(1),
 }
 
-# In a group chat every run event also names its speaker.
+# Every run event also names its speaker (one-to-one chats too).
 STAMP = {"companion_id": 2, "sender": "Mika"}
 STAMPED = ["progress", "token", "state", "image", "done", "error"]
 
@@ -58,7 +63,7 @@ def test_the_protocol_document_names_every_type(kind):
 
 
 @pytest.mark.parametrize("kind", STAMPED)
-def test_group_run_events_may_name_their_speaker(kind):
+def test_run_events_may_name_their_speaker(kind):
     hints = get_type_hints(events.SERVER_EVENTS[kind])
     sample = {**SAMPLES[kind], **STAMP}
     assert set(STAMP) <= set(hints)
@@ -66,11 +71,23 @@ def test_group_run_events_may_name_their_speaker(kind):
     assert set(sample) <= set(hints)
 
 
-def test_the_group_socket_accepts_every_frame_but_edit_retry_and_pictures():
-    assert set(events.GROUP_CLIENT_FRAMES) <= set(events.CLIENT_FRAMES)
-    assert set(events.CLIENT_FRAMES) - set(events.GROUP_CLIENT_FRAMES) == {
-        "message.edit", "run.retry", "picture.repaint", "picture.use_as_header", "picture.delete"
-    }  # fmt: skip
+def test_every_socket_accepts_every_frame():
+    """One consumer serves every route: there is no smaller frame list for groups any more."""
+    from chat.consumers import ConversationConsumer
+
+    assert ConversationConsumer.client_frames is events.CLIENT_FRAMES
+    assert not hasattr(events, "GROUP_CLIENT_FRAMES")
+
+
+def test_snapshots_name_the_conversation():
+    hints = get_type_hints(events.ConversationInfo)
+    assert set(SAMPLES["snapshot"]["conversation"]) == set(hints)
+    assert set(SAMPLES["group.snapshot"]["conversation"]) == set(hints)
+
+
+def test_message_updated_says_edited_only_for_a_correction():
+    assert "edited" not in events.message_updated(1, "text", 2)
+    assert events.message_updated(1, "text", 1, edited=True)["edited"] is True
 
 
 def test_error_omits_optional_fields():

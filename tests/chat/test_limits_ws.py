@@ -20,7 +20,7 @@ async def test_a_message_over_the_limit_gets_an_error_frame(
     client = await connect(companion.pk, user=user)
     for n in range(2):
         await client.send({"type": "message.send", "content": f"m{n}"})
-        await client.receive_until("done")
+        await client.receive_until("turn.done")  # the turn's last event
     await client.send({"type": "message.send", "content": "one too many"})
     error = await client.receive_until("error")
     assert error["code"] == "rate_limited" and error["retry_after"] > 0

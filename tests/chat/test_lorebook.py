@@ -8,8 +8,15 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from chat import lorebook
+from chat.admission import run_admit
+from chat.conversations import conversation_for_companion
+from chat.editing import message_show_alternative
 from chat.lorebook import AFTER_CHAR, BEFORE_CHAR, select_entries
+from chat.models import Message, PipelineRun
 from chat.prompts import build_chat_messages, build_group_chat_messages
+from chat.replies import ReplyWriter
+from chat.runs import run_create, run_mark_cancelled
+from tests.chat.factories import add_user_message
 from tests.companions.factories import make_companion
 
 
@@ -405,3 +412,51 @@ def test_in_a_group_each_speaker_gets_only_its_own_lore(user):
             "content"
         ]
         assert own in system and theirs not in system
+
+
+# --- the greeting is part of the history ----------------------------------------------------
+
+
+def reply_prompt(user, companion, said: str) -> list[dict[str, str]]:
+    """What the LLM is sent for a reply to ``said`` in the companion's new chat (greeting first)."""
+    conversation = conversation_for_companion(user=user, companion=companion)
+    message = add_user_message(conversation, said)
+    run = run_create(
+        companion=companion,
+        want_image=False,
+        admission=run_admit(user, want_image=False),
+        conversation=conversation,
+        turn=message.turn,
+    )
+    run = PipelineRun.objects.select_related("conversation", "turn__message", "companion").get(pk=run.pk)
+    sent = ReplyWriter(run).chat_messages(companion, user_name="Alice")
+    run_mark_cancelled(run.pk)  # the prompt is all the test wants: the chat is free again
+    return sent
+
+
+@pytest.mark.django_db
+def test_a_key_only_in_the_greeting_brings_its_entry_in(user):
+    companion = card_companion(user, book(LAMP), greeting="*{{char}} trims the wick of the LAMP.*")
+    sent = reply_prompt(user, companion, "Where am I?")
+    assert sent[1] == {"role": "assistant", "content": "*Keeper trims the wick of the LAMP.*"}
+    assert sent[-1] == {"role": "user", "content": "Where am I?"}
+    assert "[World info: background facts, use them when relevant]\nThe lamp is old.\n" in sent[0]["content"]
+
+
+@pytest.mark.django_db
+def test_without_the_key_in_the_greeting_or_the_message_the_entry_stays_out(user):
+    companion = card_companion(user, book(LAMP), greeting="*{{char}} looks out to sea.*")
+    sent = reply_prompt(user, companion, "Where am I?")
+    assert sent[1]["content"] == "*Keeper looks out to sea.*"
+    assert "The lamp is old." not in sent[0]["content"]
+
+
+@pytest.mark.django_db
+def test_the_greeting_shown_counts_not_its_other_versions(user):
+    card = {"character_book": book(LAMP), "alternate_greetings": ["The lamp flickers."]}
+    companion = make_companion(user, name="Keeper", greeting="Storm's coming.", config={"card": card})
+    assert "The lamp is old." not in reply_prompt(user, companion, "Hello")[0]["content"]
+    greeting = Message.objects.filter(role="assistant").get()
+    message_show_alternative(user=user, conversation=greeting.conversation, message_id=greeting.pk)
+    Message.objects.filter(role="user").delete()  # a fresh reply to the same greeting
+    assert "The lamp is old." in reply_prompt(user, companion, "Hello")[0]["content"]

@@ -27,3 +27,20 @@ async def test_refused_sockets_are_not_counted(connect, companion, other_user):
     client = await connect(companion.pk, user=other_user)
     assert not client.accepted
     assert await sync_to_async(metrics.websocket_connections)() == 0
+
+
+async def test_sockets_of_every_route_are_counted(connect, companion, user):
+    from tests.chat.factories import make_chat, make_group
+
+    await cache.adelete(metrics.WS_DIRECTORY)
+    chat = await sync_to_async(make_chat)(companion)
+    group = await sync_to_async(make_group)(user, "Rin", "Aiko")
+    clients = [
+        await connect(None, user=user, path=f"/ws/conversation/{chat.pk}/"),
+        await connect(None, user=user, path=f"/ws/group/{group.pk}/"),
+    ]
+    assert all(client.accepted for client in clients)
+    assert await sync_to_async(metrics.websocket_connections)() == 2
+    for client in clients:
+        await client.close()
+    assert await sync_to_async(metrics.websocket_connections)() == 0

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from accounts.tokens import token_create
 from chat.models import Message
+from tests.chat.factories import chat_of
 from tests.companions.factories import make_companion
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,10 +34,14 @@ async def watch(client, run_id: str) -> list[dict]:
 
 
 def started_first(seen: list[dict]) -> dict:
-    """``turn.started`` is the first event of the run, and comes once."""
-    assert seen[0]["type"] == "turn.started", [e["type"] for e in seen]
-    assert [e["type"] for e in seen].count("turn.started") == 1
-    assert {e["type"] for e in seen[1:]} <= set(RUN_EVENTS)
+    """``turn.started`` is the first event of the run, then ``turn.speaker``, each once; every
+    later event of the run names the speaker too (one-to-one chats as well as groups)."""
+    kinds = [e["type"] for e in seen]
+    assert kinds[:2] == ["turn.started", "turn.speaker"], kinds
+    assert kinds.count("turn.started") == kinds.count("turn.speaker") == 1
+    assert set(kinds[2:]) <= set(RUN_EVENTS)
+    speaker = seen[1]
+    assert {(e["companion_id"], e["sender"]) for e in seen[1:]} == {(speaker["companion_id"], "Mika")}
     return seen[0]
 
 
@@ -136,7 +141,8 @@ async def test_a_message_sent_with_the_plain_form_shows_in_open_tabs(
     def post() -> None:
         browser = Client()
         browser.force_login(user)
-        response = browser.post(reverse("chat:send", args=[companion.pk]), {"content": "From the form"})
+        url = reverse("chat:send", args=[chat_of(companion).pk])  # the chat the tab has open
+        response = browser.post(url, {"content": "From the form"})
         assert response.status_code == 302
 
     await sync_to_async(post)()

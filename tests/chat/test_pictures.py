@@ -19,10 +19,12 @@ from django.urls import reverse
 from PIL import Image
 
 from chat.models import Message, PipelineRun
+from companionhub.errors import AppError
 from companions.models import Companion
 from companions.services import companion_set_header
 from media.models import StoredImage
 from media.services import store_image
+from tests.chat.factories import add_reply, add_user_message, chat_of, make_chat, make_group
 from tests.companions.factories import make_companion, png_bytes
 
 SCENE = "Mika in a red sundress, at the beach"
@@ -31,15 +33,17 @@ CONTROLS = ["picture_paint_again", "picture_use_as_header", "picture_delete"]
 
 
 def picture_chat(companion) -> tuple[Message, Message]:
-    """A user message and a reply that shows a picture; (reply, a text-only message)."""
-    said = Message.objects.create(companion=companion, role="user", content="A picture at the beach?")
+    """A user message and a reply that shows a picture, in the companion's chat; (reply, the
+    user's text-only message)."""
+    chat = chat_of(companion)
+    said = add_user_message(chat, "A picture at the beach?")
     picture = store_image(png_bytes(), companion, StoredImage.Kind.GENERATED, prompt=SCENE)
-    reply = Message.objects.create(companion=companion, role="assistant", content="Here!", image=picture)
+    reply = add_reply(chat, companion, "Here!", image=picture)
     return reply, said
 
 
-def url(name: str, companion, message_id) -> str:
-    return reverse(f"chat:{name}", args=[companion.pk, message_id])
+def url(name: str, conversation_id: int, message_id) -> str:
+    return reverse(f"chat:{name}", args=[conversation_id, message_id])
 
 
 def state(companion) -> tuple:
@@ -50,9 +54,24 @@ def state(companion) -> tuple:
         sorted(
             str(pk) for pk in StoredImage.objects.filter(companion=companion).values_list("pk", flat=True)
         ),
-        list(Message.objects.filter(companion=companion).order_by("pk").values_list("pk", "image_id")),
+        list(
+            Message.objects.filter(conversation__participants__companion=companion)
+            .order_by("pk")
+            .values_list("pk", "image_id")
+        ),
         PipelineRun.objects.filter(companion=companion).count(),
     )
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """What a run start sends after commit: (what, ...) in order; no chain reaches a worker."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(
+        "chat.turns.start_pipeline", lambda run_id, repaint=False: calls.append(("pipeline", run_id, repaint))
+    )
+    monkeypatch.setattr("chat.turns.publish", lambda to, *events: calls.append(("publish", to, events)))
+    return calls
 
 
 # --- over HTTP ------------------------------------------------------------------------------
@@ -60,36 +79,71 @@ def state(companion) -> tuple:
 
 @pytest.mark.django_db
 def test_paint_again_starts_a_picture_run_with_a_new_seed_for_the_same_scene(
-    client, user, companion, django_capture_on_commit_callbacks, monkeypatch
+    client, user, companion, django_capture_on_commit_callbacks, started
 ):
     reply, said = picture_chat(companion)
-    started: list = []
-    monkeypatch.setattr("chat.pictures._start", lambda *args: started.append(args))
     client.force_login(user)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(url("picture_paint_again", companion, reply.pk))
+        response = client.post(url("picture_paint_again", reply.conversation_id, reply.pk))
     assert response.status_code == 302
     [run] = PipelineRun.objects.filter(companion=companion)
-    assert (run.user_message_id, run.assistant_message_id, run.want_image) == (said.pk, reply.pk, True)
+    assert (run.turn.message_id, run.reply_id, run.want_image) == (said.pk, reply.pk, True)
+    assert run.conversation_id == reply.conversation_id
     order = run.analysis["repaint"]
     assert order["prompt"] == SCENE and order["image_id"] == str(reply.image_id)
     assert isinstance(order["seed"], int)
-    [(companion_id, run_id, event)] = started
-    assert (companion_id, run_id) == (companion.pk, run.pk)
+    [(first, conversation_id, (event, speaker)), (then, run_id, repaint)] = started
+    assert (first, then) == ("publish", "pipeline")  # clients learn of the run before it starts
+    assert (conversation_id, run_id) == (reply.conversation_id, run.pk)
+    assert repaint is True  # the picture and the finish, not the reply again
     assert (event["type"], event["kind"], event["reply_id"]) == ("turn.started", "repaint", reply.pk)
+    assert (speaker["type"], speaker["companion_id"]) == ("turn.speaker", companion.pk)
+
+
+@pytest.mark.django_db
+def test_paint_again_in_a_group_is_painted_by_the_companion_that_wrote_the_reply(
+    client, user, django_capture_on_commit_callbacks, started
+):
+    group = make_group(user, "Mika", "Rin")
+    mika, rin = (p.companion for p in group.participants.all())
+    said = add_user_message(group, "Send us a picture")
+    add_reply(group, mika, "Not me.")
+    picture = store_image(png_bytes(), rin, StoredImage.Kind.GENERATED, prompt=SCENE)
+    reply = add_reply(group, rin, "Here!", image=picture)
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url("picture_paint_again", group.pk, reply.pk))
+    assert response.status_code == 302
+    [run] = PipelineRun.objects.all()
+    assert (run.companion_id, run.turn.message_id, run.reply_id) == (rin.pk, said.pk, reply.pk)
+    assert [call[0] for call in started] == ["publish", "pipeline"]
 
 
 @pytest.mark.django_db
 def test_use_as_header_copies_the_picture_into_the_header(client, user, companion):
     reply, _ = picture_chat(companion)
     client.force_login(user)
-    response = client.post(url("picture_use_as_header", companion, reply.pk))
+    response = client.post(url("picture_use_as_header", reply.conversation_id, reply.pk))
     assert response.status_code == 302
     companion.refresh_from_db()
     header = companion.header_image
     assert header.kind == StoredImage.Kind.HEADER
     assert header.pk != reply.image_id  # a copy: deleting the picture keeps the header
     assert default_storage.exists(header.file.name)
+
+
+@pytest.mark.django_db
+def test_use_as_header_in_a_group_sets_the_header_of_the_companion_that_painted_it(client, user):
+    group = make_group(user, "Mika", "Rin")
+    mika, rin = (p.companion for p in group.participants.all())
+    add_user_message(group, "Pictures!")
+    picture = store_image(png_bytes(), rin, StoredImage.Kind.GENERATED, prompt=SCENE)
+    reply = add_reply(group, rin, "Here!", image=picture)
+    client.force_login(user)
+    assert client.post(url("picture_use_as_header", group.pk, reply.pk)).status_code == 302
+    rin.refresh_from_db()
+    mika.refresh_from_db()
+    assert rin.header_image_id is not None and mika.header_image_id is None
 
 
 @pytest.mark.django_db
@@ -100,7 +154,7 @@ def test_use_as_header_replaces_the_old_header_and_its_file(
     old = companion_set_header(companion=companion, data=png_bytes(color=(1, 2, 3)))
     client.force_login(user)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url("picture_use_as_header", companion, reply.pk))
+        client.post(url("picture_use_as_header", reply.conversation_id, reply.pk))
     assert not StoredImage.objects.filter(pk=old.pk).exists()
     assert not default_storage.exists(old.file.name)
 
@@ -113,7 +167,7 @@ def test_delete_removes_the_picture_and_its_file_after_commit(
     name = reply.image.file.name
     client.force_login(user)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post(url("picture_delete", companion, reply.pk))
+        response = client.post(url("picture_delete", reply.conversation_id, reply.pk))
         assert default_storage.exists(name)  # not before the commit
     assert response.status_code == 302
     for callback in callbacks:
@@ -130,12 +184,24 @@ def test_another_users_picture_is_404_and_unchanged(client, user, other_user, co
     reply, _ = picture_chat(companion)
     before = state(companion)
     client.force_login(other_user)
-    assert client.post(url(name, companion, reply.pk)).status_code == 404
-    # Their own companion with my message's id: still not found.
-    theirs = make_companion(other_user, name="Rin")
-    assert client.post(url(name, theirs, reply.pk)).status_code == 404
+    assert client.post(url(name, reply.conversation_id, reply.pk)).status_code == 404
+    # Their own chat with my message's id: still not found.
+    theirs = make_chat(make_companion(other_user, name="Rin"))
+    assert client.post(url(name, theirs.pk, reply.pk)).status_code == 404
     assert state(companion) == before
     assert default_storage.exists(reply.image.file.name)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONTROLS)
+def test_a_picture_of_another_chat_of_mine_is_404(client, user, companion, name):
+    """The message must be in the conversation the URL names, even when both are mine."""
+    reply, _ = picture_chat(companion)
+    other_chat = make_chat(companion)
+    before = state(companion)
+    client.force_login(user)
+    assert client.post(url(name, other_chat.pk, reply.pk)).status_code == 404
+    assert state(companion) == before
 
 
 @pytest.mark.django_db
@@ -143,7 +209,7 @@ def test_another_users_picture_is_404_and_unchanged(client, user, other_user, co
 def test_anonymous_is_sent_to_sign_in(client, companion, name):
     reply, _ = picture_chat(companion)
     before = state(companion)
-    response = client.post(url(name, companion, reply.pk))
+    response = client.post(url(name, reply.conversation_id, reply.pk))
     assert response.status_code == 302 and "login" in response["Location"]
     assert state(companion) == before
 
@@ -153,7 +219,7 @@ def test_anonymous_is_sent_to_sign_in(client, companion, name):
 def test_only_post(client, user, companion, name):
     reply, _ = picture_chat(companion)
     client.force_login(user)
-    assert client.get(url(name, companion, reply.pk)).status_code == 405
+    assert client.get(url(name, reply.conversation_id, reply.pk)).status_code == 405
 
 
 @pytest.mark.django_db
@@ -163,17 +229,17 @@ def test_the_csrf_token_is_needed(user, companion, name):
     before = state(companion)
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(user)
-    assert strict.post(url(name, companion, reply.pk)).status_code == 403
+    assert strict.post(url(name, reply.conversation_id, reply.pk)).status_code == 403
     assert state(companion) == before
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", CONTROLS)
 def test_an_unknown_id_is_404(client, user, companion, name):
-    picture_chat(companion)
+    reply, _ = picture_chat(companion)
     before = state(companion)
     client.force_login(user)
-    assert client.post(url(name, companion, 999_999)).status_code == 404
+    assert client.post(url(name, reply.conversation_id, 999_999)).status_code == 404
     assert state(companion) == before
 
 
@@ -183,7 +249,7 @@ def test_a_message_without_a_picture_is_refused(client, user, companion, name):
     _, said = picture_chat(companion)
     before = state(companion)
     client.force_login(user)
-    response = client.post(url(name, companion, said.pk))
+    response = client.post(url(name, said.conversation_id, said.pk))
     assert response.status_code == 400
     assert "no picture" in response.content.decode()
     assert state(companion) == before
@@ -197,7 +263,7 @@ def test_paint_again_passes_the_picture_limit(client, user, companion, rate_limi
     ratelimits.hit("image", f"user:{user.pk}")  # the small limit: one picture an hour
     before = state(companion)
     client.force_login(user)
-    response = client.post(url("picture_paint_again", companion, reply.pk))
+    response = client.post(url("picture_paint_again", reply.conversation_id, reply.pk))
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
     assert state(companion) == before
 
@@ -205,10 +271,13 @@ def test_paint_again_passes_the_picture_limit(client, user, companion, rate_limi
 @pytest.mark.django_db
 def test_paint_again_waits_for_the_reply_being_written(client, user, companion):
     reply, said = picture_chat(companion)
-    PipelineRun.objects.create(companion=companion, user_message=said, status="running")
+    # A reply of this chat being written (a row as the pipeline leaves it).
+    PipelineRun.objects.create(
+        conversation_id=reply.conversation_id, turn=said.turn, companion=companion, status="running"
+    )
     client.force_login(user)
-    response = client.post(url("picture_paint_again", companion, reply.pk), follow=True)
-    assert "still replying" in response.content.decode()
+    response = client.post(url("picture_paint_again", reply.conversation_id, reply.pk), follow=True)
+    assert "still answering" in response.content.decode()
     assert PipelineRun.objects.filter(companion=companion).count() == 1
 
 
@@ -217,7 +286,7 @@ def test_paint_again_waits_for_the_reply_being_written(client, user, companion):
 def test_header_and_delete_are_rate_limited(client, user, companion, rate_limits, name):
     client.force_login(user)
     replies = [picture_chat(companion)[0] for _ in range(3)]
-    statuses = [client.post(url(name, companion, reply.pk)).status_code for reply in replies]
+    statuses = [client.post(url(name, reply.conversation_id, reply.pk)).status_code for reply in replies]
     assert statuses == [302, 302, 429]
     assert Message.objects.get(pk=replies[2].pk).image_id == replies[2].image_id
 
@@ -228,8 +297,22 @@ def test_the_chat_page_offers_the_buttons_on_a_picture(client, user, companion):
     client.force_login(user)
     html = client.get(reverse("chat:page", args=[companion.pk])).content.decode()
     for name in CONTROLS:
-        assert url(name, companion, reply.pk) in html
-        assert url(name, companion, said.pk) not in html
+        assert url(name, reply.conversation_id, reply.pk) in html
+        assert url(name, said.conversation_id, said.pk) not in html
+
+
+@pytest.mark.django_db
+def test_the_group_page_offers_the_buttons_on_a_picture(client, user):
+    group = make_group(user, "Mika", "Rin")
+    rin = group.participants.all()[1].companion
+    said = add_user_message(group, "Pictures!")
+    picture = store_image(png_bytes(), rin, StoredImage.Kind.GENERATED, prompt=SCENE)
+    reply = add_reply(group, rin, "Here!", image=picture)
+    client.force_login(user)
+    html = client.get(reverse("groups:page", args=[group.pk])).content.decode()
+    for name in CONTROLS:
+        assert url(name, group.pk, reply.pk) in html
+        assert url(name, group.pk, said.pk) not in html
 
 
 # --- over the websocket ---------------------------------------------------------------------
@@ -239,7 +322,7 @@ def test_the_chat_page_offers_the_buttons_on_a_picture(client, user, companion):
 async def test_delete_over_the_socket_reaches_every_tab(connect, companion, user):
     reply, _ = await sync_to_async(picture_chat)(companion)
     one = await connect(companion.pk, user=user)
-    two = await connect(companion.pk, user=user)
+    two = await connect(None, user=user, path=f"/ws/conversation/{reply.conversation_id}/")
     await one.send({"type": "picture.delete", "message_id": reply.pk})
     for tab in (one, two):
         assert await tab.receive() == {"type": "picture.removed", "message_id": reply.pk}
@@ -253,7 +336,8 @@ async def test_use_as_header_over_the_socket(connect, companion, user):
     await client.send({"type": "picture.use_as_header", "message_id": reply.pk})
     event = await client.receive()
     header_id = await sync_to_async(lambda: Companion.objects.get(pk=companion.pk).header_image_id)()
-    assert event == {"type": "companion.header", "url": reverse("media:image", args=[header_id])}
+    url = reverse("media:image", args=[header_id])
+    assert event == {"type": "companion.header", "url": url, "companion_id": companion.pk}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -279,18 +363,29 @@ async def test_the_socket_refuses_bad_ids_and_other_peoples_pictures(
         await owner.send(frame)
         assert (await owner.receive())["code"] == "bad_frame"
     assert await sync_to_async(state)(companion) == before
-    # Another user's companion cannot even be opened.
+    # Another user's companion or conversation cannot even be opened.
     assert (await connect(companion.pk, user=other_user)).close_code == 4404
+    path = f"/ws/conversation/{reply.conversation_id}/"
+    assert (await connect(None, user=other_user, path=path)).close_code == 4404
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_group_socket_has_no_picture_frames(connect, user):
-    from tests.groups.factories import make_group
+async def test_the_group_socket_has_the_picture_frames_too(connect, user):
+    """Groups used to have no picture controls; every frame now works in every conversation."""
 
-    group = await sync_to_async(make_group)(user, "Mika", "Rin")
+    @sync_to_async
+    def group_with_picture():
+        group = make_group(user, "Mika", "Rin")
+        rin = group.participants.all()[1].companion
+        add_user_message(group, "Pictures!")
+        picture = store_image(png_bytes(), rin, StoredImage.Kind.GENERATED, prompt=SCENE)
+        return group, add_reply(group, rin, "Here!", image=picture)
+
+    group, reply = await group_with_picture()
     client = await connect(None, user=user, path=f"/ws/group/{group.pk}/")
-    await client.send({"type": "picture.delete", "message_id": 1})
-    assert (await client.receive())["code"] == "unknown_type"
+    await client.send({"type": "picture.delete", "message_id": reply.pk})
+    assert await client.receive() == {"type": "picture.removed", "message_id": reply.pk}
+    assert await sync_to_async(lambda: Message.objects.get(pk=reply.pk).image_id)() is None
 
 
 # --- painting, on the worker ----------------------------------------------------------------
@@ -451,18 +546,18 @@ async def test_an_html_page_from_comfyui_is_never_stored(
 
 @pytest.mark.django_db
 def test_cancelling_a_repaint_keeps_the_reply_whole_and_it_cannot_be_retried_into_a_rewrite(
-    user, companion, monkeypatch
+    user, companion, started
 ):
     from chat import pictures, services
 
-    monkeypatch.setattr("chat.pictures._start", lambda *args: None)
     reply, _ = picture_chat(companion)
-    run = pictures.picture_paint_again(user=user, companion=companion, message_id=reply.pk)
-    services.run_cancel(user=user, run_id=run.pk)
+    conversation = reply.conversation
+    run = pictures.picture_paint_again(user=user, conversation=conversation, message_id=reply.pk)
+    services.run_cancel(user=user, conversation=conversation, run_id=run.pk)
     reply.refresh_from_db()
     assert (reply.content, reply.is_complete) == ("Here!", True)
-    with pytest.raises(services.ChatError) as refused:
-        services.run_retry(user=user, run_id=run.pk)
+    with pytest.raises(AppError) as refused:
+        services.run_retry(user=user, conversation=conversation, run_id=run.pk)
     assert refused.value.code == "not_retryable"
     assert Message.objects.filter(pk=reply.pk).exists()
     assert PipelineRun.objects.filter(companion=companion).count() == 1

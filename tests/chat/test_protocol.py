@@ -10,7 +10,8 @@ from asgiref.sync import sync_to_async
 
 from accounts import tokens
 from chat import events
-from chat.models import Message
+from chat.models import Conversation, Message, PipelineRun
+from tests.chat.factories import add_user_message, make_chat
 from tests.companions.factories import make_companion
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,6 +25,15 @@ async def test_the_owner_gets_a_snapshot(connect, companion, user):
     assert snapshot["companion"]["name"] == "Mika"
     assert set(snapshot["companion"]["state"]) == {"outfit", "location", "action"}
     assert snapshot["run"] is None
+    # The companion's chat, started with its greeting by this first visit.
+    [chat] = await sync_to_async(list)(Conversation.objects.filter(owner=user))
+    assert snapshot["conversation"] == {
+        "id": chat.pk,
+        "kind": "direct",
+        "title": "",
+        "companions": [snapshot["companion"]],
+        "branched_from": None,
+    }
 
 
 async def test_anonymous_is_refused(connect, companion):
@@ -102,7 +112,12 @@ async def test_bad_frames_get_an_error_and_the_socket_stays_usable(connect, comp
     assert error["message"]
     await client.send({"type": "ping"})
     assert (await client.receive())["type"] == "pong"
-    assert await sync_to_async(Message.objects.count)() == 0  # nothing was stored
+    # Nothing was stored: the chat holds only the greeting it opened with, and no run was made.
+    assert await sync_to_async(stored)() == ([("assistant", "Hey you!")], 0)
+
+
+def stored():
+    return list(Message.objects.values_list("role", "content")), PipelineRun.objects.count()
 
 
 async def test_binary_frames_are_refused_politely(connect, companion, user):
@@ -155,11 +170,13 @@ async def test_a_run_failed_by_the_reconciler_is_in_the_next_snapshot(connect, c
     from django.utils import timezone
 
     from chat import pipeline
-    from chat.models import PipelineRun
 
     def stuck_run() -> str:
-        message = Message.objects.create(companion=companion, role="user", content="lost")
-        run = PipelineRun.objects.create(companion=companion, user_message=message, status="running")
+        chat = make_chat(companion, greeting="Hey you!")
+        message = add_user_message(chat, "lost")
+        run = PipelineRun.objects.create(
+            conversation=chat, turn=message.turn, companion=companion, status="running"
+        )
         PipelineRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
         return str(run.pk)
 

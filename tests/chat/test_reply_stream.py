@@ -16,7 +16,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @sync_to_async
 def messages_of(companion_id):
-    return list(Message.objects.filter(companion_id=companion_id).order_by("created_at", "pk"))
+    """The messages of the companion's chat after its greeting (the turns' own)."""
+    stored = list(
+        Message.objects.filter(conversation__participants__companion_id=companion_id).order_by(
+            "created_at", "pk"
+        )
+    )
+    assert stored[0].role == "assistant" and stored[0].content == "Hey you!"  # the greeting
+    return stored[1:]
 
 
 @sync_to_async

@@ -1,10 +1,11 @@
-"""Every way to start a run passes the same quota and rate limits (``chat.services.run_admit``).
+"""Every way to start a run passes the same quota and rate limits (``chat.admission.run_admit``).
 
-The start paths are the frames that start a run on the one-to-one and the
-group socket, and the no-JavaScript forms. Each is driven through its real
-interface with a limit used up, and must be refused with nothing stored.
-A new frame type fails ``test_every_client_frame_is_sorted`` until it is
-listed here as a start or not; a new place that makes run rows fails
+The start paths are the frames that start a run, in a one-to-one chat and
+in a group (one consumer serves both, so every frame works in each), and
+the no-JavaScript forms. Each is driven through its real interface with a
+limit used up, and must be refused with nothing stored. A new frame type
+fails ``test_every_client_frame_is_sorted`` until it is listed here as a
+start or not; a new place that makes run rows fails
 ``test_run_rows_are_made_in_one_place``.
 """
 
@@ -17,97 +18,100 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
 
-from chat import events, services
-from chat.models import Message, PipelineRun
+from accounts import usage
+from accounts.models import UserUsage
+from chat import events, runs
+from chat.admission import run_admit
+from chat.models import Conversation, Message, PipelineRun
 from companionhub import ratelimits
-from groups.models import GroupMessage
 from media.services import store_image
-from tests.chat.test_usage import use_up_quota
+from tests.chat.factories import add_reply, add_user_message, chat_of, make_group
 from tests.companions.factories import png_bytes
-from tests.groups.factories import make_group
-from tests.groups.test_regenerate import finished_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = "<the failed run>"
 PICTURE_REPLY = "<the reply with a picture>"
 
-CHAT_STARTS = {
+STARTS = {
     "message.send": {"type": "message.send", "content": "One more?"},
-    "message.edit": {"type": "message.edit", "content": "Changed my mind"},
+    "message.edit": {"type": "message.edit", "content": "Changed my mind"},  # resends the last message
     "message.regenerate": {"type": "message.regenerate"},
     "message.continue": {"type": "message.continue"},
     "run.retry": {"type": "run.retry", "run_id": RUN_ID},
     "picture.repaint": {"type": "picture.repaint", "message_id": PICTURE_REPLY},
 }
-GROUP_STARTS = {
-    "message.send": {"type": "message.send", "content": "Anyone there?"},
-    "message.regenerate": {"type": "message.regenerate"},
-    "message.continue": {"type": "message.continue"},
+NOT_STARTS = {
+    "ping",
+    "run.cancel",
+    "message.delete",
+    "message.alternative",
+    "picture.use_as_header",
+    "picture.delete",
+    "conversation.branch",
 }
-NOT_STARTS = {"ping", "run.cancel", "message.delete", "message.alternative"}
-CHAT_ONLY_NOT_STARTS = {"picture.use_as_header", "picture.delete"}  # the group socket has no picture frames
 REFUSAL = {"chat_message": "rate_limited", "quota": "quota_exceeded"}
 
 
 def test_every_client_frame_is_sorted():
     """A new frame type must be listed as a start (and so tested below) or not."""
-    assert set(CHAT_STARTS) | NOT_STARTS | CHAT_ONLY_NOT_STARTS == set(events.CLIENT_FRAMES)
-    assert set(GROUP_STARTS) | NOT_STARTS == set(events.GROUP_CLIENT_FRAMES)
-    assert NOT_STARTS.isdisjoint(CHAT_STARTS)
+    assert set(STARTS) | NOT_STARTS == set(events.CLIENT_FRAMES)
+    assert NOT_STARTS.isdisjoint(STARTS)
 
 
 # --- the rows each start path needs ------------------------------------------------------
 
 
-def one_to_one_history(companion, *, want_image: bool = False) -> str:
-    """A message, a reply cut at the length limit, and the latest run failed: every start is possible."""
-    said = Message.objects.create(companion=companion, role="user", content="Hi")
-    reply = Message.objects.create(
-        companion=companion,
-        role="assistant",
-        content="Hello there",
+def make_conversation(kind: str, companion, user) -> Conversation:
+    if kind == "group":
+        return make_group(user, "Rin", "Aya")
+    return chat_of(companion)
+
+
+def history(conversation: Conversation, *, want_image: bool = False) -> str:
+    """A message, a reply (with a picture) cut at the length limit, and its run failed: every
+    start is possible. Returns the failed run's id."""
+    speaker = conversation.companions.order_by("participations__position").first()
+    said = add_user_message(conversation, "Hi", order=[speaker.pk])
+    reply = add_reply(
+        conversation,
+        speaker,
+        "Hello there",
         finish_reason="length",
-        image=store_image(png_bytes(), companion, "generated", prompt="Mika, at the beach"),
+        image=store_image(png_bytes(), speaker, "generated", prompt=f"{speaker.name}, at the beach"),
     )
     run = PipelineRun.objects.create(
-        companion=companion,
-        user_message=said,
-        assistant_message=reply,
+        conversation=conversation,
+        turn=said.turn,
+        companion=speaker,
+        reply=reply,
         status="failed",
         want_image=want_image,
     )
     return str(run.pk)
 
 
-def picture_reply_id(companion) -> int:
-    return Message.objects.filter(companion=companion, image__isnull=False).values_list("pk", flat=True).get()
+def picture_reply_id(conversation: Conversation) -> int:
+    return (
+        Message.objects.filter(conversation=conversation, image__isnull=False)
+        .values_list("pk", flat=True)
+        .get()
+    )
 
 
-def group_history(user):
-    group = make_group(user, "Mika", "Rin")
-    *_, last = finished_turn(group)
-    GroupMessage.objects.filter(pk=last.pk).update(finish_reason="length")
-    return group
-
-
-def chat_rows(companion_id: int):
-    messages = Message.objects.filter(companion_id=companion_id).order_by("pk")
-    runs = PipelineRun.objects.filter(companion_id=companion_id)
-    return list(messages.values_list("content", "alternatives")), runs.count()
-
-
-def group_rows(group_id: int):
-    messages = GroupMessage.objects.filter(group_id=group_id).order_by("pk")
-    return list(messages.values_list("content", "alternatives")), PipelineRun.objects.filter(
-        group_id=group_id
-    ).count()
+def rows(conversation_id: int):
+    messages = Message.objects.filter(conversation_id=conversation_id).order_by("pk")
+    made = PipelineRun.objects.filter(conversation_id=conversation_id).count()
+    return list(messages.values_list("content", "alternatives", "image", "edited_at")), made
 
 
 def use_up(limit: str, user, settings) -> None:
     """Spend ``user``'s allowance of ``limit`` ("chat_message", "image" or "quota")."""
     if limit == "quota":
         settings.USAGE_MONTHLY_TOKEN_QUOTA = 100
-        use_up_quota.func(user)
+        UserUsage.objects.update_or_create(
+            user=user,
+            defaults={"period_start": usage.month_start(), "tokens_this_period": 100, "lifetime_tokens": 100},
+        )
         return
     allowed = int(settings.RATE_LIMITS[limit].split("/")[0])
     for _ in range(allowed):
@@ -131,45 +135,52 @@ async def assert_refused(client, frame: dict, code: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["direct", "group"])
 @pytest.mark.parametrize("limit", sorted(REFUSAL))
-@pytest.mark.parametrize("kind", sorted(CHAT_STARTS))
-async def test_each_one_to_one_start_is_refused_over_the_limit(
-    kind, limit, rate_limits, settings, connect, companion, user
+@pytest.mark.parametrize("start", sorted(STARTS))
+async def test_each_start_is_refused_over_the_limit(
+    start, limit, kind, rate_limits, settings, connect, companion, user
 ):
-    run_id = await sync_to_async(one_to_one_history)(companion)
-    frame = {**CHAT_STARTS[kind], **({"run_id": run_id} if "run_id" in CHAT_STARTS[kind] else {})}
+    conversation = await sync_to_async(make_conversation)(kind, companion, user)
+    run_id = await sync_to_async(history)(conversation)
+    frame = {**STARTS[start], **({"run_id": run_id} if "run_id" in STARTS[start] else {})}
     if "message_id" in frame:
-        frame["message_id"] = await sync_to_async(picture_reply_id)(companion)
+        frame["message_id"] = await sync_to_async(picture_reply_id)(conversation)
     await sync_to_async(use_up)(limit, user, settings)
-    before = await sync_to_async(chat_rows)(companion.pk)
-    client = await connect(companion.pk, user=user)
+    before = await sync_to_async(rows)(conversation.pk)
+    client = await connect(None, user=user, path=f"/ws/conversation/{conversation.pk}/")
     await assert_refused(client, frame, REFUSAL[limit])
-    assert await sync_to_async(chat_rows)(companion.pk) == before
+    assert await sync_to_async(rows)(conversation.pk) == before
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("limit", sorted(REFUSAL))
-@pytest.mark.parametrize("kind", sorted(GROUP_STARTS))
-async def test_each_group_start_is_refused_over_the_limit(kind, limit, rate_limits, settings, connect, user):
-    group = await sync_to_async(group_history)(user)
-    await sync_to_async(use_up)(limit, user, settings)
-    before = await sync_to_async(group_rows)(group.pk)
-    client = await connect(None, user=user, path=f"/ws/group/{group.pk}/")
-    await assert_refused(client, GROUP_STARTS[kind], REFUSAL[limit])
-    assert await sync_to_async(group_rows)(group.pk) == before
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_retrying_a_picture_reply_counts_against_the_picture_limit(
+async def test_a_correction_in_place_is_no_start_and_passes_over_the_limit(
     rate_limits, settings, connect, companion, user
 ):
+    """Correcting a reply starts no run: it is not counted, and not refused, by the message limits."""
+    conversation = await sync_to_async(chat_of)(companion)
+    await sync_to_async(history)(conversation)
+    reply = await sync_to_async(Message.objects.get)(conversation=conversation, role="assistant")
+    await sync_to_async(use_up)("chat_message", user, settings)
+    client = await connect(None, user=user, path=f"/ws/conversation/{conversation.pk}/")
+    await client.send({"type": "message.edit", "message_id": reply.pk, "content": "Hello, there."})
+    assert (await client.receive())["type"] == "message.updated"
+    assert (await sync_to_async(rows)(conversation.pk))[1] == 1  # only the failed run of the history
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["direct", "group"])
+async def test_retrying_a_picture_reply_counts_against_the_picture_limit(
+    kind, rate_limits, settings, connect, companion, user
+):
     """The pen test's case: cancel and retry restarted picture runs while sending was refused."""
-    run_id = await sync_to_async(one_to_one_history)(companion, want_image=True)
+    conversation = await sync_to_async(make_conversation)(kind, companion, user)
+    run_id = await sync_to_async(history)(conversation, want_image=True)
     await sync_to_async(use_up)("image", user, settings)
-    client = await connect(companion.pk, user=user)
+    client = await connect(None, user=user, path=f"/ws/conversation/{conversation.pk}/")
     refused = await assert_refused(client, {"type": "run.retry", "run_id": run_id}, "rate_limited")
     assert "picture" in refused["message"]
-    assert await sync_to_async(PipelineRun.objects.filter(companion=companion).count)() == 1
+    assert (await sync_to_async(rows)(conversation.pk))[1] == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -208,24 +219,29 @@ async def test_a_picture_asked_for_in_words_over_the_limit_is_not_painted(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("limit", sorted(REFUSAL))
-@pytest.mark.parametrize("form", ["chat", "group"])
+@pytest.mark.parametrize("kind", ["direct", "group"])
+@pytest.mark.parametrize("form", ["send", "picture_paint_again"])
 def test_each_form_start_is_refused_over_the_limit(
-    form, limit, client, rate_limits, settings, companion, user
+    form, kind, limit, client, rate_limits, settings, companion, user
 ):
-    if form == "chat":
-        url, rows = reverse("chat:send", args=[companion.pk]), lambda: chat_rows(companion.pk)
+    conversation = make_conversation(kind, companion, user)
+    history(conversation)
+    if form == "send":
+        url, data = reverse("chat:send", args=[conversation.pk]), {"content": "One more?"}
     else:
-        group = make_group(user, "Mika", "Rin")
-        url, rows = reverse("groups:send", args=[group.pk]), lambda: group_rows(group.pk)
+        url, data = (
+            reverse("chat:picture_paint_again", args=[conversation.pk, picture_reply_id(conversation)]),
+            {},
+        )
     use_up(limit, user, settings)
-    before = rows()
+    before = rows(conversation.pk)
     client.force_login(user)
-    response = client.post(url, {"content": "One more?"}, follow=limit == "quota")
+    response = client.post(url, data, follow=limit == "quota")
     if limit == "chat_message":
         assert response.status_code == 429 and int(response["Retry-After"]) > 0
     else:
         assert "You have used your 100 tokens for this month" in response.content.decode()
-    assert rows() == before
+    assert rows(conversation.pk) == before
 
 
 # --- no other way to make a run -----------------------------------------------------------
@@ -282,49 +298,48 @@ def _makes_admissions(func: ast.expr) -> bool:
 
 def test_run_rows_are_made_in_one_place():
     """Only ``run_create`` makes runs, and it needs an admission only ``run_admit`` gives."""
-    assert calls_in_app_code(_makes_runs) == {("chat/services.py", "run_create")}
-    assert calls_in_app_code(_makes_admissions) == {("chat/services.py", "run_admit")}
+    assert calls_in_app_code(_makes_runs) == {("chat/runs.py", "run_create")}
+    assert calls_in_app_code(_makes_admissions) == {("chat/admission.py", "run_admit")}
 
 
 @pytest.mark.django_db
 def test_run_create_refuses_a_run_without_a_fitting_admission(companion, user, other_user):
-    said = Message.objects.create(companion=companion, role="user", content="Hi")
+    conversation = chat_of(companion)
+    said = add_user_message(conversation, "Hi")
+    where = {"conversation": conversation, "turn": said.turn}
     with pytest.raises(ValueError):
-        services.run_create(companion=companion, user_message=said, want_image=False)
+        runs.run_create(companion=companion, want_image=False, **where)
     with pytest.raises(ValueError):  # another user's admission
-        services.run_create(
-            companion=companion,
-            user_message=said,
-            want_image=False,
-            admission=services.run_admit(other_user, want_image=False),
+        runs.run_create(
+            companion=companion, want_image=False, admission=run_admit(other_user, want_image=False), **where
         )
     with pytest.raises(ValueError):  # a picture that was not counted
-        services.run_create(
-            companion=companion,
-            user_message=said,
-            want_image=True,
-            admission=services.run_admit(user, want_image=False),
+        runs.run_create(
+            companion=companion, want_image=True, admission=run_admit(user, want_image=False), **where
         )
-    admission = services.run_admit(user, want_image=False)
-    services.run_create(companion=companion, user_message=said, want_image=False, admission=admission)
+    admission = run_admit(user, want_image=False)
+    runs.run_create(companion=companion, want_image=False, admission=admission, **where)
     with pytest.raises(ValueError):  # spent
-        services.run_create(companion=companion, user_message=said, want_image=False, admission=admission)
+        runs.run_create(companion=companion, want_image=False, admission=admission, **where)
     assert PipelineRun.objects.filter(companion=companion).count() == 1
 
 
 @pytest.mark.django_db
 def test_only_the_next_companion_of_the_same_turn_follows_without_an_admission(user):
     group = make_group(user, "Mika", "Rin")
-    said, first_reply, _ = finished_turn(group)
-    earlier = PipelineRun.objects.get(group_reply=first_reply)
-    rin = group.companions.get(name="Rin")
-    other_turn = GroupMessage.objects.create(group=group, content="Later", reply_order=[rin.pk])
-    for message, want_image in ((other_turn, False), (said, True)):
-        with pytest.raises(ValueError):
-            services.run_create(
-                companion=rin, group=group, group_user_message=message, want_image=want_image, follows=earlier
-            )
-    run = services.run_create(
-        companion=rin, group=group, group_user_message=said, want_image=False, follows=earlier
+    mika, rin = group.companions.order_by("name")
+    said = add_user_message(group, "Hello", order=[mika.pk, rin.pk])
+    reply = add_reply(group, mika, "Hi!")
+    earlier = PipelineRun.objects.create(
+        conversation=group, turn=said.turn, companion=mika, reply=reply, status="completed"
     )
-    assert run.group_user_message_id == said.pk
+    later = add_user_message(group, "Later", order=[rin.pk])
+    for turn, want_image in ((later.turn, False), (said.turn, True)):
+        with pytest.raises(ValueError):
+            runs.run_create(
+                companion=rin, conversation=group, turn=turn, want_image=want_image, follows=earlier
+            )
+    run = runs.run_create(
+        companion=rin, conversation=group, turn=said.turn, want_image=False, follows=earlier
+    )
+    assert run.turn_id == said.turn.pk

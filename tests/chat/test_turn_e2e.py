@@ -31,7 +31,12 @@ ANALYSIS = (
 @sync_to_async
 def rows(companion_id):
     companion = Companion.objects.get(pk=companion_id)
-    messages = list(Message.objects.filter(companion_id=companion_id).order_by("created_at", "pk"))
+    # The companion's chat opens with its greeting; the turn's messages follow it.
+    messages = list(
+        Message.objects.filter(conversation__participants__companion_id=companion_id).order_by(
+            "created_at", "pk"
+        )
+    )[1:]
     runs = list(PipelineRun.objects.filter(companion_id=companion_id).order_by("created_at"))
     return companion, messages, runs
 
@@ -89,7 +94,10 @@ async def test_a_turn_streams_the_reply_updates_state_and_paints(
     # The LLM saw the companion's persona and the user's message, and was asked for usage.
     streamed_request = next(r["json"] for r in use_fake_llm.requests if r["json"].get("stream"))
     assert "You are Mika" in streamed_request["messages"][0]["content"]
-    assert streamed_request["messages"][-1] == {"role": "user", "content": "Shall we go to the beach?"}
+    assert streamed_request["messages"][-2:] == [
+        {"role": "assistant", "content": "Hey you!"},  # the greeting is part of the chat
+        {"role": "user", "content": "Shall we go to the beach?"},
+    ]
     assert streamed_request["stream_options"] == {"include_usage": True}
 
 

@@ -6,16 +6,26 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import pipeline
+from chat.admission import run_admit
 from chat.backends import llm_breaker
 from chat.models import Message, PipelineRun
+from chat.runs import run_claim_step, run_create
 from chat.tasks import backoff_seconds
+from tests.chat.factories import add_user_message, make_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @sync_to_async
 def messages_of(companion_id):
-    return list(Message.objects.filter(companion_id=companion_id).order_by("created_at", "pk"))
+    """The messages of the companion's chat after its greeting (the turn's own)."""
+    stored = list(
+        Message.objects.filter(conversation__participants__companion_id=companion_id).order_by(
+            "created_at", "pk"
+        )
+    )
+    assert stored[0].role == "assistant" and stored[0].content == "Hey you!"  # the greeting
+    return stored[1:]
 
 
 @sync_to_async
@@ -162,8 +172,16 @@ def test_stuck_runs_are_failed_by_the_reconciler(worker, companion, user):
 
     from django.utils import timezone
 
-    message = Message.objects.create(companion=companion, role="user", content="lost")
-    run = PipelineRun.objects.create(companion=companion, user_message=message, status="running")
+    conversation = make_chat(companion)
+    message = add_user_message(conversation, "lost")
+    run = run_create(
+        companion=companion,
+        want_image=False,
+        admission=run_admit(user, want_image=False),
+        conversation=conversation,
+        turn=message.turn,
+    )
+    assert run_claim_step(run.pk, step="generate_reply", progress=30)
     PipelineRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
     assert pipeline.reconcile_stuck_runs(older_than_seconds=600) == 1
     run.refresh_from_db()

@@ -11,6 +11,7 @@ from accounts import usage
 from accounts.models import UsageTransaction, UserUsage
 from chat.models import Message, PipelineRun
 from companions.models import Companion
+from tests.chat.factories import add_exchange, make_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,6 +21,11 @@ def usage_rows(user):
     transactions = list(UsageTransaction.objects.filter(user=user).order_by("created_at"))
     totals = UserUsage.objects.filter(user=user).first()
     return transactions, totals
+
+
+@sync_to_async
+def reply_of(message_id):
+    return Message.objects.get(pk=message_id, role="assistant")
 
 
 @sync_to_async
@@ -104,7 +110,7 @@ async def test_a_retried_reply_is_charged_every_attempt_that_streamed(
     await client.send({"type": "message.send", "content": "Hello"})
     done = await client.receive_until("done")
     [row], totals = await usage_rows(user)
-    reply = await sync_to_async(Message.objects.get)(companion=companion, role="assistant")
+    reply = await reply_of(done["message_id"])
     assert row.run_status == "completed"
     # The kept reply's reported count plus an estimate of what the broken first attempt streamed.
     assert row.completion_tokens > reply.completion_tokens > 0
@@ -125,9 +131,9 @@ def analysis_usage(llm) -> tuple[int, int]:
 async def test_the_scene_analyses_are_charged_with_the_reply(worker, use_fake_llm, connect, companion, user):
     client = await connect(companion.pk, user=user)
     await client.send({"type": "message.send", "content": "Hello"})
-    await client.receive_until("done")
+    done = await client.receive_until("done")
     [row], totals = await usage_rows(user)
-    reply = await sync_to_async(Message.objects.get)(companion=companion, role="assistant")
+    reply = await reply_of(done["message_id"])
     analysis_prompt, analysis_completion = analysis_usage(use_fake_llm)
     assert analysis_prompt > 0 and analysis_completion > 0  # both analyses ran and reported usage
     assert row.prompt_tokens == reply.prompt_tokens + analysis_prompt
@@ -182,24 +188,26 @@ def use_up_quota(user, *, quota=100, override=None, settings=None):
 
 @sync_to_async
 def conversation(companion, *, finish_reason="stop", failed_run=False):
-    said = Message.objects.create(companion=companion, role="user", content="Hi")
-    reply = Message.objects.create(
-        companion=companion, role="assistant", content="Hello there", finish_reason=finish_reason
-    )
-    run = PipelineRun.objects.create(
+    """The companion's chat with one exchange, and the run that wrote its reply."""
+    chat = make_chat(companion, greeting="Hey you!")
+    said, reply = add_exchange(chat, companion, "Hi", "Hello there", finish_reason=finish_reason)
+    # A finished run as the pipeline leaves it (rows for the test, not a transition under test).
+    return PipelineRun.objects.create(
+        conversation=chat,
+        turn=said.turn,
         companion=companion,
-        user_message=said,
-        assistant_message=reply,
+        reply=reply,
         status="failed" if failed_run else "completed",
     )
-    return run
 
 
 @sync_to_async
 def state(companion_id):
     return (
         list(
-            Message.objects.filter(companion_id=companion_id).values_list("role", "content", "alternatives")
+            Message.objects.filter(conversation__participants__companion_id=companion_id)
+            .order_by("created_at", "pk")
+            .values_list("role", "content", "alternatives", "edited_at")
         ),
         PipelineRun.objects.filter(companion_id=companion_id).count(),
     )
@@ -234,6 +242,25 @@ async def test_over_quota_nothing_is_stored_and_the_client_is_told(frame, connec
     assert await state(companion.pk) == before
     await client.send({"type": "ping"})
     assert (await client.receive())["type"] == "pong"  # the socket stays usable
+
+
+async def test_over_quota_a_correction_in_place_still_works(connect, companion, user, settings):
+    """Correcting a message starts no run, so the quota does not stop it."""
+    settings.USAGE_MONTHLY_TOKEN_QUOTA = 100
+    run = await conversation(companion)
+    await use_up_quota(user)
+    client = await connect(companion.pk, user=user)
+    await client.send(
+        {"type": "message.edit", "message_id": run.turn.message_id, "content": "Hi!", "resend": False}
+    )
+    updated = await client.receive_until("message.updated")
+    assert (updated["message_id"], updated["content"], updated["edited"]) == (
+        run.turn.message_id,
+        "Hi!",
+        True,
+    )
+    messages, runs = await state(companion.pk)
+    assert messages[1][1] == "Hi!" and runs == 1
 
 
 async def test_over_quota_a_failed_reply_cannot_be_retried(connect, companion, user, settings):
@@ -272,9 +299,10 @@ def test_the_form_fallback_shows_the_quota_message(client, companion, user, sett
     settings.USAGE_MONTHLY_TOKEN_QUOTA = 100
     UserUsage.objects.create(user=user, period_start=usage.month_start(), tokens_this_period=100)
     client.force_login(user)
-    response = client.post(reverse("chat:send", args=[companion.pk]), {"content": "Hi"}, follow=True)
+    chat = make_chat(companion)
+    response = client.post(reverse("chat:send", args=[chat.pk]), {"content": "Hi"}, follow=True)
     assert "You have used your 100 tokens for this month" in response.content.decode()
-    assert not Message.objects.filter(companion=companion).exists()
+    assert not Message.objects.filter(conversation=chat).exists()
 
 
 def test_the_protocol_document_lists_the_quota_error():

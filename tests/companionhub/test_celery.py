@@ -89,13 +89,10 @@ def test_the_embedded_worker_serves_every_routed_queue(monkeypatch):
 @pytest.mark.django_db
 def test_replies_left_running_by_a_dead_embedded_process_are_failed(user):
     """The in-memory broker dies with its process: on start, its unfinished runs are failed, not left busy."""
-    from chat.models import Message, PipelineRun
     from companionhub.embedded_worker import recover_orphaned_runs
-    from tests.companions.factories import make_companion
+    from tests.companions.factories import make_companion, make_run
 
-    companion = make_companion(user)
-    message = Message.objects.create(companion=companion, role="user", content="hello?")
-    run = PipelineRun.objects.create(companion=companion, user_message=message, status="running")
+    run = make_run(make_companion(user), said="hello?")
     assert recover_orphaned_runs() == 1
     run.refresh_from_db()
     assert run.status == "failed" and run.error_text

@@ -8,11 +8,11 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from accounts import tokens
-from chat import services as chat_services
+from chat import runs
 from chat.backends import breaker_for, llm_breaker
-from chat.models import Message, PipelineRun
+from chat.models import PipelineRun
 from companionhub import metrics, ratelimits
-from tests.companions.factories import make_companion
+from tests.companions.factories import make_companion, make_run
 
 URL = reverse("metrics")
 
@@ -180,12 +180,10 @@ def test_label_values_are_escaped():
 
 
 def test_the_histogram_is_cumulative_with_sum_and_count(scrape):
-    from chat import services
-
     run_id = _run(status="running")
-    services.run_record_duration(run_id, step="generate_reply", milliseconds=700)
-    services.run_record_duration(run_id, step="generate_reply", milliseconds=4000)
-    services.run_record_duration(run_id, step="analyze_context", milliseconds=20)
+    runs.run_record_duration(run_id, step="generate_reply", milliseconds=700)
+    runs.run_record_duration(run_id, step="generate_reply", milliseconds=4000)
+    runs.run_record_duration(run_id, step="analyze_context", milliseconds=20)
     samples = scrape()
     bucket = "companionhub_step_duration_seconds_bucket"
     assert value(samples, bucket, step="generate_reply", le="0.5") == 0
@@ -208,9 +206,7 @@ def _run(*, status: str = "queued") -> str:
     from accounts.models import User
 
     owner = User.objects.get(username="moderator")
-    companion = make_companion(owner)
-    message = Message.objects.create(companion=companion, role="user", content="hi")
-    return PipelineRun.objects.create(companion=companion, user_message=message, status=status).pk
+    return make_run(make_companion(owner), status=status).pk
 
 
 def test_runs_by_status_follow_the_database(scrape):
@@ -218,7 +214,7 @@ def test_runs_by_status_follow_the_database(scrape):
     assert value(before, "companionhub_pipeline_runs", status="failed") == 0
     run_id = _run(status="running")
     assert value(scrape(), "companionhub_pipeline_runs", status="running") == 1
-    chat_services.run_mark_failed(run_id, code="timed_out", text="stuck")
+    runs.run_mark_failed(run_id, code="timed_out", text="stuck")
     after = scrape()
     assert value(after, "companionhub_pipeline_runs", status="running") == 0
     assert value(after, "companionhub_pipeline_runs", status="failed") == 1

@@ -1,6 +1,7 @@
 """Page caching: the anonymous landing page, per-user companion list and gallery data."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.messages import constants
@@ -9,14 +10,17 @@ from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
 from chat import services as chat_services
-from chat.models import Message
+from chat import turns
+from chat.models import Conversation
 from companionhub import pagecache
 from companions import services
 from companions.models import Companion
 from media.models import StoredImage
 from media.services import delete_image, store_image
+from tests.chat.factories import add_exchange, make_chat
 from tests.companions.factories import make_companion, png_bytes
 
 HOME = reverse("home")
@@ -258,23 +262,41 @@ def test_deleting_a_companion_invalidates(client, user, companion):
 
 
 def test_wiping_memory_invalidates(client, user, companion):
-    Message.objects.create(companion=companion, role="user", content="hi")
+    add_exchange(make_chat(companion), companion, "hi", "hello")
 
     def write():
-        assert client.post(reverse("companions:wipe", args=[companion.pk])).status_code == 302
+        assert client.post(reverse("chat:wipe", args=[companion.pk])).status_code == 302
 
     _load_list_twice_then(client, user, write)
     assert client.get(LIST).context["companions"][0].last_message_at is None
 
 
 def test_sending_a_message_invalidates(client, user, companion, monkeypatch):
-    monkeypatch.setattr(chat_services, "start_pipeline", lambda run_id: None)
+    monkeypatch.setattr(turns, "start_pipeline", lambda run_id, **kwargs: None)
+    chat = make_chat(companion)
+    long_ago = timezone.now() - timedelta(days=30)
+    Conversation.objects.filter(pk=chat.pk).update(updated_at=long_ago)
 
     def write():
-        chat_services.send_message(user=user, companion=companion, text="hello")
+        chat_services.message_send(user=user, conversation=chat, text="hello")
 
     _load_list_twice_then(client, user, write)
+    assert client.get(LIST).context["companions"][0].last_message_at > long_ago
+
+
+def test_starting_and_deleting_a_chat_invalidate(client, user, companion):
+    def start():
+        assert client.post(reverse("chat:new", args=[companion.pk])).status_code == 302
+
+    _load_list_twice_then(client, user, start)
     assert client.get(LIST).context["companions"][0].last_message_at is not None
+    chat = Conversation.objects.get()
+
+    def delete():
+        assert client.post(reverse("chat:delete", args=[chat.pk])).status_code == 302
+
+    _load_list_twice_then(client, user, delete)
+    assert client.get(LIST).context["companions"][0].last_message_at is None
 
 
 def test_another_users_write_does_not_invalidate_mine(client, user, other_user, companion):

@@ -40,13 +40,11 @@ def test_expired_rate_limit_records_are_deleted():
 
 @pytest.mark.django_db
 def test_the_stuck_run_task_uses_the_configured_limit(user, settings):
-    from chat.models import Message, PipelineRun
+    from chat.models import PipelineRun
     from chat.tasks import reconcile_stuck_runs
-    from tests.companions.factories import make_companion
+    from tests.companions.factories import make_companion, make_run
 
-    companion = make_companion(user)
-    message = Message.objects.create(companion=companion, role="user", content="lost")
-    run = PipelineRun.objects.create(companion=companion, user_message=message, status="running")
+    run = make_run(make_companion(user), said="lost")
     PipelineRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     settings.CHAT_STUCK_RUN_SECONDS = 600
     assert reconcile_stuck_runs.apply().get() == 0

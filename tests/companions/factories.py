@@ -1,4 +1,4 @@
-"""Rows for tests: companions, images, messages."""
+"""Rows for tests: companions, images, a run in a chat."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def png_bytes(width: int = 64, height: int = 48, color=(200, 80, 120)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def make_run(companion, *, status: str = "running", said: str = "hi", answer: str | None = None, **fields):
+    """A reply run of ``companion`` in a new one-to-one chat: the user's message (with its turn)
+    and, when ``answer`` is given, the reply being written."""
+    from chat.models import PipelineRun
+    from tests.chat.factories import add_reply, add_user_message, make_chat
+
+    chat = make_chat(companion)
+    message = add_user_message(chat, said)
+    reply = add_reply(chat, companion, answer) if answer is not None else None
+    return PipelineRun.objects.create(
+        conversation=chat, turn=message.turn, companion=companion, reply=reply, status=status, **fields
+    )

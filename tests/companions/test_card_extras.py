@@ -21,12 +21,10 @@ from chat import consumers, pipeline, services
 from chat.models import Message, PipelineRun
 from companions import cards
 from companions.models import Companion
-from groups import services as group_services
-from groups.models import GroupMessage
+from tests.chat.factories import add_exchange, make_chat, make_group
 from tests.companions.factories import make_companion
 from tests.companions.test_card_views import post_card
 from tests.companions.test_cards import LOREBOOK, v2_card
-from tests.groups.factories import make_group
 
 LIMIT = 20 * 1024
 
@@ -134,8 +132,11 @@ STEPS = ("analyze_context", "generate_reply", "reanalyze", "update_state", "gene
 def test_only_the_reply_step_reads_the_card(use_fake_llm, use_fake_sd, user, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     companion = carded_companion(user)
-    said = Message.objects.create(companion=companion, role="user", content="Tell me about the glade")
-    run = PipelineRun.objects.create(companion=companion, user_message=said, want_image=True)
+    chat = make_chat(companion, greeting="Welcome to the glade.")
+    accepted = services.message_send(
+        user=user, conversation=chat, text="Tell me about the glade", want_image=True
+    )
+    run = accepted.run
     reads = {step: reads_during(lambda step=step: getattr(pipeline, step)(run.pk)) for step in STEPS}
     assert reads == {step: int(step == "generate_reply") for step in STEPS}
     run.refresh_from_db()
@@ -148,39 +149,63 @@ def test_a_group_turn_reads_only_the_speakers_card(use_fake_llm, user):
     group.companions.add(carded_companion(user))
     for member in group.companions.all():
         Companion.objects.filter(pk=member.pk).update(config={"card": {"character_book": big_lorebook(1000)}})
+    socket_group = consumers._find_conversation(user, {"group_id": group.pk})
     started = []
     assert (
         reads_during(
-            lambda: started.append(group_services.group_message_send(user=user, group=group, text="Hi all"))
+            lambda: started.append(services.message_send(user=user, conversation=socket_group, text="Hi all"))
         )
         == 0
     )
     run_id = started[0].run.pk
     reads = {step: reads_during(lambda step=step: getattr(pipeline, step)(run_id)) for step in STEPS}
     assert reads == {step: int(step == "generate_reply") for step in STEPS}  # finish starts the next speaker
-    assert PipelineRun.objects.filter(group=group).count() == 2
-    assert GroupMessage.objects.filter(group=group, is_bot=True).count() == 1
+    assert PipelineRun.objects.filter(conversation=group).count() == 2
+    assert Message.objects.filter(conversation=group, role="assistant").count() == 1
 
 
 @pytest.mark.django_db
 def test_sending_reads_the_picture_setting_not_the_card(user):
     companion = carded_companion(user)
     Companion.objects.filter(pk=companion.pk).update(config={**companion.config, "image_mode": "every_reply"})
-    socket_companion = consumers._get_companion(user, companion.pk)
+    chat = make_chat(companion, greeting="Welcome.")
+    socket_chat = consumers._find_conversation(user, {"conversation_id": chat.pk})
     accepted = []
     assert (
         reads_during(
-            lambda: accepted.append(services.send_message(user=user, companion=socket_companion, text="Hi"))
+            lambda: accepted.append(services.message_send(user=user, conversation=socket_chat, text="Hi"))
         )
         == 0
     )
     assert accepted[0].run.want_image  # the setting was read all the same
 
 
+@pytest.mark.django_db
+def test_a_new_chat_reads_the_card_once_for_its_greetings(user):
+    """The alternate greetings live in the card: starting a chat reads it, once; opening it again
+    (the companion's socket, its latest chat) does not."""
+    companion = carded_companion(user)
+    Companion.objects.filter(pk=companion.pk).update(
+        config={"card": {**companion.config["card"], "alternate_greetings": ["Back so soon?"]}}
+    )
+    started = []
+    assert (
+        reads_during(
+            lambda: started.append(consumers._find_conversation(user, {"companion_id": companion.pk}))
+        )
+        == 1
+    )
+    greeting = Message.objects.get(conversation=started[0])
+    assert (greeting.content, greeting.alternatives) == ("Hey you!", ["Back so soon?"])
+    assert reads_during(lambda: consumers._find_conversation(user, {"companion_id": companion.pk})) == 0
+
+
 PAGES = [
     ("companions:list", False),
     ("companions:detail", True),
     ("chat:page", True),
+    ("chat:chats", True),
+    ("chat:conversation", "chat"),
     ("groups:list", False),
     ("groups:page", "group"),
 ]
@@ -190,9 +215,12 @@ PAGES = [
 @pytest.mark.parametrize(("name", "argument"), PAGES)
 def test_pages_do_not_read_the_card(client, user, name, argument):
     companion = carded_companion(user)
+    chat = make_chat(companion, greeting="Welcome.")
+    add_exchange(chat, companion, "Hello", "Hello to you")
     group = make_group(user, "Mika", "Rin")
     group.companions.add(companion)
-    args = {False: [], True: [companion.pk], "group": [group.pk]}[argument]
+    add_exchange(group, companion, "Hi all", "Hi from the group")
+    args = {False: [], True: [companion.pk], "chat": [chat.pk], "group": [group.pk]}[argument]
     client.force_login(user)
     with CaptureQueriesContext(connection) as captured:
         assert client.get(reverse(name, args=args)).status_code == 200

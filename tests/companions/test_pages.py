@@ -1,28 +1,37 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from chat.models import Message, PipelineRun
+from chat.models import Conversation, Message, PipelineRun
 from companions import catalogue
 from companions.models import Companion
 from media.models import StoredImage
 from media.services import store_image
+from tests.chat.factories import add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
 
 @pytest.fixture
 def conversation(companion):
-    user_msg = Message.objects.create(companion=companion, role="user", content="hi")
-    reply = Message.objects.create(companion=companion, role="assistant", content="hello")
+    """A one-to-one chat whose reply carries a picture, with its completed run; the picture."""
+    chat = make_chat(companion)
+    said, reply = add_exchange(chat, companion, "hi", "hello")
     picture = store_image(png_bytes(), companion, StoredImage.Kind.GENERATED)
     reply.image = picture
     reply.save()
     PipelineRun.objects.create(
-        companion=companion, user_message=user_msg, assistant_message=reply, status="completed"
+        conversation=chat, turn=said.turn, companion=companion, reply=reply, status="completed"
     )
     return picture
 
 
-PAGES = ["companions:detail", "companions:settings", "companions:wipe", "companions:delete"]
+def chat_messages(companion):
+    return Message.objects.filter(conversation__participants__companion=companion)
+
+
+PAGES = ["companions:detail", "companions:settings", "chat:wipe", "companions:delete"]
 
 
 def test_the_list_shows_only_my_companions_with_state_and_last_message(
@@ -35,6 +44,19 @@ def test_the_list_shows_only_my_companions_with_state_and_last_message(
     assert page.context["companions"][0].last_message_at is not None
     assert b"NotMine" not in page.content
     assert catalogue.DEFAULT_STATE["current_action"].encode() in page.content
+
+
+def test_the_lists_last_message_time_is_the_latest_activity_of_any_of_its_chats(client, user, companion):
+    make_companion(user, name="Quiet")
+    older, newer = make_chat(companion), make_chat(companion)
+    group = make_group_of(user, [companion, make_companion(user, name="Rin")])
+    times = [timezone.now() - timedelta(days=days) for days in (3, 2, 1)]
+    for chat, at in zip((older, group, newer), times, strict=True):
+        Conversation.objects.filter(pk=chat.pk).update(updated_at=at)
+    client.force_login(user)
+    listed = {c.name: c.last_message_at for c in client.get(reverse("companions:list")).context["companions"]}
+    # Mika: its newest chat; Rin: only in the group, whose activity counts too; Quiet: no chat.
+    assert listed == {"Mika": times[2], "Quiet": None, "Rin": times[1]}
 
 
 def test_the_empty_list_invites_creating_one(client, user):
@@ -132,9 +154,10 @@ def test_replacing_the_picture_deletes_the_old_file(
 
 def test_wipe_asks_first_and_is_post_only(client, user, companion, conversation):
     client.force_login(user)
-    url = reverse("companions:wipe", args=[companion.pk])
+    url = reverse("chat:wipe", args=[companion.pk])
+    assert url == f"/chat/{companion.pk}/wipe/"
     assert b"cannot be undone" in client.get(url).content
-    assert Message.objects.filter(companion=companion).count() == 2
+    assert chat_messages(companion).count() == 2
 
 
 def test_wipe_keeps_the_companion_but_forgets_the_conversation(
@@ -143,11 +166,16 @@ def test_wipe_keeps_the_companion_but_forgets_the_conversation(
     companion.current_outfit = "a red raincoat"
     companion.save()
     client.force_login(user)
+    group = make_group_of(user, [companion, make_companion(user, name="Rin")])
+    add_exchange(group, companion, "hi all", "hi from the group")
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("companions:wipe", args=[companion.pk]))
+        response = client.post(reverse("chat:wipe", args=[companion.pk]))
+    assert response["Location"] == reverse("chat:page", args=[companion.pk])
     companion.refresh_from_db()
-    assert not Message.objects.filter(companion=companion).exists()
+    assert not Conversation.objects.filter(kind="direct").exists()
     assert not PipelineRun.objects.filter(companion=companion).exists()
+    # Its group chats stay.
+    assert list(chat_messages(companion).values_list("content", flat=True)) == ["hi all", "hi from the group"]
     assert not StoredImage.objects.filter(companion=companion, kind="generated").exists()
     assert not (media_root / conversation.file.name).exists()
     assert companion.current_outfit == catalogue.DEFAULT_STATE["current_outfit"]
@@ -167,6 +195,7 @@ def test_delete_removes_rows_and_every_file(
         response = client.post(reverse("companions:delete", args=[companion.pk]))
     assert response["Location"] == reverse("companions:list")
     assert not Companion.objects.filter(pk=companion.pk).exists()
+    assert not Conversation.objects.exists()  # its one-to-one chat went with it
     assert not Message.objects.exists()
     assert not StoredImage.objects.exists()
     assert not any(f.exists() for f in files)
@@ -181,6 +210,46 @@ def test_the_gallery_shows_my_generated_pictures_newest_first(
     client.force_login(user)
     page = client.get(reverse("companions:gallery")).context["page"]
     assert [i.pk for i in page] == [newer.pk, conversation.pk]
+
+
+def test_the_gallery_links_a_picture_to_its_message_in_its_conversation(
+    client, user, companion, conversation
+):
+    reply = Message.objects.get(image=conversation)
+    unlinked = store_image(png_bytes(color=(9, 9, 9)), companion, StoredImage.Kind.GENERATED)
+    client.force_login(user)
+    page = client.get(reverse("companions:gallery")).content.decode()
+    linked = reverse("chat:conversation", args=[reply.conversation_id]) + f"#message-{reply.pk}"
+    assert f'href="{linked}"' in page
+    # A picture no message shows any more opens the companion's chat.
+    assert unlinked.url in page
+    assert f'href="{reverse("chat:page", args=[companion.pk])}"' in page
+
+
+def test_the_detail_page_lists_the_companions_chats_with_a_new_chat_button(
+    client, user, other_user, companion
+):
+    chat = make_chat(companion, title="Beach day")
+    add_exchange(chat, companion, "shall we swim?", "Race you to the buoy!")
+    group = make_group_of(user, [companion, make_companion(user, name="Rin")], title="Crew")
+    elsewhere = make_chat(make_companion(user, name="Aya"), title="Not this one")
+    strangers = make_chat(make_companion(other_user, name="Zed"), title="Private")
+    client.force_login(user)
+    page = client.get(reverse("companions:detail", args=[companion.pk])).content.decode()
+    for shown in (chat, group):
+        assert f'href="{reverse("chat:conversation", args=[shown.pk])}"' in page
+    assert "Beach day" in page and "Race you to the buoy!" in page and "Crew" in page
+    for hidden in (elsewhere, strangers):
+        assert reverse("chat:conversation", args=[hidden.pk]) not in page
+    assert "Not this one" not in page and "Private" not in page
+    new_chat = reverse("chat:new", args=[companion.pk])
+    assert f'action="{new_chat}"' in page and "New chat" in page
+    response = client.post(new_chat)
+    started = Conversation.objects.filter(kind="direct", participants__companion=companion).exclude(
+        pk=chat.pk
+    )
+    assert response["Location"] == reverse("chat:conversation", args=[started.get().pk])
+    assert list(started.get().messages.values_list("role", "content")) == [("assistant", "Hey you!")]
 
 
 def test_the_gallery_paginates(client, user, companion, settings):

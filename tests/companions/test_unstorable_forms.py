@@ -14,8 +14,9 @@ import json
 import pytest
 from django.urls import reverse
 
+from chat.models import Conversation
 from companions.models import Companion, CompanionDraft
-from groups.models import GroupChat
+from tests.chat.factories import add_exchange, make_chat
 from tests.companions.factories import VALID, make_companion
 from tests.companions.test_card_views import post_card
 from tests.companions.test_cards import LOREBOOK, v2_card
@@ -74,7 +75,27 @@ def test_the_group_form_refuses_a_nul_in_the_title(signed_in, user):
     response = signed_in.post(reverse("groups:create"), {"title": f"Beach{NUL}", "companions": members})
     assert response.status_code == 200
     assert response.context["form"].errors["title"]
-    assert not GroupChat.objects.exists()
+    assert not Conversation.objects.exists()
+
+
+def test_the_chat_forms_refuse_a_nul(signed_in, user):
+    """Renaming a chat, the no-JavaScript send and edit: refused with a message, nothing stored."""
+    companion = make_companion(user)
+    chat = make_chat(companion, title="Beach day")
+    said, _ = add_exchange(chat, companion, "hi", "hello")
+    page = reverse("chat:conversation", args=[chat.pk])
+    response = signed_in.post(reverse("chat:rename", args=[chat.pk]), {"title": f"Sea{NUL}side"})
+    assert response.status_code == 302 and response["Location"] == page
+    response = signed_in.post(reverse("chat:send", args=[chat.pk]), {"content": f"sw{NUL}im?"})
+    assert response.status_code == 302 and response["Location"] == page
+    edit = reverse("chat:edit", args=[chat.pk, said.pk])
+    response = signed_in.post(edit, {"content": f"h{NUL}i"}, follow=True)
+    assert response.status_code == 200
+    assert len(list(response.context["messages"])) == 3  # each refusal was shown
+    chat.refresh_from_db()
+    assert chat.title == "Beach day"
+    assert list(chat.messages.values_list("content", flat=True)) == ["hi", "hello"]
+    assert not chat.messages.filter(edited_at__isnull=False).exists()
 
 
 def test_the_profile_form_refuses_a_nul(signed_in, user):

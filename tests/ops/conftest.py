@@ -1,4 +1,5 @@
-"""A small site to back up, move and compare: users, companions, messages, runs, pictures on disk."""
+"""A small site to back up, move and compare: users, companions, chats (one-to-one, a group, a
+branch) with their messages, turns and runs, pictures on disk."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import User
-from chat.models import Message, PipelineRun
+from chat.conversations import conversation_branch
+from chat.models import Conversation, Message, Participant, PipelineRun, Turn
 from companions.models import Companion
 from media.models import StoredImage
 from media.services import store_image
+from tests.chat.factories import add_exchange, add_reply, add_user_message, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 from tests.conftest import require_service
 
-COMPARED = (User, Companion, Message, PipelineRun, StoredImage)
+COMPARED = (User, Companion, Conversation, Participant, Message, Turn, PipelineRun, StoredImage)
+# Mika's chat (2), its branch (a copy of those 2), Noor's chat (30), the group (2).
+SITE_MESSAGES = 36
 
 
 @pytest.fixture(autouse=True)
@@ -62,25 +67,33 @@ def site(make_user):
         Companion.objects.filter(pk=companion.pk).update(header_image=header)
     mika = companions[0]
     picture = store_image(png_bytes(640, 480, color=(10, 200, 30)), mika, "generated", prompt="on a beach")
-    asked = Message.objects.create(companion=mika, role="user", content="Hi — shall we go to the beach? 🌊")
-    reply = Message.objects.create(
-        companion=mika,
-        role="assistant",
-        content="Yes!",
+    chat = make_chat(mika, title="Beach 🌊")
+    asked = add_user_message(chat, "Hi — shall we go to the beach? 🌊")
+    reply = add_reply(
+        chat,
+        mika,
+        "Yes!",
         image=picture,
         completion_tokens=3,
+        reasoning="She loves the sea.",
         alternatives=["Sure.", {"text": "Maybe", "n": 1.5}],
     )
     PipelineRun.objects.create(
+        conversation=chat,
+        turn=asked.turn,
         companion=mika,
-        user_message=asked,
-        assistant_message=reply,
+        reply=reply,
+        status="completed",
         step_durations={"reply": 120, "analyze": 15},
     )
+    conversation_branch(user=alice, conversation=chat, message_id=reply.pk)  # points back at a message
+    noor = make_chat(companions[2])
     for i in range(30):
-        Message.objects.create(
-            companion=companions[2], role="user" if i % 2 else "assistant", content=f"m{i}"
-        )
+        if i % 2:
+            add_user_message(noor, f"m{i}")
+        else:
+            add_reply(noor, companions[2], f"m{i}")
+    add_exchange(make_group_of(alice, companions[:2], replies_per_turn=1), companions[1], "Hi all", "Hi!")
     return companions
 
 

@@ -18,7 +18,7 @@ from ops import backup as backup_module
 from ops.archive import archive_verify
 from ops.backup import backup_create, backups_prune
 from ops.postgres import libpq_env
-from tests.ops.conftest import media_digests
+from tests.ops.conftest import SITE_MESSAGES, media_digests
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +55,8 @@ def test_the_manifest_describes_the_database_and_media(site, backup_dir, media_r
     counts = manifest["row_counts"]
     assert counts["accounts.user"] == 2
     assert counts["companions.companion"] == 3
-    assert counts["chat.message"] == 32
+    assert counts["chat.message"] == SITE_MESSAGES
+    assert counts["chat.conversation"] == 4
     assert counts["media.storedimage"] == 4
     assert counts["chat.pipelinerun"] == 1
     on_disk = media_digests(media_root)
@@ -81,7 +82,7 @@ def test_the_sqlite_copy_is_a_complete_standalone_database(site, backup_dir, tmp
         tar.extract("database/db.sqlite3", tmp_path, filter="data")
     copy = sqlite3.connect(tmp_path / "database" / "db.sqlite3")
     assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-    assert copy.execute("SELECT COUNT(*) FROM chat_message").fetchone()[0] == 32
+    assert copy.execute("SELECT COUNT(*) FROM chat_message").fetchone()[0] == SITE_MESSAGES
     copy.close()
 
 
@@ -209,4 +210,4 @@ def test_postgresql_backups_use_pg_dump_custom_format(site, backup_dir, postgres
     assert result.manifest["database"] == {"vendor": "postgresql", "file": "database/db.pgdump"}
     with tarfile.open(result.path) as tar:
         assert tar.extractfile("database/db.pgdump").read(5) == b"PGDMP"  # pg_dump's custom format
-    assert json.loads(json.dumps(result.manifest))["row_counts"]["chat.message"] == 32
+    assert json.loads(json.dumps(result.manifest))["row_counts"]["chat.message"] == SITE_MESSAGES

@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
-from chat.models import Message, PipelineRun
+from chat.models import Conversation, Message, Participant, PipelineRun, Turn
 from companions.models import Companion
 from media.models import StoredImage
 from ops import dbstate, move
@@ -36,7 +36,19 @@ from tests.conftest import require_service
 
 BUILD = "move_build"
 TARGET = "move_target"
-COMPARED = (User, User.groups.through, Group, Session, Companion, StoredImage, Message, PipelineRun)
+COMPARED = (
+    User,
+    User.groups.through,
+    Group,
+    Session,
+    Companion,
+    StoredImage,
+    Conversation,
+    Participant,
+    Message,
+    Turn,
+    PipelineRun,
+)
 
 
 def rows(alias: str) -> dict[str, list[tuple]]:
@@ -91,22 +103,41 @@ def sqlite_source(tmp_path, media_root) -> tuple[Path, dict]:
                 )
                 if kind == "header":
                     Companion.objects.using(BUILD).filter(pk=companion.pk).update(header_image=image)
+            chat = Conversation.objects.using(BUILD).create(owner=companion.owner, title=f"Chat {n} ✨")
+            Participant.objects.using(BUILD).create(conversation=chat, companion=companion)
             for i in range(60):
+                said = i % 2 == 0
                 message = Message.objects.using(BUILD).create(
-                    companion=companion,
-                    role="user" if i % 2 == 0 else "assistant",
+                    conversation=chat,
+                    role="user" if said else "assistant",
+                    sender=None if said else companion,
                     content=f"line {i} — ✨ 'quoted' \"twice\"\n",
                     image=image if i == 59 else None,
                     alternatives=[{"text": "older", "score": 0.25}] if i % 7 == 0 else [],
                 )
+                if said:
+                    turn = Turn.objects.using(BUILD).create(
+                        conversation=chat, message=message, order=[companion.pk], status="done"
+                    )
             PipelineRun.objects.using(BUILD).create(
+                conversation=chat,
+                turn=turn,
                 companion=companion,
-                user_message=message,
+                reply=message,
                 status="completed",
                 step_durations={"reply": 1234, "analyze": 5},
                 started_at=timezone.now() - timedelta(seconds=3, microseconds=123457),
                 finished_at=timezone.now(),
             )
+        # A branch points back at a message of another chat, and a message points at its chat:
+        # a cycle of foreign keys the move copies in one transaction. And a group of two.
+        branch = Conversation.objects.using(BUILD).create(
+            owner=owners[0], title="Chat 0 (branch)", branched_from=message
+        )
+        Participant.objects.using(BUILD).create(conversation=branch, companion=companion)
+        crew = Conversation.objects.using(BUILD).create(owner=owners[0], kind="group", title="Crew")
+        for position, member in enumerate(Companion.objects.using(BUILD).filter(owner=owners[0])):
+            Participant.objects.using(BUILD).create(conversation=crew, companion=member, position=position)
         for key in ("zz", "Aa", "ab", "_x"):
             Session.objects.using(BUILD).create(
                 session_key=key * 16, session_data="e30", expire_date=timezone.now() + timedelta(days=1)
@@ -257,4 +288,6 @@ def test_rows_serialize_the_same_whatever_order_json_keys_come_back_in():
 def test_referenced_models_are_copied_first():
     order = models_in_dependency_order(dbstate.installed_models())
     assert order.index(User) < order.index(Companion) < order.index(Message) < order.index(PipelineRun)
+    assert max(order.index(Conversation), order.index(Companion)) < order.index(Participant)
+    assert order.index(Message) < order.index(Turn) < order.index(PipelineRun)
     assert order.index(Group) < order.index(User.groups.through)

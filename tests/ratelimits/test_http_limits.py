@@ -7,8 +7,9 @@ from django.urls import reverse
 
 from accounts.models import ApiToken, RateLimitRecord, User
 from accounts.services import rate_limit_clear, rate_limits_delete_expired
-from chat.models import Message
+from chat.models import Conversation, Message, PipelineRun
 from companions.models import Companion
+from tests.chat.factories import add_exchange, make_chat
 from tests.companions.factories import make_companion
 
 LOGIN = reverse("accounts:login")
@@ -95,17 +96,28 @@ def test_registration_is_limited_per_address(client, rate_limits, ip):
 def test_chat_messages_are_limited_and_a_refused_one_is_not_saved(
     client, rate_limits, user, django_capture_on_commit_callbacks
 ):
-    companion = make_companion(user)
+    chat = make_chat(make_companion(user))
     client.force_login(user)
-    url = reverse("chat:send", args=[companion.pk])
-    from chat.models import PipelineRun
-
+    url = reverse("chat:send", args=[chat.pk])
     for n in range(2):
         with django_capture_on_commit_callbacks():
             client.post(url, {"content": f"message {n}"})
         PipelineRun.objects.update(status="completed")  # no worker here: let the next one start
     assert_limited(client.post(url, {"content": "one too many"}))
     assert not Message.objects.filter(content="one too many").exists()
+
+
+def test_new_chats_and_branches_are_settings_changes(client, rate_limits, user):
+    """Starting a chat and branching one make rows like a settings change: the same limit."""
+    companion = make_companion(user)
+    chat = make_chat(companion)
+    _, reply = add_exchange(chat, companion, "hi", "hello")
+    client.force_login(user)
+    assert client.post(reverse("chat:new", args=[companion.pk])).status_code == 302
+    assert client.post(reverse("chat:branch", args=[chat.pk, reply.pk])).status_code == 302
+    assert_limited(client.post(reverse("chat:new", args=[companion.pk])))
+    assert_limited(client.post(reverse("chat:branch", args=[chat.pk, reply.pk])))
+    assert Conversation.objects.filter(owner=user).count() == 3
 
 
 def test_companion_creation_is_limited(client, rate_limits, user):

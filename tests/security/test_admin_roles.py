@@ -24,9 +24,9 @@ from chat.backends import llm_breaker
 from chat.connections import connection_save
 from chat.models import Connection, Message, PipelineRun, SamplerPreset
 from companions.models import Companion, CompanionDraft
-from groups.models import GroupChat, GroupMessage
 from media.services import store_image
 from tests.accounts.roles import grant, moderators_group, view_permissions
+from tests.chat.factories import add_exchange, add_user_message, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
 ROLES = ("no_permissions", "view_only", "moderator", "all_permissions", "superuser")
@@ -41,12 +41,11 @@ MODELS = (
     "accounts.usagetransaction",
     "companions.companion",
     "companions.companiondraft",
+    "chat.conversation",
     "chat.message",
     "chat.pipelinerun",
     "chat.connection",
     "chat.samplerpreset",
-    "groups.groupchat",
-    "groups.groupmessage",
     "media.storedimage",
 )
 
@@ -61,14 +60,17 @@ PAGES: dict[str, dict[str, frozenset[str]]] = {
         # Connections hold API keys and route every conversation: moderators only look.
         # Shared sampler presets are theirs to make.
         "chat.samplerpreset": EVERYTHING,
-        "groups.groupchat": VIEW | {"delete"},
-        "groups.groupmessage": VIEW | {"delete"},
+        # Conversations (one-to-one and groups) and single messages: read, and delete.
+        "chat.conversation": VIEW | {"delete"},
+        "chat.message": VIEW | {"delete"},
     },
     "superuser": {
         **dict.fromkeys(MODELS, EVERYTHING),
         # Written by the site only: nobody adds them by hand.
         "accounts.ratelimitrecord": EVERYTHING - {"add"},
         "accounts.usagetransaction": EVERYTHING - {"add"},
+        # Started on the site, with their greeting and members.
+        "chat.conversation": EVERYTHING - {"add"},
     },
 }
 PAGES["all_permissions"] = {
@@ -99,14 +101,13 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("companions.companion", "wipe_memory"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("companions.companion", "remove_header_image"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("companions.companiondraft", "delete_selected"): frozenset({"all_permissions", "superuser"}),
-    ("chat.message", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("chat.conversation", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
+    ("chat.message", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("chat.pipelinerun", "delete_selected"): frozenset({"all_permissions", "superuser"}),
     ("chat.pipelinerun", "reset_circuit_breakers"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("chat.connection", "delete_selected"): frozenset({"superuser"}),
     ("chat.connection", "fetch_models"): frozenset({"all_permissions", "superuser"}),
     ("chat.samplerpreset", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
-    ("groups.groupchat", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
-    ("groups.groupmessage", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("media.storedimage", "delete_selected"): frozenset({"all_permissions", "superuser"}),
 }
 
@@ -130,7 +131,11 @@ MODERATOR_PERMISSIONS = {
     "companions.view_companion",
     "companions.wipe_companion_memory",
     "companions.remove_companion_header",
+    "chat.view_conversation",
+    "chat.view_participant",
+    "chat.delete_conversation",
     "chat.view_message",
+    "chat.delete_message",
     "chat.view_pipelinerun",
     "chat.reset_circuit_breakers",
     "chat.view_connection",
@@ -138,10 +143,6 @@ MODERATOR_PERMISSIONS = {
     "chat.add_samplerpreset",
     "chat.change_samplerpreset",
     "chat.delete_samplerpreset",
-    "groups.view_groupchat",
-    "groups.view_groupmessage",
-    "groups.delete_groupchat",
-    "groups.delete_groupmessage",
     "media.view_storedimage",
     "media.view_any_image",
 }
@@ -213,11 +214,12 @@ def world(role_users, user, settings, tmp_path, fake_llm) -> dict[str, object]:
     companion = make_companion(user)
     companion.header_image = store_image(png_bytes(), companion, "header")
     companion.save()
-    message = Message.objects.create(companion=companion, role="user", content="private words")
-    run = PipelineRun.objects.create(companion=companion, user_message=message, status="failed")
+    chat = make_chat(companion)
+    said = add_user_message(chat, "private words")
+    run = PipelineRun.objects.create(conversation=chat, turn=said.turn, companion=companion, status="failed")
     picture = store_image(png_bytes(), companion, "generated")
-    group = GroupChat.objects.create(creator=user, title="Beach crew")
-    group.companions.set([companion, make_companion(user, name="Rin")])
+    group = make_group_of(user, [companion, make_companion(user, name="Rin")], title="Beach crew")
+    _, group_reply = add_exchange(group, companion, "private words", "private words too")
     return {
         "auth.group": Group.objects.create(name="Helpers"),
         "accounts.user": role_users["superuser"],
@@ -230,7 +232,8 @@ def world(role_users, user, settings, tmp_path, fake_llm) -> dict[str, object]:
         ),
         "companions.companion": companion,
         "companions.companiondraft": CompanionDraft.objects.create(owner=user),
-        "chat.message": message,
+        "chat.conversation": group,
+        "chat.message": group_reply,
         "chat.pipelinerun": run,
         "chat.connection": connection_save(
             connection=Connection(
@@ -243,8 +246,6 @@ def world(role_users, user, settings, tmp_path, fake_llm) -> dict[str, object]:
             api_key="sk-roles-walk-secret",
         ),
         "chat.samplerpreset": SamplerPreset.objects.create(name="Warm", temperature=1.1),
-        "groups.groupchat": group,
-        "groups.groupmessage": GroupMessage.objects.create(group=group, content="private words"),
         "media.storedimage": picture,
     }
 
@@ -310,8 +311,10 @@ def done(model_label: str, action: str, obj) -> bool:
     """Whether ``action`` happened to ``obj``."""
     if action == "deactivate":
         return not User.objects.get(pk=obj.pk).is_active
-    if action == "wipe_memory":
-        return not Message.objects.filter(companion=obj).exists()
+    if action == "wipe_memory":  # its one-to-one chats are gone
+        return not Message.objects.filter(
+            conversation__kind="direct", conversation__participants__companion=obj
+        ).exists()
     if action == "remove_header_image":
         return Companion.objects.get(pk=obj.pk).header_image_id is None
     if action == "fetch_models":

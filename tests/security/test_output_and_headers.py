@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from django.urls import reverse
 
-from chat.models import Message
+from chat import conversations
+from tests.chat.factories import add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion
 
 PAYLOADS = [
@@ -21,22 +23,35 @@ PAYLOADS = [
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_user_text_names_and_model_output_render_as_text(client, user, payload):
     companion = make_companion(user, name=payload[:50], greeting=payload, current_action=payload[:200])
-    Message.objects.create(companion=companion, role="user", content=payload)
-    Message.objects.create(companion=companion, role="assistant", content=f"*{payload}*")
+    greeted = conversations.conversation_start(user=user, companion=companion)  # the greeting
+    chat = make_chat(companion, title=payload[:100])
+    add_exchange(chat, companion, payload, f"*{payload}*", reasoning=payload)
+    group = make_group_of(user, [companion, make_companion(user, name="Rin")], title=payload[:100])
+    add_exchange(group, companion, payload, f"*{payload}*")
     client.force_login(user)
     for url in (
         reverse("chat:page", args=[companion.pk]),
+        reverse("chat:conversation", args=[greeted.pk]),
+        reverse("chat:chats", args=[companion.pk]),
         reverse("companions:list"),
         reverse("companions:detail", args=[companion.pk]),
+        reverse("groups:list"),
+        reverse("groups:page", args=[group.pk]),
+        reverse("groups:edit", args=[group.pk]),
+        reverse("chat:delete", args=[chat.pk]),
     ):
-        html = client.get(url).content.decode()
-        assert "<script>alert" not in html
-        assert "<img src=x" not in html and "<svg onload" not in html
-        assert 'href="javascript:' not in html
+        response = client.get(url)
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        assert "<script>alert" not in html, url
+        assert "<img src=x" not in html and "<svg onload" not in html, url
+        assert 'href="javascript:' not in html, url
     # The page's snapshot for the script is JSON inside a json_script tag: no closing tag can break out.
-    page = client.get(reverse("chat:page", args=[companion.pk])).content.decode()
-    snapshot = re.search(r'<script id="chat-snapshot" type="application/json">(.*?)</script>', page, re.S)
-    assert snapshot and "</script" not in snapshot.group(1).lower()
+    for url in (reverse("chat:page", args=[companion.pk]), reverse("groups:page", args=[group.pk])):
+        page = client.get(url).content.decode()
+        snapshot = re.search(r'<script id="chat-snapshot" type="application/json">(.*?)</script>', page, re.S)
+        assert snapshot and "</script" not in snapshot.group(1).lower()
+        assert payload[:10] in json.loads(snapshot.group(1))["conversation"]["title"]
 
 
 def test_the_chat_script_never_uses_inner_html():
@@ -68,9 +83,9 @@ def test_pages_carry_the_security_headers(client):
 
 
 def test_json_responses_carry_them_too(client, user):
-    companion = make_companion(user)
+    chat = make_chat(make_companion(user))
     client.force_login(user)
-    response = client.get(reverse("chat:older", args=[companion.pk]), {"before": 1})
+    response = client.get(reverse("chat:older", args=[chat.pk]), {"before": 1})
     assert response["Content-Type"] == "application/json"
     check_headers(response)
 

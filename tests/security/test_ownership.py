@@ -7,15 +7,40 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts import tokens
 from accounts.models import ApiToken
-from chat.models import Message
+from chat.models import Conversation, Message, Participant, PipelineRun, Turn
 from companions.models import Companion
-from groups.models import GroupChat, GroupMessage
 from media.models import StoredImage
 from media.services import store_image
+from tests.chat.factories import add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
-OBJECT_KWARGS = {"companion_id", "token_id", "image_id", "group_id", "message_id"}
+OBJECT_KWARGS = {"companion_id", "token_id", "image_id", "group_id", "conversation_id", "message_id"}
 NOT_OBJECTS = {"step"}  # the wizard's step number belongs to the signed-in user's own draft
+# Every page of a conversation and of a companion's chats: each must be in the walk.
+CHAT_URLS = {
+    "chat:page",
+    "chat:new",
+    "chat:chats",
+    "chat:wipe",
+    "chat:model",
+    "chat:conversation",
+    "chat:send",
+    "chat:older",
+    "chat:rename",
+    "chat:delete",
+    "chat:branch",
+    "chat:edit",
+    "chat:picture_paint_again",
+    "chat:picture_use_as_header",
+    "chat:picture_delete",
+    "groups:page",
+    "groups:edit",
+    "groups:delete",
+}
+# The URLs that name a message of a conversation: the message must be of that conversation.
+MESSAGE_URLS = sorted(
+    name for name in CHAT_URLS if name.startswith(("chat:picture_", "chat:branch", "chat:edit"))
+)
 
 
 def object_patterns():
@@ -44,50 +69,106 @@ def test_every_object_kwarg_is_covered():
     assert kwargs <= OBJECT_KWARGS, f"add ids for {kwargs - OBJECT_KWARGS} to this walk"
 
 
-@pytest.fixture
-def victim_objects(user, settings, tmp_path):
+def test_every_chat_url_is_walked():
+    assert {name for name, _ in object_patterns()} >= CHAT_URLS
+
+
+def picture_reply(conversation, companion, *, text: str) -> Message:
+    """A reply with a picture in ``conversation`` (the picture buttons name it), with its run."""
+    said, reply = add_exchange(conversation, companion, "private words", text)
+    reply.image = store_image(png_bytes(), companion, "generated")
+    reply.save()
+    PipelineRun.objects.create(
+        conversation=conversation, turn=said.turn, companion=companion, reply=reply, status="completed"
+    )
+    return reply
+
+
+@pytest.fixture(params=["direct", "group"])
+def victim_objects(request, user, settings, tmp_path):
+    """The victim's ids; ``conversation_id`` and ``message_id`` name a one-to-one chat and a reply in
+    it, or a group and a reply in the group."""
     settings.MEDIA_ROOT = tmp_path
     companion = make_companion(user)
-    image = store_image(png_bytes(), companion, "generated")
-    # A reply with a picture: the picture buttons name it.
-    message = Message.objects.create(
-        companion=companion, role="assistant", content="private words", image=image
-    )
+    chat = make_chat(companion, title="Private chat")
+    direct_reply = picture_reply(chat, companion, text="private words")
+    group = make_group_of(user, [companion, make_companion(user, name="Rin")], title="Victims")
+    group_reply = picture_reply(group, companion, text="private words in a group")
     token, _ = tokens.token_create(user=user, name="victim")
-    group = GroupChat.objects.create(creator=user, title="Victims")
-    group.companions.set([companion, make_companion(user, name="Rin")])
-    GroupMessage.objects.create(group=group, content="private words")
+    conversation, message = (chat, direct_reply) if request.param == "direct" else (group, group_reply)
     return {
         "companion_id": companion.pk,
         "token_id": token.pk,
-        "image_id": image.pk,
+        "image_id": direct_reply.image_id,
         "group_id": group.pk,
+        "conversation_id": conversation.pk,
         "message_id": message.pk,
     }
 
 
 def snapshot():
     return (
-        list(Companion.objects.values_list("pk", "name", "current_outfit")),
-        list(Message.objects.values_list("pk", "content", "image_id")),
+        list(Companion.objects.values_list("pk", "name", "current_outfit", "header_image_id")),
+        list(Conversation.objects.values_list("pk", "owner_id", "kind", "title", "replies_per_turn")),
+        list(Participant.objects.values_list("pk", "conversation_id", "companion_id", "position")),
+        list(
+            Message.objects.values_list(
+                "pk", "conversation_id", "content", "image_id", "alternatives", "edited_at"
+            )
+        ),
+        list(Turn.objects.values_list("pk", "status", "order")),
+        list(PipelineRun.objects.values_list("pk", "status")),
         list(StoredImage.objects.values_list("pk", flat=True)),
         list(ApiToken.objects.values_list("pk", "revoked_at")),
-        list(GroupChat.objects.values_list("pk", "title")),
-        list(GroupMessage.objects.values_list("pk", "content")),
     )
 
 
+PAYLOAD = {
+    "content": "hijack",
+    "name": "Hijacked",
+    "title": "Hijacked",
+    "before": "1",
+    "confirm": "on",
+    "replies_per_turn": "1",
+}
+
+
 @pytest.mark.parametrize(("name", "kwargs"), object_patterns())
-@pytest.mark.parametrize("method", ["get", "post"])
-def test_another_users_objects_are_not_found(client, other_user, victim_objects, name, kwargs, method):
+def test_another_users_objects_are_not_found(client, other_user, victim_objects, name, kwargs):
+    """GET and POST with the victim's ids: 404 for the method the page takes (405 for the other),
+    nothing changes, nothing private shows."""
+    mine = make_companion(other_user, name="Mine")
     client.force_login(other_user)
     url = reverse(name, kwargs={k: victim_objects[k] for k in kwargs})
     before = snapshot()
-    payload = {"content": "hijack", "name": "Hijacked", "before": "1", "confirm": "on"}
-    response = getattr(client, method)(url, payload)
-    assert response.status_code in (404, 405), (url, method, response.status_code)
+    statuses = {}
+    for method in ("get", "post"):
+        response = getattr(client, method)(url, {**PAYLOAD, "companions": [mine.pk]})
+        statuses[method] = response.status_code
+        assert b"private words" not in response.content, (url, method)
+        assert b"Private chat" not in response.content and b"Victims" not in response.content
+    assert set(statuses.values()) <= {404, 405}, (url, statuses)
+    assert 404 in statuses.values(), (url, statuses)
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("name", MESSAGE_URLS)
+def test_a_message_of_another_users_conversation_is_not_found_through_mine(
+    client, user, other_user, settings, tmp_path, name
+):
+    """My own conversation's URL with the victim's message id: the message is looked up in mine."""
+    settings.MEDIA_ROOT = tmp_path
+    victim = make_companion(user)
+    theirs = picture_reply(make_chat(victim), victim, text="private words")
+    mine = make_companion(other_user, name="Mine")
+    own_chat = make_chat(mine)
+    picture_reply(own_chat, mine, text="my own words")
+    client.force_login(other_user)
+    before = snapshot()
+    response = client.post(reverse(name, args=[own_chat.pk, theirs.pk]), PAYLOAD)
+    assert response.status_code == 404, (name, response.status_code)
     assert b"private words" not in response.content
+    assert snapshot() == before
 
 
 def test_posted_owner_and_staff_fields_are_ignored(client, user, other_user):

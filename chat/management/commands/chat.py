@@ -10,17 +10,20 @@ import json
 import sys
 import threading
 import uuid
+from argparse import ArgumentParser
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 
 class Command(BaseCommand):
     help = "Chat with a companion over the websocket protocol (docs/websocket.md)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("companion_id", type=int)
         parser.add_argument(
             "--url", default="ws://127.0.0.1:8000", help="ws:// or wss:// base URL of the site"
@@ -28,11 +31,13 @@ class Command(BaseCommand):
         parser.add_argument("--token", required=True, help="a personal API token (profile page)")
         parser.add_argument("--message", help="send this one message, print the reply, and exit")
 
-    def handle(self, *args, companion_id: int, url: str, token: str, message: str | None, **options) -> None:
+    def handle(
+        self, *args: Any, companion_id: int, url: str, token: str, message: str | None, **options: Any
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss"):
             raise CommandError("--url must start with ws:// or wss://")
-        origin = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+        origin = Origin(f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}")
         endpoint = f"{url.rstrip('/')}/ws/chat/{companion_id}/"
         try:
             socket = connect(
@@ -63,7 +68,7 @@ class Command(BaseCommand):
                 if line:
                     self._send(socket, line)
 
-    def _send(self, socket, line: str) -> None:
+    def _send(self, socket: ClientConnection, line: str) -> None:
         want_image = line.startswith("/image")
         content = line.removeprefix("/image").strip() if want_image else line
         frame = {
@@ -74,7 +79,7 @@ class Command(BaseCommand):
         }
         socket.send(json.dumps(frame))
 
-    def _read(self, socket, done: threading.Event, once: bool) -> None:
+    def _read(self, socket: ClientConnection, done: threading.Event, once: bool) -> None:
         out = self.stdout
         reply = ""
         mine: set[str] = set()  # runs this client started: their "turn.started" needs no echo

@@ -6,6 +6,8 @@ Prints the rows, never their keys.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from chat.backend_models import Connection
@@ -15,7 +17,7 @@ from chat.backends import sync_environment
 class Command(BaseCommand):
     help = "Create or update the LLM and image connections named by LLM_BASE_URL, SD_API_URL, ..."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         sync_environment()
         rows = Connection.objects.filter(from_env=True)
         if not rows:

@@ -1,0 +1,64 @@
+"""Forms of the chat pages: a group (title, members — only your own companions —, replies per
+turn) and a chat's title."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.db.models import QuerySet
+
+from accounts.models import User
+from chat.models import MAX_GROUP_COMPANIONS as MAX_COMPANIONS
+from chat.models import MIN_GROUP_COMPANIONS as MIN_COMPANIONS
+from chat.models import Conversation
+from companions.models import Companion
+from companions.selectors import companions_without_large_columns
+
+
+class GroupForm(forms.ModelForm):
+    companions = forms.ModelMultipleChoiceField(
+        queryset=Companion.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=f"Choose {MIN_COMPANIONS} to {MAX_COMPANIONS} of your companions.",
+    )
+    replies_per_turn = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_COMPANIONS,
+        help_text="How many companions answer each message. Leave empty for all of them.",
+    )
+
+    class Meta:
+        model = Conversation
+        fields = ["title", "companions", "replies_per_turn"]
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["title"].required = True
+        if self.instance.pk:
+            self.initial["companions"] = [c.pk for c in self.instance.companions.all()]
+        # Another user's companion is not a choice: posting its id is "not a valid choice".
+        cast(forms.ModelMultipleChoiceField, self.fields["companions"]).queryset = (
+            companions_without_large_columns().filter(owner=user).order_by("name", "pk")
+        )
+
+    def clean_companions(self) -> QuerySet[Companion]:
+        companions = self.cleaned_data["companions"]
+        if not MIN_COMPANIONS <= len(companions) <= MAX_COMPANIONS:
+            raise forms.ValidationError(f"Choose {MIN_COMPANIONS} to {MAX_COMPANIONS} companions.")
+        return companions
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        replies, companions = cleaned.get("replies_per_turn"), cleaned.get("companions")
+        if replies is not None and companions is not None and replies > len(companions):
+            self.add_error(
+                "replies_per_turn", f"At most {len(companions)}: the number of companions in the group."
+            )
+        return cleaned
+
+
+class RenameForm(forms.Form):
+    title = forms.CharField(max_length=100, required=False, strip=True)
