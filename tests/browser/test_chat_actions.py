@@ -7,21 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import last, send
+
 pytestmark = pytest.mark.browser
-
-
-def send(page, text):
-    """Send and wait for the whole turn: the user's bubble has an id and the composer is free again."""
-    sent = page.locator(".chat-log .bubble.user[data-message-id]")
-    before = sent.count()
-    page.get_by_label("Message to Ren").fill(text)
-    page.keyboard.press("Enter")
-    expect(sent).to_have_count(before + 1)
-    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=20_000)
-
-
-def last(page, role):
-    return page.locator(f".chat-log .bubble.{role}[data-message-id]").last
 
 
 def test_regenerate_then_flip_back_edit_copy_and_delete(chat):
@@ -43,6 +31,7 @@ def test_regenerate_then_flip_back_edit_copy_and_delete(chat):
     last(page, "user").hover()
     last(page, "user").get_by_role("button", name="Edit your last message").click()
     expect(page.get_by_label("Message to Ren")).to_have_value("Hi")
+    expect(page.locator("[data-send]")).to_have_text("Save and resend")
     page.get_by_label("Message to Ren").fill("*waves* Hello again")
     page.keyboard.press("Enter")
     expect(last(page, "user").locator(".bubble-text")).to_have_text("waves Hello again")
@@ -53,8 +42,11 @@ def test_regenerate_then_flip_back_edit_copy_and_delete(chat):
     last(page, "user").get_by_role("button", name="Edit your last message").click()
     expect(page.get_by_label("Message to Ren")).to_have_value("*waves* Hello again")
     page.keyboard.press("Escape")
-    page.get_by_label("Message to Ren").fill("")
-    expect(page.locator(".chat-log .bubble[data-message-id]")).to_have_count(2)
+    expect(page.get_by_label("Message to Ren")).to_have_value("")
+    expect(page.get_by_role("button", name="Send")).to_have_text("Send")
+    # The greeting, the edited message and the answer to it: the first answer went.
+    expect(page.locator(".chat-log .bubble[data-message-id]")).to_have_count(3)
+    expect(last(page, "user").locator("[data-edited-mark]")).to_have_text("edited")
 
     last(page, "assistant").hover()
     last(page, "assistant").get_by_role("button", name="Copy this message").click()

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import shoot
+from tests.browser.helpers import SEED_PAIR, seed
 from tests.browser.test_journey import create_companion, register
 
 pytestmark = pytest.mark.browser
@@ -113,30 +114,31 @@ def test_an_imported_card_joins_a_group_and_both_companions_reply(page, fake_bac
 # history, the oldest written by Aya, who has since left the group. Prints the group's id.
 SEED_HISTORY = """
 from accounts.models import User
-from groups.models import GroupChat, GroupMessage
+from chat.models import Message
+from tests.chat.factories import make_group_of
 from tests.companions.factories import make_companion
 
 user = User.objects.get(username={username!r})
 mika, rin, aya = (make_companion(user, name=name) for name in ("Mika", "Rin", "Aya"))
-group = GroupChat.objects.create(creator=user, title="Long story")
-group.companions.set([mika, rin])
+group = make_group_of(user, [mika, rin], title="Long story")
 rows = []
 for n in range({count}):
     sender = None if n % 3 == 0 else (aya if n < 10 else (mika, rin)[n % 2])
+    role = Message.Role.USER if sender is None else Message.Role.ASSISTANT
     text = "<img src=x onerror=alert(1)> *waves*" if n == 1 else f"message {{n}}"
-    rows.append(GroupMessage(group=group, sender=sender, is_bot=sender is not None, content=text))
-GroupMessage.objects.bulk_create(rows)
+    rows.append(Message(conversation=group, role=role, sender=sender, content=text))
+Message.objects.bulk_create(rows)
 print(group.pk)
 """
 
 
 def test_scrolling_up_loads_older_group_messages(page, live_site):
-    from groups.selectors import HISTORY_PAGE
+    from chat.selectors import HISTORY_PAGE
 
     name = f"u{uuid.uuid4().hex[:8]}"
     register(page, name, screenshots=False)
     count = 2 * HISTORY_PAGE + 20
-    group_id = live_site.manage("shell", "-c", SEED_HISTORY.format(username=name, count=count)).split()[-1]
+    group_id = seed(live_site, SEED_HISTORY, username=name, count=count)
 
     page.goto(f"/groups/{group_id}/")
     bubbles = page.locator(".chat-log .bubble[data-message-id]")
@@ -167,22 +169,10 @@ def test_scrolling_up_loads_older_group_messages(page, live_site):
     expect(aya.locator(".bubble-text")).to_have_text("<img src=x onerror=alert(1)> waves")
     expect(aya.locator(".bubble-text img")).to_have_count(0)
     expect(aya.locator(".bubble-text em")).to_have_text("waves")
-    mika = bubbles.nth(count - HISTORY_PAGE - 1)  # an older page's reply by a member
+    # An older page's reply by a member (every third message is the user's).
+    mika = bubbles.nth(next(n for n in range(count - HISTORY_PAGE - 1, 10, -1) if n % 3))
     expect(mika.locator(".sender-name")).to_have_text(re.compile("^(Mika|Rin)$"))
     shoot(page, "group-older-desktop")
-
-
-# Run in the site's own shell: a group of Mika and Rin where one companion answers each turn.
-SEED_PAIR = """
-from accounts.models import User
-from groups.models import GroupChat
-from tests.companions.factories import make_companion
-
-user = User.objects.get(username={username!r})
-group = GroupChat.objects.create(creator=user, title="Pair", replies_per_turn=1)
-group.companions.set([make_companion(user, name=name) for name in ("Mika", "Rin")])
-print(group.pk)
-"""
 
 
 def test_write_the_last_group_reply_again_and_flip_back(page, live_site, fake_backends):
@@ -193,7 +183,7 @@ def test_write_the_last_group_reply_again_and_flip_back(page, live_site, fake_ba
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     name = f"u{uuid.uuid4().hex[:8]}"
     register(page, name, screenshots=False)
-    group_id = live_site.manage("shell", "-c", SEED_PAIR.format(username=name)).split()[-1]
+    group_id = seed(live_site, SEED_PAIR, username=name)
     page.goto(f"/groups/{group_id}/")
     expect(page.locator("[data-connection]")).to_have_text(re.compile("Online", re.I))
 
@@ -203,9 +193,11 @@ def test_write_the_last_group_reply_again_and_flip_back(page, live_site, fake_ba
     reply = page.locator(".chat-log .bubble.assistant[data-message-id]").last
     expect(reply.locator(".bubble-text")).to_have_text("First version from Rin.", timeout=30_000)
     expect(page.locator("[data-send]")).to_be_enabled(timeout=30_000)
-    # Only the latest reply offers "Again"; a group offers delete but not editing your message.
+    # Only the latest reply offers "Again"; a group's messages offer the rest as a one-to-one chat's.
     user_bubble = page.locator(".chat-log .bubble.user[data-message-id]").last
-    expect(user_bubble.get_by_role("button", name="Edit your last message")).to_have_count(0)
+    expect(user_bubble.get_by_role("button", name="Write this reply again")).to_have_count(0)
+    expect(user_bubble.get_by_role("button", name="Edit your last message")).to_have_count(1)
+    expect(reply.get_by_role("button", name="Edit this message")).to_have_count(1)
     expect(reply.get_by_role("button", name="Delete this message")).to_have_count(1)
 
     llm.set_reply("Second version, written again by Rin.")
@@ -238,7 +230,7 @@ def test_a_cut_group_reply_can_be_continued(page, live_site, fake_backends):
     llm.token_delay = 0
     name = f"u{uuid.uuid4().hex[:8]}"
     register(page, name, screenshots=False)
-    group_id = live_site.manage("shell", "-c", SEED_PAIR.format(username=name)).split()[-1]
+    group_id = seed(live_site, SEED_PAIR, username=name)
     page.goto(f"/groups/{group_id}/")
     expect(page.locator("[data-connection]")).to_have_text(re.compile("Online", re.I))
 
@@ -256,3 +248,64 @@ def test_a_cut_group_reply_can_be_continued(page, live_site, fake_backends):
     expect(reply.locator(".sender-name")).to_have_text("Mika")
     expect(continue_button).to_be_hidden()
     expect(page.locator(".chat-log .bubble.assistant[data-message-id]")).to_have_count(1)
+
+
+def test_retry_a_failed_group_reply_then_edit_and_resend_the_last_message(page, live_site, fake_backends):
+    llm, _ = fake_backends
+    llm.reset()
+    llm.token_delay = 0
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    name = f"u{uuid.uuid4().hex[:8]}"
+    register(page, name, screenshots=False)
+    group_id = seed(live_site, SEED_PAIR, username=name)
+    page.goto(f"/groups/{group_id}/")
+    expect(page.locator("[data-connection]")).to_have_text(re.compile("Online", re.I))
+    replies = page.locator(".chat-log .bubble.assistant[data-message-id]")
+
+    # The model refuses Rin's reply once (a refusal the server does not retry by itself).
+    llm.fail_next(status=400, only_stream=True)
+    llm.set_reply("Sorry, I was miles away. Hello!")
+    page.get_by_label("Message to Pair").fill("Rin, are you there?")
+    page.keyboard.press("Enter")
+    error = page.locator("[data-error]")
+    expect(error).to_be_visible(timeout=30_000)
+    expect(error).to_contain_text("Rin: ")
+    expect(page.locator("[data-send]")).to_be_enabled(timeout=30_000)
+    retry = page.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    expect(replies).to_have_count(0)
+
+    retry.click()
+    expect(error).to_be_hidden()
+    expect(replies).to_have_count(1, timeout=30_000)
+    expect(replies.last.locator(".sender-name")).to_have_text("Rin")
+    expect(replies.last.locator(".bubble-text")).to_have_text(
+        "Sorry, I was miles away. Hello!", timeout=30_000
+    )
+    expect(page.locator("[data-send]")).to_be_enabled(timeout=30_000)
+    expect(retry).to_be_hidden()
+
+    # Edit your last message and have it answered afresh: the old reply goes, Mika (named) answers.
+    llm.set_reply("Mika here, answering the new question.")
+    mine = page.locator(".chat-log .bubble.user[data-message-id]").last
+    mine.hover()
+    mine.get_by_role("button", name="Edit your last message").click()
+    expect(page.get_by_label("Message to Pair")).to_have_value("Rin, are you there?")
+    expect(page.locator("[data-send]")).to_have_text("Save and resend")
+    page.get_by_label("Message to Pair").fill("Mika, are you there?")
+    page.keyboard.press("Enter")
+    expect(mine.locator(".bubble-text")).to_have_text("Mika, are you there?")
+    expect(replies.last.locator(".bubble-text")).to_have_text(
+        "Mika here, answering the new question.", timeout=30_000
+    )
+    expect(replies.last.locator(".sender-name")).to_have_text("Mika")
+    expect(replies).to_have_count(1)
+    expect(page.locator("[data-send]")).to_be_enabled(timeout=30_000)
+
+    page.reload()
+    expect(page.locator(".chat-log .bubble[data-message-id] .bubble-text")).to_have_text(
+        ["Mika, are you there?", "Mika here, answering the new question."]
+    )
+    expect(page.locator(".chat-log .bubble.user [data-edited-mark]")).to_have_count(1)
+    assert not errors, errors

@@ -142,6 +142,8 @@ def test_the_whole_journey(page, site, fake_backends):
     expect(page.locator(".companion-card")).to_contain_text("Mika Two")
     page.locator(".companion-card a").first.click()
     expect(page.locator(".chat-log .bubble.user")).to_have_count(0)
+    # A fresh chat, which opens with the greeting.
+    expect(page.locator(".chat-log .bubble[data-message-id] .bubble-text")).to_have_text(["Hi! waves"])
     page.get_by_role("link", name="Settings").click()
     page.get_by_role("link", name="Delete companion…").click()
     page.get_by_role("button", name="Delete Mika Two").click()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_chat_actions import last
+from tests.browser.helpers import SEED_PAIR, last, online, seed
+from tests.browser.test_journey import register
 
 pytestmark = pytest.mark.browser
 
@@ -56,3 +58,49 @@ def test_paint_again_use_as_profile_and_delete_a_picture(chat, fake_backends):
     expect(last(page, "assistant").locator(".bubble-text")).to_have_text("Here you go!")
     expect(last(page, "assistant").locator(".bubble-image")).to_have_count(0)
     expect(page.locator(".chat-head img.avatar")).to_have_attribute("src", re.compile(r"/media/"))
+
+
+def test_a_group_reply_has_the_same_picture_buttons(page, live_site, fake_backends):
+    """Paint again and the profile picture in a group: the picture is its painter's."""
+    llm, _ = fake_backends
+    llm.reset()
+    llm.token_delay = 0
+    llm.set_reply("A picture from Rin!")
+    name = f"u{uuid.uuid4().hex[:8]}"
+    register(page, name, screenshots=False)
+    group_id = seed(live_site, SEED_PAIR, username=name)
+    page.goto(f"/groups/{group_id}/")
+    online(page)
+
+    page.get_by_label("Send with picture").check()
+    page.get_by_label("Message to Pair").fill("Rin, show me the beach")
+    page.keyboard.press("Enter")
+    reply = last(page, "assistant")
+    picture = reply.locator(".bubble-image img")
+    expect(picture).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=30_000)
+    expect(reply.locator(".sender-name")).to_have_text("Rin")
+    first_src = picture.get_attribute("src")
+
+    reply.get_by_role("button", name="Paint again").click()
+    expect(picture).not_to_have_attribute("src", first_src, timeout=30_000)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=30_000)
+    expect(reply.locator(".bubble-text")).to_have_text("A picture from Rin!")
+
+    # Rin's avatar in the head shows it; Mika's stays as it was.
+    rin_id = reply.get_attribute("data-companion-id")
+    reply.get_by_role("button", name="Use as profile picture").click()
+    rin_head = page.locator(f'.chat-head [data-avatar-for="{rin_id}"] .avatar')
+    expect(rin_head).to_have_attribute("src", re.compile(r"/media/"))
+    expect(page.locator(".chat-head img.avatar")).to_have_count(1)
+    page.reload()
+    expect(rin_head).to_have_attribute("src", re.compile(r"/media/"))
+    expect(page.locator(".chat-head img.avatar")).to_have_count(1)
+
+    delete = last(page, "assistant").get_by_role("button", name="Delete picture")
+    delete.click()
+    delete.click()
+    expect(last(page, "assistant").locator(".bubble-image")).to_have_count(0)
+    page.reload()
+    expect(last(page, "assistant").locator(".bubble-image")).to_have_count(0)
+    expect(last(page, "assistant").locator(".bubble-text")).to_have_text("A picture from Rin!")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_chat_actions import last, send
+from tests.browser.helpers import last, send
 from tests.fakes.llm_server import DEFAULT_REPLY_TOKENS
 
 pytestmark = pytest.mark.browser
@@ -29,6 +29,6 @@ def test_reasoning_is_a_collapsed_disclosure_under_the_reply(chat):
             disclosure.locator("summary").click()
             expect(disclosure.locator(".reasoning-text")).to_have_text(THOUGHT)  # as text, not markup
             expect(reply.locator("img")).to_have_count(0)
-        expect(last(page, "user").locator("details")).to_have_count(0)
+        expect(last(page, "user").locator("details.reasoning")).to_have_count(0)
     finally:
         llm.reply_tokens = list(DEFAULT_REPLY_TOKENS)

@@ -1,11 +1,12 @@
-// The chat page's client, for both chat pages: one websocket, the protocol in docs/websocket.md.
-// This module reads the page, builds the parts (socket.js, render.js, run.js, composer.js), and
-// says which part each server event and each click on a message goes to.
+// The chat page's client, for every conversation (one-to-one and group): one websocket to
+// data-ws-path, the protocol in docs/websocket.md. This module reads the page, builds the parts
+// (socket.js, render.js, run.js, composer.js), and says which part each server event and each
+// click on a message goes to.
 //
-// A group chat page (data-mode="group") differs only in the data below: its replies come one
-// companion after another, each bubble named by its event's sender, until "turn.done"; the latest
-// reply can be written again or continued, its versions flipped and any message deleted in both;
-// editing your last message, Retry and the picture buttons are one-to-one only.
+// Every conversation offers the same: send, stop, Retry, write the last reply again or carry it
+// on, flip versions, edit any message (your last one also answered afresh), branch, delete, and
+// a picture's buttons. What differs is data: a group page (data-mode="group") has several
+// companions answer each message in turn, each reply named by its sender, until "turn.done".
 
 import { Composer } from "./composer.js";
 import { ChatLog, messageIdOf, showHeader, updateState } from "./render.js";
@@ -13,12 +14,8 @@ import { RunView, readStepLabels } from "./run.js";
 import { ChatSocket } from "./socket.js";
 
 function start(root) {
-  const group = root.dataset.mode === "group";
   const page = {
-    turns: group, // several runs answer one message; "turn.done" ends them
-    retry: !group, // the server takes "run.retry"
-    pictureControls: !group, // a reply's picture can be painted again, made the header, deleted
-    editLastMessage: !group, // "message.edit"
+    turns: root.dataset.mode === "group", // several companions answer a message, each named
   };
 
   const socket = new ChatSocket(root.dataset.wsPath, {
@@ -29,12 +26,11 @@ function start(root) {
     onClose: () => run.takeExpected(),
   });
   const send = (frame) => socket.send(frame);
-  const chatLog = new ChatLog(root, page);
+  const chatLog = new ChatLog(root, { named: page.turns });
   const run = new RunView(root, {
     chatLog,
     send,
     turns: page.turns,
-    retry: page.retry,
     labels: readStepLabels(),
     onBusy: (busy) => {
       composer.setBusy(busy);
@@ -50,6 +46,7 @@ function start(root) {
   };
 
   // What a click on a message asks the server for.
+  let branches = 0; // counts this tab's "Branch here" clicks, for their client_id
   chatLog.listen({
     message(action, li) {
       const id = messageIdOf(li);
@@ -58,20 +55,33 @@ function start(root) {
       else if (action === "regenerate" && send({ type: "message.regenerate", message_id: id })) {
         run.expect("regenerate");
       } else if (action === "version") send({ type: "message.alternative", message_id: id });
+      else if (action === "branch") {
+        branches += 1;
+        const clientId = "b" + Date.now() + "-" + branches;
+        if (send({ type: "conversation.branch", message_id: id, client_id: clientId })) {
+          run.expect("branch", id, clientId);
+        }
+      }
     },
     picture(action, id) {
-      if (send({ type: action, message_id: id }) && action === "picture.repaint") run.expect("repaint", id);
+      if (!send({ type: action, message_id: id })) return;
+      if (action === "picture.repaint") run.expect("repaint", id);
     },
     paged: refresh,
   });
 
   chatLog.scrollToEnd();
   refresh();
-  socket.start(eventHandlers(root, { chatLog, run, composer, refresh }));
+  socket.start(eventHandlers(root, { page, chatLog, run, composer, refresh }));
+}
+
+// A same-site page path (the server's "url" of a branch), or null.
+function sitePath(url) {
+  return typeof url === "string" && url.startsWith("/") && !url.startsWith("//") ? url : null;
 }
 
 // Each server event (docs/websocket.md, "Server → client") to the part it concerns.
-function eventHandlers(root, { chatLog, run, composer, refresh }) {
+function eventHandlers(root, { page, chatLog, run, composer, refresh }) {
   return {
     snapshot(e) {
       updateState(root, e.companion.state);
@@ -87,7 +97,7 @@ function eventHandlers(root, { chatLog, run, composer, refresh }) {
     "message.accepted"(e) {
       composer.accepted(e.client_id, e.message_id);
       const asked = run.takeExpected();
-      if (asked && asked.kind === "edit") chatLog.showEdited(e.message_id, composer.sentEdit);
+      if (asked && asked.kind === "edit") chatLog.showEdited(e.message_id, composer.sentEditText());
       run.accepted(e.run_id, asked);
     },
     // A run another tab, device or the plain form started; this tab's own came as "message.accepted",
@@ -98,20 +108,22 @@ function eventHandlers(root, { chatLog, run, composer, refresh }) {
         return;
       }
       const said = e.user_message;
-      // The message being edited here may no longer be the last one: keep the draft, leave edit mode.
-      const editGone = composer.editing && (e.kind === "send" || e.kind === "edit");
-      if (editGone) composer.stopEdit();
+      // Your last message being edited here to be answered afresh may no longer be the last one.
+      let editGone = composer.resending && (e.kind === "send" || e.kind === "edit");
       if (e.kind === "send" && !chatLog.byId(said.id)) {
         chatLog.addBubble("user", said.content, { id: said.id, date: new Date(said.created_at) });
       } else if (e.kind === "edit") {
         chatLog.showEdited(said.id, said.content);
       } else if (e.kind === "retry") {
-        chatLog.showEdited(said.id, null); // the failed attempt's partial reply is gone
+        chatLog.removeStaleReply(); // the failed attempt's partial reply is gone
       }
+      editGone = editGone || (composer.editing && !composer.editedBubbleOnPage());
+      // Keep the draft, leave edit mode.
+      if (editGone) composer.stopEdit();
       run.begin(e.run_id, e.kind, e.reply_id, e.versions);
       if (editGone) {
         run.showError(
-          "Your last message changed in another tab. Your text is still here: send it as a new message, or edit again.",
+          "The message you were editing changed in another tab. Your text is still here: send it as a new message, or edit again.",
           null,
         );
       }
@@ -123,15 +135,29 @@ function eventHandlers(root, { chatLog, run, composer, refresh }) {
     done: (e) => run.done(e),
     "message.deleted"(e) {
       chatLog.remove(e.message_id);
+      if (composer.editing && !composer.editedBubbleOnPage()) {
+        composer.stopEdit();
+        run.showError("The message you were editing was deleted. Your text is still here.", null);
+      }
       refresh();
     },
     "picture.removed"(e) {
       const bubble = chatLog.byId(e.message_id);
       if (bubble) chatLog.removePicture(bubble);
     },
-    "companion.header": (e) => showHeader(root, e.url),
+    "companion.header"(e) {
+      // The event names whose header changed: in a group, that companion's avatar.
+      if (!page.turns) showHeader(root, e.url);
+      else showHeader(root, e.url, e.companion_id);
+    },
     "message.updated"(e) {
-      if (chatLog.showVersion(e.message_id, e.content, e.versions)) refresh();
+      if (e.edited) run.takeExpectedIf("correct", e.message_id);
+      if (chatLog.showVersion(e.message_id, e.content, e.versions, !!e.edited)) refresh();
+    },
+    "conversation.branched"(e) {
+      const asked = run.takeExpectedIf("branch");
+      const url = sitePath(e.url);
+      if (asked && asked.extra === e.client_id && url) location.assign(url);
     },
     error(e) {
       if (e.run_id) {
@@ -140,7 +166,7 @@ function eventHandlers(root, { chatLog, run, composer, refresh }) {
       }
       // A refused frame: give the text back so nothing typed is lost.
       const asked = run.takeExpected();
-      composer.refused(!!asked && asked.kind === "edit");
+      composer.refused(asked && (asked.kind === "edit" || asked.kind === "correct") ? asked.kind : null);
       let message = e.message;
       if (e.retry_after) message += " (try again in " + e.retry_after + " s)";
       run.showError(message, null);

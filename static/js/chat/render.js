@@ -62,15 +62,27 @@ function timeNode(date) {
   return t;
 }
 
-function actionButton(label, action, title) {
+// label: what it shows; title: its tooltip, and its accessible name unless ``name`` is given.
+function actionButton(label, action, title, name = title) {
   const b = document.createElement("button");
   b.type = "button";
   b.className = "bubble-action";
   b.dataset.action = action;
   b.textContent = label;
-  b.title = title;
-  b.setAttribute("aria-label", title);
+  setTitle(b, title, name);
   return b;
+}
+
+// A button's tooltip and accessible name.
+function setTitle(button, title, name = title) {
+  if (button.title === title) return;
+  button.title = title;
+  button.setAttribute("aria-label", name);
+}
+
+// a precedes b in the document.
+function precedes(a, b) {
+  return !!(a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
 }
 
 function avatarNode(sender) {
@@ -90,16 +102,18 @@ function avatarNode(sender) {
   return el;
 }
 
-// The conversation's <ol data-log>.
-//   features.pictureControls: a reply's picture gets Paint again / profile picture / Delete
-//   features.editLastMessage: the user's last message can be edited and sent again
+// The conversation's <ol data-log>. Every message can be copied, corrected ("Edit"), branched
+// from and deleted once it is complete; the last reply (to a message of the user's) can be
+// written again, any message with versions (a reply written again, a greeting with alternates)
+// flipped, and your last message edited and answered afresh. A picture has its buttons.
+//   named: replies show who wrote them (a group: several companions answer)
 export class ChatLog {
-  constructor(root, features) {
+  constructor(root, { named }) {
     this.root = root;
     this.el = root.querySelector("[data-log]");
     this.lightbox = root.querySelector("[data-lightbox]");
     this.olderUrl = root.dataset.olderUrl;
-    this.features = features;
+    this.named = named;
   }
 
   byId(messageId) {
@@ -145,8 +159,9 @@ export class ChatLog {
     renderRich(body, text);
     li.appendChild(body);
     if (options.reasoning) this.setReasoning(li, options.reasoning);
-    if (options.imageUrl) this.addImage(li, options.imageUrl);
     li.appendChild(timeNode(options.date || new Date()));
+    if (options.imageUrl) this.addImage(li, options.imageUrl);
+    if (options.edited) this.markEdited(li);
     this.decorate(li);
     if (options.prepend) {
       const marker = this.el.querySelector(".load-older");
@@ -159,7 +174,7 @@ export class ChatLog {
   }
 
   // sender: {id, name, avatar_url}. A member's avatar is copied from the page head; one who has
-  // left the group (older messages) gets theirs built as groups/_avatar.html draws it.
+  // left the group (older messages) gets theirs built as chat/_avatar.html draws it.
   senderHeader(sender) {
     const head = document.createElement("div");
     head.className = "bubble-sender";
@@ -183,12 +198,15 @@ export class ChatLog {
     // Keep following the conversation once the picture has its height.
     img.addEventListener("load", () => this.scrollIfFollowing(wasNear));
     img.src = url;
-    img.alt = "Picture";
+    const painter = bubble.querySelector(".sender-name");
+    img.alt = painter ? "Picture from " + painter.textContent : "Picture";
     link.appendChild(img);
-    bubble.insertBefore(link, bubble.querySelector("time"));
-    if (this.features.pictureControls) this.addPictureControls(bubble);
+    const actions = bubble.querySelector(".bubble-actions");
+    bubble.insertBefore(link, actions || bubble.querySelector("time"));
+    this.addPictureControls(bubble);
   }
 
+  // A picture's buttons, in every chat: the picture is the reply's, whoever wrote it.
   addPictureControls(bubble) {
     if (bubble.querySelector("[data-picture-controls]")) return;
     const box = document.createElement("div");
@@ -203,7 +221,10 @@ export class ChatLog {
       b.title = title;
       box.appendChild(b);
     }
-    bubble.appendChild(box);
+    const time = bubble.querySelector(":scope > time");
+    const after = bubble.querySelector(":scope > [data-edited-mark]") || time;
+    if (after) after.after(box);
+    else bubble.appendChild(box);
   }
 
   removePicture(bubble) {
@@ -238,20 +259,39 @@ export class ChatLog {
     if (picture) picture.remove();
   }
 
-  // A reply now shows another of its versions; false when it is not on the page.
-  showVersion(messageId, text, versions) {
+  // A message now shows another of its versions, or (``edited``) was corrected in place; false
+  // when it is not on the page.
+  showVersion(messageId, text, versions, edited = false) {
     const bubble = this.byId(messageId);
     if (!bubble) return false;
     renderRich(bubble.querySelector(".bubble-text"), text);
     bubble.dataset.versions = String(versions);
+    if (edited) this.markEdited(bubble);
     return true;
   }
 
-  // The user's message now reads ``text`` (null: unchanged) and nothing after it stays.
+  // "edited" beside the message's time: it no longer reads as first written.
+  markEdited(bubble) {
+    bubble.dataset.edited = "";
+    if (bubble.querySelector("[data-edited-mark]")) return;
+    const mark = document.createElement("span");
+    mark.className = "edited-mark small muted";
+    mark.dataset.editedMark = "";
+    mark.textContent = "edited";
+    const time = bubble.querySelector(":scope > time");
+    if (time) time.after(mark);
+    else bubble.appendChild(mark);
+  }
+
+  // The user's message now reads ``text`` (null: unchanged; else it is marked edited) and
+  // nothing after it stays.
   showEdited(messageId, text) {
     const mine = this.byId(messageId);
     if (!mine) return;
-    if (text !== null) renderRich(mine.querySelector(".bubble-text"), text);
+    if (text !== null) {
+      renderRich(mine.querySelector(".bubble-text"), text);
+      this.markEdited(mine);
+    }
     while (mine.nextElementSibling) mine.nextElementSibling.remove();
   }
 
@@ -268,35 +308,57 @@ export class ChatLog {
 
   // ---- action bars ----
 
+  // The message's action bar (once); the server's plain forms for pages without JavaScript
+  // ("More": Branch here, Save correction) give way to it.
   decorate(li) {
     if (li.querySelector(".bubble-actions") || li.classList.contains("greeting")) return;
+    const more = li.querySelector("[data-message-more]");
+    if (more) more.hidden = true;
     const bar = document.createElement("div");
     bar.className = "bubble-actions";
     bar.appendChild(actionButton("Copy", "copy", "Copy this message"));
     if (li.classList.contains("assistant")) {
       bar.appendChild(actionButton("Again", "regenerate", "Write this reply again"));
       bar.appendChild(actionButton("", "version", "Show the other version"));
-    } else if (this.features.editLastMessage) {
-      bar.appendChild(actionButton("Edit", "edit", "Edit your last message"));
     }
+    bar.appendChild(actionButton("Edit", "edit", "Edit this message"));
+    bar.appendChild(
+      actionButton("Branch", "branch", "Branch here: go on from this message in another chat", "Branch here"),
+    );
     bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
-    li.insertBefore(bar, li.querySelector("time"));
+    li.insertBefore(bar, li.querySelector(":scope > time"));
+  }
+
+  // The user's last message: the one "Edit" answers afresh ("Save and resend").
+  lastUserMessage() {
+    return this.lastOf("user");
   }
 
   // Which actions each message offers now; ``busy``: a reply (or a group's turn) is being written.
   refreshActions(busy) {
     const lastAssistant = this.lastOf("assistant");
     const lastUser = this.lastOf("user");
+    // "Again" writes the conversation's last message again when it is a reply to one of yours
+    // (a greeting before you have spoken answers nobody).
+    const rewritable =
+      lastAssistant && lastAssistant === this.el.lastElementChild && lastUser && precedes(lastUser, lastAssistant)
+        ? lastAssistant
+        : null;
     // Only messages with an id can be acted on (a pending one has none yet).
     this.el.querySelectorAll(".bubble[data-message-id]").forEach((li) => {
       this.decorate(li);
+      // A reply cut short by a failure is not a message to build on: retry it, or delete it.
+      const complete = !li.classList.contains("incomplete") && !li.classList.contains("streaming");
       li.querySelectorAll(".bubble-action").forEach((b) => {
         const action = b.dataset.action;
-        let show = !busy || action === "copy";
-        // Only the conversation's last reply (a later message of yours would need an answer first).
-        if (action === "regenerate") show = show && li === lastAssistant && li === this.el.lastElementChild;
-        if (action === "edit") show = show && li === lastUser;
-        if (action === "version") {
+        let show = !busy;
+        if (action === "copy") show = true;
+        else if (action === "branch") show = complete; // branching copies, so a reply may be on its way
+        else if (action === "regenerate") show = show && li === rewritable;
+        else if (action === "edit") {
+          show = show && complete;
+          setTitle(b, li === lastUser ? "Edit your last message" : "Edit this message");
+        } else if (action === "version") {
           const n = parseInt(li.dataset.versions || "1", 10);
           show = show && n > 1;
           b.textContent = "Versions: " + n;
@@ -335,7 +397,7 @@ export class ChatLog {
 
   // ---- clicks, older pages, the lightbox ----
 
-  // asks.message(action, bubble): "delete" (confirmed), "edit", "regenerate" or "version";
+  // asks.message(action, bubble): "delete" (confirmed), "edit", "branch", "regenerate" or "version";
   // asks.picture(action, messageId): a picture frame's type (Delete confirmed);
   // asks.paged(): older messages came in.
   listen(asks) {
@@ -403,8 +465,8 @@ export class ChatLog {
               finishReason: m.finish_reason,
               versions: m.versions,
               incomplete: !m.complete,
-              reasoning: m.reasoning, // one-to-one replies of a reasoning model
-              sender: m.sender, // group chats: null for the user's own words
+              reasoning: m.reasoning, // replies of a reasoning model
+              sender: this.named ? m.sender : null, // null for the user's own words
             });
           });
         this.el.scrollTop = this.el.scrollHeight - height;
@@ -438,9 +500,11 @@ export function markSpeaking(root, companionId) {
   });
 }
 
-// The companion's new profile picture in the page head.
-export function showHeader(root, url) {
-  let head = root.querySelector(".chat-head .avatar");
+// A companion's new profile picture in the page head: the one avatar of a one-to-one chat, or
+// (``companionId``) a group member's.
+export function showHeader(root, url, companionId = null) {
+  const scope = companionId ? '[data-avatar-for="' + companionId + '"] ' : "";
+  let head = root.querySelector(".chat-head " + scope + ".avatar");
   if (!head) return;
   if (head.tagName !== "IMG") {
     const img = document.createElement("img");

@@ -4,20 +4,19 @@
 
 import { markSpeaking, rawText, renderRich } from "./render.js";
 
-// until {% step_labels %} is on every chat page
-const BUILT_IN_STEP_LABELS = {
-  analyze_context: "Reading your message…",
-  generate_reply: "Writing…",
-  reanalyze: "Thinking about the scene…",
-  update_state: "Updating the scene…",
-  generate_image: "Painting a picture…",
-  done: "Done",
-};
+// What this tab asks for that starts a run (RunView.expect): its "message.accepted" shows it so.
+const RUN_KINDS = ["regenerate", "continue", "edit", "repaint"];
 
-// {step_name: label}, from the page's json_script "step-labels" when it has one.
+// {step_name: label}: the server's step registry, from the page's {% step_labels %}
+// (a json_script element "step-labels"). A step without a label shows none.
 export function readStepLabels(doc = document) {
   const el = doc.getElementById("step-labels");
-  return el ? JSON.parse(el.textContent) : BUILT_IN_STEP_LABELS;
+  if (!el) return {};
+  try {
+    return JSON.parse(el.textContent) || {};
+  } catch {
+    return {};
+  }
 }
 
 // Offsets from the server count Unicode code points; a JavaScript string's length counts an emoji
@@ -31,16 +30,15 @@ export class RunView {
   // root: the page's .chat section. options:
   //   chatLog: the ChatLog the replies stream into
   //   send(frame): sends a frame, false when the socket is not open
-  //   turns: replies come in turns of several runs, each named by "turn.speaker" before its
-  //     first words, and only "turn.done" ends the turn (a group); otherwise a run is a turn
-  //   retry: a failed run can be started again ("run.retry")
+  //   turns: a message is answered by several companions one after another, each reply named
+  //     by its sender ("turn.speaker" comes before its first words), and only "turn.done" ends
+  //     the turn (a group); otherwise a reply is the whole turn
   //   labels: {step_name: label} (readStepLabels())
   //   onBusy(busy): a turn began or ended
-  constructor(root, { chatLog, send, turns, retry, labels, onBusy }) {
+  constructor(root, { chatLog, send, turns, labels, onBusy }) {
     this.chatLog = chatLog;
     this.send = send;
     this.turns = turns;
-    this.retry = retry;
     this.labels = labels;
     this.onBusy = onBusy;
     this.root = root;
@@ -57,9 +55,10 @@ export class RunView {
     this.turnRunId = null; // the turn's latest run: the stop button stops a group's turn between replies too
     this.speaker = null; // {companion_id, sender} of the reply being written, when events name one
     this.failedRunId = null; // what Retry starts again
+    this.retryLater = null; // a group's failed reply: Retry once the turn has ended, if it is still the latest
     this.busy = false; // a turn is being answered: no new message, no action that needs the server idle
     this.ownRuns = new Set(); // runs this tab started: their "turn.started" is news only for the other tabs
-    this.expected = null; // {kind, replyId}: what this tab asked for, so its next accepted run shows that way
+    this.expected = null; // {kind, messageId, extra}: what this tab asked for, so its answer shows that way
 
     this.cancelButton.addEventListener("click", () => {
       const runId = this.current ? this.current.id : this.turnRunId;
@@ -75,16 +74,25 @@ export class RunView {
 
   // ---- what this tab asked for ----
 
-  // kind: "regenerate" | "continue" | "edit" | "repaint"; replyId: the reply a repaint paints again.
-  expect(kind, replyId = null) {
-    this.expected = { kind, replyId };
+  // kind: a run ("regenerate" | "continue" | "edit" | "repaint") whose "message.accepted" is due,
+  // or an answer of its own ("correct": "message.updated"; "branch": "conversation.branched").
+  // messageId: the reply a repaint paints again, the message corrected; extra: anything to keep.
+  expect(kind, messageId = null, extra = null) {
+    this.expected = { kind, messageId, extra };
   }
 
-  // What was asked for ({kind, replyId} or null), forgotten: it was answered, refused or lost.
+  // What was asked for ({kind, messageId, extra} or null), forgotten: it was answered, refused or lost.
   takeExpected() {
     const asked = this.expected;
     this.expected = null;
     return asked;
+  }
+
+  // takeExpected(), only when what was asked for is ``kind`` (and ``messageId``, when given).
+  takeExpectedIf(kind, messageId = null) {
+    const asked = this.expected;
+    if (!asked || asked.kind !== kind || (messageId !== null && asked.messageId !== messageId)) return null;
+    return this.takeExpected();
   }
 
   isOwn(runId) {
@@ -102,7 +110,8 @@ export class RunView {
     this.bar.style.width = Math.max(0, Math.min(100, value)) + "%";
     this.progressEl.setAttribute("aria-valuenow", String(value));
     const label = this.label(step);
-    this.stepEl.textContent = (this.speaker && label ? this.speaker.sender + ": " : "") + label;
+    const named = this.turns && this.speaker && label;
+    this.stepEl.textContent = (named ? this.speaker.sender + ": " : "") + label;
     // The picture service's own progress, when it reports one.
     if (step === "generate_image" && typeof percent === "number") this.stepEl.textContent += " " + percent + "%";
     this.setBusy(true);
@@ -125,23 +134,30 @@ export class RunView {
     return !!this.current || this.busy;
   }
 
-  // runId: the run Retry would start again (when the page offers it).
+  // runId: the run Retry starts again (none: no Retry).
   showError(message, runId) {
     this.errorBox.hidden = false;
     this.errorText.textContent = message;
+    this.offerRetry(runId);
+  }
+
+  offerRetry(runId) {
     this.failedRunId = runId || null;
-    this.retryButton.hidden = !runId || !this.retry;
+    this.retryButton.hidden = !runId;
   }
 
   clearError() {
     this.errorBox.hidden = true;
     this.errorText.textContent = "";
     this.failedRunId = null;
+    this.retryLater = null;
+    this.retryButton.hidden = true;
   }
 
+  // who: {companion_id, sender} of the reply being written, or null. Only a group names it.
   setSpeaker(who) {
     this.speaker = who && who.sender ? { companion_id: who.companion_id, sender: who.sender } : null;
-    markSpeaking(this.root, this.speaker ? this.speaker.companion_id : null);
+    if (this.turns) markSpeaking(this.root, this.speaker ? this.speaker.companion_id : null);
   }
 
   // ---- the bubble a run writes into ----
@@ -152,15 +168,17 @@ export class RunView {
     const current = this.current;
     if (current && current.id === runId && current.bubble) return current;
     if (current && current.bubble && current.id !== runId) this.finishBubble(null);
+    const kind = current && current.id === runId ? current.kind : undefined; // begin() knew it
     let bubble = existingId ? this.chatLog.byId(existingId) : null;
     if (!bubble) {
-      const named = who && who.sender ? { id: who.companion_id, name: who.sender } : null;
+      // Only a group's bubbles are named (a one-to-one chat's events name its companion too).
+      const named = this.turns && who && who.sender ? { id: who.companion_id, name: who.sender } : null;
       bubble = this.chatLog.addBubble("assistant", "", { sender: named });
     }
     bubble.classList.add("streaming");
     bubble.classList.remove("incomplete");
     bubble.setAttribute("aria-busy", "true");
-    this.current = { id: runId, bubble: bubble, content: "", points: 0 };
+    this.current = { id: runId, bubble: bubble, content: "", points: 0, kind: kind };
     if (existingId) setContent(this.current, rawText(bubble.querySelector(".bubble-text")));
     return this.current;
   }
@@ -200,6 +218,7 @@ export class RunView {
   begin(runId, kind, replyId, versions) {
     this.clearError();
     this.turnRunId = runId;
+    if (this.current && this.current.id === runId) this.current.kind = kind;
     let reuse = null;
     if (kind === "regenerate" || kind === "continue") {
       reuse = replyId ? this.chatLog.byId(replyId) : this.chatLog.lastOf("assistant");
@@ -233,8 +252,8 @@ export class RunView {
   // This tab's own run began ("message.accepted"); ``asked``: what takeExpected() gave.
   accepted(runId, asked) {
     this.ownRuns.add(runId);
-    const kind = asked ? asked.kind : "send";
-    this.begin(runId, kind, kind === "repaint" ? asked.replyId : null, null);
+    const kind = asked && RUN_KINDS.includes(asked.kind) ? asked.kind : "send";
+    this.begin(runId, kind, kind === "repaint" ? asked.messageId : null, null);
   }
 
   // Only the server knows how many versions a rewritten reply keeps.
@@ -275,19 +294,23 @@ export class RunView {
   // "turn.speaker": a companion is next. A new reply shows "typing…" under the name until the
   // first words come; a reply written again (message_id) streams into its own bubble.
   speakerNext(e) {
+    if (e.run_id !== this.turnRunId) this.retryLater = null; // a later reply: the failed one is not the latest
     this.setSpeaker(e);
     this.turnRunId = e.run_id;
     this.streamingBubble(e.run_id, e, e.message_id);
     this.showProgress(0, "");
   }
 
-  // "turn.done" (a group), or a run's end where a run is the whole turn.
+  // "turn.done", or a run's end where a run is the whole turn. A group's reply that failed is
+  // offered again now, when it was the turn's last.
   endTurn() {
     if (this.current && this.current.bubble) this.finishBubble(null);
     this.current = null;
     this.turnRunId = null;
     this.setSpeaker(null);
     this.setBusy(false);
+    if (this.retryLater && !this.errorBox.hidden) this.offerRetry(this.retryLater);
+    this.retryLater = null;
   }
 
   progress(e) {
@@ -305,14 +328,17 @@ export class RunView {
   }
 
   done(e) {
+    // A picture painted again is a run of its own, outside any turn: its "done" ends it.
+    const repainting = !!this.current && this.current.kind === "repaint";
     this.finishBubble(e.message_id);
     const bubble = this.chatLog.byId(e.message_id);
     if (bubble) {
       bubble.dataset.finishReason = e.finish_reason || "";
+      bubble.classList.remove("incomplete");
       this.chatLog.setReasoning(bubble, e.reasoning || "");
     }
     this.current = null;
-    if (!this.turns) this.endTurn(); // a turn goes on until "turn.done"
+    if (!this.turns || repainting) this.endTurn(); // a group's turn goes on until "turn.done"
   }
 
   // An "error" with a run_id: the run failed or was cancelled.
@@ -329,10 +355,12 @@ export class RunView {
       else this.current.bubble.classList.add("incomplete");
     }
     this.current = null;
-    const message = (e.sender ? e.sender + ": " : "") + e.message;
-    if (this.turns) {
-      // The next companion goes on; "turn.done" ends the turn.
+    const message = (this.turns && e.sender ? e.sender + ": " : "") + e.message;
+    if (this.turns && !repainting) {
+      // The next companion goes on; "turn.done" ends the turn, and Retry is offered then if
+      // this reply is still the latest (the server retries only the latest).
       this.showError(message, null);
+      this.retryLater = e.run_id;
       return;
     }
     this.endTurn();
