@@ -3,9 +3,10 @@
 Runs in this process against the configured database (``make bench`` points
 it at PostgreSQL when it is there). For 1k, 10k and 100k messages in one
 conversation (plus as many again in four other conversations, so the table
-is not all one companion's), it times ``history_page`` and a full GET of the
-chat page, then the same fetch with the ``(companion, -created_at)`` index
-dropped inside a transaction that is rolled back.
+is not all one conversation's), it times ``history_page`` and a full GET of
+the conversation's page, then the same fetch with the
+``(conversation, -created_at, -id)`` index dropped inside a transaction that
+is rolled back.
 """
 
 from __future__ import annotations
@@ -38,22 +39,59 @@ def _timed(fn, repeats: int) -> list[float]:
     return times
 
 
-def _fill(companion, count: int) -> None:
-    from chat.models import Message
+def _conversation(user, count: int):
+    """A new one-to-one chat (started as the site starts one, with its greeting) of ``count``
+    messages in all: the user's, each with its turn, and the companion's replies."""
+    from chat.conversations import conversation_start
+    from chat.models import Message, Turn
+    from companions.models import Companion
+    from tests.companions.factories import VALID
 
+    companion = Companion.objects.create(owner=user, **VALID)
+    conversation = conversation_start(user=user, companion=companion)
     batch = 5_000
-    for start in range(0, count, batch):
-        Message.objects.bulk_create(
-            Message(companion=companion, role="user" if n % 2 else "assistant", content=f"message {n} " * 8)
+    for start in range(1, count, batch):  # the greeting is message 0
+        made = Message.objects.bulk_create(
+            Message(
+                conversation=conversation,
+                role=Message.Role.USER if n % 2 else Message.Role.ASSISTANT,
+                sender=None if n % 2 else companion,
+                content=f"message {n} " * 8,
+            )
             for n in range(start, min(count, start + batch))
         )
+        Turn.objects.bulk_create(
+            Turn(
+                conversation=conversation,
+                message=message,
+                order=[companion.pk],
+                status=Turn.Status.DONE,
+                created_at=message.created_at,
+            )
+            for message in made
+            if message.role == Message.Role.USER
+        )
+    return conversation
+
+
+def _ok(response) -> None:
+    assert response.status_code == 200, response.status_code
+
+
+def _clear(user) -> None:
+    """The user's chats and companions from an earlier size (the messages go with their chats)."""
+    from chat.models import Conversation
+    from companions.models import Companion
+
+    Conversation.objects.filter(owner=user).delete()
+    Companion.objects.filter(owner=user).delete()
 
 
 def run() -> dict:
+    from django.urls import reverse
+
     from accounts.models import User
     from chat.selectors import history_page
-    from companions.models import Companion
-    from tests.companions.factories import VALID
 
     user, _ = User.objects.get_or_create(
         username="benchhistory", defaults={"email": "benchhistory@example.com"}
@@ -62,22 +100,23 @@ def run() -> dict:
     client.force_login(user)
     rows, results = [], []
     for size in SIZES:
-        Companion.objects.filter(owner=user).delete()
-        companion = Companion.objects.create(owner=user, **VALID)
-        _fill(companion, size)
+        _clear(user)
+        conversation = _conversation(user, size)
         for _ in range(NOISE_COMPANIONS):
-            _fill(Companion.objects.create(owner=user, **VALID), size // NOISE_COMPANIONS)
+            _conversation(user, size // NOISE_COMPANIONS)
+        assert conversation.messages.count() == size
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE chat_message")
-        query = _timed(lambda c=companion: history_page(c), QUERY_REPEATS)
-        page = _timed(lambda c=companion: client.get(f"/chat/{c.pk}/"), PAGE_REPEATS)
+        url = reverse("chat:conversation", args=[conversation.pk])
+        query = _timed(lambda c=conversation: history_page(c), QUERY_REPEATS)
+        page = _timed(lambda u=url: _ok(client.get(u)), PAGE_REPEATS)
         without = []
         try:
             with transaction.atomic():
                 with connection.cursor() as cursor:
-                    cursor.execute("DROP INDEX message_companion_created")
-                without = _timed(lambda c=companion: history_page(c), max(20, QUERY_REPEATS // 10))
+                    cursor.execute("DROP INDEX message_conversation_latest")
+                without = _timed(lambda c=conversation: history_page(c), max(20, QUERY_REPEATS // 10))
                 raise _Rollback
         except _Rollback:
             pass
@@ -92,7 +131,7 @@ def run() -> dict:
         }
         results.append(result)
         rows.append(tuple(result.values()))
-    Companion.objects.filter(owner=user).delete()
+    _clear(user)
     print(f"Latest 50 messages of one conversation ({connection.vendor}); ms")
     print(
         table(

@@ -130,11 +130,13 @@ def login_cookie(site) -> tuple[dict, int]:
         "-c",
         "from accounts.models import User; from companions.models import Companion; "
         "from tests.companions.factories import VALID; from chat.models import Message; "
+        "from chat.conversations import conversation_start; "
         "from django.contrib.sessions.backends.db import SessionStore; "
         "u, _ = User.objects.get_or_create(username='benchpages', defaults={'email': 'bp@example.com'}); "
         "c = Companion.objects.create(owner=u, **VALID); "
+        "chat = conversation_start(user=u, companion=c); "
         "Message.objects.bulk_create("
-        "Message(companion=c, role='user', content='hello ' * 20) for _ in range(60)); "
+        "Message(conversation=chat, role='user', content='hello ' * 20) for _ in range(60)); "
         "s = SessionStore(); s['_auth_user_id'] = str(u.pk); "
         "s['_auth_user_backend'] = 'accounts.backends.UsernameOrEmailBackend'; "
         "s['_auth_user_hash'] = u.get_session_auth_hash(); s.create(); print(s.session_key, c.pk)",
