@@ -20,7 +20,15 @@ from django.db.models import Q
 from accounts.models import User
 from chat import turns
 from chat.admission import change_admit
-from chat.models import MAX_GROUP_COMPANIONS, MIN_GROUP_COMPANIONS, Conversation, Message, Participant, Turn
+from chat.models import (
+    MAX_GROUP_COMPANIONS,
+    MIN_GROUP_COMPANIONS,
+    Conversation,
+    Message,
+    Participant,
+    PipelineRun,
+    Turn,
+)
 from chat.paging import MAX_ID
 from chat.selectors import conversation_members, latest_direct_conversation
 from companionhub import pagecache
@@ -299,7 +307,7 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
         raise AppError("busy", f"{companion.name} is still replying. Wait a moment or cancel the reply.")
     direct = Conversation.objects.filter(kind=Conversation.Kind.DIRECT, participants__companion=companion)
     messages = Message.objects.filter(conversation__in=direct).count()
-    runs = sum(c.runs.count() for c in direct)
+    runs = PipelineRun.objects.filter(conversation__in=direct).count()
     direct.delete()
     images, _ = StoredImage.objects.filter(companion=companion, kind=StoredImage.Kind.GENERATED).delete()
     Companion.objects.filter(pk=companion.pk).update(**catalogue.DEFAULT_STATE)
