@@ -107,13 +107,23 @@ def with_last_message(conversations: Iterable[Conversation]) -> list[Conversatio
 def history_page(
     conversation: Conversation, *, before_id: int | None = None, limit: int = HISTORY_PAGE
 ) -> paging.Page:
-    """Up to ``limit`` messages older than ``before_id``, oldest first (the conversation index)."""
-    messages = (
-        Message.objects.filter(conversation=conversation)
-        .select_related("sender", "sender__header_image", "image")
-        .defer(*(f"sender__{column}" for column in LARGE_COLUMNS))  # joined once per message
-    )
-    return paging.page_before(messages, before_id=before_id, size=limit)
+    """Up to ``limit`` messages older than ``before_id``, oldest first (the conversation index).
+
+    Each reply's sender is the member the page has already loaded, shared by all its
+    messages, not a companion joined and built again for every row (a companion that has
+    left a group is looked up once).
+    """
+    messages = Message.objects.filter(conversation=conversation).select_related("image")
+    page = paging.page_before(messages, before_id=before_id, size=limit)
+    senders = {companion.pk: companion for companion in conversation_members(conversation)}
+    missing = {m.sender_id for m in page.messages if m.sender_id and m.sender_id not in senders}
+    if missing:
+        left = companions_without_large_columns().select_related("header_image").filter(pk__in=missing)
+        senders.update((companion.pk, companion) for companion in left)
+    for message in page.messages:
+        if message.sender_id is not None:
+            message.sender = senders[message.sender_id]
+    return page
 
 
 def llm_history(

@@ -11,7 +11,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
@@ -51,6 +52,9 @@ def _render_conversation(request: AuthenticatedHttpRequest, conversation: Conver
         "chats": with_last_message(others[:30]),
         "branched_from": _branch_origin(conversation),
         "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        # Each message's no-JavaScript pages (branch, correct) under it: built once, not reversed
+        # per message.
+        "messages_url": reverse("chat:conversation", args=[conversation.pk]) + "messages/",
     }
     return render(request, "chat/conversation.html", context)
 
@@ -179,11 +183,22 @@ def delete(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpRespo
     return render(request, "chat/confirm_delete.html", {"conversation": conversation, "members": members})
 
 
+def _message_page(
+    request: AuthenticatedHttpRequest, conversation: Conversation, message_id: int, action: str
+) -> HttpResponse:
+    """The page without JavaScript for one message's action (branch, correct): its form."""
+    message = get_object_or_404(Message, pk=message_id, conversation=conversation)
+    context = {"conversation": conversation, "message": message, "action": action}
+    return render(request, "chat/message_action.html", context)
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def branch(request: AuthenticatedHttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    """*Branch here* without JavaScript: the same service as the ``conversation.branch`` frame."""
+    """*Branch here* without JavaScript (GET: the form): the service of ``conversation.branch``."""
     conversation = conversation_get_for_user(request.user, conversation_id)
+    if request.method == "GET":
+        return _message_page(request, conversation, message_id, "branch")
     try:
         made = conversations.conversation_branch(
             user=request.user, conversation=conversation, message_id=message_id
@@ -200,10 +215,12 @@ def branch(request: AuthenticatedHttpRequest, conversation_id: int, message_id: 
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def edit(request: AuthenticatedHttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    """Correct a message in place without JavaScript (resending is the socket's)."""
+    """Correct a message in place without JavaScript (GET: the form; resending is the socket's)."""
     conversation = conversation_get_for_user(request.user, conversation_id)
+    if request.method == "GET":
+        return _message_page(request, conversation, message_id, "edit")
     try:
         editing.message_edit(
             user=request.user,

@@ -166,15 +166,17 @@ def test_branch_and_correct_without_javascript(browser, site, chat):
         nojs.goto(url)
         reply = nojs.locator(".chat-log .bubble.assistant[data-message-id]").last
         reply.locator("summary", has_text="More").click()
-        reply.get_by_label("Correct this message").fill("An answer with a typo: the end.")
-        reply.get_by_role("button", name="Save correction").click()
+        reply.get_by_role("link", name="Correct…").click()
+        nojs.get_by_label("Correct this message").fill("An answer with a typo: the end.")
+        nojs.get_by_role("button", name="Save correction").click()
         reply = nojs.locator(".chat-log .bubble.assistant[data-message-id]").last
         expect(reply.locator(".bubble-text")).to_have_text("An answer with a typo: the end.")
         expect(reply.locator("[data-edited-mark]")).to_have_text("edited")
 
         mine = nojs.locator(".chat-log .bubble.user[data-message-id]").last
         mine.locator("summary", has_text="More").click()
-        mine.get_by_role("button", name="Branch here").click()
+        mine.get_by_role("link", name="Branch here…").click()
+        nojs.get_by_role("button", name="Branch here").click()
         expect(nojs).to_have_url(CHAT_PAGE)
         expect(nojs.locator(".messages")).to_contain_text("A new chat goes on from that message")
         expect(nojs.locator(".chat-log .bubble[data-message-id] .bubble-text")).to_have_text(

@@ -326,14 +326,17 @@ def test_the_branch_button_opens_the_new_chat(client, user, companion):
 
 
 @pytest.mark.django_db
-def test_the_branch_button_is_a_post_of_the_owner_for_a_message_here(client, user, other_user, companion):
+def test_the_branch_page_is_the_owners_for_a_message_here(client, user, other_user, companion):
     original, rows = story(companion)
     elsewhere = add_reply(make_chat(companion), companion, "Elsewhere")
     url = reverse("chat:branch", args=[original.pk, rows["reply"].pk])
     client.force_login(user)
-    assert client.get(url).status_code == 405
+    page = client.get(url)  # without JavaScript: the message and its Branch here button; nothing made
+    assert page.status_code == 200 and b"Branch here</button>" in page.content
+    assert client.get(reverse("chat:branch", args=[original.pk, elsewhere.pk])).status_code == 404
     assert client.post(reverse("chat:branch", args=[original.pk, elsewhere.pk])).status_code == 404
     client.force_login(other_user)
+    assert client.get(url).status_code == 404
     assert client.post(url).status_code == 404
     assert not Conversation.objects.filter(branched_from__isnull=False).exists()
 

@@ -290,12 +290,14 @@ def test_the_edit_form_explains_a_refusal(signed_in, companion):
 
 
 @pytest.mark.django_db
-def test_the_edit_form_is_a_post_of_the_owner_for_a_message_here(client, signed_in, other_user, companion):
+def test_the_edit_page_is_the_owners_for_a_message_here(client, signed_in, other_user, companion):
     conversation, rows = story(companion)
     elsewhere = add_reply(make_chat(companion), companion, "Elsewhere")
     before = snapshot(conversation)
     url = reverse("chat:edit", args=[conversation.pk, rows[1].pk])
-    assert signed_in.get(url).status_code == 405
+    page = signed_in.get(url)  # without JavaScript: the form, holding the text as it is
+    assert page.status_code == 200 and b"Save correction" in page.content
+    assert signed_in.get(reverse("chat:edit", args=[conversation.pk, elsewhere.pk])).status_code == 404
     assert (
         signed_in.post(
             reverse("chat:edit", args=[conversation.pk, elsewhere.pk]), {"content": "x"}
@@ -303,6 +305,7 @@ def test_the_edit_form_is_a_post_of_the_owner_for_a_message_here(client, signed_
         == 404
     )
     client.force_login(other_user)
+    assert client.get(url).status_code == 404
     assert client.post(url, {"content": "Mine now"}).status_code == 404
     assert snapshot(conversation) == before
     elsewhere.refresh_from_db()
