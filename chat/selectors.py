@@ -6,10 +6,9 @@ another user's id is "not found", never "forbidden".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.core.cache import cache
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
@@ -18,9 +17,10 @@ from chat.models import Conversation, Message, PipelineRun
 from chat.publish import live_reply_key
 from chat.runs import runs_with_companion
 from companions.models import Companion
-from companions.selectors import LARGE_COLUMNS, companions_without_large_columns
+from companions.selectors import companions_without_large_columns
 
 HISTORY_PAGE = 50
+LAST_TEXT_CHARS = 80  # of a chat's newest message, in the lists
 
 
 def _members_prefetch() -> Prefetch:
@@ -82,26 +82,14 @@ def latest_direct_conversation(companion: Companion) -> Conversation | None:
     return companion_conversations(companion).filter(kind=Conversation.Kind.DIRECT).first()
 
 
-def with_last_message(conversations: Iterable[Conversation]) -> list[Conversation]:
-    """The conversations, each with ``last_message`` (its newest message or None): two queries."""
-    conversations = list(conversations)
-    newest = (
-        Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
+def with_last_message(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """The conversations with ``last_text`` (the start of their newest message) and ``last_at``
+    (its time), in the same query: subqueries on the conversation index, no rows of messages."""
+    newest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
+    return conversations.annotate(
+        last_text=Subquery(newest.annotate(start=Left("content", LAST_TEXT_CHARS)).values("start")[:1]),
+        last_at=Subquery(newest.values("created_at")[:1]),
     )
-    message_ids = (
-        Conversation.objects.filter(pk__in=[c.pk for c in conversations])
-        .annotate(newest=Subquery(newest))
-        .values_list("newest", flat=True)
-    )
-    found = (
-        Message.objects.filter(pk__in=[m for m in message_ids if m])
-        .select_related("sender")
-        .defer(*(f"sender__{column}" for column in LARGE_COLUMNS))
-    )
-    last = {message.conversation_id: message for message in found}
-    for conversation in conversations:
-        conversation.last_message = last.get(conversation.pk)  # type: ignore[attr-defined]  # for the lists only
-    return conversations
 
 
 def history_page(

@@ -49,7 +49,7 @@ def _render_conversation(request: AuthenticatedHttpRequest, conversation: Conver
         "history": history.messages,
         "has_older": history.has_older,
         "snapshot": conversation_snapshot(conversation),
-        "chats": with_last_message(others[:30]),
+        "chats": with_last_message(others)[:30],
         "branched_from": _branch_origin(conversation),
         "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         # Each message's no-JavaScript pages (branch, correct) under it: built once, not reversed

@@ -16,7 +16,7 @@ register = template.Library()
 def companion_chats(context: template.Context, companion: Companion) -> dict[str, Any]:
     return {
         "companion": companion,
-        "chats": with_last_message(companion_conversations(companion)[:30]),
+        "chats": with_last_message(companion_conversations(companion))[:30],
         "current": None,
         "csrf_token": context.get("csrf_token"),
     }
