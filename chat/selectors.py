@@ -82,6 +82,15 @@ def latest_direct_conversation(companion: Companion) -> Conversation | None:
     return companion_conversations(companion).filter(kind=Conversation.Kind.DIRECT).first()
 
 
+def chat_list(owner_id: int, *, companion: Companion | None = None) -> QuerySet[Conversation]:
+    """The chats a list shows (a companion's, or all the user's), most recently active first,
+    each with its newest message's start and time; no members (a group shows its title)."""
+    chats = Conversation.objects.filter(owner_id=owner_id)
+    if companion is not None:
+        chats = chats.filter(participants__companion=companion)
+    return with_last_message(chats.order_by("-updated_at", "-pk"))
+
+
 def with_last_message(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
     """The conversations with ``last_text`` (the start of their newest message) and ``last_at``
     (its time), in the same query: subqueries on the conversation index, no rows of messages."""

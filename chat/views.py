@@ -20,7 +20,7 @@ from chat import conversations, editing, paging, pictures, services
 from chat.forms import GroupForm, RenameForm
 from chat.models import Conversation, Message
 from chat.selectors import (
-    companion_conversations,
+    chat_list,
     conversation_get_for_user,
     conversation_members,
     conversation_snapshot,
@@ -39,9 +39,6 @@ from companions.selectors import companion_get_for_user
 def _render_conversation(request: AuthenticatedHttpRequest, conversation: Conversation) -> HttpResponse:
     history = history_page(conversation)
     members = conversation_members(conversation)
-    others = (
-        companion_conversations(members[0]) if len(members) == 1 else conversations_for_user(request.user)
-    )
     context = {
         "conversation": conversation,
         "members": members,
@@ -49,7 +46,7 @@ def _render_conversation(request: AuthenticatedHttpRequest, conversation: Conver
         "history": history.messages,
         "has_older": history.has_older,
         "snapshot": conversation_snapshot(conversation),
-        "chats": with_last_message(others)[:30],
+        "chats": chat_list(request.user.pk, companion=members[0] if len(members) == 1 else None)[:30],
         "branched_from": _branch_origin(conversation),
         "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         # Each message's no-JavaScript pages (branch, correct) under it: built once, not reversed
@@ -97,7 +94,7 @@ def conversation_new(request: AuthenticatedHttpRequest, companion_id: int) -> Ht
 def companion_chats(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     """Every chat of the companion (one-to-one and groups), newest first."""
     companion = companion_get_for_user(request.user, companion_id)
-    chats = with_last_message(companion_conversations(companion))
+    chats = chat_list(request.user.pk, companion=companion)
     return render(request, "chat/chat_list.html", {"companion": companion, "chats": chats})
 
 

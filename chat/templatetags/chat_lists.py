@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from chat.selectors import companion_conversations, with_last_message
+from chat.selectors import chat_list
 from companions.models import Companion
 
 register = template.Library()
@@ -16,7 +16,7 @@ register = template.Library()
 def companion_chats(context: template.Context, companion: Companion) -> dict[str, Any]:
     return {
         "companion": companion,
-        "chats": with_last_message(companion_conversations(companion))[:30],
+        "chats": chat_list(companion.owner_id, companion=companion)[:30],
         "current": None,
         "csrf_token": context.get("csrf_token"),
     }
