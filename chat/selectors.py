@@ -69,17 +69,15 @@ def conversation_find_for_user(user: User, conversation_id: int) -> Conversation
     return conversations_for_user(user).filter(pk=conversation_id).first()
 
 
-def companion_conversations(companion: Companion) -> QuerySet[Conversation]:
-    """Every conversation the companion takes part in (its chats and its groups), newest first."""
-    return (
-        Conversation.objects.filter(owner_id=companion.owner_id, participants__companion=companion)
-        .prefetch_related(_members_prefetch())
-        .order_by("-updated_at", "-pk")
-    )
-
-
 def latest_direct_conversation(companion: Companion) -> Conversation | None:
-    return companion_conversations(companion).filter(kind=Conversation.Kind.DIRECT).first()
+    """The companion's most recently active one-to-one chat, or None."""
+    return (
+        Conversation.objects.filter(
+            owner_id=companion.owner_id, kind=Conversation.Kind.DIRECT, participants__companion=companion
+        )
+        .order_by("-updated_at", "-pk")
+        .first()
+    )
 
 
 def chat_list(owner_id: int, *, companion: Companion | None = None) -> QuerySet[Conversation]:

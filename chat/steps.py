@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from celery import current_app
+from celery import chain, current_app
 
 # A step's queue is the chat queue, or a queue of its own for slow work. The chat queue is
 # Celery's default queue (CELERY_CHAT_QUEUE names it, so that several sites can share one
@@ -145,12 +145,16 @@ def picture_steps() -> tuple[Step, ...]:
     return tuple(step for step in STEPS if step.picture)
 
 
-def run_tasks(*, repaint: bool = False) -> tuple[str, ...]:
-    """The task names a new run's chain starts with: the steps of a reply, or, to paint a
-    reply's picture again, the picture steps and ``finish``."""
-    if repaint:
-        return (*(step.task for step in picture_steps()), FINISH_TASK)
-    return tuple(step.task for step in chain_steps())
+def chain_for(run_id: str, *, picture_only: bool = False) -> chain:
+    """The Celery chain that runs the steps of one reply, in order (``update_state`` sends the
+    picture steps or ``finish`` after it); or, after it or to paint a reply's picture again,
+    the picture steps and ``finish``. Tasks are named, not imported: starting a run does not
+    import the steps that end it. Signatures are immutable: a step reads only the run."""
+    if picture_only:
+        names = (*(step.task for step in picture_steps()), FINISH_TASK)
+    else:
+        names = tuple(step.task for step in chain_steps())
+    return chain(*(current_app.signature(name, args=(run_id,), immutable=True) for name in names))
 
 
 def labels() -> dict[str, str]:

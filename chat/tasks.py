@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from celery import Task, chain, current_app, shared_task
+from celery import Task, shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -108,7 +108,7 @@ def update_state(self, run_id: str) -> None:
     # The picture runs on its own queue; a turn without one finishes right here
     # instead of queueing behind someone's minute-long picture.
     if wants_image:
-        picture_chain(run_id).apply_async()
+        steps.chain_for(run_id, picture_only=True).apply_async()
     else:
         finish.delay(run_id)
 
@@ -137,19 +137,3 @@ def finish(self, run_id: str) -> None:
 @shared_task(name="chat.reconcile_stuck_runs")
 def reconcile_stuck_runs() -> int:
     return pipeline.reconcile_stuck_runs(older_than_seconds=settings.CHAT_STUCK_RUN_SECONDS)
-
-
-def _signatures(chosen: tuple[steps.Step, ...], run_id: str) -> list:
-    return [current_app.tasks[step.task].si(run_id) for step in chosen]
-
-
-def pipeline_chain(run_id: str, *, want_image: bool = False) -> chain:
-    """The chain for one turn: the registry's steps, in order. ``update_state`` sends the
-    picture steps (or finish) next."""
-    del want_image  # decided after analysis, which may discover the user asked for a picture
-    return chain(*_signatures(steps.chain_steps(), run_id))
-
-
-def picture_chain(run_id: str) -> chain:
-    """The picture steps and then finish: after ``update_state``, or alone to paint a reply again."""
-    return chain(*_signatures(steps.picture_steps(), run_id), finish.si(run_id))

@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from celery import chain, current_app
 from django.db import transaction
 from django.utils import timezone
 
@@ -43,10 +42,9 @@ TURN_GAP_SECONDS = 30
 
 
 def start_pipeline(run_id: RunId, *, repaint: bool = False) -> None:
-    """Send the run's chain of steps to the workers (call after commit). The steps come from
-    the registry by task name, so starting a run does not import the steps that end it."""
-    names = steps.run_tasks(repaint=repaint)
-    chain(*(current_app.signature(name, args=(str(run_id),), immutable=True) for name in names)).apply_async()
+    """Send the run's chain of steps to the workers (call after commit): a reply's, or a
+    picture painted again (the picture steps and ``finish``)."""
+    steps.chain_for(str(run_id), picture_only=repaint).apply_async()
 
 
 def named_first(text: str, names: Sequence[tuple[int, str]]) -> int | None:

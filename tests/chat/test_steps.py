@@ -17,7 +17,7 @@ import pytest
 from celery.exceptions import Ignore
 from django.template import Context, Template
 
-from chat import pipeline, steps, tasks
+from chat import pipeline, steps
 from chat.pipeline import StepFailed
 from companionhub import metrics
 from companionhub.celery import app
@@ -31,8 +31,8 @@ def route(task_name: str) -> dict:
 
 
 def test_the_chain_runs_the_registrys_steps_in_order():
-    turn = tasks.pipeline_chain("r1")
-    picture = tasks.picture_chain("r1")
+    turn = steps.chain_for("r1")
+    picture = steps.chain_for("r1", picture_only=True)
     sent = [signature.task for signature in [*turn.tasks, *picture.tasks]]
     assert sent == [*(step.task for step in steps.STEPS), "chat.finish"]
     # The last step of every turn is the one that sends the picture steps, or finish.
