@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+import time
 import uuid
 
 import pytest
@@ -149,13 +150,39 @@ SMALL = {
 }
 
 
+class RateLimitClock:
+    """django-ratelimit's clock, held still: a test's hits all fall in one window.
+
+    Windows are fixed, so on the real clock a test that spends an allowance
+    just before a window ends would find it renewed by its next request.
+    Tests that need a window to pass move the clock with ``advance``.
+    """
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def rate_limits(settings, user):
+def rate_limit_clock(monkeypatch) -> RateLimitClock:
+    clock = RateLimitClock()
+    monkeypatch.setattr("django_ratelimit.core.time", clock)
+    return clock
+
+
+@pytest.fixture
+def rate_limits(settings, user, rate_limit_clock):
     """Small limits, switched on, with this test's counters starting at zero.
 
     Counters live in the shared cache (Redis in CI) and outlive a run: a fixed
     address or name used by a test would lock up after a few runs in one
-    window. A key prefix of this test's own gives it a clean slate.
+    window. A key prefix of this test's own gives it a clean slate, and a
+    clock held still keeps its hits in one window.
     """
     settings.RATELIMIT_ENABLE = True
     settings.RATE_LIMITS = dict(SMALL)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +17,7 @@ def limit_of(scope: str) -> int:
 
 
 @pytest.mark.parametrize("scope", sorted(SMALL))
-def test_each_scope_limits_separates_keys_and_forgets(rate_limits, scope, monkeypatch):
+def test_each_scope_limits_separates_keys_and_forgets(rate_limits, scope, rate_limit_clock):
     key, other = f"k-{uuid.uuid4().hex}", f"k-{uuid.uuid4().hex}"
     for _ in range(limit_of(scope)):
         assert not ratelimits.hit(scope, key).limited
@@ -26,8 +25,7 @@ def test_each_scope_limits_separates_keys_and_forgets(rate_limits, scope, monkey
     assert over.limited and over.retry_after > 0
     assert ratelimits.peek(scope, key).limited
     assert not ratelimits.hit(scope, other).limited
-    later = time.time() + 25 * 3600  # past every window in the table
-    monkeypatch.setattr("django_ratelimit.core.time.time", lambda: later)
+    rate_limit_clock.advance(25 * 3600)  # past every window in the table
     assert not ratelimits.hit(scope, key).limited
 
 

@@ -35,14 +35,11 @@ def test_login_is_limited_per_address_and_account(client, rate_limits, user, ip)
     assert login(client, "192.0.2.77", password=PASSWORD).status_code == 302
 
 
-def test_the_window_ends(client, rate_limits, user, ip, monkeypatch):
+def test_the_window_ends(client, rate_limits, user, ip, rate_limit_clock):
     for _ in range(3):
         login(client, ip)
     assert_limited(login(client, ip))
-    import time as real_time
-
-    later = real_time.time() + 16 * 60
-    monkeypatch.setattr("django_ratelimit.core.time.time", lambda: later)
+    rate_limit_clock.advance(16 * 60)
     assert login(client, ip, password=PASSWORD).status_code == 302
 
 
