@@ -2,10 +2,10 @@
 
 Field order and shapes follow ST's own writers: the header line of
 ``src/endpoints/chats.js`` (``user_name``, ``character_name``,
-``create_date`` in its ``2026-11-30 @21h 26m 05s 123ms`` form,
+``create_date`` in its ``2025-6-19 @21h 26m 05s 123ms`` form,
 ``chat_metadata`` with the ``integrity`` slug and the author's-note
 settings), and the messages of ``public/script.js`` (``send_date`` in the
-``November 30, 2026 9:26pm`` form, ``extra``, and for a reply with versions
+``June 19, 2025 9:26pm`` form, ``extra``, and for a reply with versions
 ``swipe_id``, ``swipes`` and ``swipe_info``). Lines are JSON.stringify's
 compact form joined by a newline, without one at the end.
 """
@@ -35,7 +35,7 @@ METADATA = {
 def st_header(
     user_name: str = "User",
     character_name: str = "Seraphina",
-    create_date: str = "2026-11-30 @21h 26m 05s 123ms",
+    create_date: str = "2025-6-19 @21h 26m 05s 123ms",
     chat_metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -46,7 +46,7 @@ def st_header(
     }
 
 
-def st_user(mes: str, send_date: Any = "November 30, 2026 9:27pm", name: str = "User", **more: Any) -> dict:
+def st_user(mes: str, send_date: Any = "June 19, 2025 9:27pm", name: str = "User", **more: Any) -> dict:
     return {
         "name": name,
         "is_user": True,
@@ -60,7 +60,7 @@ def st_user(mes: str, send_date: Any = "November 30, 2026 9:27pm", name: str = "
 
 def st_reply(
     mes: str,
-    send_date: Any = "November 30, 2026 9:28pm",
+    send_date: Any = "June 19, 2025 9:28pm",
     name: str = "Seraphina",
     *,
     swipes: list[str] | None = None,
@@ -77,8 +77,8 @@ def st_reply(
         "is_user": False,
         "send_date": send_date,
         "mes": mes,
-        "gen_started": "2026-11-30T21:28:01.250Z",
-        "gen_finished": "2026-11-30T21:28:04.870Z",
+        "gen_started": "2025-06-19T21:28:01.250Z",
+        "gen_finished": "2025-06-19T21:28:04.870Z",
         "is_system": False,
     }
     if swipes is not None:
@@ -87,8 +87,8 @@ def st_reply(
         line["swipe_info"] = [
             {
                 "send_date": send_date,
-                "gen_started": "2026-11-30T21:28:01.250Z",
-                "gen_finished": "2026-11-30T21:28:04.870Z",
+                "gen_started": "2025-06-19T21:28:01.250Z",
+                "gen_finished": "2025-06-19T21:28:04.870Z",
                 "extra": {"api": "openai", "model": "gpt-4o"},
             }
             for _ in swipes
@@ -103,7 +103,7 @@ def st_greeting(mes: str, *, alternates: list[str] | None = None, name: str = "S
         "name": name,
         "is_user": False,
         "is_system": False,
-        "send_date": "November 30, 2026 9:26pm",
+        "send_date": "June 19, 2025 9:26pm",
         "mes": mes,
         "extra": {},
     }
@@ -112,7 +112,7 @@ def st_greeting(mes: str, *, alternates: list[str] | None = None, name: str = "S
         line.update(
             swipe_id=0,
             swipes=swipes,
-            swipe_info=[{"send_date": "November 30, 2026 9:26pm", "extra": {}}] * len(swipes),
+            swipe_info=[{"send_date": "June 19, 2025 9:26pm", "extra": {}}] * len(swipes),
         )
     return line
 
@@ -143,12 +143,12 @@ def st_swipes_chat(user_name: str = "User", character_name: str = "Seraphina") -
             swipes=["You are safe here.", "In the Eldoria forest.", "Somewhere between dreams."],
             reasoning="They sound lost; reassure them.",
         ),
-        st_user("Can you help me?", "November 30, 2026 9:31pm", name=user_name),
-        st_reply("Of course. Follow me.", "November 30, 2026 9:32pm", name=character_name),
-        st_user("Thank you, Seraphina.", "November 30, 2026 9:40pm", name=user_name),
+        st_user("Can you help me?", "June 19, 2025 9:31pm", name=user_name),
+        st_reply("Of course. Follow me.", "June 19, 2025 9:32pm", name=character_name),
+        st_user("Thank you, Seraphina.", "June 19, 2025 9:40pm", name=user_name),
         st_reply(
             "Mind the roots.",
-            "November 30, 2026 9:41pm",
+            "June 19, 2025 9:41pm",
             name=character_name,
             swipes=["Stay close.", "Mind the roots."],
         ),
