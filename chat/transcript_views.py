@@ -59,4 +59,4 @@ def conversation_import(request: AuthenticatedHttpRequest) -> HttpResponse:
             for notice in result.notices:
                 messages.info(request, notice)
             return redirect("chat:conversation", conversation_id=result.conversation.pk)
-    return render(request, "chat/import.html", {"form": form, "problems": problems}, status=400)
+    return render(request, "chat/import.html", {"form": form, "problems": problems})
