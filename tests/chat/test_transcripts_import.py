@@ -426,3 +426,22 @@ def test_our_json_with_wrong_types_is_refused(user, companion, change, error):
     document.update(change)
     errors = rejected(user, json.dumps(document).encode(), companion)
     assert errors[0].startswith(error)
+
+
+def test_the_last_imported_reply_can_be_written_again(st_user_account, seraphina):
+    from chat import editing
+
+    conversation = do_import(st_user_account, FIXTURE.read_bytes(), seraphina).conversation
+    accepted = editing.message_regenerate(user=st_user_account, conversation=conversation)
+    reply = conversation.messages.order_by("-created_at", "-pk").first()
+    assert accepted.run.reply_id == reply.pk and accepted.run.companion_id == seraphina.pk
+    assert reply.alternatives == ["Stay close.", "Mind the roots."]
+
+
+def test_chat_metadata_over_its_cap_is_left_out_and_said(user, companion):
+    from chat.transcripts.reading import METADATA_MAX_BYTES
+
+    header = st_header(chat_metadata={"note_prompt": "x" * METADATA_MAX_BYTES})
+    result = do_import(user, st_file(header, st_user("Hi")), companion)
+    assert "chat_metadata" not in result.conversation.transcript_origin
+    assert result.notices == ["The chat's settings (chat_metadata) are larger than 64 KB and were left out."]
