@@ -18,7 +18,7 @@ from pathlib import Path
 
 import django
 
-BENCHES = ("images", "ratelimit", "history", "dispatch", "pipeline", "site")
+BENCHES = ("images", "ratelimit", "history", "dispatch", "pipeline", "site", "transcripts")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -15,7 +15,8 @@ from tests.chat.factories import add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
 OBJECT_KWARGS = {"companion_id", "token_id", "image_id", "group_id", "conversation_id", "message_id"}
-NOT_OBJECTS = {"step"}  # the wizard's step number belongs to the signed-in user's own draft
+NOT_OBJECTS = {"step", "fmt"}  # the wizard's step (the user's own draft); an export's file format
+OTHER_KWARGS = {"chat:export": {"fmt": "jsonl"}}
 # Every page of a conversation and of a companion's chats: each must be in the walk.
 CHAT_URLS = {
     "chat:page",
@@ -28,6 +29,7 @@ CHAT_URLS = {
     "chat:older",
     "chat:rename",
     "chat:delete",
+    "chat:export",
     "chat:branch",
     "chat:edit",
     "chat:picture_paint_again",
@@ -139,7 +141,7 @@ def test_another_users_objects_are_not_found(client, other_user, victim_objects,
     nothing changes, nothing private shows."""
     mine = make_companion(other_user, name="Mine")
     client.force_login(other_user)
-    url = reverse(name, kwargs={k: victim_objects[k] for k in kwargs})
+    url = reverse(name, kwargs={**{k: victim_objects[k] for k in kwargs}, **OTHER_KWARGS.get(name, {})})
     before = snapshot()
     statuses = {}
     for method in ("get", "post"):
