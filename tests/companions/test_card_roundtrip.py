@@ -13,7 +13,7 @@ from django.urls import reverse
 from companions import cards
 from companions.selectors import companion_header_bytes
 from companions.services import companion_import_card
-from tests.companions.sillytavern import LOREBOOK, js_stringify, st_character, st_png, st_v3
+from tests.companions.sillytavern import LOREBOOK, js_stringify, st_character, st_png, st_v3, st_write
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +135,17 @@ def test_a_v1_card_is_exported_with_the_v2_fields(user):
     )
     data = cards.build_card(companion)["data"]
     assert (data["name"], data["first_mes"], data["creator_notes"], data["tags"]) == ("Old", "Hi", "", [])
+
+
+def test_our_png_writer_writes_the_bytes_sillytavern_writes():
+    char = st_character()
+    picture = st_png({"spec": "chara_card_v2", "data": {"name": "old card, replaced"}})
+    assert cards.build_card_png(char, picture) == st_write(picture, js_stringify(char))
+
+
+def test_a_png_picture_keeps_its_pixels_and_chunks():
+    picture = st_png(st_character(), size=(7, 5))
+    raw = cards.build_card_png(cards.with_spec(st_character(), cards.SPEC_V3), picture)
+    before, after = picture[: picture.index(b"tEXt") - 4], raw[: raw.index(b"tEXt") - 4]
+    assert before == after  # header and image data untouched
+    assert raw.endswith(b"IEND\xaeB`\x82")
