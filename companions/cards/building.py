@@ -129,6 +129,10 @@ def build_card(companion: Companion, *, spec: str = SPEC_V3) -> dict[str, Any]:
     if isinstance(data.get("assets"), list):  # embedded files were not kept: only a CHARX export has ours
         data["assets"] = [a for a in data["assets"] if not is_embedded(a)]
     data.update(values)
+    if spec == SPEC_V3 and "spec" not in stored and companion.created_at and companion.updated_at:
+        # Made here: V3's dates (Unix seconds) are ours to give; an imported card keeps its own.
+        data["creation_date"] = int(companion.created_at.timestamp())
+        data["modification_date"] = int(companion.updated_at.timestamp())
     data["extensions"] = extensions
     if stored.get("character_book") is not None:
         data["character_book"] = stored["character_book"]

@@ -355,7 +355,10 @@ def test_a_wizard_companion_exports_as_a_v3_card(user):
     companion = make_companion(user, system_prompt="Be kind.")
     card = build_card(companion)
     assert (card["spec"], card["spec_version"]) == ("chara_card_v3", "3.0")
-    assert build_card(companion, spec=cards.SPEC_V2)["spec"] == "chara_card_v2"
+    v2 = build_card(companion, spec=cards.SPEC_V2)
+    assert v2["spec"] == "chara_card_v2" and "creation_date" not in v2["data"]
+    assert card["data"]["creation_date"] <= card["data"]["modification_date"]
+    assert isinstance(card["data"]["creation_date"], int)
     data = card["data"]
     assert data["name"] == "Mika"
     assert data["description"].endswith("\n\nGrew up by the sea.")
