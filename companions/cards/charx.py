@@ -23,6 +23,7 @@ import io
 import json
 import re
 import stat
+import struct
 import zipfile
 from typing import Any
 
@@ -64,11 +65,8 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 def check_zip(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """Every entry judged from the central directory; the entries by name when all pass."""
     infos = archive.infolist()
-    if len(infos) > MAX_ENTRIES:
-        raise _refuse(
-            "zip_too_many_entries",
-            f"The CHARX file has {len(infos):,} entries; at most {MAX_ENTRIES} are accepted.",
-        )
+    if len(infos) > MAX_ENTRIES:  # the end record can understate it
+        raise _too_many(len(infos))
     by_name: dict[str, zipfile.ZipInfo] = {}
     total = 0
     for info in infos:
@@ -137,8 +135,38 @@ def main_icon_path(data: dict[str, Any]) -> str | None:
     return _embedded_path(chosen.get("uri")) if chosen else None
 
 
+def declared_entry_count(raw: bytes) -> int | None:
+    """The entry count the zip's end record declares (ZIP64 too), or None when there is none.
+
+    Read before ``zipfile`` parses the directory: a 10 MB upload can declare
+    two hundred thousand tiny entries, and building an object for each is
+    the cost to avoid.
+    """
+    end = raw.rfind(b"PK\x05\x06", max(0, len(raw) - 22 - 0xFFFF))
+    if end < 0 or end + 22 > len(raw):
+        return None
+    (count,) = struct.unpack_from("<H", raw, end + 10)
+    if count != 0xFFFF:
+        return count
+    zip64 = raw.rfind(b"PK\x06\x06", 0, end)
+    if zip64 < 0 or zip64 + 56 > len(raw):
+        return None
+    (count64,) = struct.unpack_from("<Q", raw, zip64 + 32)
+    return count64
+
+
+def _too_many(count: int) -> CardRejected:
+    return _refuse(
+        "zip_too_many_entries",
+        f"The CHARX file has {count:,} entries; at most {MAX_ENTRIES} are accepted.",
+    )
+
+
 def read_charx(raw: bytes, *, max_picture_bytes: int) -> ParsedCard:
     """The card in a CHARX file, with its main icon as the picture (or none)."""
+    declared = declared_entry_count(raw)
+    if declared is not None and declared > MAX_ENTRIES:
+        raise _too_many(declared)
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:

@@ -167,10 +167,19 @@ def test_reading_stops_at_the_cap_whatever_the_header_says(monkeypatch):
     assert refused(make_charx()).code == "zip_entry_too_large"
 
 
-def test_thousands_of_entries_are_refused():
+def test_thousands_of_entries_are_refused_before_the_directory_is_parsed(monkeypatch):
     raw = make_charx({f"assets/other/{i}.txt": b"x" for i in range(3000)})
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("parsed"))
     error = refused(raw)
     assert error.code == "zip_too_many_entries" and "3,001 entries" in error.message
+
+
+def test_an_end_record_that_understates_the_entries_is_caught_from_the_directory():
+    raw = bytearray(make_charx({f"assets/other/{i}.txt": b"x" for i in range(300)}))
+    end = raw.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", raw, end + 8, 2, 2)  # entries on this disk, entries in all
+    error = refused(bytes(raw))
+    assert error.code == "zip_too_many_entries" and "301 entries" in error.message
 
 
 @pytest.mark.parametrize(
