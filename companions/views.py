@@ -189,6 +189,14 @@ def _import_notes(imported: cards.ImportedCard | None) -> list[tuple[int, str]]:
                 f"so this was left out: {parts}.",
             )
         )
+    if imported.assets_not_kept:
+        notes.append(
+            (
+                messages.INFO,
+                f"{imported.assets_not_kept} of the card's other pictures or sounds (sprites, backgrounds)"
+                " are not kept; its main picture is.",
+            )
+        )
     if imported.look_defaulted:
         notes.append((messages.INFO, "The card does not describe a look we can use; set it in Settings."))
     return notes

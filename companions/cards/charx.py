@@ -111,7 +111,7 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, what
     return data
 
 
-def _embedded_path(uri: Any) -> str | None:
+def embedded_path(uri: Any) -> str | None:
     if not isinstance(uri, str):
         return None
     for prefix in EMBEDDED_PREFIXES:
@@ -121,7 +121,7 @@ def _embedded_path(uri: Any) -> str | None:
 
 
 def is_embedded(asset: Any) -> bool:
-    return isinstance(asset, dict) and _embedded_path(asset.get("uri")) is not None
+    return isinstance(asset, dict) and embedded_path(asset.get("uri")) is not None
 
 
 def main_icon_path(data: dict[str, Any]) -> str | None:
@@ -132,7 +132,7 @@ def main_icon_path(data: dict[str, Any]) -> str | None:
     icons = [a for a in assets if is_embedded(a) and a.get("type") == "icon"]
     main = [a for a in icons if a.get("name") == "main"]
     chosen = (main or icons or [None])[0]
-    return _embedded_path(chosen.get("uri")) if chosen else None
+    return embedded_path(chosen.get("uri")) if chosen else None
 
 
 def declared_entry_count(raw: bytes) -> int | None:

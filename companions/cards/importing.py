@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from companions import catalogue
+from companions.cards.charx import embedded_path, is_embedded, main_icon_path
 from companions.cards.fields import (
     COLUMN_FOR,
     COMPOSABLE,
@@ -45,13 +46,15 @@ from companions.cards.reading import CardRejected, ParsedCard
 @dataclass(frozen=True)
 class ImportedCard:
     """What a card becomes: column values, the ``config["card"]`` block, fields that were shortened,
-    and the extras (``EXTRAS``) left out for being over the size limit."""
+    the extras (``EXTRAS``) left out for being over the size limit, and how many embedded
+    assets (a CHARX's sprites, backgrounds, sounds) were not kept."""
 
     values: dict[str, Any]
     card_config: dict[str, Any]
     shortened: list[str] = field(default_factory=list)
     look_defaulted: bool = True
     left_out: list[str] = field(default_factory=list)
+    assets_not_kept: int = 0
 
 
 def normalized_text(value: Any) -> str:
@@ -271,4 +274,14 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_by
         shortened=shortened,
         look_defaulted=bool(defaults),
         left_out=left_out,
+        assets_not_kept=_assets_not_kept(data),
     )
+
+
+def _assets_not_kept(data: dict[str, Any]) -> int:
+    """Embedded assets other than the main icon: their files are not kept (only the picture is)."""
+    assets = data.get("assets")
+    if not isinstance(assets, list):
+        return 0
+    icon = main_icon_path(data)
+    return sum(1 for a in assets if is_embedded(a) and embedded_path(a.get("uri")) != icon)

@@ -99,11 +99,13 @@ def test_each_file_counts_against_the_creation_limit(client, user, rate_limits):
     assert b"many companions in a short time" in response.content
 
 
-def test_a_single_file_still_opens_its_chat(client, user):
+def test_a_single_file_still_opens_its_chat_and_says_what_was_not_kept(client, user):
     client.force_login(user)
     response = client.post(IMPORT, {"card": files(("s.charx", make_charx()))})
     assert response.status_code == 302
     assert response["Location"] == reverse("chat:page", args=[Companion.objects.get().pk])
+    page = client.get(response["Location"]).content.decode()
+    assert "1 of the card&#x27;s other pictures or sounds (sprites, backgrounds) are not kept" in page
 
 
 # --- export all ---------------------------------------------------------------------------------
