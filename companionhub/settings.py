@@ -327,7 +327,7 @@ IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=16_000_000)
 # Character cards: bytes of JSON an import keeps beyond the fields it uses (extensions,
 # unknown fields, the lorebook). Every reply reads them; what does not fit is left out
-# and the user is told (companions/cards.py).
+# and the user is told (companions/cards/importing.py).
 CARD_EXTRAS_MAX_BYTES = env.int("CARD_EXTRAS_MAX_BYTES", default=256 * 1024)
 
 # --- Chat ---------------------------------------------------------------------

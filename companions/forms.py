@@ -110,11 +110,44 @@ class HeaderImageForm(forms.Form):
     )
 
 
+# Files one import request may carry (their bytes together are capped by the upload limit).
+CARD_IMPORT_MAX_FILES = 20
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one field (Django's documented pattern); cleans to a list."""
+
+    def __init__(self, *args: Any, max_files: int, **kwargs: Any) -> None:
+        self.max_files = max_files
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        items = list(data) if isinstance(data, (list, tuple)) else [data]
+        if not items:
+            items = [None]  # nothing chosen: the usual "This field is required"
+        if len(items) > self.max_files:
+            raise forms.ValidationError(
+                f"Choose at most {self.max_files} files at once.", code="too_many_files"
+            )
+        return [super(MultipleFileField, self).clean(item, initial) for item in items]
+
+
 class CardImportForm(forms.Form):
-    card = forms.FileField(
-        label="Character card",
-        help_text="A PNG character card or a card's JSON file (Character Card V1, V2 or V3), up to 10 MB.",
-        widget=forms.ClearableFileInput(attrs={"accept": ".png,.json,image/png,application/json"}),
+    card = MultipleFileField(
+        label="Character cards",
+        max_files=CARD_IMPORT_MAX_FILES,
+        help_text=(
+            "PNG character cards, cards' JSON files (Character Card V1, V2 or V3) or CHARX files;"
+            f" up to {CARD_IMPORT_MAX_FILES} at once, 10 MB in all."
+        ),
+        widget=MultipleFileInput(
+            attrs={"accept": ".png,.json,.charx,image/png,application/json,application/zip"}
+        ),
     )
 
 

@@ -102,3 +102,8 @@ def companion_header_bytes(companion: Companion) -> bytes | None:
         return image_read(companion.header_image)
     except FileNotFoundError:
         return None
+
+
+def companions_for_card_export(user: User) -> QuerySet[Companion]:
+    """The user's companions with their cards (``config``) and pictures, oldest first: an export's order."""
+    return Companion.objects.filter(owner=user).select_related("header_image").order_by("created_at", "pk")

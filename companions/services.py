@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -15,11 +16,12 @@ from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
 from accounts.models import User
-from companionhub import pagecache
+from companionhub import pagecache, ratelimits
 from companions import cards
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
 from companions.models import Companion, CompanionDraft, new_image_seed
+from media.imaging import ImageRejected
 from media.models import StoredImage
 from media.services import store_image
 
@@ -104,7 +106,7 @@ def _max_length(column: str) -> int:
 
 
 def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companion, cards.ImportedCard]:
-    """Make a new companion of ``user`` from a character card file (PNG or JSON).
+    """Make a new companion of ``user`` from a character card file (PNG, JSON or CHARX).
 
     The file is refused before it is read when it is over the image byte
     limit (``IMAGE_MAX_BYTES``; a card PNG is an image upload). The values go
@@ -146,6 +148,42 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         picture=parsed.image is not None,
     )
     return companion, imported
+
+
+@dataclass(frozen=True)
+class CardImportOutcome:
+    """One file of a bulk import: the companion made of it, or why it was refused."""
+
+    filename: str
+    companion: Companion | None = None
+    imported: cards.ImportedCard | None = None
+    error: str = ""
+
+
+def companion_import_cards(*, user: User, uploads: list[UploadedFile]) -> list[CardImportOutcome]:
+    """Import each file as its own companion, each in its own transaction.
+
+    A refused file (not a card, a bad picture, a hostile zip) leaves nothing
+    behind and does not stop the others; every file gets an outcome. The
+    caller counted the first file against the ``companion_create`` limit; each
+    further one is counted here, and once the limit is reached the rest are
+    refused rather than imported.
+    """
+    outcomes = []
+    key = f"user:{user.pk}"
+    for index, upload in enumerate(uploads):
+        name = (upload.name or "card")[:200]
+        if index and ratelimits.hit("companion_create", key, record_label=user.username).limited:
+            error = "Not imported: you have made many companions in a short time. Try this file again later."
+            outcomes.append(CardImportOutcome(filename=name, error=error))
+            continue
+        try:
+            companion, imported = companion_import_card(user=user, upload=upload)
+        except (cards.CardRejected, ImageRejected) as exc:
+            outcomes.append(CardImportOutcome(filename=name, error=exc.message))
+        else:
+            outcomes.append(CardImportOutcome(filename=name, companion=companion, imported=imported))
+    return outcomes
 
 
 def companion_update(

@@ -8,10 +8,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.forms.models import model_to_dict
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
@@ -19,6 +18,7 @@ from companionhub import ratelimits
 from companionhub.text import scrub
 from companions import cards, services
 from companions.config import effective_config
+from companions.exports import card_filename, cards_zip_file
 from companions.forms import (
     WIZARD_STEPS,
     CardImportForm,
@@ -26,8 +26,13 @@ from companions.forms import (
     ConfigForm,
     HeaderImageForm,
 )
-from companions.models import Companion, CompanionDraft
-from companions.selectors import companion_cards_for_user, companion_get_for_user, companion_header_bytes
+from companions.models import CompanionDraft
+from companions.selectors import (
+    companion_cards_for_user,
+    companion_get_for_user,
+    companion_header_bytes,
+    companions_for_card_export,
+)
 from companions.summary import SECTIONS, companion_summary
 from media.imaging import ImageRejected
 from media.selectors import gallery_page_for_user
@@ -144,43 +149,68 @@ def card_import(request: AuthenticatedHttpRequest) -> HttpResponse:
         return render(request, "companions/card_import.html", {"form": CardImportForm()})
     ratelimits.enforce("companion_create", f"user:{request.user.pk}", record_label=request.user.username)
     form = CardImportForm(request.POST, request.FILES)
-    if form.is_valid():
-        try:
-            companion, imported = services.companion_import_card(
-                user=request.user, upload=form.cleaned_data["card"]
+    if not form.is_valid():
+        return render(request, "companions/card_import.html", {"form": form})
+    outcomes = services.companion_import_cards(user=request.user, uploads=form.cleaned_data["card"])
+    if len(outcomes) > 1:
+        results = [(outcome, _import_notes(outcome.imported)) for outcome in outcomes]
+        return render(request, "companions/card_import.html", {"form": CardImportForm(), "results": results})
+    outcome = outcomes[0]
+    if outcome.companion is None or outcome.imported is None:
+        form.add_error("card", outcome.error)
+        return render(request, "companions/card_import.html", {"form": form})
+    messages.success(request, f"{outcome.companion.name} is imported and ready to chat.")
+    for level, text in _import_notes(outcome.imported):
+        messages.add_message(request, level, text)
+    return redirect("chat:page", companion_id=outcome.companion.pk)
+
+
+def _import_notes(imported: cards.ImportedCard | None) -> list[tuple[int, str]]:
+    """What the owner should know about an imported card: text shortened, extras left out, no look."""
+    if imported is None:
+        return []
+    notes = []
+    if imported.shortened:
+        fields = ", ".join(cards.FIELD_LABELS.get(name, name) for name in imported.shortened)
+        notes.append(
+            (
+                messages.WARNING,
+                f"Some card text is longer than chats use and was shortened for chats: {fields}."
+                " Exports keep the whole text.",
             )
-        except (cards.CardRejected, ImageRejected) as exc:
-            form.add_error("card", exc.message)
-        else:
-            messages.success(request, f"{companion.name} is imported and ready to chat.")
-            if imported.shortened:
-                fields = ", ".join(cards.FIELD_LABELS.get(name, name) for name in imported.shortened)
-                messages.warning(request, f"Some card text was too long and was shortened: {fields}.")
-            if imported.left_out:
-                parts = ", ".join(cards.EXTRAS_LABELS[name] for name in imported.left_out)
-                limit = settings.CARD_EXTRAS_MAX_BYTES // 1024
-                messages.warning(
-                    request,
-                    f"The card carries more extra data than the {limit:,} KB we keep, "
-                    f"so this was left out: {parts}.",
-                )
-            if imported.look_defaulted:
-                messages.info(request, "The card does not describe a look we can use; set it in Settings.")
-            return redirect("chat:page", companion_id=companion.pk)
-    return render(request, "companions/card_import.html", {"form": form})
-
-
-def _card_filename(companion: Companion, extension: str) -> str:
-    return f"{slugify(companion.name) or 'companion'}.{extension}"
+        )
+    if imported.left_out:
+        parts = ", ".join(cards.EXTRAS_LABELS[name] for name in imported.left_out)
+        limit = settings.CARD_EXTRAS_MAX_BYTES // 1024
+        notes.append(
+            (
+                messages.WARNING,
+                f"The card carries more extra data than the {limit:,} KB we keep, "
+                f"so this was left out: {parts}.",
+            )
+        )
+    if imported.assets_not_kept:
+        notes.append(
+            (
+                messages.INFO,
+                f"{imported.assets_not_kept} of the card's other pictures or sounds (sprites, backgrounds)"
+                " are not kept; its main picture is.",
+            )
+        )
+    if imported.look_defaulted:
+        notes.append((messages.INFO, "The card does not describe a look we can use; set it in Settings."))
+    return notes
 
 
 @login_required
 @require_GET
 def card_export_json(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
+    """The card as JSON: V3, or V2 with ``?spec=v2`` (for apps that read only V2)."""
     companion = companion_get_for_user(request.user, companion_id, with_config=True)
-    body = json.dumps(cards.build_card(companion), ensure_ascii=False, indent=2)
+    spec = cards.SPEC_V2 if request.GET.get("spec") == "v2" else cards.SPEC_V3
+    body = json.dumps(cards.build_card(companion, spec=spec), ensure_ascii=False, indent=2)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, _card_filename(companion, "json"))
+    response["Content-Disposition"] = content_disposition_header(True, card_filename(companion, "json"))
     return response
 
 
@@ -190,8 +220,28 @@ def card_export_png(request: AuthenticatedHttpRequest, companion_id: int) -> Htt
     companion = companion_get_for_user(request.user, companion_id, with_config=True)
     png = cards.build_card_png(cards.build_card(companion), companion_header_bytes(companion))
     response = HttpResponse(png, content_type="image/png")
-    response["Content-Disposition"] = content_disposition_header(True, _card_filename(companion, "png"))
+    response["Content-Disposition"] = content_disposition_header(True, card_filename(companion, "png"))
     return response
+
+
+@login_required
+@require_GET
+def card_export_charx(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
+    companion = companion_get_for_user(request.user, companion_id, with_config=True)
+    charx = cards.build_card_charx(cards.build_card(companion), companion_header_bytes(companion))
+    response = HttpResponse(charx, content_type="application/zip")
+    response["Content-Disposition"] = content_disposition_header(True, card_filename(companion, "charx"))
+    return response
+
+
+@login_required
+@require_GET
+def cards_export_all(request: AuthenticatedHttpRequest) -> FileResponse:
+    """Every companion of the user as a PNG card, in one zip (spooled to disk past a few MB)."""
+    archive = cards_zip_file(companions_for_card_export(request.user))
+    return FileResponse(
+        archive, as_attachment=True, filename="companion-cards.zip", content_type="application/zip"
+    )
 
 
 @login_required

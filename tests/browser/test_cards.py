@@ -1,4 +1,4 @@
-"""Character cards as a new user meets them: import a PNG card, chat, export it again."""
+"""Character cards as a new user meets them: import cards (one or several), chat, export them again."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from companions.cards import png_text_chunks
 from tests.browser.conftest import shoot
 from tests.browser.test_journey import register
 from tests.companions.test_cards import LOREBOOK, b64, card_png, v2_card
+from tests.companions.test_charx import make_charx
 
 pytestmark = pytest.mark.browser
 
@@ -35,10 +37,10 @@ def test_import_a_card_chat_with_it_and_export_it(page, fake_backends):
     register(page, name, screenshots=False)
 
     page.goto("/companions/")
-    page.get_by_role("link", name="Import a character card").click()
+    page.get_by_role("link", name="Import character cards").click()
     shoot(page, "card-import-desktop")
     card = card_png({"chara": b64(v2_card(character_book=LOREBOOK))}, size=(300, 300))
-    page.get_by_label("Character card").set_input_files(
+    page.get_by_label("Character cards").set_input_files(
         {"name": "seraphina.png", "mimeType": "image/png", "buffer": card}
     )
     page.get_by_role("button", name="Import").click()
@@ -69,9 +71,39 @@ def test_import_a_card_chat_with_it_and_export_it(page, fake_backends):
     download = download_info.value
     assert download.suggested_filename == "seraphina.png"
     exported = Path(download.path()).read_bytes()
-    data = json.loads(base64.b64decode(png_text_chunks(exported)["chara"]))["data"]
+    chunks = png_text_chunks(exported)
+    data = json.loads(base64.b64decode(chunks["chara"]))["data"]
     assert data["name"] == "Seraphina"
     assert data["character_book"]["entries"][0]["keys"] == ["glade", "forest"]
+    assert json.loads(base64.b64decode(chunks["ccv3"]))["spec"] == "chara_card_v3"
+
+
+def test_import_several_cards_at_once_and_export_them_all(page, fake_backends):
+    """One good PNG, one CHARX and one file that is no card: a report per file, then one zip of all."""
+    name = f"u{uuid.uuid4().hex[:8]}"
+    register(page, name, screenshots=False)
+    page.goto("/companions/import/")
+    page.get_by_label("Character cards").set_input_files(
+        [
+            {"name": "seraphina.png", "mimeType": "image/png", "buffer": card_png({"chara": b64(v2_card())})},
+            {"name": "bo.charx", "mimeType": "application/zip", "buffer": make_charx()},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just some notes"},
+        ]
+    )
+    page.get_by_role("button", name="Import").click()
+    results = page.get_by_label("Import results")
+    expect(results.locator(".import-result.imported")).to_have_count(2)
+    expect(results.locator(".import-result.refused")).to_contain_text("notes.txt")
+    expect(results.locator(".import-result.refused")).to_contain_text("neither a PNG character card")
+    shoot(page, "card-bulk-import-desktop")
+
+    page.goto("/companions/")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Export all cards").click()
+    download = download_info.value
+    assert download.suggested_filename == "companion-cards.zip"
+    with zipfile.ZipFile(download.path()) as archive:
+        assert sorted(archive.namelist()) == ["seraphina-2.png", "seraphina.png"]
 
 
 def test_swipe_the_greeting_of_a_card_with_alternate_greetings(page, fake_backends):
@@ -84,7 +116,7 @@ def test_swipe_the_greeting_of_a_card_with_alternate_greetings(page, fake_backen
     name = f"u{uuid.uuid4().hex[:8]}"
     register(page, name, screenshots=False)
     page.goto("/companions/import/")
-    page.get_by_label("Character card").set_input_files(
+    page.get_by_label("Character cards").set_input_files(
         {"name": "seraphina.png", "mimeType": "image/png", "buffer": card_png({"chara": b64(v2_card())})}
     )
     page.get_by_role("button", name="Import").click()

@@ -1,4 +1,4 @@
-"""Card pages: import form, JSON/PNG export, owner-only access."""
+"""Card pages: import form, JSON/PNG/CHARX export, owner-only access."""
 
 import base64
 import io
@@ -16,7 +16,7 @@ from tests.companions.factories import make_companion, png_bytes
 from tests.companions.test_cards import LOREBOOK, b64, card_png, v2_card
 
 IMPORT = reverse("companions:card_import")
-EXPORTS = ["companions:card_export_json", "companions:card_export_png"]
+EXPORTS = ["companions:card_export_json", "companions:card_export_png", "companions:card_export_charx"]
 
 
 def post_card(client, raw: bytes, name="card.png"):
@@ -76,7 +76,7 @@ def test_importing_json_tells_which_fields_were_shortened(client, user):
     response = post_card(client, json.dumps(card).encode(), "long.json")
     assert response.status_code == 302
     page = client.get(response["Location"])
-    assert b"was shortened: description, first message." in page.content
+    assert b"was shortened for chats: description, first message." in page.content
     assert len(Companion.objects.get().backstory) == 2000
 
 
@@ -91,7 +91,11 @@ def test_a_posted_owner_is_ignored(client, user, other_user):
 @pytest.mark.parametrize(
     ("raw", "name", "message"),
     [
-        (b"hello, I am a text file", "notes.txt", b"neither a PNG character card nor a JSON"),
+        (
+            b"hello, I am a text file",
+            "notes.txt",
+            b"neither a PNG character card, a JSON character card nor a CHARX",
+        ),
         (png_bytes(), "plain.png", b"no character card inside"),
         (card_png({"chara": "%%%"}), "bad.png", b"not valid base64"),
         (b'{"spec": "chara_card_v2", "data": ', "bad.json", b"not valid JSON"),
@@ -174,22 +178,33 @@ def test_imports_count_against_the_companion_creation_limit(client, user, rate_l
 # --- export ---------------------------------------------------------------------------
 
 
-def test_the_settings_page_links_both_exports(client, user, companion):
+def test_the_settings_page_links_every_export(client, user, companion):
     client.force_login(user)
     page = client.get(reverse("companions:settings", args=[companion.pk]))
     for name in EXPORTS:
         assert reverse(name, args=[companion.pk]).encode() in page.content
-    assert b"Export card (JSON)" in page.content and b"Export card (PNG)" in page.content
+    assert b"?spec=v2" in page.content
+    for label in (b"Export card (JSON, V3)", b"Export card (PNG)", b"Export card (CHARX)"):
+        assert label in page.content
 
 
-def test_the_json_export_is_a_v2_card_download(client, user, companion):
+def test_the_json_export_is_a_v3_card_download(client, user, companion):
     client.force_login(user)
     response = client.get(reverse("companions:card_export_json", args=[companion.pk]))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
     assert response["Content-Disposition"] == 'attachment; filename="mika.json"'
     card = json.loads(response.content)
-    assert card["spec"] == "chara_card_v2"
+    assert (card["spec"], card["spec_version"]) == ("chara_card_v3", "3.0")
+    assert card["data"]["name"] == "Mika"
+    assert card["data"]["group_only_greetings"] == []
+
+
+def test_the_json_export_is_v2_on_request(client, user, companion):
+    client.force_login(user)
+    response = client.get(reverse("companions:card_export_json", args=[companion.pk]), {"spec": "v2"})
+    card = json.loads(response.content)
+    assert (card["spec"], card["spec_version"]) == ("chara_card_v2", "2.0")
     assert card["data"]["name"] == "Mika"
 
 
@@ -203,8 +218,12 @@ def test_the_png_export_embeds_the_card_in_the_header_picture(client, user, comp
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.size == (90, 60)
         assert image.getpixel((45, 30))[0] > 200
-    card = json.loads(base64.b64decode(cards.png_text_chunks(response.content)["chara"]))
-    assert card["data"]["first_mes"] == "Hey you!"
+    chunks = cards.png_text_chunks(response.content)
+    v2 = json.loads(base64.b64decode(chunks["chara"]))
+    v3 = json.loads(base64.b64decode(chunks["ccv3"]))
+    assert (v2["spec"], v3["spec"]) == ("chara_card_v2", "chara_card_v3")
+    assert v2["data"] == v3["data"]
+    assert v2["data"]["first_mes"] == "Hey you!"
 
 
 def test_the_png_export_without_a_picture_uses_a_placeholder(client, user, companion):

@@ -351,13 +351,17 @@ def test_macros_are_filled_in(text, expected):
 # --- building ------------------------------------------------------------------------
 
 
-def test_a_wizard_companion_exports_as_a_v2_card(user):
+def test_a_wizard_companion_exports_as_a_v3_card(user):
     companion = make_companion(user, system_prompt="Be kind.")
     card = build_card(companion)
-    assert (card["spec"], card["spec_version"]) == ("chara_card_v2", "2.0")
+    assert (card["spec"], card["spec_version"]) == ("chara_card_v3", "3.0")
+    v2 = build_card(companion, spec=cards.SPEC_V2)
+    assert v2["spec"] == "chara_card_v2" and "creation_date" not in v2["data"]
+    assert card["data"]["creation_date"] <= card["data"]["modification_date"]
+    assert isinstance(card["data"]["creation_date"], int)
     data = card["data"]
     assert data["name"] == "Mika"
-    assert data["description"] == "Grew up by the sea."
+    assert data["description"].endswith("\n\nGrew up by the sea.")
     assert data["first_mes"] == "Hey you!"
     assert data["system_prompt"] == "Be kind."
     assert data["alternate_greetings"] == [] and data["tags"] == []
@@ -375,7 +379,13 @@ def test_the_png_export_carries_the_card_and_the_picture():
         assert image.format == "PNG"
         assert image.size == (120, 80)
         assert image.getpixel((60, 40))[0] > 150
-    assert json.loads(base64.b64decode(cards.png_text_chunks(raw)["chara"])) == card
+    chunks = cards.png_text_chunks(raw)
+    assert json.loads(base64.b64decode(chunks["chara"])) == card
+    assert json.loads(base64.b64decode(chunks["ccv3"])) == {
+        **card,
+        "spec": "chara_card_v3",
+        "spec_version": "3.0",
+    }
 
 
 def test_the_png_export_without_a_picture_is_a_plain_placeholder():
@@ -439,7 +449,12 @@ def test_round_trip_of_an_imported_card_keeps_fields_and_config(user):
     second, _ = companion_import_card(user=user, upload=upload(png))
     second.refresh_from_db()
     assert {f: getattr(second, f) for f in CARD_FIELDS} == {f: getattr(first, f) for f in CARD_FIELDS}
-    assert second.config["card"] == first.config["card"]
+    # The export is V3 (read from ``ccv3``), which has group-only greetings: no longer absent.
+    assert (second.config["card"]["spec"], second.config["card"]["absent"]) == ("chara_card_v3", ["nickname"])
+    ignore = {"spec", "spec_version", "absent"}
+    assert {k: v for k, v in second.config["card"].items() if k not in ignore} == {
+        k: v for k, v in first.config["card"].items() if k not in ignore
+    }
     assert set(second.config["card"]["defaults"]) == set(cards.DEFAULT_LOOK)
 
 

@@ -1,0 +1,136 @@
+"""The card fields we know, where each is kept, and the limits on what a card may bring in.
+
+One table for the reader (``importing``) and the writer (``building``), so
+a field cannot be read into one place and written from another.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SPEC_V2 = "chara_card_v2"
+SPEC_V3 = "chara_card_v3"
+SPEC_VERSIONS = {SPEC_V2: "2.0", SPEC_V3: "3.0"}
+# Our own block in ``data.extensions``: the look and identity a card has no words for,
+# so an export imports back into the same companion.
+HUB_EXTENSION = "companionhub"
+
+TEXT_FIELDS = (
+    "name",
+    "description",
+    "personality",
+    "scenario",
+    "first_mes",
+    "mes_example",
+    "creator_notes",
+    "system_prompt",
+    "post_history_instructions",
+    "creator",
+    "character_version",
+    "nickname",  # V3
+)
+LIST_FIELDS = ("alternate_greetings", "tags", "group_only_greetings")  # the last is V3
+KNOWN_FIELDS = frozenset((*TEXT_FIELDS, *LIST_FIELDS, "extensions", "character_book"))
+# V3 fields we do not use but keep (with the unknown fields) and export: assets,
+# creation_date, modification_date, creator_notes_multilingual, source.
+V1_ALIASES = {
+    "char_name": "name",
+    "char_persona": "personality",
+    "world_scenario": "scenario",
+    "char_greeting": "first_mes",
+    "example_dialogue": "mes_example",
+}
+# Top-level fields SillyTavern repeats from ``data`` for V1 readers: refreshed from the
+# exported values, so an edited companion does not carry a stale copy.
+OUTER_MIRRORS = {
+    "name": "name",
+    "description": "description",
+    "personality": "personality",
+    "scenario": "scenario",
+    "first_mes": "first_mes",
+    "mes_example": "mes_example",
+    "creatorcomment": "creator_notes",
+    "tags": "tags",
+}
+
+# Card field -> Companion column; the column's max_length is the limit.
+COLUMN_FOR = {
+    "name": "name",
+    "description": "backstory",
+    "first_mes": "greeting",
+    "system_prompt": "system_prompt",
+}
+# Card fields kept in config["card"], with the length kept (they reach the prompt or the page).
+CONFIG_TEXT_LIMITS = {
+    "personality": 2000,
+    "scenario": 2000,
+    "mes_example": 4000,
+    "post_history_instructions": 2000,
+    "creator_notes": 4000,
+    "creator": 100,
+    "character_version": 50,
+    "nickname": 100,
+}
+# How the page names card fields (e.g. when one was shortened).
+FIELD_LABELS = {
+    "first_mes": "first message",
+    "mes_example": "example messages",
+    "post_history_instructions": "post-history instructions",
+    "creator_notes": "creator notes",
+    "character_version": "version",
+    "alternate_greetings": "alternate greetings",
+    "group_only_greetings": "group-only greetings",
+}
+# What a card carries that no column or prompt field holds, kept so an export gives it back
+# (the lorebook also goes into prompts). Over the size limit the least useful are left
+# out: what only an export would miss goes before the lorebook.
+EXTRAS = ("outer", "unknown", "originals", "extensions", "character_book")
+EXTRAS_LABELS = {
+    "outer": "top-level copies of the fields",
+    "unknown": "fields we do not use",
+    "originals": "the whole text of fields longer than chats use (for export)",
+    "extensions": "extensions",
+    "character_book": "lorebook",
+}
+MAX_LIST_ITEMS = {"alternate_greetings": 20, "tags": 50, "group_only_greetings": 20}
+LIST_ITEM_LIMITS = {"alternate_greetings": 1000, "tags": 50, "group_only_greetings": 1000}
+
+# A card says nothing about the catalogue's look; these stand in until the owner edits them.
+DEFAULT_LOOK: dict[str, Any] = {
+    "style": "semi_realistic",
+    "age": 25,
+    "ethnicity": "mixed",
+    "skin_tone": "medium",
+    "hair_color": "brown",
+    "hair_style": "long_straight",
+    "eye_color": "brown",
+    "body_type": "average",
+    "height": "average",
+    "chest": "medium",
+    "personality_traits": ["curious"],
+    "hobbies": [],
+    "occupation": "writer",
+    "relationship": "friend",
+}
+# Columns the hub extension may carry back (everything the wizard asks that a card lacks).
+HUB_FIELDS = (
+    "style",
+    "gender",
+    "age",
+    "ethnicity",
+    "skin_tone",
+    "hair_color",
+    "hair_style",
+    "eye_color",
+    "body_type",
+    "height",
+    "chest",
+    "distinguishing_features",
+    "personality_traits",
+    "hobbies",
+    "occupation",
+    "relationship",
+    "visual_prompt",
+)
+# Card fields an export may write as prose composed from the wizard's answers.
+COMPOSABLE = ("description", "personality", "scenario")

@@ -1,0 +1,35 @@
+"""Which kind of card file this is (PNG, JSON or CHARX), told from its first bytes, not its name."""
+
+from __future__ import annotations
+
+from companions.cards.charx import ZIP_SIGNATURE, read_charx
+from companions.cards.reading import (
+    PNG_SIGNATURE,
+    CardRejected,
+    ParsedCard,
+    card_from_object,
+    card_from_png,
+    load_json,
+    mb,
+)
+
+
+def parse_card_file(raw: bytes, *, max_bytes: int) -> ParsedCard:
+    """Read a card from a PNG, JSON or CHARX file's bytes; ``CardRejected`` says what is wrong.
+
+    ``max_bytes`` bounds the file, and a CHARX's picture too.
+    """
+    if not raw:
+        raise CardRejected("empty", "The file is empty.")
+    if len(raw) > max_bytes:
+        raise CardRejected("too_large", f"The file is larger than {mb(max_bytes)}.")
+    if raw.startswith(PNG_SIGNATURE):
+        return card_from_png(raw)
+    if raw.startswith(ZIP_SIGNATURE):
+        return read_charx(raw, max_picture_bytes=max_bytes)
+    if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return card_from_object(load_json(raw), image=None)
+    raise CardRejected(
+        "not_a_card_file",
+        "The file is neither a PNG character card, a JSON character card nor a CHARX file.",
+    )

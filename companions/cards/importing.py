@@ -1,0 +1,287 @@
+"""A parsed card -> a companion's column values and its ``config["card"]`` block.
+
+What is kept where, so that an export gives back the card that came in:
+
+- ``name``, ``description``, ``first_mes``, ``system_prompt`` -> columns
+  (``name``, ``backstory``, ``greeting``, ``system_prompt``); the other texts
+  and the greeting lists -> ``config["card"]``. Stored text is trimmed of
+  surrounding white space and ``\\r\\n`` (what prompts and forms want) and cut
+  to the limits chats use; the value exactly as written (whole, over the
+  limits too) is kept in ``originals`` whenever it differs, and exported
+  while the stored value is unchanged.
+- ``extensions`` (less our own), ``character_book``, the data fields we do not
+  use (``unknown``: V3's ``assets``, dates, ``source``, ... and anything new)
+  and the top-level fields beside ``data`` (``outer``) -> kept as they are;
+  with ``originals``, together capped at ``CARD_EXTRAS_MAX_BYTES``.
+- ``absent``: the known fields the card did not have, so an export does not
+  add them while they are still empty.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from companions import catalogue
+from companions.cards.charx import embedded_path, is_embedded, main_icon_path
+from companions.cards.fields import (
+    COLUMN_FOR,
+    COMPOSABLE,
+    CONFIG_TEXT_LIMITS,
+    DEFAULT_LOOK,
+    EXTRAS,
+    HUB_EXTENSION,
+    HUB_FIELDS,
+    KNOWN_FIELDS,
+    LIST_FIELDS,
+    LIST_ITEM_LIMITS,
+    MAX_LIST_ITEMS,
+)
+from companions.cards.prose import composed_digest
+from companions.cards.reading import CardRejected, ParsedCard
+
+
+@dataclass(frozen=True)
+class ImportedCard:
+    """What a card becomes: column values, the ``config["card"]`` block, fields that were shortened,
+    the extras (``EXTRAS``) left out for being over the size limit, and how many embedded
+    assets (a CHARX's sprites, backgrounds, sounds) were not kept."""
+
+    values: dict[str, Any]
+    card_config: dict[str, Any]
+    shortened: list[str] = field(default_factory=list)
+    look_defaulted: bool = True
+    left_out: list[str] = field(default_factory=list)
+    assets_not_kept: int = 0
+
+
+def normalized_text(value: Any) -> str:
+    """How a card's text is stored: as text, ``\\r\\n`` as ``\\n``, without surrounding white space."""
+    if value is None:
+        return ""
+    return str(value).replace("\r\n", "\n").strip()
+
+
+def normalized_list(value: Any) -> list[str]:
+    """How a card's list of texts is stored: each item trimmed, empty ones left out."""
+    if not isinstance(value, list):
+        return []
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()]
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+        raise CardRejected("bad_field", f"The card's {name!r} should be text.")
+    return normalized_text(value)
+
+
+def _strings(data: dict[str, Any], name: str) -> list[str]:
+    value = data.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CardRejected("bad_field", f"The card's {name!r} should be a list of text.")
+    return normalized_list(value)
+
+
+def stored_digest(value: Any) -> str:
+    """A fingerprint of a stored value, to tell later whether the companion still holds it."""
+    return composed_digest(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+def as_written(raw: Any, stored: Any) -> dict[str, Any]:
+    """An ``originals`` entry: the card's value as written, for as long as ``stored`` is unchanged."""
+    return {"value": raw, "digest": stored_digest(stored)}
+
+
+def _clip(text: str, limit: int, label: str, shortened: list[str]) -> str:
+    if len(text) <= limit:
+        return text
+    shortened.append(label)
+    return text[:limit].rstrip()
+
+
+def guess_gender(text: str) -> str:
+    """The catalogue gender the card's pronouns suggest (non-binary when unclear)."""
+    words = re.findall(r"[a-z]+", text.lower())
+    she = sum(words.count(w) for w in ("she", "her", "hers", "herself", "woman", "girl"))
+    he = sum(words.count(w) for w in ("he", "him", "his", "himself", "man", "boy"))
+    if she > he:
+        return "female"
+    if he > she:
+        return "male"
+    return "non_binary"
+
+
+def _hub_values(extension: Any) -> dict[str, Any]:
+    """Our own extension's values that are still valid catalogue answers; the rest are dropped."""
+    if not isinstance(extension, dict):
+        return {}
+    values: dict[str, Any] = {}
+    for name in HUB_FIELDS:
+        value = extension.get(name)
+        if name in catalogue.SINGLE_CHOICE:
+            if isinstance(value, str) and catalogue.option(name, value):
+                values[name] = value
+        elif name in catalogue.MULTI_CHOICE:
+            _, low, high = catalogue.MULTI_CHOICE[name]
+            if (
+                isinstance(value, list)
+                and low <= len(value) <= high
+                and all(isinstance(v, str) and catalogue.option(name, v) for v in value)
+            ):
+                values[name] = value
+        elif name == "age":
+            if isinstance(value, int) and catalogue.MIN_AGE <= value <= catalogue.MAX_AGE:
+                values[name] = value
+        elif isinstance(value, str):
+            values[name] = value
+    return values
+
+
+def json_bytes(value: Any) -> int:
+    """The size of ``value`` as compact UTF-8 JSON: how card extras are measured."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def keep_extras_within(card_config: dict[str, Any], max_bytes: int) -> list[str]:
+    """Keep the extras that fit ``max_bytes``, the lorebook first; return the names of those left out.
+
+    Every chat turn reads the stored card, and an export must import again,
+    so the extras are capped. Leaving some out rather than refusing the card
+    keeps what a user imports a card for (the character, its greeting,
+    scenario and, when it fits, its lorebook); the page says what was left out.
+    """
+    left_out = []
+    room = max_bytes
+    for name in reversed(EXTRAS):  # the most useful first
+        if name not in card_config:
+            continue
+        size = json_bytes(card_config[name])
+        if size <= room:
+            room -= size
+        else:
+            del card_config[name]
+            left_out.append(name)
+    return sorted(left_out, key=EXTRAS.index)
+
+
+def _our_composed_fields(data: dict[str, Any], hub_extension: Any) -> set[str]:
+    """The fields of the card that still hold the prose our export composed (see ``building``)."""
+    composed = hub_extension.get("composed") if isinstance(hub_extension, dict) else None
+    if not isinstance(composed, dict):
+        return set()
+    return {
+        name
+        for name in COMPOSABLE
+        if isinstance(composed.get(name), str)
+        and isinstance(data.get(name), str)
+        and composed_digest(data[name]) == composed[name]
+    }
+
+
+def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_bytes: int) -> ImportedCard:
+    """Column values and the ``config["card"]`` block for a card.
+
+    Text longer than its limit is cut (``max_lengths`` holds the column
+    limits) and named in ``shortened``, so the owner is told what to check;
+    the card is not refused for it, because real cards often run past them.
+    Extras over ``extras_max_bytes`` are left out and named in ``left_out``.
+    """
+    data = card.data
+    shortened: list[str] = []
+    originals: dict[str, Any] = {}
+
+    def keep_text(name: str, limit: int) -> str:
+        text = _clip(_text(data, name), limit, name, shortened)
+        if name in data and data[name] != text:
+            originals[name] = as_written(data[name], text)
+        return text
+
+    values: dict[str, Any] = {}
+    for card_name, column in COLUMN_FOR.items():
+        values[column] = keep_text(card_name, max_lengths[column])
+
+    card_config: dict[str, Any] = {"spec": card.spec}
+    if card.spec_version is not None:
+        card_config["spec_version"] = card.spec_version
+    for name, limit in CONFIG_TEXT_LIMITS.items():
+        card_config[name] = keep_text(name, limit)
+    for name in LIST_FIELDS:
+        items = _strings(data, name)
+        kept = [
+            _clip(item, LIST_ITEM_LIMITS[name], name, shortened) for item in items[: MAX_LIST_ITEMS[name]]
+        ]
+        if len(items) > len(kept) and name not in shortened:
+            shortened.append(name)
+        if name in data and data[name] != kept:
+            originals[name] = as_written(data[name], kept)
+        card_config[name] = kept
+
+    extensions = data.get("extensions")
+    extensions = dict(extensions) if isinstance(extensions, dict) else {}
+    hub_extension = extensions.pop(HUB_EXTENSION, None)
+    hub = _hub_values(hub_extension)
+    composed = _our_composed_fields(data, hub_extension)
+    if composed:
+        # Our own export: its prose stands for empty card text, and the backstory is in the extension.
+        for name in composed:
+            originals.pop(name, None)
+            if name in CONFIG_TEXT_LIMITS:
+                card_config[name] = ""
+        if "description" in composed:
+            backstory = hub_extension.get("backstory") if isinstance(hub_extension, dict) else None
+            values["backstory"] = normalized_text(backstory if isinstance(backstory, str) else "")[
+                : max_lengths["backstory"]
+            ]
+        card_config["composed"] = sorted(composed)
+    card_config["extensions"] = extensions
+    if data.get("character_book") is not None:
+        card_config["character_book"] = data["character_book"]
+    card_config["unknown"] = {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
+    if card.outer:
+        card_config["outer"] = card.outer
+    if absent := sorted(name for name in KNOWN_FIELDS if name not in data):
+        card_config["absent"] = absent
+    if originals:
+        card_config["originals"] = originals
+    left_out = keep_extras_within(card_config, extras_max_bytes)
+
+    gender = guess_gender(" ".join((values["backstory"], card_config["personality"], values["greeting"])))
+    values = {
+        **DEFAULT_LOOK,
+        "gender": gender,
+        "distinguishing_features": "",
+        "visual_prompt": "",
+        **hub,
+        **values,
+    }
+    for column in ("distinguishing_features", "visual_prompt"):
+        values[column] = values[column][: max_lengths[column]]
+    if hub:  # our own export: the stand-ins it still had stay stand-ins
+        said = hub_extension.get("defaults") if isinstance(hub_extension.get("defaults"), list) else []
+        defaults = {name: values[name] for name in DEFAULT_LOOK if name in said}
+    else:
+        defaults = dict(DEFAULT_LOOK)
+    if defaults:
+        card_config["defaults"] = defaults
+    return ImportedCard(
+        values=values,
+        card_config=card_config,
+        shortened=shortened,
+        look_defaulted=bool(defaults),
+        left_out=left_out,
+        assets_not_kept=_assets_not_kept(data),
+    )
+
+
+def _assets_not_kept(data: dict[str, Any]) -> int:
+    """Embedded assets other than the main icon: their files are not kept (only the picture is)."""
+    assets = data.get("assets")
+    if not isinstance(assets, list):
+        return 0
+    icon = main_icon_path(data)
+    return sum(1 for a in assets if is_embedded(a) and embedded_path(a.get("uri")) != icon)

@@ -1,0 +1,80 @@
+"""The card a companion keeps (``Companion.config["card"]``), read for prompts, chats and exports."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from companions.models import Companion
+
+
+def stored_card(companion: Companion) -> dict[str, Any]:
+    """The ``config["card"]`` block, or {} when there is none or it is not an object.
+
+    The column can be edited as raw JSON in the admin, so nothing that reads
+    it assumes its shape.
+    """
+    config = companion.config if isinstance(companion.config, dict) else {}
+    card = config.get("card")
+    return card if isinstance(card, dict) else {}
+
+
+def stored_object(stored: dict[str, Any], name: str) -> dict[str, Any]:
+    value = stored.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def stored_text(stored: dict[str, Any], name: str) -> str:
+    value = stored.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def stored_texts(stored: dict[str, Any], name: str) -> list[str]:
+    value = stored.get(name)
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def card_greetings(companion: Companion) -> list[str]:
+    """The companion's greetings as stored (macros unfilled): its own first, then the card's
+    ``alternate_greetings``; empty ones left out. A new chat offers them as versions."""
+    greetings = [companion.greeting, *stored_texts(stored_card(companion), "alternate_greetings")]
+    return [text for text in greetings if text and text.strip()]
+
+
+def card_prompt_defaults(companion: Companion) -> set[str]:
+    """Catalogue fields still holding the stand-ins an import filled in (the card never said them).
+
+    Prompts leave those out rather than tell the LLM things the card's own
+    text may contradict; once the owner changes one, it counts.
+    """
+    defaults = stored_card(companion).get("defaults")
+    if not isinstance(defaults, dict):
+        return set()
+    return {name for name, value in defaults.items() if getattr(companion, name, None) == value}
+
+
+_MACROS = (
+    (re.compile(r"\{\{\s*char\s*\}\}|<BOT>", re.IGNORECASE), "char"),
+    (re.compile(r"\{\{\s*user\s*\}\}|<USER>", re.IGNORECASE), "user"),
+    (re.compile(r"\{\{\s*original\s*\}\}", re.IGNORECASE), "original"),
+)
+
+
+def fill_macros(text: str, *, char: str, user: str) -> str:
+    """Card placeholders filled: ``{{char}}``/``<BOT>``, ``{{user}}``/``<USER>``; ``{{original}}`` removed.
+
+    Cards are written for any user, so the names go in when the text is
+    used (prompt, page), never into what is stored or exported.
+    """
+    if not text or ("{" not in text and "<" not in text):
+        return text
+    names = {"char": char, "user": user, "original": ""}
+    for pattern, key in _MACROS:
+        text = pattern.sub(_literally(names[key]), text)
+    return text
+
+
+def _literally(value: str) -> Callable[[re.Match[str]], str]:
+    """A replacement ``re.sub`` puts in as is: a string would be read for backslash escapes."""
+    return lambda _match: value
