@@ -37,8 +37,17 @@ def bench_dir(name: str) -> Path:
     return path
 
 
+# Set in the benchmark's Redis database once it is ours: only such a database is ever emptied.
+REDIS_MARK = "companionhub:bench:owned"
+
+
 def prepare() -> str | None:
-    """Create the benchmark database and empty the benchmark Redis; say what is missing, if anything."""
+    """Create the benchmark database and empty the benchmark Redis; say what is missing, if anything.
+
+    The Redis database is emptied only when it is empty already or carries the
+    mark an earlier benchmark left: one a developer uses for something else is
+    refused, never flushed.
+    """
     try:
         client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
         client.ping()
@@ -52,7 +61,13 @@ def prepare() -> str | None:
                 conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error as exc:
         return f"PostgreSQL: {exc}"
+    if client.dbsize() and not client.exists(REDIS_MARK):
+        return (
+            f"Redis: {REDIS_URL} holds keys the benchmark did not write;"
+            " set BENCH_REDIS_URL to an empty database"
+        )
     client.flushdb()
+    client.set(REDIS_MARK, "1")
     return None
 
 
