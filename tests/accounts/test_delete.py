@@ -73,7 +73,7 @@ def sessions_of(user_id: int) -> int:
 
 @pytest.fixture
 def two_accounts(user, other_user):
-    return make_account(user), make_account(other_user, name="Aya")
+    return make_account(user), make_account(other_user, name="Aya", shade=90)
 
 
 def test_the_walk_finds_every_kind_of_row_an_account_owns(two_accounts):
@@ -93,6 +93,7 @@ def test_the_walk_finds_every_kind_of_row_an_account_owns(two_accounts):
         "chat.PipelineRun",
         "chat.SamplerPreset",
         "media.StoredImage",
+        "portability.AccountExport",
     }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from accounts import tokens
@@ -12,6 +14,7 @@ from accounts.models import RateLimitRecord
 from chat.models import PipelineRun, SamplerPreset
 from companions.models import CompanionDraft
 from media.services import store_image
+from portability.models import AccountExport
 from tests.accounts.factories import charge
 from tests.chat.factories import add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
@@ -32,15 +35,16 @@ class Account:
     token_secret: str = ""
 
 
-def make_account(user, *, name: str = "Mika") -> Account:
+def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
     """Two companions (one with a header picture and a lorebook, one with a path-like name), a
     one-to-one chat with a run and a charge, a group chat, a generated picture, an API token,
-    a draft, a preset, and a rate-limit record."""
+    a draft, a preset, a rate-limit record and a ready export with its file. ``shade`` changes
+    the pictures' colour, so two accounts' pictures differ."""
     mika = make_companion(user, name=name, config={"card": {"character_book": LOREBOOK}})
-    mika.header_image = store_image(png_bytes(), mika, "header")
+    mika.header_image = store_image(png_bytes(color=(200, 80 + shade, 120)), mika, "header")
     mika.save()
     rin = make_companion(user, name="../../etc/passwd Rin")
-    picture = store_image(png_bytes(color=(10, 200, 30)), mika, "generated")
+    picture = store_image(png_bytes(color=(10, 200 - shade, 30)), mika, "generated")
 
     chat = make_chat(mika, greeting="Hey you!")
     said, reply = add_exchange(chat, mika, "Hello there", "Hi! <script>alert(1)</script>")
@@ -59,12 +63,20 @@ def make_account(user, *, name: str = "Mika") -> Account:
     RateLimitRecord.objects.create(
         scope="settings_change", key=f"user:{user.pk}", hits=3, reset_at=timezone.now() + timedelta(minutes=5)
     )
+    zip_name = default_storage.save("exports/old-export.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
+    AccountExport.objects.create(
+        owner=user,
+        status="ready",
+        file=zip_name,
+        byte_size=22,
+        progress=100,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     return Account(
         user=user,
         counts={
             "companions": 2,
             "lorebooks": 1,
-            "conversations": 2,
             "messages": 5,  # greeting, hello, reply; who is coming, me
             "pictures": 2,
             "usage_transactions": 1,
@@ -73,6 +85,6 @@ def make_account(user, *, name: str = "Mika") -> Account:
             "memories": 0,
             "audio": 0,
         },
-        files=[mika.header_image.file.name, picture.file.name],
+        files=[mika.header_image.file.name, picture.file.name, zip_name],
         token_secret=secret,
     )
