@@ -62,3 +62,28 @@ class GroupForm(forms.ModelForm):
 
 class RenameForm(forms.Form):
     title = forms.CharField(max_length=100, required=False, strip=True)
+
+
+class ChatImportForm(forms.Form):
+    """A chat file and the companion it is with. The companion is a plain id, looked up by the
+    view as the user's own (another user's id is a 404, like everywhere else)."""
+
+    file = forms.FileField(
+        label="Chat file",
+        help_text="A SillyTavern chat (.jsonl) or a chat exported here as JSON.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".jsonl,.json,application/json,application/jsonl"}),
+    )
+    companion = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="With",
+        help_text="The companion the chat is with (a group export finds its companions by name).",
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [("", "Choose a companion")] + [
+            (c.pk, c.name)
+            for c in companions_without_large_columns().filter(owner=user).order_by("name", "pk")
+        ]
+        self.fields["companion"].widget = forms.Select(choices=choices)

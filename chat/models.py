@@ -40,6 +40,10 @@ class Conversation(models.Model):
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="branches"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # An imported chat: what its file said that no column holds, given back on export
+    # (chat/transcripts: the file's format, ST's header ``create_date`` and ``chat_metadata``,
+    # and which swipe each reply showed). Empty for a chat started here.
+    transcript_origin = models.JSONField(default=dict, blank=True)
     # The last activity (a message written, a reply finished): lists are sorted by it.
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import backend_views, views
+from chat import backend_views, transcript_views, views
 
 app_name = "chat"
 
@@ -11,11 +11,14 @@ urlpatterns = [
     path("<int:companion_id>/chats/", views.companion_chats, name="chats"),
     path("<int:companion_id>/model/", backend_views.companion_model, name="model"),
     path("<int:companion_id>/wipe/", views.companion_wipe, name="wipe"),
+    # A chat file into a new conversation (the chat list and the companion page link here).
+    path("import/", transcript_views.conversation_import, name="import"),
     # A conversation (one-to-one or group).
     path("c/<int:conversation_id>/", views.conversation_page, name="conversation"),
     path("c/<int:conversation_id>/send/", views.send, name="send"),
     path("c/<int:conversation_id>/messages/", views.older, name="older"),
     path("c/<int:conversation_id>/rename/", views.rename, name="rename"),
+    path("c/<int:conversation_id>/export/<slug:fmt>/", transcript_views.conversation_export, name="export"),
     path("c/<int:conversation_id>/delete/", views.delete, name="delete"),
     path("c/<int:conversation_id>/messages/<int:message_id>/branch/", views.branch, name="branch"),
     path("c/<int:conversation_id>/messages/<int:message_id>/edit/", views.edit, name="edit"),

@@ -1,7 +1,9 @@
 """How large a request body may be, by URL, and an ASGI guard that enforces it.
 
 Only the pages with a file input take uploads (``UPLOAD_VIEWS``): their limit
-is a picture (``IMAGE_MAX_BYTES``) plus the form around it. Every other URL
+is a picture (``IMAGE_MAX_BYTES``) plus the form around it, or for a page whose
+file is something else its own setting (``FILE_LIMITS``: the chat import takes
+``CHAT_IMPORT_MAX_BYTES``). Every other URL
 takes ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) and no
 ``multipart/form-data`` at all: such a body is refused with **415** without
 being read, so Django's multipart parser never runs on a URL that has no
@@ -52,8 +54,12 @@ UPLOAD_VIEWS = frozenset(
         "companions:card_import",
         "chat:model",
         "admin:chat_samplerpreset_import",
+        "chat:import",
     }
 )
+
+# Upload pages whose file is not a picture: the setting that caps the file, and what it is.
+FILE_LIMITS = {"chat:import": ("CHAT_IMPORT_MAX_BYTES", "chat files")}
 
 # A form around the file: field names, the CSRF token, other fields, multipart boundaries.
 FORM_OVERHEAD = 256 * 1024
@@ -72,11 +78,12 @@ class BodyRule:
 
     limit: int
     takes_uploads: bool
+    what: str = "pictures"
 
     def too_large(self) -> Refusal:
         if self.takes_uploads:
-            limit_mb = settings.IMAGE_MAX_BYTES // (1024 * 1024)
-            message = f"The upload is too large: pictures can be at most {limit_mb} MB."
+            limit_mb = max(self.limit - FORM_OVERHEAD, 0) // (1024 * 1024)
+            message = f"The upload is too large: {self.what} can be at most {limit_mb} MB."
         else:
             message = f"The request body is too large: this address takes at most {self.limit} bytes."
         return Refusal(413, "Content Too Large", message)
@@ -91,17 +98,22 @@ class BodyRule:
 
 
 def upload_limit() -> int:
-    return settings.IMAGE_MAX_BYTES + FORM_OVERHEAD
+    """The largest body any upload page takes (the rule when the URL is not known yet)."""
+    largest = max([settings.IMAGE_MAX_BYTES, *(getattr(settings, name) for name, _ in FILE_LIMITS.values())])
+    return largest + FORM_OVERHEAD
 
 
 def rule_for(path: str) -> BodyRule:
     """The body rule of a URL path (without the query string, percent-decoded)."""
     try:
-        takes_uploads = resolve(path).view_name in UPLOAD_VIEWS
+        view_name = resolve(path).view_name
     except Resolver404:
-        takes_uploads = False
-    if takes_uploads:
-        return BodyRule(limit=upload_limit(), takes_uploads=True)
+        view_name = ""
+    if view_name in FILE_LIMITS:
+        setting, what = FILE_LIMITS[view_name]
+        return BodyRule(limit=getattr(settings, setting) + FORM_OVERHEAD, takes_uploads=True, what=what)
+    if view_name in UPLOAD_VIEWS:
+        return BodyRule(limit=settings.IMAGE_MAX_BYTES + FORM_OVERHEAD, takes_uploads=True)
     # DATA_UPLOAD_MAX_MEMORY_SIZE=None switches Django's own cap off; keep a bound anyway.
     return BodyRule(limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or upload_limit(), takes_uploads=False)
 

@@ -336,6 +336,12 @@ CARD_EXTRAS_MAX_BYTES = env.int("CARD_EXTRAS_MAX_BYTES", default=256 * 1024)
 # --- Chat ---------------------------------------------------------------------
 
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
+# Chat imports (chat/transcripts): the largest file, the most messages, and the longest text
+# of one message or version in it (replies can be longer than what a user may type; prompts
+# cut each message to CHAT_HISTORY_MAX_CHARS anyway). Anything over is refused, with its line.
+CHAT_IMPORT_MAX_BYTES = env.int("CHAT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+CHAT_IMPORT_MAX_MESSAGES = env.int("CHAT_IMPORT_MAX_MESSAGES", default=20_000)
+CHAT_IMPORT_MAX_MESSAGE_CHARS = env.int("CHAT_IMPORT_MAX_MESSAGE_CHARS", default=32_000)
 CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)  # sent to the LLM with each turn
 CHAT_HISTORY_MAX_CHARS = env.int("CHAT_HISTORY_MAX_CHARS", default=12_000)  # prompt size cap
 # Tokens of character-card lorebook text one prompt may carry: the default, and the ceiling
