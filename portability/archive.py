@@ -7,7 +7,9 @@ Layout (``manifest.json`` lists every file and the count of each type)::
     companions/<id>-<slug>.json        each companion as a Character Card V2
     companions/<id>-<slug>.png         the same card inside its header picture
     lorebooks/<id>-<slug>.json         each companion's lorebook (the card's character_book)
-    conversations/<id>-<slug>.json     each conversation: JSON, JSONL (SillyTavern) and Markdown
+    conversations/chat-<id>-<slug>-<date>.json   each conversation as our JSON, SillyTavern's
+                                       JSONL (.jsonl) and Markdown (.md), named as the chat
+                                       page's Export menu names it
     pictures/<image id>.<ext>          every stored picture, the bytes as stored
     usage/usage.json                   the usage counters and every usage transaction
     memories/, audio/                  empty until those features exist (the manifest says so)
@@ -37,6 +39,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import ApiToken, UsageTransaction, User, UserUsage
+from chat import transcripts
 from chat.models import Conversation, Message, SamplerPreset
 from companions.cards import build_card, build_card_png, stored_card
 from companions.models import Companion
@@ -185,9 +188,25 @@ def _companions(writer: ArchiveWriter, user: User, progress: Progress) -> None:
         progress.advance()
 
 
+# Each conversation in every format ``chat.transcripts`` writes, named as the chat page names it.
+CONVERSATION_FORMATS = (
+    ("json", transcripts.export_json),
+    ("jsonl", transcripts.export_jsonl),
+    ("md", transcripts.export_markdown),
+)
+
+
 def _conversations(writer: ArchiveWriter, user: User, progress: Progress) -> None:
     writer.count("conversations", 0)
     writer.count("messages", Message.objects.filter(conversation__owner=user).count())
+    conversations = Conversation.objects.filter(owner=user).select_related("owner").order_by("pk")
+    for conversation in conversations.iterator(chunk_size=BATCH):
+        for fmt, export in CONVERSATION_FORMATS:
+            writer.add_bytes(
+                f"conversations/{transcripts.export_filename(conversation, fmt)}", export(conversation)
+            )
+        writer.count("conversations")
+        progress.advance()
 
 
 def _pictures(writer: ArchiveWriter, user: User, progress: Progress) -> None:

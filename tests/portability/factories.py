@@ -77,6 +77,7 @@ def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
         counts={
             "companions": 2,
             "lorebooks": 1,
+            "conversations": 2,
             "messages": 5,  # greeting, hello, reply; who is coming, me
             "pictures": 2,
             "usage_transactions": 1,

@@ -63,12 +63,35 @@ def test_the_zip_holds_a_file_for_each_object_the_manifest_counts(built):
         assert len(names_under(zf, "companions", ".png")) == mine.counts["companions"]
         assert len(names_under(zf, "lorebooks", ".json")) == mine.counts["lorebooks"]
         assert len(names_under(zf, "pictures")) == mine.counts["pictures"]
+        for fmt in ("json", "jsonl", "md"):
+            assert len(names_under(zf, "conversations", f".{fmt}")) == mine.counts["conversations"]
         assert {"memories/", "audio/"} <= set(zf.namelist())
         usage = json.loads(zf.read("usage/usage.json"))
         assert len(usage["transactions"]) == mine.counts["usage_transactions"]
         assert usage["counters"]["lifetime_tokens"] == 120
         lorebook = json.loads(zf.read(names_under(zf, "lorebooks")[0]))
         assert lorebook == LOREBOOK
+
+
+def test_conversations_are_the_transcripts_of_the_chat_page(built):
+    from chat import transcripts
+    from chat.models import Conversation
+
+    export, mine, _ = built
+    with open_zip(export) as zf:
+        for conversation in Conversation.objects.filter(owner=mine.user):
+            name = f"conversations/{transcripts.export_filename(conversation, 'json')}"
+            exported = json.loads(zf.read(name))
+            expected = json.loads(transcripts.export_json(conversation))
+            assert {**exported, "exported_at": None} == {**expected, "exported_at": None}
+            jsonl = zf.read(name.removesuffix(".json") + ".jsonl").decode().splitlines()
+            assert len(jsonl) == 1 + len(expected["messages"])  # ST's header line, then one per message
+            markdown = zf.read(name.removesuffix(".json") + ".md").decode()
+            assert all(message["text"] in markdown for message in expected["messages"])
+        messages = sum(
+            len(json.loads(zf.read(name))["messages"]) for name in names_under(zf, "conversations", ".json")
+        )
+    assert messages == mine.counts["messages"]
 
 
 def test_pictures_are_the_stored_bytes(built):
