@@ -33,8 +33,12 @@ log = structlog.get_logger(__name__)
 Status = AccountExport.Status
 ExportId = UUID | str
 BUILD_TASK = "portability.build_export"
-# Older than this while queued or running, an export's task was lost (a dead worker): fail it.
-STUCK_AFTER = timedelta(hours=2)
+
+
+def stuck_after() -> timedelta:
+    """Older than this while queued or running, an export's task was lost (a dead worker, or a
+    thread pool, which enforces no time limit): the sweep fails it."""
+    return timedelta(seconds=max(3600, 2 * settings.EXPORT_TIME_LIMIT))
 
 
 def export_request(*, user: User) -> AccountExport:
@@ -117,7 +121,7 @@ def exports_delete_expired() -> int:
     """
     now = timezone.now()
     for export_id in AccountExport.objects.filter(
-        status__in=AccountExport.ACTIVE, created_at__lt=now - STUCK_AFTER
+        status__in=AccountExport.ACTIVE, created_at__lt=now - stuck_after()
     ).values_list("pk", flat=True):
         export_mark_failed(export_id, text="The export took too long and was stopped. Please try again.")
     with transaction.atomic():

@@ -10,6 +10,10 @@
   async function poll() {
     try {
       const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.status === 404) {  // the export went (expired, or the account is gone)
+        window.location.reload();
+        return;
+      }
       if (response.ok) {
         const state = await response.json();
         bar.value = state.progress;
