@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -309,7 +308,10 @@ def export_build(export_id: str) -> None:
     if not services.export_claim(export_id):
         log.info("export_not_queued", export_id=export_id)
         return
-    export = AccountExport.objects.select_related("owner").get(pk=export_id)
+    export = AccountExport.objects.select_related("owner").filter(pk=export_id).first()
+    if export is None:  # its account was deleted just now
+        log.info("export_gone", export_id=export_id)
+        return
     user = export.owner
     try:
         with tempfile.TemporaryFile(suffix=".zip") as temp:
@@ -317,7 +319,7 @@ def export_build(export_id: str) -> None:
                 manifest = write_archive(archive, user, Progress(export_id, _units_of_work(user)))
             size = temp.tell()
             temp.seek(0)
-            name = default_storage.save(f"exports/{uuid.uuid4().hex}.zip", File(temp))
+            name = default_storage.save(services.export_file_name(), File(temp))
         services.export_mark_ready(export_id, file=name, byte_size=size, counts=manifest["counts"])
     except ExportGone:
         log.info("export_gone", export_id=export_id)

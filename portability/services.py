@@ -11,7 +11,8 @@ allows one queued or running export per account.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,12 @@ log = structlog.get_logger(__name__)
 Status = AccountExport.Status
 ExportId = UUID | str
 BUILD_TASK = "portability.build_export"
+FOLDER = "exports"  # in private storage: every export's zip, under a name we make
+
+
+def export_file_name() -> str:
+    """A fresh, unguessable storage name for a zip; nothing from the account reaches it."""
+    return f"{FOLDER}/{uuid.uuid4().hex}.zip"
 
 
 def stuck_after() -> timedelta:
@@ -126,9 +133,27 @@ def exports_delete_expired() -> int:
         export_mark_failed(export_id, text="The export took too long and was stopped. Please try again.")
     with transaction.atomic():
         deleted, _ = AccountExport.objects.filter(expires_at__lte=now).delete()
-    if deleted:
-        log.info("exports_expired_deleted", count=deleted)
+    strays = _delete_stray_files(older_than=now - stuck_after())
+    if deleted or strays:
+        log.info("exports_expired_deleted", count=deleted, stray_files=strays)
     return deleted
+
+
+def _delete_stray_files(*, older_than: datetime) -> int:
+    """Zips no row names (a build that died between saving its zip and marking it ready), once
+    they are older than any build still running."""
+    try:
+        _, names = default_storage.listdir(FOLDER)
+    except FileNotFoundError:
+        return 0
+    paths = {f"{FOLDER}/{name}" for name in names if name.endswith(".zip")}
+    named = set(AccountExport.objects.filter(file__in=paths).values_list("file", flat=True))
+    stray = 0
+    for path in sorted(paths - named):
+        if default_storage.get_modified_time(path) < older_than:
+            default_storage.delete(path)
+            stray += 1
+    return stray
 
 
 def export_open(export: AccountExport) -> File:

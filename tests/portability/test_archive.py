@@ -211,3 +211,18 @@ def test_a_redelivered_task_builds_nothing(user):
     archive.export_build(str(export.pk))
     export.refresh_from_db()
     assert export.status == "running" and export.progress == 40 and not export.file
+
+
+def test_an_export_deleted_as_its_task_starts_builds_nothing(user, monkeypatch):
+    from portability import services
+
+    export = AccountExport.objects.create(owner=user)
+
+    def claim_then_lose(export_id):
+        claimed = services.AccountExport.objects.filter(pk=export_id).update(status="running")
+        AccountExport.objects.filter(pk=export_id).delete()
+        return bool(claimed)
+
+    monkeypatch.setattr(services, "export_claim", claim_then_lose)
+    archive.export_build(str(export.pk))  # no exception: the task ends quietly
+    assert not AccountExport.objects.exists()

@@ -128,3 +128,18 @@ def test_the_periodic_task_runs_the_sweep(user):
 
     ready_export(user, expires_in=timedelta(minutes=-1))
     assert delete_expired_exports.apply().get() == 1
+
+
+def test_the_sweep_deletes_stray_zips_once_no_build_can_still_be_writing_them(user, settings):
+    import os
+
+    kept = ready_export(user)
+    stray = default_storage.save("exports/stray.zip", ContentFile(b"zip"))
+    fresh = default_storage.save("exports/fresh.zip", ContentFile(b"zip"))
+    hours_ago = (timezone.now() - timedelta(hours=3)).timestamp()
+    for name in (stray, kept.file):
+        os.utime(default_storage.path(name), (hours_ago, hours_ago))
+    services.exports_delete_expired()
+    assert not default_storage.exists(stray)
+    assert default_storage.exists(fresh)  # may be a build's zip about to be marked ready
+    assert default_storage.exists(kept.file)
