@@ -121,6 +121,16 @@ def export_mark_failed(export_id: ExportId, *, text: str) -> bool:
     return bool(changed)
 
 
+RESTARTED_TEXT = "The site restarted while your export was being prepared. Please try again."
+
+
+def exports_fail_unfinished() -> int:
+    """Fail every queued or running export: for a process whose in-memory broker died with the
+    previous one (the embedded default), so nothing would ever build them."""
+    ids = list(AccountExport.objects.filter(status__in=AccountExport.ACTIVE).values_list("pk", flat=True))
+    return sum(export_mark_failed(export_id, text=RESTARTED_TEXT) for export_id in ids)
+
+
 def exports_delete_expired() -> int:
     """Delete exports past their expiry (their files go after commit), and fail lost ones.
 
