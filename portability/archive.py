@@ -16,8 +16,9 @@ Layout (``manifest.json`` lists every file and the count of each type)::
 
 Names in the zip come from ids and ``slugify`` only: nothing a user typed is
 ever a path. Rows are read in batches and the progress is written every few
-percent, not per row. A section for a new kind of data is one more function
-in ``SECTIONS`` and one line in ``_planned`` or the counts.
+percent, not per row. A new kind of data is one more function in
+``SECTIONS`` that writes its files and counts them; memories and audio then
+leave ``PLANNED``.
 """
 
 from __future__ import annotations
