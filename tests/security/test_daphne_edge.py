@@ -291,6 +291,7 @@ def test_every_form_with_a_file_input_posts_to_an_upload_url():
         "companions/settings.html": "companions:settings",
         "companions/card_import.html": "companions:card_import",
         "chat/model.html": "chat:model",
+        "chat/import.html": "chat:import",
         "admin/chat/samplerpreset/import.html": "admin:chat_samplerpreset_import",
     }
     assert multipart == set(pages)
