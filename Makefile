@@ -48,7 +48,7 @@ run: migrate
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 worker: install
-	$(BIN)/celery -A companionhub worker --loglevel=INFO --queues=chat,images --pool=threads --concurrency=20
+	$(BIN)/celery -A companionhub worker --loglevel=INFO --queues=chat,images,exports --pool=threads --concurrency=20
 
 superuser: migrate
 	$(BIN)/python manage.py createsuperuser

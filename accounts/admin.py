@@ -3,7 +3,9 @@
 Only superusers change superusers, staff and superuser flags, groups and
 permissions, or another user's password: otherwise anyone allowed to change
 users could make themself superuser. Moderators deactivate with an action of
-its own permission and never need ``change_user``.
+its own permission and never need ``change_user``. Deleting an account, by
+the action or the delete page, goes through ``services.user_delete`` like
+the owner's own deletion: every row and file goes, sessions and sockets end.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import ActionLocation
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db.models import BigIntegerField, Case, F, QuerySet, Value, When
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from accounts import services, usage
 from accounts.forms import AdminLoginForm
@@ -30,7 +35,7 @@ PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 def users_deactivatable_by(actor: User, users: QuerySet[User]) -> QuerySet[User]:
-    """The users ``actor`` may deactivate: never themself, and superusers only by a superuser."""
+    """The users ``actor`` may deactivate or delete: never themself, and superusers only by a superuser."""
     users = users.exclude(pk=actor.pk)
     return users if actor.is_superuser else users.exclude(is_superuser=True)
 
@@ -45,7 +50,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("is_active", "is_staff", "is_superuser", "date_joined")
     search_fields = ("username", "email", "display_name")
     ordering = ("-date_joined",)
-    actions = ("deactivate",)
+    actions = ("deactivate", "delete_accounts")
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Profile", {"fields": ("display_name", "email", "first_name", "last_name")}),
@@ -122,6 +127,57 @@ class UserAdmin(DjangoUserAdmin):
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and not obj.is_active:
             services.user_deactivate(user=obj)  # unticking "active" must end what is already open
+
+    def get_actions(self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST):
+        # Django's bulk delete would list every row of every account on its page and skip
+        # the service; ``delete_accounts`` replaces it.
+        actions = super().get_actions(request, action_location)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Delete selected accounts and all their data", permissions=("delete",))
+    def delete_accounts(self, request, queryset) -> TemplateResponse | None:
+        deletable = users_deactivatable_by(request.user, queryset)
+        targets = list(deletable)
+        skipped = queryset.count() - len(targets)
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Delete accounts and all their data?",
+                "targets": targets,
+                "skipped": skipped,
+                "opts": self.opts,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "media": self.media,
+            }
+            return TemplateResponse(request, "admin/accounts/user/delete_accounts.html", context)
+        self.log_deletions(request, deletable)
+        for user in targets:
+            services.user_delete(user=user)
+        if targets:
+            self.message_user(request, f"Deleted {len(targets)} account(s) with all their data.")
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {skipped}: yourself, or superusers (only a superuser deletes those).",
+                messages.WARNING,
+            )
+        return None
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.user_delete(user=obj)  # the delete page: sessions and sockets end too
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.user_delete(user=user)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        # An account's data goes with it: ``delete_user`` is the permission for all of it,
+        # so the rows that go along need no delete permission of their own. The accounts
+        # themselves are still checked (a superuser's only by a superuser).
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        refused = {self.opts.verbose_name for obj in objs if not self.has_delete_permission(request, obj)}
+        return deleted, counts, refused, protected
 
 
 @admin.register(RateLimitRecord)

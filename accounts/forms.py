@@ -97,17 +97,17 @@ class ProfileForm(forms.ModelForm):
         return bool(posted) and posted.lower() != (self.instance.email or "").lower()
 
 
-class ApiTokenForm(forms.Form):
-    name = forms.CharField(
-        max_length=50,
-        strip=True,
-        help_text="What the token is for, e.g. “my laptop script”. You see the token itself only once.",
-    )
-    # A token chats as you without a session and outlives a stolen one: ask for the password again.
+class PasswordAgainForm(forms.Form):
+    """The password asked again of a signed-in user, before something a stolen session must not do.
+
+    Counted like a failed sign-in when wrong (and refused when those are used
+    up): not a free password oracle.
+    """
+
+    why_asked = ""
     password = forms.CharField(
         label="Your password",
         strip=False,
-        help_text="Asked again because a token can act as you from anywhere until you revoke it.",
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
@@ -117,15 +117,32 @@ class ApiTokenForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         self.request = request
+        self.fields["password"].help_text = self.why_asked
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
-        # Counted like a failed sign-in (and refused when those are used up): not a free password oracle.
         if self.user is None or not signin.password_verify(
             request=self.request, user=self.user, password=password
         ):
             raise forms.ValidationError("That is not your password.", code="password_incorrect")
         return password
+
+
+class ApiTokenForm(PasswordAgainForm):
+    field_order = ["name", "password"]
+    name = forms.CharField(
+        max_length=50,
+        strip=True,
+        help_text="What the token is for, e.g. “my laptop script”. You see the token itself only once.",
+    )
+    # A token chats as you without a session and outlives a stolen one: the password again.
+    why_asked = "Asked again because a token can act as you from anywhere until you revoke it."
+
+
+class AccountDeleteForm(PasswordAgainForm):
+    """Deleting an account cannot be undone: whoever holds the session must also know the password."""
+
+    why_asked = "Asked again because deleting your account cannot be undone."
 
 
 class PasswordChangeWithTokensForm(PasswordChangeForm):

@@ -8,6 +8,8 @@ from typing import NamedTuple
 import structlog
 from django.contrib.auth import login
 from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -64,13 +66,47 @@ def user_deactivate(*, user: User) -> None:
     """Deactivate an account: end its sessions, revoke its tokens, close its open websockets."""
     User.objects.filter(pk=user.pk).update(is_active=False)
     revoke_all_tokens(user=user)
-    ended = 0
-    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
-        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
-            session.delete()
-            ended += 1
+    ended = _end_sessions(user.pk)
     close_sockets(user_group(user.pk))
     log.info("user_deactivated", user_id=user.pk, sessions_ended=ended)
+
+
+def user_delete(*, user: User) -> None:
+    """Delete an account and everything it owns, at once and for good.
+
+    One transaction: the user row goes and the foreign keys cascade to every
+    row of the user (companions, conversations, messages, runs, pictures,
+    tokens, usage, exports); the receivers of those rows remove their files
+    once the transaction commits, and a rollback keeps them. Its sessions end
+    in the same transaction (they hold no foreign key), and its open sockets
+    (browser and API token alike) are told to close after the commit, since
+    Channels checks a session only when a socket connects. Rate-limit records
+    keyed by the account go too; the counters expire by themselves.
+    """
+    user_id = user.pk
+    with transaction.atomic():
+        ended = _end_sessions(user_id)
+        RateLimitRecord.objects.filter(_rate_limit_keys_of(user_id)).delete()
+        user.delete()
+        transaction.on_commit(lambda: close_sockets(user_group(user_id)))
+    log.info("user_deleted", user_id=user_id, sessions_ended=ended)
+
+
+def _end_sessions(user_id: int) -> int:
+    """Delete the live sessions signed in as ``user_id``; return how many."""
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user_id):
+            session.delete()
+            ended += 1
+    return ended
+
+
+def _rate_limit_keys_of(user_id: int) -> Q:
+    """Records whose key names the account (``accounts.signin``: ``user:<id>``, alone, after an
+    address, or before a browser's device id)."""
+    key = f"user:{user_id}"
+    return Q(key=key) | Q(key__startswith=f"{key}|") | Q(key__endswith=f"|{key}")
 
 
 def close_session_sockets(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services, signin, tokens, usage
 from accounts.forms import (
+    AccountDeleteForm,
     ApiTokenForm,
     LoginForm,
     PasswordChangeWithTokensForm,
@@ -139,3 +141,16 @@ def _password_changed_message(outcome: services.PasswordChangeOutcome) -> str:
         n = outcome.tokens_kept
         return f"{message}; your {n} API token{'s' if n != 1 else ''} still work{'s' if n == 1 else ''}."
     return f"{message}."
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_delete(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Delete the account and everything in it, once the password is typed again."""
+    form = AccountDeleteForm(request.POST or None, user=request.user, request=request)
+    if request.method == "POST" and form.is_valid():
+        services.user_delete(user=request.user)
+        logout(request)  # this browser's session is gone already; this clears its cookie too
+        messages.success(request, "Your account is deleted, with everything that was in it.")
+        return redirect("home")
+    return render(request, "accounts/account_delete.html", {"form": form})

@@ -23,5 +23,6 @@ class ChatConfig(AppConfig):
         metrics.register_steps(steps.names())  # the step-duration histogram has one per step
         metrics.register_run_counts(chat_metrics.run_counts)
         metrics.register_breakers(all_breakers)
-        # A companion deleted anywhere (its page, the admin) takes its one-to-one chats along.
+        # A companion deleted anywhere (its page, the admin, with its account) takes its one-to-one
+        # chats along and stops its replies being written.
         pre_delete.connect(companion_deleting, sender=Companion, dispatch_uid="chat.companion_deleting")

@@ -30,6 +30,7 @@ from chat.models import (
     Turn,
 )
 from chat.paging import MAX_ID
+from chat.runs import run_mark_cancelled
 from chat.selectors import conversation_members, latest_direct_conversation
 from companionhub import pagecache
 from companionhub.errors import AppError
@@ -319,9 +320,15 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
 
 
 def companion_deleting(sender: type[Companion], instance: Companion, **kwargs: Any) -> None:
-    """Before a companion row goes (the site or the admin): its one-to-one chats go with it.
+    """Before a companion row goes (the site, the admin, its account deleted): its one-to-one
+    chats go with it, and its replies being written are cancelled first.
 
     Its replies and memberships cascade by foreign key; a one-to-one chat would
     otherwise stay behind holding only the user's side. Groups lose a member.
+    A worker still streaming one of its replies stops at its next poll of the
+    cancel flag; a step that then finds its run gone stops quietly (``chat.tasks``).
     """
+    live = PipelineRun.objects.filter(companion=instance, status__in=PipelineRun.LIVE)
+    for run_id in live.values_list("pk", flat=True):
+        run_mark_cancelled(run_id)
     Conversation.objects.filter(kind=Conversation.Kind.DIRECT, participants__companion=instance).delete()

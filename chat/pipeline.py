@@ -506,6 +506,11 @@ def ended(run_id: RunId) -> None:
     turns.start_waiting_run(run.companion_id)
 
 
+def run_gone(run_id: RunId) -> bool:
+    """Is the run's row gone (its account or conversation deleted while a step ran)?"""
+    return not PipelineRun.objects.filter(pk=run_id).exists()
+
+
 def fail(run_id: RunId, failure: StepFailed) -> None:
     """A required step gave up: the run fails with a message the user can act on."""
     run = _load(run_id)

@@ -8,7 +8,8 @@ Each task takes only the run id (JSON), calls one step of
   ``MAX_RETRIES`` times;
 * a required step that still fails marks the run failed and tells the user;
 * an optional step (analysis, picture) degrades: the turn goes on;
-* ``RunEnded`` (cancelled, or failed elsewhere) stops the chain quietly;
+* ``RunEnded`` (cancelled, or failed elsewhere) stops the chain quietly, and so does a
+  run whose row was deleted under the step (its account or conversation went);
 * anything else is a fault on our side (a bug, a lost database): logged with
   its traceback and treated as a failure of the step, so the user sees the
   error at once instead of a reply that says "writing…" until the stuck-run
@@ -28,7 +29,8 @@ import structlog
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import IntegrityError, InterfaceError, OperationalError
 
 from chat import pipeline, steps
 from chat.pipeline import RunEnded, StepFailed
@@ -70,6 +72,15 @@ def _unexpected(task: Task[Any, Any], run_id: str, exc: Exception) -> StepFailed
     return StepFailed(code, UNEXPECTED_MESSAGES[code], retryable=code == "database")
 
 
+def _run_gone(task: Task[Any, Any], run_id: str, exc: Exception) -> bool:
+    """A step that failed because its rows were deleted under it (the account went, or the
+    conversation): nothing is left to write to or tell, so the chain stops quietly."""
+    if not isinstance(exc, (ObjectDoesNotExist, IntegrityError)) or not pipeline.run_gone(run_id):
+        return False
+    log.info("step_run_gone", task=task.name, run_id=str(run_id), error=type(exc).__name__)
+    return True
+
+
 def _required[T](task: Task[Any, Any], step: Callable[[str], T], run_id: str) -> T:
     try:
         return step(run_id)
@@ -81,6 +92,8 @@ def _required[T](task: Task[Any, Any], step: Callable[[str], T], run_id: str) ->
         pipeline.fail(run_id, failure)
         raise Ignore() from None
     except Exception as exc:
+        if _run_gone(task, run_id, exc):
+            raise Ignore() from None
         crash = _unexpected(task, run_id, exc)
         _retry_or_raise(task, crash)
         pipeline.fail(run_id, crash)  # if this fails too, the stuck-run sweep ends the run
@@ -124,6 +137,8 @@ def generate_image(self, run_id: str) -> None:
         _retry_or_raise(self, failure)
         pipeline.image_failed(run_id, failure)  # optional step: report and go on to finish
     except Exception as exc:
+        if _run_gone(self, run_id, exc):
+            raise Ignore() from None
         crash = _unexpected(self, run_id, exc)
         _retry_or_raise(self, crash)
         pipeline.image_failed(run_id, StepFailed(crash.code, IMAGE_CRASHED, retryable=False))

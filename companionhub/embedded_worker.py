@@ -38,6 +38,7 @@ def start_embedded_worker() -> bool:
         if _worker is not None:
             return False
         recover_orphaned_runs()
+        recover_orphaned_exports()
         queues = embedded_queues()
         _worker = app.WorkController(
             pool="threads",
@@ -114,4 +115,24 @@ def recover_orphaned_runs() -> int:
         return 0
     if count:
         log.info("orphaned_runs_failed", count=count)
+    return count
+
+
+def recover_orphaned_exports() -> int:
+    """Fail the account exports the previous process was building or had queued.
+
+    Their tasks died with the in-memory broker; left alone, the profile page
+    would say "preparing" until the hourly sweep, and refuse a new export.
+    """
+    from django.db import DatabaseError
+
+    from portability.services import exports_fail_unfinished
+
+    try:
+        count = exports_fail_unfinished()
+    except DatabaseError as exc:  # not migrated yet: nothing to recover
+        log.warning("orphaned_exports_not_checked", error=str(exc)[:200])
+        return 0
+    if count:
+        log.info("orphaned_exports_failed", count=count)
     return count

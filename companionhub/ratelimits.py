@@ -11,6 +11,7 @@
 | companion_create | user                                       |
 | settings_change  | user                                       |
 | token_create     | user                                       |
+| account_export   | user                                       |
 
 Counting uses django-ratelimit's fixed windows on the shared cache (Redis in
 production), so a burst across a window boundary can let up to twice the

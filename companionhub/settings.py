@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "chat",
     "groups",
     "media",
+    "portability",
     "ops",
 ]
 
@@ -201,6 +202,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 15, 1)
+# Building an account export (portability/) may take minutes: its own hard time limit.
+EXPORT_TIME_LIMIT = env.int("EXPORT_TIME_LIMIT", default=1800)
 # Several sites can share one Redis if each has its own queue names.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_CHAT_QUEUE", default="chat")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -208,7 +211,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A task whose worker died is re-delivered after this long: keep it well
     # above the longest hard time limit so a slow task is never run twice.
-    "visibility_timeout": max(3600, CELERY_TASK_TIME_LIMIT * 4),
+    "visibility_timeout": max(3600, CELERY_TASK_TIME_LIMIT * 4, EXPORT_TIME_LIMIT * 2),
 }
 if not REDIS_URL:
     # The memory transport polls once a second by default; 5 ms keeps chained
@@ -354,13 +357,18 @@ CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
 USAGE_MONTHLY_TOKEN_QUOTA = env.int("USAGE_MONTHLY_TOKEN_QUOTA", default=0)
 # The queue and priority of each chat task are declared with its step (chat/steps.py): Celery
 # asks this router, imported when the first task is sent, so settings import no app.
-CELERY_TASK_ROUTES = ("chat.steps.route_task",)
+# An account export takes minutes for a large account: a queue (and worker) of its own.
+EXPORTS_QUEUE = "exports"
+CELERY_TASK_ROUTES = ("chat.steps.route_task", {"portability.build_export": {"queue": EXPORTS_QUEUE}})
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
     "delete-expired-rate-limits": {"task": "accounts.delete_expired_rate_limits", "schedule": 300.0},
     # Reports only (a log line with the count); `manage.py media_orphans --delete` removes them.
     "report-orphan-images": {"task": "media.report_orphans", "schedule": 3600.0},
+    "delete-expired-exports": {"task": "portability.delete_expired_exports", "schedule": 600.0},
 }
+# Account exports (portability/): how long a ready export can be downloaded before it is deleted.
+EXPORT_TTL_SECONDS = env.int("EXPORT_TTL_SECONDS", default=24 * 3600)
 
 # --- Rate limits ---------------------------------------------------------------
 # One table: scope -> "count/period" (django-ratelimit syntax: s, m, h, d with a
@@ -373,6 +381,7 @@ RATE_LIMITS = {
     "companion_create": env.str("RATELIMIT_COMPANION_CREATE", default="10/1h"),
     "settings_change": env.str("RATELIMIT_SETTINGS_CHANGE", default="20/1h"),
     "token_create": env.str("RATELIMIT_TOKEN_CREATE", default="10/1h"),
+    "account_export": env.str("RATELIMIT_ACCOUNT_EXPORT", default="5/24h"),
     # Failed logins for one account from any address: slows guessing spread over many IPs.
     "login_account": env.str("RATELIMIT_LOGIN_ACCOUNT", default="10/1h"),
 }

@@ -12,6 +12,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
+    path("accounts/exports/", include("portability.urls")),
     path("companions/", include("companions.urls")),
     path("chat/", include("chat.urls")),
     path("groups/", include("chat.group_urls")),

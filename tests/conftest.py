@@ -147,6 +147,7 @@ SMALL = {
     "companion_create": "1/1h",
     "settings_change": "2/1h",
     "token_create": "2/1h",
+    "account_export": "1/1h",
 }
 
 

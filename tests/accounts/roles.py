@@ -18,6 +18,7 @@ MODERATOR_MIGRATIONS = (
     ("accounts", "0005_moderators_group", "create_moderators_group"),
     ("chat", "0007_moderators_see_connections", "grant"),
     ("chat", "0012_moderators_moderate_conversations", "grant"),
+    ("accounts", "0007_moderators_delete_accounts", "grant"),
 )
 
 

@@ -80,7 +80,7 @@ def test_the_embedded_worker_serves_every_routed_queue(monkeypatch):
     from chat import steps
     from companionhub.embedded_worker import embedded_queues
 
-    assert embedded_queues() == sorted({app.conf.task_default_queue, "images"})
+    assert embedded_queues() == sorted({app.conf.task_default_queue, "images", "exports"})
     # A task of any app that a router sends elsewhere adds its queue.
     monkeypatch.setitem(steps._BY_TASK, "media.report_orphans", steps.Route("media.report_orphans", "slow"))
     assert "slow" in embedded_queues()
@@ -97,3 +97,16 @@ def test_replies_left_running_by_a_dead_embedded_process_are_failed(user):
     run.refresh_from_db()
     assert run.status == "failed" and run.error_text
     assert recover_orphaned_runs() == 0
+
+
+@pytest.mark.django_db
+def test_exports_left_unfinished_by_a_dead_embedded_process_are_failed(user):
+    """Their tasks died with the in-memory broker: failed at start, so a new export can begin."""
+    from companionhub.embedded_worker import recover_orphaned_exports
+    from portability.models import AccountExport
+
+    export = AccountExport.objects.create(owner=user, status="running", progress=30)
+    assert recover_orphaned_exports() == 1
+    export.refresh_from_db()
+    assert export.status == "failed" and "restarted" in export.error_text
+    assert recover_orphaned_exports() == 0

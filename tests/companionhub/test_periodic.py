@@ -17,12 +17,13 @@ def test_every_scheduled_task_is_registered():
         assert entry["schedule"] > 0
 
 
-def test_the_schedule_covers_stuck_runs_rate_limits_and_orphan_images():
+def test_the_schedule_covers_stuck_runs_rate_limits_orphan_images_and_expired_exports():
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert tasks >= {
         "chat.reconcile_stuck_runs",
         "accounts.delete_expired_rate_limits",
         "media.report_orphans",
+        "portability.delete_expired_exports",
     }
 
 

@@ -93,7 +93,7 @@ SAVES: dict[str, frozenset[str]] = {
 # Who may run each action; for everyone else it changes nothing.
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("auth.group", "delete_selected"): frozenset({"superuser"}),
-    ("accounts.user", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("accounts.user", "delete_accounts"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("accounts.user", "deactivate"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("accounts.ratelimitrecord", "delete_selected"): frozenset({"all_permissions", "superuser"}),
     ("accounts.ratelimitrecord", "clear"): frozenset({"moderator", "all_permissions", "superuser"}),
@@ -123,6 +123,7 @@ PICTURES = {
 MODERATOR_PERMISSIONS = {
     "accounts.view_user",
     "accounts.deactivate_user",
+    "accounts.delete_user",
     "accounts.view_ratelimitrecord",
     "accounts.lift_ratelimit",
     "accounts.view_userusage",

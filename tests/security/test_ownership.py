@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import ApiToken
@@ -11,12 +14,23 @@ from chat.models import Conversation, Message, Participant, PipelineRun, Turn
 from companions.models import Companion
 from media.models import StoredImage
 from media.services import store_image
+from portability.models import AccountExport
 from tests.chat.factories import add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
-OBJECT_KWARGS = {"companion_id", "token_id", "image_id", "group_id", "conversation_id", "message_id"}
-NOT_OBJECTS = {"step", "fmt"}  # the wizard's step (the user's own draft); an export's file format
-OTHER_KWARGS = {"chat:export": {"fmt": "jsonl"}}
+OBJECT_KWARGS = {
+    "companion_id",
+    "token_id",
+    "image_id",
+    "group_id",
+    "conversation_id",
+    "message_id",
+    "export_id",
+}
+DAY = timedelta(days=1)
+# The wizard's step number belongs to the signed-in user's own draft; an export's format is a name.
+NOT_OBJECTS = {"step", "fmt"}
+NOT_OBJECT_VALUES = {"fmt": "jsonl"}  # what the walk puts in a URL for them
 # Every page of a conversation and of a companion's chats: each must be in the walk.
 CHAT_URLS = {
     "chat:page",
@@ -60,14 +74,14 @@ def object_patterns():
             elif isinstance(pattern, URLPattern):
                 kwargs = set(pattern.pattern.converters)
                 if kwargs - NOT_OBJECTS:
-                    found.append((f"{namespace}{pattern.name}", kwargs - NOT_OBJECTS))
+                    found.append((f"{namespace}{pattern.name}", kwargs))
 
     walk(get_resolver().url_patterns)
     return found
 
 
 def test_every_object_kwarg_is_covered():
-    kwargs = set().union(*(k for _, k in object_patterns()))
+    kwargs = set().union(*(k for _, k in object_patterns())) - NOT_OBJECTS
     assert kwargs <= OBJECT_KWARGS, f"add ids for {kwargs - OBJECT_KWARGS} to this walk"
 
 
@@ -97,6 +111,9 @@ def victim_objects(request, user, settings, tmp_path):
     group = make_group_of(user, [companion, make_companion(user, name="Rin")], title="Victims")
     group_reply = picture_reply(group, companion, text="private words in a group")
     token, _ = tokens.token_create(user=user, name="victim")
+    export = AccountExport.objects.create(
+        owner=user, status="ready", file="exports/victim.zip", byte_size=1, expires_at=timezone.now() + DAY
+    )
     conversation, message = (chat, direct_reply) if request.param == "direct" else (group, group_reply)
     return {
         "companion_id": companion.pk,
@@ -105,6 +122,7 @@ def victim_objects(request, user, settings, tmp_path):
         "group_id": group.pk,
         "conversation_id": conversation.pk,
         "message_id": message.pk,
+        "export_id": export.pk,
     }
 
 
@@ -122,6 +140,7 @@ def snapshot():
         list(PipelineRun.objects.values_list("pk", "status")),
         list(StoredImage.objects.values_list("pk", flat=True)),
         list(ApiToken.objects.values_list("pk", "revoked_at")),
+        list(AccountExport.objects.values_list("pk", "status", "file")),
     )
 
 
@@ -141,7 +160,7 @@ def test_another_users_objects_are_not_found(client, other_user, victim_objects,
     nothing changes, nothing private shows."""
     mine = make_companion(other_user, name="Mine")
     client.force_login(other_user)
-    url = reverse(name, kwargs={**{k: victim_objects[k] for k in kwargs}, **OTHER_KWARGS.get(name, {})})
+    url = reverse(name, kwargs={k: NOT_OBJECT_VALUES.get(k) or victim_objects[k] for k in kwargs})
     before = snapshot()
     statuses = {}
     for method in ("get", "post"):
