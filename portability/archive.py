@@ -4,7 +4,7 @@ Layout (``manifest.json`` lists every file and the count of each type)::
 
     manifest.json                      format, version, when, whose, counts, files
     account.json                       the account, its settings, API tokens (names and dates only)
-    companions/<id>-<slug>.json        each companion as a Character Card V2
+    companions/<id>-<slug>.json        each companion as a Character Card V3
     companions/<id>-<slug>.png         the same card inside its header picture
     lorebooks/<id>-<slug>.json         each companion's lorebook (the card's character_book)
     conversations/chat-<id>-<slug>-<date>.json   each conversation as our JSON, SillyTavern's
