@@ -11,6 +11,7 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -58,7 +59,7 @@ def export_download(request: AuthenticatedHttpRequest, export_id: uuid.UUID) -> 
     if settings.MEDIA_X_ACCEL_REDIRECT:
         response = HttpResponse(content_type="application/zip")
         response["X-Accel-Redirect"] = settings.MEDIA_X_ACCEL_PREFIX + export.file
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Content-Disposition"] = content_disposition_header(True, filename)
     else:
         try:
             handle = services.export_open(export)

@@ -128,6 +128,19 @@ def test_in_production_nginx_sends_the_file(client, user, settings):
     assert response["X-Accel-Redirect"] == settings.MEDIA_X_ACCEL_PREFIX + export.file
 
 
+def test_a_username_with_accents_makes_a_valid_file_name(client, user, settings):
+    """Usernames may hold any letter; a header is Latin-1, so the name is encoded as RFC 6266 says."""
+    user.username = "zoë_ŝ"
+    user.save(update_fields=["username"])
+    export = ready_export(user)
+    client.force_login(user)
+    for accel in (False, True):
+        settings.MEDIA_X_ACCEL_REDIRECT = accel
+        disposition = client.get(download(export))["Content-Disposition"]
+        disposition.encode("latin-1")
+        assert "filename*=utf-8''companionhub-zo%C3%AB_%C5%9D-" in disposition
+
+
 def test_another_users_export_is_not_found(client, user, other_user):
     export = ready_export(user)
     client.force_login(other_user)
