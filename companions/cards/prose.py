@@ -35,7 +35,7 @@ PERSON_NOUN = {"female": "woman", "male": "man"}
 
 
 def _label(field: str, value: str) -> str:
-    return catalogue.label(field, value)
+    return catalogue.english_label(field, value)
 
 
 def _phrase(field: str, value: str) -> str:

@@ -493,5 +493,5 @@ def test_values_the_wizards_form_refuses_are_a_clear_refusal(user, monkeypatch):
     with pytest.raises(CardRejected) as caught:
         companion_import_card(user=user, upload=upload(json.dumps(v2_card()).encode(), "c.json"))
     assert caught.value.code == "invalid"
-    assert caught.value.message.startswith("The card's style is not usable:")
+    assert caught.value.message.startswith('The card\'s "Style" is not usable:')
     assert not Companion.objects.exists()
