@@ -76,6 +76,7 @@ HELP_TEXTS = {
     ),
 }
 
+SELECT_PROMPT = gettext_lazy("- Select an option -")
 RADIO_FIELDS = [field for field in catalogue.SINGLE_CHOICE if field not in ("occupation", "relationship")]
 
 
@@ -92,6 +93,10 @@ class CatalogueForm(forms.ModelForm):
                 # (setting a field's choices sets its widget's too).
                 field.widget = forms.RadioSelect()
                 field.choices = catalogue.choices(name)
+            elif name in catalogue.SINGLE_CHOICE and isinstance(field, forms.ChoiceField):
+                # A select keeps its blank choice, with a label of ours: Django's own
+                # catalogues have no German or Spanish words for its "- Select an option -".
+                field.choices = [("", SELECT_PROMPT), *catalogue.choices(name)]
         for name in self.multi_fields:
             if name in self.fields:
                 self.fields[name] = MultiChoiceField(name, label=self.fields[name].label)

@@ -35,6 +35,7 @@ PERSON_NOUN = {"female": "woman", "male": "man"}
 
 
 def _label(field: str, value: str) -> str:
+    """The English label: other apps and their models read the card, whatever language our page is in."""
     return catalogue.english_label(field, value)
 
 
