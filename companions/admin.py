@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy, ngettext
 
 from companions import services
 from companions.models import Companion, CompanionDraft
@@ -25,7 +26,7 @@ class CompanionAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_message_count=Count("messages"))
 
-    @admin.display(description="replies", ordering="_message_count")
+    @admin.display(description=gettext_lazy("replies"), ordering="_message_count")
     def message_count(self, obj: Companion) -> int:
         # An annotation over the messages relation: moved out by the one-conversation refactor.
         return obj._message_count  # type: ignore[attr-defined]
@@ -33,13 +34,18 @@ class CompanionAdmin(admin.ModelAdmin):
     def has_remove_header_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("companions.remove_companion_header")
 
-    @admin.action(description="Remove the header picture", permissions=("remove_header",))
+    @admin.action(description=gettext_lazy("Remove the header picture"), permissions=("remove_header",))
     def remove_header_image(self, request, queryset):
         count = 0
         for companion in queryset.filter(header_image__isnull=False):
             services.companion_remove_header(companion=companion)
             count += 1
-        self.message_user(request, f"Removed {count} header picture(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("Removed %(count)s header picture.", "Removed %(count)s header pictures.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(CompanionDraft)

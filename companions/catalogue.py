@@ -2,179 +2,207 @@
 
 One place for the wizard (what to show), validation (what to accept) and the
 prompt builders (what words to send to the LLM and the image model). A value
-is stored in the database; its label is shown to people; its ``prompt`` is
-the phrase used in prompts.
+is stored in the database and never translated; its label is shown to people
+in their language; its ``prompt`` is the English phrase used in prompts.
+
+Labels are lazy translations, resolved when a page shows them (``choices``,
+``label``), each with its field as context: the same English word ("Black",
+"Medium") is a different word, or takes a different ending, in another
+language depending on what it describes. The card export's prose must read
+the same whatever language the page is in, so it uses ``english_label``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.translation import pgettext_lazy
+
 
 @dataclass(frozen=True)
 class Option:
-    value: str
-    label: str
-    prompt: str
+    value: str  # stored in the database: language-independent
+    label: Promise  # shown to people: translated lazily, in the language active when shown
+    prompt: str  # the English words prompts use
+
+    @property
+    def english(self) -> str:
+        """The label in English, whatever language is active (text that must stay English)."""
+        with translation.override("en"):
+            return str(self.label)
 
 
-def _options(*rows: tuple[str, str, str]) -> tuple[Option, ...]:
+def _options(*rows: tuple[str, Promise, str]) -> tuple[Option, ...]:
     return tuple(Option(*row) for row in rows)
 
 
 STYLES = _options(
-    ("realistic", "Realistic", "photorealistic photo, natural lighting, detailed skin"),
-    ("anime", "Anime", "anime style illustration, clean line art, vibrant colours"),
-    ("semi_realistic", "Semi-realistic", "semi-realistic digital painting, soft shading"),
-    ("3d", "3D render", "3d render, cinematic lighting, subsurface scattering"),
+    (
+        "realistic",
+        pgettext_lazy("art style", "Realistic"),
+        "photorealistic photo, natural lighting, detailed skin",
+    ),
+    (
+        "anime",
+        pgettext_lazy("art style", "Anime"),
+        "anime style illustration, clean line art, vibrant colours",
+    ),
+    (
+        "semi_realistic",
+        pgettext_lazy("art style", "Semi-realistic"),
+        "semi-realistic digital painting, soft shading",
+    ),
+    ("3d", pgettext_lazy("art style", "3D render"), "3d render, cinematic lighting, subsurface scattering"),
 )
 
 GENDERS = _options(
-    ("female", "Woman", "woman"),
-    ("male", "Man", "man"),
-    ("non_binary", "Non-binary", "androgynous person"),
+    ("female", pgettext_lazy("gender", "Woman"), "woman"),
+    ("male", pgettext_lazy("gender", "Man"), "man"),
+    ("non_binary", pgettext_lazy("gender", "Non-binary"), "androgynous person"),
 )
 
 ETHNICITIES = _options(
-    ("caucasian", "Caucasian", "caucasian"),
-    ("east_asian", "East Asian", "east asian"),
-    ("south_asian", "South Asian", "south asian"),
-    ("southeast_asian", "Southeast Asian", "southeast asian"),
-    ("black", "Black", "black"),
-    ("latino", "Latina / Latino", "latino"),
-    ("middle_eastern", "Middle Eastern", "middle eastern"),
-    ("mixed", "Mixed", "mixed heritage"),
+    ("caucasian", pgettext_lazy("ethnicity", "Caucasian"), "caucasian"),
+    ("east_asian", pgettext_lazy("ethnicity", "East Asian"), "east asian"),
+    ("south_asian", pgettext_lazy("ethnicity", "South Asian"), "south asian"),
+    ("southeast_asian", pgettext_lazy("ethnicity", "Southeast Asian"), "southeast asian"),
+    ("black", pgettext_lazy("ethnicity", "Black"), "black"),
+    ("latino", pgettext_lazy("ethnicity", "Latina / Latino"), "latino"),
+    ("middle_eastern", pgettext_lazy("ethnicity", "Middle Eastern"), "middle eastern"),
+    ("mixed", pgettext_lazy("ethnicity", "Mixed"), "mixed heritage"),
 )
 
 HAIR_COLORS = _options(
-    ("black", "Black", "black hair"),
-    ("brown", "Brown", "brown hair"),
-    ("blonde", "Blonde", "blonde hair"),
-    ("red", "Red", "red hair"),
-    ("auburn", "Auburn", "auburn hair"),
-    ("grey", "Grey", "grey hair"),
-    ("white", "White", "white hair"),
-    ("pink", "Pink", "pink hair"),
-    ("blue", "Blue", "blue hair"),
-    ("purple", "Purple", "purple hair"),
+    ("black", pgettext_lazy("hair colour", "Black"), "black hair"),
+    ("brown", pgettext_lazy("hair colour", "Brown"), "brown hair"),
+    ("blonde", pgettext_lazy("hair colour", "Blonde"), "blonde hair"),
+    ("red", pgettext_lazy("hair colour", "Red"), "red hair"),
+    ("auburn", pgettext_lazy("hair colour", "Auburn"), "auburn hair"),
+    ("grey", pgettext_lazy("hair colour", "Grey"), "grey hair"),
+    ("white", pgettext_lazy("hair colour", "White"), "white hair"),
+    ("pink", pgettext_lazy("hair colour", "Pink"), "pink hair"),
+    ("blue", pgettext_lazy("hair colour", "Blue"), "blue hair"),
+    ("purple", pgettext_lazy("hair colour", "Purple"), "purple hair"),
 )
 
 HAIR_STYLES = _options(
-    ("long_straight", "Long & straight", "long straight hair"),
-    ("long_wavy", "Long & wavy", "long wavy hair"),
-    ("curly", "Curly", "curly hair"),
-    ("short", "Short", "short hair"),
-    ("bob", "Bob", "bob haircut"),
-    ("ponytail", "Ponytail", "ponytail"),
-    ("braids", "Braids", "braided hair"),
-    ("bun", "Bun", "hair in a bun"),
-    ("pixie", "Pixie cut", "pixie cut"),
-    ("buzz", "Buzz cut", "buzz cut"),
+    ("long_straight", pgettext_lazy("hair style", "Long & straight"), "long straight hair"),
+    ("long_wavy", pgettext_lazy("hair style", "Long & wavy"), "long wavy hair"),
+    ("curly", pgettext_lazy("hair style", "Curly"), "curly hair"),
+    ("short", pgettext_lazy("hair style", "Short"), "short hair"),
+    ("bob", pgettext_lazy("hair style", "Bob"), "bob haircut"),
+    ("ponytail", pgettext_lazy("hair style", "Ponytail"), "ponytail"),
+    ("braids", pgettext_lazy("hair style", "Braids"), "braided hair"),
+    ("bun", pgettext_lazy("hair style", "Bun"), "hair in a bun"),
+    ("pixie", pgettext_lazy("hair style", "Pixie cut"), "pixie cut"),
+    ("buzz", pgettext_lazy("hair style", "Buzz cut"), "buzz cut"),
 )
 
 EYE_COLORS = _options(
-    ("brown", "Brown", "brown eyes"),
-    ("blue", "Blue", "blue eyes"),
-    ("green", "Green", "green eyes"),
-    ("hazel", "Hazel", "hazel eyes"),
-    ("grey", "Grey", "grey eyes"),
-    ("amber", "Amber", "amber eyes"),
+    ("brown", pgettext_lazy("eye colour", "Brown"), "brown eyes"),
+    ("blue", pgettext_lazy("eye colour", "Blue"), "blue eyes"),
+    ("green", pgettext_lazy("eye colour", "Green"), "green eyes"),
+    ("hazel", pgettext_lazy("eye colour", "Hazel"), "hazel eyes"),
+    ("grey", pgettext_lazy("eye colour", "Grey"), "grey eyes"),
+    ("amber", pgettext_lazy("eye colour", "Amber"), "amber eyes"),
 )
 
 SKIN_TONES = _options(
-    ("fair", "Fair", "fair skin"),
-    ("light", "Light", "light skin"),
-    ("medium", "Medium", "medium skin tone"),
-    ("olive", "Olive", "olive skin"),
-    ("tan", "Tan", "tanned skin"),
-    ("dark", "Dark", "dark skin"),
+    ("fair", pgettext_lazy("skin tone", "Fair"), "fair skin"),
+    ("light", pgettext_lazy("skin tone", "Light"), "light skin"),
+    ("medium", pgettext_lazy("skin tone", "Medium"), "medium skin tone"),
+    ("olive", pgettext_lazy("skin tone", "Olive"), "olive skin"),
+    ("tan", pgettext_lazy("skin tone", "Tan"), "tanned skin"),
+    ("dark", pgettext_lazy("skin tone", "Dark"), "dark skin"),
 )
 
 BODY_TYPES = _options(
-    ("slim", "Slim", "slim build"),
-    ("athletic", "Athletic", "athletic build"),
-    ("average", "Average", "average build"),
-    ("curvy", "Curvy", "curvy figure"),
-    ("muscular", "Muscular", "muscular build"),
-    ("plus", "Plus size", "plus-size figure"),
+    ("slim", pgettext_lazy("body type", "Slim"), "slim build"),
+    ("athletic", pgettext_lazy("body type", "Athletic"), "athletic build"),
+    ("average", pgettext_lazy("body type", "Average"), "average build"),
+    ("curvy", pgettext_lazy("body type", "Curvy"), "curvy figure"),
+    ("muscular", pgettext_lazy("body type", "Muscular"), "muscular build"),
+    ("plus", pgettext_lazy("body type", "Plus size"), "plus-size figure"),
 )
 
 HEIGHTS = _options(
-    ("petite", "Petite", "petite"),
-    ("average", "Average height", "average height"),
-    ("tall", "Tall", "tall"),
+    ("petite", pgettext_lazy("height", "Petite"), "petite"),
+    ("average", pgettext_lazy("height", "Average height"), "average height"),
+    ("tall", pgettext_lazy("height", "Tall"), "tall"),
 )
 
 CHEST_SIZES = _options(
-    ("flat", "Flat", "flat chest"),
-    ("small", "Small", "small chest"),
-    ("medium", "Medium", "medium chest"),
-    ("large", "Large", "large chest"),
-    ("broad", "Broad", "broad chest"),
+    ("flat", pgettext_lazy("chest", "Flat"), "flat chest"),
+    ("small", pgettext_lazy("chest", "Small"), "small chest"),
+    ("medium", pgettext_lazy("chest", "Medium"), "medium chest"),
+    ("large", pgettext_lazy("chest", "Large"), "large chest"),
+    ("broad", pgettext_lazy("chest", "Broad"), "broad chest"),
 )
 
 PERSONALITY_TRAITS = _options(
-    ("caring", "Caring", "caring"),
-    ("playful", "Playful", "playful"),
-    ("shy", "Shy", "shy"),
-    ("confident", "Confident", "confident"),
-    ("sarcastic", "Sarcastic", "sarcastic"),
-    ("romantic", "Romantic", "romantic"),
-    ("adventurous", "Adventurous", "adventurous"),
-    ("intellectual", "Intellectual", "intellectual"),
-    ("mysterious", "Mysterious", "mysterious"),
-    ("cheerful", "Cheerful", "cheerful"),
-    ("calm", "Calm", "calm"),
-    ("flirty", "Flirty", "flirty"),
-    ("loyal", "Loyal", "loyal"),
-    ("witty", "Witty", "witty"),
-    ("protective", "Protective", "protective"),
-    ("curious", "Curious", "curious"),
+    ("caring", pgettext_lazy("personality trait", "Caring"), "caring"),
+    ("playful", pgettext_lazy("personality trait", "Playful"), "playful"),
+    ("shy", pgettext_lazy("personality trait", "Shy"), "shy"),
+    ("confident", pgettext_lazy("personality trait", "Confident"), "confident"),
+    ("sarcastic", pgettext_lazy("personality trait", "Sarcastic"), "sarcastic"),
+    ("romantic", pgettext_lazy("personality trait", "Romantic"), "romantic"),
+    ("adventurous", pgettext_lazy("personality trait", "Adventurous"), "adventurous"),
+    ("intellectual", pgettext_lazy("personality trait", "Intellectual"), "intellectual"),
+    ("mysterious", pgettext_lazy("personality trait", "Mysterious"), "mysterious"),
+    ("cheerful", pgettext_lazy("personality trait", "Cheerful"), "cheerful"),
+    ("calm", pgettext_lazy("personality trait", "Calm"), "calm"),
+    ("flirty", pgettext_lazy("personality trait", "Flirty"), "flirty"),
+    ("loyal", pgettext_lazy("personality trait", "Loyal"), "loyal"),
+    ("witty", pgettext_lazy("personality trait", "Witty"), "witty"),
+    ("protective", pgettext_lazy("personality trait", "Protective"), "protective"),
+    ("curious", pgettext_lazy("personality trait", "Curious"), "curious"),
 )
 
 HOBBIES = _options(
-    ("reading", "Reading", "reading"),
-    ("gaming", "Gaming", "video games"),
-    ("cooking", "Cooking", "cooking"),
-    ("hiking", "Hiking", "hiking"),
-    ("music", "Music", "music"),
-    ("art", "Art", "drawing and painting"),
-    ("fitness", "Fitness", "working out"),
-    ("travel", "Travel", "travelling"),
-    ("photography", "Photography", "photography"),
-    ("dancing", "Dancing", "dancing"),
-    ("movies", "Movies", "movies"),
-    ("gardening", "Gardening", "gardening"),
-    ("yoga", "Yoga", "yoga"),
-    ("writing", "Writing", "writing"),
+    ("reading", pgettext_lazy("hobby", "Reading"), "reading"),
+    ("gaming", pgettext_lazy("hobby", "Gaming"), "video games"),
+    ("cooking", pgettext_lazy("hobby", "Cooking"), "cooking"),
+    ("hiking", pgettext_lazy("hobby", "Hiking"), "hiking"),
+    ("music", pgettext_lazy("hobby", "Music"), "music"),
+    ("art", pgettext_lazy("hobby", "Art"), "drawing and painting"),
+    ("fitness", pgettext_lazy("hobby", "Fitness"), "working out"),
+    ("travel", pgettext_lazy("hobby", "Travel"), "travelling"),
+    ("photography", pgettext_lazy("hobby", "Photography"), "photography"),
+    ("dancing", pgettext_lazy("hobby", "Dancing"), "dancing"),
+    ("movies", pgettext_lazy("hobby", "Movies"), "movies"),
+    ("gardening", pgettext_lazy("hobby", "Gardening"), "gardening"),
+    ("yoga", pgettext_lazy("hobby", "Yoga"), "yoga"),
+    ("writing", pgettext_lazy("hobby", "Writing"), "writing"),
 )
 
 OCCUPATIONS = _options(
-    ("student", "Student", "university student"),
-    ("artist", "Artist", "artist"),
-    ("nurse", "Nurse", "nurse"),
-    ("teacher", "Teacher", "teacher"),
-    ("engineer", "Engineer", "software engineer"),
-    ("musician", "Musician", "musician"),
-    ("chef", "Chef", "chef"),
-    ("athlete", "Athlete", "professional athlete"),
-    ("writer", "Writer", "writer"),
-    ("barista", "Barista", "barista"),
-    ("scientist", "Scientist", "scientist"),
-    ("doctor", "Doctor", "doctor"),
-    ("entrepreneur", "Entrepreneur", "entrepreneur"),
-    ("librarian", "Librarian", "librarian"),
+    ("student", pgettext_lazy("occupation", "Student"), "university student"),
+    ("artist", pgettext_lazy("occupation", "Artist"), "artist"),
+    ("nurse", pgettext_lazy("occupation", "Nurse"), "nurse"),
+    ("teacher", pgettext_lazy("occupation", "Teacher"), "teacher"),
+    ("engineer", pgettext_lazy("occupation", "Engineer"), "software engineer"),
+    ("musician", pgettext_lazy("occupation", "Musician"), "musician"),
+    ("chef", pgettext_lazy("occupation", "Chef"), "chef"),
+    ("athlete", pgettext_lazy("occupation", "Athlete"), "professional athlete"),
+    ("writer", pgettext_lazy("occupation", "Writer"), "writer"),
+    ("barista", pgettext_lazy("occupation", "Barista"), "barista"),
+    ("scientist", pgettext_lazy("occupation", "Scientist"), "scientist"),
+    ("doctor", pgettext_lazy("occupation", "Doctor"), "doctor"),
+    ("entrepreneur", pgettext_lazy("occupation", "Entrepreneur"), "entrepreneur"),
+    ("librarian", pgettext_lazy("occupation", "Librarian"), "librarian"),
 )
 
 RELATIONSHIPS = _options(
-    ("partner", "Partner", "romantic partner"),
-    ("friend", "Friend", "friend"),
-    ("best_friend", "Best friend", "best friend"),
-    ("crush", "Crush", "crush"),
-    ("spouse", "Spouse", "spouse"),
-    ("roommate", "Roommate", "roommate"),
-    ("coworker", "Coworker", "coworker"),
-    ("mentor", "Mentor", "mentor"),
+    ("partner", pgettext_lazy("relationship", "Partner"), "romantic partner"),
+    ("friend", pgettext_lazy("relationship", "Friend"), "friend"),
+    ("best_friend", pgettext_lazy("relationship", "Best friend"), "best friend"),
+    ("crush", pgettext_lazy("relationship", "Crush"), "crush"),
+    ("spouse", pgettext_lazy("relationship", "Spouse"), "spouse"),
+    ("roommate", pgettext_lazy("relationship", "Roommate"), "roommate"),
+    ("coworker", pgettext_lazy("relationship", "Coworker"), "coworker"),
+    ("mentor", pgettext_lazy("relationship", "Mentor"), "mentor"),
 )
 
 # field name -> options, for single-choice fields
@@ -207,15 +235,17 @@ DEFAULT_STATE = {
 }
 
 
-def choices(field: str) -> list[tuple[str, str]]:
-    """Django ``choices`` for a catalogue field."""
-    options = SINGLE_CHOICE.get(field) or MULTI_CHOICE[field][0]
-    return [(o.value, o.label) for o in options]
+def choices(field: str) -> list[tuple[str, Promise]]:
+    """Django ``choices`` for a catalogue field: stored values, labels translated when shown."""
+    return [(o.value, o.label) for o in options_of(field)]
+
+
+def options_of(field: str) -> tuple[Option, ...]:
+    return SINGLE_CHOICE.get(field) or MULTI_CHOICE[field][0]
 
 
 def option(field: str, value: str) -> Option | None:
-    options = SINGLE_CHOICE.get(field) or MULTI_CHOICE[field][0]
-    return next((o for o in options if o.value == value), None)
+    return next((o for o in options_of(field) if o.value == value), None)
 
 
 def prompt_phrase(field: str, value: str) -> str:
@@ -225,8 +255,15 @@ def prompt_phrase(field: str, value: str) -> str:
 
 
 def label(field: str, value: str) -> str:
+    """The label of a stored value in the active language (the value itself when unknown)."""
     found = option(field, value) if value else None
-    return found.label if found else value
+    return str(found.label) if found else value
+
+
+def english_label(field: str, value: str) -> str:
+    """The English label of a stored value, whatever language is active (the value when unknown)."""
+    found = option(field, value) if value else None
+    return found.english if found else value
 
 
 def option_count() -> int:

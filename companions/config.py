@@ -12,7 +12,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-IMAGE_MODES = [("on_request", "Only when I ask"), ("every_reply", "With every reply")]
+from django.utils.translation import gettext_lazy
+
+# Stored values, with labels translated when the settings page shows them.
+IMAGE_MODES = [
+    ("on_request", gettext_lazy("Only when I ask")),
+    ("every_reply", gettext_lazy("With every reply")),
+]
 
 DEFAULTS: dict[str, Any] = {
     "temperature": 0.8,

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from companions import catalogue
 from companions.config import DEFAULTS, IMAGE_MODES, MAX_REPLY_TOKENS_LIMITS, TEMPERATURE_LIMITS
@@ -28,16 +31,57 @@ class MultiChoiceField(forms.MultipleChoiceField):
     def validate(self, value: list[str]) -> None:
         super().validate(value)
         if len(value) < self.min_picks:
-            raise forms.ValidationError(f"Pick at least {self.min_picks}.", code="too_few")
+            raise forms.ValidationError(
+                _("Pick at least %(count)s."), code="too_few", params={"count": self.min_picks}
+            )
         if len(value) > self.max_picks:
-            raise forms.ValidationError(f"Pick at most {self.max_picks}.", code="too_many")
+            raise forms.ValidationError(
+                _("Pick at most %(count)s."), code="too_many", params={"count": self.max_picks}
+            )
 
 
+# The companion's fields as the forms name them (the model's verbose names stay English: the
+# admin's, and changing them would need a migration).
+LABELS = {
+    "name": gettext_lazy("Name"),
+    "style": gettext_lazy("Style"),
+    "gender": gettext_lazy("Gender"),
+    "age": gettext_lazy("Age"),
+    "ethnicity": gettext_lazy("Ethnicity"),
+    "skin_tone": gettext_lazy("Skin tone"),
+    "hair_color": gettext_lazy("Hair colour"),
+    "hair_style": gettext_lazy("Hair style"),
+    "eye_color": gettext_lazy("Eye colour"),
+    "body_type": gettext_lazy("Body type"),
+    "height": gettext_lazy("Height"),
+    "chest": gettext_lazy("Chest / breasts"),
+    "distinguishing_features": gettext_lazy("Distinguishing features"),
+    "personality_traits": gettext_lazy("Personality traits"),
+    "hobbies": gettext_lazy("Hobbies"),
+    "occupation": gettext_lazy("Occupation"),
+    "relationship": gettext_lazy("Relationship"),
+    "backstory": gettext_lazy("Backstory"),
+    "greeting": gettext_lazy("Greeting"),
+    "visual_prompt": gettext_lazy("Visual prompt"),
+    "system_prompt": gettext_lazy("System prompt"),
+    "image_seed": gettext_lazy("Picture seed"),
+    "use_header_as_reference": gettext_lazy("Use header picture as reference"),
+}
+HELP_TEXTS = {
+    "visual_prompt": gettext_lazy("Extra words for image prompts."),
+    "system_prompt": gettext_lazy("Custom instructions for the LLM."),
+    "image_seed": gettext_lazy("The same seed keeps pictures alike. Change it, or re-roll, for a new look."),
+    "use_header_as_reference": gettext_lazy(
+        "Paint every picture from the header picture, so the face and style stay the same."
+    ),
+}
+
+SELECT_PROMPT = gettext_lazy("- Select an option -")
 RADIO_FIELDS = [field for field in catalogue.SINGLE_CHOICE if field not in ("occupation", "relationship")]
 
 
 class CatalogueForm(forms.ModelForm):
-    """Single choices as radio cards; several choices as checkbox chips."""
+    """Single choices as radio cards; several choices as checkbox chips; labels in the user's language."""
 
     multi_fields: tuple[str, ...] = ()
 
@@ -49,6 +93,10 @@ class CatalogueForm(forms.ModelForm):
                 # (setting a field's choices sets its widget's too).
                 field.widget = forms.RadioSelect()
                 field.choices = catalogue.choices(name)
+            elif name in catalogue.SINGLE_CHOICE and isinstance(field, forms.ChoiceField):
+                # A select keeps its blank choice, with a label of ours: Django's own
+                # catalogues have no German or Spanish words for its "- Select an option -".
+                field.choices = [("", SELECT_PROMPT), *catalogue.choices(name)]
         for name in self.multi_fields:
             if name in self.fields:
                 self.fields[name] = MultiChoiceField(name, label=self.fields[name].label)
@@ -58,12 +106,14 @@ class StyleStep(CatalogueForm):
     class Meta:
         model = Companion
         fields = ("style", "gender")
+        labels = LABELS
 
 
 class LookStep(CatalogueForm):
     class Meta:
         model = Companion
         fields = ("age", "ethnicity", "skin_tone", "hair_color", "hair_style", "eye_color")
+        labels = LABELS
         widgets = {"age": forms.NumberInput(attrs={"min": catalogue.MIN_AGE, "max": catalogue.MAX_AGE})}
 
 
@@ -71,9 +121,11 @@ class BodyStep(CatalogueForm):
     class Meta:
         model = Companion
         fields = ("body_type", "height", "chest", "distinguishing_features")
-        labels = {"chest": "Chest / breasts"}
+        labels = LABELS
         widgets = {
-            "distinguishing_features": forms.TextInput(attrs={"placeholder": "freckles, a small scar…"})
+            "distinguishing_features": forms.TextInput(
+                attrs={"placeholder": gettext_lazy("freckles, a small scar…")}
+            )
         }
 
 
@@ -93,6 +145,8 @@ class IdentityStep(CatalogueForm):
             "visual_prompt",
             "system_prompt",
         )
+        labels = LABELS
+        help_texts = HELP_TEXTS
         widgets = {
             "backstory": forms.Textarea(attrs={"rows": 4}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
@@ -104,8 +158,8 @@ class IdentityStep(CatalogueForm):
 class HeaderImageForm(forms.Form):
     header_image = forms.FileField(
         required=False,
-        label="Picture",
-        help_text="JPEG, PNG, WebP or GIF, up to 10 MB. Cropped to a square.",
+        label=gettext_lazy("Picture"),
+        help_text=gettext_lazy("JPEG, PNG, WebP or GIF, up to 10 MB. Cropped to a square."),
         widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp,image/gif"}),
     )
 
@@ -132,51 +186,64 @@ class MultipleFileField(forms.FileField):
             items = [None]  # nothing chosen: the usual "This field is required"
         if len(items) > self.max_files:
             raise forms.ValidationError(
-                f"Choose at most {self.max_files} files at once.", code="too_many_files"
+                ngettext(
+                    "Choose at most %(count)s file at once.",
+                    "Choose at most %(count)s files at once.",
+                    self.max_files,
+                ),
+                code="too_many_files",
+                params={"count": self.max_files},
             )
         return [super(MultipleFileField, self).clean(item, initial) for item in items]
 
 
 class CardImportForm(forms.Form):
     card = MultipleFileField(
-        label="Character cards",
+        label=gettext_lazy("Character cards"),
         max_files=CARD_IMPORT_MAX_FILES,
-        help_text=(
-            "PNG character cards, cards' JSON files (Character Card V1, V2 or V3) or CHARX files;"
-            f" up to {CARD_IMPORT_MAX_FILES} at once, 10 MB in all."
-        ),
         widget=MultipleFileInput(
             attrs={"accept": ".png,.json,.charx,image/png,application/json,application/zip"}
         ),
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Built per form, in the request's language: a lazy string cannot take its number at import.
+        self.fields["card"].help_text = _(
+            "PNG character cards, cards' JSON files (Character Card V1, V2 or V3) or CHARX files;"
+            " up to %(count)s at once, 10 MB in all."
+        ) % {"count": CARD_IMPORT_MAX_FILES}
+
 
 # The wizard: step number -> (slug, title, form class or None for Finish)
-WIZARD_STEPS: list[tuple[str, str, type[forms.ModelForm] | None]] = [
-    ("style", "Style", StyleStep),
-    ("look", "Look", LookStep),
-    ("body", "Body", BodyStep),
-    ("identity", "Identity", IdentityStep),
-    ("finish", "Finish", None),
+WIZARD_STEPS: list[tuple[str, Promise, type[forms.ModelForm] | None]] = [
+    ("style", gettext_lazy("Style"), StyleStep),
+    ("look", gettext_lazy("Look"), LookStep),
+    ("body", gettext_lazy("Body"), BodyStep),
+    ("identity", gettext_lazy("Identity"), IdentityStep),
+    ("finish", gettext_lazy("Finish"), None),
 ]
-DATA_STEPS = [form for _, _, form in WIZARD_STEPS if form is not None]
+DATA_STEPS = [form for _slug, _title, form in WIZARD_STEPS if form is not None]
 
 
 class ConfigForm(forms.Form):
     temperature = forms.FloatField(
+        label=gettext_lazy("Temperature"),
         min_value=TEMPERATURE_LIMITS[0],
         max_value=TEMPERATURE_LIMITS[1],
         initial=DEFAULTS["temperature"],
-        help_text="Higher is more surprising, lower is more predictable (0 to 2).",
+        help_text=gettext_lazy("Higher is more surprising, lower is more predictable (0 to 2)."),
         widget=forms.NumberInput(attrs={"step": "0.1"}),
     )
     max_reply_tokens = forms.IntegerField(
-        label="Maximum reply length (tokens)",
+        label=gettext_lazy("Maximum reply length (tokens)"),
         min_value=MAX_REPLY_TOKENS_LIMITS[0],
         max_value=MAX_REPLY_TOKENS_LIMITS[1],
         initial=DEFAULTS["max_reply_tokens"],
     )
-    image_mode = forms.ChoiceField(label="Pictures", choices=IMAGE_MODES, widget=forms.RadioSelect)
+    image_mode = forms.ChoiceField(
+        label=gettext_lazy("Pictures"), choices=IMAGE_MODES, widget=forms.RadioSelect
+    )
 
 
 # Shown in the settings page's "Picture" card rather than with the wizard's fields.
@@ -203,13 +270,13 @@ class CompanionSettingsForm(CatalogueForm):
             **BodyStep.Meta.widgets,
             **IdentityStep.Meta.widgets,
         }
-        labels = BodyStep.Meta.labels
+        labels = LABELS
+        help_texts = HELP_TEXTS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Blank keeps the current seed: a page saved from before the field existed changes nothing.
         self.fields["image_seed"].required = False
-        self.fields["image_seed"].label = "Picture seed"
 
     def clean_image_seed(self) -> int:
         seed = self.cleaned_data.get("image_seed")

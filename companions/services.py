@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from companionhub import pagecache, ratelimits
@@ -33,7 +34,7 @@ class DraftAlreadyUsed(Exception):
 
 
 def draft_get_or_create(*, user: User) -> CompanionDraft:
-    draft, _ = CompanionDraft.objects.get_or_create(owner=user)
+    draft, _created = CompanionDraft.objects.get_or_create(owner=user)
     return draft
 
 
@@ -117,7 +118,7 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
     """
     limit = settings.IMAGE_MAX_BYTES
     if upload.size is not None and upload.size > limit:
-        raise cards.CardRejected("too_large", f"The file is larger than {limit / (1024 * 1024):.0f} MB.")
+        raise cards.CardRejected("too_large", cards.too_large_message(limit))
     parsed = cards.parse_card_file(upload.read(limit + 1), max_bytes=limit)
     imported = cards.to_companion(
         parsed,
@@ -127,9 +128,14 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
     form = CompanionSettingsForm(data=_as_form_data(imported.values, CompanionSettingsForm))
     if not form.is_valid():  # the limits above make this rare: say which field, never crash
         field, errors = next(iter(form.errors.items()))
-        raise cards.CardRejected(
-            "invalid", f"The card's {field.replace('_', ' ')} is not usable: {errors[0]}"
-        )
+        if field in form.fields:
+            message = _('The card\'s "%(field)s" is not usable: %(error)s') % {
+                "field": form.fields[field].label,
+                "error": errors[0],
+            }
+        else:
+            message = _("The card is not usable: %(error)s") % {"error": errors[0]}
+        raise cards.CardRejected("invalid", message)
     with transaction.atomic():
         companion = form.save(commit=False)
         companion.owner = user
@@ -174,7 +180,9 @@ def companion_import_cards(*, user: User, uploads: list[UploadedFile]) -> list[C
     for index, upload in enumerate(uploads):
         name = (upload.name or "card")[:200]
         if index and ratelimits.hit("companion_create", key, record_label=user.username).limited:
-            error = "Not imported: you have made many companions in a short time. Try this file again later."
+            error = _(
+                "Not imported: you have made many companions in a short time. Try this file again later."
+            )
             outcomes.append(CardImportOutcome(filename=name, error=error))
             continue
         try:

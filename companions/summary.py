@@ -4,46 +4,51 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy
+
 from companions import catalogue
 
-SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Style", [("style", "Style"), ("gender", "Gender")]),
+# Section and row labels are lazy: translated when the page shows them.
+SECTIONS: list[tuple[Promise, list[tuple[str, Promise]]]] = [
+    (gettext_lazy("Style"), [("style", gettext_lazy("Style")), ("gender", gettext_lazy("Gender"))]),
     (
-        "Look",
+        gettext_lazy("Look"),
         [
-            ("age", "Age"),
-            ("ethnicity", "Ethnicity"),
-            ("skin_tone", "Skin"),
-            ("hair_color", "Hair colour"),
-            ("hair_style", "Hair style"),
-            ("eye_color", "Eyes"),
+            ("age", gettext_lazy("Age")),
+            ("ethnicity", gettext_lazy("Ethnicity")),
+            ("skin_tone", gettext_lazy("Skin")),
+            ("hair_color", gettext_lazy("Hair colour")),
+            ("hair_style", gettext_lazy("Hair style")),
+            ("eye_color", gettext_lazy("Eyes")),
         ],
     ),
     (
-        "Body",
+        gettext_lazy("Body"),
         [
-            ("body_type", "Body type"),
-            ("height", "Height"),
-            ("chest", "Chest"),
-            ("distinguishing_features", "Features"),
+            ("body_type", gettext_lazy("Body type")),
+            ("height", gettext_lazy("Height")),
+            ("chest", gettext_lazy("Chest")),
+            ("distinguishing_features", gettext_lazy("Features")),
         ],
     ),
     (
-        "Identity",
+        gettext_lazy("Identity"),
         [
-            ("name", "Name"),
-            ("personality_traits", "Personality"),
-            ("hobbies", "Hobbies"),
-            ("occupation", "Occupation"),
-            ("relationship", "Relationship"),
-            ("backstory", "Backstory"),
-            ("greeting", "Greeting"),
+            ("name", gettext_lazy("Name")),
+            ("personality_traits", gettext_lazy("Personality")),
+            ("hobbies", gettext_lazy("Hobbies")),
+            ("occupation", gettext_lazy("Occupation")),
+            ("relationship", gettext_lazy("Relationship")),
+            ("backstory", gettext_lazy("Backstory")),
+            ("greeting", gettext_lazy("Greeting")),
         ],
     ),
 ]
 
 
 def _display(field: str, value: Any) -> str:
+    """A stored answer as shown: catalogue values by their label in the active language."""
     if isinstance(value, list):
         return ", ".join(catalogue.label(field, v) for v in value)
     if field in catalogue.SINGLE_CHOICE or field in catalogue.MULTI_CHOICE:
@@ -51,7 +56,7 @@ def _display(field: str, value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def companion_summary(values: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+def companion_summary(values: dict[str, Any]) -> list[tuple[Promise, list[tuple[Promise, str]]]]:
     """[(section, [(label, display value), ...]), ...] skipping empty answers."""
     summary = []
     for section, fields in SECTIONS:

@@ -10,7 +10,11 @@ from django.contrib.auth.decorators import login_required
 from django.forms.models import model_to_dict
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.formats import number_format
+from django.utils.functional import Promise
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
@@ -39,7 +43,7 @@ from media.selectors import gallery_page_for_user
 
 GALLERY_PAGE_SIZE = 24
 # The detail page shows these answers; the rest of the row (the card in ``config``) is not read.
-SUMMARY_FIELDS = [name for _, rows in SECTIONS for name, _ in rows]
+SUMMARY_FIELDS = [name for _section, rows in SECTIONS for name, _label in rows]
 
 
 @login_required
@@ -82,7 +86,7 @@ def wizard(request: AuthenticatedHttpRequest, step: int) -> HttpResponse:
 def _wizard_finish(request: AuthenticatedHttpRequest, draft: CompanionDraft, step: int) -> HttpResponse:
     invalid = services.draft_first_invalid_step(draft)
     if invalid is not None:
-        messages.warning(request, "Some answers are missing; please complete this step.")
+        messages.warning(request, _("Some answers are missing; please complete this step."))
         return redirect("companions:wizard", step=invalid)
     upload = HeaderImageForm(request.POST or None, request.FILES or None)
     if request.method == "POST":
@@ -97,24 +101,25 @@ def _wizard_finish(request: AuthenticatedHttpRequest, draft: CompanionDraft, ste
                     user=request.user, header=upload.cleaned_data["header_image"]
                 )
             except services.DraftAlreadyUsed:
-                messages.info(request, "That companion was already created.")
+                messages.info(request, _("That companion was already created."))
                 return redirect("companions:list")
             except ImageRejected as exc:
                 upload.add_error("header_image", exc.message)
             else:
-                messages.success(request, f"{companion.name} is ready to chat.")
+                messages.success(request, _("%(name)s is ready to chat.") % {"name": companion.name})
                 return redirect("chat:page", companion_id=companion.pk)
-    context = _wizard_context(step, "finish", "Finish", form=upload)
+    slug, title, _form = WIZARD_STEPS[step - 1]
+    context = _wizard_context(step, slug, title, form=upload)
     context["summary"] = companion_summary(draft.data)
     return render(request, "companions/wizard.html", context)
 
 
-def _wizard_context(step: int, slug: str, title: str, **extra) -> dict:
+def _wizard_context(step: int, slug: str, title: Promise, **extra) -> dict:
     return {
         "step": step,
         "slug": slug,
         "title": title,
-        "steps": [(n, t) for n, (_, t, _) in enumerate(WIZARD_STEPS, start=1)],
+        "steps": [(n, t) for n, (_slug, t, _form) in enumerate(WIZARD_STEPS, start=1)],
         "is_last": step == len(WIZARD_STEPS),
         **extra,
     }
@@ -138,7 +143,7 @@ def _raw_values(request: HttpRequest, form_class) -> dict:
 @require_http_methods(["POST"])
 def wizard_discard(request: AuthenticatedHttpRequest) -> HttpResponse:
     services.draft_discard(user=request.user)
-    messages.info(request, "Draft discarded.")
+    messages.info(request, _("Draft discarded."))
     return redirect("companions:list")
 
 
@@ -159,7 +164,7 @@ def card_import(request: AuthenticatedHttpRequest) -> HttpResponse:
     if outcome.companion is None or outcome.imported is None:
         form.add_error("card", outcome.error)
         return render(request, "companions/card_import.html", {"form": form})
-    messages.success(request, f"{outcome.companion.name} is imported and ready to chat.")
+    messages.success(request, _("%(name)s is imported and ready to chat.") % {"name": outcome.companion.name})
     for level, text in _import_notes(outcome.imported):
         messages.add_message(request, level, text)
     return redirect("chat:page", companion_id=outcome.companion.pk)
@@ -171,34 +176,47 @@ def _import_notes(imported: cards.ImportedCard | None) -> list[tuple[int, str]]:
         return []
     notes = []
     if imported.shortened:
-        fields = ", ".join(cards.FIELD_LABELS.get(name, name) for name in imported.shortened)
+        fields = ", ".join(str(cards.FIELD_LABELS.get(name, name)) for name in imported.shortened)
         notes.append(
             (
                 messages.WARNING,
-                f"Some card text is longer than chats use and was shortened for chats: {fields}."
-                " Exports keep the whole text.",
+                _(
+                    "Some card text is longer than chats use and was shortened for chats: %(fields)s."
+                    " Exports keep the whole text."
+                )
+                % {"fields": fields},
             )
         )
     if imported.left_out:
-        parts = ", ".join(cards.EXTRAS_LABELS[name] for name in imported.left_out)
+        parts = ", ".join(str(cards.EXTRAS_LABELS[name]) for name in imported.left_out)
         limit = settings.CARD_EXTRAS_MAX_BYTES // 1024
         notes.append(
             (
                 messages.WARNING,
-                f"The card carries more extra data than the {limit:,} KB we keep, "
-                f"so this was left out: {parts}.",
+                _(
+                    "The card carries more extra data than the %(limit)s KB we keep,"
+                    " so this was left out: %(parts)s."
+                )
+                % {"limit": number_format(limit, force_grouping=True), "parts": parts},
             )
         )
     if imported.assets_not_kept:
+        count = imported.assets_not_kept
         notes.append(
             (
                 messages.INFO,
-                f"{imported.assets_not_kept} of the card's other pictures or sounds (sprites, backgrounds)"
-                " are not kept; its main picture is.",
+                ngettext(
+                    "%(count)s of the card's other pictures or sounds (sprites, backgrounds) is not kept;"
+                    " its main picture is.",
+                    "%(count)s of the card's other pictures or sounds (sprites, backgrounds) are not kept;"
+                    " its main picture is.",
+                    count,
+                )
+                % {"count": count},
             )
         )
     if imported.look_defaulted:
-        notes.append((messages.INFO, "The card does not describe a look we can use; set it in Settings."))
+        notes.append((messages.INFO, _("The card does not describe a look we can use; set it in Settings.")))
     return notes
 
 
@@ -272,7 +290,7 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
         except ImageRejected as exc:
             upload.add_error("header_image", exc.message)
         else:
-            messages.success(request, "Settings saved.")
+            messages.success(request, _("Settings saved."))
             return redirect("companions:settings", companion_id=companion.pk)
     return render(
         request,
@@ -287,7 +305,7 @@ def companion_reroll_seed(request: AuthenticatedHttpRequest, companion_id: int) 
     companion = companion_get_for_user(request.user, companion_id)
     ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
     services.companion_reroll_seed(companion=companion)
-    messages.success(request, "New picture seed: the next pictures get a new look.")
+    messages.success(request, _("New picture seed: the next pictures get a new look."))
     return redirect("companions:settings", companion_id=companion.pk)
 
 
@@ -298,7 +316,7 @@ def companion_delete(request: AuthenticatedHttpRequest, companion_id: int) -> Ht
     if request.method == "POST":
         name = companion.name
         services.companion_delete(companion=companion)
-        messages.success(request, f"{name} is deleted, with every message and picture.")
+        messages.success(request, _("%(name)s is deleted, with every message and picture.") % {"name": name})
         return redirect("companions:list")
     return render(request, "companions/confirm_delete.html", {"companion": companion})
 

@@ -73,7 +73,7 @@ from companions.cards.importing import (
     keep_extras_within,
     to_companion,
 )
-from companions.cards.reading import CardRejected, ParsedCard, png_text_chunks
+from companions.cards.reading import CardRejected, ParsedCard, png_text_chunks, too_large_message
 from companions.cards.stored import card_greetings, card_prompt_defaults, fill_macros, stored_card
 
 __all__ = [
@@ -110,5 +110,6 @@ __all__ = [
     "png_text_chunks",
     "stored_card",
     "to_companion",
+    "too_large_message",
     "with_spec",
 ]

@@ -27,6 +27,10 @@ import struct
 import zipfile
 from typing import Any
 
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from companions.cards.reading import CardRejected, ParsedCard, card_from_object, load_json, mb
 
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -73,41 +77,67 @@ def check_zip(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
         if _unsafe_name(info.filename):
             raise _refuse(
                 "zip_unsafe_path",
-                f"The CHARX file has an entry with an unsafe name ({info.filename[:80]!r}).",
+                _("The CHARX file has an entry with an unsafe name (%(name)s).")
+                % {"name": repr(info.filename[:80])},
             )
         if _is_symlink(info):
-            raise _refuse("zip_symlink", f"The CHARX file has a symbolic link ({info.filename[:80]!r}).")
+            raise _refuse(
+                "zip_symlink",
+                _("The CHARX file has a symbolic link (%(name)s).") % {"name": repr(info.filename[:80])},
+            )
         if info.flag_bits & 0x1:
-            raise _refuse("zip_encrypted", "The CHARX file is encrypted.")
+            raise _refuse("zip_encrypted", _("The CHARX file is encrypted."))
         if info.filename in by_name:
-            raise _refuse("zip_duplicate", f"The CHARX file has two entries named {info.filename[:80]!r}.")
+            raise _refuse(
+                "zip_duplicate",
+                _("The CHARX file has two entries named %(name)s.") % {"name": repr(info.filename[:80])},
+            )
         by_name[info.filename] = info
         total += info.file_size
         if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise _refuse(
                 "zip_bomb",
-                f"The CHARX entry {info.filename[:80]!r} inflates more than {MAX_RATIO} times:"
-                " refused as a zip bomb.",
+                _("The CHARX entry %(name)s inflates more than %(ratio)s times: refused as a zip bomb.")
+                % {"name": repr(info.filename[:80]), "ratio": MAX_RATIO},
             )
     if total > MAX_TOTAL_BYTES:
-        raise _refuse("zip_too_large", f"The CHARX file would unpack to more than {mb(MAX_TOTAL_BYTES)}.")
+        raise _refuse(
+            "zip_too_large",
+            _("The CHARX file would unpack to more than %(size)s.") % {"size": mb(MAX_TOTAL_BYTES)},
+        )
     return by_name
 
 
+# The two entries we read, each with its own sentences (an entry's name alone would not fit
+# every language's grammar).
+_TOO_LARGE = {
+    "card": gettext_lazy("The CHARX card.json is larger than %(size)s."),
+    "picture": gettext_lazy("The CHARX picture is larger than %(size)s."),
+}
+_UNREADABLE = {
+    "card": gettext_lazy(
+        "The CHARX card.json cannot be read: the file is damaged or uses an unsupported compression."
+    ),
+    "picture": gettext_lazy(
+        "The CHARX picture cannot be read: the file is damaged or uses an unsupported compression."
+    ),
+}
+
+
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, what: str) -> bytes:
-    """The entry's bytes, never inflating more than ``cap`` + 1 whatever its header says."""
+    """The entry's bytes, never inflating more than ``cap`` + 1 whatever its header says.
+
+    ``what`` is "card" or "picture" (it chooses the message).
+    """
     if info.file_size > cap:
-        raise _refuse("zip_entry_too_large", f"The CHARX {what} is larger than {mb(cap)}.")
+        raise _refuse("zip_entry_too_large", str(_TOO_LARGE[what]) % {"size": mb(cap)})
     try:
         with archive.open(info) as entry:
             data = entry.read(cap + 1)
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
-        raise _refuse(
-            "bad_zip",
-            f"The CHARX {what} cannot be read: the file is damaged or uses an unsupported compression.",
-        ) from exc
+        raise _refuse("bad_zip", str(_UNREADABLE[what])) from exc
     if len(data) > cap:
-        raise _refuse("zip_entry_too_large", f"The CHARX {what} is larger than {mb(cap)}.")
+        raise _refuse("zip_entry_too_large", str(_TOO_LARGE[what]) % {"size": mb(cap)})
     return data
 
 
@@ -158,7 +188,8 @@ def declared_entry_count(raw: bytes) -> int | None:
 def _too_many(count: int) -> CardRejected:
     return _refuse(
         "zip_too_many_entries",
-        f"The CHARX file has {count:,} entries; at most {MAX_ENTRIES} are accepted.",
+        _("The CHARX file has %(count)s entries; at most %(max)s are accepted.")
+        % {"count": number_format(count, force_grouping=True), "max": number_format(MAX_ENTRIES)},
     )
 
 
@@ -171,15 +202,15 @@ def read_charx(raw: bytes, *, max_picture_bytes: int) -> ParsedCard:
         archive = zipfile.ZipFile(io.BytesIO(raw))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _refuse(
-            "bad_zip", "The file looks like a zip (CHARX) but is not a readable zip archive."
+            "bad_zip", _("The file looks like a zip (CHARX) but is not a readable zip archive.")
         ) from exc
     with archive:
         entries = check_zip(archive)
         card_info = entries.get(CARD_ENTRY)
         if card_info is None:
-            raise _refuse("no_card", "This CHARX file has no card.json at its root.")
+            raise _refuse("no_card", _("This CHARX file has no card.json at its root."))
         parsed = card_from_object(
-            load_json(_read_capped(archive, card_info, MAX_CARD_JSON_BYTES, "card.json")), image=None
+            load_json(_read_capped(archive, card_info, MAX_CARD_JSON_BYTES, "card")), image=None
         )
         icon = main_icon_path(parsed.data)
         if icon is None or icon not in entries:

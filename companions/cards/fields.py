@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy
+
 SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
 SPEC_VERSIONS = {SPEC_V2: "2.0", SPEC_V3: "3.0"}
@@ -71,26 +73,35 @@ CONFIG_TEXT_LIMITS = {
     "character_version": 50,
     "nickname": 100,
 }
-# How the page names card fields (e.g. when one was shortened).
+# How the page names card fields (e.g. when one was shortened), in the user's language; each
+# field a card may bring text in has one, so no raw field name reaches the page.
 FIELD_LABELS = {
-    "first_mes": "first message",
-    "mes_example": "example messages",
-    "post_history_instructions": "post-history instructions",
-    "creator_notes": "creator notes",
-    "character_version": "version",
-    "alternate_greetings": "alternate greetings",
-    "group_only_greetings": "group-only greetings",
+    "name": gettext_lazy("name"),
+    "description": gettext_lazy("description"),
+    "personality": gettext_lazy("personality"),
+    "scenario": gettext_lazy("scenario"),
+    "first_mes": gettext_lazy("first message"),
+    "mes_example": gettext_lazy("example messages"),
+    "creator_notes": gettext_lazy("creator notes"),
+    "system_prompt": gettext_lazy("system prompt"),
+    "post_history_instructions": gettext_lazy("post-history instructions"),
+    "creator": gettext_lazy("creator"),
+    "character_version": gettext_lazy("version"),
+    "nickname": gettext_lazy("nickname"),
+    "alternate_greetings": gettext_lazy("alternate greetings"),
+    "tags": gettext_lazy("tags"),
+    "group_only_greetings": gettext_lazy("group-only greetings"),
 }
 # What a card carries that no column or prompt field holds, kept so an export gives it back
 # (the lorebook also goes into prompts). Over the size limit the least useful are left
 # out: what only an export would miss goes before the lorebook.
 EXTRAS = ("outer", "unknown", "originals", "extensions", "character_book")
 EXTRAS_LABELS = {
-    "outer": "top-level copies of the fields",
-    "unknown": "fields we do not use",
-    "originals": "the whole text of fields longer than chats use (for export)",
-    "extensions": "extensions",
-    "character_book": "lorebook",
+    "outer": gettext_lazy("top-level copies of the fields"),
+    "unknown": gettext_lazy("fields we do not use"),
+    "originals": gettext_lazy("the whole text of fields longer than chats use (for export)"),
+    "extensions": gettext_lazy("extensions"),
+    "character_book": gettext_lazy("lorebook"),
 }
 MAX_LIST_ITEMS = {"alternate_greetings": 20, "tags": 50, "group_only_greetings": 20}
 LIST_ITEM_LIMITS = {"alternate_greetings": 1000, "tags": 50, "group_only_greetings": 1000}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from companions.cards.charx import ZIP_SIGNATURE, read_charx
 from companions.cards.reading import (
     PNG_SIGNATURE,
@@ -10,7 +12,7 @@ from companions.cards.reading import (
     card_from_object,
     card_from_png,
     load_json,
-    mb,
+    too_large_message,
 )
 
 
@@ -20,9 +22,9 @@ def parse_card_file(raw: bytes, *, max_bytes: int) -> ParsedCard:
     ``max_bytes`` bounds the file, and a CHARX's picture too.
     """
     if not raw:
-        raise CardRejected("empty", "The file is empty.")
+        raise CardRejected("empty", _("The file is empty."))
     if len(raw) > max_bytes:
-        raise CardRejected("too_large", f"The file is larger than {mb(max_bytes)}.")
+        raise CardRejected("too_large", too_large_message(max_bytes))
     if raw.startswith(PNG_SIGNATURE):
         return card_from_png(raw)
     if raw.startswith(ZIP_SIGNATURE):
@@ -31,5 +33,5 @@ def parse_card_file(raw: bytes, *, max_bytes: int) -> ParsedCard:
         return card_from_object(load_json(raw), image=None)
     raise CardRejected(
         "not_a_card_file",
-        "The file is neither a PNG character card, a JSON character card nor a CHARX file.",
+        _("The file is neither a PNG character card, a JSON character card nor a CHARX file."),
     )

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from companions import catalogue
 from companions.cards.charx import embedded_path, is_embedded, main_icon_path
 from companions.cards.fields import (
@@ -74,7 +76,7 @@ def normalized_list(value: Any) -> list[str]:
 def _text(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
-        raise CardRejected("bad_field", f"The card's {name!r} should be text.")
+        raise CardRejected("bad_field", _("The card's %(field)s should be text.") % {"field": repr(name)})
     return normalized_text(value)
 
 
@@ -83,7 +85,9 @@ def _strings(data: dict[str, Any], name: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise CardRejected("bad_field", f"The card's {name!r} should be a list of text.")
+        raise CardRejected(
+            "bad_field", _("The card's %(field)s should be a list of text.") % {"field": repr(name)}
+        )
     return normalized_list(value)
 
 
@@ -127,7 +131,7 @@ def _hub_values(extension: Any) -> dict[str, Any]:
             if isinstance(value, str) and catalogue.option(name, value):
                 values[name] = value
         elif name in catalogue.MULTI_CHOICE:
-            _, low, high = catalogue.MULTI_CHOICE[name]
+            _options, low, high = catalogue.MULTI_CHOICE[name]
             if (
                 isinstance(value, list)
                 and low <= len(value) <= high

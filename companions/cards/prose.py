@@ -35,7 +35,8 @@ PERSON_NOUN = {"female": "woman", "male": "man"}
 
 
 def _label(field: str, value: str) -> str:
-    return catalogue.label(field, value)
+    """The English label: other apps and their models read the card, whatever language our page is in."""
+    return catalogue.english_label(field, value)
 
 
 def _phrase(field: str, value: str) -> str:

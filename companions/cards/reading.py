@@ -9,6 +9,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from companionhub.text import scrub
 from companions.cards.fields import V1_ALIASES
 
@@ -43,6 +45,11 @@ def mb(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MB"
 
 
+def too_large_message(max_bytes: int) -> str:
+    """Why a file over the upload limit is refused, in the active language."""
+    return _("The file is larger than %(size)s.") % {"size": mb(max_bytes)}
+
+
 def png_text_chunks(raw: bytes) -> dict[str, bytes]:
     """``tEXt`` chunks of a PNG by keyword (lower case, as SillyTavern compares them), read
     without decoding any pixels.
@@ -53,7 +60,7 @@ def png_text_chunks(raw: bytes) -> dict[str, bytes]:
     are checked later, by ``media``, when the picture is stored.
     """
     if not raw.startswith(PNG_SIGNATURE):
-        raise CardRejected("not_png", "The file is not a PNG image.")
+        raise CardRejected("not_png", _("The file is not a PNG image."))
     chunks: dict[str, bytes] = {}
     pos = len(PNG_SIGNATURE)
     while pos + 8 <= len(raw):
@@ -62,7 +69,7 @@ def png_text_chunks(raw: bytes) -> dict[str, bytes]:
         if len(body) < length:
             break  # truncated: keep what was read; a missing card is reported below
         if kind == b"tEXt" and b"\0" in body:
-            keyword, _, text = body.partition(b"\0")
+            keyword, _nul, text = body.partition(b"\0")
             chunks.setdefault(keyword.decode("latin-1").lower(), text)
         if kind == b"IEND":
             break
@@ -76,12 +83,12 @@ def card_from_png(raw: bytes) -> ParsedCard:
     text = chunks.get("ccv3") or chunks.get("chara")
     if text is None:
         raise CardRejected(
-            "no_card", "This PNG has no character card inside (no 'chara' or 'ccv3' text chunk)."
+            "no_card", _("This PNG has no character card inside (no 'chara' or 'ccv3' text chunk).")
         )
     try:
         decoded = base64.b64decode(b"".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise CardRejected("bad_base64", "The card data in the PNG is not valid base64.") from exc
+        raise CardRejected("bad_base64", _("The card data in the PNG is not valid base64.")) from exc
     return card_from_object(load_json(decoded), image=raw)
 
 
@@ -93,7 +100,7 @@ def load_json(raw: bytes) -> Any:
     try:
         return json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CardRejected("bad_json", "The card data is not valid JSON.") from exc
+        raise CardRejected("bad_json", _("The card data is not valid JSON.")) from exc
 
 
 def _without_nul(value: Any) -> Any:
@@ -112,9 +119,9 @@ def card_from_object(obj: Any, *, image: bytes | None) -> ParsedCard:
     try:
         obj = _without_nul(obj)
     except RecursionError as exc:
-        raise CardRejected("bad_json", "The card data is nested too deeply.") from exc
+        raise CardRejected("bad_json", _("The card data is nested too deeply.")) from exc
     if not isinstance(obj, dict):
-        raise CardRejected("not_a_card", "The JSON is not a character card.")
+        raise CardRejected("not_a_card", _("The JSON is not a character card."))
     spec = obj.get("spec")
     outer: dict[str, Any] = {}
     spec_version = None
@@ -123,11 +130,13 @@ def card_from_object(obj: Any, *, image: bytes | None) -> ParsedCard:
         outer = {k: v for k, v in obj.items() if k not in ("spec", "spec_version", "data")}
         spec_version = obj["spec_version"] if isinstance(obj.get("spec_version"), str) else None
     elif "spec" in obj:
-        raise CardRejected("not_a_card", f"Unsupported card format {str(spec)[:40]!r}.")
+        raise CardRejected(
+            "not_a_card", _("Unsupported card format %(spec)s.") % {"spec": repr(str(spec)[:40])}
+        )
     else:  # V1: flat
         spec = "chara_card_v1"
         data = {V1_ALIASES.get(key, key): value for key, value in obj.items()}
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise CardRejected("no_name", "The card has no character name.")
+        raise CardRejected("no_name", _("The card has no character name."))
     return ParsedCard(data=data, spec=spec, image=image, outer=outer, spec_version=spec_version)

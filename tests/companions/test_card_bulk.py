@@ -105,7 +105,7 @@ def test_a_single_file_still_opens_its_chat_and_says_what_was_not_kept(client, u
     assert response.status_code == 302
     assert response["Location"] == reverse("chat:page", args=[Companion.objects.get().pk])
     page = client.get(response["Location"]).content.decode()
-    assert "1 of the card&#x27;s other pictures or sounds (sprites, backgrounds) are not kept" in page
+    assert "1 of the card&#x27;s other pictures or sounds (sprites, backgrounds) is not kept" in page
 
 
 # --- export all ---------------------------------------------------------------------------------

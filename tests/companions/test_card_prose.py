@@ -6,8 +6,9 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import translation
 
-from companions import cards
+from companions import cards, catalogue
 from companions.cards.prose import join_words
 from companions.services import companion_import_card
 from tests.companions.factories import make_companion
@@ -126,3 +127,24 @@ def test_answers_set_after_an_import_fill_the_empty_fields(user):
     assert data["description"] == "Seraphina is a non-binary person with red hair."  # the style a stand-in
     assert data["personality"] == "Seraphina is witty."
     assert data["scenario"] == v2_card()["data"]["scenario"]  # the card's own
+
+
+def test_the_prose_stays_english_whatever_language_the_page_is_in(user, translated):
+    companion = make_companion(user)
+    english = cards.build_card(companion)["data"]
+    translated(
+        "de",
+        {
+            "hair colour\x04Pink": "Rosa",
+            "eye colour\x04Green": "Grün",
+            "ethnicity\x04East Asian": "Ostasiatisch",
+            "personality trait\x04Playful": "Verspielt",
+        },
+    )
+    with translation.override("de"):
+        assert catalogue.label("hair_color", "pink") == "Rosa"  # the catalogue is in place
+        german_page = cards.build_card(companion)["data"]
+    for field in ("description", "personality", "scenario"):
+        assert german_page[field] == english[field]
+    assert "long wavy pink hair, green eyes" in german_page["description"]
+    assert "of East Asian descent" in german_page["description"]

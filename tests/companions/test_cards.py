@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import translation
 from PIL import Image, PngImagePlugin
 
 from companions import cards
@@ -493,5 +494,12 @@ def test_values_the_wizards_form_refuses_are_a_clear_refusal(user, monkeypatch):
     with pytest.raises(CardRejected) as caught:
         companion_import_card(user=user, upload=upload(json.dumps(v2_card()).encode(), "c.json"))
     assert caught.value.code == "invalid"
-    assert caught.value.message.startswith("The card's style is not usable:")
+    assert caught.value.message.startswith('The card\'s "Style" is not usable:')
     assert not Companion.objects.exists()
+
+
+def test_a_refusal_is_in_the_active_language_and_its_code_is_not(translated):
+    translated("es", {"The file is empty.": "El archivo está vacío."})
+    with translation.override("es"), pytest.raises(CardRejected) as caught:
+        cards.parse_card_file(b"", max_bytes=1024)
+    assert (caught.value.code, caught.value.message) == ("empty", "El archivo está vacío.")

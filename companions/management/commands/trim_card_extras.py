@@ -23,7 +23,7 @@ class Command(BaseCommand):
         limit = settings.CARD_EXTRAS_MAX_BYTES
         trimmed = companions_trim_card_extras(max_bytes=limit, dry_run=dry_run)
         for companion_id, left_out in trimmed:
-            names = ", ".join(EXTRAS_LABELS[name] for name in left_out)
+            names = ", ".join(str(EXTRAS_LABELS[name]) for name in left_out)
             self.stdout.write(f"companion {companion_id}: {'would leave' if dry_run else 'left'} out {names}")
         verb = "are over" if dry_run else "were over"
         self.stdout.write(f"{len(trimmed)} card(s) {verb} the {limit // 1024} KB limit for extras.")
