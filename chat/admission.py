@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from accounts import usage
 from accounts.models import User
 from companionhub import ratelimits
@@ -44,9 +48,15 @@ def check_quota(user: User) -> None:
     if summary is not None:
         raise AppError(
             "quota_exceeded",
-            f"You have used your {summary.quota:,} tokens for this month "
-            f"({summary.tokens_this_period:,} so far). "
-            f"The limit resets on {summary.resets_on.day} {summary.resets_on:%B %Y} (UTC).",
+            _(
+                "You have used your %(quota)s tokens for this month (%(used)s so far). "
+                "The limit resets on %(date)s (UTC)."
+            )
+            % {
+                "quota": number_format(summary.quota, force_grouping=True),
+                "used": number_format(summary.tokens_this_period, force_grouping=True),
+                "date": date_format(summary.resets_on, "DATE_FORMAT"),
+            },
         )
 
 
@@ -58,7 +68,8 @@ def _check_rate_limits(user: User, *, want_image: bool) -> None:
     if messages.limited:
         raise AppError(
             "rate_limited",
-            f"You are sending messages faster than we allow. Wait {_wait(messages.retry_after)}.",
+            _("You are sending messages faster than we allow. Wait %(wait)s.")
+            % {"wait": _wait(messages.retry_after)},
             retry_after=messages.retry_after,
         )
     if want_image:
@@ -79,7 +90,7 @@ def change_admit(user: User) -> None:
     if verdict.limited:
         raise AppError(
             "rate_limited",
-            f"Too many changes. Wait {_wait(verdict.retry_after)}.",
+            _("Too many changes. Wait %(wait)s.") % {"wait": _wait(verdict.retry_after)},
             retry_after=verdict.retry_after,
         )
 
@@ -91,8 +102,8 @@ def _refuse_over_picture_limit(user: User) -> None:
         ratelimits.hit("image", key, record_label=user.username)  # recorded for moderators
         raise AppError(
             "rate_limited",
-            "You have asked for many pictures. "
-            f"Send without a picture, or wait {_wait(pictures.retry_after)}.",
+            _("You have asked for many pictures. Send without a picture, or wait %(wait)s.")
+            % {"wait": _wait(pictures.retry_after)},
             retry_after=pictures.retry_after,
         )
 
@@ -102,4 +113,7 @@ def _limit_key(user: User) -> str:
 
 
 def _wait(seconds: int) -> str:
-    return f"{seconds} seconds" if seconds < 90 else f"about {round(seconds / 60)} minutes"
+    if seconds < 90:
+        return ngettext("%(count)s second", "%(count)s seconds", seconds) % {"count": seconds}
+    minutes = round(seconds / 60)
+    return ngettext("about %(count)s minute", "about %(count)s minutes", minutes) % {"count": minutes}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from chat.backend_models import Connection
@@ -16,26 +18,27 @@ class CompanionBackendForm(forms.Form):
     llm_connection = forms.ModelChoiceField(
         queryset=Connection.objects.none(),
         required=False,
-        empty_label="The site's default",
-        label="AI server",
+        empty_label=gettext_lazy("The site's default"),
+        label=gettext_lazy("AI server"),
     )
     model = forms.CharField(
         required=False,
         max_length=200,
-        help_text="Blank: the server's default model.",
+        label=gettext_lazy("Model"),
+        help_text=gettext_lazy("Blank: the server's default model."),
         widget=forms.TextInput(attrs={"list": "model-names", "autocomplete": "off"}),
     )
     preset = forms.ModelChoiceField(
         queryset=Connection.objects.none(),
         required=False,
-        empty_label="None: the companion's own temperature and reply length",
-        label="Sampler preset",
+        empty_label=gettext_lazy("None: the companion's own temperature and reply length"),
+        label=gettext_lazy("Sampler preset"),
     )
     image_connection = forms.ModelChoiceField(
         queryset=Connection.objects.none(),
         required=False,
-        empty_label="The site's default",
-        label="Picture server",
+        empty_label=gettext_lazy("The site's default"),
+        label=gettext_lazy("Picture server"),
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -54,30 +57,34 @@ class CompanionBackendForm(forms.Form):
         cleaned = self.cleaned_data
         connection, model = cleaned.get("llm_connection"), (cleaned.get("model") or "").strip()
         if model and connection is None:
-            self.add_error("model", "Choose an AI server first: the site's default uses its own model.")
+            self.add_error("model", _("Choose an AI server first: the site's default uses its own model."))
         elif (
             model
             and connection is not None
             and connection.models_list
             and model not in connection.models_list
         ):
-            self.add_error("model", f"{connection.name} offers no model of that name.")
+            self.add_error("model", _("%(name)s offers no model of that name.") % {"name": connection.name})
         cleaned["model"] = model
         return cleaned
 
 
 class PresetUploadForm(forms.Form):
-    name = forms.CharField(max_length=80, label="Preset name")
-    file = forms.FileField(required=False, help_text="A SillyTavern chat-completion preset (.json).")
+    name = forms.CharField(max_length=80, label=gettext_lazy("Preset name"))
+    file = forms.FileField(
+        required=False,
+        label=gettext_lazy("File"),
+        help_text=gettext_lazy("A SillyTavern chat-completion preset (.json)."),
+    )
     text = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="…or paste its JSON"
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), label=gettext_lazy("…or paste its JSON")
     )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
         if not cleaned.get("file") and not cleaned.get("text"):
-            raise forms.ValidationError("Choose a file or paste the preset's JSON.")
+            raise forms.ValidationError(_("Choose a file or paste the preset's JSON."))
         return cleaned
 
     def raw(self) -> bytes | str:

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.http import AuthenticatedHttpRequest
@@ -49,11 +50,13 @@ def companion_model(request: AuthenticatedHttpRequest, companion_id: int) -> Htt
         except PresetInvalid as exc:
             upload.add_error(None, exc.message)
         else:
-            messages.success(request, f"Imported the preset “{preset.name}”: choose it below.")
+            messages.success(
+                request, _("Imported the preset “%(name)s”: choose it below.") % {"name": preset.name}
+            )
             return redirect("chat:model", companion_id=companion.pk)
     elif request.method == "POST" and not importing and form.is_valid():
         companion_backend_set(companion_id=companion.pk, **form.cleaned_data)
-        messages.success(request, "Saved: the next reply uses these.")
+        messages.success(request, _("Saved: the next reply uses these."))
         return redirect("chat:model", companion_id=companion.pk)
     model_names = sorted(
         {name for c in connections_for_choice(Connection.Kind.LLM) for name in c.models_list}

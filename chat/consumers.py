@@ -22,10 +22,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.tokens import session_group, token_group, user_group
 from chat import conversations, editing, events, pictures, services
+from chat.language import translated, user_language
 from chat.models import Conversation
 from chat.selectors import conversation_find_for_user, conversation_snapshot
 from companionhub import metrics
@@ -76,9 +79,9 @@ def _find_conversation(user: User, kwargs: dict[str, Any]) -> Conversation | Non
 def require_str(frame: dict[str, Any], name: str, *, max_length: int = 100) -> str:
     value = frame.get(name)
     if not isinstance(value, str) or not value:
-        raise FrameError("bad_frame", f"'{name}' must be a non-empty string.")
+        raise FrameError("bad_frame", _("'%(name)s' must be a non-empty string.") % {"name": name})
     if len(value) > max_length:
-        raise FrameError("bad_frame", f"'{name}' is too long.")
+        raise FrameError("bad_frame", _("'%(name)s' is too long.") % {"name": name})
     return value
 
 
@@ -86,7 +89,11 @@ def client_id_field(frame: dict[str, Any]) -> str:
     """The frame's optional ``client_id`` ("" when absent), type-checked."""
     client_id = frame.get("client_id", "")
     if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
-        raise FrameError("bad_frame", f"'client_id' must be a string of at most {MAX_CLIENT_ID} characters.")
+        raise FrameError(
+            "bad_frame",
+            _("'%(name)s' must be a string of at most %(count)s characters.")
+            % {"name": "client_id", "count": MAX_CLIENT_ID},
+        )
     return client_id
 
 
@@ -94,7 +101,7 @@ def bool_field(frame: dict[str, Any], name: str) -> bool | None:
     """The frame's optional true/false ``name`` (None when absent)."""
     value = frame.get(name)
     if value is not None and not isinstance(value, bool):
-        raise FrameError("bad_frame", f"'{name}' must be true or false.")
+        raise FrameError("bad_frame", _("'%(name)s' must be true or false.") % {"name": name})
     return value
 
 
@@ -108,7 +115,7 @@ def message_id_field(frame: dict[str, Any], *, required: bool = True) -> int | N
     if message_id is None and not required:
         return None
     if not isinstance(message_id, int) or isinstance(message_id, bool):
-        raise FrameError("bad_frame", "'message_id' must be a number.")
+        raise FrameError("bad_frame", _("'%(name)s' must be a number.") % {"name": "message_id"})
     return message_id
 
 
@@ -116,11 +123,11 @@ def message_send_fields(frame: dict[str, Any]) -> tuple[str, str, bool]:
     """(content, client_id, image) of a ``message.send`` frame, type-checked."""
     content = frame.get("content")
     if not isinstance(content, str):
-        raise FrameError("bad_frame", "'content' must be a string.")
+        raise FrameError("bad_frame", _("'%(name)s' must be a string.") % {"name": "content"})
     client_id = client_id_field(frame)
     want_image = frame.get("image", False)
     if not isinstance(want_image, bool):
-        raise FrameError("bad_frame", "'image' must be true or false.")
+        raise FrameError("bad_frame", _("'%(name)s' must be true or false.") % {"name": "image"})
     return content, client_id, want_image
 
 
@@ -129,7 +136,7 @@ def run_uuid(run_id: str) -> str:
     try:
         return str(uuid.UUID(run_id))
     except ValueError:
-        raise AppError("not_found", "No such reply.") from None
+        raise AppError("not_found", _("No such reply.")) from None
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -159,6 +166,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=events.CLOSE_UNAUTHENTICATED)
             return
         user = cast(User, signed_in)  # a lazy proxy of the accounts User the session or token names
+        # Frames have no request: every text this socket sends is in the user's language.
+        self.language = user_language(user)
         if not await self.load_target(user):  # not found and not yours look the same
             await self.close(code=events.CLOSE_NOT_FOUND)
             return
@@ -178,7 +187,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.counted_in_metrics = True
         # Joined the group first, then read: nothing sent in between is missed
         # (token events carry offsets, so the overlap is dropped by the client).
-        snapshot = await database_sync_to_async(self.snapshot)()
+        with translation.override(self.language):  # a failed run's message in the snapshot
+            snapshot = await database_sync_to_async(self.snapshot)()
         await self.send_json(snapshot)
 
     async def _count_socket(self, user_id: int) -> bool:
@@ -204,6 +214,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        with translation.override(self.language):  # the services' refusals are written in it
+            await self._receive(text_data, bytes_data)
+
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         try:
             frame = self._parse(text_data, bytes_data)
             if frame["type"] == "ping":  # every socket answers a keep-alive the same way
@@ -216,32 +230,41 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send_json(events.error(exc.code, exc.message, retry_after=exc.retry_after))
         except Exception:  # never let one frame kill the socket or leak a traceback
             log.exception("chat_frame_failed")
-            await self.send_json(events.error("server_error", "Something went wrong. Please try again."))
+            await self.send_json(events.error("server_error", _("Something went wrong. Please try again.")))
 
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
         if text_data is None:
-            raise FrameError("bad_frame", "Send JSON text frames.")
+            raise FrameError("bad_frame", _("Send JSON text frames."))
         # surrogatepass: a lone surrogate is measured here and refused below, not a server error.
         if len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
-            raise FrameError("frame_too_large", f"Frames can be at most {MAX_FRAME_BYTES // 1024} KB.")
+            raise FrameError(
+                "frame_too_large", _("Frames can be at most %(size)s KB.") % {"size": MAX_FRAME_BYTES // 1024}
+            )
         try:
             frame = json.loads(text_data)
         except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
-            raise FrameError("bad_json", "That frame is not valid JSON.") from None
+            raise FrameError("bad_json", _("That frame is not valid JSON.")) from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            raise FrameError("bad_frame", "Each frame must be a JSON object with a 'type'.")
+            raise FrameError("bad_frame", _("Each frame must be a JSON object with a 'type'."))
         if frame["type"] not in self.client_frames:
-            raise FrameError("unknown_type", f"Unknown frame type. Known: {', '.join(self.client_frames)}.")
+            raise FrameError(
+                "unknown_type",
+                _("Unknown frame type. Known: %(types)s.") % {"types": ", ".join(self.client_frames)},
+            )
         # JSON escapes can spell a NUL or a lone surrogate, which the database refuses: one check
         # here covers every frame's every field, before any service sees it.
         if has_unstorable_text(frame):
-            raise FrameError("bad_frame", UNSTORABLE_MESSAGE)
+            raise FrameError("bad_frame", translated(UNSTORABLE_MESSAGE))
         return frame
 
     # --- events from the channel layer ---
 
     async def chat_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
+        event = message["event"]
+        if event.get("type") == "error":  # a run's failure, written in English by a worker
+            with translation.override(self.language):
+                event = {**event, "message": translated(event["message"])}
+        await self.send_json(event)
 
     async def socket_close(self, message: dict[str, Any]) -> None:
         await self.close(code=message.get("code", events.CLOSE_SESSION_ENDED))
@@ -272,7 +295,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         elif kind == "message.edit":
             new_text = frame.get("content")
             if not isinstance(new_text, str):
-                raise FrameError("bad_frame", "'content' must be a string.")
+                raise FrameError("bad_frame", _("'%(name)s' must be a string.") % {"name": "content"})
             client_id = client_id_field(frame)
             result = await call(editing.message_edit)(
                 user=user,

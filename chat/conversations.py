@@ -16,6 +16,7 @@ import structlog
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chat import turns
@@ -50,7 +51,9 @@ TITLE_MAX = 100
 def _title(title: str, *, required: bool) -> str:
     title = (title or "").strip()
     if (required and not title) or len(title) > TITLE_MAX:
-        raise ValidationError(f"Give it a title of at most {TITLE_MAX} characters.", code="title")
+        raise ValidationError(
+            _("Give it a title of at most %(count)s characters.") % {"count": TITLE_MAX}, code="title"
+        )
     validate_storable_text(title)  # the form refuses a NUL too; other callers meet the same rule
     return title
 
@@ -120,7 +123,7 @@ def conversation_delete(*, user: User, conversation: Conversation) -> None:
         raise PermissionError("not the owner")
     conversation = turns.lock_conversation(conversation.pk)
     if turns.turn_in_progress(conversation.pk):
-        raise AppError("busy", "A reply is still being written. Stop it, then delete the chat.")
+        raise AppError("busy", _("A reply is still being written. Stop it, then delete the chat."))
     conversation_id = conversation.pk
     conversation.delete()
     pagecache.user_pages_changed(user.pk)
@@ -137,15 +140,15 @@ def conversation_branch(*, user: User, conversation: Conversation, message_id: A
     if conversation.owner_id != user.pk:
         raise PermissionError("not the owner")
     if not isinstance(message_id, int) or isinstance(message_id, bool) or not 1 <= message_id <= MAX_ID:
-        raise AppError("not_found", "No such message.")
+        raise AppError("not_found", _("No such message."))
     change_admit(user)
     with transaction.atomic():
         conversation = turns.lock_conversation(conversation.pk)
         target = Message.objects.filter(pk=message_id, conversation=conversation).first()
         if target is None:
-            raise AppError("not_found", "No such message.")
+            raise AppError("not_found", _("No such message."))
         if not target.is_complete and turns.turn_in_progress(conversation.pk):
-            raise AppError("busy", "That reply is still being written. Branch once it is done.")
+            raise AppError("busy", _("That reply is still being written. Branch once it is done."))
         branch = Conversation.objects.create(
             owner=user,
             kind=conversation.kind,
@@ -227,10 +230,12 @@ def _members(user: User, companions: Iterable[Companion | int]) -> list[Companio
     members = list(companions_without_large_columns().filter(owner=user, pk__in=ids).order_by("pk"))
     if len(members) != len(ids):
         # Someone else's companion, or one that does not exist: the same answer.
-        raise ValidationError("Choose only your own companions.", code="not_yours")
+        raise ValidationError(_("Choose only your own companions."), code="not_yours")
     if not MIN_GROUP_COMPANIONS <= len(members) <= MAX_GROUP_COMPANIONS:
         raise ValidationError(
-            f"A group has {MIN_GROUP_COMPANIONS} to {MAX_GROUP_COMPANIONS} companions.", code="member_count"
+            _("A group has %(min)s to %(max)s companions.")
+            % {"min": MIN_GROUP_COMPANIONS, "max": MAX_GROUP_COMPANIONS},
+            code="member_count",
         )
     return members
 
@@ -240,7 +245,8 @@ def _replies(replies_per_turn: int | None, members: list[Companion]) -> int | No
         return None
     if not 1 <= replies_per_turn <= len(members):
         raise ValidationError(
-            f"Replies per turn must be between 1 and {len(members)} (the number of companions).",
+            _("Replies per turn must be between 1 and %(count)s (the number of companions).")
+            % {"count": len(members)},
             code="replies_per_turn",
         )
     return replies_per_turn
@@ -305,12 +311,15 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
     group chats. Refused while a reply of it is being written anywhere.
     """
     if turns.companion_is_busy(companion.pk):
-        raise AppError("busy", f"{companion.name} is still replying. Wait a moment or cancel the reply.")
+        raise AppError(
+            "busy",
+            _("%(name)s is still replying. Wait a moment or cancel the reply.") % {"name": companion.name},
+        )
     direct = Conversation.objects.filter(kind=Conversation.Kind.DIRECT, participants__companion=companion)
     messages = Message.objects.filter(conversation__in=direct).count()
     runs = PipelineRun.objects.filter(conversation__in=direct).count()
     direct.delete()
-    images, _ = StoredImage.objects.filter(companion=companion, kind=StoredImage.Kind.GENERATED).delete()
+    images, _rows = StoredImage.objects.filter(companion=companion, kind=StoredImage.Kind.GENERATED).delete()
     Companion.objects.filter(pk=companion.pk).update(**catalogue.DEFAULT_STATE)
     for field, value in catalogue.DEFAULT_STATE.items():
         setattr(companion, field, value)

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chat import events, turns
@@ -42,10 +43,10 @@ def _lock_idle(user: User, conversation: Conversation) -> Conversation:
 def _message(conversation: Conversation, message_id: Any) -> Message:
     """A message of this conversation by id; any other id (another chat's, garbage) is not found."""
     if not isinstance(message_id, int) or isinstance(message_id, bool) or not 1 <= message_id <= MAX_ID:
-        raise AppError("not_found", "No such message.")
+        raise AppError("not_found", _("No such message."))
     message = Message.objects.filter(pk=message_id, conversation=conversation).first()
     if message is None:
-        raise AppError("not_found", "No such message.")
+        raise AppError("not_found", _("No such message."))
     return message
 
 
@@ -56,11 +57,12 @@ def _latest_reply(conversation: Conversation, message_id: Any) -> tuple[Message,
     if message_id is not None and (last is None or last.pk != message_id):
         _message(conversation, message_id)  # not found, or found but not the latest
         raise AppError(
-            "not_latest", "That is no longer the last reply (it changed in another tab): nothing was started."
+            "not_latest",
+            _("That is no longer the last reply (it changed in another tab): nothing was started."),
         )
     turn = turns.latest_turn(conversation.pk)
     if last is None or last.role != Message.Role.ASSISTANT or turn is None or turn.message_id > last.pk:
-        raise AppError("nothing_to_regenerate", "There is no reply to write again yet.")
+        raise AppError("nothing_to_regenerate", _("There is no reply to write again yet."))
     return last, turn
 
 
@@ -77,12 +79,12 @@ def _rewrite_latest_reply(
         reply, turn = _latest_reply(conversation, message_id)
         if continuing and reply.finish_reason != "length":
             raise AppError(
-                "nothing_to_continue", "Only a reply cut off at the length limit can be continued."
+                "nothing_to_continue", _("Only a reply cut off at the length limit can be continued.")
             )
         members = {c.pk: c for c in conversation_members(conversation)}
         speaker = members.get(reply.sender_id) if reply.sender_id is not None else None
         if speaker is None:
-            raise AppError("not_a_member", "That companion has left the conversation.")
+            raise AppError("not_a_member", _("That companion has left the conversation."))
         fields: dict[str, Any]
         if continuing:
             fields = {"mode": PipelineRun.Mode.CONTINUE, "continue_from": len(reply.content)}
@@ -143,14 +145,14 @@ def message_edit(
     last_mine = _last_user_message_id(conversation)
     target_id = last_mine if message_id is None else message_id
     if target_id is None:
-        raise AppError("nothing_to_edit", "There is no message of yours to edit.")
+        raise AppError("nothing_to_edit", _("There is no message of yours to edit."))
     if resend is None:
         resend = target_id == last_mine
     if resend:
         if message_id is not None and message_id != last_mine:
             raise AppError(
                 "not_latest",
-                "That is no longer your last message (it changed in another tab): nothing was saved.",
+                _("That is no longer your last message (it changed in another tab): nothing was saved."),
             )
         return _edit_and_resend(user, conversation, text, target_id)
     with transaction.atomic():
@@ -182,11 +184,11 @@ def _edit_and_resend(user: User, conversation: Conversation, text: str, message_
         if message.pk != _last_user_message_id(conversation):
             raise AppError(
                 "not_latest",
-                "That is no longer your last message (it changed in another tab): nothing was saved.",
+                _("That is no longer your last message (it changed in another tab): nothing was saved."),
             )
         members = conversation_members(conversation)
         if not members:
-            raise AppError("no_companions", "This conversation has no companions left. Add some first.")
+            raise AppError("no_companions", _("This conversation has no companions left. Add some first."))
         Message.objects.filter(pk=message.pk).update(content=text, edited_at=timezone.now())
         message.content = text
         # The replies to the old words go, and the runs that wrote them (their charges stay in
@@ -194,7 +196,7 @@ def _edit_and_resend(user: User, conversation: Conversation, text: str, message_
         Message.objects.filter(conversation=conversation, created_at__gte=message.created_at).exclude(
             pk=message.pk
         ).delete()
-        turn, _ = Turn.objects.get_or_create(conversation=conversation, message=message)
+        turn, _created = Turn.objects.get_or_create(conversation=conversation, message=message)
         turn_index = Turn.objects.filter(conversation=conversation, created_at__lt=turn.created_at).count()
         PipelineRun.objects.filter(turn=turn).delete()
         turn.order = turns.plan_turn(
@@ -237,7 +239,7 @@ def message_show_alternative(*, user: User, conversation: Conversation, message_
         conversation = _lock_idle(user, conversation)
         message = _message(conversation, message_id)
         if not message.alternatives:
-            raise AppError("no_alternatives", "This message has only one version.")
+            raise AppError("no_alternatives", _("This message has only one version."))
         message.content, message.alternatives = versions_rotate(message.content, message.alternatives)
         Message.objects.filter(pk=message.pk).update(
             content=message.content, alternatives=message.alternatives

@@ -7,6 +7,8 @@ from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from chat.models import MAX_GROUP_COMPANIONS as MAX_COMPANIONS
@@ -20,13 +22,14 @@ class GroupForm(forms.ModelForm):
     companions = forms.ModelMultipleChoiceField(
         queryset=Companion.objects.none(),
         widget=forms.CheckboxSelectMultiple,
-        help_text=f"Choose {MIN_COMPANIONS} to {MAX_COMPANIONS} of your companions.",
+        label=gettext_lazy("Companions"),
     )
     replies_per_turn = forms.IntegerField(
         required=False,
         min_value=1,
         max_value=MAX_COMPANIONS,
-        help_text="How many companions answer each message. Leave empty for all of them.",
+        label=gettext_lazy("Replies per turn"),
+        help_text=gettext_lazy("How many companions answer each message. Leave empty for all of them."),
     )
 
     class Meta:
@@ -36,6 +39,12 @@ class GroupForm(forms.ModelForm):
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["title"].required = True
+        self.fields["title"].label = _("Title")
+        # Set per form (the numbers are filled in, in the request's language).
+        self.fields["companions"].help_text = _("Choose %(min)s to %(max)s of your companions.") % {
+            "min": MIN_COMPANIONS,
+            "max": MAX_COMPANIONS,
+        }
         if self.instance.pk:
             self.initial["companions"] = [c.pk for c in self.instance.companions.all()]
         # Another user's companion is not a choice: posting its id is "not a valid choice".
@@ -46,7 +55,9 @@ class GroupForm(forms.ModelForm):
     def clean_companions(self) -> QuerySet[Companion]:
         companions = self.cleaned_data["companions"]
         if not MIN_COMPANIONS <= len(companions) <= MAX_COMPANIONS:
-            raise forms.ValidationError(f"Choose {MIN_COMPANIONS} to {MAX_COMPANIONS} companions.")
+            raise forms.ValidationError(
+                _("Choose %(min)s to %(max)s companions.") % {"min": MIN_COMPANIONS, "max": MAX_COMPANIONS}
+            )
         return companions
 
     def clean(self) -> dict[str, Any]:
@@ -55,13 +66,14 @@ class GroupForm(forms.ModelForm):
         replies, companions = cleaned.get("replies_per_turn"), cleaned.get("companions")
         if replies is not None and companions is not None and replies > len(companions):
             self.add_error(
-                "replies_per_turn", f"At most {len(companions)}: the number of companions in the group."
+                "replies_per_turn",
+                _("At most %(count)s: the number of companions in the group.") % {"count": len(companions)},
             )
         return cleaned
 
 
 class RenameForm(forms.Form):
-    title = forms.CharField(max_length=100, required=False, strip=True)
+    title = forms.CharField(max_length=100, required=False, strip=True, label=gettext_lazy("Title"))
 
 
 class ChatImportForm(forms.Form):
@@ -69,20 +81,22 @@ class ChatImportForm(forms.Form):
     view as the user's own (another user's id is a 404, like everywhere else)."""
 
     file = forms.FileField(
-        label="Chat file",
-        help_text="A SillyTavern chat (.jsonl) or a chat exported here as JSON.",
+        label=gettext_lazy("Chat file"),
+        help_text=gettext_lazy("A SillyTavern chat (.jsonl) or a chat exported here as JSON."),
         widget=forms.ClearableFileInput(attrs={"accept": ".jsonl,.json,application/json,application/jsonl"}),
     )
     companion = forms.IntegerField(
         required=False,
         min_value=1,
-        label="With",
-        help_text="The companion the chat is with (a group export finds its companions by name).",
+        label=gettext_lazy("With"),
+        help_text=gettext_lazy(
+            "The companion the chat is with (a group export finds its companions by name)."
+        ),
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choices = [("", "Choose a companion")] + [
+        choices = [("", _("Choose a companion"))] + [
             (c.pk, c.name)
             for c in companions_without_large_columns().filter(owner=user).order_by("name", "pk")
         ]

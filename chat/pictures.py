@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chat import events, turns
@@ -40,9 +41,9 @@ def picture_message_get(*, user: User, conversation: Conversation, message_id: A
     try:
         message_id = int(message_id)
     except (TypeError, ValueError):
-        raise AppError("not_found", "No such message.") from None
+        raise AppError("not_found", _("No such message.")) from None
     if not 0 < message_id <= MAX_ID:
-        raise AppError("not_found", "No such message.")
+        raise AppError("not_found", _("No such message."))
     message = (
         Message.objects.select_related("image", "sender")
         .defer(*(f"sender__{c}" for c in LARGE_COLUMNS))
@@ -50,9 +51,9 @@ def picture_message_get(*, user: User, conversation: Conversation, message_id: A
         .first()
     )
     if message is None:
-        raise AppError("not_found", "No such message.")
+        raise AppError("not_found", _("No such message."))
     if message.image is None:
-        raise AppError("not_a_picture", "That message has no picture.")
+        raise AppError("not_a_picture", _("That message has no picture."))
     return message
 
 
@@ -81,7 +82,7 @@ def picture_paint_again(*, user: User, conversation: Conversation, message_id: A
             .first()
         )
         if turn is None or message.sender is None:
-            raise AppError("not_a_picture", "Only a picture in a reply can be painted again.")
+            raise AppError("not_a_picture", _("Only a picture in a reply can be painted again."))
         assert message.image is not None  # picture_message_get refuses a message without one
         turns.turn_reopen(turn)  # done again (turn.done) once the picture is painted
         order = {"seed": new_image_seed(), "image_id": str(message.image_id), "prompt": message.image.prompt}
@@ -105,13 +106,13 @@ def picture_use_as_header(*, user: User, conversation: Conversation, message_id:
     """Make a reply's picture its companion's header picture (a copy: deleting one keeps the other)."""
     message = picture_message_get(user=user, conversation=conversation, message_id=message_id)
     if message.sender_id is None:
-        raise AppError("not_a_picture", "Only a companion's picture can be its header.")
+        raise AppError("not_a_picture", _("Only a companion's picture can be its header."))
     change_admit(user)
     assert message.image is not None  # picture_message_get refuses a message without one
     try:
         data = image_read(message.image)
     except FileNotFoundError:
-        raise AppError("not_a_picture", "That picture's file is gone.") from None
+        raise AppError("not_a_picture", _("That picture's file is gone.")) from None
     with transaction.atomic():
         # Lock only the companion row (Postgres refuses FOR UPDATE across the outer join).
         locked = (

@@ -22,7 +22,9 @@ from typing import Any, NoReturn, cast
 import structlog
 from django.conf import settings
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from chat import events, painting, prompts, runs, steps, turns
@@ -30,6 +32,7 @@ from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.errors import RunError
 from chat.images import ImageBackendError
+from chat.language import user_language
 from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, forget_live_reply
@@ -66,15 +69,34 @@ class StepFailed(Exception):
         self.retry_after = retry_after
 
 
+# What a failed run tells the user, per code. Stored and sent in English (a worker has no
+# user's language); marked so the consumer and the page translate them where they are shown.
 USER_MESSAGES = {
-    "auth": "The AI service refused our credentials. An administrator needs to check the LLM settings.",
-    "rate_limited": "The AI service is busy right now. Please try again in a moment.",
-    "timeout": "The AI service took too long to answer. Please try again.",
-    "server": "The AI service had a problem. Please try again.",
-    "incomplete": "The reply was cut off before it finished. Please try again.",
-    "circuit_open": "The AI service is unavailable right now. Please try again in a minute.",
-    "empty_reply": "The AI answered with nothing to show, twice. Please try again or rephrase.",
+    "auth": gettext_noop(
+        "The AI service refused our credentials. An administrator needs to check the LLM settings."
+    ),
+    "bad_request": gettext_noop(
+        "The AI service refused the request. An administrator needs to check the LLM settings."
+    ),
+    "rate_limited": gettext_noop("The AI service is busy right now. Please try again in a moment."),
+    "timeout": gettext_noop("The AI service took too long to answer. Please try again."),
+    "server": gettext_noop("The AI service had a problem. Please try again."),
+    "connection": gettext_noop("The AI service could not be reached. Please try again."),
+    "bad_response": gettext_noop("The AI service sent a reply we could not read. Please try again."),
+    "incomplete": gettext_noop("The reply was cut off before it finished. Please try again."),
+    "circuit_open": gettext_noop("The AI service is unavailable right now. Please try again in a minute."),
+    "empty_reply": gettext_noop("The AI answered with nothing to show, twice. Please try again or rephrase."),
+    "gave_up": gettext_noop("The reply failed several times. Please try again."),
+    "unavailable": gettext_noop(
+        "No AI service is set up for this companion. An administrator needs to add one."
+    ),
+    "timed_out": gettext_noop("The reply took too long and was stopped. Please try again."),
 }
+
+
+# A picture step's failure, as the user hears it: the kind of failure (``kind``: its code),
+# not what the picture service said (that goes to the log).
+PICTURE_FAILED = gettext_noop("The picture could not be painted (%(kind)s).")
 
 
 def _load(run_id: RunId) -> PipelineRun:
@@ -161,7 +183,8 @@ def _paint_on_request(run_id: RunId, user: User, publisher: EventPublisher) -> N
     """The user asked for a picture in words: paint one if the picture limit allows, as for a
     picture asked for with the frame's ``image``; otherwise say so, and the reply goes on."""
     try:
-        picture_admit(user)
+        with translation.override(user_language(user)):  # the refusal is for the user to read
+            picture_admit(user)
     except AppError as refused:
         publisher.send(events.error("image_failed", refused.message, run_id=str(run_id)))
         return
@@ -203,9 +226,8 @@ def generate_reply(run_id: RunId) -> None:
         _claim(run_id, step="generate_reply", publisher=publisher)
         attempts = _count_attempt(run_id)
         if attempts > settings.CHAT_MAX_RUN_ATTEMPTS:
-            raise StepFailed(
-                "gave_up", f"The reply failed {attempts - 1} times. Please try again.", retryable=False
-            )
+            log.warning("run_gave_up", run_id=str(run_id), failures=attempts - 1)
+            raise StepFailed("gave_up", USER_MESSAGES["gave_up"], retryable=False)
         # The prompt needs the whole card (personality, lorebook, ...) and the settings: the one
         # step that reads the config column.
         companion = (
@@ -223,7 +245,8 @@ def generate_reply(run_id: RunId) -> None:
         try:  # the companion's connection, model and preset (or the defaults)
             llm = llm_for_companion(companion.pk)
         except BackendUnavailable as exc:
-            raise StepFailed("unavailable", str(exc), retryable=False) from exc
+            log.warning("llm_unavailable", run_id=str(run_id), error=str(exc))
+            raise StepFailed("unavailable", USER_MESSAGES["unavailable"], retryable=False) from exc
         _record_served_by(run_id, llm)
         breaker = llm.breaker
         if not breaker.allow():
@@ -427,7 +450,9 @@ def generate_image(run_id: RunId) -> None:
         painter = image_for_companion(companion.pk)  # the companion's image connection, or the default
         breaker = painter.breaker
         if not breaker.allow():
-            raise StepFailed("circuit_open", "The picture service is unavailable right now.", retryable=False)
+            raise StepFailed(
+                "circuit_open", gettext_noop("The picture service is unavailable right now."), retryable=False
+            )
         try:
             data = painter.client.generate(request, on_progress=on_progress)
         except ImageBackendError as exc:
@@ -436,18 +461,17 @@ def generate_image(run_id: RunId) -> None:
             log.warning(
                 "image_backend_error", run_id=str(run_id), code=exc.code, detail=painter.scrub(exc).message
             )
-            raise StepFailed(
-                exc.code, f"The picture could not be painted ({exc.code}).", retryable=exc.retryable
-            ) from exc
+            raise StepFailed(exc.code, PICTURE_FAILED, retryable=exc.retryable) from exc
         except BackendUnavailable as exc:
             breaker.record_failure()
-            raise StepFailed("unavailable", str(exc), retryable=True) from exc
+            log.warning("image_unavailable", run_id=str(run_id), error=str(exc))
+            raise StepFailed("unavailable", PICTURE_FAILED, retryable=True) from exc
         try:
             image = store_image(data, companion, "generated", prompt=prompt)
         except ImageRejected as exc:
             breaker.record_failure()
-            raise StepFailed("bad_image", f"The picture service sent something unusable: {exc.message}",
-                             retryable=True) from exc  # fmt: skip
+            log.warning("image_unusable", run_id=str(run_id), error=exc.message)
+            raise StepFailed("bad_image", PICTURE_FAILED, retryable=True) from exc
         breaker.record_success()
         conversation.set_reply_image(image)
         pagecache.user_pages_changed(companion.owner_id)  # the gallery links the picture to it
@@ -458,8 +482,12 @@ def image_failed(run_id: RunId, failure: StepFailed) -> None:
     """Tell the client the picture failed; the turn goes on to finish."""
     run = _load(run_id)
     log.warning("image_failed", run_id=str(run_id), code=failure.code, error=failure.message)
+    # Sent, not stored: written in the owner's language, the kind of failure (its code) named.
+    with translation.override(user_language(run.companion.owner)):
+        text = _(failure.message)
+        message = text % {"kind": failure.code} if "%(kind)s" in text else text
     with ReplyWriter(run).publisher() as publisher:
-        publisher.send(events.error("image_failed", failure.message, run_id=str(run_id)))
+        publisher.send(events.error("image_failed", message, run_id=str(run_id)))
 
 
 def finish(run_id: RunId) -> None:
@@ -532,8 +560,7 @@ def reconcile_stuck_runs(*, older_than_seconds: int) -> int:
     )
     count = 0
     for run_id in list(stuck):
-        failure = StepFailed("timed_out", "The reply took too long and was stopped. Please try again.",
-                             retryable=False)  # fmt: skip
+        failure = StepFailed("timed_out", USER_MESSAGES["timed_out"], retryable=False)
         fail(run_id, failure)
         count += 1
     return count

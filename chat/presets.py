@@ -17,8 +17,11 @@ import json
 import math
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from accounts.models import User
 from chat.backend_models import SamplerPreset
+from chat.language import translated
 from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
 
 MAX_PRESET_BYTES = 512 * 1024  # SillyTavern presets carry their prompt lists: tens of KB is usual
@@ -60,12 +63,15 @@ class PresetInvalid(Exception):
 
 def _number(field: str, value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PresetInvalid(f"{field} must be a number.")
+        raise PresetInvalid(_("%(field)s must be a number.") % {"field": field})
     low, high = RANGES[field]
     if field == "max_tokens":  # a reply length: brought into range rather than refused
         return int(min(max(value, low), high))
     if not low <= value <= high:
-        raise PresetInvalid(f"{field} must be between {low:g} and {high:g} (it is {value:g}).")
+        raise PresetInvalid(
+            _("%(field)s must be between %(low)s and %(high)s (it is %(value)s).")
+            % {"field": field, "low": f"{low:g}", "high": f"{high:g}", "value": f"{value:g}"}
+        )
     return int(value) if field == "top_k" else float(value)
 
 
@@ -73,11 +79,14 @@ def _stop(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value] if value else []
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise PresetInvalid("stop must be a list of strings.")
+        raise PresetInvalid(_("%(field)s must be a list of strings.") % {"field": "stop"})
     if len(value) > MAX_STOP_STRINGS or any(len(s) > MAX_STOP_CHARS for s in value):
-        raise PresetInvalid(f"stop takes at most {MAX_STOP_STRINGS} strings of {MAX_STOP_CHARS} characters.")
+        raise PresetInvalid(
+            _("%(field)s takes at most %(count)s strings of %(chars)s characters.")
+            % {"field": "stop", "count": MAX_STOP_STRINGS, "chars": MAX_STOP_CHARS}
+        )
     if has_unstorable_text(value):  # the database cannot hold them (companionhub.text)
-        raise PresetInvalid(f"stop: {UNSTORABLE_MESSAGE}")
+        raise PresetInvalid(f"stop: {translated(UNSTORABLE_MESSAGE)}")
     return [s for s in value if s]
 
 
@@ -86,13 +95,13 @@ def preset_fields_from_json(raw: bytes | str) -> dict[str, Any]:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", errors="replace")
     if len(raw) > MAX_PRESET_BYTES:
-        raise PresetInvalid(f"The preset is larger than {MAX_PRESET_BYTES // 1024} KB.")
+        raise PresetInvalid(_("The preset is larger than %(size)s KB.") % {"size": MAX_PRESET_BYTES // 1024})
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):
-        raise PresetInvalid("The preset is not valid JSON.") from None
+        raise PresetInvalid(_("The preset is not valid JSON.")) from None
     if not isinstance(data, dict):
-        raise PresetInvalid('The preset must be a JSON object, like {"temperature": 0.8}.')
+        raise PresetInvalid(_('The preset must be a JSON object, like {"temperature": 0.8}.'))
     fields: dict[str, Any] = {}
     for field, keys in KEYS.items():
         key = next((k for k in keys if k in data and data[k] is not None), None)
@@ -102,7 +111,7 @@ def preset_fields_from_json(raw: bytes | str) -> dict[str, Any]:
     if stop_key is not None:
         fields["stop"] = _stop(data[stop_key])
     if not fields:
-        raise PresetInvalid("The preset holds no sampler settings (temperature, top_p, ...).")
+        raise PresetInvalid(_("The preset holds no sampler settings (temperature, top_p, ...)."))
     return fields
 
 

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from chat import events, paging
+from chat.language import translated
 from chat.models import Conversation, Message, PipelineRun
 from chat.publish import live_reply_key
 from chat.runs import runs_with_companion
@@ -157,7 +158,8 @@ def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:
         "sender": run.companion.name,
     }
     if run.status == PipelineRun.Status.FAILED:
-        info["error"] = {"code": run.error_code, "message": run.error_text}
+        # Stored as written (in English); shown in the language of the page or socket asking.
+        info["error"] = {"code": run.error_code, "message": translated(run.error_text)}
     return info
 
 

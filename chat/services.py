@@ -14,10 +14,13 @@ import structlog
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chat import turns
 from chat.admission import run_admit
+from chat.language import translated
 from chat.models import Conversation, Message, PipelineRun, Turn
 from chat.runs import RunId, runs_with_companion
 from chat.selectors import conversation_members
@@ -39,16 +42,21 @@ class Accepted:
 
 def clean_message_text(text: Any) -> str:
     if not isinstance(text, str):
-        raise AppError("invalid", "The message must be text.")
+        raise AppError("invalid", _("The message must be text."))
     if not is_storable(text):  # a form can post a NUL; the database would refuse it
-        raise AppError("invalid", UNSTORABLE_MESSAGE)
+        raise AppError("invalid", translated(UNSTORABLE_MESSAGE))
     text = text.strip()
     if not text:
-        raise AppError("empty", "Type a message first.")
+        raise AppError("empty", _("Type a message first."))
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise AppError(
-            "too_long", f"Messages can be at most {limit:,} characters (this one has {len(text):,})."
+            "too_long",
+            _("Messages can be at most %(limit)s characters (this one has %(length)s).")
+            % {
+                "limit": number_format(limit, force_grouping=True),
+                "length": number_format(len(text), force_grouping=True),
+            },
         )
     return text
 
@@ -72,7 +80,7 @@ def message_send(*, user: User, conversation: Conversation, text: Any, want_imag
     text = clean_message_text(text)
     members = conversation_members(conversation)
     if not members:
-        raise AppError("no_companions", "This conversation has no companions left. Add some first.")
+        raise AppError("no_companions", _("This conversation has no companions left. Add some first."))
     if len(members) == 1 and companion_settings(members[0].pk)["image_mode"] == "every_reply":
         want_image = True
     admission = run_admit(user, want_image=bool(want_image))
@@ -105,7 +113,7 @@ def run_get_for_user(user: User, conversation: Conversation, run_id: RunId) -> P
         .first()
     )
     if run is None:
-        raise AppError("not_found", "No such reply.")
+        raise AppError("not_found", _("No such reply."))
     return run
 
 
@@ -118,10 +126,10 @@ def run_retry(*, user: User, conversation: Conversation, run_id: RunId) -> Pipel
     """Start a fresh run for the same turn and companion; the failed attempt's partial reply goes."""
     old = run_get_for_user(user, conversation, run_id)
     if old.status not in (Status.FAILED, Status.CANCELLED):
-        raise AppError("not_retryable", "Only a failed or cancelled reply can be retried.")
+        raise AppError("not_retryable", _("Only a failed or cancelled reply can be retried."))
     if old.analysis.get("repaint"):
         # A retry writes the reply afresh (its text goes): for a picture, paint it again instead.
-        raise AppError("not_retryable", "Use Paint again on the picture instead.")
+        raise AppError("not_retryable", _("Use Paint again on the picture instead."))
     # A retry is a new run like any other: the same quota, message and picture limits.
     admission = run_admit(user, want_image=old.want_image)
     with transaction.atomic():
@@ -129,7 +137,7 @@ def run_retry(*, user: User, conversation: Conversation, run_id: RunId) -> Pipel
         turns.refuse_while_answering(conversation)
         latest = PipelineRun.objects.filter(conversation=conversation).order_by("-created_at").first()
         if latest is None or latest.pk != old.pk:
-            raise AppError("not_retryable", "Only the latest reply can be retried.")
+            raise AppError("not_retryable", _("Only the latest reply can be retried."))
         if old.reply_id:
             Message.objects.filter(pk=old.reply_id).delete()
         turn = old.turn

@@ -29,9 +29,13 @@ reads that queue (Procfile, docker-compose.yml).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import chain, current_app
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:  # a development-only package: the annotations below are strings
+    from django_stubs_ext import StrOrPromise
 
 # A step's queue is the chat queue, or a queue of its own for slow work. The chat queue is
 # Celery's default queue (CELERY_CHAT_QUEUE names it, so that several sites can share one
@@ -46,7 +50,7 @@ NEW_TURN, WRITING, FINISHING = 6, 3, 0
 
 DONE = "done"  # the step name of the last progress event, sent by ``finish``
 DONE_PROGRESS = 100
-DONE_LABEL = "Done"
+DONE_LABEL = _("Done")
 
 
 def queue_name(queue: str) -> str:
@@ -71,7 +75,7 @@ class Step:
     name: str  # of the pipeline function, of the progress events and of the metrics
     task: str  # the Celery task's name
     band: tuple[int, int]  # the run's progress (0-100) when the step claims it, and when it is done
-    label: str  # what the chat page shows while the step runs
+    label: StrOrPromise  # what the chat page shows while the step runs (in the page's language)
     queue: str = CHAT
     priority: int = FINISHING
     optional: bool = False  # a failure is reported and the turn goes on
@@ -97,16 +101,16 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("analyze_context", "chat.analyze_context", (10, 30), "Reading your message…", priority=NEW_TURN),
-    Step("generate_reply", "chat.generate_reply", (30, 70), "Writing…", priority=WRITING),
-    Step("reanalyze", "chat.reanalyze", (70, 80), "Thinking about the scene…"),
+    Step("analyze_context", "chat.analyze_context", (10, 30), _("Reading your message…"), priority=NEW_TURN),
+    Step("generate_reply", "chat.generate_reply", (30, 70), _("Writing…"), priority=WRITING),
+    Step("reanalyze", "chat.reanalyze", (70, 80), _("Thinking about the scene…")),
     # Decides whether the picture steps follow, and sends them or ``finish`` itself.
-    Step("update_state", "chat.update_state", (80, 85), "Updating the scene…"),
+    Step("update_state", "chat.update_state", (80, 85), _("Updating the scene…")),
     Step(
         "generate_image",
         "chat.generate_image",
         (85, 100),
-        "Painting a picture…",
+        _("Painting a picture…"),
         queue=IMAGES,
         optional=True,
         picture=True,
@@ -158,8 +162,8 @@ def chain_for(run_id: str, *, picture_only: bool = False) -> chain:
 
 
 def labels() -> dict[str, str]:
-    """What the chat page shows per progress event's step, ``DONE`` included."""
-    return {**{step.name: step.label for step in STEPS}, DONE: DONE_LABEL}
+    """What the chat page shows per progress event's step, ``DONE`` included, in the active language."""
+    return {**{step.name: str(step.label) for step in STEPS}, DONE: str(DONE_LABEL)}
 
 
 def route_task(name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from celery.exceptions import Ignore
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, InterfaceError, OperationalError
+from django.utils.translation import gettext_noop
 
 from chat import pipeline, steps
 from chat.pipeline import RunEnded, StepFailed
@@ -38,7 +39,7 @@ from chat.pipeline import RunEnded, StepFailed
 log = structlog.get_logger(__name__)
 
 MAX_RETRIES = 3
-IMAGE_CRASHED = "The picture could not be painted because of a problem on our side."
+IMAGE_CRASHED = gettext_noop("The picture could not be painted because of a problem on our side.")
 RETRY_AFTER_CAP = 60.0
 
 
@@ -59,9 +60,10 @@ def _retry_or_raise(task: Task[Any, Any], failure: StepFailed) -> None:
         raise task.retry(countdown=countdown, exc=failure, max_retries=MAX_RETRIES)
 
 
+# Stored and sent in English, translated where shown (as pipeline.USER_MESSAGES).
 UNEXPECTED_MESSAGES = {
-    "internal": "Something went wrong on our side while writing the reply. Please try again.",
-    "database": "The database was unavailable while writing the reply. Please try again.",
+    "internal": gettext_noop("Something went wrong on our side while writing the reply. Please try again."),
+    "database": gettext_noop("The database was unavailable while writing the reply. Please try again."),
 }
 
 

@@ -8,7 +8,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.formats import number_format
 from django.utils.http import content_disposition_header
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.http import AuthenticatedHttpRequest
@@ -55,7 +57,16 @@ def conversation_import(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
             problems = exc.errors
         else:
-            messages.success(request, f"The chat is imported: {result.messages:,} messages.")
+            count = result.messages
+            messages.success(
+                request,
+                ngettext(
+                    "The chat is imported: %(count)s message.",
+                    "The chat is imported: %(count)s messages.",
+                    count,
+                )
+                % {"count": number_format(count, force_grouping=True)},
+            )
             for notice in result.notices:
                 messages.info(request, notice)
             return redirect("chat:conversation", conversation_id=result.conversation.pk)

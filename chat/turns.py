@@ -22,6 +22,8 @@ from typing import Any
 import structlog
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from chat import events, steps
@@ -98,8 +100,9 @@ def turn_in_progress(conversation_id: int) -> bool:
 
 def refuse_while_answering(conversation: Conversation) -> None:
     if turn_in_progress(conversation.pk):
-        who = "The companions are" if conversation.is_group else "Your companion is"
-        raise AppError("busy", f"{who} still answering. Wait a moment or stop the reply.")
+        if conversation.is_group:
+            raise AppError("busy", _("The companions are still answering. Wait a moment or stop the reply."))
+        raise AppError("busy", _("Your companion is still answering. Wait a moment or stop the reply."))
 
 
 def turn_close(turn: Turn) -> bool:
@@ -250,19 +253,19 @@ def turn_cancel(*, user: User, conversation: Conversation, run_id: RunId | None 
             run_id is not None
             and not PipelineRun.objects.filter(pk=run_id, conversation=conversation).exists()
         ):
-            raise AppError("not_found", "No such reply.")
+            raise AppError("not_found", _("No such reply."))
         live = list(runs_with_companion().filter(conversation=conversation, status__in=PipelineRun.LIVE))
         cancelled = [run for run in live if run_mark_cancelled(run.pk)]
         turn = latest_turn(conversation.pk)
         cut = turn is not None and turn_close(turn)
         if not cancelled and not cut:
-            raise AppError("not_running", "That reply has already finished.")
+            raise AppError("not_running", _("That reply has already finished."))
         # A picture painted again leaves its reply's text whole.
         reply_ids = [run.reply_id for run in cancelled if run.reply_id and not run.analysis.get("repaint")]
         Message.objects.filter(pk__in=reply_ids).update(is_complete=False)
         stopped = [
             {
-                **events.error("cancelled", "Reply cancelled.", run_id=str(run.pk)),
+                **events.error("cancelled", gettext_noop("Reply cancelled."), run_id=str(run.pk)),
                 "companion_id": run.companion_id,
                 "sender": run.companion.name,
             }

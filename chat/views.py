@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
@@ -156,9 +157,9 @@ def rename(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpRespo
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, "Chat renamed.")
+            messages.success(request, _("Chat renamed."))
     else:
-        messages.error(request, "Give it a title of at most 100 characters.")
+        messages.error(request, _("Give it a title of at most %(count)s characters.") % {"count": 100})
     return redirect("chat:conversation", conversation_id=conversation.pk)
 
 
@@ -173,7 +174,7 @@ def delete(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpRespo
         except AppError as exc:
             messages.error(request, exc.message)
             return redirect("chat:conversation", conversation_id=conversation.pk)
-        messages.success(request, "The chat is deleted with its messages. The companions are still here.")
+        messages.success(request, _("The chat is deleted with its messages. The companions are still here."))
         if conversation.is_group:
             return redirect("groups:list")
         return redirect("chat:chats", companion_id=members[0].pk) if members else redirect("companions:list")
@@ -207,7 +208,7 @@ def branch(request: AuthenticatedHttpRequest, conversation_id: int, message_id: 
             raise ratelimits.RateLimited("settings_change", exc.retry_after or 60) from exc
         messages.error(request, exc.message)
         return redirect("chat:conversation", conversation_id=conversation.pk)
-    messages.success(request, "A new chat goes on from that message. The original is unchanged.")
+    messages.success(request, _("A new chat goes on from that message. The original is unchanged."))
     return redirect("chat:conversation", conversation_id=made.pk)
 
 
@@ -242,7 +243,7 @@ def picture_paint_again(
     request: AuthenticatedHttpRequest, conversation_id: int, message_id: int
 ) -> HttpResponse:
     return _picture_action(
-        request, conversation_id, message_id, pictures.picture_paint_again, "image", "Painting it again…"
+        request, conversation_id, message_id, pictures.picture_paint_again, "image", _("Painting it again…")
     )
 
 
@@ -257,7 +258,7 @@ def picture_use_as_header(
         message_id,
         pictures.picture_use_as_header,
         "settings_change",
-        "That picture is the profile picture now.",
+        _("That picture is the profile picture now."),
     )
 
 
@@ -265,7 +266,12 @@ def picture_use_as_header(
 @require_POST
 def picture_delete(request: AuthenticatedHttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
     return _picture_action(
-        request, conversation_id, message_id, pictures.picture_delete, "settings_change", "Picture deleted."
+        request,
+        conversation_id,
+        message_id,
+        pictures.picture_delete,
+        "settings_change",
+        _("Picture deleted."),
     )
 
 
@@ -307,7 +313,9 @@ def companion_wipe(request: AuthenticatedHttpRequest, companion_id: int) -> Http
         except AppError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"{companion.name}'s memory is wiped. Start afresh!")
+            messages.success(
+                request, _("%(name)s's memory is wiped. Start afresh!") % {"name": companion.name}
+            )
         return redirect("chat:page", companion_id=companion.pk)
     return render(request, "companions/confirm_wipe.html", {"companion": companion})
 
@@ -346,7 +354,7 @@ def _save_group(
 def group_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = GroupForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid() and (group := _save_group(request, form)):
-        messages.success(request, f"{group.title} is ready. Say hello to everyone.")
+        messages.success(request, _("%(title)s is ready. Say hello to everyone.") % {"title": group.title})
         return redirect("groups:page", group_id=group.pk)
     return render(request, "chat/group_form.html", {"form": form, "group": None})
 
@@ -357,7 +365,7 @@ def group_edit(request: AuthenticatedHttpRequest, group_id: int) -> HttpResponse
     group = group_get_for_user(request.user, group_id)
     form = GroupForm(request.POST or None, instance=group, user=request.user)
     if request.method == "POST" and form.is_valid() and _save_group(request, form, group):
-        messages.success(request, "Group saved.")
+        messages.success(request, _("Group saved."))
         return redirect("groups:page", group_id=group.pk)
     return render(request, "chat/group_form.html", {"form": form, "group": group})
 

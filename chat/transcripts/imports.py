@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import structlog
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chat.models import MAX_GROUP_COMPANIONS, MIN_GROUP_COMPANIONS, Conversation, Message, Participant, Turn
@@ -57,9 +58,9 @@ def conversation_import(*, user: User, data: bytes, companion: Companion | None)
     transcript = read_transcript(data)
     if transcript.kind == Conversation.Kind.GROUP:
         members = _group_members(user, transcript)
-        title = (transcript.title or "Imported group")[:TITLE_MAX]
+        title = (transcript.title or _("Imported group"))[:TITLE_MAX]
     elif companion is None:
-        raise TranscriptRejected(["Choose the companion this chat is with."])
+        raise TranscriptRejected([_("Choose the companion this chat is with.")])
     else:
         members = [companion]
         title = _direct_title(transcript)
@@ -109,14 +110,19 @@ def _group_members(user: User, transcript: Transcript) -> list[Companion]:
         matches = found.get(name, [])
         if not matches:
             errors.append(
-                f"No companion of yours is named {name!r}: create or rename one, then import again."
+                _("No companion of yours is named '%(name)s': create or rename one, then import again.")
+                % {"name": name}
             )
         elif len(matches) > 1:
             errors.append(
-                f"Several companions of yours are named {name!r}: rename all but one, then import again."
+                _("Several companions of yours are named '%(name)s': rename all but one, then import again.")
+                % {"name": name}
             )
     if not errors and not MIN_GROUP_COMPANIONS <= len(names) <= MAX_GROUP_COMPANIONS:
-        errors.append(f"A group has {MIN_GROUP_COMPANIONS} to {MAX_GROUP_COMPANIONS} companions.")
+        errors.append(
+            _("A group has %(min)s to %(max)s companions.")
+            % {"min": MIN_GROUP_COMPANIONS, "max": MAX_GROUP_COMPANIONS}
+        )
     if errors:
         raise TranscriptRejected(errors)
     return [found[name][0] for name in names]
@@ -129,7 +135,8 @@ def _speakers(transcript: Transcript, members: Sequence[Companion]) -> list[int 
         return [None if e.is_user else only for e in transcript.entries]
     by_name = {c.name: c.pk for c in members}
     errors = [
-        f"{e.place}: {e.speaker!r} is not one of the group's companions"
+        _("%(place)s: '%(name)s' is not one of the group's companions")
+        % {"place": e.place, "name": e.speaker}
         for e in transcript.entries
         if not e.is_user and e.speaker not in by_name
     ]

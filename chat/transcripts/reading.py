@@ -32,6 +32,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from chat.transcripts.dates import parse_st_date
 from chat.transcripts.exports import FORMAT_NAME, FORMAT_VERSION
@@ -50,9 +53,17 @@ class TranscriptRejected(AppError):
     def __init__(self, errors: list[str], *, total: int | None = None) -> None:
         total = len(errors) if total is None else total
         shown = errors[:MAX_REPORTED]
-        more = f" (the first {len(shown)} are listed)" if total > len(shown) else ""
-        noun = "problem" if total == 1 else "problems"
-        super().__init__("transcript_rejected", f"Nothing was imported: the file has {total} {noun}{more}.")
+        if total > len(shown):
+            message = _(
+                "Nothing was imported: the file has %(count)s problems (the first %(shown)s are listed)."
+            ) % {"count": total, "shown": len(shown)}
+        else:
+            message = ngettext(
+                "Nothing was imported: the file has %(count)s problem.",
+                "Nothing was imported: the file has %(count)s problems.",
+                total,
+            ) % {"count": total}
+        super().__init__("transcript_rejected", message)
         self.errors = shown
         self.total = total
 
@@ -98,32 +109,48 @@ class _Problems:
     def add(self, place: str, text: str) -> None:
         self.total += 1
         if len(self.errors) < MAX_REPORTED:
-            self.errors.append(f"{place}: {text}" if place else text)
+            self.errors.append(
+                _("%(place)s: %(problem)s") % {"place": place, "problem": text} if place else text
+            )
 
     def raise_if_any(self) -> None:
         if self.total:
             raise TranscriptRejected(self.errors, total=self.total)
 
 
+def _line(number: int) -> str:
+    """Where a problem is: a line of a SillyTavern file."""
+    return _("line %(number)s") % {"number": number}
+
+
+def _too_many_messages(limit: int) -> str:
+    return _("The file has more than %(count)s messages.") % {
+        "count": number_format(limit, force_grouping=True)
+    }
+
+
 def read_transcript(data: bytes) -> Transcript:
     """The file's messages, or ``TranscriptRejected`` listing what is wrong with it."""
     limit = settings.CHAT_IMPORT_MAX_BYTES
     if len(data) > limit:
-        raise TranscriptRejected([f"The file is larger than {limit // (1024 * 1024)} MB."])
+        raise TranscriptRejected(
+            [_("The file is larger than %(size)s MB.") % {"size": limit // (1024 * 1024)}]
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise TranscriptRejected([f"line {line}: not UTF-8 text"]) from exc
+        problem = _("%(place)s: %(problem)s") % {"place": _line(line), "problem": _("not UTF-8 text")}
+        raise TranscriptRejected([problem]) from exc
     if not text.strip():
-        raise TranscriptRejected(["The file is empty."])
+        raise TranscriptRejected([_("The file is empty.")])
     document = _whole_document(text)
     if isinstance(document, dict) and "format" in document:
         transcript = _read_ours(document)
     else:
         transcript = _read_sillytavern(text)
     if not transcript.entries:
-        raise TranscriptRejected(["The file has no messages to import."])
+        raise TranscriptRejected([_("The file has no messages to import.")])
     _settle_dates(transcript.entries)
     return transcript
 
@@ -177,18 +204,18 @@ def _read_sillytavern(text: str) -> Transcript:
         try:
             line = _loads(raw)
         except ValueError:
-            problems.add(f"line {number}", "not JSON")
+            problems.add(_line(number), _("not JSON"))
             first = False
             continue
-        place = f"line {number}"
+        place = _line(number)
         if not isinstance(line, dict):
-            problems.add(place, "should be a JSON object")
+            problems.add(place, _("should be a JSON object"))
         elif first and "mes" not in line:
             _read_header(line, place, transcript, problems)
         elif line.get("is_system") is True:
             system_lines += 1
         elif len(transcript.entries) >= max_messages:
-            problems.add("", f"The file has more than {max_messages:,} messages.")
+            problems.add("", _too_many_messages(max_messages))
             break
         else:
             entry = _read_st_message(line, place, problems)
@@ -198,8 +225,12 @@ def _read_sillytavern(text: str) -> Transcript:
     problems.raise_if_any()
     if system_lines:
         transcript.notices.append(
-            f"{system_lines} system {'line was' if system_lines == 1 else 'lines were'} left out "
-            "(notes hidden from the companion)."
+            ngettext(
+                "%(count)s system line was left out (notes hidden from the companion).",
+                "%(count)s system lines were left out (notes hidden from the companion).",
+                system_lines,
+            )
+            % {"count": system_lines}
         )
     return transcript
 
@@ -208,24 +239,24 @@ def _read_header(line: dict[str, Any], place: str, transcript: Transcript, probl
     """ST's first line: optional, but when there, its fields must have their types."""
     for key in ("user_name", "character_name"):
         if key in line and not isinstance(line[key], str):
-            problems.add(place, f"'{key}' should be text")
+            problems.add(place, _("'%(key)s' should be text") % {"key": key})
     if not any(key in line for key in ("user_name", "character_name", "chat_metadata", "create_date")):
-        problems.add(place, "neither a chat header nor a message (no 'mes')")
+        problems.add(place, _("neither a chat header nor a message (no '%(key)s')") % {"key": "mes"})
         return
     create_date = line.get("create_date")
     if create_date is not None:
         if not isinstance(create_date, str | int | float) or isinstance(create_date, bool):
-            problems.add(place, "'create_date' should be text")
+            problems.add(place, _("'%(key)s' should be text") % {"key": "create_date"})
         else:
             transcript.origin["create_date"] = create_date
     metadata = line.get("chat_metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):
-            problems.add(place, "'chat_metadata' should be a JSON object")
+            problems.add(place, _("'%(key)s' should be a JSON object") % {"key": "chat_metadata"})
         elif len(json.dumps(metadata, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
             transcript.notices.append(
-                f"The chat's settings (chat_metadata) are larger than {METADATA_MAX_BYTES // 1024} KB "
-                "and were left out."
+                _("The chat's settings (chat_metadata) are larger than %(size)s KB and were left out.")
+                % {"size": METADATA_MAX_BYTES // 1024}
             )
         else:
             transcript.origin["chat_metadata"] = metadata
@@ -239,15 +270,15 @@ def _read_st_message(line: dict[str, Any], place: str, problems: _Problems) -> E
     mes = _text(line, "mes", place, problems)
     is_user = line.get("is_user", False)
     if not isinstance(is_user, bool):
-        problems.add(place, "'is_user' should be true or false")
+        problems.add(place, _("'%(key)s' should be true or false") % {"key": "is_user"})
     name = line.get("name", "")
     if not isinstance(name, str):
-        problems.add(place, "'name' should be text")
+        problems.add(place, _("'%(key)s' should be text") % {"key": "name"})
     created_at = _date(line.get("send_date"), place, "send_date", problems)
     extra = line.get("extra", {})
     reasoning = ""
     if not isinstance(extra, dict):
-        problems.add(place, "'extra' should be a JSON object")
+        problems.add(place, _("'%(key)s' should be a JSON object") % {"key": "extra"})
     elif "reasoning" in extra:
         reasoning = _text(extra, "reasoning", place, problems, label="extra.reasoning")
     versions: list[str] | None = None
@@ -256,7 +287,10 @@ def _read_st_message(line: dict[str, Any], place: str, problems: _Problems) -> E
         versions = _versions(line.get("swipes"), place, "swipes", problems)
         shown = line.get("swipe_id", 0)
         if versions is not None and not _is_position(shown, versions):
-            problems.add(place, "'swipe_id' should be a position in 'swipes'")
+            problems.add(
+                place,
+                _("'%(key)s' should be a position in '%(other)s'") % {"key": "swipe_id", "other": "swipes"},
+            )
     if problems.total != before:
         return None
     entry = Entry(place=place, is_user=bool(is_user), speaker=str(name), content=mes, reasoning=reasoning)
@@ -272,42 +306,51 @@ def _read_st_message(line: dict[str, Any], place: str, problems: _Problems) -> E
 def _read_ours(document: dict[str, Any]) -> Transcript:
     problems = _Problems()
     if document.get("format") != FORMAT_NAME:
-        raise TranscriptRejected([f"'format' should be {FORMAT_NAME!r}: this is not a chat exported here."])
+        raise TranscriptRejected(
+            [_("'format' should be '%(name)s': this is not a chat exported here.") % {"name": FORMAT_NAME}]
+        )
     version = document.get("version")
     if version != FORMAT_VERSION:
         raise TranscriptRejected(
-            [f"'version' {version!r} is not one this site reads (it reads {FORMAT_VERSION})."]
+            [
+                _("'version' %(version)s is not one this site reads (it reads %(supported)s).")
+                % {"version": repr(version), "supported": FORMAT_VERSION}
+            ]
         )
     conversation = document.get("conversation")
     messages = document.get("messages")
     if not isinstance(conversation, dict):
-        problems.add("", "'conversation' should be a JSON object")
+        problems.add("", _("'%(key)s' should be a JSON object") % {"key": "conversation"})
         conversation = {}
     if not isinstance(messages, list):
-        problems.add("", "'messages' should be a list")
+        problems.add("", _("'%(key)s' should be a list") % {"key": "messages"})
         messages = []
     transcript = Transcript(format=FORMAT_NAME, entries=[])
     kind = conversation.get("kind", "direct")
     if kind not in ("direct", "group"):
-        problems.add("conversation", "'kind' should be 'direct' or 'group'")
+        problems.add(
+            _("conversation"),
+            _("'%(key)s' should be '%(other)s' or '%(third)s'")
+            % {"key": "kind", "other": "direct", "third": "group"},
+        )
     transcript.kind = kind if kind in ("direct", "group") else "direct"
     title = conversation.get("title", "")
     if not isinstance(title, str):
-        problems.add("conversation", "'title' should be text")
+        problems.add(_("conversation"), _("'%(key)s' should be text") % {"key": "title"})
     transcript.title = title.strip() if isinstance(title, str) else ""
     transcript.companion_names = _companion_names(conversation, problems)
     replies = conversation.get("replies_per_turn")
     if replies is not None and (not isinstance(replies, int) or isinstance(replies, bool)):
-        problems.add("conversation", "'replies_per_turn' should be a number")
+        problems.add(_("conversation"), _("'%(key)s' should be a number") % {"key": "replies_per_turn"})
     transcript.replies_per_turn = (
         replies if isinstance(replies, int) and not isinstance(replies, bool) else None
     )
     max_messages = settings.CHAT_IMPORT_MAX_MESSAGES
     if len(messages) > max_messages:
-        problems.add("", f"The file has more than {max_messages:,} messages.")
+        problems.add("", _too_many_messages(max_messages))
         messages = []
     for number, message in enumerate(messages, start=1):
-        entry = _read_our_message(message, f"message {number}", problems)
+        entry = _read_our_message(message, _("message %(number)s") % {"number": number}, problems)
         if entry is not None:
             transcript.entries.append(entry)
     problems.raise_if_any()
@@ -318,12 +361,15 @@ def _companion_names(conversation: dict[str, Any], problems: _Problems) -> list[
     companions = conversation.get("companions", [])
     names: list[str] = []
     if not isinstance(companions, list):
-        problems.add("conversation", "'companions' should be a list")
+        problems.add(_("conversation"), _("'%(key)s' should be a list") % {"key": "companions"})
         return names
     for companion in companions:
         name = companion.get("name") if isinstance(companion, dict) else None
         if not isinstance(name, str) or not name.strip():
-            problems.add("conversation", "each of 'companions' should have a 'name'")
+            problems.add(
+                _("conversation"),
+                _("each of '%(key)s' should have a '%(other)s'") % {"key": "companions", "other": "name"},
+            )
         else:
             names.append(name.strip())
     return names
@@ -331,12 +377,16 @@ def _companion_names(conversation: dict[str, Any], problems: _Problems) -> list[
 
 def _read_our_message(message: Any, place: str, problems: _Problems) -> Entry | None:
     if not isinstance(message, dict):
-        problems.add(place, "should be a JSON object")
+        problems.add(place, _("should be a JSON object"))
         return None
     before = problems.total
     role = message.get("role")
     if role not in ("user", "assistant"):
-        problems.add(place, "'role' should be 'user' or 'assistant'")
+        problems.add(
+            place,
+            _("'%(key)s' should be '%(other)s' or '%(third)s'")
+            % {"key": "role", "other": "user", "third": "assistant"},
+        )
     text = _text(message, "text", place, problems)
     speaker = ""
     if role == "assistant":
@@ -345,22 +395,31 @@ def _read_our_message(message: Any, place: str, problems: _Problems) -> Entry | 
         if isinstance(name, str):
             speaker = name
         else:
-            problems.add(place, "a reply's 'sender' should have a 'name'")
+            problems.add(
+                place, _("a reply's '%(key)s' should have a '%(other)s'") % {"key": "sender", "other": "name"}
+            )
     versions = None
     shown = message.get("selected", 0)
     if message.get("versions") not in (None, []):
         versions = _versions(message.get("versions"), place, "versions", problems)
         if versions is not None and not _is_position(shown, versions):
-            problems.add(place, "'selected' should be a position in 'versions'")
+            problems.add(
+                place,
+                _("'%(key)s' should be a position in '%(other)s'") % {"key": "selected", "other": "versions"},
+            )
     reasoning = _text(message, "reasoning", place, problems) if message.get("reasoning") is not None else ""
     created_at = _date(message.get("created_at"), place, "created_at", problems)
     edited_at = _date(message.get("edited_at"), place, "edited_at", problems)
     complete = message.get("is_complete", True)
     if not isinstance(complete, bool):
-        problems.add(place, "'is_complete' should be true or false")
+        problems.add(place, _("'%(key)s' should be true or false") % {"key": "is_complete"})
     finish = message.get("finish_reason") or ""
     if not isinstance(finish, str) or len(finish) > FINISH_REASON_MAX:
-        problems.add(place, f"'finish_reason' should be text of at most {FINISH_REASON_MAX} characters")
+        problems.add(
+            place,
+            _("'%(key)s' should be text of at most %(count)s characters")
+            % {"key": "finish_reason", "count": FINISH_REASON_MAX},
+        )
     image = message.get("image")
     image_id = image.get("id") if isinstance(image, dict) else None
     if problems.total != before:
@@ -389,24 +448,34 @@ def _text(source: dict[str, Any], key: str, place: str, problems: _Problems, *, 
     value = source.get(key)
     label = label or key
     if not isinstance(value, str):
-        problems.add(place, f"'{label}' should be text")
+        problems.add(place, _("'%(key)s' should be text") % {"key": label})
         return ""
     limit = settings.CHAT_IMPORT_MAX_MESSAGE_CHARS
     if len(value) > limit:
-        problems.add(place, f"'{label}' is longer than {limit:,} characters")
+        problems.add(
+            place,
+            _("'%(key)s' is longer than %(count)s characters")
+            % {"key": label, "count": number_format(limit, force_grouping=True)},
+        )
     return value
 
 
 def _versions(value: Any, place: str, key: str, problems: _Problems) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.add(place, f"'{key}' should be a list of texts")
+        problems.add(place, _("'%(key)s' should be a list of texts") % {"key": key})
         return None
     if len(value) > MAX_VERSIONS:
-        problems.add(place, f"'{key}' has more than {MAX_VERSIONS} versions")
+        problems.add(
+            place, _("'%(key)s' has more than %(count)s versions") % {"key": key, "count": MAX_VERSIONS}
+        )
         return None
     limit = settings.CHAT_IMPORT_MAX_MESSAGE_CHARS
     if any(len(v) > limit for v in value):
-        problems.add(place, f"a version in '{key}' is longer than {limit:,} characters")
+        problems.add(
+            place,
+            _("a version in '%(key)s' is longer than %(count)s characters")
+            % {"key": key, "count": number_format(limit, force_grouping=True)},
+        )
         return None
     return value
 
@@ -428,7 +497,11 @@ def _date(value: Any, place: str, key: str, problems: _Problems) -> datetime | N
         return None
     moment = parse_st_date(value)
     if moment is None:
-        problems.add(place, f"'{key}' is not a date (ISO 8601, epoch milliseconds, or as SillyTavern writes)")
+        problems.add(
+            place,
+            _("'%(key)s' is not a date (ISO 8601, epoch milliseconds, or as SillyTavern writes)")
+            % {"key": key},
+        )
     return moment
 
 

@@ -1,3 +1,4 @@
+/* global gettext, ngettext, interpolate */
 // The message box: sending (shown at once as a pending bubble until "message.accepted"), editing
 // a message (any message is corrected in place; your last one can also be answered afresh), and
 // "Continue the reply". Without an open socket the form posts as a plain form instead.
@@ -89,7 +90,7 @@ export class Composer {
     if (!this.editing || !text) return;
     const id = messageIdOf(this.editingBubble);
     if (!this.socket.send({ type: "message.edit", content: text, message_id: id, resend: resend })) {
-      this.run.showError("Not connected: your edit is not saved yet. Try again in a moment.", null);
+      this.run.showError(gettext("Not connected: your edit is not saved yet. Try again in a moment."), null);
       return;
     }
     this.run.expect(resend ? "edit" : "correct", id);
@@ -124,7 +125,7 @@ export class Composer {
     li.classList.add("being-edited");
     this.resendDefault = li === this.chatLog.lastUserMessage();
     this.textarea.value = text !== null ? text : rawText(li.querySelector(".bubble-text"));
-    this.sendButton.textContent = this.resendDefault ? "Save and resend" : "Save";
+    this.sendButton.textContent = this.resendDefault ? gettext("Save and resend") : gettext("Save");
     if (this.saveOnlyButton) this.saveOnlyButton.hidden = !this.resendDefault;
     if (this.stopEditButton) this.stopEditButton.hidden = false;
     this.showImageToggle(false);
@@ -137,7 +138,7 @@ export class Composer {
     if (this.editing) this.editingBubble.classList.remove("being-edited");
     this.editingBubble = null;
     this.resendDefault = false;
-    this.sendButton.textContent = "Send";
+    this.sendButton.textContent = gettext("Send");
     if (this.saveOnlyButton) this.saveOnlyButton.hidden = true;
     if (this.stopEditButton) this.stopEditButton.hidden = true;
     this.showImageToggle(true);

@@ -1,3 +1,4 @@
+/* global gettext, ngettext, interpolate */
 // The chat page's client, for every conversation (one-to-one and group): one websocket to
 // data-ws-path, the protocol in docs/websocket.md. This module reads the page, builds the parts
 // (socket.js, render.js, run.js, composer.js), and says which part each server event and each
@@ -123,7 +124,9 @@ function eventHandlers(root, { page, chatLog, run, composer, refresh }) {
       run.begin(e.run_id, e.kind, e.reply_id, e.versions);
       if (editGone) {
         run.showError(
-          "The message you were editing changed in another tab. Your text is still here: send it as a new message, or edit again.",
+          gettext(
+            "The message you were editing changed in another tab. Your text is still here: send it as a new message, or edit again.",
+          ),
           null,
         );
       }
@@ -137,7 +140,7 @@ function eventHandlers(root, { page, chatLog, run, composer, refresh }) {
       chatLog.remove(e.message_id);
       if (composer.editing && !composer.editedBubbleOnPage()) {
         composer.stopEdit();
-        run.showError("The message you were editing was deleted. Your text is still here.", null);
+        run.showError(gettext("The message you were editing was deleted. Your text is still here."), null);
       }
       refresh();
     },
@@ -168,7 +171,10 @@ function eventHandlers(root, { page, chatLog, run, composer, refresh }) {
       const asked = run.takeExpected();
       composer.refused(asked && (asked.kind === "edit" || asked.kind === "correct") ? asked.kind : null);
       let message = e.message;
-      if (e.retry_after) message += " (try again in " + e.retry_after + " s)";
+      if (e.retry_after) {
+        const seconds = new Intl.NumberFormat(document.documentElement.lang || undefined).format(e.retry_after);
+        message = interpolate(gettext("%(message)s (try again in %(seconds)s s)"), { message, seconds }, true);
+      }
       run.showError(message, null);
       if (!run.current) run.setBusy(false);
     },

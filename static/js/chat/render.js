@@ -1,3 +1,4 @@
+/* global gettext, ngettext, interpolate */
 // The conversation on the page: message bubbles, their action bars, versions and pictures, older
 // pages, the lightbox, and the page's head and state panel. It sends nothing itself: what the user
 // asks for through a bubble goes to the callbacks given to ChatLog.listen.
@@ -34,13 +35,20 @@ export function messageIdOf(bubble) {
   return parseInt(bubble.dataset.messageId, 10);
 }
 
+// The page's language (the <html lang> the server writes): dates and numbers are shown its way.
+export function pageLanguage() {
+  return document.documentElement.lang || undefined;
+}
+
 // Paint again / use as profile picture / delete, as buttons whose frames the page sends (the
 // server draws the same buttons inside plain forms, which work without JavaScript).
-const PICTURE_ACTIONS = [
-  ["picture.repaint", "Paint again", "Paint this picture again: the same scene, a new seed"],
-  ["picture.use_as_header", "Use as profile picture", "Make this the profile picture"],
-  ["picture.delete", "Delete picture", "Delete this picture (the message stays)"],
-];
+function pictureActions() {
+  return [
+    ["picture.repaint", gettext("Paint again"), gettext("Paint this picture again: the same scene, a new seed")],
+    ["picture.use_as_header", gettext("Use as profile picture"), gettext("Make this the profile picture")],
+    ["picture.delete", gettext("Delete picture"), gettext("Delete this picture (the message stays)")],
+  ];
+}
 
 // A two-step button: the first click asks ("Delete?") for a few seconds, the second does it.
 function armed(button, asking, label) {
@@ -58,7 +66,7 @@ function timeNode(date) {
   const t = document.createElement("time");
   t.className = "small muted";
   t.dateTime = date.toISOString();
-  t.textContent = date.toTimeString().slice(0, 5);
+  t.textContent = new Intl.DateTimeFormat(pageLanguage(), { hour: "numeric", minute: "2-digit" }).format(date);
   return t;
 }
 
@@ -199,7 +207,9 @@ export class ChatLog {
     img.addEventListener("load", () => this.scrollIfFollowing(wasNear));
     img.src = url;
     const painter = bubble.querySelector(".sender-name");
-    img.alt = painter ? "Picture from " + painter.textContent : "Picture";
+    img.alt = painter
+      ? interpolate(gettext("Picture from %(name)s"), { name: painter.textContent }, true)
+      : gettext("Picture");
     link.appendChild(img);
     const actions = bubble.querySelector(".bubble-actions");
     bubble.insertBefore(link, actions || bubble.querySelector("time"));
@@ -212,7 +222,7 @@ export class ChatLog {
     const box = document.createElement("div");
     box.className = "picture-controls row";
     box.dataset.pictureControls = "";
-    for (const [action, label, title] of PICTURE_ACTIONS) {
+    for (const [action, label, title] of pictureActions()) {
       const b = document.createElement("button");
       b.type = "button";
       b.className = "btn btn-ghost small";
@@ -243,7 +253,7 @@ export class ChatLog {
     const details = document.createElement("details");
     details.className = "reasoning";
     const summary = document.createElement("summary");
-    summary.textContent = "Show reasoning";
+    summary.textContent = gettext("Show reasoning");
     const body = document.createElement("div");
     body.className = "reasoning-text";
     body.textContent = text;
@@ -277,7 +287,7 @@ export class ChatLog {
     const mark = document.createElement("span");
     mark.className = "edited-mark small muted";
     mark.dataset.editedMark = "";
-    mark.textContent = "edited";
+    mark.textContent = gettext("edited");
     const time = bubble.querySelector(":scope > time");
     if (time) time.after(mark);
     else bubble.appendChild(mark);
@@ -316,16 +326,21 @@ export class ChatLog {
     if (more) more.hidden = true;
     const bar = document.createElement("div");
     bar.className = "bubble-actions";
-    bar.appendChild(actionButton("Copy", "copy", "Copy this message"));
+    bar.appendChild(actionButton(gettext("Copy"), "copy", gettext("Copy this message")));
     if (li.classList.contains("assistant")) {
-      bar.appendChild(actionButton("Again", "regenerate", "Write this reply again"));
-      bar.appendChild(actionButton("", "version", "Show the other version"));
+      bar.appendChild(actionButton(gettext("Again"), "regenerate", gettext("Write this reply again")));
+      bar.appendChild(actionButton("", "version", gettext("Show the other version")));
     }
-    bar.appendChild(actionButton("Edit", "edit", "Edit this message"));
+    bar.appendChild(actionButton(gettext("Edit"), "edit", gettext("Edit this message")));
     bar.appendChild(
-      actionButton("Branch", "branch", "Branch here: go on from this message in another chat", "Branch here"),
+      actionButton(
+        gettext("Branch"),
+        "branch",
+        gettext("Branch here: go on from this message in another chat"),
+        gettext("Branch here"),
+      ),
     );
-    bar.appendChild(actionButton("Delete", "delete", "Delete this message"));
+    bar.appendChild(actionButton(gettext("Delete"), "delete", gettext("Delete this message")));
     li.insertBefore(bar, li.querySelector(":scope > time"));
   }
 
@@ -357,11 +372,11 @@ export class ChatLog {
         else if (action === "regenerate") show = show && li === rewritable;
         else if (action === "edit") {
           show = show && complete;
-          setTitle(b, li === lastUser ? "Edit your last message" : "Edit this message");
+          setTitle(b, li === lastUser ? gettext("Edit your last message") : gettext("Edit this message"));
         } else if (action === "version") {
           const n = parseInt(li.dataset.versions || "1", 10);
           show = show && n > 1;
-          b.textContent = "Versions: " + n;
+          b.textContent = interpolate(gettext("Versions: %(count)s"), { count: n }, true);
         }
         b.hidden = !show;
       });
@@ -385,9 +400,9 @@ export class ChatLog {
   copyText(li, button) {
     const text = rawText(li.querySelector(".bubble-text"));
     const done = () => {
-      button.textContent = "Copied";
+      button.textContent = gettext("Copied");
       setTimeout(() => {
-        button.textContent = "Copy";
+        button.textContent = gettext("Copy");
       }, 1500);
     };
     if (navigator.clipboard && navigator.clipboard.writeText) {
@@ -430,7 +445,7 @@ export class ChatLog {
     const action = button.dataset.action;
     if (action === "copy") this.copyText(li, button);
     else if (action === "delete") {
-      if (armed(button, "Delete?", "Delete")) asks.message("delete", li);
+      if (armed(button, gettext("Delete?"), gettext("Delete"))) asks.message("delete", li);
     } else asks.message(action, li);
     return true;
   }
@@ -440,7 +455,9 @@ export class ChatLog {
     if (!button) return false;
     event.preventDefault(); // the socket does it; the form is for pages without JavaScript
     const action = button.dataset.pictureAction;
-    if (action === "picture.delete" && !armed(button, "Delete picture?", "Delete picture")) return true;
+    if (action === "picture.delete" && !armed(button, gettext("Delete picture?"), gettext("Delete picture"))) {
+      return true;
+    }
     asks.picture(action, messageIdOf(button.closest(".bubble")));
     return true;
   }

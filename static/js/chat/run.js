@@ -1,8 +1,9 @@
+/* global gettext, ngettext, interpolate */
 // The reply being written: which run it is, the bubble it streams into, its progress, step and
 // stop button, its error and Retry, and (in a group) who is speaking. docs/websocket.md has the
 // events; main.js hands each to the method named after it.
 
-import { markSpeaking, rawText, renderRich } from "./render.js";
+import { markSpeaking, pageLanguage, rawText, renderRich } from "./render.js";
 
 // What this tab asks for that starts a run (RunView.expect): its "message.accepted" shows it so.
 const RUN_KINDS = ["regenerate", "continue", "edit", "repaint"];
@@ -17,6 +18,11 @@ export function readStepLabels(doc = document) {
   } catch {
     return {};
   }
+}
+
+// ``text`` said of (or by) one companion of a group: "Aya: Writing…".
+function speakerSays(name, text) {
+  return interpolate(gettext("%(name)s: %(text)s"), { name: name, text: text }, true);
 }
 
 // Offsets from the server count Unicode code points; a JavaScript string's length counts an emoji
@@ -111,9 +117,12 @@ export class RunView {
     this.progressEl.setAttribute("aria-valuenow", String(value));
     const label = this.label(step);
     const named = this.turns && this.speaker && label;
-    this.stepEl.textContent = (named ? this.speaker.sender + ": " : "") + label;
+    let text = named ? speakerSays(this.speaker.sender, label) : label;
     // The picture service's own progress, when it reports one.
-    if (step === "generate_image" && typeof percent === "number") this.stepEl.textContent += " " + percent + "%";
+    if (step === "generate_image" && typeof percent === "number") {
+      text += " " + new Intl.NumberFormat(pageLanguage(), { style: "percent" }).format(percent / 100);
+    }
+    this.stepEl.textContent = text;
     this.setBusy(true);
   }
 
@@ -287,7 +296,7 @@ export class RunView {
       this.showProgress(run.progress, run.step);
     } else if (run.status === "failed") {
       this.setBusy(false);
-      this.showError((run.error && run.error.message) || "The reply failed.", run.id);
+      this.showError((run.error && run.error.message) || gettext("The reply failed."), run.id);
     }
   }
 
@@ -355,7 +364,7 @@ export class RunView {
       else this.current.bubble.classList.add("incomplete");
     }
     this.current = null;
-    const message = (this.turns && e.sender ? e.sender + ": " : "") + e.message;
+    const message = this.turns && e.sender ? speakerSays(e.sender, e.message) : e.message;
     if (this.turns && !repainting) {
       // The next companion goes on; "turn.done" ends the turn, and Retry is offered then if
       // this reply is still the latest (the server retries only the latest).

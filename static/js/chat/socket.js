@@ -1,3 +1,4 @@
+/* global gettext, ngettext, interpolate */
 // The chat's one websocket (docs/websocket.md): connect, reconnect with backoff, reconnect when a
 // reply goes quiet, send frames, and hand each event to the handler named by its type.
 
@@ -54,10 +55,10 @@ export class ChatSocket {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + location.host + this.path);
     this.socket = socket;
-    this.statusEl.textContent = this.attempt ? "Reconnecting…" : "Connecting…";
+    this.statusEl.textContent = this.attempt ? gettext("Reconnecting…") : gettext("Connecting…");
     socket.onopen = () => {
       this.attempt = 0;
-      this.statusEl.textContent = "Online";
+      this.statusEl.textContent = gettext("Online");
       this.root.classList.remove("offline");
     };
     socket.onmessage = (message) => {
@@ -74,12 +75,12 @@ export class ChatSocket {
       this.root.classList.add("offline");
       this.onClose();
       if (SIGNED_OUT.includes(event.code)) {
-        this.statusEl.textContent = "Signed out — reload the page.";
+        this.statusEl.textContent = gettext("Signed out — reload the page.");
         return;
       }
       this.attempt += 1;
       const delay = Math.min(15000, 500 * Math.pow(2, this.attempt)) * (0.75 + Math.random() * 0.5);
-      this.statusEl.textContent = "Connection lost — reconnecting…";
+      this.statusEl.textContent = gettext("Connection lost — reconnecting…");
       setTimeout(() => this.connect(), delay);
     };
   }
