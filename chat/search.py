@@ -26,14 +26,14 @@ import datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import connection
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
-from chat.models import Conversation, Message
+from chat.models import Message, Participant
 from chat.search_index import FTS_TABLE
 
 MAX_QUERY_CHARS = 200
@@ -77,9 +77,9 @@ def parse_query(text: str) -> ParsedQuery:
     text = text[:MAX_QUERY_CHARS]
     phrases: list[tuple[str, ...]] = []
     for match in _QUOTED.finditer(text):
-        words = tuple(word.lower() for word in _WORD.findall(match.group(1)))
-        if len(words) > 1:
-            phrases.append(words)
+        phrase = tuple(word.lower() for word in _WORD.findall(match.group(1)))
+        if len(phrase) > 1:
+            phrases.append(phrase)
     rest = _QUOTED.sub(lambda m: " " if len(_WORD.findall(m.group(1))) > 1 else m.group(1), text)
     words = [word.lower() for word in _WORD.findall(rest)]
     words = words[: max(0, MAX_TERMS - len(phrases))]
@@ -223,8 +223,10 @@ def _postgres_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: in
     tsquery = " && ".join(parts)
     clauses, where_params = _where(filters)
     where = "".join(f" AND {clause}" for clause in clauses)
+    # The clauses are this module's constants; every value is a parameter.
     sql = (
-        f"SELECT m.id FROM chat_message m JOIN chat_conversation c ON c.id = m.conversation_id,"
+        "SELECT m.id FROM chat_message m"  # noqa: S608
+        " JOIN chat_conversation c ON c.id = m.conversation_id,"
         f" (SELECT {tsquery} AS q) query"
         f" WHERE m.search_vector @@ query.q{where}"
         " ORDER BY ts_rank_cd(m.search_vector, query.q) DESC, m.created_at DESC, m.id DESC"
@@ -242,7 +244,7 @@ def _sqlite_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int,
     clauses, where_params = _where(filters)
     where = "".join(f" AND {clause}" for clause in clauses)
     sql = (
-        f"SELECT m.id FROM {FTS_TABLE} f JOIN chat_message m ON m.id = f.rowid"
+        f"SELECT m.id FROM {FTS_TABLE} f JOIN chat_message m ON m.id = f.rowid"  # noqa: S608
         " JOIN chat_conversation c ON c.id = m.conversation_id"
         f" WHERE {FTS_TABLE} MATCH %s{where}"
         " ORDER BY f.rank, m.created_at DESC, m.id DESC LIMIT %s OFFSET %s"
@@ -250,7 +252,7 @@ def _sqlite_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int,
     return _ids(sql, [" AND ".join(terms), *where_params, limit, offset])
 
 
-def _ids(sql: str, params: Sequence[object]) -> list[int]:
+def _ids(sql: str, params: Sequence[Any]) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
@@ -282,7 +284,7 @@ def _hits(ids: list[int], parsed: ParsedQuery) -> list[SearchHit]:
     members: dict[int, list[tuple[int, str]]] = {}
     conversation_ids = {m.conversation_id for m in rows.values()}
     for conversation_id, companion_id, name in (
-        Conversation.companions.through.objects.filter(conversation_id__in=conversation_ids)
+        Participant.objects.filter(conversation_id__in=conversation_ids)
         .order_by("position", "pk")
         .values_list("conversation_id", "companion_id", "companion__name")
     ):

@@ -10,7 +10,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from chat.models import Conversation
 from chat.search import MAX_OFFSET, MAX_QUERY_CHARS, PAGE_SIZE, Author
 from chat.selectors import conversations_for_user
 from companions.selectors import companions_without_large_columns
@@ -29,7 +28,7 @@ class ConversationChoiceField(forms.ModelChoiceField):
 
 class SearchForm(forms.Form):
     q = forms.CharField(label=_("Search"), max_length=MAX_QUERY_CHARS, required=False, strip=True)
-    companion = forms.ModelChoiceField(
+    companion: forms.ModelChoiceField = forms.ModelChoiceField(
         label=_("Companion"), queryset=None, required=False, empty_label=_("All companions")
     )
     conversation = ConversationChoiceField(

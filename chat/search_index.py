@@ -30,23 +30,25 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 FTS_TABLE = "chat_message_fts"
 
 SQLITE_TABLE_SQL = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chat_message_fts USING fts5("
     "content, content='chat_message', content_rowid='id', "
     "tokenize='unicode61 remove_diacritics 2', prefix='2 3')"
 )
 SQLITE_TRIGGERS = {
     "chat_message_fts_insert": (
         "AFTER INSERT ON chat_message BEGIN "
-        f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.id, new.content); END"
+        "INSERT INTO chat_message_fts(rowid, content) VALUES (new.id, new.content); END"
     ),
     "chat_message_fts_delete": (
         "AFTER DELETE ON chat_message BEGIN "
-        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content); END"
+        "INSERT INTO chat_message_fts(chat_message_fts, rowid, content)"
+        " VALUES ('delete', old.id, old.content); END"
     ),
     "chat_message_fts_update": (
         "AFTER UPDATE OF content ON chat_message BEGIN "
-        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content); "
-        f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.id, new.content); END"
+        "INSERT INTO chat_message_fts(chat_message_fts, rowid, content)"
+        " VALUES ('delete', old.id, old.content); "
+        "INSERT INTO chat_message_fts(rowid, content) VALUES (new.id, new.content); END"
     ),
 }
 
@@ -83,7 +85,7 @@ def remove(connection: BaseDatabaseWrapper) -> None:
         elif connection.vendor == "sqlite":
             for name in SQLITE_TRIGGERS:
                 cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
-            cursor.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
+            cursor.execute("DROP TABLE IF EXISTS chat_message_fts")
 
 
 def sqlite_ensure(connection: BaseDatabaseWrapper) -> bool:
@@ -102,7 +104,7 @@ def sqlite_ensure(connection: BaseDatabaseWrapper) -> bool:
         for name in missing:
             cursor.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {SQLITE_TRIGGERS[name]}")
         if missing:
-            cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+            cursor.execute("INSERT INTO chat_message_fts(chat_message_fts) VALUES ('rebuild')")
     return bool(missing)
 
 

@@ -221,9 +221,7 @@ def test_a_deleted_message_and_conversation_are_gone_from_the_index(user, chat, 
     assert ids(message_search(user=user, query="windmill")) == []
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT count(*) FROM {search_index.FTS_TABLE} WHERE {search_index.FTS_TABLE} MATCH 'windmill'"
-            )
+            cursor.execute("SELECT count(*) FROM chat_message_fts WHERE chat_message_fts MATCH 'windmill'")
             assert cursor.fetchone()[0] == 0
 
 
