@@ -13,8 +13,12 @@ typing), then asks the database's own full-text index, chosen in ONE place
   ``"``, ``*``, ``AND``, ``-``, ``(`` in the user's text are just text),
   ranked by bm25.
 
+Both rank the newest ``RANKED`` (200) matches, best first: a word in most of
+a user's messages costs a walk over their newest, not a ranking of tens of
+thousands of rows; filters (companion, conversation, dates) reach older ones.
 Both give the same ``SearchPage``. Ownership is part of the query (a join on
-the conversation's owner), not a filter afterwards, and so is every filter.
+the conversation's owner, and on PostgreSQL the index's owner column), not a
+filter afterwards, and so is every filter.
 The text searched is what a message shows (``content``): earlier versions of
 a reply (``alternatives``) and reasoning are not searched. Snippets are built
 here, the same for both: HTML-escaped text with only ``<mark>`` added.
@@ -39,7 +43,9 @@ from chat.search_index import FTS_TABLE
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12  # words and phrases; more would only slow the query
 PAGE_SIZE = 20
-MAX_OFFSET = 1_000  # deep pages of a search are not worth their cost
+# Both databases rank the newest RANKED matches (see _postgres_ids); pages go as far as that.
+RANKED = 200
+MAX_OFFSET = RANKED - PAGE_SIZE
 SNIPPET_CHARS = 180
 MIN_PREFIX = 2  # a last word shorter than this is matched whole
 
@@ -222,17 +228,23 @@ def _postgres_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: in
         params += [config, f"'{parsed.prefix}':*"]
     tsquery = " && ".join(parts)
     clauses, where_params = _where(filters)
+    if filters.owner_id is not None:  # the index's owner column (the join above still decides)
+        clauses.append("m.search_owner = %s")
+        where_params.append(filters.owner_id)
     where = "".join(f" AND {clause}" for clause in clauses)
-    # The clauses are this module's constants; every value is a parameter.
+    # Ranked among the newest RANKED matches: a word in most of a user's messages is then found by
+    # walking their newest messages (the owner's btree) and a rare one from the GIN index, instead
+    # of ranking tens of thousands of rows (a word in 1 of 8 of 100,000 messages: 120 ms -> 1 ms).
+    # Narrower filters reach older matches.
     sql = (
-        "SELECT m.id FROM chat_message m"  # noqa: S608
-        " JOIN chat_conversation c ON c.id = m.conversation_id,"
+        "SELECT id FROM (SELECT m.id, m.created_at, ts_rank_cd(m.search_vector, query.q) AS rank"  # noqa: S608
+        " FROM chat_message m JOIN chat_conversation c ON c.id = m.conversation_id,"
         f" (SELECT {tsquery} AS q) query"
         f" WHERE m.search_vector @@ query.q{where}"
-        " ORDER BY ts_rank_cd(m.search_vector, query.q) DESC, m.created_at DESC, m.id DESC"
-        " LIMIT %s OFFSET %s"
+        " ORDER BY m.created_at DESC, m.id DESC LIMIT %s) newest"
+        " ORDER BY rank DESC, created_at DESC, id DESC LIMIT %s OFFSET %s"
     )
-    return _ids(sql, [*params, *where_params, limit, offset])
+    return _ids(sql, [*params, *where_params, RANKED, limit, offset])
 
 
 def _sqlite_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int, config: str) -> list[int]:
@@ -243,13 +255,18 @@ def _sqlite_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int,
         terms.append(f'"{parsed.prefix}" *')
     clauses, where_params = _where(filters)
     where = "".join(f" AND {clause}" for clause in clauses)
+    # As on PostgreSQL, bm25 ranks the newest RANKED matches, newest here by id: FTS5 reads its
+    # rows in that order, so it stops after RANKED. They differ only for an imported chat's
+    # messages (new ids, old dates).
     sql = (
-        f"SELECT m.id FROM {FTS_TABLE} f JOIN chat_message m ON m.id = f.rowid"  # noqa: S608
+        "SELECT id FROM (SELECT m.id, m.created_at, f.rank AS rank"  # noqa: S608
+        f" FROM {FTS_TABLE} f JOIN chat_message m ON m.id = f.rowid"
         " JOIN chat_conversation c ON c.id = m.conversation_id"
         f" WHERE {FTS_TABLE} MATCH %s{where}"
-        " ORDER BY f.rank, m.created_at DESC, m.id DESC LIMIT %s OFFSET %s"
+        " ORDER BY f.rowid DESC LIMIT %s) newest"
+        " ORDER BY rank, created_at DESC, id DESC LIMIT %s OFFSET %s"
     )
-    return _ids(sql, [" AND ".join(terms), *where_params, limit, offset])
+    return _ids(sql, [" AND ".join(terms), *where_params, RANKED, limit, offset])
 
 
 def _ids(sql: str, params: Sequence[Any]) -> list[int]:

@@ -248,3 +248,17 @@ def test_sqlite_triggers_dropped_by_a_table_rebuild_come_back(user, chat, mika):
     assert search_index.sqlite_ensure(connection) is True
     assert ids(message_search(user=user, query="lighthouse")) == [missed.pk]
     assert search_index.sqlite_ensure(connection) is False
+
+
+def test_only_the_newest_matches_are_ranked_and_filters_reach_older_ones(user, chat, mika, monkeypatch):
+    """A word in most messages is ranked among its newest matches (RANKED): the best match, if
+    older, is left out until a filter narrows the search to it."""
+    monkeypatch.setattr("chat.search.RANKED", 3)
+    now = timezone.now()
+    best_but_old = add_reply(
+        chat, mika, "lighthouse lighthouse lighthouse", created_at=now - timedelta(days=9)
+    )
+    newer = [add_reply(chat, mika, f"a lighthouse and more words {n}") for n in range(3)]
+    assert set(ids(message_search(user=user, query="lighthouse"))) == {m.pk for m in newer}
+    older = message_search(user=user, query="lighthouse", until=now - timedelta(days=1))
+    assert ids(older) == [best_but_old.pk]
