@@ -68,6 +68,9 @@ POSTGRES_INDEXES = {
     ),
 }
 POSTGRES_INSTALL = (
+    # The UPDATE below would leave deferred foreign-key checks pending, and PostgreSQL refuses
+    # to create an index on a table with pending trigger events in the same transaction.
+    "SET CONSTRAINTS ALL IMMEDIATE",
     # btree_gin lets one GIN index hold the owner beside the words (a trusted extension: the
     # database's owner may create it).
     "CREATE EXTENSION IF NOT EXISTS btree_gin",

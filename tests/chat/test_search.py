@@ -262,3 +262,12 @@ def test_only_the_newest_matches_are_ranked_and_filters_reach_older_ones(user, c
     assert set(ids(message_search(user=user, query="lighthouse"))) == {m.pk for m in newer}
     older = message_search(user=user, query="lighthouse", until=now - timedelta(days=1))
     assert ids(older) == [best_but_old.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's owner column only")
+def test_postgres_copies_the_conversations_owner_onto_each_message(user, chat, mika):
+    """The GIN index's owner column is written by the database itself, whoever inserts the row."""
+    reply = add_reply(chat, mika, "lighthouse")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT search_owner, search_config::text FROM chat_message WHERE id = %s", [reply.pk])
+        assert cursor.fetchone() == (user.pk, "english")
