@@ -18,7 +18,7 @@ from pathlib import Path
 
 import django
 
-BENCHES = ("images", "ratelimit", "history", "dispatch", "pipeline", "site", "transcripts")
+BENCHES = ("images", "ratelimit", "history", "dispatch", "pipeline", "site", "transcripts", "search")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -17,6 +17,7 @@ from chat.backends import all_breakers
 from chat.connections import breakers_reset_all
 from chat.conversations import companion_wipe_memory
 from chat.models import Conversation, Message, Participant, PipelineRun
+from chat.search import message_search_ids_all
 from companionhub.errors import AppError
 from companions.admin import CompanionAdmin
 from companions.models import Companion
@@ -70,10 +71,19 @@ class ConversationAdmin(admin.ModelAdmin):
 class MessageAdmin(admin.ModelAdmin):
     list_display = ("short_content", "role", "sender", "conversation", "owner", "created_at")
     list_filter = ("role", "created_at")
-    search_fields = ("content",)
+    search_fields = ("content",)  # searched by the full-text index: get_search_results
     list_select_related = ("sender", "conversation", "conversation__owner")
     raw_id_fields = ("conversation", "sender", "image")
     date_hierarchy = "created_at"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
+        """The site's full-text search (every user's messages: this list is for moderators),
+        its best matches; the list's filters and permissions apply as for any search."""
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(pk__in=message_search_ids_all(search_term)), False
 
     @admin.display(description="content")
     def short_content(self, obj: Message) -> str:

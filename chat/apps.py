@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import pre_delete
+from django.db.models.signals import post_migrate, pre_delete
 
 
 class ChatConfig(AppConfig):
@@ -10,7 +10,7 @@ class ChatConfig(AppConfig):
         # companionhub's health, banner and metrics code imports no app: chat tells it how to
         # read the back ends (the default connection of each kind, and a real probe of each),
         # the runs by status, every back end's circuit breaker, and which pipeline steps there are.
-        from chat import connections, steps
+        from chat import connections, search_index, steps
         from chat import metrics as chat_metrics
         from chat.backends import all_breakers, backend_name, backend_state
         from chat.conversations import companion_deleting
@@ -26,3 +26,8 @@ class ChatConfig(AppConfig):
         # A companion deleted anywhere (its page, the admin, with its account) takes its one-to-one
         # chats along and stops its replies being written.
         pre_delete.connect(companion_deleting, sender=Companion, dispatch_uid="chat.companion_deleting")
+        # SQLite drops a table's triggers when a migration rebuilds it: the search index's
+        # triggers come back (and the index is rebuilt) after every migrate.
+        post_migrate.connect(
+            search_index.ensure_after_migrate, sender=self, dispatch_uid="chat.search_index_ensure"
+        )

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from chat import search_views
 from companionhub import views
 
 admin.site.site_header = "CompanionHub moderation"
@@ -15,6 +16,7 @@ urlpatterns = [
     path("accounts/exports/", include("portability.urls")),
     path("companions/", include("companions.urls")),
     path("chat/", include("chat.urls")),
+    path("search/", search_views.search, name="search"),
     path("groups/", include("chat.group_urls")),
     path("media/", include("media.urls")),
     path("admin/", admin.site.urls),

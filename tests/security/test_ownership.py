@@ -15,7 +15,7 @@ from companions.models import Companion
 from media.models import StoredImage
 from media.services import store_image
 from portability.models import AccountExport
-from tests.chat.factories import add_exchange, make_chat, make_group_of
+from tests.chat.factories import add_exchange, add_reply, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
 OBJECT_KWARGS = {
@@ -204,3 +204,33 @@ def test_posted_owner_and_staff_fields_are_ignored(client, user, other_user):
     client.post(reverse("companions:settings", args=[companion.pk]), {"owner": other_user.pk, "name": "Mika"})
     companion.refresh_from_db()
     assert companion.owner == user
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"companion": "companion_id"},
+        {"conversation": "conversation_id"},
+        {"conversation": "group_id"},
+        {"author": "companion_id"},
+    ],
+)
+def test_search_never_shows_another_users_messages(client, other_user, victim_objects, filters):
+    """The search page over the victim's words, with their ids as filters: a 404 for a foreign
+    id, and never a word, title or companion of theirs."""
+    mine = make_companion(other_user, name="Mine")
+    add_reply(make_chat(mine), mine, "my own words, not private")
+    client.force_login(other_user)
+    params = {"q": "private"}  # the box shows the query: the victim's words would be "private words"
+    for name, key in filters.items():
+        value = victim_objects[key]
+        params[name] = f"c{value}" if name == "author" else value
+    before = snapshot()
+    response = client.get(reverse("search"), params)
+    assert response.status_code == (404 if filters else 200)
+    assert b"private words" not in response.content
+    if not filters:  # the searcher's own message is found, and only it
+        assert response.content.count(b"<mark>") == 1 and b"my own words" in response.content
+    assert b"Private chat" not in response.content and b"Victims" not in response.content
+    assert snapshot() == before

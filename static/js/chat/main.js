@@ -71,9 +71,23 @@ function start(root) {
     paged: refresh,
   });
 
-  chatLog.scrollToEnd();
+  // A link to one message (a search result, a branch's origin): reveal it, else the newest.
+  const asks = { paged: refresh };
+  const target = messageInHash();
+  if (target) chatLog.reveal(target, asks);
+  else chatLog.scrollToEnd();
+  window.addEventListener("hashchange", () => {
+    const id = messageInHash();
+    if (id) chatLog.reveal(id, asks);
+  });
   refresh();
   socket.start(eventHandlers(root, { page, chatLog, run, composer, refresh }));
+}
+
+// The message id in the address's #message-<id>, or null.
+function messageInHash() {
+  const found = /^#message-(\d{1,19})$/.exec(location.hash);
+  return found ? found[1] : null;
 }
 
 // A same-site page path (the server's "url" of a branch), or null.

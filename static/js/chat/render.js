@@ -462,12 +462,15 @@ export class ChatLog {
     return true;
   }
 
+  // Resolves true when a page came in and there are still older ones (the button stays).
+  // One page at a time: a call while one is loading gets that one's promise.
   loadOlder(button, asks) {
+    if (this.loading) return this.loading;
     const first = this.el.querySelector("[data-message-id]");
-    if (!first) return;
+    if (!first) return Promise.resolve(false);
     button.disabled = true;
     const height = this.el.scrollHeight;
-    fetch(this.olderUrl + "?before=" + encodeURIComponent(first.dataset.messageId), { credentials: "same-origin" })
+    this.loading = fetch(this.olderUrl + "?before=" + encodeURIComponent(first.dataset.messageId), { credentials: "same-origin" })
       .then((r) => r.json())
       .then((page) => {
         page.messages
@@ -490,10 +493,42 @@ export class ChatLog {
         asks.paged();
         if (!page.has_older) button.parentNode.remove();
         else button.disabled = false;
+        return page.has_older;
       })
       .catch(() => {
         button.disabled = false;
+        return false;
+      })
+      .finally(() => {
+        this.loading = null;
       });
+    return this.loading;
+  }
+
+  // A search result opened this page at one message (#message-<id>): load older pages until it
+  // is here, bring it into view and mark it. False when it is not in this conversation.
+  async reveal(messageId, asks) {
+    let li = this.byId(messageId);
+    while (!li) {
+      const button = this.el.querySelector("[data-older]");
+      const oldest = this.el.querySelector("[data-message-id]");
+      // Pages go back by id: past an id older than the target, it is not in this conversation.
+      if (!button || (oldest && Number(oldest.dataset.messageId) < Number(messageId))) break;
+      const more = await this.loadOlder(button, asks);
+      li = this.byId(messageId);
+      if (!more) break;
+    }
+    if (!li || !li.matches(".bubble[data-message-id]")) return false;
+    for (const old of this.el.querySelectorAll(".bubble.found")) {
+      old.classList.remove("found");
+      old.removeAttribute("aria-current");
+    }
+    li.classList.add("found");
+    li.setAttribute("aria-current", "true");
+    li.tabIndex = -1;
+    li.scrollIntoView({ block: "center" });
+    li.focus({ preventScroll: true });
+    return true;
   }
 }
 
