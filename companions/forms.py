@@ -6,9 +6,11 @@ cards/chips in the templates, and validation accepts only catalogue values.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from companions import catalogue
 from companions.config import DEFAULTS, IMAGE_MODES, MAX_REPLY_TOKENS_LIMITS, TEMPERATURE_LIMITS
@@ -196,6 +198,7 @@ class CompanionSettingsForm(CatalogueForm):
                 for form in DATA_STEPS
                 for name in form._meta.fields  # type: ignore[union-attr]
             ),
+            "reply_language",
             *PICTURE_FIELDS,
         )
         widgets = {
@@ -210,6 +213,9 @@ class CompanionSettingsForm(CatalogueForm):
         # Blank keeps the current seed: a page saved from before the field existed changes nothing.
         self.fields["image_seed"].required = False
         self.fields["image_seed"].label = "Picture seed"
+        # Blank is a real choice (follow the owner's language), not "pick one".
+        reply_language = cast(forms.ChoiceField, self.fields["reply_language"])
+        reply_language.choices = [("", _("Your language")), *settings.LANGUAGES]
 
     def clean_image_seed(self) -> int:
         seed = self.cleaned_data.get("image_seed")
