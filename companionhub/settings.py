@@ -82,8 +82,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "accounts.language.UserLanguageMiddleware",  # a signed-in user's saved language
     "companionhub.dbunavailable.DatabaseUnavailableMiddleware",  # a lost database is a 503
+    # A signed-in user's saved language; after the outage check, which loads the user first.
+    "accounts.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
