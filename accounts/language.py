@@ -33,6 +33,16 @@ def user_language(user: User | None, *, fallback: str | None = None) -> str:
     return settings.LANGUAGE_CODE
 
 
+def language_reset(**kwargs: object) -> None:
+    """After each request (``request_finished``): back to the site's language.
+
+    LocaleMiddleware activates a language per request and never resets it, so a
+    thread would keep the last visitor's for whatever it runs next without a
+    request (a socket's frames, a task, a test's direct call).
+    """
+    translation.deactivate()
+
+
 def cookie_set(response: HttpResponse, code: str) -> None:
     """Remember ``code`` in this browser, with the cookie Django's ``set_language`` sets."""
     response.set_cookie(

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.language import user_language
 from accounts.models import User
@@ -183,3 +184,9 @@ def test_user_language_is_the_saved_one_else_the_fallback_else_the_sites(user):
     assert user_language(None) == "en"
     user.language = "de"
     assert user_language(user, fallback="es") == "de"
+
+
+@pytest.mark.django_db
+def test_a_requests_language_ends_with_it(client):
+    client.get(HOME, headers={"accept-language": "de"})
+    assert translation.get_language() == settings.LANGUAGE_CODE
