@@ -13,7 +13,7 @@ PORT ?= 8000
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help install run test lint audit upgrade-check format bench profile screenshots worker migrate superuser check-deploy clean local-llm local-llm-serve
+.PHONY: help install messages messages-update run test lint audit upgrade-check format bench profile screenshots worker migrate superuser check-deploy clean local-llm local-llm-serve
 
 help:
 	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
@@ -24,6 +24,8 @@ help:
 	@echo "make bench       run the benchmarks in bench/"
 	@echo "make profile     profile 100 simultaneous chats (CPU, queue waits, py-spy stacks)"
 	@echo "make screenshots run the browser tests, saving screenshots to screenshots/tmp/"
+	@echo "make messages    compile the translation catalogues (locale/*/LC_MESSAGES/*.po -> .mo; make install does it)"
+	@echo "make messages-update  re-extract the German and Spanish catalogues from the code (makemessages)"
 	@echo "make worker      run a Celery worker (needs REDIS_URL)"
 	@echo "make superuser   create an admin account"
 	@echo "make local-llm   optional: build llama.cpp's llama-server + a small model into var/local-llm/ (no key, no cloud)"
@@ -38,7 +40,28 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.messages
+
+# Translations: the .po files are committed, the compiled .mo files are not (.gitignore); this
+# stamp recompiles them whenever a catalogue changes. compilemessages walks the tree for locale/
+# folders, so the virtualenv (Django's own catalogues) is left out.
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/*.po)
+I18N_IGNORE := --ignore $(VENV) --ignore node_modules --ignore var --ignore screenshots --ignore staticfiles
+MAKEMESSAGES_IGNORE := $(I18N_IGNORE) --ignore tests --ignore bench
+$(VENV)/.messages: $(VENV)/.installed $(PO_FILES)
+	@command -v msgfmt >/dev/null 2>&1 || { echo "msgfmt is missing: install GNU gettext (Debian/Ubuntu: apt-get install gettext; macOS: brew install gettext)." >&2; exit 1; }
+	$(if $(PO_FILES),$(BIN)/python manage.py compilemessages $(I18N_IGNORE),@echo "No catalogues in locale/ yet.")
+	@touch $@
+
+messages: $(VENV)/.installed
+	@rm -f $(VENV)/.messages
+	@$(MAKE) --no-print-directory $(VENV)/.messages
+
+# After changing marked strings: update locale/{de,es}/LC_MESSAGES/django.po and djangojs.po,
+# translate the new or changed entries (no "fuzzy" left), then `make messages`.
+messages-update: $(VENV)/.installed
+	$(BIN)/python manage.py makemessages -l de -l es -d django --no-obsolete $(MAKEMESSAGES_IGNORE)
+	$(BIN)/python manage.py makemessages -l de -l es -d djangojs --no-obsolete $(MAKEMESSAGES_IGNORE)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts import signin
 from accounts.models import User
+
+if TYPE_CHECKING:  # a development-only package: the annotation is never evaluated
+    from django_stubs_ext import StrOrPromise
 
 
 def _clean_email(form: forms.ModelForm, email: str) -> str:
@@ -19,7 +25,7 @@ def _clean_email(form: forms.ModelForm, email: str) -> str:
     if form.instance.pk:
         taken = taken.exclude(pk=form.instance.pk)
     if taken.exists():
-        raise forms.ValidationError("An account with that email already exists.", code="email_taken")
+        raise forms.ValidationError(_("An account with that email already exists."), code="email_taken")
     return email
 
 
@@ -35,12 +41,12 @@ class RegistrationForm(UserCreationForm):
         self.fields["email"].required = True
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
         self.fields["email"].widget.attrs.update({"autocomplete": "email"})
-        self.fields["password1"].help_text = "At least 8 characters, not a common or all-digit password."
+        self.fields["password1"].help_text = _("At least 8 characters, not a common or all-digit password.")
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip().lower()
         if User.objects.filter(username=username).exists():
-            raise forms.ValidationError("That username is taken.", code="username_taken")
+            raise forms.ValidationError(_("That username is taken."), code="username_taken")
         return username
 
     def clean_email(self) -> str:
@@ -49,14 +55,14 @@ class RegistrationForm(UserCreationForm):
 
 class LoginForm(AuthenticationForm):
     username = forms.CharField(
-        label="Username or email",
+        label=_("Username or email"),
         max_length=254,
         widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
     )
     error_messages = {
         # One message for "no such account" and "wrong password".
-        "invalid_login": "That username/email and password do not match an account.",
-        "inactive": "This account is inactive.",
+        "invalid_login": _("That username/email and password do not match an account."),
+        "inactive": _("This account is inactive."),
     }
 
     def clean(self) -> dict[str, Any]:
@@ -85,8 +91,14 @@ class AdminLoginForm(LoginForm, AdminAuthenticationForm):
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
-        fields = ("display_name", "email", "appearance")
+        fields = ("display_name", "email", "appearance", "language")
         widgets = {"appearance": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The blank choice is a real choice here, not "pick one".
+        language = cast(forms.ChoiceField, self.fields["language"])
+        language.choices = [("", _("Follow my browser")), *settings.LANGUAGES]
 
     def clean_email(self) -> str:
         return _clean_email(self, self.cleaned_data["email"])
@@ -104,9 +116,9 @@ class PasswordAgainForm(forms.Form):
     up): not a free password oracle.
     """
 
-    why_asked = ""
+    why_asked: StrOrPromise = ""  # a lazy translation in the subclasses
     password = forms.CharField(
-        label="Your password",
+        label=_("Your password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
@@ -124,7 +136,7 @@ class PasswordAgainForm(forms.Form):
         if self.user is None or not signin.password_verify(
             request=self.request, user=self.user, password=password
         ):
-            raise forms.ValidationError("That is not your password.", code="password_incorrect")
+            raise forms.ValidationError(_("That is not your password."), code="password_incorrect")
         return password
 
 
@@ -133,23 +145,24 @@ class ApiTokenForm(PasswordAgainForm):
     name = forms.CharField(
         max_length=50,
         strip=True,
-        help_text="What the token is for, e.g. “my laptop script”. You see the token itself only once.",
+        label=_("Name"),
+        help_text=_("What the token is for, e.g. “my laptop script”. You see the token itself only once."),
     )
     # A token chats as you without a session and outlives a stolen one: the password again.
-    why_asked = "Asked again because a token can act as you from anywhere until you revoke it."
+    why_asked = _("Asked again because a token can act as you from anywhere until you revoke it.")
 
 
 class AccountDeleteForm(PasswordAgainForm):
     """Deleting an account cannot be undone: whoever holds the session must also know the password."""
 
-    why_asked = "Asked again because deleting your account cannot be undone."
+    why_asked = _("Asked again because deleting your account cannot be undone.")
 
 
 class PasswordChangeWithTokensForm(PasswordChangeForm):
     """Django's password change, counted like a sign-in, and a plain choice about API tokens."""
 
     keep_api_tokens = forms.BooleanField(
-        label="Keep my API tokens working",
+        label=_("Keep my API tokens working"),
         required=False,
         initial=False,
     )
@@ -167,15 +180,16 @@ class PasswordChangeWithTokensForm(PasswordChangeForm):
         if not active_tokens:
             del self.fields["keep_api_tokens"]  # nothing to keep: no question to answer
             return
-        one = active_tokens == 1
-        it, them = ("it", "it") if one else ("they", "them")
-        self.fields["keep_api_tokens"].help_text = (
-            f"You have {active_tokens} API token{'' if one else 's'}. Left unticked, {it} "
-            f"stop{'s' if one else ''} working now and programs using {them} are disconnected; "
-            f"you can make new ones on your profile page. Ticked, {it} keep{'s' if one else ''} "
-            "working (programs connected right now reconnect once): tick it only if you are sure "
-            f"nobody else has {'it' if one else 'one of them'}."
-        )
+        self.fields["keep_api_tokens"].help_text = ngettext(
+            "You have %(count)s API token. Left unticked, it stops working now and programs using it "
+            "are disconnected; you can make new ones on your profile page. Ticked, it keeps working "
+            "(programs connected right now reconnect once): tick it only if you are sure nobody else has it.",
+            "You have %(count)s API tokens. Left unticked, they stop working now and programs using them "
+            "are disconnected; you can make new ones on your profile page. Ticked, they keep working "
+            "(programs connected right now reconnect once): tick it only if you are sure nobody else "
+            "has one of them.",
+            active_tokens,
+        ) % {"count": active_tokens}
 
     def clean_old_password(self) -> str:
         old_password = self.cleaned_data["old_password"]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 USERNAME_PATTERN = r"^[a-z0-9_]{3,20}$"
 username_validator = RegexValidator(
     USERNAME_PATTERN,
-    "Use 3 to 20 characters: lowercase letters, digits and underscores.",
+    _("Use 3 to 20 characters: lowercase letters, digits and underscores."),
     code="invalid_username",
 )
 
@@ -27,24 +29,34 @@ class User(AbstractUser):
     """A person with an account. Logs in by username or email, in any letter case."""
 
     username = models.CharField(
-        "username",
+        _("username"),
         max_length=20,
         unique=True,
         validators=[username_validator],
-        help_text="3 to 20 characters: lowercase letters, digits and underscores.",
-        error_messages={"unique": "That username is taken."},
+        help_text=_("3 to 20 characters: lowercase letters, digits and underscores."),
+        error_messages={"unique": _("That username is taken.")},
     )
-    email = models.EmailField("email address", max_length=254)
+    email = models.EmailField(_("email address"), max_length=254)
     display_name = models.CharField(
+        _("display name"),
         max_length=50,
         blank=True,
-        help_text="How your companions address you. Up to 50 characters.",
+        help_text=_("How your companions address you. Up to 50 characters."),
     )
 
     appearance = models.CharField(
+        _("appearance"),
         max_length=300,
         blank=True,
-        help_text="How you look, for pictures of scenes that include you (optional).",
+        help_text=_("How you look, for pictures of scenes that include you (optional)."),
+    )
+    # Blank: follow the browser (the language cookie, then Accept-Language); see accounts.language.
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_("The language of the site and, unless a companion is set otherwise, of its replies."),
     )
 
     objects: ClassVar[CompanionHubUserManager] = CompanionHubUserManager()
@@ -56,7 +68,7 @@ class User(AbstractUser):
             models.UniqueConstraint(
                 Lower("email"),
                 name="accounts_user_email_ci_unique",
-                violation_error_message="An account with that email already exists.",
+                violation_error_message=_("An account with that email already exists."),
             ),
         ]
         # Deactivating is moderation; change_user would also hand out profile

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 import structlog
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.sessions.models import Session
 from django.db import transaction
@@ -34,6 +35,15 @@ def user_update_profile(*, form: ProfileForm) -> User:
     user = form.save()
     log.info("user_profile_updated", user_id=user.pk, fields=sorted(form.changed_data))
     return user
+
+
+def user_set_language(*, user: User, language: str) -> None:
+    """Save the language ``user`` chose ("" follows the browser); unknown codes are refused."""
+    if language and language not in dict(settings.LANGUAGES):
+        raise ValueError(f"unsupported language {language!r}")
+    User.objects.filter(pk=user.pk).update(language=language)
+    user.language = language
+    log.info("user_language_set", user_id=user.pk, language=language or "browser")
 
 
 def rate_limit_record(*, scope: str, key: str, label: str, count: int, retry_after: int) -> RateLimitRecord:

@@ -7,6 +7,7 @@ import secrets
 
 import structlog
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiToken, User
 from accounts.sockets import close_sockets
@@ -28,7 +29,10 @@ def digest(secret: str) -> str:
 def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Return (row, secret). The secret exists only in this return value."""
     if active_token_count(user) >= MAX_ACTIVE_TOKENS:
-        raise TokenLimitReached(f"You can have at most {MAX_ACTIVE_TOKENS} active tokens; revoke one first.")
+        raise TokenLimitReached(
+            _("You can have at most %(count)s active tokens; revoke one first.")
+            % {"count": MAX_ACTIVE_TOKENS}
+        )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user, name=name.strip()[:50], prefix=secret[:10], digest=digest(secret)

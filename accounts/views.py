@@ -9,9 +9,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.i18n import set_language
 
-from accounts import services, signin, tokens, usage
+from accounts import language, services, signin, tokens, usage
 from accounts.forms import (
     AccountDeleteForm,
     ApiTokenForm,
@@ -34,7 +38,9 @@ def register(request: HttpRequest) -> HttpResponse:
         ratelimits.enforce("register", f"ip:{ip}", record_label=ip)
     if request.method == "POST" and form.is_valid():
         user = services.user_register(request=request, form=form)
-        messages.success(request, f"Welcome to CompanionHub, {user.name_for_companions}!")
+        messages.success(
+            request, _("Welcome to CompanionHub, %(name)s!") % {"name": user.name_for_companions}
+        )
         response = redirect("home")
         signin.device_cookie_set(response, request=request, user=user)
         return response
@@ -69,9 +75,14 @@ def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
             ip = ratelimits.request_ip(request)
             ratelimits.enforce("register", f"ip:{ip}", record_label=ip)
     if request.method == "POST" and form.is_valid():
-        services.user_update_profile(form=form)
-        messages.success(request, "Your profile is saved.")
-        return redirect("accounts:profile")
+        user = services.user_update_profile(form=form)
+        if user.language:
+            translation.activate(user.language)  # the message below already in the new language
+        messages.success(request, _("Your profile is saved."))
+        response = redirect("accounts:profile")
+        if user.language:  # the browser keeps the choice after signing out
+            language.cookie_set(response, user.language)
+        return response
     return _render_profile(request, form=form)
 
 
@@ -107,7 +118,7 @@ def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     if not tokens.token_revoke(user=request.user, token_id=token_id):
         raise Http404("No such token.")
-    messages.success(request, "Token revoked. Programs using it are disconnected.")
+    messages.success(request, _("Token revoked. Programs using it are disconnected."))
     return redirect("accounts:profile")
 
 
@@ -133,14 +144,21 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 def _password_changed_message(outcome: services.PasswordChangeOutcome) -> str:
     """Say what happened to the API tokens, not what the user might assume."""
-    message = "Your password is changed. Other devices are signed out"
     if outcome.tokens_revoked:
         n = outcome.tokens_revoked
-        return f"{message} and your {n} API token{'s' if n != 1 else ''} revoked."
+        return ngettext(
+            "Your password is changed. Other devices are signed out and your %(count)s API token revoked.",
+            "Your password is changed. Other devices are signed out and your %(count)s API tokens revoked.",
+            n,
+        ) % {"count": n}
     if outcome.tokens_kept:
         n = outcome.tokens_kept
-        return f"{message}; your {n} API token{'s' if n != 1 else ''} still work{'s' if n == 1 else ''}."
-    return f"{message}."
+        return ngettext(
+            "Your password is changed. Other devices are signed out; your %(count)s API token still works.",
+            "Your password is changed. Other devices are signed out; your %(count)s API tokens still work.",
+            n,
+        ) % {"count": n}
+    return _("Your password is changed. Other devices are signed out.")
 
 
 @login_required
@@ -151,6 +169,18 @@ def account_delete(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         services.user_delete(user=request.user)
         logout(request)  # this browser's session is gone already; this clears its cookie too
-        messages.success(request, "Your account is deleted, with everything that was in it.")
+        messages.success(request, _("Your account is deleted, with everything that was in it."))
         return redirect("home")
     return render(request, "accounts/account_delete.html", {"form": form})
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The language switcher: Django's ``set_language`` (the cookie), and for a signed-in user the
+    saved choice too, so it follows them to other browsers and to the websocket."""
+    response = set_language(request)
+    chosen = request.POST.get("language", "")
+    if request.user.is_authenticated and language.supported(chosen):
+        ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
+        services.user_set_language(user=request.user, language=chosen)
+    return response

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import get_language_info
 
+from accounts.language import user_language
 from chat import lorebook
 from companions import catalogue
 from companions.cards import card_prompt_defaults, fill_macros, stored_card
@@ -91,6 +93,16 @@ def _lore_block(lore: Sequence[lorebook.LoreEntry], position: str) -> str:
     return f"[World info: background facts, use them when relevant]\n{body}\n[End of world info]"
 
 
+def reply_language_name(companion: Companion) -> str:
+    """The English name of the language the companion replies in (prompts stay English).
+
+    The companion's own ``reply_language`` if set, else its owner's language,
+    else the site's (``accounts.language.user_language``).
+    """
+    code = companion.reply_language or user_language(companion.owner)
+    return str(get_language_info(code)["name"])
+
+
 def build_system_prompt(
     companion: Companion, *, user_name: str, lore: Sequence[lorebook.LoreEntry] = ()
 ) -> str:
@@ -135,6 +147,7 @@ def build_system_prompt(
             f"{companion.current_action}."
         ),
         "Reply in a natural, warm way in a few sentences. Describe actions in *asterisks*.",
+        f"Always reply in {reply_language_name(companion)}.",
         f"Examples of how you talk (style only, not part of this conversation):\n{examples}"
         if examples
         else "",
@@ -216,6 +229,7 @@ def build_analysis_messages(companion: Companion, *, text: str, speaker: str) ->
         "say what the companion is wearing, where they are and what they are doing AFTER the message. "
         "Keep each value a short phrase (under 12 words). Keep a value unchanged when the message does "
         "not change it. wants_image is true only if the user asks to see a picture/photo/selfie. "
+        "Whatever language the chat is in, write the JSON keys exactly as shown, in English. "
         f'{ANALYSIS_MARKER}: {{"outfit": "...", "location": "...", "action": "...", "wants_image": false}}'
     )
     user = (

@@ -20,21 +20,29 @@ import structlog
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils.translation import gettext, gettext_noop
 
 logger = structlog.get_logger(__name__)
 
 RETRY_AFTER_SECONDS = 5
-MESSAGE = "The database is unavailable for a moment. Nothing was lost; try again in a few seconds."
+# Marked here, translated per request (the answer is made in the visitor's language).
+MESSAGE = gettext_noop(
+    "The database is unavailable for a moment. Nothing was lost; try again in a few seconds."
+)
 
 
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     if "application/json" in request.headers.get("Accept", ""):
         response: HttpResponse = JsonResponse(
-            {"error": "database_unavailable", "message": MESSAGE, "retry_after": RETRY_AFTER_SECONDS},
+            {
+                "error": "database_unavailable",
+                "message": gettext(MESSAGE),
+                "retry_after": RETRY_AFTER_SECONDS,
+            },
             status=503,
         )
     else:
-        response = HttpResponse(render_to_string("503.html", {"message": MESSAGE}), status=503)
+        response = HttpResponse(render_to_string("503.html", {"message": gettext(MESSAGE)}), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
     return response

@@ -6,7 +6,10 @@ is set, locmem otherwise):
 * the **landing page** for anonymous visitors: the rendered HTML, shared by
   everyone, ``CACHE_LANDING_SECONDS`` (5 min). Only the body is kept: the
   view runs inside the middleware, so headers, cookies and the CSP header
-  are made fresh for every request. A render that used a CSRF token or a
+  are made fresh for every request. One entry per language (the visitor's,
+  from the language cookie or Accept-Language). The header's language form
+  needs a CSRF token: its value is stored as a slot and each request gets
+  its own token in it. A render that used a CSRF token anywhere else or a
   CSP nonce, or a request with flash messages waiting, is never stored nor
   served from the cache; signed-in users always get a fresh render.
 * **per-user data** of the companion list and the gallery (never HTML, so
@@ -25,6 +28,7 @@ process adds to the same numbers; ``stats()`` reports them (``/healthz`` and
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +37,8 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.middleware.csrf import get_token
+from django.utils import translation
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +123,29 @@ def user_data[T](page: str, user_id: int, part: str, build: Callable[[], T]) -> 
 
 
 def _landing_key() -> str:
-    return f"{PREFIX}:{_generation()}:landing:anonymous"
+    return f"{PREFIX}:{_generation()}:landing:anonymous:{translation.get_language()}"
+
+
+# The hidden field the {% csrf_token %} tag writes; its value is per visitor.
+_CSRF_FIELD = re.compile(rb'(<input type="hidden" name="csrfmiddlewaretoken" value=")([^"]*)(")')
+_CSRF_SLOT = b"\x00csrf-slot\x00"
+
+
+def _with_csrf_slots(body: bytes) -> bytes | None:
+    """``body`` with every CSRF form field's value made a slot; None if a token is used elsewhere."""
+    tokens = {match.group(2) for match in _CSRF_FIELD.finditer(body)}
+    if not tokens:
+        return None
+    slotted = _CSRF_FIELD.sub(lambda m: m.group(1) + _CSRF_SLOT + m.group(3), body)
+    if any(token in slotted for token in tokens):
+        return None
+    return slotted
+
+
+def _fill_csrf_slots(request, body: bytes) -> bytes:
+    if _CSRF_SLOT not in body:
+        return body
+    return body.replace(_CSRF_SLOT, get_token(request).encode())  # sets this visitor's cookie too
 
 
 def _request_is_shareable(request) -> bool:
@@ -129,15 +157,18 @@ def _request_is_shareable(request) -> bool:
     return len(get_messages(request)) == 0  # len() does not mark them shown
 
 
-def _render_is_shareable(request, response) -> bool:
-    """Nothing in the body belongs to this request: no CSRF token, no CSP nonce."""
+def _shareable_body(request, response) -> bytes | None:
+    """The body to share, or None when something in it belongs to this request.
+
+    A CSP nonce or a CSRF token outside a form field makes it private; the
+    form fields' tokens become slots (``_fill_csrf_slots``).
+    """
     nonce = getattr(request, "_csp_nonce", None)
-    return (
-        response.status_code == 200
-        and not response.cookies
-        and not request.META.get("CSRF_COOKIE_NEEDS_UPDATE")
-        and not nonce
-    )
+    if response.status_code != 200 or response.cookies or nonce:
+        return None
+    if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        return _with_csrf_slots(response.content)
+    return response.content
 
 
 def anonymous_page(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -159,14 +190,13 @@ def anonymous_page(view: Callable[..., Any]) -> Callable[..., Any]:
         if cached is not None:
             _count("landing", "hits")
             body, content_type = cached
-            return HttpResponse(body, content_type=content_type)
+            return HttpResponse(_fill_csrf_slots(request, body), content_type=content_type)
         _count("landing", "misses")
         response = view(request, *args, **kwargs)
-        if _render_is_shareable(request, response):
+        body = _shareable_body(request, response)
+        if body is not None:
             try:
-                cache.set(
-                    key, (response.content, response["Content-Type"]), timeout=settings.CACHE_LANDING_SECONDS
-                )
+                cache.set(key, (body, response["Content-Type"]), timeout=settings.CACHE_LANDING_SECONDS)
             except Exception as exc:
                 log.warning("pagecache_write_failed", page="landing", error=type(exc).__name__)
         return response

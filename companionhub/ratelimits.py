@@ -38,6 +38,7 @@ from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import ngettext
 from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
 
 from companionhub import metrics
@@ -213,7 +214,11 @@ def enforce(scope: str, key: str, *, record_label: str = "") -> None:
 
 def rate_limited_response(request: HttpRequest, exc: RateLimited) -> HttpResponse:
     minutes = max(1, round(exc.retry_after / 60))
-    message = f"Too many attempts. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+    message = ngettext(
+        "Too many attempts. Try again in about %(minutes)s minute.",
+        "Too many attempts. Try again in about %(minutes)s minutes.",
+        minutes,
+    ) % {"minutes": minutes}
     accepts_json = "application/json" in request.headers.get("Accept", "")
     response: HttpResponse
     if accepts_json:

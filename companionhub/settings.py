@@ -77,10 +77,14 @@ MIDDLEWARE = [
     "companionhub.uploads.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions (it may read them), before CommonMiddleware (Django's documented order).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "companionhub.dbunavailable.DatabaseUnavailableMiddleware",  # a lost database is a 503
+    # A signed-in user's saved language; after the outage check, which loads the user first.
+    "accounts.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -100,6 +104,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
@@ -275,6 +280,7 @@ SECURE_CSP = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
@@ -433,7 +439,17 @@ CIRCUIT_CLOSE_AFTER = env.int("CIRCUIT_CLOSE_AFTER", default=2)
 
 # --- Internationalisation ------------------------------------------------------
 
-LANGUAGE_CODE = "en-us"
+# English is the source language; German and Spanish catalogues live in locale/ and are
+# compiled by `make install`. Each language is named in itself for the switcher.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["companionhub.formats"]  # English dates day-first, as before
+# A signed-in user's saved language wins (accounts.language.UserLanguageMiddleware), then this
+# cookie (the switcher sets it), then the browser's Accept-Language (LocaleMiddleware).
+LANGUAGE_COOKIE_NAME = "ch_language"
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_AGE = 60 * 60 * 24 * 365
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

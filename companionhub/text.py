@@ -20,8 +20,12 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_noop
 
-UNSTORABLE_MESSAGE = "Text cannot contain NUL characters or broken Unicode (unpaired surrogates)."
+# Marked for the catalogue; callers that show it translate it where they answer (gettext).
+UNSTORABLE_MESSAGE = gettext_noop(
+    "Text cannot contain NUL characters or broken Unicode (unpaired surrogates)."
+)
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -54,7 +58,7 @@ def has_unstorable_text(value: Any) -> bool:
 def validate_storable_text(value: Any) -> None:
     """A Django validator: refuse text with a NUL or a surrogate, with a message the user can act on."""
     if has_unstorable_text(value):
-        raise ValidationError(UNSTORABLE_MESSAGE, code="unstorable")
+        raise ValidationError(gettext(UNSTORABLE_MESSAGE), code="unstorable")
 
 
 def scrub(text: str) -> str:

@@ -1,17 +1,24 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
+from django.views.i18n import JavaScriptCatalog
 
 from chat import search_views
+from accounts import views as accounts_views
 from companionhub import views
 
-admin.site.site_header = "CompanionHub moderation"
-admin.site.site_title = "CompanionHub admin"
-admin.site.index_title = "Moderation"
+admin.site.site_header = _("CompanionHub moderation")
+admin.site.site_title = _("CompanionHub admin")
+admin.site.index_title = _("Moderation")
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
+    # Django's set_language (CSRF-checked POST) plus saving a signed-in user's choice.
+    path("i18n/setlang/", accounts_views.language_set, name="set_language"),
+    # The chat script's strings (gettext, ngettext, interpolate), in the request's language.
+    path("i18n/js/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("accounts/", include("accounts.urls")),
     path("accounts/exports/", include("portability.urls")),
     path("companions/", include("companions.urls")),

@@ -6,9 +6,10 @@ cards/chips in the templates, and validation accepts only catalogue values.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -65,6 +66,7 @@ LABELS = {
     "visual_prompt": gettext_lazy("Visual prompt"),
     "system_prompt": gettext_lazy("System prompt"),
     "image_seed": gettext_lazy("Picture seed"),
+    "reply_language": gettext_lazy("Reply language"),
     "use_header_as_reference": gettext_lazy("Use header picture as reference"),
 }
 HELP_TEXTS = {
@@ -263,6 +265,7 @@ class CompanionSettingsForm(CatalogueForm):
                 for form in DATA_STEPS
                 for name in form._meta.fields  # type: ignore[union-attr]
             ),
+            "reply_language",
             *PICTURE_FIELDS,
         )
         widgets = {
@@ -277,6 +280,9 @@ class CompanionSettingsForm(CatalogueForm):
         super().__init__(*args, **kwargs)
         # Blank keeps the current seed: a page saved from before the field existed changes nothing.
         self.fields["image_seed"].required = False
+        # Blank is a real choice (follow the owner's language), not "pick one".
+        reply_language = cast(forms.ChoiceField, self.fields["reply_language"])
+        reply_language.choices = [("", _("Your language")), *settings.LANGUAGES]
 
     def clean_image_seed(self) -> int:
         seed = self.cleaned_data.get("image_seed")

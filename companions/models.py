@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from companions import catalogue
 from companions.config import config_problems
@@ -53,6 +54,15 @@ class Companion(models.Model):
     visual_prompt = models.TextField(max_length=500, blank=True, help_text="Extra words for image prompts.")
     system_prompt = models.TextField(
         max_length=4000, blank=True, help_text="Custom instructions for the LLM."
+    )
+
+    # Blank: the owner's language (accounts.language.user_language); chat.prompts states it.
+    reply_language = models.CharField(
+        _("reply language"),
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_("The language this companion writes in. Left on “Your language”, it follows yours."),
     )
 
     header_image = models.ForeignKey(

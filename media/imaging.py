@@ -16,6 +16,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
@@ -67,6 +68,10 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MB"
 
 
+def _too_large(max_bytes: int) -> ImageRejected:
+    return ImageRejected("too_large", _("The image is larger than %(size)s.") % {"size": _mb(max_bytes)})
+
+
 def decode_image_input(data: bytes | str, *, max_bytes: int) -> bytes:
     """Raw bytes from bytes or base64 text (``data:`` URL prefix allowed).
 
@@ -77,19 +82,19 @@ def decode_image_input(data: bytes | str, *, max_bytes: int) -> bytes:
         text = _DATA_URL.sub("", data.strip(), count=1)
         # base64 grows data by 4/3; refuse before allocating the decoded copy.
         if len(text) > (max_bytes * 4) // 3 + 4:
-            raise ImageRejected("too_large", f"The image is larger than {_mb(max_bytes)}.")
+            raise _too_large(max_bytes)
         try:
             raw = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ImageRejected("bad_base64", "The image data is not valid base64.") from exc
+            raise ImageRejected("bad_base64", _("The image data is not valid base64.")) from exc
     elif isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
     else:
         raise TypeError(f"expected bytes or str, got {type(data).__name__}")
     if not raw:
-        raise ImageRejected("empty", "The image is empty.")
+        raise ImageRejected("empty", _("The image is empty."))
     if len(raw) > max_bytes:
-        raise ImageRejected("too_large", f"The image is larger than {_mb(max_bytes)}.")
+        raise _too_large(max_bytes)
     return raw
 
 
@@ -101,24 +106,26 @@ def _open_checked(raw: bytes, max_pixels: int) -> tuple[Image.Image, str]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(raw))  # reads the header only
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected("too_many_pixels", "The image has too many pixels.") from exc
+        raise ImageRejected("too_many_pixels", _("The image has too many pixels.")) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         # A plugin that recognises the first bytes may still find the header broken
         # (an IPTC stream with an illegal field length raises a bare OSError).
-        raise ImageRejected("not_an_image", "The file is not an image we can read.") from exc
+        raise ImageRejected("not_an_image", _("The file is not an image we can read.")) from exc
     image_format = image.format
     if image_format not in ACCEPTED_FORMATS:
         raise ImageRejected(
             "unsupported_format",
-            f"{image_format or 'This'} images are not supported; use JPEG, PNG, WebP or GIF.",
+            _("%(format)s images are not supported; use JPEG, PNG, WebP or GIF.")
+            % {"format": image_format or "?"},
         )
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise ImageRejected("not_an_image", "The file is not an image we can read.")
+        raise ImageRejected("not_an_image", _("The file is not an image we can read."))
     if width * height > max_pixels:
         raise ImageRejected(
             "too_many_pixels",
-            f"The image is {width} x {height} pixels; the limit is {max_pixels // 1_000_000} megapixels.",
+            _("The image is %(width)s x %(height)s pixels; the limit is %(limit)s megapixels.")
+            % {"width": width, "height": height, "limit": max_pixels // 1_000_000},
         )
     return image, image_format
 
@@ -149,9 +156,9 @@ def optimize_image(
     truncated, or in a format we do not take.
     """
     if not raw:
-        raise ImageRejected("empty", "The image is empty.")
+        raise ImageRejected("empty", _("The image is empty."))
     if len(raw) > max_bytes:
-        raise ImageRejected("too_large", f"The image is larger than {_mb(max_bytes)}.")
+        raise _too_large(max_bytes)
     image, original_format = _open_checked(raw, max_pixels)
     original_width, original_height = image.size
     try:
@@ -167,7 +174,7 @@ def optimize_image(
         image.save(out, format="JPEG", quality=quality, optimize=True, progressive=True)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         # Truncated or corrupt pixel data surfaces only when decoding.
-        raise ImageRejected("not_an_image", "The image is damaged or truncated.") from exc
+        raise ImageRejected("not_an_image", _("The image is damaged or truncated.")) from exc
     return OptimizedImage(
         data=out.getvalue(),
         width=image.width,

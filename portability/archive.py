@@ -37,6 +37,7 @@ from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext_noop
 
 from accounts.models import ApiToken, UsageTransaction, User, UserUsage
 from chat import transcripts
@@ -55,7 +56,11 @@ FORMAT = "companionhub-account-export"
 FORMAT_VERSION = 1
 BATCH = 100  # rows read per query
 PROGRESS_STEP = 5  # percent between two progress writes
-FAILED_TEXT = "The export could not be built because of a problem on our side. Please try again."
+# Failure texts are stored in English (a task has no user language) and translated when shown
+# (portability/exports.html); gettext_noop puts them in the catalogue.
+FAILED_TEXT = gettext_noop(
+    "The export could not be built because of a problem on our side. Please try again."
+)
 
 # Kinds of data the site does not keep yet: listed in the manifest with a count of 0.
 PLANNED = {

@@ -23,6 +23,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from companionhub.errors import AppError
@@ -59,7 +61,7 @@ def export_request(*, user: User) -> AccountExport:
             export = AccountExport.objects.create(owner=user)
     except IntegrityError:
         raise AppError(
-            "export_running", "An export of your account is already being prepared. Wait for it to finish."
+            "export_running", _("An export of your account is already being prepared. Wait for it to finish.")
         ) from None
     export_id = str(export.pk)
     transaction.on_commit(lambda: current_app.send_task(BUILD_TASK, args=(export_id,)))
@@ -121,7 +123,8 @@ def export_mark_failed(export_id: ExportId, *, text: str) -> bool:
     return bool(changed)
 
 
-RESTARTED_TEXT = "The site restarted while your export was being prepared. Please try again."
+RESTARTED_TEXT = gettext_noop("The site restarted while your export was being prepared. Please try again.")
+TOO_LONG_TEXT = gettext_noop("The export took too long and was stopped. Please try again.")
 
 
 def exports_fail_unfinished() -> int:
@@ -140,7 +143,7 @@ def exports_delete_expired() -> int:
     for export_id in AccountExport.objects.filter(
         status__in=AccountExport.ACTIVE, created_at__lt=now - stuck_after()
     ).values_list("pk", flat=True):
-        export_mark_failed(export_id, text="The export took too long and was stopped. Please try again.")
+        export_mark_failed(export_id, text=TOO_LONG_TEXT)
     with transaction.atomic():
         deleted, _ = AccountExport.objects.filter(expires_at__lte=now).delete()
     strays = _delete_stray_files(older_than=now - stuck_after())

@@ -12,6 +12,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -36,7 +37,7 @@ def export_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     except AppError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Your export is being prepared. This page shows when it is ready.")
+        messages.success(request, _("Your export is being prepared. This page shows when it is ready."))
     return _to_profile()
 
 

@@ -56,10 +56,10 @@ def test_it_shows_the_month_the_lifetime_and_a_chart_per_day(client, user, fixed
     assert 'role="img"' in section and 'aria-labelledby="usage-chart-title usage-chart-desc"' in section
     assert "Tokens per day, February 2026" in section
     bars = re.findall(r'<rect class="usage-bar"[^>]*height="([\d.]+)"><title>([^<]+)</title>', section)
-    assert [label for _, label in bars] == ["2 Feb: 1,200 tokens", "5 Feb: 300 tokens"]
+    assert [label for _, label in bars] == ["2 February: 1,200 tokens", "5 February: 300 tokens"]
     assert float(bars[0][0]) == 4 * float(bars[1][0])
     # The numbers are in text too.
-    assert "2 Feb: 1,200." in section and "<td>5 February</td><td>300</td>" in section
+    assert "2 February: 1,200." in section and "<td>5 February</td><td>300</td>" in section
 
 
 def test_over_the_limit_the_page_says_replies_are_paused(client, user, fixed_now, settings):

@@ -166,6 +166,7 @@ def test_pages_at_phone_width(browser, site, fake_backends):
     shoot(page, "companions-empty-phone")
     page.get_by_role("link", name="+ New companion").first.click()
     for step in range(1, 5):
+        expect(page.locator(".steps .current")).to_contain_text(str(step))  # the step's page, not the last
         pick_every_choice(page)
         if page.locator("#id_age").count() and not page.locator("#id_age").input_value():
             page.locator("#id_age").fill("27")
