@@ -3,17 +3,23 @@
 The order for a page is: a signed-in user's ``User.language``, then the
 language cookie the switcher sets, then the browser's ``Accept-Language``
 (Django's ``LocaleMiddleware`` does the last two). Websocket consumers and
-Celery tasks have no request: they call ``user_language(user)`` and wrap the
-texts they send in ``translation.override(...)``.
+Celery tasks have no request: they call ``user_language(user)`` (a socket
+passes what its handshake said, ``scope_language``, as the fallback) and wrap
+the texts they send in ``translation.override(...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+from django.utils.translation import get_supported_language_variant
+
+# The parser LocaleMiddleware itself uses (weights, ordering, malformed entries dropped).
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from accounts.models import User
 
@@ -21,6 +27,24 @@ from accounts.models import User
 def supported(code: str | None) -> bool:
     """Is ``code`` one of the site's languages (not merely one Django has a catalogue for)?"""
     return bool(code) and code in dict(settings.LANGUAGES)
+
+
+def scope_language(scope: Mapping[str, Any]) -> str | None:
+    """What a websocket's handshake says of the visitor's language, as a page request would:
+    the language cookie, else the best ``Accept-Language`` entry the site offers."""
+    cookie = (scope.get("cookies") or {}).get(settings.LANGUAGE_COOKIE_NAME)
+    if supported(cookie):
+        return cookie
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"accept-language":
+            for code, _quality in parse_accept_lang_header(value.decode("latin-1")):
+                try:
+                    variant = get_supported_language_variant(code)
+                except LookupError:
+                    continue
+                if supported(variant):
+                    return variant
+    return None
 
 
 def user_language(user: User | None, *, fallback: str | None = None) -> str:

@@ -25,10 +25,11 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from accounts.language import scope_language, user_language
 from accounts.models import User
 from accounts.tokens import session_group, token_group, user_group
 from chat import conversations, editing, events, pictures, services
-from chat.language import translated, user_language
+from chat.language import translated
 from chat.models import Conversation
 from chat.selectors import conversation_find_for_user, conversation_snapshot
 from companionhub import metrics
@@ -167,7 +168,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         user = cast(User, signed_in)  # a lazy proxy of the accounts User the session or token names
         # Frames have no request: every text this socket sends is in the user's language.
-        self.language = user_language(user)
+        self.language = user_language(user, fallback=scope_language(self.scope))
         if not await self.load_target(user):  # not found and not yours look the same
             await self.close(code=events.CLOSE_NOT_FOUND)
             return

@@ -9,15 +9,7 @@ reach the user: ``translated``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
 from django.utils.translation import gettext
-
-
-def user_language(user: Any) -> str:
-    """The language code to write to ``user`` in: their chosen one, else the site's."""
-    return getattr(user, "language", "") or settings.LANGUAGE_CODE
 
 
 def translated(text: str) -> str:

@@ -26,13 +26,13 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from accounts.language import user_language
 from accounts.models import User
 from chat import events, painting, prompts, runs, steps, turns
 from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.errors import RunError
 from chat.images import ImageBackendError
-from chat.language import user_language
 from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, forget_live_reply

@@ -5,24 +5,34 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.utils import translation
+from django.utils.translation import gettext
 
+from accounts.language import scope_language, user_language
 from chat import consumers, events, language, services
 from chat.publish import publish
 from companionhub.errors import AppError
+from companionhub.text import UNSTORABLE_MESSAGE
 from tests.chat.factories import make_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_user_without_a_language_gets_the_sites(user, settings):
-    settings.LANGUAGE_CODE = "en-us"
-    assert language.user_language(user) == "en-us"
+def test_a_socket_without_a_saved_language_speaks_as_its_handshake_said(user):
+    user.language = ""
+    header = [(b"accept-language", b"fr-FR, es;q=0.9, de;q=0.8")]
+    assert user_language(user, fallback=scope_language({"headers": header})) == "es"
+    cookie = {"cookies": {settings.LANGUAGE_COOKIE_NAME: "de"}, "headers": header}
+    assert user_language(user, fallback=scope_language(cookie)) == "de"
+    assert scope_language({"headers": [(b"accept-language", b"fr, ja")]}) is None
+    assert scope_language({"headers": [(b"accept-language", b";;q=x,,")]}) is None
 
 
-def test_a_users_own_language_wins(user):
+def test_a_users_saved_language_wins_over_the_handshake(user):
     user.language = "de"
-    assert language.user_language(user) == "de"
+    header = [(b"accept-language", b"es")]
+    assert user_language(user, fallback=scope_language({"headers": header})) == "de"
 
 
 def test_a_text_without_a_translation_stays_as_written():
@@ -32,9 +42,10 @@ def test_a_text_without_a_translation_stays_as_written():
 
 
 @pytest.fixture
-def speaks_german(monkeypatch):
-    """The user's language is German (accounts has no language field on this branch)."""
-    monkeypatch.setattr(consumers, "user_language", lambda user: "de")
+def speaks_german(user):
+    """The user chose German (the socket reads the saved choice when it connects)."""
+    user.language = "de"
+    user.save(update_fields=["language"])
 
 
 async def test_a_refused_frame_is_written_in_the_users_language(
@@ -54,11 +65,13 @@ async def test_a_refused_frame_is_written_in_the_users_language(
 async def test_a_bad_frame_is_explained_in_the_users_language(
     connect, companion, user, speaks_german, monkeypatch
 ):
-    monkeypatch.setattr(consumers, "translated", lambda text: f"{translation.get_language()}: {text}")
     client = await connect(companion.pk, user=user)
     await client.send({"type": "message.send", "content": "a\u0000b"})  # a NUL: the unstorable text
     error = await client.receive_until("error")
-    assert error["code"] == "bad_frame" and error["message"].startswith("de: ")
+    with translation.override("de"):
+        german = gettext(UNSTORABLE_MESSAGE)
+    assert german != UNSTORABLE_MESSAGE  # the catalogue has it
+    assert error["code"] == "bad_frame" and error["message"] == german
 
 
 async def test_a_run_failure_from_a_worker_is_translated_on_its_way_out(
