@@ -6,9 +6,11 @@ typing), then asks the database's own full-text index, chosen in ONE place
 (``_backend``) by ``connection.vendor``:
 
 * PostgreSQL: the stored ``search_vector`` (``chat/search_index.py``) with its
-  GIN index, the query built from ``plainto_tsquery`` / ``phraseto_tsquery``
-  and a ``to_tsquery('word:*')`` prefix (only word characters ever reach
-  ``to_tsquery``), ranked by ``ts_rank_cd``;
+  GIN index, each message's words stemmed in its owner's language (English,
+  German, Spanish); the query built from ``plainto_tsquery`` /
+  ``phraseto_tsquery`` and a ``to_tsquery('word:*')`` prefix (only word
+  characters ever reach ``to_tsquery``), each parsed in every language the
+  site has and ORed, ranked by ``ts_rank_cd``;
 * SQLite: the FTS5 table, every term written as a quoted FTS5 string (so
   ``"``, ``*``, ``AND``, ``-``, ``(`` in the user's text are just text),
   ranked by bm25.
@@ -38,7 +40,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
 from chat.models import Message, Participant
-from chat.search_index import FTS_TABLE
+from chat.search_index import FTS_TABLE, SEARCH_CONFIGS
 
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12  # words and phrases; more would only slow the query
@@ -128,16 +130,6 @@ class _Filters:
     until: datetime.datetime | None = None
 
 
-def search_config_for(user: User | None) -> str:
-    """The PostgreSQL text-search configuration a user's messages are indexed and searched with.
-
-    ``english`` (the column's default) until users have a language; then map it
-    here (``german``, ``spanish``, ``simple`` for one without a dictionary) and
-    write the same name into their messages' ``search_config``.
-    """
-    return "english"
-
-
 def message_search(
     *,
     user: User,
@@ -162,7 +154,7 @@ def message_search(
     if parsed.empty:
         return SearchPage(query=parsed, offset=offset)
     filters = _Filters(user.pk, companion_id, conversation_id, author, since, until)
-    ids = _backend()(parsed, filters, limit + 1, offset, search_config_for(user))
+    ids = _backend()(parsed, filters, limit + 1, offset)
     hits = _hits(ids[:limit], parsed)
     return SearchPage(hits=hits, has_more=len(ids) > limit, offset=offset, query=parsed)
 
@@ -172,7 +164,7 @@ def message_search_ids_all(query: str, *, limit: int = 500) -> list[int]:
     parsed = parse_query(query)
     if parsed.empty:
         return []
-    return _backend()(parsed, _Filters(owner_id=None), limit, 0, search_config_for(None))
+    return _backend()(parsed, _Filters(owner_id=None), limit, 0)
 
 
 # --- the two back ends: same arguments, the matching ids best first ---------------------------
@@ -213,19 +205,24 @@ def _where(filters: _Filters) -> tuple[list[str], list[object]]:
     return clauses, params
 
 
-def _postgres_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int, config: str) -> list[int]:
+def _postgres_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int) -> list[int]:
     parts: list[str] = []
     params: list[object] = []
+
+    def each_config(function: str, text: str) -> None:
+        # A message is indexed with its owner's language at the time (chat.search_index); the
+        # term matches in any of them, so a change of language loses nothing written before.
+        parts.append("(" + " || ".join(f"{function}(%s::regconfig, %s)" for _ in SEARCH_CONFIGS) + ")")
+        for config in SEARCH_CONFIGS:
+            params.extend((config, text))
+
     if parsed.words:
-        parts.append("plainto_tsquery(%s::regconfig, %s)")
-        params += [config, " ".join(parsed.words)]
+        each_config("plainto_tsquery", " ".join(parsed.words))
     for phrase in parsed.phrases:
-        parts.append("phraseto_tsquery(%s::regconfig, %s)")
-        params += [config, " ".join(phrase)]
+        each_config("phraseto_tsquery", " ".join(phrase))
     if parsed.prefix:
         # Only word characters reach to_tsquery: no operator of its syntax can be in them.
-        parts.append("to_tsquery(%s::regconfig, %s)")
-        params += [config, f"'{parsed.prefix}':*"]
+        each_config("to_tsquery", f"'{parsed.prefix}':*")
     tsquery = " && ".join(parts)
     clauses, where_params = _where(filters)
     if filters.owner_id is not None:  # the index's owner column (the join above still decides)
@@ -247,7 +244,7 @@ def _postgres_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: in
     return _ids(sql, [*params, *where_params, RANKED, limit, offset])
 
 
-def _sqlite_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int, config: str) -> list[int]:
+def _sqlite_ids(parsed: ParsedQuery, filters: _Filters, limit: int, offset: int) -> list[int]:
     # Every term a quoted FTS5 string (its words are word characters: no quote inside).
     terms = [f'"{word}"' for word in parsed.words]
     terms += ['"' + " ".join(phrase) + '"' for phrase in parsed.phrases]

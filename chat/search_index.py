@@ -9,11 +9,11 @@ index holds (owner, words), so one user's matches never wade through
 everyone's; a btree on (owner, newest first) serves words that are in most
 messages. PostgreSQL computes all of it on every write of the row, so no code
 path can forget it.
-A language is plugged in by writing another configuration into
-``search_config`` (``german``, ``spanish``, ``simple`` for a language without
-a dictionary): the vector follows on the same write. Queries are parsed with
-the owner's configuration (``chat.search.search_config_for``), so a user's
-messages and queries must use the same one.
+The configuration follows the owner's language (``User.language``) when a
+message is written: ``german`` and ``spanish`` stem German and Spanish words,
+``english`` the rest (``LANGUAGE_CONFIGS``). A query is parsed with every
+configuration the site uses and the results are ORed, so messages written
+before a user changed language are still found.
 
 SQLite (the embedded default): an FTS5 table with external content on
 ``chat_message`` (it stores only the index, the text stays in
@@ -32,6 +32,21 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 FTS_TABLE = "chat_message_fts"
+
+# A site language -> the PostgreSQL text-search configuration its messages are indexed with.
+LANGUAGE_CONFIGS = {"en": "english", "de": "german", "es": "spanish"}
+DEFAULT_CONFIG = "english"
+# Every configuration a message can have been indexed with: a query is parsed with each.
+SEARCH_CONFIGS = tuple(dict.fromkeys((DEFAULT_CONFIG, *LANGUAGE_CONFIGS.values())))
+
+
+def _config_case(language: str) -> str:
+    """SQL: the configuration for the language code in ``language`` (a region like de-at counts as de)."""
+    whens = " ".join(f"WHEN '{code}' THEN '{config}'" for code, config in LANGUAGE_CONFIGS.items())
+    return (
+        f"(CASE split_part(coalesce({language}, ''), '-', 1) {whens} ELSE '{DEFAULT_CONFIG}' END)::regconfig"
+    )
+
 
 SQLITE_TABLE_SQL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS chat_message_fts USING fts5("
@@ -79,14 +94,22 @@ POSTGRES_INSTALL = (
     "GENERATED ALWAYS AS (to_tsvector(search_config, content)) STORED",
     # The conversation's owner, copied onto each message when it is written (a conversation
     # never changes hands): one user's matches come out of the index without reading the others'.
+    # The owner's language picks the configuration then (the generated vector is computed after
+    # BEFORE triggers, so it follows).
     "ALTER TABLE chat_message ADD COLUMN search_owner bigint",
-    "UPDATE chat_message m SET search_owner = c.owner_id"
-    " FROM chat_conversation c WHERE c.id = m.conversation_id",
-    """CREATE FUNCTION chat_message_search_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+    # (The statements below are built from this module's constants only, never from input.)
+    f"UPDATE chat_message m SET search_owner = c.owner_id, search_config = {_config_case('u.language')}"  # noqa: S608
+    " FROM chat_conversation c JOIN accounts_user u ON u.id = c.owner_id WHERE c.id = m.conversation_id",
+    f"""CREATE FUNCTION chat_message_search_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        owner_language text;
     BEGIN
-        NEW.search_owner := (SELECT owner_id FROM chat_conversation WHERE id = NEW.conversation_id);
+        SELECT c.owner_id, u.language INTO NEW.search_owner, owner_language
+            FROM chat_conversation c JOIN accounts_user u ON u.id = c.owner_id
+            WHERE c.id = NEW.conversation_id;
+        NEW.search_config := {_config_case("owner_language")};
         RETURN NEW;
-    END $$""",
+    END $$""",  # noqa: S608
     "CREATE TRIGGER chat_message_search_owner BEFORE INSERT OR UPDATE OF conversation_id ON chat_message"
     " FOR EACH ROW EXECUTE FUNCTION chat_message_search_owner()",
     *POSTGRES_INDEXES.values(),

@@ -17,6 +17,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("chat", "0013_conversation_transcript_origin"),
+        ("accounts", "0008_user_language"),  # the trigger reads the owner's language
     ]
 
     operations = [migrations.RunPython(forwards, backwards)]

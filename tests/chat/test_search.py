@@ -271,3 +271,18 @@ def test_postgres_copies_the_conversations_owner_onto_each_message(user, chat, m
     with connection.cursor() as cursor:
         cursor.execute("SELECT search_owner, search_config::text FROM chat_message WHERE id = %s", [reply.pk])
         assert cursor.fetchone() == (user.pk, "english")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's stemming only")
+def test_postgres_stems_each_message_in_its_owners_language(user, chat, mika):
+    """German words are found by another form of the same word; a message written before the
+    owner changed language is still found."""
+    english = add_reply(chat, mika, "The lighthouses were burning.")
+    user.language = "de"
+    user.save(update_fields=["language"])
+    german = add_reply(chat, mika, "Wir sahen die Leuchttürme am Hafen.")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT search_config::text FROM chat_message WHERE id = %s", [german.pk])
+        assert cursor.fetchone() == ("german",)
+    assert ids(message_search(user=user, query="Leuchtturm hafen")) == [german.pk]
+    assert ids(message_search(user=user, query="lighthouse burn")) == [english.pk]
