@@ -3,8 +3,8 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from django.views.i18n import JavaScriptCatalog
 
-from chat import search_views
 from accounts import views as accounts_views
+from chat import search_views
 from companionhub import views
 
 admin.site.site_header = _("CompanionHub moderation")
