@@ -73,8 +73,9 @@ class _Reader(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
         for name, value in attrs:
+            # An <input type="submit">'s value is its caption; a <button>'s value is only posted.
             shown = name in USER_ATTRIBUTES or (
-                name == "value" and tag in ("input", "button") and (values.get("type") or "") in BUTTON_INPUTS
+                name == "value" and tag == "input" and (values.get("type") or "") in BUTTON_INPUTS
             )
             if shown and value:
                 self._check(value)
@@ -106,7 +107,8 @@ def untranslated_text(source: str) -> list[tuple[int, str]]:
 def test_the_checker_finds_literal_text_and_accepts_translated_text():
     found = untranslated_text(
         '{% load i18n %}<h1>Hello</h1>\n<p>{% translate "Fine" %} · {{ name }} 3</p>\n'
-        '<input type="submit" value="Send"><input type="hidden" name="x" value="plain">\n'
+        '<input type="submit" value="Send"><input type="hidden" name="x" value="plain">'
+        '<button name="action" value="next">{% translate "Go" %}</button>\n'
         '<img alt="{% translate \'A cat\' %}"><span title="Bare title">{% blocktranslate %}Hi {{ n }}'
         "{% endblocktranslate %}</span>{# a comment #}<script>const words = 'ignored';</script>"
         "<p>CompanionHub · JSON</p>"
