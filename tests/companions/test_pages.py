@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from chat.models import Conversation, Message, PipelineRun
 from companions import catalogue
@@ -274,11 +274,12 @@ def test_settings_in_another_language_keep_the_stored_values(client, user, compa
     translated(
         "de", {"Hair colour": "Haarfarbe", "hair colour\x04Pink": "Rosa", "Save settings": "Speichern"}
     )
+    user.language = "de"  # the language saved in the profile
+    user.save(update_fields=["language"])
     client.force_login(user)
-    with translation.override("de"):
-        page = client.get(reverse("companions:settings", args=[companion.pk])).content.decode()
-        assert "Haarfarbe" in page and ">Rosa</label>" in page and "Speichern" in page
-        response = client.post(reverse("companions:settings", args=[companion.pk]), settings_data(companion))
+    page = client.get(reverse("companions:settings", args=[companion.pk])).content.decode()
+    assert "Haarfarbe" in page and ">Rosa</label>" in page and "Speichern" in page
+    response = client.post(reverse("companions:settings", args=[companion.pk]), settings_data(companion))
     assert response.status_code == 302
     companion.refresh_from_db()
     assert (companion.hair_color, companion.personality_traits) == ("pink", ["playful", "caring"])

@@ -1,6 +1,5 @@
 import pytest
 from django.urls import reverse
-from django.utils import translation
 
 from companions.models import Companion, CompanionDraft
 from media.models import StoredImage
@@ -179,11 +178,11 @@ def test_discard_removes_the_draft(signed_in, user):
 
 def test_a_step_shows_labels_in_the_active_language_and_stores_the_values(signed_in, user, translated):
     translated("de", {"Gender": "Geschlecht", "gender\x04Woman": "Frau", "art style\x04Anime": "Anime-Stil"})
-    with translation.override("de"):
-        page = signed_in.get(step_url(1)).content.decode()
-        assert "Geschlecht" in page and ">Frau</label>" in page and ">Anime-Stil</label>" in page
-        assert 'value="female"' in page
-        response = signed_in.post(step_url(1), step_data(1))
+    signed_in.defaults["HTTP_ACCEPT_LANGUAGE"] = "de"  # as a German browser asks
+    page = signed_in.get(step_url(1)).content.decode()
+    assert "Geschlecht" in page and ">Frau</label>" in page and ">Anime-Stil</label>" in page
+    assert 'value="female"' in page
+    response = signed_in.post(step_url(1), step_data(1))
     assert response.status_code == 302
     draft = CompanionDraft.objects.get(owner=user)
     assert (draft.data["style"], draft.data["gender"]) == ("anime", "female")
@@ -193,15 +192,15 @@ def test_a_refusal_is_worded_in_the_active_language(signed_in, translated):
     walk_to_finish(signed_in)
     translated("de", {"Pick at most %(count)s.": "Wähle höchstens %(count)s aus."})
     six = ["caring", "playful", "shy", "confident", "sarcastic", "romantic"]
-    with translation.override("de"):
-        page = signed_in.post(step_url(4), step_data(4, personality_traits=six)).content.decode()
+    signed_in.defaults["HTTP_ACCEPT_LANGUAGE"] = "de"
+    page = signed_in.post(step_url(4), step_data(4, personality_traits=six)).content.decode()
     assert "Wähle höchstens 5 aus." in page
 
 
 def test_a_selects_blank_choice_is_ours_to_translate(signed_in, translated):
     walk_to_finish(signed_in)
     translated("de", {"- Select an option -": "- Bitte auswählen -", "occupation\x04Artist": "Künstler/in"})
-    with translation.override("de"):
-        page = signed_in.get(step_url(4)).content.decode()
+    signed_in.defaults["HTTP_ACCEPT_LANGUAGE"] = "de"
+    page = signed_in.get(step_url(4)).content.decode()
     assert '<option value="">- Bitte auswählen -</option>' in page
     assert '<option value="artist" selected>Künstler/in</option>' in page
