@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from accounts.language import user_language
 from accounts.models import User
 from chat import turns
 from chat.admission import change_admit
@@ -320,8 +321,9 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
     runs = PipelineRun.objects.filter(conversation__in=direct).count()
     direct.delete()
     images, _rows = StoredImage.objects.filter(companion=companion, kind=StoredImage.Kind.GENERATED).delete()
-    Companion.objects.filter(pk=companion.pk).update(**catalogue.DEFAULT_STATE)
-    for field, value in catalogue.DEFAULT_STATE.items():
+    scene = catalogue.starting_scene(user_language(companion.owner))
+    Companion.objects.filter(pk=companion.pk).update(**scene)
+    for field, value in scene.items():
         setattr(companion, field, value)
     pagecache.user_pages_changed(companion.owner_id)
     log.info("companion_memory_wiped", companion_id=companion.pk, messages=messages, runs=runs)

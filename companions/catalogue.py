@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.utils import translation
 from django.utils.functional import Promise
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 
 
 @dataclass(frozen=True)
@@ -229,10 +229,21 @@ MULTI_CHOICE: dict[str, tuple[tuple[Option, ...], int, int]] = {
 MIN_AGE, MAX_AGE = 18, 99
 
 DEFAULT_STATE = {
-    "current_outfit": "wearing a casual sweater and jeans",
-    "current_location": "at home in the living room",
-    "current_action": "relaxing on the sofa",
+    "current_outfit": gettext_noop("wearing a casual sweater and jeans"),
+    "current_location": gettext_noop("at home in the living room"),
+    "current_action": gettext_noop("relaxing on the sofa"),
 }
+
+
+def starting_scene(language: str) -> dict[str, str]:
+    """Where a new or wiped companion starts, written in ``language`` (its owner's).
+
+    The scene is text like any the chat writes later (the analysis rewrites it
+    in the reply's language), so it starts in the language the owner reads;
+    the English ``DEFAULT_STATE`` stays the column default.
+    """
+    with translation.override(language):
+        return {field: gettext(text) for field, text in DEFAULT_STATE.items()}
 
 
 def choices(field: str) -> list[tuple[str, Promise]]:

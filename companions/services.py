@@ -16,9 +16,10 @@ from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 
+from accounts.language import user_language
 from accounts.models import User
 from companionhub import pagecache, ratelimits
-from companions import cards
+from companions import cards, catalogue
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
 from companions.models import Companion, CompanionDraft, new_image_seed
@@ -68,6 +69,11 @@ def _as_form_data(values: dict[str, Any], form_class: type[forms.ModelForm]) -> 
     return data
 
 
+def _start_scene(companion: Companion, owner: User) -> None:
+    for field, value in catalogue.starting_scene(user_language(owner)).items():
+        setattr(companion, field, value)
+
+
 def companion_create_from_draft(*, user: User, header: UploadedFile | None) -> Companion:
     """Turn the user's draft into exactly one companion.
 
@@ -86,6 +92,7 @@ def companion_create_from_draft(*, user: User, header: UploadedFile | None) -> C
         companion = form.save(commit=False)
         companion.owner = user
         companion.config = effective_config(None)
+        _start_scene(companion, user)
         companion.save()
         if header is not None:
             companion.header_image = store_image(header.read(), companion, StoredImage.Kind.HEADER)
@@ -140,6 +147,7 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         companion = form.save(commit=False)
         companion.owner = user
         companion.config = effective_config({"card": imported.card_config})
+        _start_scene(companion, user)
         companion.save()
         if parsed.image is not None:
             companion_set_header(companion=companion, data=parsed.image)

@@ -182,6 +182,17 @@ def test_wipe_keeps_the_companion_but_forgets_the_conversation(
     assert companion.name == "Mika"
 
 
+def test_wiping_starts_the_scene_again_in_the_owners_language(client, user, companion):
+    user.language = "es"
+    user.save(update_fields=["language"])
+    companion.current_outfit = "a red raincoat"
+    companion.save()
+    client.force_login(user)
+    client.post(reverse("chat:wipe", args=[companion.pk]))
+    companion.refresh_from_db()
+    assert companion.current_outfit == "lleva un jersey cómodo y vaqueros"
+
+
 def test_delete_removes_rows_and_every_file(
     client, user, companion, conversation, media_root, django_capture_on_commit_callbacks
 ):

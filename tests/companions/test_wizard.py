@@ -204,3 +204,15 @@ def test_a_selects_blank_choice_is_ours_to_translate(signed_in, translated):
     page = signed_in.get(step_url(4)).content.decode()
     assert '<option value="">- Bitte auswählen -</option>' in page
     assert '<option value="artist" selected>Künstler/in</option>' in page
+
+
+def test_a_new_companion_starts_its_scene_in_its_owners_language(signed_in, user):
+    """The scene is text the owner reads on the page: it starts in their language (the chat
+    rewrites it later in the reply's language)."""
+    user.language = "de"
+    user.save(update_fields=["language"])
+    walk_to_finish(signed_in)
+    signed_in.post(step_url(5), {"action": "next"})
+    companion = Companion.objects.get(owner=user)
+    assert companion.current_location == "zu Hause im Wohnzimmer"
+    assert companion.current_action == "entspannt auf dem Sofa"
