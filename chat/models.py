@@ -46,6 +46,17 @@ class Conversation(models.Model):
     transcript_origin = models.JSONField(default=dict, blank=True)
     # The last activity (a message written, a reply finished): lists are sorted by it.
     updated_at = models.DateTimeField(default=timezone.now)
+    # Lorebooks that apply to every speaker of this chat (each companion's own apply too).
+    lorebooks = models.ManyToManyField("lorebooks.Lorebook", blank=True, related_name="conversations")
+    # The rolling summary of the messages too old to fit the prompt: it covers every message up
+    # to ``summary_upto`` (chat.summaries writes it). A summary the user edited is extended by
+    # later passes, never rewritten (``summary_edited_at``).
+    summary = models.TextField(blank=True)
+    summary_upto = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    summary_updated_at = models.DateTimeField(null=True, blank=True)
+    summary_edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_updated")]
@@ -196,6 +207,10 @@ class PipelineRun(models.Model):
     # The scene each analysis found ({"context": ..., "reply": ...}), who served the reply, and
     # a "paint again" order; update_state applies the scene.
     analysis = models.JSONField(default=dict, blank=True)
+    # Exactly what the reply step sent the LLM, for the owner's prompt view: the messages, the
+    # budget's allocation per part, the lorebook entries that fired and the memories used
+    # (chat.prompt_record). Large: loaded only by the prompt view.
+    prompt_record = models.JSONField(default=dict, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(default=False)  # some tokens were counted, not reported

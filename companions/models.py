@@ -88,6 +88,13 @@ class Companion(models.Model):
     current_location = models.CharField(max_length=200, default=catalogue.DEFAULT_STATE["current_location"])
     current_action = models.CharField(max_length=200, default=catalogue.DEFAULT_STATE["current_action"])
 
+    # Lorebooks that apply to this companion's replies in every chat, and the one its card
+    # carried (``character_book``), given back when the card is exported.
+    lorebooks = models.ManyToManyField("lorebooks.Lorebook", blank=True, related_name="companions")
+    card_book = models.ForeignKey(
+        "lorebooks.Lorebook", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     tokens_burned = models.BigIntegerField(default=0)
     version = models.PositiveIntegerField(default=1)
     config = models.JSONField(default=dict, blank=True)

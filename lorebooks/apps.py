@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LorebooksConfig(AppConfig):
+    name = "lorebooks"
+    verbose_name = "Lorebooks"
