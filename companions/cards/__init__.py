@@ -40,6 +40,7 @@ may differ, on purpose:
 - a field edited here is exported as edited.
 """
 
+from companionhub.macros import fill_macros  # one implementation, shared with lorebooks
 from companions.cards.building import (
     PLACEHOLDER_COLOR,
     PLACEHOLDER_SIZE,
@@ -74,7 +75,7 @@ from companions.cards.importing import (
     to_companion,
 )
 from companions.cards.reading import CardRejected, ParsedCard, png_text_chunks, too_large_message
-from companions.cards.stored import card_greetings, card_prompt_defaults, fill_macros, stored_card
+from companions.cards.stored import card_greetings, card_prompt_defaults, stored_card
 
 __all__ = [
     "COLUMN_FOR",

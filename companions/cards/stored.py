@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Any
 
 from companions.models import Companion
@@ -52,29 +50,3 @@ def card_prompt_defaults(companion: Companion) -> set[str]:
     if not isinstance(defaults, dict):
         return set()
     return {name for name, value in defaults.items() if getattr(companion, name, None) == value}
-
-
-_MACROS = (
-    (re.compile(r"\{\{\s*char\s*\}\}|<BOT>", re.IGNORECASE), "char"),
-    (re.compile(r"\{\{\s*user\s*\}\}|<USER>", re.IGNORECASE), "user"),
-    (re.compile(r"\{\{\s*original\s*\}\}", re.IGNORECASE), "original"),
-)
-
-
-def fill_macros(text: str, *, char: str, user: str) -> str:
-    """Card placeholders filled: ``{{char}}``/``<BOT>``, ``{{user}}``/``<USER>``; ``{{original}}`` removed.
-
-    Cards are written for any user, so the names go in when the text is
-    used (prompt, page), never into what is stored or exported.
-    """
-    if not text or ("{" not in text and "<" not in text):
-        return text
-    names = {"char": char, "user": user, "original": ""}
-    for pattern, key in _MACROS:
-        text = pattern.sub(_literally(names[key]), text)
-    return text
-
-
-def _literally(value: str) -> Callable[[re.Match[str]], str]:
-    """A replacement ``re.sub`` puts in as is: a string would be read for backslash escapes."""
-    return lambda _match: value
