@@ -291,16 +291,22 @@ def _prepare(books: Sequence[ScanBook], *, char: str, user: str) -> list[_Live]:
 
 
 def _keys(raw: Sequence[str], entry: ScanEntry, char: str, user: str) -> tuple[_Key, ...]:
+    if not raw:
+        return ()
+    flags = (entry.case_sensitive, entry.match_whole_words, entry.use_regex)
+    return _key_list(tuple(raw[:MAX_KEYS]), *flags, char, user)
+
+
+@lru_cache(maxsize=KEY_CACHE_SIZE)
+def _key_list(
+    raw: tuple[str, ...], case_sensitive: bool, whole_words: bool, use_regex: bool, char: str, user: str
+) -> tuple[_Key, ...]:
+    """An entry's key list prepared (one cache look-up a list, not one a key, on every turn)."""
     keys = []
-    for value in raw[:MAX_KEYS]:
+    for value in raw:
         if not isinstance(value, str):
             continue
-        key = _key(
-            fill_macros(value, char=char, user=user).strip(),
-            entry.case_sensitive,
-            entry.match_whole_words,
-            entry.use_regex,
-        )
+        key = _key(fill_macros(value, char=char, user=user).strip(), case_sensitive, whole_words, use_regex)
         if key is not None:
             keys.append(key)
     return tuple(keys)
@@ -315,7 +321,7 @@ def _clamp(value: int, low: int, high: int) -> int:
 _PLAIN, _WORD_KEY, _EDGED, _REGEX = range(4)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: memo look-ups stay cheap
 class _Key:
     """A key ready to test: what it was written as, how it matches, and against which form."""
 
@@ -403,7 +409,7 @@ class _Text:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.memo: dict[int, bool] = {}  # id(_Key): whether it matches
+        self.memo: dict[_Key, bool] = {}  # whether a key matches it (keys hash by identity)
 
     @cached_property
     def folded(self) -> str:
@@ -470,78 +476,84 @@ class _Scan:
         self.count_tokens = count_tokens
         self.rng = rng
         self.result = result
-        self.settled: set[tuple[int, int]] = set()  # fired, lost the roll, or left out
+        self.settled: set[int] = set()  # indexes in ``live``: fired, lost the roll, or left out
         self.used = 0
         self.book_used: dict[int, int] = {}
         self.closed_books: set[int] = set()
         self.overflowed = False
-        self.recursed: list[str] = []
+        self.recursed: list[_Text] = []  # the text each recursive pass added
         self.ranks: dict[int, tuple[int, int, int]] = {}  # id(fired): its place in the prompt
 
     def run(self) -> dict[int, tuple[int, int, int]]:
         """Scan pass after pass into ``result``; returns the sort key of each fired entry."""
         deepest = max(item.recursion_depth for item in self.live)
-        recursion_text: _Text | None = None
         for level in range(deepest + 1):  # level 0: the chat; then each recursive pass
-            triggered = self._triggered(level, recursion_text)
+            triggered = self._triggered(level)
             feed = self._take(triggered, recursive=level > 0)
             if self.overflowed or not feed:
                 break
-            self.recursed.extend(feed)
-            recursion_text = _Text(SEPARATOR.join(self.recursed))
+            # Each pass's new text is a text of its own: what earlier ones matched is memoised.
+            self.recursed.append(_Text(SEPARATOR.join(feed)))
         return self.ranks
 
-    def _triggered(self, level: int, recursion_text: _Text | None) -> list[tuple[_Live, str | None]]:
-        """Entries not yet settled that fire on this pass, in budget order, with the key that did it."""
-        found: list[tuple[_Live, str | None]] = []
-        for item in self.live:
-            if (item.book_index, item.entry_index) in self.settled:
+    def _triggered(self, level: int) -> list[tuple[int, _Live, str | None]]:
+        """Entries not yet settled that fire on this pass, in budget order, with the key that did it.
+
+        An entry still unsettled on pass ``level`` was looked at on every earlier pass and did
+        not fire, so without secondary keys only the newest text can change that; an entry with
+        secondary keys is judged on all the texts (earlier answers come from the memos).
+        """
+        found: list[tuple[int, _Live, str | None]] = []
+        newest = self.recursed[-1] if level else None
+        for index, item in enumerate(self.live):
+            if index in self.settled:
                 continue
             if level and (level > item.recursion_depth or item.entry.exclude_recursion):
                 continue
             if item.entry.constant:
-                found.append((item, None))
+                found.append((index, item, None))
                 continue
             if item.scan_depth == 0:
                 continue  # constant entries only: not even recursion is scanned
             chat = self.texts.at(item.scan_depth)
-            texts = [text for text in (chat, recursion_text) if text is not None]
-            key = self._fires(item, texts) if texts else None
+            if item.secondary:
+                texts = [chat, *self.recursed] if chat is not None else self.recursed
+                key = self._fires(item, texts) if texts else None
+            else:
+                text = newest or chat
+                key = next((k.written for k in item.keys if k.hits(text)), None) if text else None
             if key is not None:
-                found.append((item, key))
+                found.append((index, item, key))
         return found
 
     def _fires(self, item: _Live, texts: list[_Text]) -> str | None:
         primary = next((key for key in item.keys if self._hit(key, texts)), None)
         if primary is None:
             return None
-        if item.secondary:
-            if item.logic == AND_ANY and not any(self._hit(key, texts) for key in item.secondary):
-                return None
-            if item.logic == AND_ALL and not all(self._hit(key, texts) for key in item.secondary):
-                return None
-            if item.logic == NOT_ANY and any(self._hit(key, texts) for key in item.secondary):
-                return None
-            if item.logic == NOT_ALL and all(self._hit(key, texts) for key in item.secondary):
-                return None
-        return primary.written
+        hits = (self._hit(key, texts) for key in item.secondary)
+        if item.logic == AND_ALL:
+            fires = all(hits)
+        elif item.logic == NOT_ANY:
+            fires = not any(hits)
+        elif item.logic == NOT_ALL:
+            fires = not all(hits)
+        else:
+            fires = any(hits)
+        return primary.written if fires else None
 
     def _hit(self, key: _Key, texts: list[_Text]) -> bool:
         for text in texts:
-            # Keys shared by entries, and later passes asking about the chat text again, are
-            # answered from the text's memo (by the key's id: every key lives as long as the scan).
-            hit = text.memo.get(id(key))
+            hit = text.memo.get(key)
             if hit is None:
-                hit = text.memo[id(key)] = key.hits(text)
+                hit = text.memo[key] = key.hits(text)
             if hit:
                 return True
         return False
 
-    def _take(self, triggered: list[tuple[_Live, str | None]], *, recursive: bool) -> list[str]:
+    def _take(self, triggered: list[tuple[int, _Live, str | None]], *, recursive: bool) -> list[str]:
         """Roll, then take entries while they fit; returns the texts that feed the next pass."""
         feed: list[str] = []
-        for item, key in triggered:
-            ident = (item.book_index, item.entry_index)
+        for ident, item, key in triggered:
             if not self._rolled(item.probability):
                 self.settled.add(ident)
                 continue
