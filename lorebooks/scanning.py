@@ -29,9 +29,10 @@ part from it on purpose:
   ``MAX_SCAN_DEPTH``), plus ``always_scanned`` (the greeting, the summary) whatever the depth.
   A book with ``scan_depth`` 0 brings in its constant entries only: nothing is scanned for
   its keys, not ``always_scanned`` and not recursion (SillyTavern returns no text at depth
-  0). Each text keeps its last ``MAX_MESSAGE_CHARS`` characters and is joined with a separator of a newline,
-  a control character and a newline, so no key (not even ``night\\s+storm``) matches across
-  two messages while ``^``/``$`` with ``m`` still find a message's start and end.
+  0). Each text keeps its last ``MAX_MESSAGE_CHARS`` characters; texts are joined with a
+  newline, a control character and a newline, so no key (not even ``night\\s+storm``)
+  matches across two messages while ``^``/``$`` with ``m`` still find a message's start and
+  end.
 * **Recursion**: the text of entries that fired (unless ``prevent_recursion``) is scanned
   again for entries that have not fired, pass after pass, while new entries fire. Pass
   ``n`` (the first recursive pass is 1) looks only at entries of books whose
@@ -44,11 +45,11 @@ part from it on purpose:
   books before the character's), inside a book the highest ``order`` first, entries of the
   first pass before those found by recursion. Entries are taken in that order until one
   does not fit ``budget_tokens`` (or ``max_entries`` are in): it and every entry triggered
-  after it go to ``over_budget``, and recursion stops. A book's own ``token_budget`` closes
-  that book the same way while the other books go on. So the budget drops the lowest
-  ``order`` first, and a large entry is never overtaken by a smaller, lower one (the older
-  engine in ``chat.lorebook`` skipped it and went on; SillyTavern stops). ``budget_tokens``
-  of 0 turns lorebooks off.
+  after it go to ``over_budget`` (at most ``MAX_OVER_BUDGET`` listed), and recursion stops.
+  A book's own ``token_budget`` closes that book the same way while the other books go on.
+  So the budget drops the lowest ``order`` first, and a large entry is never overtaken by a
+  smaller, lower one (the older engine in ``chat.lorebook`` skipped it and went on;
+  SillyTavern stops). ``budget_tokens`` of 0 turns lorebooks off.
 * **Output**: ``fired`` sorted by ``order`` (lower first; ties in book, then entry order) for
   insertion, each with its position (``before_char``, ``after_char`` or ``at_depth``, an
   unknown one read as ``before_char``), its depth for ``at_depth`` entries (0 otherwise)
