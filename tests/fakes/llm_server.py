@@ -187,6 +187,7 @@ class _LLMHandler(FakeHandler):
         """``POST /v1/embeddings``: hashed-feature vectors (``fake_embedding``), or the failure
         queued with ``fail_embeddings``; a fake with ``embeddings = False`` has none (404)."""
         failure = fake.take_embeddings_failure()
+        self.sleep(fake.delay)
         if not fake.embeddings and failure is None:
             self.send_error_json(404, "File Not Found")
             return
