@@ -42,7 +42,7 @@ def remember_after_turn(run_id: RunId) -> None:
         .defer("prompt_record", *(f"companion__{column}" for column in LARGE_COLUMNS))
         .first()
     )
-    if run is None or run.reply is None or painting.repaint_of(run.analysis):
+    if run is None or run.reply is None or painting.repaint_of(run.analysis) is not None:
         return
     user_text = run.turn.message.content.strip()[:TEXT_MAX_CHARS]
     reply_text = run.reply.content.strip()[:TEXT_MAX_CHARS]
