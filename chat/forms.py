@@ -11,10 +11,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from chat.summaries import SUMMARY_MAX_CHARS
 from chat.models import MAX_GROUP_COMPANIONS as MAX_COMPANIONS
 from chat.models import MIN_GROUP_COMPANIONS as MIN_COMPANIONS
 from chat.models import Conversation
+from chat.summaries import SUMMARY_MAX_CHARS
 from companions.models import Companion
 from companions.selectors import companions_without_large_columns
 

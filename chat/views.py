@@ -172,7 +172,7 @@ def summary(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResp
     conversation = conversation_get_for_user(request.user, conversation_id)
     form = SummaryForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["summary"]))
+        messages.error(request, " ".join(str(error) for error in form.errors["summary"]))
         return redirect("chat:conversation", conversation_id=conversation.pk)
     try:
         summaries.conversation_set_summary(

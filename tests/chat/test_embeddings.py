@@ -24,7 +24,8 @@ def test_it_embeds_texts_in_order_with_the_connections_model(use_fake_llm, compa
     assert len(embedded.vectors) == 2 and embedded.model == "fake-model"
     assert embedded.prompt_tokens > 0
     [request] = use_fake_llm.embedding_requests()
-    assert request["json"] == {"model": "fake-model", "input": ["my sister is called Mara", "the weather is rainy"]}
+    texts = ["my sister is called Mara", "the weather is rainy"]
+    assert request["json"] == {"model": "fake-model", "input": texts}
     assert request["headers"]["authorization"] == "Bearer test-key"
     # The fake's vectors of similar texts are close: the order was kept.
     again = embed_texts(companion.pk, ["my sister is named Mara"])
@@ -108,7 +109,8 @@ def test_an_open_breaker_is_not_asked(use_fake_llm, companion):
 def test_the_demo_embeds_offline_deterministically(companion, settings):
     settings.LLM_BASE_URL = ""
     settings.NOVITA_KEY = ""
-    embedded = embed_texts(companion.pk, ["My sister is called Mara.", "My sister is named Mara!", "Rain today."])
+    texts = ["My sister is called Mara.", "My sister is named Mara!", "Rain today."]
+    embedded = embed_texts(companion.pk, texts)
     assert embedded is not None and embedded.model == EMBEDDING_MODEL
     mara, named, rain = embedded.vectors
     assert len(mara) == EMBEDDING_DIMS and math.isclose(dot(mara, mara), 1.0)

@@ -43,8 +43,8 @@ def recorded(monkeypatch):
     task_prerun.disconnect(prerun)
 
 
-async def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate, seconds=15.0):
+    deadline = time.monotonic() + seconds
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
