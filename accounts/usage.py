@@ -5,7 +5,8 @@ that moves a run to its final status, so a run's cost and its status commit
 together or not at all. A run is charged at most once: the guarded status
 update in ``chat.services`` turns a repeated completion into a no-op, and the
 unique ``run`` on ``UsageTransaction`` refuses a second row whatever path
-tries to add one.
+tries to add one. Work done for a run after it was charged (the memory work
+after a reply) is a row of its own without a run (``usage_record_extra``).
 
 Periods are calendar months in UTC. A ``UserUsage`` row from an earlier month
 rolls over lazily, in the same UPDATE that adds tokens (or a guarded UPDATE
@@ -133,6 +134,37 @@ def usage_record_run(
         if companion_id is not None and tokens and _companion_tokens is not None:
             _companion_tokens(companion_id=companion_id, tokens=tokens)
     return charged
+
+
+def usage_record_extra(
+    *,
+    user_id: int,
+    companion_id: int | None,
+    companion_name: str,
+    kind: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    served_by: str = "",
+    now: dt.datetime | None = None,
+) -> UsageTransaction | None:
+    """Charge LLM work done for a run after it was charged: the memory work that follows a
+    finished reply (``kind``: "summary", "memory"). A ledger row of its own, with no run (the
+    run's row stays as it was charged), added to the user's counters and the companion's total
+    like a run's. Nothing spent, nothing written: returns None."""
+    if max(int(prompt_tokens), 0) + max(int(completion_tokens), 0) == 0:
+        return None
+    return usage_record_run(
+        run_id=None,
+        user_id=user_id,
+        companion_id=companion_id,
+        companion_name=companion_name,
+        status=kind,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        image_count=0,
+        served_by=served_by,
+        now=now,
+    )
 
 
 def usage_set_quota(*, user: User, quota: int | None) -> UserUsage:

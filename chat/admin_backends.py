@@ -52,6 +52,7 @@ class ConnectionForm(forms.ModelForm):
             "provider",
             "base_url",
             "default_model",
+            "embedding_model",
             "context_length",
             "connect_timeout",
             "read_timeout",
@@ -151,6 +152,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                         "provider",
                         "base_url",
                         "default_model",
+                        "embedding_model",
                         "enabled",
                         "is_default",
                     ]

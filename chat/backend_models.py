@@ -35,6 +35,11 @@ class Connection(models.Model):
     base_url = models.CharField(max_length=300, blank=True, help_text="Blank: the provider's own address.")
     api_key_sealed = models.TextField(blank=True, editable=False)
     default_model = models.CharField(max_length=200, blank=True)
+    # The model ``/v1/embeddings`` is asked for (memory retrieval); blank: LLM_EMBEDDING_MODEL,
+    # else ``default_model`` (llama-server serves both from one model when started with --embeddings).
+    embedding_model = models.CharField(
+        max_length=200, blank=True, help_text="Blank: LLM_EMBEDDING_MODEL, else the default model."
+    )
     context_length = models.PositiveIntegerField(
         default=8192, validators=[MinValueValidator(512), MaxValueValidator(2_000_000)]
     )

@@ -3,20 +3,26 @@
 Used only when no LLM is configured (the embedded default), so a fresh
 checkout can chat. It speaks the same small interface as
 ``chat.llm.OpenAIChatClient``: ``complete`` answers the scene analysis with
-well-formed JSON guessed from keywords, and ``stream_chat`` streams a short
-in-character reply word by word at a readable pace.
+well-formed JSON guessed from keywords (and the memory work's summaries and
+facts from the words of the chat), ``stream_chat`` streams a short
+in-character reply word by word at a readable pace, and ``embed`` gives
+deterministic embeddings (hashed words and character trigrams, so sentences
+that share words are close) in the ``/v1/embeddings`` wire shape, so memory
+retrieval runs offline too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 from chat.llm import HEARTBEAT_SECONDS, Completion, estimate_tokens
+from chat.memory_prompts import MEMORY_MARKER, SUMMARY_MARKER, section
 from chat.prompts import ANALYSIS_MARKER
 
 LOCATIONS = {
@@ -87,6 +93,74 @@ def analyze(prompt: str) -> dict[str, object]:
     return state
 
 
+EMBEDDING_DIMS = 256
+EMBEDDING_MODEL = "demo-hashed-trigrams-256"
+_WORD = re.compile(r"\w+")
+# Sentences the demo remembers: the user telling something about themselves.
+_FACT_SENTENCE = re.compile(
+    r"\b(my|i am|i'm|i have|i live|i work|i like|i love|i hate|i promise|we)\b", re.IGNORECASE
+)
+
+
+def _bucket(feature: str) -> tuple[int, float]:
+    digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+    return int.from_bytes(digest[:4], "little") % EMBEDDING_DIMS, 1.0 if digest[4] & 1 else -1.0
+
+
+def embed_text(text: str) -> list[float]:
+    """A unit vector of hashed features: each word (weight 1) and each character trigram of
+    each word (weight 0.5). The same text always gives the same vector."""
+    vector = [0.0] * EMBEDDING_DIMS
+    for word in _WORD.findall(text.lower()):
+        index, sign = _bucket("w:" + word)
+        vector[index] += sign
+        padded = f" {word} "
+        for start in range(len(padded) - 2):
+            index, sign = _bucket("t:" + padded[start : start + 3])
+            vector[index] += 0.5 * sign
+    norm = math.sqrt(sum(value * value for value in vector))
+    if not norm:  # no words at all: a fixed unit vector, never zeros (no NaN downstream)
+        return [1.0] + [0.0] * (EMBEDDING_DIMS - 1)
+    return [value / norm for value in vector]
+
+
+def summarize(content: str, *, max_chars: int) -> str:
+    """The summary prompt's answer: the summary so far, then the gist of each new line."""
+    previous = section(content, "Summary so far:").strip()
+    lines = [line.strip() for line in section(content, "New messages:").splitlines() if line.strip()]
+    gists = []
+    for line in lines:
+        speaker, _, said = line.partition(": ")
+        sentence = re.split(r"(?<=[.!?])\s", said.strip(), maxsplit=1)[0][:120]
+        gists.append(f"{speaker} said: {sentence}" if said else line[:120])
+    parts = ([] if previous in ("", "(none)") else [previous]) + gists
+    return " ".join(parts)[-max_chars:].strip()
+
+
+def remember(system: str, content: str) -> dict[str, object]:
+    """The memory prompt's answer: each sentence of the user's message that tells something
+    about them, as a fact; one that shares most of its words with a known memory replaces it."""
+    names = re.search(r"about (.+?) for weeks", system)
+    user = names.group(1) if names else "The user"
+    said = section(content, f"{user} wrote:")
+    known = re.findall(r"^\[(\d+)\] (.*)$", section(content, "Known memories (id and text):"), re.MULTILINE)
+    facts = []
+    for sentence in re.split(r"(?<=[.!?])\s+", said):
+        sentence = sentence.strip()
+        if not sentence or not _FACT_SENTENCE.search(sentence):
+            continue
+        text = f"{user} said: {sentence}"
+        words = set(_WORD.findall(sentence.lower()))
+        replaces = None
+        for memory_id, memory_text in known:
+            theirs = set(_WORD.findall(memory_text.lower()))
+            if words and len(words & theirs) >= max(2, len(words) * 2 // 3):
+                replaces = int(memory_id)
+                break
+        facts.append({"text": text, "replaces": replaces})
+    return {"facts": facts[:5]}
+
+
 class DemoStream:
     def __init__(self, words: list[str], *, delay: float, prompt_chars: int, truncated: bool = False) -> None:
         self._finish_reason = "length" if truncated else "stop"
@@ -143,8 +217,26 @@ class DemoLLM:
     def complete(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Completion:
         system = messages[0].get("content", "") if messages else ""
         prompt = messages[-1].get("content", "") if messages else ""
-        text = json.dumps(analyze(prompt)) if ANALYSIS_MARKER in system else self._reply(messages)
+        if SUMMARY_MARKER in system:
+            text = summarize(prompt, max_chars=max(max_tokens, 1) * 4)
+        elif MEMORY_MARKER in system:
+            text = json.dumps(remember(system, prompt))
+        elif ANALYSIS_MARKER in system:
+            text = json.dumps(analyze(prompt))
+        else:
+            text = self._reply(messages)
         return Completion(text, "stop", estimate_tokens(prompt), estimate_tokens(text), usage_estimated=True)
+
+    def embed(self, texts: list[str], *, model: str, timeout: tuple[float, float]) -> dict[str, object]:
+        """As ``OpenAIChatClient.embed``: the ``/v1/embeddings`` answer, computed offline."""
+        return {
+            "object": "list",
+            "model": EMBEDDING_MODEL,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": embed_text(t)} for i, t in enumerate(texts)
+            ],
+            "usage": {"prompt_tokens": sum(estimate_tokens(t) for t in texts)},
+        }
 
     def stream_chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> DemoStream:
         words = re.findall(r"\S+\s*|\s+", self._reply(messages))

@@ -14,6 +14,7 @@ from accounts.models import User
 from chat.models import MAX_GROUP_COMPANIONS as MAX_COMPANIONS
 from chat.models import MIN_GROUP_COMPANIONS as MIN_COMPANIONS
 from chat.models import Conversation
+from chat.summaries import SUMMARY_MAX_CHARS
 from companions.models import Companion
 from companions.selectors import companions_without_large_columns
 
@@ -74,6 +75,23 @@ class GroupForm(forms.ModelForm):
 
 class RenameForm(forms.Form):
     title = forms.CharField(max_length=100, required=False, strip=True, label=gettext_lazy("Title"))
+
+
+class SummaryForm(forms.Form):
+    """The conversation's summary, as the user rewrites it; empty clears it."""
+
+    summary = forms.CharField(
+        max_length=SUMMARY_MAX_CHARS,
+        required=False,
+        strip=True,
+        label=gettext_lazy("Summary of earlier messages"),
+        widget=forms.Textarea(attrs={"rows": 6}),
+        error_messages={
+            "max_length": gettext_lazy(
+                "The summary can be at most %(limit_value)d characters long (this one has %(show_value)d)."
+            )
+        },
+    )
 
 
 class ChatImportForm(forms.Form):

@@ -328,7 +328,8 @@ class OpenAIChatClient:
         session: requests.Session | None = None,
         sampling: dict | None = None,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.model = model
         self.timeout = (connect_timeout, read_timeout)
         self.stop = list(stop)
@@ -417,6 +418,29 @@ class OpenAIChatClient:
             usage_estimated=estimated,
             reasoning=_reasoning_of(message) + thought + unclosed,
         )
+
+    def embed(self, texts: list[str], *, model: str, timeout: tuple[float, float]) -> object:
+        """``POST {base_url}/embeddings``: the decoded JSON answer, checked by ``chat.embeddings``.
+
+        Raises ``LLMError`` (with the HTTP ``status``) as every call here does.
+        """
+        try:
+            response = self.session.post(
+                self.base_url + "/embeddings", json={"model": model, "input": texts}, timeout=timeout
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(exc) from exc
+        try:
+            if response.status_code >= 400:
+                raise error_from_response(response)
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise LLMError(
+                    RunError.BAD_RESPONSE, "The AI service sent embeddings we could not read.", retryable=True
+                ) from exc
+        finally:
+            response.close()
 
     def stream_chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> ChatStream:
         """Start a streamed answer; iterate the returned stream for text pieces."""

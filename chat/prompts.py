@@ -6,7 +6,6 @@ trimming, JSON extraction) is tested without a back end.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from django.utils.translation import get_language_info
 
 from accounts.language import user_language
 from chat import lorebook
+from chat.jsonout import first_json_object
 from companions import catalogue
 from companions.cards import card_prompt_defaults, fill_macros, stored_card
 from companions.models import Companion
@@ -242,27 +242,14 @@ def build_analysis_messages(companion: Companion, *, text: str, speaker: str) ->
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-_JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
-
-
 def extract_state(raw: str, *, current: SceneState) -> SceneState:
     """Pull the state out of chatty model output; fall back to ``current`` field by field.
 
     Models wrap JSON in prose or code fences, use single quotes, or add
-    trailing commas; whatever cannot be read keeps its current value.
+    trailing commas (``chat.jsonout`` reads through that); whatever cannot be
+    read keeps its current value.
     """
-    data: dict[str, Any] = {}
-    for candidate in _JSON_OBJECT.findall(raw or ""):
-        for text in (candidate, candidate.replace("'", '"'), re.sub(r",\s*}", "}", candidate)):
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(parsed, dict):
-                data = parsed
-                break
-        if data:
-            break
+    data: dict[str, Any] = first_json_object(raw) or {}
 
     def field(name: str, fallback: str) -> str:
         value = data.get(name)

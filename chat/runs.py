@@ -196,6 +196,30 @@ def run_charge_ended(run_id: RunId) -> bool:
         return _charge(run, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens)
 
 
+def run_charge_extra(
+    run_id: RunId, *, kind: str, prompt_tokens: int, completion_tokens: int, served_by: str = ""
+) -> bool:
+    """Charge LLM work done for a finished run after it was charged (the memory work after a
+    reply) to its companion's owner and the companion's total, without reopening the run:
+    the run's own charge and status stay as they are. False when nothing was spent or the run
+    is gone."""
+    if not (prompt_tokens or completion_tokens):
+        return False
+    run = runs_with_companion().filter(pk=run_id).first()
+    if run is None:
+        return False
+    charged = usage.usage_record_extra(
+        user_id=run.companion.owner_id,
+        companion_id=run.companion_id,
+        companion_name=run.companion.name,
+        kind=kind,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        served_by=served_by or str(run.analysis.get("served_by") or ""),
+    )
+    return charged is not None
+
+
 def run_is_cancelled(run_id: RunId) -> bool:
     try:
         return bool(cache.get(cancel_key(run_id)))

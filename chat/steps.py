@@ -19,11 +19,23 @@ this registry:
 An optional step's failure is reported and the turn goes on; a required
 step's failure fails the run (``chat.tasks`` does each).
 
+After-steps (``AFTER_STEPS``) are the memory work a finished reply leaves: the
+rolling summary of the conversation (``chat.summaries``) and the facts the
+companion remembers (``chat.memory_steps``). ``finish`` sends them once the run
+is completed and its ``done`` event is out, on the ``memory`` queue with a
+worker of its own, so they never delay a reply. They are not part of the reply
+chain, report no progress, and are always optional: a failure is logged and
+never touches the reply or the run's status. A cancelled or failed run sends
+none. Their durations go to the same ``/metrics`` histogram, under their names.
+
 Adding a step is one entry in ``STEPS``, where it is to run; one function of
 ``chat.pipeline`` named as the step; one task in ``chat.tasks`` named as the
 entry's ``task``. A step every turn runs goes before ``update_state``, which
 sends what follows it; a step on a queue of its own also needs a worker that
-reads that queue (Procfile, docker-compose.yml).
+reads that queue (Procfile, docker-compose.yml, the Makefile's ``worker``;
+the embedded worker reads every routed queue by itself). Adding an after-step
+is one entry in ``AFTER_STEPS`` and one task in ``chat.tasks`` that calls its
+module's function of the run id.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from celery import chain, current_app
+from celery import Signature, chain, current_app
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:  # a development-only package: the annotations below are strings
@@ -42,11 +54,13 @@ if TYPE_CHECKING:  # a development-only package: the annotations below are strin
 # Redis); ``CHAT`` stands for it.
 CHAT = "chat"
 IMAGES = "images"  # a picture takes up to minutes: its own queue and worker
+MEMORY = "memory"  # the memory work after a reply: its own queue and worker, never before a reply
 
 # Priorities (Redis: 0 is served first). A turn already under way goes before a
 # new one, so under load the replies that started finish instead of every turn
 # waiting behind every other turn's next step (bench/profile.py shows the wait).
 NEW_TURN, WRITING, FINISHING = 6, 3, 0
+BACKGROUND = 9  # memory work: on its own queue, after whatever else waits there
 
 DONE = "done"  # the step name of the last progress event, sent by ``finish``
 DONE_PROGRESS = 100
@@ -117,6 +131,26 @@ STEPS: tuple[Step, ...] = (
     ),
 )
 
+
+@dataclass(frozen=True)
+class AfterStep:
+    """Work a completed reply leaves for later: sent by ``finish``, optional, no progress."""
+
+    name: str  # of the step's function and of the metrics
+    task: str
+    queue: str = MEMORY
+    priority: int = BACKGROUND
+
+    @property
+    def route(self) -> Route:
+        return Route(self.task, self.queue, self.priority)
+
+
+AFTER_STEPS: tuple[AfterStep, ...] = (
+    AfterStep("summarize", "chat.summarize"),  # the older messages that no longer fit, summarised
+    AfterStep("remember", "chat.remember"),  # durable facts of the exchange, as memories
+)
+
 # Tasks that are not steps. ``finish`` ends the turn after the last step, as urgently as the
 # last steps. Tasks not listed (the stuck-run sweep, other apps' tasks) go to Celery's default
 # queue, which is the chat queue.
@@ -124,7 +158,10 @@ FINISH_TASK = "chat.finish"
 ROUTES: tuple[Route, ...] = (Route(FINISH_TASK),)
 
 _BY_NAME = {step.name: step for step in STEPS}
-_BY_TASK = {route.task: route for route in (*(step.route for step in STEPS), *ROUTES)}
+_BY_TASK = {
+    route.task: route
+    for route in (*(step.route for step in STEPS), *(step.route for step in AFTER_STEPS), *ROUTES)
+}
 
 
 def get(name: str) -> Step:
@@ -136,7 +173,18 @@ def get(name: str) -> Step:
 
 
 def names() -> tuple[str, ...]:
-    return tuple(_BY_NAME)
+    """Every step's name, the after-steps' last: the metrics' step-duration histogram has one each."""
+    return (*_BY_NAME, *(step.name for step in AFTER_STEPS))
+
+
+def after_steps() -> tuple[AfterStep, ...]:
+    return AFTER_STEPS
+
+
+def after_turn(run_id: str) -> list[Signature]:
+    """The after-steps of a completed run, each a task of its own (a slow summary does not hold
+    up the memories). Named, not imported, and immutable, as the chain's."""
+    return [current_app.signature(step.task, args=(run_id,), immutable=True) for step in AFTER_STEPS]
 
 
 def chain_steps() -> tuple[Step, ...]:

@@ -10,6 +10,9 @@ Each task takes only the run id (JSON), calls one step of
 * an optional step (analysis, picture) degrades: the turn goes on;
 * ``RunEnded`` (cancelled, or failed elsewhere) stops the chain quietly, and so does a
   run whose row was deleted under the step (its account or conversation went);
+* an after-step (``steps.AFTER_STEPS``, the memory work ``finish`` sends once the
+  reply is done) is never retried and never fails anything: whatever goes wrong is
+  logged, and the reply and its run stay as they are;
 * anything else is a fault on our side (a bug, a lost database): logged with
   its traceback and treated as a failure of the step, so the user sees the
   error at once instead of a reply that says "writing…" until the stuck-run
@@ -22,6 +25,7 @@ step's return value, only on the run row.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +37,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.utils.translation import gettext_noop
 
-from chat import pipeline, steps
+from chat import memory_steps, pipeline, steps, summaries
 from chat.pipeline import RunEnded, StepFailed
+from companionhub import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +153,37 @@ def generate_image(self, run_id: str) -> None:
 
 @shared_task(bind=True, name="chat.finish")
 def finish(self, run_id: str) -> None:
-    _required(self, pipeline.finish, run_id)
+    _required(self, pipeline.finish, run_id)  # a run that ended otherwise stops here (Ignore)
+    # Completed, charged, and its ``done`` sent: the memory work follows on its own queue.
+    for signature in steps.after_turn(run_id):
+        try:
+            signature.apply_async()
+        except Exception as exc:  # a broker hiccup costs a memory, never the reply
+            log.warning(
+                "after_step_not_sent", task=signature.task, run_id=str(run_id), error=type(exc).__name__
+            )
+
+
+def _after_step(name: str, step: Callable[[str], object], run_id: str) -> None:
+    """Run an after-step: every failure is logged, none goes further (the reply is done)."""
+    started = time.perf_counter()
+    try:
+        step(run_id)
+    except Exception as exc:
+        if not pipeline.run_gone(run_id):
+            log.exception("after_step_failed", step=name, run_id=str(run_id), error=type(exc).__name__)
+    finally:
+        metrics.observe_step_duration(name, (time.perf_counter() - started) * 1000)
+
+
+@shared_task(name="chat.summarize")
+def summarize(run_id: str) -> None:
+    _after_step("summarize", summaries.summarize_after_turn, run_id)
+
+
+@shared_task(name="chat.remember")
+def remember(run_id: str) -> None:
+    _after_step("remember", memory_steps.remember_after_turn, run_id)
 
 
 @shared_task(name="chat.reconcile_stuck_runs")

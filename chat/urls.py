@@ -18,6 +18,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/send/", views.send, name="send"),
     path("c/<int:conversation_id>/messages/", views.older, name="older"),
     path("c/<int:conversation_id>/rename/", views.rename, name="rename"),
+    path("c/<int:conversation_id>/summary/", views.summary, name="summary"),
     path("c/<int:conversation_id>/export/<slug:fmt>/", transcript_views.conversation_export, name="export"),
     path("c/<int:conversation_id>/delete/", views.delete, name="delete"),
     path("c/<int:conversation_id>/messages/<int:message_id>/branch/", views.branch, name="branch"),

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
-from chat import conversations, editing, paging, pictures, services
-from chat.forms import GroupForm, RenameForm
+from chat import conversations, editing, paging, pictures, services, summaries
+from chat.forms import GroupForm, RenameForm, SummaryForm
 from chat.models import Conversation, Message
 from chat.selectors import (
     chat_list,
@@ -50,6 +50,8 @@ def _render_conversation(request: AuthenticatedHttpRequest, conversation: Conver
         "chats": chat_list(request.user.pk, companion=members[0] if len(members) == 1 else None)[:30],
         "branched_from": _branch_origin(conversation),
         "chat_max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "summary_form": SummaryForm(initial={"summary": conversation.summary}),
+        "summary_max_chars": summaries.SUMMARY_MAX_CHARS,
         # Each message's no-JavaScript pages (branch, correct) under it: built once, not reversed
         # per message.
         "messages_url": reverse("chat:conversation", args=[conversation.pk]) + "messages/",
@@ -160,6 +162,27 @@ def rename(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpRespo
             messages.success(request, _("Chat renamed."))
     else:
         messages.error(request, _("Give it a title of at most %(count)s characters.") % {"count": 100})
+    return redirect("chat:conversation", conversation_id=conversation.pk)
+
+
+@login_required
+@require_POST
+def summary(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
+    """The chat's summary of its earlier messages, as the user rewrites (or clears) it."""
+    conversation = conversation_get_for_user(request.user, conversation_id)
+    form = SummaryForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(error) for error in form.errors["summary"]))
+        return redirect("chat:conversation", conversation_id=conversation.pk)
+    try:
+        summaries.conversation_set_summary(
+            user=request.user, conversation=conversation, text=form.cleaned_data["summary"]
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        cleared = not form.cleaned_data["summary"]
+        messages.success(request, _("Summary cleared.") if cleared else _("Summary saved."))
     return redirect("chat:conversation", conversation_id=conversation.pk)
 
 

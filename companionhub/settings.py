@@ -427,6 +427,23 @@ IMAGE_HEIGHT = env.int("IMAGE_HEIGHT", default=1216)
 IMAGE_STEPS = env.int("IMAGE_STEPS", default=28)
 IMAGE_CFG_SCALE = env.float("IMAGE_CFG_SCALE", default=7.0)
 IMAGE_SAMPLER = env.str("IMAGE_SAMPLER", default="DPM++ 2M")
+# Memory work after a finished reply (chat.summaries, chat.memory_steps; queue "memory").
+# The model /v1/embeddings is asked for when a connection names none (blank: its chat model).
+LLM_EMBEDDING_MODEL = env.str("LLM_EMBEDDING_MODEL", default="")
+# Seconds an embeddings call may take before retrieval goes on without it.
+EMBEDDINGS_TIMEOUT = env.float("EMBEDDINGS_TIMEOUT", default=10.0)
+# Seconds a server that answered "no embeddings here" (404, 501, ...) is not asked again.
+EMBEDDINGS_UNSUPPORTED_SECONDS = env.int("EMBEDDINGS_UNSUPPORTED_SECONDS", default=300)
+# The rolling summary of a conversation's older messages, and the facts the companion remembers.
+MEMORY_SUMMARY_ENABLED = env.bool("MEMORY_SUMMARY_ENABLED", default=True)
+MEMORY_EXTRACTION_ENABLED = env.bool("MEMORY_EXTRACTION_ENABLED", default=True)
+# Tokens one summary may take (the LLM's max_tokens for it).
+SUMMARY_MAX_TOKENS = env.int("SUMMARY_MAX_TOKENS", default=400)
+# Tokens of messages one summarisation call reads; a pass makes at most SUMMARY_MAX_CHUNKS calls.
+SUMMARY_CHUNK_TOKENS = env.int("SUMMARY_CHUNK_TOKENS", default=3000)
+SUMMARY_MAX_CHUNKS = env.int("SUMMARY_MAX_CHUNKS", default=4)
+# Facts the memory step keeps from one reply.
+MEMORY_FACTS_PER_TURN = env.int("MEMORY_FACTS_PER_TURN", default=5)
 # Seconds between words of the offline demo LLM (0 streams at once).
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.04)
 # Without an LLM back end (no LLM_BASE_URL / NOVITA_KEY, no enabled LLM connection) web and worker

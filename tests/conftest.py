@@ -45,6 +45,15 @@ def _rate_limits_off(settings):
 
 
 @pytest.fixture(autouse=True)
+def _memory_work_off(settings):
+    """The memory work after each reply makes LLM calls of its own, charged to the user: tests
+    that count requests or tokens would count them too. Tests of it turn it on
+    (the ``memory_work`` fixture, tests/chat/conftest.py)."""
+    settings.MEMORY_SUMMARY_ENABLED = False
+    settings.MEMORY_EXTRACTION_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
 def _fresh_page_cache():
     """Cached pages are keyed by user id, and ids are reused from test to test."""
     from companionhub import pagecache

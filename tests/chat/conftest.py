@@ -69,6 +69,14 @@ def _wait_for_idle_worker(timeout: float = 10.0) -> None:
 QUIET_SECONDS = 0.3
 
 
+@pytest.fixture
+def memory_work(settings):
+    """The summary and the memories after each reply, on (tests/conftest.py turns them off)."""
+    settings.MEMORY_SUMMARY_ENABLED = True
+    settings.MEMORY_EXTRACTION_ENABLED = True
+    return settings
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -45,8 +45,11 @@ def test_every_step_has_a_pipeline_function_and_a_task():
     for step in steps.STEPS:
         assert callable(getattr(pipeline, step.name, None)), step.name
         assert step.task in app.tasks, step.task
-    assert len(set(steps.names())) == len(steps.STEPS)
-    assert len({step.task for step in steps.STEPS}) == len(steps.STEPS)
+    for step in steps.AFTER_STEPS:
+        assert step.task in app.tasks, step.task
+    every = (*steps.STEPS, *steps.AFTER_STEPS)
+    assert len(set(steps.names())) == len(every)
+    assert len({step.task for step in every}) == len(every)
 
 
 def test_a_step_is_looked_up_by_name():
@@ -61,6 +64,45 @@ def test_each_steps_task_goes_to_its_queue_with_its_priority(step):
     expected = app.conf.task_default_queue if step.queue == steps.CHAT else step.queue
     assert routed["queue"].name == expected
     assert routed["priority"] == step.priority
+
+
+@pytest.mark.parametrize("step", steps.AFTER_STEPS, ids=lambda step: step.name)
+def test_the_after_steps_go_to_the_memory_queue_and_are_not_in_the_reply_chain(step):
+    routed = route(step.task)
+    assert routed["queue"].name == steps.MEMORY == "memory"
+    assert routed["priority"] == steps.BACKGROUND
+    chained = [s.task for s in steps.chain_for("r1").tasks] + [
+        s.task for s in steps.chain_for("r1", picture_only=True).tasks
+    ]
+    assert step.task not in chained
+    assert step.name not in steps.labels()  # they report no progress
+    assert [s.task for s in steps.after_turn("r1")] == [s.task for s in steps.AFTER_STEPS]
+    assert all(s.immutable and tuple(s.args) == ("r1",) for s in steps.after_turn("r1"))
+
+
+@pytest.mark.parametrize("step", steps.AFTER_STEPS, ids=lambda step: step.name)
+def test_an_after_steps_failure_is_logged_and_goes_no_further(step, monkeypatch):
+    from chat import tasks
+
+    target = {
+        "summarize": (tasks.summaries, "summarize_after_turn"),
+        "remember": (tasks.memory_steps, "remember_after_turn"),
+    }
+    module, function = target[step.name]
+
+    def broken(run_id):
+        raise RuntimeError("the memory LLM is on fire")
+
+    monkeypatch.setattr(module, function, broken)
+    monkeypatch.setattr(pipeline, "run_gone", lambda run_id: False)
+    monkeypatch.setattr(pipeline, "fail", lambda run_id, failure: pytest.fail("an after-step failed the run"))
+    assert app.tasks[step.task]("r1") is None  # no Ignore, no retry, no exception
+
+
+def test_the_embedded_worker_reads_the_memory_queue():
+    from companionhub.embedded_worker import embedded_queues
+
+    assert "memory" in embedded_queues()
 
 
 def test_finish_is_routed_and_undeclared_tasks_go_to_the_default_queue():

@@ -91,11 +91,22 @@ class _LLMHandler(FakeHandler):
         if fake.is_down:
             self.send_error_json(503, "The server is down (fake).")
             return
+        if path.endswith("/embeddings"):
+            self._embeddings(fake, body)
+            return
         if not path.endswith("/chat/completions"):
             self.send_error_json(404, f"Unknown path {self.path}")
             return
         if not isinstance(body, dict):
             self.send_error_json(400, "The request body is not a JSON object.")
+            return
+        rule = fake.rule_for(body)
+        if rule is not None and not body.get("stream"):
+            self.sleep(rule["delay"])
+            if rule["status"]:
+                self.send_error_json(rule["status"], fake.error_message(rule["status"]))
+            else:
+                self._complete(fake, body, None, text=rule["text"])
             return
         streaming = bool(body.get("stream"))
         failure = fake.take_failure(streaming=streaming)
@@ -128,7 +139,9 @@ class _LLMHandler(FakeHandler):
 
     # --- non-streaming ----------------------------------------------------------
 
-    def _complete(self, fake: FakeLLMServer, body: dict, failure: dict | None) -> None:
+    def _complete(
+        self, fake: FakeLLMServer, body: dict, failure: dict | None, *, text: str | None = None
+    ) -> None:
         kind = failure["kind"] if failure else None
         if kind == "garbage":
             self.send_bytes(200, b'{"id": "chatcmpl-x", "choices": [{not json')
@@ -136,7 +149,7 @@ class _LLMHandler(FakeHandler):
         if kind == "error_200":
             self.send_json(200, {"error": {"message": "upstream overloaded", "code": 502}})
             return
-        text = fake.completion_text
+        text = fake.completion_text if text is None else text
         payload: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -167,6 +180,49 @@ class _LLMHandler(FakeHandler):
             self.drop_connection()
             return
         self.send_bytes(200, data)
+
+    # --- embeddings -------------------------------------------------------------
+
+    def _embeddings(self, fake: FakeLLMServer, body: Any) -> None:
+        """``POST /v1/embeddings``: hashed-feature vectors (``fake_embedding``), or the failure
+        queued with ``fail_embeddings``; a fake with ``embeddings = False`` has none (404)."""
+        failure = fake.take_embeddings_failure()
+        self.sleep(fake.delay)
+        if not fake.embeddings and failure is None:
+            self.send_error_json(404, "File Not Found")
+            return
+        inputs = body.get("input") if isinstance(body, dict) else None
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not all(isinstance(text, str) for text in inputs):
+            self.send_error_json(400, "'input' must be a string or a list of strings.")
+            return
+        kind = failure["kind"] if failure else None
+        if kind == "status":
+            self.send_error_json(
+                failure["status"], failure["message"] or fake.error_message(failure["status"])
+            )
+            return
+        vectors = [fake_embedding(text) for text in inputs]
+        if kind == "short":  # one vector fewer than inputs
+            vectors = vectors[:-1]
+        elif kind == "nan":
+            vectors = [[float("nan"), *vector[1:]] for vector in vectors]
+        elif kind == "huge":
+            vectors = [[0.001] * 10_000 for _ in vectors]
+        elif kind == "ragged":
+            vectors = [vector[: len(vector) - index] for index, vector in enumerate(vectors)]
+        if kind == "garbage":
+            self.send_bytes(200, b'{"data": [{"embedding": [0.1, ')
+            return
+        payload = {
+            "object": "list",
+            "model": body.get("model") or "fake-embedder",
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": sum(_estimate(text) for text in inputs), "total_tokens": 0},
+        }
+        # allow_nan: a server that sends NaN writes it as the bare word, which is what the client must refuse.
+        self.send_bytes(200, json.dumps(payload, allow_nan=True).encode())
 
     # --- streaming --------------------------------------------------------------
 
@@ -396,6 +452,25 @@ class _Wire:
             self.handler.wfile.flush()
 
 
+EMBEDDING_DIMS = 64
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A deterministic unit vector of hashed words and character trigrams: texts that share
+    words are close, as a real embedding model's would be."""
+    vector = [0.0] * EMBEDDING_DIMS
+    for word in re.findall(r"\w+", text.lower()):
+        features = [word] + [f" {word} "[i : i + 3] for i in range(len(word))]
+        for feature in features:
+            digest = zlib.crc32(feature.encode())
+            vector[digest % EMBEDDING_DIMS] += 1.0 if digest & 0x100 else -1.0
+    norm = sum(value * value for value in vector) ** 0.5
+    return [value / norm for value in vector] if norm else [1.0] + [0.0] * (EMBEDDING_DIMS - 1)
+
+
+EMBEDDING_FAILURES = frozenset({"status", "short", "nan", "huge", "ragged", "garbage"})
+
+
 class FakeLLMServer(FakeServer):
     """OpenAI-compatible ``POST .../chat/completions`` and ``GET .../models``.
 
@@ -425,6 +500,15 @@ class FakeLLMServer(FakeServer):
     (sleeps ``seconds`` first), ``"silent"`` (accepts the request and sends
     nothing at all for ``seconds`` -- default 5 -- then closes the socket:
     a back end that went quiet; ``silent_requests`` counts them).
+
+    ``answer_when(marker, text, status=..., delay=...)``: a non-streamed request whose messages
+    contain ``marker`` gets ``text`` (or fails with ``status``) after ``delay`` seconds, whatever
+    ``completion_text`` says -- so a test tells the memory work's prompts from the analysis.
+
+    ``POST .../embeddings`` answers ``fake_embedding`` vectors (``embeddings = False``: 404, as
+    a server without embeddings); ``fail_embeddings(kind, status=...)`` spoils the next one:
+    ``"status"`` (an error status), ``"short"`` (one vector too few), ``"nan"``, ``"huge"``
+    (10,000 dimensions), ``"ragged"`` (vectors of different sizes), ``"garbage"`` (cut JSON).
 
     Records: ``requests``, ``first_token_sent_at`` (``time.perf_counter()``
     when each stream's first content token was flushed) and ``streams`` (one
@@ -469,6 +553,9 @@ class FakeLLMServer(FakeServer):
         self.first_token_sent_at: list[float] = []
         self.streams: list[dict] = []
         self.silent_requests: int = 0
+        self.embeddings: bool = True
+        self._embedding_failures: list[dict] = []
+        self._rules: list[dict] = []
         self._stream_ids = itertools.count(1)
         self._stream_done = threading.Condition(self._lock)
 
@@ -497,6 +584,8 @@ class FakeLLMServer(FakeServer):
         with self._lock:
             self.first_token_sent_at.clear()
             self.streams.clear()
+            self._rules.clear()
+            self._embedding_failures.clear()
 
     def wait_for_stream_end(self, timeout: float = 5.0) -> dict:
         """Wait until the latest stream has ended (finished, dropped or abandoned); return its record."""
@@ -516,6 +605,35 @@ class FakeLLMServer(FakeServer):
 
     def release(self) -> None:
         self._released.set()
+
+    def answer_when(
+        self, marker: str, text: str = "", *, status: int | None = None, delay: float = 0.0
+    ) -> None:
+        """Answer non-streamed requests that mention ``marker`` with ``text`` (or ``status``)."""
+        with self._lock:
+            self._rules.insert(0, {"marker": marker, "text": text, "status": status, "delay": delay})
+
+    def rule_for(self, body: dict) -> dict | None:
+        prompt = _prompt_text(body)
+        with self._lock:
+            return next((dict(rule) for rule in self._rules if rule["marker"] in prompt), None)
+
+    def fail_embeddings(
+        self, kind: str = "status", *, status: int = 500, message: str = "", times: int = 1
+    ) -> None:
+        if kind not in EMBEDDING_FAILURES:
+            raise ValueError(f"unknown embeddings failure {kind!r}; one of {sorted(EMBEDDING_FAILURES)}")
+        with self._lock:
+            self._embedding_failures.extend(
+                {"kind": kind, "status": status, "message": message} for _ in range(times)
+            )
+
+    def take_embeddings_failure(self) -> dict | None:
+        with self._lock:
+            return self._embedding_failures.pop(0) if self._embedding_failures else None
+
+    def embedding_requests(self) -> list[dict]:
+        return [r for r in self.requests if r["path"].split("?", 1)[0].rstrip("/").endswith("/embeddings")]
 
     # --- used by the handler ----------------------------------------------------
 
