@@ -195,9 +195,12 @@ def assemble(inp: PromptInput, *, counter: Counter, context_length: int, reserve
     newest_costs = [message_cost(counter, line.content) for line in newest]
     while newest and sum(newest_costs) > budget.left and len(newest) > 1:
         del newest[1], newest_costs[1]  # the turn's earlier replies give way to the user's message
+    character = sum(line_cost(counter, line) for line in parts.character)
     if newest and newest_costs[0] > budget.left:
+        # Cut to what the character's text leaves (it comes next), or half of what is left.
+        room = max(budget.left // 2, budget.left - character) - budgeting.per_message_tokens()
         first = newest[0]
-        cut = budgeting.cut_to_tokens(first.content, budget.left - budgeting.per_message_tokens(), count)
+        cut = budgeting.cut_to_tokens(first.content, room, count)
         if not cut:
             raise PromptTooLarge("newest", newest_costs[0], budget.left)
         newest[0] = Line(first.id, first.role, cut, first.from_user)
@@ -205,7 +208,6 @@ def assemble(inp: PromptInput, *, counter: Counter, context_length: int, reserve
     budget.take("newest", sum(newest_costs))
 
     # (3) the character's card text
-    character = sum(line_cost(counter, line) for line in parts.character)
     if not budget.fits(character):
         raise PromptTooLarge("character", character, budget.left)
     budget.take("character", character)
