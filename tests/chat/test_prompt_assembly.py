@@ -8,9 +8,11 @@ are replaced by simple fakes at their module boundary.
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
 
-from chat import embeddings, prompt_assembly
+from chat import embeddings, prompt_assembly, tokens
 from chat.admission import run_admit
+from chat.backend_models import Connection
 from chat.budget import PromptTooLarge
 from chat.models import Message, PipelineRun
 from chat.prompt_assembly import Line, PromptInput, assemble
@@ -375,3 +377,37 @@ def test_runs_load_without_their_record(user, no_memories):
     assert "prompt_record" in PipelineRun.objects.get(pk=run.pk).get_deferred_fields()
     assert "prompt_record" in companion.runs.get().get_deferred_fields()
     run_mark_cancelled(run.pk)
+
+
+# --- the reply step, on a real worker ----------------------------------------------------------
+
+
+@sync_to_async
+def _sent_record(companion_id: int) -> dict:
+    run = PipelineRun.objects.filter(companion_id=companion_id).order_by("-created_at").first()
+    return PipelineRun.objects.values_list("prompt_record", flat=True).get(pk=run.pk)
+
+
+@sync_to_async
+def _ratio() -> float:
+    connection = Connection.objects.get(from_env=True, kind=Connection.Kind.LLM)
+    return tokens.learned_ratio(connection, "fake-model")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_reply_step_records_what_it_sent_and_learns_from_usage(
+    worker, use_fake_llm, connect, companion, user
+):
+    use_fake_llm.tokenize = "vllm"
+    client = await connect(companion.pk, user=user)
+    await client.send({"type": "message.send", "content": "Tell me a story about the sea " * 10})
+    await client.receive_until("message.accepted")
+    await client.receive_until("done")
+    streamed = [r["json"] for r in use_fake_llm.requests if (r["json"] or {}).get("stream")][-1]
+    record = await _sent_record(companion.pk)
+    assert record["messages"] == streamed["messages"]  # exactly what went over the wire
+    assert record["counter"] == "tokenizer"
+    assert record["reserve"] == streamed["max_tokens"]
+    assert use_fake_llm.tokenize_requests  # counted by the server's tokenizer
+    # The fake reports a quarter of the characters as prompt tokens: the ratio moves off 3.0.
+    assert await _ratio() != pytest.approx(3.0)
