@@ -190,8 +190,8 @@ def _tokenize(endpoint: Endpoint, text: str, *, shape: str | None = None) -> int
 
 
 def _probe_key(connection: Connection) -> str:
-    stamp = connection.updated_at.timestamp() if connection.updated_at else 0
-    return f"chat:tokens:probe:{connection.pk}:{stamp:.0f}"
+    stamp = connection.updated_at.isoformat() if connection.updated_at else ""
+    return f"chat:tokens:probe:{connection.pk}:{stamp}"
 
 
 def _endpoint_base(connection: Connection, model: str) -> Endpoint | None:
