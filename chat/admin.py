@@ -111,7 +111,7 @@ class PipelineRunAdmin(admin.ModelAdmin):
     search_fields = ("id", "companion__name", "error_text")
     list_select_related = ("companion", "conversation")
     raw_id_fields = ("companion", "conversation", "turn", "reply")
-    readonly_fields = ("step_durations", "error_text", "prompt_tokens", "completion_tokens")
+    readonly_fields = ("step_durations", "error_text", "prompt_tokens", "completion_tokens", "prompt_record")
     actions = ("reset_circuit_breakers",)
 
     def changelist_view(self, request, extra_context=None):

@@ -168,6 +168,15 @@ class Turn(models.Model):
         return f"turn {self.pk} ({self.status})"
 
 
+class PipelineRunManager(models.Manager["PipelineRun"]):
+    """Runs without ``prompt_record`` (up to a whole context of text each): every list,
+    snapshot, step and admin page loads runs, and only the prompt view reads the record
+    (by ``values_list``, or an explicit ``only``/``defer`` it asks for)."""
+
+    def get_queryset(self) -> models.QuerySet[PipelineRun]:
+        return super().get_queryset().defer("prompt_record")
+
+
 class PipelineRun(models.Model):
     """One reply being written by one companion (``companion`` is the speaker)."""
 
@@ -209,7 +218,7 @@ class PipelineRun(models.Model):
     analysis = models.JSONField(default=dict, blank=True)
     # Exactly what the reply step sent the LLM, for the owner's prompt view: the messages, the
     # budget's allocation per part, the lorebook entries that fired and the memories used
-    # (chat.prompt_record). Large: loaded only by the prompt view.
+    # (chat.prompt_assembly). Large: deferred by the manager, loaded only by the prompt view.
     prompt_record = models.JSONField(default=dict, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
@@ -217,6 +226,8 @@ class PipelineRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PipelineRunManager()
 
     class Meta:
         indexes = [

@@ -28,9 +28,10 @@ from django.utils.translation import gettext_noop
 
 from accounts.language import user_language
 from accounts.models import User
-from chat import events, painting, prompts, runs, steps, turns
+from chat import events, painting, prompts, runs, steps, tokens, turns
 from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
+from chat.budget import PromptTooLarge
 from chat.errors import RunError
 from chat.images import ImageBackendError
 from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
@@ -91,6 +92,10 @@ USER_MESSAGES = {
         "No AI service is set up for this companion. An administrator needs to add one."
     ),
     "timed_out": gettext_noop("The reply took too long and was stopped. Please try again."),
+    "prompt_too_large": gettext_noop(
+        "The character's text is too long for this AI model's context. Shorten the character's"
+        " description or choose a model with a longer context."
+    ),
 }
 
 
@@ -236,17 +241,14 @@ def generate_reply(run_id: RunId) -> None:
         continuing = run.mode == PipelineRun.Mode.CONTINUE
         prefix = conversation.open_reply(keep_chars=(run.continue_from or 0) if continuing else 0)
         config = effective_config(companion.config)
-        chat_messages = conversation.chat_messages(companion, user_name=companion.owner.name_for_companions)
-        if continuing:
-            chat_messages += [
-                {"role": "assistant", "content": prefix},
-                {"role": "user", "content": prompts.CONTINUE_PROMPT},
-            ]
         try:  # the companion's connection, model and preset (or the defaults)
             llm = llm_for_companion(companion.pk)
         except BackendUnavailable as exc:
             log.warning("llm_unavailable", run_id=str(run_id), error=str(exc))
             raise StepFailed("unavailable", USER_MESSAGES["unavailable"], retryable=False) from exc
+        chat_messages = _assemble_prompt(
+            run_id, conversation, companion, llm, config, continuing=prefix if continuing else None
+        )
         _record_served_by(run_id, llm)
         breaker = llm.breaker
         if not breaker.allow():
@@ -265,6 +267,10 @@ def generate_reply(run_id: RunId) -> None:
             _record_partial_usage(run_id, chat_messages, streamed=batcher.text[len(prefix) :])
             raise
         breaker.record_success()
+        if not result.usage_estimated:  # the server's count teaches the estimate for this model
+            tokens.learn_from_usage(
+                llm.connection, llm.model, messages=chat_messages, prompt_tokens=result.prompt_tokens
+            )
         continuation = strip_template_debris(result.text)
         text = (prefix + continuation).rstrip() if continuing else continuation.strip()
         text = conversation.clean_reply(text)
@@ -294,6 +300,55 @@ def generate_reply(run_id: RunId) -> None:
             completion_tokens=result.completion_tokens,
             finish_reason=result.finish_reason,
         )
+
+
+def _context_length(llm: LLMChoice) -> int:
+    if llm.connection is None:
+        return int(settings.CHAT_DEFAULT_CONTEXT_TOKENS)
+    return int(llm.connection.context_length or settings.CHAT_DEFAULT_CONTEXT_TOKENS)
+
+
+def _assemble_prompt(
+    run_id: RunId,
+    conversation: ReplyWriter,
+    companion: Companion,
+    llm: LLMChoice,
+    config: dict[str, Any],
+    *,
+    continuing: str | None,
+) -> list[dict[str, str]]:
+    """The messages for the LLM within the context's budget, kept as the run's prompt
+    record; what the memory query's embedding cost is charged to the run."""
+    counter = tokens.counter_for(llm.connection, llm.model)
+    try:
+        assembled = conversation.prompt(
+            companion,
+            user_name=companion.owner.name_for_companions,
+            counter=counter,
+            context_length=_context_length(llm),
+            reserve=llm.max_tokens(int(config["max_reply_tokens"])),
+            continuing=continuing,
+        )
+    except PromptTooLarge as exc:
+        log.warning(
+            "prompt_too_large", run_id=str(run_id), part=exc.part, needed=exc.needed, available=exc.available
+        )
+        raise StepFailed(
+            RunError.PROMPT_TOO_LARGE, USER_MESSAGES[RunError.PROMPT_TOO_LARGE], retryable=False
+        ) from exc
+    if assembled.embedding_tokens:
+        runs.run_add_usage(
+            run_id, prompt_tokens=assembled.embedding_tokens, completion_tokens=0, estimated=False
+        )
+    conversation.record_prompt(assembled.record)
+    log.info(
+        "prompt_assembled",
+        run_id=str(run_id),
+        tokens=assembled.tokens,
+        counter=assembled.record["counter"],
+        dropped_upto_id=assembled.dropped_upto_id,
+    )
+    return assembled.messages
 
 
 def _empty_reply(run_id: RunId, result: Completion) -> NoReturn:

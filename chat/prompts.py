@@ -1,7 +1,8 @@
 """Prompts: what the LLM and the image model are asked, built from the companion.
 
-Plain functions of plain values, so each rule (outfit filtering, history
-trimming, JSON extraction) is tested without a back end.
+Plain functions of plain values, so each rule (outfit filtering, the system
+prompt's parts, JSON extraction) is tested without a back end. What goes into
+a reply's prompt within the token budget is ``chat.prompt_assembly``.
 """
 
 from __future__ import annotations
@@ -9,17 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from django.conf import settings
 from django.utils.translation import get_language_info
 
 from accounts.language import user_language
-from chat import lorebook
 from chat.jsonout import first_json_object
 from companions import catalogue
 from companions.cards import card_prompt_defaults, fill_macros, stored_card
 from companions.models import Companion
+from lorebooks.scanning import AFTER_CHAR, BEFORE_CHAR
 
 ANALYSIS_MARKER = "Reply with JSON only"
 CONTINUE_PROMPT = "(Continue your last reply exactly where it stopped. Do not repeat anything.)"
@@ -68,29 +68,44 @@ def _example_dialogue(text: str) -> str:
     return re.sub(r"(?im)^\s*<START>\s*$", "", text).strip()
 
 
-def card_lore(
-    companion: Companion, *, user_name: str, history: list[tuple[str, str]]
-) -> list[lorebook.LoreEntry]:
-    """The entries of the card's lorebook that the recent conversation brings in (see ``chat.lorebook``)."""
-    book = stored_card(companion).get("character_book")
-    if book is None:
-        return []
-    return lorebook.select_entries(
-        book,
-        recent_messages=[content for _, content in history],
-        char=companion.name,
-        user=user_name,
-        token_budget=settings.CHAT_LOREBOOK_TOKEN_BUDGET,
-    )
+class LoreText(Protocol):
+    """A lorebook entry as the prompt places it (``lorebooks.scanning.Fired`` is one)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def position(self) -> str: ...
 
 
-def _lore_block(lore: Sequence[lorebook.LoreEntry], position: str) -> str:
-    """Lore entries at one position, fenced off so the model reads them as background, not as chat."""
-    texts = [entry.content for entry in lore if entry.position == position]
+WORLD_INFO_OPEN = "[World info: background facts, use them when relevant]"
+WORLD_INFO_CLOSE = "[End of world info]"
+
+
+def lore_block(texts: Sequence[str]) -> str:
+    """Lore text fenced off so the model reads it as background, not as chat."""
+    texts = [text for text in texts if text]
     if not texts:
         return ""
     body = "\n\n".join(texts)
-    return f"[World info: background facts, use them when relevant]\n{body}\n[End of world info]"
+    return f"{WORLD_INFO_OPEN}\n{body}\n{WORLD_INFO_CLOSE}"
+
+
+def _lore_block(lore: Sequence[LoreText], position: str) -> str:
+    return lore_block([entry.text for entry in lore if entry.position == position])
+
+
+def memories_block(texts: Sequence[str], *, user_name: str) -> str:
+    """What the companion remembers, as a list in the system prompt."""
+    if not texts:
+        return ""
+    lines = "\n".join(f"- {text}" for text in texts)
+    return f"Things you remember about {user_name}:\n{lines}"
+
+
+def summary_message(summary: str) -> dict[str, str]:
+    """The rolling summary, as the system message before the recent messages."""
+    return {"role": "system", "content": f"Summary of the conversation so far:\n{summary.strip()}"}
 
 
 def reply_language_name(companion: Companion) -> str:
@@ -103,17 +118,57 @@ def reply_language_name(companion: Companion) -> str:
     return str(get_language_info(code)["name"])
 
 
-def build_system_prompt(
-    companion: Companion, *, user_name: str, lore: Sequence[lorebook.LoreEntry] = ()
-) -> str:
-    """Who the companion is, where they are, and how to reply.
+@dataclass(frozen=True)
+class SystemParts:
+    """The system prompt in the budget's parts (``chat.budget``), each a list of lines.
+
+    ``head`` and ``tail`` are the core (who, where, how to reply, the language, the card's
+    system prompt); ``character`` is the card's text; ``examples`` the example dialogue.
+    ``render`` puts them together with what the turn adds (lore, memories).
+    """
+
+    head: tuple[str, ...]
+    character: tuple[str, ...]
+    tail: tuple[str, ...]
+    examples: str
+    system_prompt: str
+    group_note: str = ""
+
+    def render(
+        self,
+        *,
+        lore: Sequence[LoreText] = (),
+        memories: str = "",
+        with_examples: bool = True,
+        examples: str | None = None,
+    ) -> str:
+        shown = self.examples if examples is None else examples
+        lines = [
+            *self.head,
+            _lore_block(lore, BEFORE_CHAR),
+            *self.character,
+            _lore_block(lore, AFTER_CHAR),
+            memories,
+            *self.tail,
+            examples_line(shown) if with_examples and shown else "",
+            self.system_prompt,
+            self.group_note,
+        ]
+        return "\n".join(line for line in lines if line)
+
+
+def examples_line(examples: str) -> str:
+    return f"Examples of how you talk (style only, not part of this conversation):\n{examples}"
+
+
+def system_parts(companion: Companion, *, user_name: str, others: Sequence[str] | None = None) -> SystemParts:
+    """Who the companion is, where they are, and how to reply, in the budget's parts.
 
     Imported character cards add their personality, scenario and example
     dialogue; catalogue answers the import only filled in as stand-ins are
     left out (the card's own text describes the character), and the card
-    placeholders ``{{char}}``/``{{user}}`` get the real names. ``lore`` (from
-    ``card_lore``) goes before or after the character's description, as each
-    entry asks.
+    placeholders ``{{char}}``/``{{user}}`` get the real names. ``others``: the
+    other companions of a group chat (a note says how a group's lines read).
     """
     stand_ins = card_prompt_defaults(companion)
 
@@ -124,14 +179,14 @@ def build_system_prompt(
     hobbies = ", ".join(catalogue.prompt_phrase("hobbies", h) for h in companion.hobbies)
     personality = fill(card_text(companion, "personality"))
     scenario = fill(card_text(companion, "scenario"))
-    examples = fill(_example_dialogue(card_text(companion, "mes_example")))
     backstory = fill(companion.backstory)
-    lines = [
+    head = (
         f"You are {companion.name}, chatting with {user_name}. Stay in character; never say you are an AI.",
         ""
         if "relationship" in stand_ins
         else f"You are {user_name}'s {catalogue.prompt_phrase('relationship', companion.relationship)}.",
-        _lore_block(lore, lorebook.BEFORE_CHAR),
+    )
+    character = (
         f"Personality: {traits}." if traits and "personality_traits" not in stand_ins else "",
         f"Personality: {personality}" if personality else "",
         ""
@@ -141,85 +196,80 @@ def build_system_prompt(
         "" if stand_ins >= LOOK_FIELDS else f"Appearance: {describe_appearance(companion)}.",
         f"Backstory: {backstory}" if backstory else "",
         f"Scenario: {scenario}" if scenario else "",
-        _lore_block(lore, lorebook.AFTER_CHAR),
+    )
+    tail = (
         (
             f"Right now you are {companion.current_location}, {companion.current_outfit}, "
             f"{companion.current_action}."
         ),
         "Reply in a natural, warm way in a few sentences. Describe actions in *asterisks*.",
         f"Always reply in {reply_language_name(companion)}.",
-        f"Examples of how you talk (style only, not part of this conversation):\n{examples}"
-        if examples
-        else "",
-        fill(companion.system_prompt),
-    ]
-    return "\n".join(line for line in lines if line)
+    )
+    group_note = ""
+    if others is not None:
+        names = ", ".join(others)
+        group_note = (
+            f"This is a group conversation between {user_name} and several companions: you"
+            f" ({companion.name}) and {names}. Each line of the conversation starts with its speaker's"
+            f" name. Reply only as {companion.name}, with your own words, without a name label; never"
+            f" write lines for {user_name} or {names}."
+        )
+    return SystemParts(
+        head=tuple(line for line in head if line),
+        character=tuple(line for line in character if line),
+        tail=tail,
+        examples=fill(_example_dialogue(card_text(companion, "mes_example"))),
+        system_prompt=fill(companion.system_prompt),
+        group_note=group_note,
+    )
 
 
-def build_chat_messages(
-    companion: Companion, *, user_name: str, history: list[tuple[str, str]]
-) -> list[dict[str, str]]:
-    """System prompt plus the conversation so far (oldest first), the user's message last.
-
-    A card's post-history instructions follow the conversation as a last
-    system message, where character cards (and SillyTavern) put them: the
-    model reads them right before it answers. The card's lorebook entries
-    whose keys the recent messages mention join the system prompt.
-    """
-    lore = card_lore(companion, user_name=user_name, history=history)
-    messages = [{"role": "system", "content": build_system_prompt(companion, user_name=user_name, lore=lore)}]
-    messages += [{"role": role, "content": content} for role, content in history if content]
-    return messages + _post_history(companion, user_name=user_name)
+def build_system_prompt(companion: Companion, *, user_name: str, lore: Sequence[LoreText] = ()) -> str:
+    """The whole system prompt, nothing left out (the budget may leave parts out: see
+    ``chat.prompt_assembly``). ``lore`` goes before or after the character's description,
+    as each entry asks."""
+    return system_parts(companion, user_name=user_name).render(lore=lore)
 
 
-def _post_history(companion: Companion, *, user_name: str) -> list[dict[str, str]]:
+def post_history(companion: Companion, *, user_name: str) -> list[dict[str, str]]:
+    """A card's post-history instructions, as the last system message: the model reads them
+    right before it answers (where character cards and SillyTavern put them)."""
     after = fill_macros(
         card_text(companion, "post_history_instructions"), char=companion.name, user=user_name
     )
     return [{"role": "system", "content": after.strip()}] if after.strip() else []
 
 
+def build_chat_messages(
+    companion: Companion, *, user_name: str, history: list[tuple[str, str]]
+) -> list[dict[str, str]]:
+    """System prompt plus the given conversation (oldest first), with no budget, lore or
+    memories: the reply step uses ``chat.prompt_assembly``; this is its simplest case."""
+    messages = [{"role": "system", "content": build_system_prompt(companion, user_name=user_name)}]
+    messages += [{"role": role, "content": content} for role, content in history if content]
+    return messages + post_history(companion, user_name=user_name)
+
+
 def build_group_chat_messages(
     companion: Companion, *, user_name: str, others: list[str], history: list[tuple[str, str]]
 ) -> list[dict[str, str]]:
-    """The same prompt as a one-to-one chat, told it is a group, with each line labelled "Name: text".
-
-    ``history`` is (role, labelled text): the companion's own lines are the
-    assistant's, everyone else's (the user's and the other companions') are
-    user lines, so a later speaker sees what the earlier ones said this turn.
-    The speaker's own lorebook applies, scanned over these labelled lines (so,
-    as in SillyTavern, a key that is a speaker's name fires when they speak).
-    """
-    names = ", ".join(others)
-    group_note = (
-        f"This is a group conversation between {user_name} and several companions: you ({companion.name})"
-        f" and {names}. Each line of the conversation starts with its speaker's name. Reply only as"
-        f" {companion.name}, with your own words, without a name label; never write lines for {user_name}"
-        f" or {names}."
-    )
-    lore = card_lore(companion, user_name=user_name, history=history)
-    system = build_system_prompt(companion, user_name=user_name, lore=lore) + "\n" + group_note
+    """The same for a group: told it is a group, each line of ``history`` labelled "Name: text"
+    (the companion's own lines are the assistant's, everyone else's the user's)."""
+    system = system_parts(companion, user_name=user_name, others=others).render()
     messages = [{"role": "system", "content": system}]
     messages += [{"role": role, "content": content} for role, content in history if content]
-    return messages + _post_history(companion, user_name=user_name)
+    return messages + post_history(companion, user_name=user_name)
+
+
+def label_line(name: str, content: str) -> str:
+    """A group's line as the model reads it."""
+    return f"{name}: {content}"
 
 
 def strip_speaker_label(text: str, name: str) -> str:
     """Drop a leading "Name:" the model may copy from the labelled history."""
     label = rf"^\s*\**{re.escape(name)}\**\s*:\s*(?:\*\*\s*)?"
     return re.sub(label, "", text, count=1, flags=re.IGNORECASE)
-
-
-def trim_history(history: list[tuple[str, str]], *, max_chars: int) -> list[tuple[str, str]]:
-    """Keep the newest messages whose text fits ``max_chars`` (the last one always stays)."""
-    kept: list[tuple[str, str]] = []
-    total = 0
-    for role, content in reversed(history):
-        total += len(content)
-        if kept and total > max_chars:
-            break
-        kept.append((role, content[-max_chars:]))
-    return list(reversed(kept))
 
 
 def build_analysis_messages(companion: Companion, *, text: str, speaker: str) -> list[dict[str, str]]:

@@ -16,10 +16,11 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from chat import prompts, turns
+from chat import prompt_assembly, prompts, turns
 from chat.models import Conversation, Message, PipelineRun
+from chat.prompt_assembly import AssembledPrompt
 from chat.publish import EventPublisher
-from chat.selectors import conversation_members, llm_history
+from chat.tokens import Counter
 from companionhub import pagecache
 from companions.models import Companion
 from media.models import StoredImage
@@ -39,25 +40,43 @@ class ReplyWriter:
     def user_text(self) -> str:
         return self.run.turn.message.content
 
-    def chat_messages(self, companion: Companion, *, user_name: str) -> list[dict[str, str]]:
+    def prompt(
+        self,
+        companion: Companion,
+        *,
+        user_name: str,
+        counter: Counter,
+        context_length: int,
+        reserve: int,
+        continuing: str | None = None,
+    ) -> AssembledPrompt:
         """What the LLM is sent: the system prompt, then the conversation so far (the greeting,
         the user's message, the replies of this turn before this one), without the reply being
-        written (a continued reply's start is added by the step)."""
-        conversation = self.run.conversation
-        rows = llm_history(conversation.pk, exclude_id=self.reply_id, limit=settings.CHAT_HISTORY_MESSAGES)
-        if not conversation.is_group:
-            history = [(role, content) for role, _sender, _name, content in rows]
-            history = prompts.trim_history(history, max_chars=settings.CHAT_HISTORY_MAX_CHARS)
-            return prompts.build_chat_messages(companion, user_name=user_name, history=history)
-        labelled = [
-            ("assistant" if sender_id == companion.pk else "user", f"{name or user_name}: {content}")
-            for _role, sender_id, name, content in rows
-        ]
-        labelled = prompts.trim_history(labelled, max_chars=settings.CHAT_HISTORY_MAX_CHARS)
-        others = [c.name for c in conversation_members(conversation) if c.pk != companion.pk]
-        return prompts.build_group_chat_messages(
-            companion, user_name=user_name, others=others, history=labelled
+        written, within the token budget (``chat.prompt_assembly``). ``continuing``: a
+        continued reply's start, sent after the history."""
+        return prompt_assembly.prompt_for_run(
+            self.run,
+            companion,
+            user_name=user_name,
+            counter=counter,
+            context_length=context_length,
+            reserve=reserve,
+            continuing=continuing,
         )
+
+    def record_prompt(self, record: dict[str, Any]) -> None:
+        """Keep what was sent for the owner's prompt view, and forget the records of the
+        conversation's older runs past the newest ``CHAT_PROMPT_RECORDS_KEPT`` (one update)."""
+        run = self.run
+        PipelineRun.objects.filter(pk=run.pk).update(prompt_record=record)
+        kept = int(settings.CHAT_PROMPT_RECORDS_KEPT)
+        with_records = PipelineRun.objects.filter(conversation_id=run.conversation_id).exclude(
+            prompt_record={}
+        )
+        cutoff = with_records.order_by("-created_at").values_list("created_at", flat=True)[kept : kept + 1]
+        oldest_kept = next(iter(cutoff), None)
+        if oldest_kept is not None:
+            with_records.filter(created_at__lte=oldest_kept).exclude(pk=run.pk).update(prompt_record={})
 
     # --- the reply row ---
     @property

@@ -6,9 +6,12 @@ another user's id is "not found", never "forbidden".
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.core.cache import cache
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Left
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
@@ -18,7 +21,7 @@ from chat.models import Conversation, Message, PipelineRun
 from chat.publish import live_reply_key
 from chat.runs import runs_with_companion
 from companions.models import Companion
-from companions.selectors import companions_without_large_columns
+from companions.selectors import LARGE_COLUMNS, companions_without_large_columns
 
 HISTORY_PAGE = 50
 LAST_TEXT_CHARS = 80  # of a chat's newest message, in the lists
@@ -122,21 +125,76 @@ def history_page(
     return page
 
 
-def llm_history(
-    conversation_id: int, *, exclude_id: int | None, limit: int
-) -> list[tuple[str, int | None, str, str]]:
-    """(role, sender id, sender name or "", content) of the last ``limit`` messages, oldest first.
+class HistoryRow(NamedTuple):
+    id: int
+    role: str
+    sender_id: int | None
+    sender_name: str
+    content: str
 
-    The reply being written (``exclude_id``) is left out; the greeting and the
-    earlier replies of the turn are in, so each speaker hears what came before.
+
+def llm_history(
+    conversation_id: int, *, exclude_id: int | None, limit: int, after_id: int | None = None
+) -> list[HistoryRow]:
+    """The last ``limit`` messages with text, oldest first, for a reply's prompt.
+
+    The reply being written (``exclude_id``) is left out; the greeting and the earlier
+    replies of the turn are in, so each speaker hears what came before. ``after_id``: only
+    messages after this one (the last message the rolling summary covers), in the
+    conversation's order (time, then id).
     """
     messages = Message.objects.filter(conversation_id=conversation_id).exclude(content="")
     if exclude_id is not None:
         messages = messages.exclude(pk=exclude_id)
+    if after_id is not None:
+        upto = (
+            Message.objects.filter(pk=after_id, conversation_id=conversation_id).values("created_at").first()
+        )
+        if upto is not None:
+            messages = messages.filter(
+                Q(created_at__gt=upto["created_at"]) | Q(created_at=upto["created_at"], pk__gt=after_id)
+            )
     rows = messages.order_by("-created_at", "-id").values_list(
-        "role", "sender_id", "sender__name", "content"
+        "pk", "role", "sender_id", "sender__name", "content"
     )[:limit]
-    return [(role, sender_id, name or "", content) for role, sender_id, name, content in reversed(list(rows))]
+    return [
+        HistoryRow(pk, role, sender_id, name or "", content)
+        for pk, role, sender_id, name, content in reversed(list(rows))
+    ]
+
+
+def conversation_greeting(conversation_id: int) -> str:
+    """The conversation's first message when a companion wrote it (its greeting), else ''."""
+    first = (
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by("created_at", "id")
+        .values_list("role", "content")
+        .first()
+    )
+    return first[1] if first is not None and first[0] == Message.Role.ASSISTANT else ""
+
+
+def prompt_record_for_user(user: User, message_id: int) -> tuple[Message, dict]:
+    """A reply of the user's and the record of the prompt that wrote it (its newest run's),
+    or 404: another user's message, a user's own message, or a reply with no record."""
+    message = get_object_or_404(
+        Message.objects.select_related("conversation", "sender").defer(
+            *(f"sender__{column}" for column in LARGE_COLUMNS)
+        ),
+        pk=message_id,
+        conversation__owner=user,
+        role=Message.Role.ASSISTANT,
+    )
+    record = (
+        PipelineRun.objects.filter(reply_id=message.pk, conversation__owner=user)
+        .exclude(prompt_record={})
+        .order_by("-created_at")
+        .values_list("prompt_record", flat=True)
+        .first()
+    )
+    if not record:
+        raise Http404("This reply has no prompt record.")
+    return message, record
 
 
 def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import backend_views, transcript_views, views
+from chat import backend_views, prompt_views, transcript_views, views
 
 app_name = "chat"
 
@@ -23,6 +23,12 @@ urlpatterns = [
     path("c/<int:conversation_id>/delete/", views.delete, name="delete"),
     path("c/<int:conversation_id>/messages/<int:message_id>/branch/", views.branch, name="branch"),
     path("c/<int:conversation_id>/messages/<int:message_id>/edit/", views.edit, name="edit"),
+    # What the LLM was sent for a reply (its owner only).
+    path(
+        "c/<int:conversation_id>/messages/<int:message_id>/prompt/",
+        prompt_views.message_prompt,
+        name="message_prompt",
+    ),
     path(
         "c/<int:conversation_id>/pictures/<int:message_id>/paint-again/",
         views.picture_paint_again,

@@ -346,14 +346,51 @@ CARD_EXTRAS_MAX_BYTES = env.int("CARD_EXTRAS_MAX_BYTES", default=256 * 1024)
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
 # Chat imports (chat/transcripts): the largest file, the most messages, and the longest text
 # of one message or version in it (replies can be longer than what a user may type; prompts
-# cut each message to CHAT_HISTORY_MAX_CHARS anyway). Anything over is refused, with its line.
+# fit messages into the token budget anyway). Anything over is refused, with its line.
 CHAT_IMPORT_MAX_BYTES = env.int("CHAT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 CHAT_IMPORT_MAX_MESSAGES = env.int("CHAT_IMPORT_MAX_MESSAGES", default=20_000)
 CHAT_IMPORT_MAX_MESSAGE_CHARS = env.int("CHAT_IMPORT_MAX_MESSAGE_CHARS", default=32_000)
-CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)  # sent to the LLM with each turn
-CHAT_HISTORY_MAX_CHARS = env.int("CHAT_HISTORY_MAX_CHARS", default=12_000)  # prompt size cap
-# Tokens of character-card lorebook text one prompt may carry: the default, and the ceiling
-# for a card's own token_budget (uploads must not grow the prompt); 0 turns lorebooks off.
+# The prompt's budget in tokens (chat/budget.py has the priority order). The context length
+# is the connection's; this one is for the demo back end, which has no row.
+CHAT_DEFAULT_CONTEXT_TOKENS = env.int("CHAT_DEFAULT_CONTEXT_TOKENS", default=8192)
+# Kept free besides the reply's own reserve: a flat margin, and a share of the context more
+# when the counts are estimates rather than the server's tokenizer.
+CHAT_CONTEXT_SAFETY_TOKENS = env.int("CHAT_CONTEXT_SAFETY_TOKENS", default=64)
+CHAT_ESTIMATE_SAFETY_SHARE = env.float("CHAT_ESTIMATE_SAFETY_SHARE", default=0.05)
+# Shares of what is left, when each part's turn comes (lore is also capped below).
+CHAT_BUDGET_PINNED_SHARE = env.float("CHAT_BUDGET_PINNED_SHARE", default=0.2)
+CHAT_BUDGET_LORE_SHARE = env.float("CHAT_BUDGET_LORE_SHARE", default=0.25)
+CHAT_BUDGET_MEMORY_SHARE = env.float("CHAT_BUDGET_MEMORY_SHARE", default=0.15)
+CHAT_BUDGET_SUMMARY_SHARE = env.float("CHAT_BUDGET_SUMMARY_SHARE", default=0.25)
+CHAT_BUDGET_EXAMPLES_SHARE = env.float("CHAT_BUDGET_EXAMPLES_SHARE", default=0.2)
+for _name in (
+    "CHAT_ESTIMATE_SAFETY_SHARE",
+    "CHAT_BUDGET_PINNED_SHARE",
+    "CHAT_BUDGET_LORE_SHARE",
+    "CHAT_BUDGET_MEMORY_SHARE",
+    "CHAT_BUDGET_SUMMARY_SHARE",
+    "CHAT_BUDGET_EXAMPLES_SHARE",
+):
+    if not 0.0 <= globals()[_name] <= 1.0:
+        raise SystemExit(f"{_name} must be a share between 0 and 1, not {globals()[_name]}.")
+# The newest messages read from the database for one prompt (those after the summary); the
+# budget decides how many of them go in.
+CHAT_HISTORY_FETCH = env.int("CHAT_HISTORY_FETCH", default=200)
+CHAT_MEMORY_QUERY_MESSAGES = env.int("CHAT_MEMORY_QUERY_MESSAGES", default=4)  # the retrieval query
+CHAT_MEMORY_LIMIT = env.int("CHAT_MEMORY_LIMIT", default=20)  # memories in one prompt at most
+CHAT_PROMPT_RECORDS_KEPT = env.int("CHAT_PROMPT_RECORDS_KEPT", default=50)  # per conversation
+# Counting tokens (chat/tokens.py): the server's /tokenize where it has one, else an estimate
+# learned from the usage the server reports, starting from this ratio.
+CHAT_TOKENIZE_ENABLED = env.bool("CHAT_TOKENIZE_ENABLED", default=True)
+CHAT_TOKENIZE_TIMEOUT = env.float("CHAT_TOKENIZE_TIMEOUT", default=3.0)  # seconds to read a count
+CHAT_TOKENIZE_PROBE_TTL = env.int("CHAT_TOKENIZE_PROBE_TTL", default=86_400)
+CHAT_TOKEN_COUNT_CACHE_SIZE = env.int("CHAT_TOKEN_COUNT_CACHE_SIZE", default=20_000)  # per process
+CHAT_TOKEN_COUNT_TTL = env.int("CHAT_TOKEN_COUNT_TTL", default=86_400)  # in the shared cache
+CHAT_DEFAULT_CHARS_PER_TOKEN = env.float("CHAT_DEFAULT_CHARS_PER_TOKEN", default=3.0)
+CHAT_CHARS_PER_TOKEN_LEARN_RATE = env.float("CHAT_CHARS_PER_TOKEN_LEARN_RATE", default=0.2)
+CHAT_TOKENS_PER_MESSAGE = env.int("CHAT_TOKENS_PER_MESSAGE", default=6)  # a chat template's wrapping
+# Tokens of lorebook text one prompt may carry at most (each book's own token_budget can only
+# lower it; uploads must not grow the prompt); 0 turns lorebooks off.
 CHAT_LOREBOOK_TOKEN_BUDGET = env.int("CHAT_LOREBOOK_TOKEN_BUDGET", default=1000)
 # Executions of the reply step (retries and re-deliveries after a dead worker) before giving up.
 CHAT_MAX_RUN_ATTEMPTS = env.int("CHAT_MAX_RUN_ATTEMPTS", default=5)

@@ -46,6 +46,9 @@ class Provider:
     lists_models: ClassVar[bool] = False
     default_base_url: ClassVar[str] = ""
     demo: ClassVar[bool] = False
+    # Whether the server may offer ``POST {root}/tokenize`` (llama-server, vLLM): probed once
+    # per connection by ``chat.tokens``. Hosted APIs have none, so they are never asked.
+    may_tokenize: ClassVar[bool] = False
 
     @classmethod
     def base_url(cls, connection: Connection) -> str:
@@ -70,6 +73,7 @@ class Provider:
 class OpenAICompatibleLLM(Provider):
     name = "openai-compatible"
     kind = Connection.Kind.LLM
+    may_tokenize = True
     accepts = GENERIC_SAMPLERS
     probe_path = "/models"
     lists_models = True
@@ -91,12 +95,14 @@ class OpenAICompatibleLLM(Provider):
 class NovitaLLM(OpenAICompatibleLLM):
     name = "novita"
     default_base_url = NOVITA_BASE_URL
+    may_tokenize = False
 
 
 class OpenAILLM(OpenAICompatibleLLM):
     name = "openai"
     accepts = OPENAI_SAMPLERS
     default_base_url = OPENAI_BASE_URL
+    may_tokenize = False
 
 
 class DemoLLMProvider(Provider):

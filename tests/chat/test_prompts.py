@@ -9,7 +9,6 @@ from chat.prompts import (
     build_system_prompt,
     extract_state,
     filter_outfit,
-    trim_history,
 )
 from tests.companions.factories import make_companion
 
@@ -53,12 +52,6 @@ def test_long_values_are_trimmed():
 )
 def test_underwear_is_dropped_under_outerwear(outfit, visible):
     assert filter_outfit(outfit) == visible
-
-
-def test_history_keeps_the_newest_within_the_budget():
-    history = [("user", "a" * 50), ("assistant", "b" * 50), ("user", "c" * 50)]
-    assert trim_history(history, max_chars=120) == history[1:]
-    assert trim_history(history, max_chars=10) == [("user", "c" * 10)]
 
 
 def test_the_system_prompt_carries_persona_state_and_custom_prompt(user):

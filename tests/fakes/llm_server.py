@@ -85,9 +85,12 @@ class _LLMHandler(FakeHandler):
             self.send_error_json(404, f"Unknown path {self.path}")
 
     def do_POST(self) -> None:
-        body = self.read_json()
         fake: FakeLLMServer = self.fake  # type: ignore[assignment]
         path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/tokenize":  # kept out of ``requests``: tests there look at chat calls
+            self._tokenize(fake, self._read_unrecorded())
+            return
+        body = self.read_json()
         if fake.is_down:
             self.send_error_json(503, "The server is down (fake).")
             return
@@ -136,6 +139,45 @@ class _LLMHandler(FakeHandler):
             self._stream(fake, body, failure)
         else:
             self._complete(fake, body, failure)
+
+    # --- tokenize (llama-server and vLLM, at the server's root) -----------------
+
+    def _read_unrecorded(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    def _tokenize(self, fake: FakeLLMServer, body: Any) -> None:
+        """``tokenize`` is ``"llama"`` (``{"content"}`` -> ``{"tokens": [...]}``), ``"vllm"``
+        (``{"model", "prompt"}`` -> ``{"count", "tokens", "max_model_len"}``), ``None`` (404,
+        as servers without one), ``"error"`` (HTTP 500) or ``"garbage"`` (not JSON)."""
+        with fake._lock:
+            fake.tokenize_requests.append(body)
+        mode = fake.tokenize
+        if fake.is_down:
+            self.send_error_json(503, "The server is down (fake).")
+            return
+        if mode is None:
+            self.send_error_json(404, "Not found (fake).")
+            return
+        if mode == "error":
+            self.send_error_json(500, "The tokenizer failed (fake).")
+            return
+        if mode == "garbage":
+            self.send_bytes(200, b"{not json")
+            return
+        field = "content" if mode == "llama" else "prompt"
+        if not isinstance(body, dict) or not isinstance(body.get(field), str):
+            self.send_error_json(400, f"'{field}' is required (fake).")
+            return
+        tokens = list(range(len(split_tokens(body[field]))))
+        if mode == "llama":
+            self.send_json(200, {"tokens": tokens})
+        else:
+            self.send_json(200, {"count": len(tokens), "tokens": tokens, "max_model_len": 8192})
 
     # --- non-streaming ----------------------------------------------------------
 
@@ -472,7 +514,8 @@ EMBEDDING_FAILURES = frozenset({"status", "short", "nan", "huge", "ragged", "gar
 
 
 class FakeLLMServer(FakeServer):
-    """OpenAI-compatible ``POST .../chat/completions`` and ``GET .../models``.
+    """OpenAI-compatible ``POST .../chat/completions`` and ``GET .../models``, and
+    ``POST /tokenize`` at the root (llama-server's shape by default; ``tokenize``).
 
     Settable attributes: ``reply_tokens`` (or ``set_reply(text)``),
     ``completion_text`` (the non-streamed answer), ``token_delay``,
@@ -556,6 +599,10 @@ class FakeLLMServer(FakeServer):
         self.embeddings: bool = True
         self._embedding_failures: list[dict] = []
         self._rules: list[dict] = []
+        # ``POST /tokenize`` at the root: "llama", "vllm", None (404), "error", "garbage".
+        # A token is one of ``split_tokens``' word-ish pieces.
+        self.tokenize: str | None = "llama"
+        self.tokenize_requests: list[Any] = []  # their bodies (not in ``requests``)
         self._stream_ids = itertools.count(1)
         self._stream_done = threading.Condition(self._lock)
 
@@ -586,6 +633,7 @@ class FakeLLMServer(FakeServer):
             self.streams.clear()
             self._rules.clear()
             self._embedding_failures.clear()
+            self.tokenize_requests.clear()
 
     def wait_for_stream_end(self, timeout: float = 5.0) -> dict:
         """Wait until the latest stream has ended (finished, dropped or abandoned); return its record."""

@@ -330,6 +330,7 @@ export class ChatLog {
     if (li.classList.contains("assistant")) {
       bar.appendChild(actionButton(gettext("Again"), "regenerate", gettext("Write this reply again")));
       bar.appendChild(actionButton("", "version", gettext("Show the other version")));
+      bar.appendChild(actionButton(gettext("Prompt"), "prompt", gettext("See what was sent to the AI for this reply")));
     }
     bar.appendChild(actionButton(gettext("Edit"), "edit", gettext("Edit this message")));
     bar.appendChild(
@@ -369,6 +370,7 @@ export class ChatLog {
         let show = !busy;
         if (action === "copy") show = true;
         else if (action === "branch") show = complete; // branching copies, so a reply may be on its way
+        else if (action === "prompt") show = complete; // a page of its own: nothing to wait for
         else if (action === "regenerate") show = show && li === rewritable;
         else if (action === "edit") {
           show = show && complete;
@@ -395,6 +397,12 @@ export class ChatLog {
       lastAssistant.dataset.finishReason === "length" &&
       lastAssistant === this.el.querySelector(".bubble:last-child");
     return isCut ? lastAssistant : null;
+  }
+
+  // The owner's prompt view of a reply: a page of its own, under the conversation's messages.
+  openPrompt(li) {
+    const base = this.el.closest("[data-messages-url]");
+    if (base) window.location.assign(`${base.dataset.messagesUrl}${messageIdOf(li)}/prompt/`);
   }
 
   copyText(li, button) {
@@ -444,6 +452,7 @@ export class ChatLog {
     const li = button.closest(".bubble");
     const action = button.dataset.action;
     if (action === "copy") this.copyText(li, button);
+    else if (action === "prompt") this.openPrompt(li);
     else if (action === "delete") {
       if (armed(button, gettext("Delete?"), gettext("Delete"))) asks.message("delete", li);
     } else asks.message(action, li);
