@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import backend_views, transcript_views, views
+from chat import backend_views, lorebook_views, transcript_views, views
 
 app_name = "chat"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/rename/", views.rename, name="rename"),
     path("c/<int:conversation_id>/export/<slug:fmt>/", transcript_views.conversation_export, name="export"),
     path("c/<int:conversation_id>/delete/", views.delete, name="delete"),
+    path("c/<int:conversation_id>/lorebooks/", lorebook_views.conversation_lorebooks, name="lorebooks"),
     path("c/<int:conversation_id>/messages/<int:message_id>/branch/", views.branch, name="branch"),
     path("c/<int:conversation_id>/messages/<int:message_id>/edit/", views.edit, name="edit"),
     path(

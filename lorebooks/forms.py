@@ -251,3 +251,20 @@ class LorebookImportForm(forms.Form):
         self.fields["file"].help_text = _(
             "A SillyTavern World Info file (.json) or a character book; up to %(size)s MB."
         ) % {"size": f"{settings.LOREBOOK_IMPORT_MAX_BYTES / (1024 * 1024):g}"}
+
+
+class LorebookChoiceForm(forms.Form):
+    """Which of the owner's lorebooks apply (to a companion, or to a chat); only their own are choices,
+    so another user's book id is refused as an invalid choice."""
+
+    lorebooks = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("Lorebooks"),
+        queryset=Lorebook.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, owner: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.ModelMultipleChoiceField, self.fields["lorebooks"])
+        field.queryset = Lorebook.objects.filter(owner=owner).order_by("name", "pk")
