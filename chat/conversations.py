@@ -41,6 +41,7 @@ from companions import catalogue
 from companions.cards import card_greetings, fill_macros
 from companions.models import Companion
 from companions.selectors import companions_without_large_columns
+from lorebooks.models import Lorebook
 from media.models import StoredImage
 
 log = structlog.get_logger(__name__)
@@ -114,6 +115,16 @@ def conversation_rename(*, user: User, conversation: Conversation, title: str) -
 
 
 @transaction.atomic
+def conversation_set_lorebooks(*, conversation: Conversation, lorebooks: Iterable[Lorebook]) -> None:
+    """The lorebooks that apply to every speaker of this chat; only the owner's own may be attached."""
+    books = list(lorebooks)
+    if any(book.owner_id != conversation.owner_id for book in books):
+        raise AppError("not_yours", _("Only your own lorebooks can be attached."))
+    conversation.lorebooks.set(books)
+    ids = sorted(b.pk for b in books)
+    log.info("conversation_lorebooks_set", conversation_id=conversation.pk, lorebooks=ids)
+
+
 def conversation_delete(*, user: User, conversation: Conversation) -> None:
     """Delete the conversation and its messages (the companions and their other chats stay).
 

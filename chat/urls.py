@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import backend_views, prompt_views, transcript_views, views
+from chat import backend_views, lorebook_views, prompt_views, transcript_views, views
 
 app_name = "chat"
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/summary/", views.summary, name="summary"),
     path("c/<int:conversation_id>/export/<slug:fmt>/", transcript_views.conversation_export, name="export"),
     path("c/<int:conversation_id>/delete/", views.delete, name="delete"),
+    path("c/<int:conversation_id>/lorebooks/", lorebook_views.conversation_lorebooks, name="lorebooks"),
     path("c/<int:conversation_id>/messages/<int:message_id>/branch/", views.branch, name="branch"),
     path("c/<int:conversation_id>/messages/<int:message_id>/edit/", views.edit, name="edit"),
     # What the LLM was sent for a reply (its owner only).

@@ -44,8 +44,8 @@ Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # URL names whose forms have a file input (enctype="multipart/form-data"):
-# the companion wizard's last step, a companion's settings, the card import, and
-# the sampler-preset imports (a companion's model page, the admin's import page).
+# the companion wizard's last step, a companion's settings, the card import, the lorebook
+# import, and the sampler-preset imports (a companion's model page, the admin's import page).
 # tests/security/test_daphne_edge.py checks every such template is listed here.
 UPLOAD_VIEWS = frozenset(
     {
@@ -55,11 +55,15 @@ UPLOAD_VIEWS = frozenset(
         "chat:model",
         "admin:chat_samplerpreset_import",
         "chat:import",
+        "lorebooks:import",
     }
 )
 
 # Upload pages whose file is not a picture: the setting that caps the file, and what it is.
-FILE_LIMITS = {"chat:import": ("CHAT_IMPORT_MAX_BYTES", "chat files")}
+FILE_LIMITS = {
+    "chat:import": ("CHAT_IMPORT_MAX_BYTES", "chat files"),
+    "lorebooks:import": ("LOREBOOK_IMPORT_MAX_BYTES", "lorebook files"),
+}
 
 # A form around the file: field names, the CSRF token, other fields, multipart boundaries.
 FORM_OVERHEAD = 256 * 1024

@@ -340,6 +340,15 @@ IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=16_000_000)
 # unknown fields, the lorebook). Every reply reads them; what does not fit is left out
 # and the user is told (companions/cards/importing.py).
 CARD_EXTRAS_MAX_BYTES = env.int("CARD_EXTRAS_MAX_BYTES", default=256 * 1024)
+# Lorebooks (lorebooks/formats.py): the largest World Info / character_book file an import
+# reads (checked before parsing), the most entries a book may have, and per entry the longest
+# content, the most keys (primary and secondary each) and the longest key. Over any of them the
+# file is refused with the entry named; nothing is half-imported.
+LOREBOOK_IMPORT_MAX_BYTES = env.int("LOREBOOK_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
+LOREBOOK_MAX_ENTRIES = env.int("LOREBOOK_MAX_ENTRIES", default=5000)
+LOREBOOK_ENTRY_MAX_CHARS = env.int("LOREBOOK_ENTRY_MAX_CHARS", default=50_000)
+LOREBOOK_MAX_KEYS = env.int("LOREBOOK_MAX_KEYS", default=100)
+LOREBOOK_KEY_MAX_CHARS = env.int("LOREBOOK_KEY_MAX_CHARS", default=500)
 
 # --- Chat ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,13 @@ from django.utils.translation import gettext as _
 from accounts.language import user_language
 from accounts.models import User
 from companionhub import pagecache, ratelimits
+from companionhub.errors import AppError
 from companions import cards, catalogue
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
 from companions.models import Companion, CompanionDraft, new_image_seed
+from lorebooks import services as lorebook_services
+from lorebooks.models import Lorebook
 from media.imaging import ImageRejected
 from media.models import StoredImage
 from media.services import store_image
@@ -121,7 +125,8 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
     through the same form as the wizard's, and a PNG's picture through
     ``media`` like any header picture, all in one transaction: a bad picture
     (bomb, damaged) leaves nothing behind. Raises ``cards.CardRejected`` or
-    ``media.imaging.ImageRejected`` with a message for the user.
+    ``media.imaging.ImageRejected`` with a message for the user. The card's lorebook
+    becomes a lorebook of ``user``, attached to the companion, in the same transaction.
     """
     limit = settings.IMAGE_MAX_BYTES
     if upload.size is not None and upload.size > limit:
@@ -131,6 +136,7 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         parsed,
         max_lengths={name: _max_length(name) for name in CARD_COLUMNS},
         extras_max_bytes=settings.CARD_EXTRAS_MAX_BYTES,
+        book_limits=lorebook_services.import_limits(),
     )
     form = CompanionSettingsForm(data=_as_form_data(imported.values, CompanionSettingsForm))
     if not form.is_valid():  # the limits above make this rare: say which field, never crash
@@ -148,7 +154,11 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         companion.owner = user
         companion.config = effective_config({"card": imported.card_config})
         _start_scene(companion, user)
+        if imported.book is not None:
+            companion.card_book = lorebook_services.lorebook_save_parsed(owner=user, book=imported.book)
         companion.save()
+        if companion.card_book is not None:
+            companion.lorebooks.add(companion.card_book)
         if parsed.image is not None:
             companion_set_header(companion=companion, data=parsed.image)
         pagecache.user_pages_changed(user.pk)
@@ -172,6 +182,7 @@ class CardImportOutcome:
     companion: Companion | None = None
     imported: cards.ImportedCard | None = None
     error: str = ""
+    is_lorebook: bool = False  # a lorebook file: the page offers to import it as one
 
 
 def companion_import_cards(*, user: User, uploads: list[UploadedFile]) -> list[CardImportOutcome]:
@@ -196,7 +207,8 @@ def companion_import_cards(*, user: User, uploads: list[UploadedFile]) -> list[C
         try:
             companion, imported = companion_import_card(user=user, upload=upload)
         except (cards.CardRejected, ImageRejected) as exc:
-            outcomes.append(CardImportOutcome(filename=name, error=exc.message))
+            is_lorebook = getattr(exc, "code", "") == "is_lorebook"
+            outcomes.append(CardImportOutcome(filename=name, error=exc.message, is_lorebook=is_lorebook))
         else:
             outcomes.append(CardImportOutcome(filename=name, companion=companion, imported=imported))
     return outcomes
@@ -217,6 +229,15 @@ def companion_update(
     companion.refresh_from_db()
     log.info("companion_updated", companion_id=companion.pk, fields=sorted(form.changed_data))
     return companion
+
+
+def companion_set_lorebooks(*, companion: Companion, lorebooks: Iterable[Lorebook]) -> None:
+    """The lorebooks that apply to the companion's replies; only the owner's own may be attached."""
+    books = list(lorebooks)
+    if any(book.owner_id != companion.owner_id for book in books):
+        raise AppError("not_yours", _("Only your own lorebooks can be attached."))
+    companion.lorebooks.set(books)
+    log.info("companion_lorebooks_set", companion_id=companion.pk, lorebooks=sorted(b.pk for b in books))
 
 
 def companion_set_header(*, companion: Companion, data: bytes | str) -> StoredImage:

@@ -38,6 +38,7 @@ from companions.selectors import (
     companions_for_card_export,
 )
 from companions.summary import SECTIONS, companion_summary
+from lorebooks.forms import LorebookChoiceForm, LorebookImportForm
 from media.imaging import ImageRejected
 from media.selectors import gallery_page_for_user
 
@@ -163,7 +164,8 @@ def card_import(request: AuthenticatedHttpRequest) -> HttpResponse:
     outcome = outcomes[0]
     if outcome.companion is None or outcome.imported is None:
         form.add_error("card", outcome.error)
-        return render(request, "companions/card_import.html", {"form": form})
+        context = {"form": form, "lorebook_form": LorebookImportForm() if outcome.is_lorebook else None}
+        return render(request, "companions/card_import.html", context)
     messages.success(request, _("%(name)s is imported and ready to chat.") % {"name": outcome.companion.name})
     for level, text in _import_notes(outcome.imported):
         messages.add_message(request, level, text)
@@ -198,6 +200,25 @@ def _import_notes(imported: cards.ImportedCard | None) -> list[tuple[int, str]]:
                     " so this was left out: %(parts)s."
                 )
                 % {"limit": number_format(limit, force_grouping=True), "parts": parts},
+            )
+        )
+    if imported.book_problem:
+        notes.append(
+            (
+                messages.WARNING,
+                _(
+                    "The card's lorebook could not become a lorebook of yours (%(reason)s);"
+                    " it is kept with the card and exported with it."
+                )
+                % {"reason": imported.book_problem},
+            )
+        )
+    elif imported.book is not None:
+        notes.append(
+            (
+                messages.INFO,
+                _("The card's lorebook “%(name)s” is now one of your lorebooks, attached to this companion.")
+                % {"name": imported.book.name},
             )
         )
     if imported.assets_not_kept:
@@ -277,9 +298,13 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
     form = CompanionSettingsForm(post, instance=companion)
     config_form = ConfigForm(post, initial=effective_config(companion.config), prefix="config")
     upload = HeaderImageForm(post, files)
+    lore_form = LorebookChoiceForm(
+        post, owner=request.user, initial={"lorebooks": list(companion.lorebooks.all())}, prefix="lore"
+    )
+    forms_ = (form, config_form, upload, lore_form)
     if request.method == "POST":
         ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
-    if request.method == "POST" and form.is_valid() and config_form.is_valid() and upload.is_valid():
+    if request.method == "POST" and all(f.is_valid() for f in forms_):
         try:
             services.companion_update(
                 companion=companion,
@@ -290,12 +315,20 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
         except ImageRejected as exc:
             upload.add_error("header_image", exc.message)
         else:
+            books = lore_form.cleaned_data["lorebooks"]
+            services.companion_set_lorebooks(companion=companion, lorebooks=books)
             messages.success(request, _("Settings saved."))
             return redirect("companions:settings", companion_id=companion.pk)
     return render(
         request,
         "companions/settings.html",
-        {"companion": companion, "form": form, "config_form": config_form, "upload": upload},
+        {
+            "companion": companion,
+            "form": form,
+            "config_form": config_form,
+            "upload": upload,
+            "lore_form": lore_form,
+        },
     )
 
 

@@ -6,7 +6,8 @@ Layout (``manifest.json`` lists every file and the count of each type)::
     account.json                       the account, its settings, API tokens (names and dates only)
     companions/<id>-<slug>.json        each companion as a Character Card V3
     companions/<id>-<slug>.png         the same card inside its header picture
-    lorebooks/<id>-<slug>.json         each companion's lorebook (the card's character_book)
+    lorebooks/<id>-<slug>.json         each lorebook as a SillyTavern World Info file (a card's
+                                       book is also inside that companion's card)
     conversations/chat-<id>-<slug>-<date>.json   each conversation as our JSON, SillyTavern's
                                        JSONL (.jsonl) and Markdown (.md), named as the chat
                                        page's Export menu names it
@@ -42,9 +43,12 @@ from django.utils.translation import gettext_noop
 from accounts.models import ApiToken, UsageTransaction, User, UserUsage
 from chat import transcripts
 from chat.models import Conversation, Message, SamplerPreset
-from companions.cards import build_card, build_card_png, stored_card
+from companions.cards import build_card, build_card_png
 from companions.models import Companion
 from companions.selectors import companion_header_bytes
+from lorebooks.formats import to_world_info
+from lorebooks.models import Lorebook
+from lorebooks.selectors import parsed_book
 from media.models import StoredImage
 from media.services import image_read
 from portability import services
@@ -177,7 +181,6 @@ def _account(writer: ArchiveWriter, user: User, progress: Progress) -> None:
 
 def _companions(writer: ArchiveWriter, user: User, progress: Progress) -> None:
     writer.count("companions", 0)
-    writer.count("lorebooks", 0)
     companions = Companion.objects.filter(owner=user).select_related("header_image").order_by("pk")
     for companion in companions.iterator(chunk_size=BATCH):
         name = stem(companion.pk, companion.name, "companion")
@@ -186,10 +189,16 @@ def _companions(writer: ArchiveWriter, user: User, progress: Progress) -> None:
         png = build_card_png(card, companion_header_bytes(companion))
         writer.add_bytes(f"companions/{name}.png", png, compress=False)
         writer.count("companions")
-        book = stored_card(companion).get("character_book")
-        if isinstance(book, dict):
-            writer.add_json(f"lorebooks/{name}.json", book)
-            writer.count("lorebooks")
+        progress.advance()
+
+
+def _lorebooks(writer: ArchiveWriter, user: User, progress: Progress) -> None:
+    """Each of the user's lorebooks as a World Info file, which SillyTavern imports as it is."""
+    writer.count("lorebooks", 0)
+    for book in Lorebook.objects.filter(owner=user).order_by("pk").iterator(chunk_size=BATCH):
+        name = stem(book.pk, book.name, "lorebook")
+        writer.add_json(f"lorebooks/{name}.json", to_world_info(parsed_book(book)))
+        writer.count("lorebooks")
         progress.advance()
 
 
@@ -273,13 +282,23 @@ def _planned(writer: ArchiveWriter, user: User, progress: Progress) -> None:
 
 
 Section = Callable[[ArchiveWriter, User, Progress], None]
-SECTIONS: tuple[Section, ...] = (_account, _companions, _conversations, _pictures, _usage, _planned)
+SECTIONS: tuple[Section, ...] = (
+    _account,
+    _companions,
+    _lorebooks,
+    _conversations,
+    _pictures,
+    _usage,
+    _planned,
+)
 
 
 def _units_of_work(user: User) -> int:
-    """What the progress counts: each companion, conversation and picture, and the two small files."""
+    """What the progress counts: each companion, lorebook, conversation and picture, and the two
+    small files."""
     return (
         Companion.objects.filter(owner=user).count()
+        + Lorebook.objects.filter(owner=user).count()
         + Conversation.objects.filter(owner=user).count()
         + StoredImage.objects.filter(companion__owner=user).count()
         + 2

@@ -9,6 +9,8 @@ back here:
   text for are written as prose from the wizard's answers (``prose``); the
   extension records which were composed, with a fingerprint, and the exact
   backstory, so an import of the export restores the columns, not the prose.
+- The lorebook the card brought in (``companion.card_book``, edited or not) is written
+  back as ``character_book``.
 - A PNG carries the card twice, as current SillyTavern writes it: ``chara``
   (V2) then ``ccv3`` (the same card, ``spec`` set to V3), both just before
   ``IEND``.
@@ -47,6 +49,8 @@ from companions.cards.stored import (
     stored_texts,
 )
 from companions.models import Companion
+from lorebooks.formats import to_character_book
+from lorebooks.selectors import parsed_book
 
 PLACEHOLDER_SIZE = 400
 PLACEHOLDER_COLOR = (226, 221, 240)
@@ -134,7 +138,9 @@ def build_card(companion: Companion, *, spec: str = SPEC_V3) -> dict[str, Any]:
         data["creation_date"] = int(companion.created_at.timestamp())
         data["modification_date"] = int(companion.updated_at.timestamp())
     data["extensions"] = extensions
-    if stored.get("character_book") is not None:
+    if companion.card_book_id is not None and companion.card_book is not None:
+        data["character_book"] = to_character_book(parsed_book(companion.card_book))
+    elif stored.get("character_book") is not None:  # a book that could not become a lorebook
         data["character_book"] = stored["character_book"]
     return _card(stored, data, spec)
 

@@ -14,6 +14,7 @@ from companions.cards.reading import (
     load_json,
     too_large_message,
 )
+from lorebooks import formats as lorebook_formats
 
 
 def parse_card_file(raw: bytes, *, max_bytes: int) -> ParsedCard:
@@ -30,7 +31,11 @@ def parse_card_file(raw: bytes, *, max_bytes: int) -> ParsedCard:
     if raw.startswith(ZIP_SIGNATURE):
         return read_charx(raw, max_picture_bytes=max_bytes)
     if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
-        return card_from_object(load_json(raw), image=None)
+        obj = load_json(raw)
+        if lorebook_formats.detect(obj) in (lorebook_formats.WORLD_INFO, lorebook_formats.CHARACTER_BOOK):
+            message = _("This is a lorebook (World Info) file, not a character card.")
+            raise CardRejected("is_lorebook", message)
+        return card_from_object(obj, image=None)
     raise CardRejected(
         "not_a_card_file",
         _("The file is neither a PNG character card, a JSON character card nor a CHARX file."),

@@ -9,7 +9,11 @@ What is kept where, so that an export gives back the card that came in:
   to the limits chats use; the value exactly as written (whole, over the
   limits too) is kept in ``originals`` whenever it differs, and exported
   while the stored value is unchanged.
-- ``extensions`` (less our own), ``character_book``, the data fields we do not
+- ``character_book`` -> a lorebook of the importer's (``lorebooks.formats`` reads it,
+  keeping what its columns do not hold), the companion's ``card_book``; the export writes it
+  back from there. A book that cannot be read as one (over the lorebook limits, a bad
+  pattern) is kept as written with the extras instead, and the owner is told why.
+- ``extensions`` (less our own), the data fields we do not
   use (``unknown``: V3's ``assets``, dates, ``source``, ... and anything new)
   and the top-level fields beside ``data`` (``outer``) -> kept as they are;
   with ``originals``, together capped at ``CARD_EXTRAS_MAX_BYTES``.
@@ -43,6 +47,7 @@ from companions.cards.fields import (
 )
 from companions.cards.prose import composed_digest
 from companions.cards.reading import CardRejected, ParsedCard
+from lorebooks import formats as lorebook_formats
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,9 @@ class ImportedCard:
     look_defaulted: bool = True
     left_out: list[str] = field(default_factory=list)
     assets_not_kept: int = 0
+    # The card's ``character_book`` as a lorebook to store, or why it could not be one.
+    book: lorebook_formats.ParsedBook | None = None
+    book_problem: str = ""
 
 
 def normalized_text(value: Any) -> str:
@@ -187,7 +195,13 @@ def _our_composed_fields(data: dict[str, Any], hub_extension: Any) -> set[str]:
     }
 
 
-def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_bytes: int) -> ImportedCard:
+def to_companion(
+    card: ParsedCard,
+    *,
+    max_lengths: dict[str, int],
+    extras_max_bytes: int,
+    book_limits: lorebook_formats.Limits | None = None,
+) -> ImportedCard:
     """Column values and the ``config["card"]`` block for a card.
 
     Text longer than its limit is cut (``max_lengths`` holds the column
@@ -243,7 +257,8 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_by
             ]
         card_config["composed"] = sorted(composed)
     card_config["extensions"] = extensions
-    if data.get("character_book") is not None:
+    book, book_problem = _card_book(data, values["name"], book_limits)
+    if data.get("character_book") is not None and book is None:
         card_config["character_book"] = data["character_book"]
     card_config["unknown"] = {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
     if card.outer:
@@ -279,7 +294,23 @@ def to_companion(card: ParsedCard, *, max_lengths: dict[str, int], extras_max_by
         look_defaulted=bool(defaults),
         left_out=left_out,
         assets_not_kept=_assets_not_kept(data),
+        book=book,
+        book_problem=book_problem,
     )
+
+
+def _card_book(
+    data: dict[str, Any], name: str, limits: lorebook_formats.Limits | None
+) -> tuple[lorebook_formats.ParsedBook | None, str]:
+    """The card's ``character_book`` as a lorebook named after the character when it has no
+    name, or (None, why) when it cannot be one."""
+    raw = data.get("character_book")
+    if raw is None:
+        return None, ""
+    try:
+        return lorebook_formats.read_character_book(raw, limits=limits, default_name=name), ""
+    except lorebook_formats.LorebookRejected as exc:
+        return None, exc.message
 
 
 def _assets_not_kept(data: dict[str, Any]) -> int:

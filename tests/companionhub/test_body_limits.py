@@ -62,7 +62,7 @@ def test_upload_urls_take_a_picture_plus_the_form_and_the_rest_takes_little():
     assert rule_for("/").limit == SMALL
     assert not rule_for("/").takes_uploads
     assert not rule_for("/no/such/page/").takes_uploads
-    no_args = {"companions:card_import", "admin:chat_samplerpreset_import", "chat:import"}
+    no_args = {"companions:card_import", "admin:chat_samplerpreset_import", "chat:import", "lorebooks:import"}
     for name in UPLOAD_VIEWS:  # every name is a real URL
         assert rule_for(reverse(name, args=[] if name in no_args else [1])).takes_uploads
 

@@ -60,8 +60,19 @@ def import_card(client, user, card: dict):
 # --- the cap ----------------------------------------------------------------------------
 
 
-def test_an_oversized_lorebook_is_left_out_and_the_user_is_told(client, user):
+def test_a_large_lorebook_becomes_a_lorebook_not_a_card_extra(client, user):
+    book = big_lorebook(3 * LIMIT)
+    companion, page = import_card(client, user, v2_card(character_book=book))
+    assert "character_book" not in companion.config["card"]
+    assert companion.card_book.entries.count() == len(book["entries"])
+    assert "left out" not in page
+
+
+def test_a_lorebook_that_cannot_be_one_is_a_capped_extra_and_the_user_is_told(client, user, settings):
+    settings.LOREBOOK_MAX_ENTRIES = 3
     companion, page = import_card(client, user, v2_card(character_book=big_lorebook(3 * LIMIT)))
+    assert companion.card_book is None
+    assert "could not become a lorebook" in page and "at most 3 are allowed" in page
     stored = companion.config["card"]
     assert "character_book" not in stored
     assert extras_bytes(stored) <= LIMIT
@@ -70,7 +81,8 @@ def test_an_oversized_lorebook_is_left_out_and_the_user_is_told(client, user):
     assert companion.greeting.startswith("*Seraphina kneels")  # the character itself is whole
 
 
-def test_unused_fields_go_before_the_lorebook(client, user):
+def test_unused_fields_go_before_the_lorebook(client, user, settings):
+    settings.LOREBOOK_MAX_ENTRIES = 1  # kept as a card extra, not made a lorebook
     card = v2_card(character_book=LOREBOOK, x_tool={"blob": "z" * (2 * LIMIT)})
     companion, page = import_card(client, user, card)
     stored = companion.config["card"]
@@ -82,7 +94,7 @@ def test_unused_fields_go_before_the_lorebook(client, user):
 def test_a_card_within_the_limit_keeps_everything_and_says_nothing(client, user):
     companion, page = import_card(client, user, v2_card(character_book=LOREBOOK, x_tool="kept"))
     stored = companion.config["card"]
-    assert (stored["character_book"], stored["unknown"]) == (LOREBOOK, {"x_tool": "kept"})
+    assert (companion.card_book.entries.count(), stored["unknown"]) == (2, {"x_tool": "kept"})
     assert "left out" not in page
 
 

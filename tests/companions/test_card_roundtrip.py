@@ -13,6 +13,8 @@ from django.urls import reverse
 from companions import cards
 from companions.selectors import companion_header_bytes
 from companions.services import companion_import_card
+from lorebooks.formats import to_character_book
+from lorebooks.selectors import parsed_book
 from tests.companions.sillytavern import LOREBOOK, js_stringify, st_character, st_png, st_v3, st_write
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +88,8 @@ def test_the_stored_text_is_tidy_for_chats_and_the_export_as_written(user):
         companion.backstory == "{{char}} is a guardian of Eldoria's forest.\nShe heals travellers — gently."
     )
     assert companion.config["card"]["alternate_greetings"] == ["*She hums a song.*", "Oh! You're awake."]
-    assert companion.config["card"]["character_book"] == LOREBOOK
+    assert "character_book" not in companion.config["card"]
+    assert to_character_book(parsed_book(companion.card_book)) == LOREBOOK
     assert cards.card_greetings(companion)[1:] == ["*She hums a song.*", "Oh! You're awake."]
 
 

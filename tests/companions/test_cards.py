@@ -15,6 +15,7 @@ from companions.cards import CardRejected, build_card, build_card_png, fill_macr
 from companions.forms import CompanionSettingsForm
 from companions.models import Companion
 from companions.services import companion_import_card
+from lorebooks.formats import to_character_book
 from media.imaging import ImageRejected
 from media.models import StoredImage
 from tests.companions.factories import make_companion, png_bytes
@@ -274,7 +275,8 @@ def test_card_fields_map_to_columns_and_config():
         "1.2",
     )
     assert card["extensions"]["depth_prompt"] == {"prompt": "x", "depth": 4}
-    assert card["character_book"] == LOREBOOK
+    assert "character_book" not in card  # it is a lorebook of its own, one source of truth
+    assert imported.book is not None and to_character_book(imported.book) == LOREBOOK
     assert card["unknown"] == {"x_tool": "kept"}
     assert imported.shortened == []
     assert imported.look_defaulted
@@ -417,8 +419,11 @@ def test_a_real_world_card_with_a_lorebook_imports(user):
         user=user, upload=upload(json.dumps(v2_card(character_book=LOREBOOK)).encode(), "card.json")
     )
     companion.refresh_from_db()
-    entries = companion.config["card"]["character_book"]["entries"]
-    assert [e["keys"] for e in entries] == [["glade", "forest"], ["shadowfang"]]
+    assert "character_book" not in companion.config["card"]
+    book = companion.card_book
+    assert (book.owner, book.name, book.source) == (user, "Eldoria", "card")
+    assert list(companion.lorebooks.all()) == [book]
+    assert [e.keys for e in book.entries.order_by("uid")] == [["glade", "forest"], ["shadowfang"]]
     assert companion.header_image is None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -13,15 +14,28 @@ from accounts import tokens
 from accounts.models import RateLimitRecord
 from chat.models import PipelineRun, SamplerPreset
 from companions.models import CompanionDraft
+from lorebooks.services import lorebook_import
 from media.services import store_image
 from portability.models import AccountExport
 from tests.accounts.factories import charge
 from tests.chat.factories import add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
+# A SillyTavern World Info file (the shape the export writes lorebooks in).
 LOREBOOK = {
     "name": "Harbour lore",
-    "entries": [{"keys": ["lighthouse"], "content": "The lighthouse keeper is {{char}}'s aunt.", "id": 1}],
+    "entries": {
+        "1": {
+            "uid": 1,
+            "key": ["lighthouse"],
+            "keysecondary": [],
+            "content": "The lighthouse keeper is {{char}}'s aunt.",
+            "comment": "Lighthouse",
+            "disable": False,
+            "position": 0,
+            "group": "harbour",
+        }
+    },
 }
 
 
@@ -40,7 +54,8 @@ def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
     one-to-one chat with a run and a charge, a group chat, a generated picture, an API token,
     a draft, a preset, a rate-limit record and a ready export with its file. ``shade`` changes
     the pictures' colour, so two accounts' pictures differ."""
-    mika = make_companion(user, name=name, config={"card": {"character_book": LOREBOOK}})
+    mika = make_companion(user, name=name)
+    mika.lorebooks.add(lorebook_import(user, json.dumps(LOREBOOK).encode()))
     mika.header_image = store_image(png_bytes(color=(200, 80 + shade, 120)), mika, "header")
     mika.save()
     rin = make_companion(user, name="../../etc/passwd Rin")

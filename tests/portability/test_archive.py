@@ -226,3 +226,23 @@ def test_an_export_deleted_as_its_task_starts_builds_nothing(user, monkeypatch):
     monkeypatch.setattr(services, "export_claim", claim_then_lose)
     archive.export_build(str(export.pk))  # no exception: the task ends quietly
     assert not AccountExport.objects.exists()
+
+
+def test_each_lorebook_is_a_world_info_file_and_a_card_book_is_one_too(user):
+    from lorebooks.formats import read_world_info
+    from lorebooks.services import lorebook_import
+    from tests.lorebooks.samples import card_book
+
+    lorebook_import(user, json.dumps(card_book()).encode())
+    lorebook_import(user, json.dumps(LOREBOOK).encode(), name="Second")
+    export = AccountExport.objects.create(owner=user)
+    archive.export_build(str(export.pk))
+    export.refresh_from_db()
+    with open_zip(export) as zf:
+        names = sorted(n for n in zf.namelist() if n.startswith("lorebooks/") and n.endswith(".json"))
+        assert len(names) == 2
+        files = [json.loads(zf.read(n)) for n in names]
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["counts"]["lorebooks"] == 2
+    assert files[1] == {**LOREBOOK, "name": "Second"}
+    assert len(read_world_info(files[0]).entries) == len(card_book()["entries"])

@@ -24,6 +24,7 @@ from chat.backends import llm_breaker
 from chat.connections import connection_save
 from chat.models import Connection, Message, PipelineRun, SamplerPreset
 from companions.models import Companion, CompanionDraft
+from lorebooks.models import Lorebook
 from media.services import store_image
 from tests.accounts.roles import grant, moderators_group, view_permissions
 from tests.chat.factories import add_exchange, add_user_message, make_chat, make_group_of
@@ -47,6 +48,7 @@ MODELS = (
     "chat.connection",
     "chat.samplerpreset",
     "media.storedimage",
+    "lorebooks.lorebook",
 )
 
 # The pages each role may open (200); every other one is 403.
@@ -57,6 +59,8 @@ PAGES: dict[str, dict[str, frozenset[str]]] = {
         **dict.fromkeys(MODELS, VIEW),
         "auth.group": frozenset(),
         "companions.companiondraft": frozenset(),
+        # Users' own writing, not shared: moderators hold no lorebook permission.
+        "lorebooks.lorebook": frozenset(),
         # Connections hold API keys and route every conversation: moderators only look.
         # Shared sampler presets are theirs to make.
         "chat.samplerpreset": EVERYTHING,
@@ -109,6 +113,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("chat.connection", "fetch_models"): frozenset({"all_permissions", "superuser"}),
     ("chat.samplerpreset", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("media.storedimage", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("lorebooks.lorebook", "delete_selected"): frozenset({"all_permissions", "superuser"}),
 }
 
 # Who sees another user's private picture at its own URL (everyone else: 404).
@@ -248,6 +253,7 @@ def world(role_users, user, settings, tmp_path, fake_llm) -> dict[str, object]:
         ),
         "chat.samplerpreset": SamplerPreset.objects.create(name="Warm", temperature=1.1),
         "media.storedimage": picture,
+        "lorebooks.lorebook": Lorebook.objects.create(owner=user, name="Private lore"),
     }
 
 

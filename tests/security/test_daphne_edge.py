@@ -292,6 +292,7 @@ def test_every_form_with_a_file_input_posts_to_an_upload_url():
         "companions/card_import.html": "companions:card_import",
         "chat/model.html": "chat:model",
         "chat/import.html": "chat:import",
+        "lorebooks/import.html": "lorebooks:import",
         "admin/chat/samplerpreset/import.html": "admin:chat_samplerpreset_import",
     }
     assert multipart == set(pages)

@@ -12,6 +12,7 @@ from accounts import tokens
 from accounts.models import ApiToken
 from chat.models import Conversation, Message, Participant, PipelineRun, Turn
 from companions.models import Companion
+from lorebooks.models import Lorebook, LoreEntry
 from media.models import StoredImage
 from media.services import store_image
 from portability.models import AccountExport
@@ -26,6 +27,8 @@ OBJECT_KWARGS = {
     "conversation_id",
     "message_id",
     "export_id",
+    "lorebook_id",
+    "entry_id",
 }
 DAY = timedelta(days=1)
 # The wizard's step number belongs to the signed-in user's own draft; an export's format is a name.
@@ -52,6 +55,7 @@ CHAT_URLS = {
     "groups:page",
     "groups:edit",
     "groups:delete",
+    "chat:lorebooks",
 }
 # The URLs that name a message of a conversation: the message must be of that conversation.
 MESSAGE_URLS = sorted(
@@ -115,7 +119,11 @@ def victim_objects(request, user, settings, tmp_path):
         owner=user, status="ready", file="exports/victim.zip", byte_size=1, expires_at=timezone.now() + DAY
     )
     conversation, message = (chat, direct_reply) if request.param == "direct" else (group, group_reply)
+    book = Lorebook.objects.create(owner=user, name="Private lore")
+    entry = LoreEntry.objects.create(lorebook=book, uid=0, keys=["secret"], content="private words")
     return {
+        "lorebook_id": book.pk,
+        "entry_id": entry.pk,
         "companion_id": companion.pk,
         "token_id": token.pk,
         "image_id": direct_reply.image_id,
@@ -141,6 +149,9 @@ def snapshot():
         list(StoredImage.objects.values_list("pk", flat=True)),
         list(ApiToken.objects.values_list("pk", "revoked_at")),
         list(AccountExport.objects.values_list("pk", "status", "file")),
+        list(Lorebook.objects.values_list("pk", "name", "description", "scan_depth")),
+        list(LoreEntry.objects.values_list("pk", "content", "keys", "enabled")),
+        list(Conversation.lorebooks.through.objects.values_list("pk", flat=True)),
     )
 
 
