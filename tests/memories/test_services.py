@@ -343,3 +343,19 @@ def test_the_task_goes_to_the_memory_queue():
     from companionhub.celery import app
 
     assert app.amqp.router.route({}, "memories.embed_memory")["queue"].name == "memory"
+
+
+def test_a_deleted_companion_takes_its_memories(companion, user):
+    add_memory(companion, "The user likes tea")
+    kept = add_memory(make_companion(user, name="Aya"), "kept")
+    companion.delete()
+    assert list(Memory.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+def test_a_deleted_account_takes_its_memories(companion, user, other_user):
+    add_memory(companion, "The user likes tea")
+    theirs = add_memory(make_companion(other_user), "theirs")
+    from accounts.services import user_delete
+
+    user_delete(user=user)
+    assert list(Memory.objects.values_list("pk", flat=True)) == [theirs.pk]
