@@ -18,7 +18,17 @@ from pathlib import Path
 
 import django
 
-BENCHES = ("images", "ratelimit", "history", "dispatch", "pipeline", "site", "transcripts", "search")
+BENCHES = (
+    "images",
+    "ratelimit",
+    "history",
+    "dispatch",
+    "pipeline",
+    "site",
+    "transcripts",
+    "search",
+    "memories",
+)
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
