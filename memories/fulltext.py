@@ -21,7 +21,7 @@ from memories.search_index import FTS_TABLE, SEARCH_CONFIGS
 
 _WORD = re.compile(r"\w+")
 MAX_QUERY_CHARS = 4000  # of the recent messages: their end (the newest) is what counts
-MAX_WORDS = 32  # more only slows the query; the longest words carry the most meaning
+MAX_WORDS = 16  # more only slows the query (each word is checked against every match)
 MIN_WORD = 3
 MAX_SEARCH_WORDS = 12
 

@@ -157,7 +157,7 @@ class _Batch:
             )
         best: tuple[int | None, float] = (None, -1.0)
         if self.entry.ids.size and self.entry.dimensions == vector.size:
-            similarity = self.entry.matrix @ vector
+            similarity = vectors.similarities(self.entry.matrix, vector)
             at = int(np.argmax(similarity))
             best = (int(self.entry.ids[at]), float(similarity[at]))
         for pk, other in self.fresh:

@@ -39,12 +39,14 @@ log = structlog.get_logger(__name__)
 MAX_COMPANIONS = 32
 MAX_BYTES = 256 * 2**20  # vectors held in all: 10,000 memories of 384 floats are 15 MB
 MAX_AGE_SECONDS = 600.0
+MAX_PINNED = 200  # pinned memories kept per companion; a budget takes far fewer
 VERSION_KEY = "memories:version:{companion_id}"
 
 
 @dataclass(frozen=True)
 class CompanionVectors:
-    """One companion's memories with a vector of one model, as arrays in the same order."""
+    """One companion's memories with a vector of one model, as arrays in the same order, and the
+    ids of its pinned memories."""
 
     token: str | None
     loaded_at: float
@@ -54,6 +56,9 @@ class CompanionVectors:
     dimensions: int
     # The companion's memories without a usable vector of this model: full text ranks them.
     without: int
+    # The companion's pinned memories, newest first (at most MAX_PINNED): every prompt reads
+    # them, and finding them among 10,000 rows would cost more than the ranking.
+    pinned: tuple[int, ...] = ()
 
     @property
     def nbytes(self) -> int:
@@ -136,6 +141,9 @@ def _load(*, owner_id: int, companion_id: int, model: str, token: str | None) ->
         .values_list("pk", "embedding", "updated_at")
     )
     total = mine.count()
+    pinned = tuple(
+        mine.filter(pinned=True).order_by("-updated_at", "-pk").values_list("pk", flat=True)[:MAX_PINNED]
+    )
     unpacked = [(pk, vectors.unpack(data), updated) for pk, data, updated in rows]
     # A model changed behind the same name may have left vectors of another length: the most
     # common length is the model's now; the others are ranked by full text until re-embedded.
@@ -150,6 +158,7 @@ def _load(*, owner_id: int, companion_id: int, model: str, token: str | None) ->
         updated=np.fromiter((u.timestamp() for _pk, _v, u in kept), dtype=np.float64, count=len(kept)),
         dimensions=dimensions,
         without=total - len(kept),
+        pinned=pinned,
     )
 
 
