@@ -10,12 +10,13 @@ class ChatConfig(AppConfig):
         # companionhub's health, banner and metrics code imports no app: chat tells it how to
         # read the back ends (the default connection of each kind, and a real probe of each),
         # the runs by status, every back end's circuit breaker, and which pipeline steps there are.
-        from chat import connections, search_index, steps
+        from chat import connections, embeddings, search_index, steps
         from chat import metrics as chat_metrics
         from chat.backends import all_breakers, backend_name, backend_state
         from chat.conversations import companion_deleting
         from companionhub import backends_info, health, metrics
         from companions.models import Companion
+        from memories import embedding as memory_embedding
 
         backends_info.register_resolver(backend_name)
         health.register_backend_state(backend_state)
@@ -23,6 +24,9 @@ class ChatConfig(AppConfig):
         metrics.register_steps(steps.names())  # the step-duration histogram has one per step
         metrics.register_run_counts(chat_metrics.run_counts)
         metrics.register_breakers(all_breakers)
+        # Memories the user writes get their vectors from the companion's LLM connection, which
+        # chat owns (memories.embedding treats "not available" and failures as no vector).
+        memory_embedding.register_embedder(embeddings.embed_texts)
         # A companion deleted anywhere (its page, the admin, with its account) takes its one-to-one
         # chats along and stops its replies being written.
         pre_delete.connect(companion_deleting, sender=Companion, dispatch_uid="chat.companion_deleting")

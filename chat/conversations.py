@@ -43,6 +43,7 @@ from companions.models import Companion
 from companions.selectors import companions_without_large_columns
 from lorebooks.models import Lorebook
 from media.models import StoredImage
+from memories.services import memories_clear
 
 log = structlog.get_logger(__name__)
 
@@ -317,10 +318,12 @@ def group_update(
 
 
 @transaction.atomic
-def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
+def companion_wipe_memory(*, companion: Companion, clear_memories: bool = False) -> dict[str, int]:
     """Forget the companion's one-to-one chats (messages, runs) and its generated pictures;
     its scene back to the start. The companion, its settings and header stay; so do its
-    group chats. Refused while a reply of it is being written anywhere.
+    group chats. Its long-term memories stay too unless ``clear_memories``: they are the
+    user's to keep (and edit on the Memories page) even when the chats go.
+    Refused while a reply of it is being written anywhere.
     """
     if turns.companion_is_busy(companion.pk):
         raise AppError(
@@ -336,9 +339,12 @@ def companion_wipe_memory(*, companion: Companion) -> dict[str, int]:
     Companion.objects.filter(pk=companion.pk).update(**scene)
     for field, value in scene.items():
         setattr(companion, field, value)
+    forgotten = memories_clear(owner=companion.owner, companion=companion) if clear_memories else 0
     pagecache.user_pages_changed(companion.owner_id)
-    log.info("companion_memory_wiped", companion_id=companion.pk, messages=messages, runs=runs)
-    return {"messages": messages, "runs": runs, "images": images}
+    log.info(
+        "companion_memory_wiped", companion_id=companion.pk, messages=messages, runs=runs, memories=forgotten
+    )
+    return {"messages": messages, "runs": runs, "images": images, "memories": forgotten}
 
 
 def companion_deleting(sender: type[Companion], instance: Companion, **kwargs: Any) -> None:

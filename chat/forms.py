@@ -119,3 +119,12 @@ class ChatImportForm(forms.Form):
             for c in companions_without_large_columns().filter(owner=user).order_by("name", "pk")
         ]
         self.fields["companion"].widget = forms.Select(choices=choices)
+
+
+class WipeMemoryForm(forms.Form):
+    clear_memories = forms.BooleanField(
+        label=gettext_lazy("Forget the long-term memories too"),
+        required=False,
+        initial=False,
+        help_text=gettext_lazy("Left unticked, the facts on the Memories page are kept."),
+    )

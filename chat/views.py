@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.http import AuthenticatedHttpRequest
 from chat import conversations, editing, paging, pictures, services, summaries
-from chat.forms import GroupForm, RenameForm, SummaryForm
+from chat.forms import GroupForm, RenameForm, SummaryForm, WipeMemoryForm
 from chat.models import Conversation, Message
 from chat.selectors import (
     chat_list,
@@ -330,9 +330,12 @@ def _picture_action(
 @require_http_methods(["GET", "POST"])
 def companion_wipe(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
     companion = companion_get_for_user(request.user, companion_id)
-    if request.method == "POST":
+    form = WipeMemoryForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
         try:
-            conversations.companion_wipe_memory(companion=companion)
+            conversations.companion_wipe_memory(
+                companion=companion, clear_memories=form.cleaned_data["clear_memories"]
+            )
         except AppError as exc:
             messages.error(request, exc.message)
         else:
@@ -340,7 +343,7 @@ def companion_wipe(request: AuthenticatedHttpRequest, companion_id: int) -> Http
                 request, _("%(name)s's memory is wiped. Start afresh!") % {"name": companion.name}
             )
         return redirect("chat:page", companion_id=companion.pk)
-    return render(request, "companions/confirm_wipe.html", {"companion": companion})
+    return render(request, "companions/confirm_wipe.html", {"companion": companion, "form": form})
 
 
 # --- groups ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 | settings_change  | user                                       |
 | token_create     | user                                       |
 | account_export   | user                                       |
+| memory_change    | user (add, edit, pin, delete a memory)     |
 
 Counting uses django-ratelimit's fixed windows on the shared cache (Redis in
 production), so a burst across a window boundary can let up to twice the

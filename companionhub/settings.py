@@ -413,7 +413,15 @@ USAGE_MONTHLY_TOKEN_QUOTA = env.int("USAGE_MONTHLY_TOKEN_QUOTA", default=0)
 # asks this router, imported when the first task is sent, so settings import no app.
 # An account export takes minutes for a large account: a queue (and worker) of its own.
 EXPORTS_QUEUE = "exports"
-CELERY_TASK_ROUTES = ("chat.steps.route_task", {"portability.build_export": {"queue": EXPORTS_QUEUE}})
+# Memory work (embedding a memory the user wrote, the memory step) never waits behind replies.
+MEMORY_QUEUE = "memory"
+CELERY_TASK_ROUTES = (
+    "chat.steps.route_task",
+    {
+        "portability.build_export": {"queue": EXPORTS_QUEUE},
+        "memories.embed_memory": {"queue": MEMORY_QUEUE},
+    },
+)
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
     "delete-expired-rate-limits": {"task": "accounts.delete_expired_rate_limits", "schedule": 300.0},
@@ -421,6 +429,9 @@ CELERY_BEAT_SCHEDULE = {
     "report-orphan-images": {"task": "media.report_orphans", "schedule": 3600.0},
     "delete-expired-exports": {"task": "portability.delete_expired_exports", "schedule": 600.0},
 }
+# Long-term memories (memories/): at most this many per companion; past it the oldest extracted
+# memories nobody pinned or edited go first.
+MEMORIES_MAX_PER_COMPANION = env.int("MEMORIES_MAX_PER_COMPANION", default=20_000)
 # Account exports (portability/): how long a ready export can be downloaded before it is deleted.
 EXPORT_TTL_SECONDS = env.int("EXPORT_TTL_SECONDS", default=24 * 3600)
 
@@ -436,6 +447,7 @@ RATE_LIMITS = {
     "settings_change": env.str("RATELIMIT_SETTINGS_CHANGE", default="20/1h"),
     "token_create": env.str("RATELIMIT_TOKEN_CREATE", default="10/1h"),
     "account_export": env.str("RATELIMIT_ACCOUNT_EXPORT", default="5/24h"),
+    "memory_change": env.str("RATELIMIT_MEMORY_CHANGE", default="120/1h"),
     # Failed logins for one account from any address: slows guessing spread over many IPs.
     "login_account": env.str("RATELIMIT_LOGIN_ACCOUNT", default="10/1h"),
 }

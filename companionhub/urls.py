@@ -23,6 +23,7 @@ urlpatterns = [
     path("accounts/exports/", include("portability.urls")),
     path("companions/", include("companions.urls")),
     path("lorebooks/", include("lorebooks.urls")),
+    path("companions/<int:companion_id>/memories/", include("memories.urls")),
     path("chat/", include("chat.urls")),
     path("search/", search_views.search, name="search"),
     path("groups/", include("chat.group_urls")),

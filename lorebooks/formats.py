@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import re2  # type: ignore[import-untyped]
+import re2
 from django.utils.translation import gettext as _
 
 from companionhub.errors import AppError

@@ -13,13 +13,15 @@ Layout (``manifest.json`` lists every file and the count of each type)::
                                        page's Export menu names it
     pictures/<image id>.<ext>          every stored picture, the bytes as stored
     usage/usage.json                   the usage counters and every usage transaction
-    memories/, audio/                  empty until those features exist (the manifest says so)
+    memories/<id>-<slug>.json          each companion's long-term memories (text, pinned, source,
+                                       dates; never the vectors, which only this site can use)
+    audio/                             empty until that feature exists (the manifest says so)
 
 Names in the zip come from ids and ``slugify`` only: nothing a user typed is
 ever a path. Rows are read in batches and the progress is written every few
 percent, not per row. A new kind of data is one more function in
-``SECTIONS`` that writes its files and counts them; memories and audio then
-leave ``PLANNED``.
+``SECTIONS`` that writes its files and counts them; audio then leaves
+``PLANNED``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from lorebooks.models import Lorebook
 from lorebooks.selectors import parsed_book
 from media.models import StoredImage
 from media.services import image_read
+from memories.models import Memory
 from portability import services
 from portability.models import AccountExport
 
@@ -68,7 +71,6 @@ FAILED_TEXT = gettext_noop(
 
 # Kinds of data the site does not keep yet: listed in the manifest with a count of 0.
 PLANNED = {
-    "memories": "Companion memories are not kept yet; this folder stays empty until they are.",
     "audio": "Voice messages are not kept yet; this folder stays empty until they are.",
 }
 
@@ -274,8 +276,29 @@ def _usage(writer: ArchiveWriter, user: User, progress: Progress) -> None:
     progress.advance()
 
 
+MEMORY_FIELDS = ("text", "pinned", "source", "user_edited", "created_at", "updated_at", "last_used_at")
+
+
+def _memories(writer: ArchiveWriter, user: User, progress: Progress) -> None:
+    """One file per companion with memories, oldest first."""
+    writer.add_folder("memories")
+    writer.count("memories", 0)
+    companions = Companion.objects.filter(owner=user, memories__isnull=False).distinct().order_by("pk")
+    for companion in companions.only("pk", "name").iterator(chunk_size=BATCH):
+        rows = list(
+            Memory.objects.filter(owner=user, companion=companion)
+            .order_by("created_at", "pk")
+            .values(*MEMORY_FIELDS)
+            .iterator(chunk_size=1000)
+        )
+        name = stem(companion.pk, companion.name, "companion")
+        writer.add_json(f"memories/{name}.json", {"companion": companion.name, "memories": rows})
+        writer.count("memories", len(rows))
+    progress.advance()
+
+
 def _planned(writer: ArchiveWriter, user: User, progress: Progress) -> None:
-    """Memories and audio: add their sections here when the features exist."""
+    """Audio: add its section here when the feature exists."""
     for kind in PLANNED:
         writer.add_folder(kind)
         writer.count(kind, 0)
@@ -289,19 +312,20 @@ SECTIONS: tuple[Section, ...] = (
     _conversations,
     _pictures,
     _usage,
+    _memories,
     _planned,
 )
 
 
 def _units_of_work(user: User) -> int:
-    """What the progress counts: each companion, lorebook, conversation and picture, and the two
-    small files."""
+    """What the progress counts: each companion, lorebook, conversation and picture, and the three
+    small sections."""
     return (
         Companion.objects.filter(owner=user).count()
         + Lorebook.objects.filter(owner=user).count()
         + Conversation.objects.filter(owner=user).count()
         + StoredImage.objects.filter(companion__owner=user).count()
-        + 2
+        + 3
     )
 
 

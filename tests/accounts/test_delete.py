@@ -93,6 +93,7 @@ def test_the_walk_finds_every_kind_of_row_an_account_owns(two_accounts):
         "chat.PipelineRun",
         "chat.SamplerPreset",
         "media.StoredImage",
+        "memories.Memory",
         "portability.AccountExport",
     }
 

@@ -16,6 +16,7 @@ from chat.models import PipelineRun, SamplerPreset
 from companions.models import CompanionDraft
 from lorebooks.services import lorebook_import
 from media.services import store_image
+from memories.models import Memory
 from portability.models import AccountExport
 from tests.accounts.factories import charge
 from tests.chat.factories import add_exchange, make_chat, make_group_of
@@ -52,7 +53,7 @@ class Account:
 def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
     """Two companions (one with a header picture and a lorebook, one with a path-like name), a
     one-to-one chat with a run and a charge, a group chat, a generated picture, an API token,
-    a draft, a preset, a rate-limit record and a ready export with its file. ``shade`` changes
+    a draft, a preset, a rate-limit record, three memories and a ready export with its file. ``shade`` changes
     the pictures' colour, so two accounts' pictures differ."""
     mika = make_companion(user, name=name)
     mika.lorebooks.add(lorebook_import(user, json.dumps(LOREBOOK).encode()))
@@ -71,6 +72,15 @@ def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
     charge(mika, 120)
     group = make_group_of(user, [mika, rin], title="Beach crew / ../night")
     add_exchange(group, rin, "Who is coming?", "Me!")
+    Memory.objects.create(owner=user, companion=mika, text="The user's sister is called Mara", pinned=True)
+    Memory.objects.create(
+        owner=user,
+        companion=mika,
+        text="The user likes <b>tea</b>",
+        embedding=b"\0\0\x80?",
+        embedding_model="m",
+    )
+    Memory.objects.create(owner=user, companion=rin, text="The user swims", source="manual")
 
     _, secret = tokens.token_create(user=user, name="laptop")
     CompanionDraft.objects.create(owner=user, data={"name": "Half done"})
@@ -98,7 +108,7 @@ def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
             "usage_transactions": 1,
             "api_tokens": 1,
             "sampler_presets": 1,
-            "memories": 0,
+            "memories": 3,
             "audio": 0,
         },
         files=[mika.header_image.file.name, picture.file.name, zip_name],

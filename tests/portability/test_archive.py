@@ -50,7 +50,7 @@ def test_the_manifest_counts_every_object_by_type(built):
     assert manifest["format"] == archive.FORMAT and manifest["version"] == archive.FORMAT_VERSION
     assert manifest["user"]["username"] == mine.user.username
     assert {k: manifest["counts"][k] for k in mine.counts} == mine.counts
-    assert set(manifest["notes"]) == {"memories", "audio"}
+    assert set(manifest["notes"]) == {"audio"}
 
 
 def test_the_zip_holds_a_file_for_each_object_the_manifest_counts(built):
@@ -66,6 +66,7 @@ def test_the_zip_holds_a_file_for_each_object_the_manifest_counts(built):
         for fmt in ("json", "jsonl", "md"):
             assert len(names_under(zf, "conversations", f".{fmt}")) == mine.counts["conversations"]
         assert {"memories/", "audio/"} <= set(zf.namelist())
+        assert len(names_under(zf, "memories", ".json")) == 2  # one file per companion with memories
         usage = json.loads(zf.read("usage/usage.json"))
         assert len(usage["transactions"]) == mine.counts["usage_transactions"]
         assert usage["counters"]["lifetime_tokens"] == 120
@@ -246,3 +247,19 @@ def test_each_lorebook_is_a_world_info_file_and_a_card_book_is_one_too(user):
     assert manifest["counts"]["lorebooks"] == 2
     assert files[1] == {**LOREBOOK, "name": "Second"}
     assert len(read_world_info(files[0]).entries) == len(card_book()["entries"])
+
+
+def test_memories_are_exported_per_companion_without_vectors(built):
+    export, mine, _theirs = built
+    with open_zip(export) as zf:
+        files = {name: json.loads(zf.read(name)) for name in names_under(zf, "memories", ".json")}
+    memories = [memory for data in files.values() for memory in data["memories"]]
+    assert len(memories) == mine.counts["memories"]
+    assert {data["companion"] for data in files.values()} == {"Mika", "../../etc/passwd Rin"}
+    sister = next(m for m in memories if m["text"] == "The user's sister is called Mara")
+    assert sister["pinned"] is True and sister["source"] == "extracted" and sister["created_at"]
+    assert set(sister) == set(archive.MEMORY_FIELDS)
+    assert {"text", "pinned", "source", "created_at", "updated_at"} <= set(sister)
+    assert all("embedding" not in m and "embedding_model" not in m for m in memories)
+    assert all(name.startswith("memories/") and ".." not in name for name in files)
+    assert "Aya" not in {data["companion"] for data in files.values()}

@@ -1,0 +1,150 @@
+"""The memories' full-text index, as each database builds it (installed by migration 0002).
+
+Retrieval falls back to it when memories have no vector of the model the query has (or the
+query has none), and the Memories page searches with it.
+
+PostgreSQL: two columns the ORM never reads, added to ``memories_memory``:
+``search_config`` (the text-search configuration a memory is stemmed with, from its owner's
+language when it is written, as messages are: ``chat/search_index.py``) and
+``search_vector``, a stored generated ``to_tsvector(search_config, text)``. One GIN index
+holds (companion, words) (``btree_gin``), so one companion's matches never wade through
+anyone else's. PostgreSQL computes it on every write of the row: no code path can forget it.
+
+SQLite (the embedded default): an FTS5 table with external content on ``memories_memory``
+(only the index is stored; the text stays in the table), kept in step by three triggers.
+SQLite's ALTER TABLE emulation rebuilds a table and drops its triggers with the old copy, so
+``sqlite_ensure`` runs after every ``migrate`` (``memories/apps.py``) and puts back what is
+missing, rebuilding the index if it had to.
+
+Changing a statement here changes what new databases get, not old ones: do it in a new
+migration.
+"""
+
+from __future__ import annotations
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+FTS_TABLE = "memories_memory_fts"
+
+# A site language -> the PostgreSQL configuration its owner's memories are stemmed with (the same
+# table as the messages' index; chat sits above memories, so it is repeated, not imported).
+LANGUAGE_CONFIGS = {"en": "english", "de": "german", "es": "spanish"}
+DEFAULT_CONFIG = "english"
+# A query is parsed with each configuration a memory can have, so a change of language loses nothing.
+SEARCH_CONFIGS = tuple(dict.fromkeys((DEFAULT_CONFIG, *LANGUAGE_CONFIGS.values())))
+
+
+def _config_case(language: str) -> str:
+    whens = " ".join(f"WHEN '{code}' THEN '{config}'" for code, config in LANGUAGE_CONFIGS.items())
+    return (
+        f"(CASE split_part(coalesce({language}, ''), '-', 1) {whens} ELSE '{DEFAULT_CONFIG}' END)::regconfig"
+    )
+
+
+SQLITE_TABLE_SQL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS memories_memory_fts USING fts5("
+    "text, content='memories_memory', content_rowid='id', "
+    "tokenize='unicode61 remove_diacritics 2', prefix='2 3')"
+)
+SQLITE_TRIGGERS = {
+    "memories_memory_fts_insert": (
+        "AFTER INSERT ON memories_memory BEGIN "
+        "INSERT INTO memories_memory_fts(rowid, text) VALUES (new.id, new.text); END"
+    ),
+    "memories_memory_fts_delete": (
+        "AFTER DELETE ON memories_memory BEGIN "
+        "INSERT INTO memories_memory_fts(memories_memory_fts, rowid, text)"
+        " VALUES ('delete', old.id, old.text); END"
+    ),
+    "memories_memory_fts_update": (
+        "AFTER UPDATE OF text ON memories_memory BEGIN "
+        "INSERT INTO memories_memory_fts(memories_memory_fts, rowid, text)"
+        " VALUES ('delete', old.id, old.text); "
+        "INSERT INTO memories_memory_fts(rowid, text) VALUES (new.id, new.text); END"
+    ),
+}
+
+POSTGRES_INDEXES = {
+    "memories_memory_search": (
+        "CREATE INDEX memories_memory_search ON memories_memory USING gin (companion_id, search_vector)"
+    ),
+}
+POSTGRES_INSTALL = (
+    # As in chat's index: no pending trigger events may block the index build below.
+    "SET CONSTRAINTS ALL IMMEDIATE",
+    # btree_gin lets one GIN index hold the companion beside the words (a trusted extension).
+    "CREATE EXTENSION IF NOT EXISTS btree_gin",
+    "ALTER TABLE memories_memory ADD COLUMN search_config regconfig NOT NULL DEFAULT 'english'::regconfig",
+    "ALTER TABLE memories_memory ADD COLUMN search_vector tsvector "
+    "GENERATED ALWAYS AS (to_tsvector(search_config, text)) STORED",
+    # (Built from this module's constants only, never from input.)
+    f"UPDATE memories_memory m SET search_config = {_config_case('u.language')}"  # noqa: S608
+    " FROM accounts_user u WHERE u.id = m.owner_id",
+    f"""CREATE FUNCTION memories_memory_search_config() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        owner_language text;
+    BEGIN
+        SELECT u.language INTO owner_language FROM accounts_user u WHERE u.id = NEW.owner_id;
+        NEW.search_config := {_config_case("owner_language")};
+        RETURN NEW;
+    END $$""",  # noqa: S608
+    "CREATE TRIGGER memories_memory_search_config BEFORE INSERT ON memories_memory"
+    " FOR EACH ROW EXECUTE FUNCTION memories_memory_search_config()",
+    *POSTGRES_INDEXES.values(),
+)
+POSTGRES_REMOVE = (
+    "DROP TRIGGER IF EXISTS memories_memory_search_config ON memories_memory",
+    "DROP FUNCTION IF EXISTS memories_memory_search_config()",
+    "DROP INDEX IF EXISTS memories_memory_search",
+    "ALTER TABLE memories_memory DROP COLUMN IF EXISTS search_vector",
+    "ALTER TABLE memories_memory DROP COLUMN IF EXISTS search_config",
+)
+
+
+def install(connection: BaseDatabaseWrapper) -> None:
+    """Build the index for ``connection``'s database, over the memories already there."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for statement in POSTGRES_INSTALL:
+                cursor.execute(statement)
+        elif connection.vendor == "sqlite":
+            cursor.execute(SQLITE_TABLE_SQL)
+    if connection.vendor == "sqlite":
+        sqlite_ensure(connection)
+
+
+def remove(connection: BaseDatabaseWrapper) -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for statement in POSTGRES_REMOVE:
+                cursor.execute(statement)
+        elif connection.vendor == "sqlite":
+            for name in SQLITE_TRIGGERS:
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+            cursor.execute("DROP TABLE IF EXISTS memories_memory_fts")
+
+
+def sqlite_ensure(connection: BaseDatabaseWrapper) -> bool:
+    """SQLite: recreate any missing trigger, then rebuild the index; True when it had to.
+
+    A no-op elsewhere, and when the FTS table is not there (before migration 0002).
+    """
+    if connection.vendor != "sqlite":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE name LIKE 'memories_memory_fts%%'")
+        present = {row[0] for row in cursor.fetchall()}
+        if FTS_TABLE not in present:
+            return False
+        missing = [name for name in SQLITE_TRIGGERS if name not in present]
+        for name in missing:
+            cursor.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {SQLITE_TRIGGERS[name]}")
+        if missing:
+            cursor.execute("INSERT INTO memories_memory_fts(memories_memory_fts) VALUES ('rebuild')")
+    return bool(missing)
+
+
+def ensure_after_migrate(sender: object, using: str = "default", **kwargs: object) -> None:
+    """``post_migrate`` receiver: ``sqlite_ensure`` on the database just migrated."""
+    sqlite_ensure(connections[using])
