@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from chat.models import Conversation, Message, Participant, Turn
-from lorebooks import scanning
 from tests.companions.factories import make_companion
 
 
@@ -72,16 +71,3 @@ def add_exchange(
 ) -> tuple[Message, Message]:
     """A message of the user and the companion's reply to it."""
     return add_user_message(conversation, said), add_reply(conversation, companion, answer, **reply_fields)
-
-
-def _scanner_pending() -> bool:
-    try:
-        scanning.scan([], messages=[], char="c", user="u", budget_tokens=1, count_tokens=len)
-    except NotImplementedError:
-        return True
-    return False
-
-
-# Issue 16 is built in pieces: until the lorebook scanner is merged, the end-to-end tests that
-# need real lore firing are skipped (they run, unchanged, once it is there).
-LORE_SCANNER_PENDING = _scanner_pending()

@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from chat.models import Message, PipelineRun
 from companions.models import Companion
 from lorebooks.models import Lorebook, LoreEntry
-from tests.chat.factories import LORE_SCANNER_PENDING, make_group
+from tests.chat.factories import make_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,7 +130,6 @@ def give_lorebook(companion, content):
     companion.lorebooks.add(book)
 
 
-@pytest.mark.skipif(LORE_SCANNER_PENDING, reason="the lorebook scanner is not merged yet")
 async def test_each_speaker_gets_its_own_lorebook_entries(worker, use_fake_llm, connect_group, group, user):
     use_fake_llm.set_reply(REPLY)
     names = await companions_of(group)

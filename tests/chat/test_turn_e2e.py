@@ -18,7 +18,6 @@ from chat import steps
 from chat.models import Message, PipelineRun
 from companions.models import Companion
 from companions.services import companion_import_card
-from tests.chat.factories import LORE_SCANNER_PENDING
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -164,7 +163,6 @@ async def test_cancel_stops_the_stream(worker, use_fake_llm, connect, companion,
     assert client.of_type("done") == []
 
 
-@pytest.mark.skipif(LORE_SCANNER_PENDING, reason="the lorebook scanner is not merged yet")
 async def test_an_imported_card_shapes_what_the_llm_is_sent(worker, use_fake_llm, connect, user):
     card = {
         "spec": "chara_card_v2",
