@@ -448,6 +448,7 @@ RATE_LIMITS = {
     "token_create": env.str("RATELIMIT_TOKEN_CREATE", default="10/1h"),
     "account_export": env.str("RATELIMIT_ACCOUNT_EXPORT", default="5/24h"),
     "memory_change": env.str("RATELIMIT_MEMORY_CHANGE", default="120/1h"),
+    "lorebook_change": env.str("RATELIMIT_LOREBOOK_CHANGE", default="300/1h"),
     # Failed logins for one account from any address: slows guessing spread over many IPs.
     "login_account": env.str("RATELIMIT_LOGIN_ACCOUNT", default="10/1h"),
 }

@@ -1,8 +1,13 @@
-"""Lorebook pages: the list, create, import, a book's settings and entries, export, delete."""
+"""Lorebook pages: the list, create, import, a book's settings and entries, export, delete.
+
+Every write (a POST) counts against the user's ``lorebook_change`` rate limit.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -15,10 +20,24 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
+from companionhub import ratelimits
 from lorebooks import formats, selectors, services
 from lorebooks.formats import LorebookRejected
 from lorebooks.forms import LorebookForm, LorebookImportForm, LoreEntryForm
 from lorebooks.models import Lorebook
+
+
+def _limit_writes(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A write (POST) counts against the user's ``lorebook_change`` limit; a 429 over it."""
+
+    @wraps(view)
+    def wrapped(request: AuthenticatedHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST":
+            user = request.user
+            ratelimits.enforce("lorebook_change", f"user:{user.pk}", record_label=user.username)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 @login_required
@@ -30,6 +49,7 @@ def lorebook_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@_limit_writes
 def lorebook_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = LorebookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -43,6 +63,7 @@ def lorebook_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@_limit_writes
 def lorebook_import(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = LorebookImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -64,6 +85,7 @@ def lorebook_import(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@_limit_writes
 def lorebook_detail(request: AuthenticatedHttpRequest, lorebook_id: int) -> HttpResponse:
     """The book's settings (POST saves them) and its entries."""
     book = selectors.lorebook_get_for_user(request.user, lorebook_id)
@@ -81,6 +103,7 @@ def _detail_context(book: Lorebook, **extra: Any) -> dict[str, Any]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@_limit_writes
 def entry_create(request: AuthenticatedHttpRequest, lorebook_id: int) -> HttpResponse:
     book = selectors.lorebook_get_for_user(request.user, lorebook_id)
     form = LoreEntryForm(request.POST or None)
@@ -97,6 +120,7 @@ def entry_create(request: AuthenticatedHttpRequest, lorebook_id: int) -> HttpRes
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@_limit_writes
 def entry_edit(request: AuthenticatedHttpRequest, lorebook_id: int, entry_id: int) -> HttpResponse:
     entry = selectors.entry_get_for_user(request.user, lorebook_id, entry_id)
     form = LoreEntryForm(request.POST or None, instance=entry)
@@ -111,6 +135,7 @@ def entry_edit(request: AuthenticatedHttpRequest, lorebook_id: int, entry_id: in
 
 @login_required
 @require_POST
+@_limit_writes
 def entry_delete(request: AuthenticatedHttpRequest, lorebook_id: int, entry_id: int) -> HttpResponse:
     entry = selectors.entry_get_for_user(request.user, lorebook_id, entry_id)
     services.entry_delete(entry=entry)
@@ -139,6 +164,7 @@ def lorebook_export(request: AuthenticatedHttpRequest, lorebook_id: int, fmt: st
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@_limit_writes
 def lorebook_delete(request: AuthenticatedHttpRequest, lorebook_id: int) -> HttpResponse:
     book = selectors.lorebook_get_for_user(request.user, lorebook_id)
     if request.method == "POST":

@@ -194,3 +194,22 @@ def test_admin_lists_books_with_entries_inline(client, make_user, user):
     assert page.status_code == 200 and "key0" in page.content.decode()
     client.force_login(make_user(username="staff2", is_staff=True))
     assert client.get(reverse("admin:lorebooks_lorebook_changelist")).status_code == 403
+
+
+def test_writes_are_rate_limited(signed_in, rate_limits):
+    rate_limits["lorebook_change"] = "2/1h"
+    for n in range(2):
+        assert (
+            signed_in.post(
+                reverse("lorebooks:create"),
+                {"name": f"Book {n}", "scan_depth": 4, "token_budget": 0, "recursion_depth": 3},
+            ).status_code
+            == 302
+        )
+    response = signed_in.post(
+        reverse("lorebooks:create"),
+        {"name": "One too many", "scan_depth": 4, "token_budget": 0, "recursion_depth": 3},
+    )
+    assert response.status_code == 429 and response["Retry-After"]
+    assert Lorebook.objects.count() == 2
+    assert signed_in.get(reverse("lorebooks:list")).status_code == 200  # reading is not limited
