@@ -221,3 +221,13 @@ def test_the_settings_and_chat_pages_link_here(signed_in, companion):
 
     chat = make_chat(companion)
     assert link in signed_in.get(reverse("chat:conversation", args=[chat.pk])).content
+
+
+def test_a_group_chat_links_each_member_s_memories(signed_in, user, companion):
+    from tests.chat.factories import make_group_of
+    from tests.companions.factories import make_companion
+
+    other = make_companion(user, name="Rin")
+    group = make_group_of(user, [companion, other])
+    page = signed_in.get(reverse("chat:conversation", args=[group.pk])).content
+    assert url("list", companion).encode() in page and url("list", other).encode() in page
