@@ -12,26 +12,7 @@ from lorebooks.models import Lorebook, LoreEntry
 class LoreEntryInline(admin.StackedInline):
     model = LoreEntry
     extra = 0
-    fields = (
-        "uid",
-        "comment",
-        "keys",
-        "secondary_keys",
-        "selective_logic",
-        "content",
-        "constant",
-        "enabled",
-        "order",
-        "position",
-        "depth",
-        "probability",
-        "case_sensitive",
-        "match_whole_words",
-        "use_regex",
-        "exclude_recursion",
-        "prevent_recursion",
-        "extras",
-    )
+    fields = ("uid", *LoreEntry.EDITABLE, "extras")
     # What an import kept for export, and the entry's number in its file, are not edited here.
     readonly_fields = ("uid", "extras")
     show_change_link = False

@@ -146,24 +146,7 @@ class LoreEntryForm(forms.ModelForm):
 
     class Meta:
         model = LoreEntry
-        fields = [
-            "comment",
-            "keys",
-            "secondary_keys",
-            "selective_logic",
-            "content",
-            "constant",
-            "enabled",
-            "order",
-            "position",
-            "depth",
-            "probability",
-            "case_sensitive",
-            "match_whole_words",
-            "use_regex",
-            "exclude_recursion",
-            "prevent_recursion",
-        ]
+        fields = list(LoreEntry.EDITABLE)
         labels = {
             "comment": gettext_lazy("Title"),
             "selective_logic": gettext_lazy("Secondary key logic"),

@@ -86,6 +86,13 @@ class LoreEntry(models.Model):
     prevent_recursion = models.BooleanField(default=False)  # its text triggers no other entry
     extras = models.JSONField(default=dict, blank=True)
 
+    # What the owner edits (the entry form, the admin): every column but the book, the uid and extras.
+    EDITABLE = (
+        "comment", "keys", "secondary_keys", "selective_logic", "content", "constant", "enabled", "order",
+        "position", "depth", "probability", "case_sensitive", "match_whole_words", "use_regex",
+        "exclude_recursion", "prevent_recursion",
+    )  # fmt: skip
+
     class Meta:
         ordering = ["lorebook", "-order", "uid"]
         constraints = [
