@@ -3,10 +3,23 @@ companion, by vector (384 dimensions) and by the full-text fallback.
 
 Runs in this process against the configured database (PostgreSQL when DATABASE_URL points at
 it, else the embedded SQLite). The bench makes its own user (found by its name) with one
-companion per size, and memories of 6 to 20 words from a made-up vocabulary with a random unit
-vector each; rows are made again only when their count is wrong, and nothing else is read or
-changed. Each scenario is timed warm (the companion's matrix kept in this process, as a worker
-keeps it between turns), and the cold load after a write is reported too.
+companion per size and data version, and memories that read like the facts the memory step
+writes ("The user's sister Kavo lives in Tufo and likes ..."): a few templates with names,
+places and things drawn from a made-up vocabulary, so each memory is a distinct fact, the rare
+words are rare and the template words ("user", "likes") are in most memories, as in real ones.
+Each has a random unit vector. Rows are made again only when their count is wrong, and nothing
+else is read or changed.
+
+Scenarios, each timed warm (the companion's matrix kept in this process, as a worker keeps it
+between turns):
+
+* vector: the query has a vector of the memories' model;
+* full text: no query vector (or one of another model), recent messages of 60 words that
+  name a few of the facts' things among everyday words;
+* full text, worst case: recent messages of nothing but the words most memories share, so
+  every term matches thousands of rows (the bound on ranked rows is what keeps it fast);
+
+and the cold load of the companion's matrix after a write.
 """
 
 from __future__ import annotations
@@ -29,7 +42,32 @@ REPEATS = 200
 COLD_REPEATS = 5
 BUDGET_TOKENS = 600
 PREFIX = "benchmemories"
+DATA_VERSION = "facts"  # a new value makes the memories again (the old companions are deleted)
 SEED = 20261201
+
+# Facts as the memory step writes them: "{0}" and "{1}" are made-up words (names, places, things).
+TEMPLATES = (
+    "The user's sister {0} lives in {1}.",
+    "The user likes {0} and drinks {1} tea every morning.",
+    "The user works as a {0} at a company called {1}.",
+    "The user has a dog named {0} who is afraid of {1}.",
+    "The user visited {0} last summer and wants to go back to {1}.",
+    "The user's favourite book is {0} by {1}.",
+    "The user plays the {0} with a friend called {1} on weekends.",
+    "The user does not like {0}, but likes {1} a lot.",
+    "The user is learning {0} because their partner {1} speaks it.",
+    "The user grew up in {0} near the {1} river.",
+)
+# Recent messages: everyday words around a few of the facts' things.
+CHAT = (
+    "yesterday evening talked about plans for the weekend and the long drive"
+    " remember telling you about the trip, the weather was lovely, we cooked dinner together"
+    " and then watched a film about"
+)
+WORST_CASE = (
+    "the user likes the user's friend, the user lives and works, the user likes tea and"
+    " wants to go back, the user's favourite, the user plays with a friend called"
+)
 
 
 def _vocabulary() -> list[str]:
@@ -53,7 +91,10 @@ def _companion(user, size: int):
     from memories.models import Memory
     from tests.companions.factories import VALID
 
-    name = f"{PREFIX}-{size}"
+    name = f"{PREFIX}-{DATA_VERSION}-{size}"
+    Companion.objects.filter(owner=user, name__startswith=f"{PREFIX}-").exclude(
+        name__in=[f"{PREFIX}-{DATA_VERSION}-{n}" for n in SIZES]
+    ).delete()
     companion = Companion.objects.filter(owner=user, name=name).first()
     if companion is not None and Memory.objects.filter(companion=companion).count() == size:
         return companion, 0.0
@@ -73,7 +114,7 @@ def _companion(user, size: int):
             Memory(
                 owner=user,
                 companion=companion,
-                text=" ".join(rng.choices(words, k=rng.randint(6, 20))),
+                text=rng.choice(TEMPLATES).format(*(w.capitalize() for w in rng.sample(words, 2))),
                 pinned=n % 500 == 0,  # a few pinned, as users pin a handful
                 embedding=vectors.pack(unit),
                 embedding_model=MODEL,
@@ -110,7 +151,8 @@ def run() -> dict:
 
     user = _user()
     words = _vocabulary()
-    query_text = " ".join(words[n * 7 % len(words)] for n in range(60))  # recent messages: 60 words
+    things = " and ".join(words[n * 7 % len(words)] for n in range(12))
+    query_text = f"{CHAT} {things}"  # recent messages: about 60 words
     query = np.random.default_rng(SEED).standard_normal(DIMENSIONS).astype(np.float32).tolist()
     rows, results = [], []
     for size in SIZES:
@@ -121,6 +163,11 @@ def run() -> dict:
             "vector": {"query_vector": query, "embedding_model": MODEL},
             "full text (no query vector)": {"query_vector": None, "embedding_model": ""},
             "vector of another model (full text)": {"query_vector": query, "embedding_model": "other"},
+            "full text, worst case (common words only)": {
+                "query_vector": None,
+                "embedding_model": "",
+                "query_text": WORST_CASE,
+            },
         }
         for label, kwargs in scenarios.items():
 
@@ -128,10 +175,9 @@ def run() -> dict:
                 return relevant_memories(
                     owner_id=user.pk,
                     companion_id=c.pk,
-                    query_text=query_text,
+                    **{"query_text": query_text, **kw},
                     budget_tokens=BUDGET_TOKENS,
                     count_tokens=count_tokens,
-                    **kw,
                 )
 
             found = recall()

@@ -7,8 +7,16 @@ PostgreSQL: two columns the ORM never reads, added to ``memories_memory``:
 ``search_config`` (the text-search configuration a memory is stemmed with, from its owner's
 language when it is written, as messages are: ``chat/search_index.py``) and
 ``search_vector``, a stored generated ``to_tsvector(search_config, text)``. One GIN index
-holds (companion, words) (``btree_gin``), so one companion's matches never wade through
-anyone else's. PostgreSQL computes it on every write of the row: no code path can forget it.
+holds (companion, words) (``btree_gin``; in a GIN index the column order does not matter,
+each column's keys are looked up alone). PostgreSQL computes the vector on every write of
+the row: no code path can forget it.
+
+Migration 0003 adds two things retrieval's speed and its one-configuration query rely on
+(``POSTGRES_0003``): the GIN index without its pending list (``fastupdate = off``: a
+pending list is scanned whole by every query, 20 ms at a few thousand new memories, and
+memories are written a few per turn at most, so updating the index at once costs nothing
+that shows), and a trigger that restems a user's memories when their language changes, so
+their ``search_config`` is always the owner's language.
 
 SQLite (the embedded default): an FTS5 table with external content on ``memories_memory``
 (only the index is stored; the text stays in the table), kept in step by three triggers.
@@ -31,11 +39,11 @@ FTS_TABLE = "memories_memory_fts"
 # table as the messages' index; chat sits above memories, so it is repeated, not imported).
 LANGUAGE_CONFIGS = {"en": "english", "de": "german", "es": "spanish"}
 DEFAULT_CONFIG = "english"
-# A query is parsed with each configuration a memory can have, so a change of language loses nothing.
-SEARCH_CONFIGS = tuple(dict.fromkeys((DEFAULT_CONFIG, *LANGUAGE_CONFIGS.values())))
 
 
-def _config_case(language: str) -> str:
+def config_sql(language: str) -> str:
+    """SQL for the configuration of the language in the SQL expression ``language`` (the
+    owner's, in ``memories.fulltext`` as in the triggers: a query is parsed as rows are)."""
     whens = " ".join(f"WHEN '{code}' THEN '{config}'" for code, config in LANGUAGE_CONFIGS.items())
     return (
         f"(CASE split_part(coalesce({language}, ''), '-', 1) {whens} ELSE '{DEFAULT_CONFIG}' END)::regconfig"
@@ -79,19 +87,40 @@ POSTGRES_INSTALL = (
     "ALTER TABLE memories_memory ADD COLUMN search_vector tsvector "
     "GENERATED ALWAYS AS (to_tsvector(search_config, text)) STORED",
     # (Built from this module's constants only, never from input.)
-    f"UPDATE memories_memory m SET search_config = {_config_case('u.language')}"  # noqa: S608
+    f"UPDATE memories_memory m SET search_config = {config_sql('u.language')}"  # noqa: S608
     " FROM accounts_user u WHERE u.id = m.owner_id",
     f"""CREATE FUNCTION memories_memory_search_config() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         owner_language text;
     BEGIN
         SELECT u.language INTO owner_language FROM accounts_user u WHERE u.id = NEW.owner_id;
-        NEW.search_config := {_config_case("owner_language")};
+        NEW.search_config := {config_sql("owner_language")};
         RETURN NEW;
     END $$""",  # noqa: S608
     "CREATE TRIGGER memories_memory_search_config BEFORE INSERT ON memories_memory"
     " FOR EACH ROW EXECUTE FUNCTION memories_memory_search_config()",
     *POSTGRES_INDEXES.values(),
+)
+POSTGRES_0003 = (
+    "ALTER INDEX memories_memory_search SET (fastupdate = off)",
+    "SELECT gin_clean_pending_list('memories_memory_search')",
+    f"""CREATE FUNCTION memories_memory_restem() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE memories_memory SET search_config = {config_sql("NEW.language")}
+        WHERE owner_id = NEW.id AND search_config <> {config_sql("NEW.language")};
+        RETURN NULL;
+    END $$""",  # noqa: S608
+    "CREATE TRIGGER memories_memory_restem AFTER UPDATE OF language ON accounts_user"
+    " FOR EACH ROW WHEN (OLD.language IS DISTINCT FROM NEW.language)"
+    " EXECUTE FUNCTION memories_memory_restem()",
+    # Memories written while the owner's language was another, before this trigger.
+    f"UPDATE memories_memory m SET search_config = {config_sql('u.language')}"  # noqa: S608
+    f" FROM accounts_user u WHERE u.id = m.owner_id AND m.search_config <> {config_sql('u.language')}",
+)
+POSTGRES_0003_REMOVE = (
+    "DROP TRIGGER IF EXISTS memories_memory_restem ON accounts_user",
+    "DROP FUNCTION IF EXISTS memories_memory_restem()",
+    "ALTER INDEX IF EXISTS memories_memory_search RESET (fastupdate)",
 )
 POSTGRES_REMOVE = (
     "DROP TRIGGER IF EXISTS memories_memory_search_config ON memories_memory",
@@ -112,6 +141,21 @@ def install(connection: BaseDatabaseWrapper) -> None:
             cursor.execute(SQLITE_TABLE_SQL)
     if connection.vendor == "sqlite":
         sqlite_ensure(connection)
+
+
+def install_0003(connection: BaseDatabaseWrapper) -> None:
+    """Migration 0003 on PostgreSQL (nothing on SQLite): see the module docstring."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for statement in POSTGRES_0003:
+                cursor.execute(statement)
+
+
+def remove_0003(connection: BaseDatabaseWrapper) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for statement in POSTGRES_0003_REMOVE:
+                cursor.execute(statement)
 
 
 def remove(connection: BaseDatabaseWrapper) -> None:
