@@ -40,7 +40,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
 from chat.models import Message, Participant
-from chat.search_index import FTS_TABLE, SEARCH_CONFIGS
+from chat.search_index import FTS_TABLE
+from companionhub.fulltext_index import SEARCH_CONFIGS
 
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12  # words and phrases; more would only slow the query

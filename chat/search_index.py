@@ -28,24 +28,9 @@ in a new migration.
 
 from __future__ import annotations
 
-from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
+from companionhub.fulltext_index import FullTextIndex, config_sql
 
 FTS_TABLE = "chat_message_fts"
-
-# A site language -> the PostgreSQL text-search configuration its messages are indexed with.
-LANGUAGE_CONFIGS = {"en": "english", "de": "german", "es": "spanish"}
-DEFAULT_CONFIG = "english"
-# Every configuration a message can have been indexed with: a query is parsed with each.
-SEARCH_CONFIGS = tuple(dict.fromkeys((DEFAULT_CONFIG, *LANGUAGE_CONFIGS.values())))
-
-
-def _config_case(language: str) -> str:
-    """SQL: the configuration for the language code in ``language`` (a region like de-at counts as de)."""
-    whens = " ".join(f"WHEN '{code}' THEN '{config}'" for code, config in LANGUAGE_CONFIGS.items())
-    return (
-        f"(CASE split_part(coalesce({language}, ''), '-', 1) {whens} ELSE '{DEFAULT_CONFIG}' END)::regconfig"
-    )
 
 
 SQLITE_TABLE_SQL = (
@@ -98,7 +83,7 @@ POSTGRES_INSTALL = (
     # BEFORE triggers, so it follows).
     "ALTER TABLE chat_message ADD COLUMN search_owner bigint",
     # (The statements below are built from this module's constants only, never from input.)
-    f"UPDATE chat_message m SET search_owner = c.owner_id, search_config = {_config_case('u.language')}"  # noqa: S608
+    f"UPDATE chat_message m SET search_owner = c.owner_id, search_config = {config_sql('u.language')}"  # noqa: S608
     " FROM chat_conversation c JOIN accounts_user u ON u.id = c.owner_id WHERE c.id = m.conversation_id",
     f"""CREATE FUNCTION chat_message_search_owner() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
@@ -107,7 +92,7 @@ POSTGRES_INSTALL = (
         SELECT c.owner_id, u.language INTO NEW.search_owner, owner_language
             FROM chat_conversation c JOIN accounts_user u ON u.id = c.owner_id
             WHERE c.id = NEW.conversation_id;
-        NEW.search_config := {_config_case("owner_language")};
+        NEW.search_config := {config_sql("owner_language")};
         RETURN NEW;
     END $$""",  # noqa: S608
     "CREATE TRIGGER chat_message_search_owner BEFORE INSERT OR UPDATE OF conversation_id ON chat_message"
@@ -125,49 +110,6 @@ POSTGRES_REMOVE = (
 )
 
 
-def install(connection: BaseDatabaseWrapper) -> None:
-    """Build the index for ``connection``'s database, over the messages already there."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for statement in POSTGRES_INSTALL:
-                cursor.execute(statement)
-        elif connection.vendor == "sqlite":
-            cursor.execute(SQLITE_TABLE_SQL)
-    if connection.vendor == "sqlite":
-        sqlite_ensure(connection)
-
-
-def remove(connection: BaseDatabaseWrapper) -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for statement in POSTGRES_REMOVE:
-                cursor.execute(statement)
-        elif connection.vendor == "sqlite":
-            for name in SQLITE_TRIGGERS:
-                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
-            cursor.execute("DROP TABLE IF EXISTS chat_message_fts")
-
-
-def sqlite_ensure(connection: BaseDatabaseWrapper) -> bool:
-    """SQLite: recreate any missing trigger and then rebuild the index; True when it had to.
-
-    A no-op elsewhere, and when the FTS table is not there (before migration 0014).
-    """
-    if connection.vendor != "sqlite":
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT name, type FROM sqlite_master WHERE name LIKE 'chat_message_fts%%'")
-        present = {name for name, _type in cursor.fetchall()}
-        if FTS_TABLE not in present:
-            return False
-        missing = [name for name in SQLITE_TRIGGERS if name not in present]
-        for name in missing:
-            cursor.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {SQLITE_TRIGGERS[name]}")
-        if missing:
-            cursor.execute("INSERT INTO chat_message_fts(chat_message_fts) VALUES ('rebuild')")
-    return bool(missing)
-
-
-def ensure_after_migrate(sender: object, using: str = "default", **kwargs: object) -> None:
-    """``post_migrate`` receiver: ``sqlite_ensure`` on the database just migrated."""
-    sqlite_ensure(connections[using])
+INDEX = FullTextIndex(FTS_TABLE, SQLITE_TABLE_SQL, SQLITE_TRIGGERS, POSTGRES_INSTALL, POSTGRES_REMOVE)
+install, remove, sqlite_ensure = INDEX.install, INDEX.remove, INDEX.sqlite_ensure
+ensure_after_migrate = INDEX.ensure_after_migrate

@@ -39,7 +39,8 @@ from typing import Any
 
 from django.db import connection
 
-from memories.search_index import FTS_TABLE, config_sql
+from companionhub.fulltext_index import config_sql
+from memories.search_index import FTS_TABLE
 from memories.stopwords import STOP_WORDS
 
 _WORD = re.compile(r"\w+")

@@ -30,24 +30,11 @@ migration.
 
 from __future__ import annotations
 
-from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from companionhub.fulltext_index import FullTextIndex, config_sql
+
 FTS_TABLE = "memories_memory_fts"
-
-# A site language -> the PostgreSQL configuration its owner's memories are stemmed with (the same
-# table as the messages' index; chat sits above memories, so it is repeated, not imported).
-LANGUAGE_CONFIGS = {"en": "english", "de": "german", "es": "spanish"}
-DEFAULT_CONFIG = "english"
-
-
-def config_sql(language: str) -> str:
-    """SQL for the configuration of the language in the SQL expression ``language`` (the
-    owner's, in ``memories.fulltext`` as in the triggers: a query is parsed as rows are)."""
-    whens = " ".join(f"WHEN '{code}' THEN '{config}'" for code, config in LANGUAGE_CONFIGS.items())
-    return (
-        f"(CASE split_part(coalesce({language}, ''), '-', 1) {whens} ELSE '{DEFAULT_CONFIG}' END)::regconfig"
-    )
 
 
 SQLITE_TABLE_SQL = (
@@ -131,18 +118,6 @@ POSTGRES_REMOVE = (
 )
 
 
-def install(connection: BaseDatabaseWrapper) -> None:
-    """Build the index for ``connection``'s database, over the memories already there."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for statement in POSTGRES_INSTALL:
-                cursor.execute(statement)
-        elif connection.vendor == "sqlite":
-            cursor.execute(SQLITE_TABLE_SQL)
-    if connection.vendor == "sqlite":
-        sqlite_ensure(connection)
-
-
 def install_0003(connection: BaseDatabaseWrapper) -> None:
     """Migration 0003 on PostgreSQL (nothing on SQLite): see the module docstring."""
     if connection.vendor == "postgresql":
@@ -158,37 +133,6 @@ def remove_0003(connection: BaseDatabaseWrapper) -> None:
                 cursor.execute(statement)
 
 
-def remove(connection: BaseDatabaseWrapper) -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for statement in POSTGRES_REMOVE:
-                cursor.execute(statement)
-        elif connection.vendor == "sqlite":
-            for name in SQLITE_TRIGGERS:
-                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
-            cursor.execute("DROP TABLE IF EXISTS memories_memory_fts")
-
-
-def sqlite_ensure(connection: BaseDatabaseWrapper) -> bool:
-    """SQLite: recreate any missing trigger, then rebuild the index; True when it had to.
-
-    A no-op elsewhere, and when the FTS table is not there (before migration 0002).
-    """
-    if connection.vendor != "sqlite":
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT name FROM sqlite_master WHERE name LIKE 'memories_memory_fts%%'")
-        present = {row[0] for row in cursor.fetchall()}
-        if FTS_TABLE not in present:
-            return False
-        missing = [name for name in SQLITE_TRIGGERS if name not in present]
-        for name in missing:
-            cursor.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {SQLITE_TRIGGERS[name]}")
-        if missing:
-            cursor.execute("INSERT INTO memories_memory_fts(memories_memory_fts) VALUES ('rebuild')")
-    return bool(missing)
-
-
-def ensure_after_migrate(sender: object, using: str = "default", **kwargs: object) -> None:
-    """``post_migrate`` receiver: ``sqlite_ensure`` on the database just migrated."""
-    sqlite_ensure(connections[using])
+INDEX = FullTextIndex(FTS_TABLE, SQLITE_TABLE_SQL, SQLITE_TRIGGERS, POSTGRES_INSTALL, POSTGRES_REMOVE)
+install, remove, sqlite_ensure = INDEX.install, INDEX.remove, INDEX.sqlite_ensure
+ensure_after_migrate = INDEX.ensure_after_migrate
