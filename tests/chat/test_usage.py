@@ -121,11 +121,15 @@ async def test_a_retried_reply_is_charged_every_attempt_that_streamed(
 
 
 def analysis_usage(llm) -> tuple[int, int]:
-    """(prompt, completion) tokens the fake reported for the scene analyses (its non-streamed calls)."""
+    """(prompt, completion) tokens the fake reported for the scene analyses (its non-streamed chat
+    calls) and for the memory query's embeddings (prompt tokens only)."""
     from tests.fakes.llm_server import _estimate, _prompt_text
 
-    calls = [r["json"] for r in llm.requests if r["json"] and not r["json"].get("stream")]
-    return sum(_estimate(_prompt_text(c)) for c in calls), len(calls) * _estimate(llm.completion_text)
+    bodies = [r["json"] for r in llm.requests if r["json"]]
+    calls = [body for body in bodies if "messages" in body and not body.get("stream")]
+    embedded = [text for body in bodies if "input" in body for text in body["input"]]
+    prompt = sum(_estimate(_prompt_text(c)) for c in calls) + sum(_estimate(text) for text in embedded)
+    return prompt, len(calls) * _estimate(llm.completion_text)
 
 
 async def test_the_scene_analyses_are_charged_with_the_reply(worker, use_fake_llm, connect, companion, user):

@@ -26,6 +26,7 @@ from chat.models import Connection, Message, PipelineRun, SamplerPreset
 from companions.models import Companion, CompanionDraft
 from lorebooks.models import Lorebook
 from media.services import store_image
+from memories.models import Memory
 from tests.accounts.roles import grant, moderators_group, view_permissions
 from tests.chat.factories import add_exchange, add_user_message, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
@@ -49,6 +50,7 @@ MODELS = (
     "chat.samplerpreset",
     "media.storedimage",
     "lorebooks.lorebook",
+    "memories.memory",
 )
 
 # The pages each role may open (200); every other one is 403.
@@ -61,6 +63,7 @@ PAGES: dict[str, dict[str, frozenset[str]]] = {
         "companions.companiondraft": frozenset(),
         # Users' own writing, not shared: moderators hold no lorebook permission.
         "lorebooks.lorebook": frozenset(),
+        "memories.memory": frozenset(),  # what a user's companion remembers of them: private too
         # Connections hold API keys and route every conversation: moderators only look.
         # Shared sampler presets are theirs to make.
         "chat.samplerpreset": EVERYTHING,
@@ -75,6 +78,8 @@ PAGES: dict[str, dict[str, frozenset[str]]] = {
         "accounts.usagetransaction": EVERYTHING - {"add"},
         # Started on the site, with their greeting and members.
         "chat.conversation": EVERYTHING - {"add"},
+        # Written by the memory step or by their user on the site; never edited here.
+        "memories.memory": EVERYTHING - {"add"},
     },
 }
 PAGES["all_permissions"] = {
@@ -89,9 +94,9 @@ SAVES: dict[str, frozenset[str]] = {
     "no_permissions": frozenset(),
     "view_only": frozenset(),
     "moderator": frozenset({"accounts.userusage", "chat.samplerpreset"}),
-    "superuser": frozenset(MODELS) - {"accounts.usagetransaction"},
+    "superuser": frozenset(MODELS) - {"accounts.usagetransaction", "memories.memory"},
     "all_permissions": frozenset(MODELS)
-    - {"accounts.usagetransaction", "accounts.user", "auth.group", "chat.connection"},
+    - {"accounts.usagetransaction", "accounts.user", "auth.group", "chat.connection", "memories.memory"},
 }
 
 # Who may run each action; for everyone else it changes nothing.
@@ -114,6 +119,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("chat.samplerpreset", "delete_selected"): frozenset({"moderator", "all_permissions", "superuser"}),
     ("media.storedimage", "delete_selected"): frozenset({"all_permissions", "superuser"}),
     ("lorebooks.lorebook", "delete_selected"): frozenset({"all_permissions", "superuser"}),
+    ("memories.memory", "delete_selected"): frozenset({"all_permissions", "superuser"}),
 }
 
 # Who sees another user's private picture at its own URL (everyone else: 404).
@@ -254,6 +260,9 @@ def world(role_users, user, settings, tmp_path, fake_llm) -> dict[str, object]:
         "chat.samplerpreset": SamplerPreset.objects.create(name="Warm", temperature=1.1),
         "media.storedimage": picture,
         "lorebooks.lorebook": Lorebook.objects.create(owner=user, name="Private lore"),
+        "memories.memory": Memory.objects.create(
+            owner=user, companion=companion, text="Alice's sister is Mara."
+        ),
     }
 
 

@@ -15,6 +15,7 @@ from companions.models import Companion
 from lorebooks.models import Lorebook, LoreEntry
 from media.models import StoredImage
 from media.services import store_image
+from memories.models import Memory
 from portability.models import AccountExport
 from tests.chat.factories import add_exchange, add_reply, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
@@ -29,6 +30,7 @@ OBJECT_KWARGS = {
     "export_id",
     "lorebook_id",
     "entry_id",
+    "memory_id",
 }
 DAY = timedelta(days=1)
 # The wizard's step number belongs to the signed-in user's own draft; an export's format is a name.
@@ -66,7 +68,7 @@ MESSAGE_URLS = sorted(
 def object_patterns():
     found = []
 
-    def walk(patterns, namespace=""):
+    def walk(patterns, namespace="", outer=frozenset()):
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
                 if pattern.namespace == "admin":
@@ -74,9 +76,10 @@ def object_patterns():
                 walk(
                     pattern.url_patterns,
                     f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace,
+                    outer | set(pattern.pattern.converters),  # an include's own ids (companions/<id>/memories/)
                 )
             elif isinstance(pattern, URLPattern):
-                kwargs = set(pattern.pattern.converters)
+                kwargs = outer | set(pattern.pattern.converters)
                 if kwargs - NOT_OBJECTS:
                     found.append((f"{namespace}{pattern.name}", kwargs))
 
@@ -121,7 +124,9 @@ def victim_objects(request, user, settings, tmp_path):
     conversation, message = (chat, direct_reply) if request.param == "direct" else (group, group_reply)
     book = Lorebook.objects.create(owner=user, name="Private lore")
     entry = LoreEntry.objects.create(lorebook=book, uid=0, keys=["secret"], content="private words")
+    memory = Memory.objects.create(owner=user, companion=companion, text="private words")
     return {
+        "memory_id": memory.pk,
         "lorebook_id": book.pk,
         "entry_id": entry.pk,
         "companion_id": companion.pk,
