@@ -76,7 +76,7 @@ def object_patterns():
                 walk(
                     pattern.url_patterns,
                     f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace,
-                    outer | set(pattern.pattern.converters),  # an include's own ids (companions/<id>/memories/)
+                    outer | set(pattern.pattern.converters),  # an include's ids (companions/<id>/...)
                 )
             elif isinstance(pattern, URLPattern):
                 kwargs = outer | set(pattern.pattern.converters)
