@@ -92,6 +92,8 @@ class SentenceCutter:
 
     def _take(self, ch: str, out: list[str]) -> None:
         if ch == "*":
+            if not self.in_action and self.actions == "read" and (self.may_cut or self.cjk_ended):
+                self._cut(len(self.pending), out)  # an action read aloud starts a sentence of its own
             self.in_action = not self.in_action
             return
         if self.in_action and ch != "\n":
