@@ -71,7 +71,7 @@ run: migrate
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 worker: install
-	$(BIN)/celery -A companionhub worker --loglevel=INFO --queues=chat,images,memory,exports --pool=threads --concurrency=20
+	$(BIN)/celery -A companionhub worker --loglevel=INFO --queues=chat,images,memory,voice,exports --pool=threads --concurrency=20
 
 superuser: migrate
 	$(BIN)/python manage.py createsuperuser

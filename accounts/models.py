@@ -59,6 +59,22 @@ class User(AbstractUser):
         help_text=_("The language of the site and, unless a companion is set otherwise, of its replies."),
     )
 
+    class VoiceActions(models.TextChoices):
+        SKIP = "skip", _("Skip them")
+        READ = "read", _("Read them aloud")
+
+    # Speak the replies of companions whose voice is on (each companion's setting decides
+    # whether it has a voice; this is the listener's own switch).
+    read_aloud = models.BooleanField(
+        _("read replies aloud"),
+        default=True,
+        help_text=_("Companions with a voice speak their replies as they write them."),
+    )
+    # What is done with *actions* between asterisks when a reply is spoken.
+    voice_actions = models.CharField(
+        _("actions in spoken replies"), max_length=4, choices=VoiceActions.choices, default=VoiceActions.SKIP
+    )
+
     objects: ClassVar[CompanionHubUserManager] = CompanionHubUserManager()
 
     REQUIRED_FIELDS = ["email"]
@@ -183,6 +199,8 @@ class UsageTransaction(models.Model):
     # text, not a key to chat's rows -- accounts imports nothing of ours, and the record
     # must outlive a connection deleted later.
     served_by = models.CharField(max_length=200, blank=True)
+    # Characters turned into speech ("voice" rows, one per spoken clip; 0 for any other row).
+    speech_chars = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField()
 
     class Meta:

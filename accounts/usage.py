@@ -167,6 +167,40 @@ def usage_record_extra(
     )
 
 
+def usage_record_speech(
+    *,
+    user_id: int,
+    companion_id: int | None,
+    companion_name: str,
+    characters: int,
+    served_by: str = "",
+    now: dt.datetime | None = None,
+) -> UsageTransaction | None:
+    """Charge one spoken clip: a ledger row of kind "voice" with the characters synthesised
+    (``speech_chars``; speech services bill by character, not by token). It adds no tokens,
+    so the monthly token quota is not spent on speech: the ``voice`` rate limit bounds it.
+    Nothing synthesised, nothing written: returns None."""
+    characters = max(int(characters), 0)
+    if characters == 0:
+        return None
+    return UsageTransaction.objects.create(
+        user_id=user_id,
+        companion_id=companion_id,
+        companion_name=companion_name[:50],
+        run_status="voice",
+        speech_chars=characters,
+        served_by=served_by[:200],
+        created_at=now or timezone.now(),
+    )
+
+
+def usage_speech_chars(user: User, *, now: dt.datetime | None = None) -> int:
+    """Characters synthesised for ``user`` this month (UTC)."""
+    start = dt.datetime.combine(month_start(now), dt.time(), tzinfo=dt.UTC)
+    total = UsageTransaction.objects.filter(user=user, created_at__gte=start).aggregate(n=Sum("speech_chars"))
+    return int(total["n"] or 0)
+
+
 def usage_set_quota(*, user: User, quota: int | None) -> UserUsage:
     """Set a user's own monthly limit (None: the site default; 0: unlimited)."""
     usage = _usage_row(user.pk, now=timezone.now())

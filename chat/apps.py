@@ -10,7 +10,7 @@ class ChatConfig(AppConfig):
         # companionhub's health, banner and metrics code imports no app: chat tells it how to
         # read the back ends (the default connection of each kind, and a real probe of each),
         # the runs by status, every back end's circuit breaker, and which pipeline steps there are.
-        from chat import connections, embeddings, search_index, steps
+        from chat import connections, embeddings, search_index, signals, steps
         from chat import metrics as chat_metrics
         from chat.backends import all_breakers, backend_name, backend_state
         from chat.conversations import companion_deleting
@@ -18,6 +18,7 @@ class ChatConfig(AppConfig):
         from companions.models import Companion
         from memories import embedding as memory_embedding
 
+        _ = signals  # its receivers connect on import: a spoken clip's file goes with its row
         backends_info.register_resolver(backend_name)
         health.register_backend_state(backend_state)
         health.register_probe(connections.probe_connections)

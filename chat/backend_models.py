@@ -15,7 +15,7 @@ from companionhub import secretbox
 
 
 class Connection(models.Model):
-    """One server the site talks to: an LLM, an image or (later) an audio back end.
+    """One server the site talks to: an LLM, an image or an audio (speech) back end.
 
     ``api_key_sealed`` holds the key encrypted (``companionhub.secretbox``); the
     plaintext exists only in memory, in the client built from the row. Probe
@@ -48,6 +48,10 @@ class Connection(models.Model):
     )
     read_timeout = models.FloatField(
         default=60.0, validators=[MinValueValidator(0.1), MaxValueValidator(900)]
+    )
+    # An audio connection's voice for companions that chose none (TTS_VOICE); other kinds leave it blank.
+    default_voice = models.CharField(
+        max_length=100, blank=True, help_text="Audio: the voice used by default."
     )
     # A ComfyUI connection's workflow graph (API format); other kinds leave it empty.
     workflow = models.JSONField(default=dict, blank=True)

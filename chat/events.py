@@ -152,9 +152,22 @@ class CompanionHeaderEvent(TypedDict):
     companion_id: int  # whose (in a group, any of the members)
 
 
+class AudioEvent(TypedDict):
+    type: str  # "audio"
+    run_id: str | None  # None: a reply spoken on demand after it was written
+    message_id: int  # the reply the clip speaks
+    index: int  # the sentence's place in the reply, from 0 (clips may arrive out of order)
+    url: str  # the clip, served to the owner only
+    duration_ms: int
+    last: bool  # the reply's final clip
+    companion_id: NotRequired[int]
+    sender: NotRequired[str]
+
+
 class ErrorEvent(TypedDict):
     type: str  # "error"
     run_id: NotRequired[str]
+    message_id: NotRequired[int]  # "audio_failed": the reply that goes on as text only
     code: str
     message: str
     retry_after: NotRequired[int]
@@ -226,6 +239,7 @@ SERVER_EVENTS: dict[str, type] = {
     "token": TokenEvent,
     "state": StateEvent,
     "image": ImageEvent,
+    "audio": AudioEvent,
     "done": DoneEvent,
     "error": ErrorEvent,
     "pong": PongEvent,
@@ -351,6 +365,30 @@ def state(run_id: str, outfit: str, location: str, action: str) -> StateEvent:
 
 def image(run_id: str, message_id: int, url: str) -> ImageEvent:
     return {"type": "image", "run_id": run_id, "message_id": message_id, "url": url}
+
+
+def audio(
+    run_id: str | None, message_id: int, index: int, url: str, duration_ms: int, *, last: bool
+) -> AudioEvent:
+    return {
+        "type": "audio",
+        "run_id": run_id,
+        "message_id": message_id,
+        "index": index,
+        "url": url,
+        "duration_ms": int(duration_ms),
+        "last": bool(last),
+    }
+
+
+AUDIO_FAILED = "audio_failed"
+
+
+def audio_failed(message: str, *, message_id: int, run_id: str | None = None) -> ErrorEvent:
+    """The voice of a reply gave up (once per reply): the reply itself goes on as text."""
+    event = error(AUDIO_FAILED, message, run_id=run_id)
+    event["message_id"] = message_id
+    return event
 
 
 def done(

@@ -260,6 +260,7 @@ class PipelineRun(models.Model):
 
 # Back ends as data (connections, presets, each companion's choice): their own module, one app.
 from chat.backend_models import CompanionBackend, Connection, SamplerPreset  # noqa: E402
+from chat.speech_models import SpeechClip  # noqa: E402
 
 __all__ = [
     "CompanionBackend",
@@ -269,5 +270,6 @@ __all__ = [
     "Participant",
     "PipelineRun",
     "SamplerPreset",
+    "SpeechClip",
     "Turn",
 ]

@@ -28,7 +28,7 @@ from django.utils.translation import gettext_noop
 
 from accounts.language import user_language
 from accounts.models import User
-from chat import events, painting, prompts, runs, steps, tokens, turns
+from chat import events, painting, prompts, runs, steps, tokens, turns, voice
 from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.budget import PromptTooLarge
@@ -256,8 +256,11 @@ def generate_reply(run_id: RunId) -> None:
         batcher = TokenBatcher(publisher, str(run_id))
         batcher.text = batcher_prefix = prefix
         batcher.sent_upto = len(batcher_prefix)
+        run.attempts = attempts
+        # Each sentence is spoken as soon as it is written (its own queue), when voice is on.
+        speaker = voice.reply_voice(run, companion, continuing=continuing)
         try:
-            result = _stream(run_id, conversation, chat_messages, config, batcher, publisher, llm)
+            result = _stream(run_id, conversation, chat_messages, config, batcher, publisher, llm, speaker)
         except LLMError as exc:
             breaker.record_failure()
             conversation.checkpoint(batcher.text, complete=False)
@@ -278,6 +281,8 @@ def generate_reply(run_id: RunId) -> None:
             _empty_reply(run_id, result)
         batcher.replace_text(text)
         batcher.flush()
+        if speaker is not None:  # the rest of the reply, tidied as the reply was
+            speaker.finish(clean=lambda rest: strip_template_debris(rest).rstrip())
         conversation.save_reply(
             text,
             reasoning=result.reasoning,
@@ -410,6 +415,7 @@ def _stream(
     batcher: TokenBatcher,
     publisher: EventPublisher,
     llm: LLMChoice,
+    speaker: voice.ReplyVoice | None = None,
 ) -> Completion:
     # A preset's temperature and reply length win over the companion's own settings.
     max_tokens = llm.max_tokens(int(config["max_reply_tokens"]))
@@ -432,6 +438,8 @@ def _stream(
     try:
         for piece in stream.pieces(heartbeat=heartbeat):
             batcher.add(piece)
+            if speaker is not None:
+                speaker.feed(piece)  # a task per finished sentence: one broker write, no waiting
             pieces += 1
             now = time.monotonic()
             if now - last_checkpoint >= CHECKPOINT_SECONDS:

@@ -28,6 +28,12 @@ chain, report no progress, and are always optional: a failure is logged and
 never touches the reply or the run's status. A cancelled or failed run sends
 none. Their durations go to the same ``/metrics`` histogram, under their names.
 
+Stream steps (``STREAM_STEPS``) are sent by a step while it works, one task per piece:
+``generate_reply`` sends ``speak`` for each sentence of the reply as soon as it is complete
+(``chat.voice``), on the ``voice`` queue with a worker of its own, so speech starts while the
+reply still streams and never slows it. Optional like the after-steps: a failure costs the
+voice of the rest of that reply (one note to the user), never the reply.
+
 Adding a step is one entry in ``STEPS``, where it is to run; one function of
 ``chat.pipeline`` named as the step; one task in ``chat.tasks`` named as the
 entry's ``task``. A step every turn runs goes before ``update_state``, which
@@ -55,6 +61,7 @@ if TYPE_CHECKING:  # a development-only package: the annotations below are strin
 CHAT = "chat"
 IMAGES = "images"  # a picture takes up to minutes: its own queue and worker
 MEMORY = "memory"  # the memory work after a reply: its own queue and worker, never before a reply
+VOICE = "voice"  # speech of a reply's sentences, sent while it streams: its own queue and worker
 
 # Priorities (Redis: 0 is served first). A turn already under way goes before a
 # new one, so under load the replies that started finish instead of every turn
@@ -151,6 +158,27 @@ AFTER_STEPS: tuple[AfterStep, ...] = (
     AfterStep("remember", "chat.remember"),  # durable facts of the exchange, as memories
 )
 
+
+@dataclass(frozen=True)
+class StreamStep:
+    """Work sent while a reply streams, one task per piece of it, on a queue of its own: the
+    reply's tokens never wait for it. Optional, no progress; a cancelled or failed run's
+    pending pieces are skipped by the task itself (``chat.voice.speak_sentence``)."""
+
+    name: str  # of the step's function and of the metrics
+    task: str
+    queue: str = VOICE
+    priority: int = FINISHING
+
+    @property
+    def route(self) -> Route:
+        return Route(self.task, self.queue, self.priority)
+
+
+# The voice: each sentence of a reply, spoken as soon as it is complete (``chat.voice``).
+SPEAK = StreamStep("speak", "chat.speak")
+STREAM_STEPS: tuple[StreamStep, ...] = (SPEAK,)
+
 # Tasks that are not steps. ``finish`` ends the turn after the last step, as urgently as the
 # last steps. Tasks not listed (the stuck-run sweep, other apps' tasks) go to Celery's default
 # queue, which is the chat queue.
@@ -160,7 +188,12 @@ ROUTES: tuple[Route, ...] = (Route(FINISH_TASK),)
 _BY_NAME = {step.name: step for step in STEPS}
 _BY_TASK = {
     route.task: route
-    for route in (*(step.route for step in STEPS), *(step.route for step in AFTER_STEPS), *ROUTES)
+    for route in (
+        *(step.route for step in STEPS),
+        *(step.route for step in AFTER_STEPS),
+        *(step.route for step in STREAM_STEPS),
+        *ROUTES,
+    )
 }
 
 
@@ -173,8 +206,9 @@ def get(name: str) -> Step:
 
 
 def names() -> tuple[str, ...]:
-    """Every step's name, the after-steps' last: the metrics' step-duration histogram has one each."""
-    return (*_BY_NAME, *(step.name for step in AFTER_STEPS))
+    """Every step's name, the after-steps' and stream steps' last: the metrics' step-duration
+    histogram has one each."""
+    return (*_BY_NAME, *(step.name for step in AFTER_STEPS), *(step.name for step in STREAM_STEPS))
 
 
 def after_steps() -> tuple[AfterStep, ...]:
@@ -185,6 +219,18 @@ def after_turn(run_id: str) -> list[Signature]:
     """The after-steps of a completed run, each a task of its own (a slow summary does not hold
     up the memories). Named, not imported, and immutable, as the chain's."""
     return [current_app.signature(step.task, args=(run_id,), immutable=True) for step in AFTER_STEPS]
+
+
+def speak_signature(
+    run_id: str | None, message_id: int, index: int, text: str, *, last: bool, attempt: int
+) -> Signature:
+    """One sentence of a reply to speak (``SPEAK``), named, not imported, as the chain's tasks."""
+    return current_app.signature(
+        SPEAK.task,
+        args=(run_id, message_id, index, text),
+        kwargs={"last": last, "attempt": attempt},
+        immutable=True,
+    )
 
 
 def chain_steps() -> tuple[Step, ...]:

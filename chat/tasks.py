@@ -10,6 +10,8 @@ Each task takes only the run id (JSON), calls one step of
 * an optional step (analysis, picture) degrades: the turn goes on;
 * ``RunEnded`` (cancelled, or failed elsewhere) stops the chain quietly, and so does a
   run whose row was deleted under the step (its account or conversation went);
+* ``chat.speak`` (a sentence of a reply, sent while it streams) is never retried either:
+  a failure silences the rest of that reply's voice with one note (``chat.voice``);
 * an after-step (``steps.AFTER_STEPS``, the memory work ``finish`` sends once the
   reply is done) is never retried and never fails anything: whatever goes wrong is
   logged, and the reply and its run stay as they are;
@@ -24,6 +26,7 @@ step's return value, only on the run row.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -37,7 +40,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.utils.translation import gettext_noop
 
-from chat import memory_steps, pipeline, steps, summaries
+from chat import memory_steps, pipeline, steps, summaries, voice
 from chat.pipeline import RunEnded, StepFailed
 from companionhub import metrics
 
@@ -184,6 +187,23 @@ def summarize(run_id: str) -> None:
 @shared_task(name="chat.remember")
 def remember(run_id: str) -> None:
     _after_step("remember", memory_steps.remember_after_turn, run_id)
+
+
+@shared_task(name="chat.speak")
+def speak(
+    run_id: str | None, message_id: int, index: int, text: str, *, last: bool = False, attempt: int = 0
+) -> None:
+    """One sentence of a reply, spoken (``steps.SPEAK``, the ``voice`` queue). Never retried and
+    never fails the reply: ``chat.voice.speak_sentence`` turns every failure into one note."""
+    started = time.perf_counter()
+    try:
+        voice.speak_sentence(run_id, message_id, index, text, last=last, attempt=attempt)
+    except Exception as exc:
+        log.exception("speak_crashed", run_id=run_id, message_id=message_id, error=type(exc).__name__)
+        with contextlib.suppress(Exception):  # the database may be what failed
+            voice.speak_crashed(run_id, message_id)
+    finally:
+        metrics.observe_step_duration(steps.SPEAK.name, (time.perf_counter() - started) * 1000)
 
 
 @shared_task(name="chat.reconcile_stuck_runs")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import backend_views, lorebook_views, prompt_views, transcript_views, views
+from chat import backend_views, lorebook_views, prompt_views, transcript_views, views, voice_views
 
 app_name = "chat"
 
@@ -30,6 +30,18 @@ urlpatterns = [
         prompt_views.message_prompt,
         name="message_prompt",
     ),
+    # A reply spoken: its clips (replay after a reload), speaking it on demand, one clip's audio.
+    path(
+        "c/<int:conversation_id>/messages/<int:message_id>/audio/",
+        voice_views.message_audio,
+        name="message_audio",
+    ),
+    path(
+        "c/<int:conversation_id>/messages/<int:message_id>/speak/",
+        voice_views.message_speak,
+        name="message_speak",
+    ),
+    path("audio/<uuid:clip_id>/", voice_views.speech_clip, name="speech_clip"),
     path(
         "c/<int:conversation_id>/pictures/<int:message_id>/paint-again/",
         views.picture_paint_again,

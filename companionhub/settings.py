@@ -449,6 +449,8 @@ RATE_LIMITS = {
     "account_export": env.str("RATELIMIT_ACCOUNT_EXPORT", default="5/24h"),
     "memory_change": env.str("RATELIMIT_MEMORY_CHANGE", default="120/1h"),
     "lorebook_change": env.str("RATELIMIT_LOREBOOK_CHANGE", default="300/1h"),
+    # Clips of speech (one per sentence) a user may have synthesised; past it replies are text only.
+    "voice": env.str("RATELIMIT_VOICE", default="600/1h"),
     # Failed logins for one account from any address: slows guessing spread over many IPs.
     "login_account": env.str("RATELIMIT_LOGIN_ACCOUNT", default="10/1h"),
 }
@@ -503,6 +505,23 @@ SUMMARY_CHUNK_TOKENS = env.int("SUMMARY_CHUNK_TOKENS", default=3000)
 SUMMARY_MAX_CHUNKS = env.int("SUMMARY_MAX_CHUNKS", default=4)
 # Facts the memory step keeps from one reply.
 MEMORY_FACTS_PER_TURN = env.int("MEMORY_FACTS_PER_TURN", default=5)
+# Text to speech (chat.speech): an OpenAI-compatible ``POST {TTS_BASE_URL}/v1/audio/speech``
+# (OpenAI, Kokoro-FastAPI, openedai-speech, LocalAI, ``make local-voice``). Unset: no voice.
+TTS_BASE_URL = env.str("TTS_BASE_URL", default="")
+TTS_API_KEY = env.str("TTS_API_KEY", default="")
+TTS_MODEL = env.str("TTS_MODEL", default="tts-1")
+TTS_VOICE = env.str("TTS_VOICE", default="alloy")  # a companion without a voice of its own
+# "wav" answers fastest (no encoder in the way) and its length is exact; "mp3" / "opus" are smaller.
+TTS_FORMAT = env.str("TTS_FORMAT", default="wav")
+if TTS_FORMAT not in ("wav", "mp3", "opus"):
+    raise SystemExit(f"TTS_FORMAT must be wav, mp3 or opus, not {TTS_FORMAT!r}.")
+# Seconds one sentence may take to synthesise before the reply goes on as text only.
+TTS_TIMEOUT = env.float("TTS_TIMEOUT", default=20.0)
+# Characters one clip (one sentence, or a run-on cut short) may hold, and bytes its audio may take.
+TTS_MAX_CHARS = env.int("TTS_MAX_CHARS", default=400)
+TTS_MAX_AUDIO_BYTES = env.int("TTS_MAX_AUDIO_BYTES", default=8 * 1024 * 1024)
+# A sentence shorter than this is spoken with the next one ("Oh! Hello there." is one clip).
+TTS_MIN_SENTENCE_CHARS = env.int("TTS_MIN_SENTENCE_CHARS", default=12)
 # Seconds between words of the offline demo LLM (0 streams at once).
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.04)
 # Without an LLM back end (no LLM_BASE_URL / NOVITA_KEY, no enabled LLM connection) web and worker

@@ -24,12 +24,20 @@ DEFAULTS: dict[str, Any] = {
     "temperature": 0.8,
     "max_reply_tokens": 400,
     "image_mode": "on_request",
+    # The companion speaks its replies (when its owner has "read replies aloud" on), in
+    # ``voice`` (a name the audio back end knows; blank: the back end's default) at ``voice_speed``.
+    "voice_enabled": False,
+    "voice": "",
+    "voice_speed": 1.0,
 }
 TEMPERATURE_LIMITS = (0.0, 2.0)
 MAX_REPLY_TOKENS_LIMITS = (50, 2000)  # whole numbers: the form's field is an IntegerField
+VOICE_SPEED_LIMITS = (0.5, 2.0)
+VOICE_NAME_MAX = 100
 LIMITS: dict[str, tuple[float, float]] = {
     "temperature": TEMPERATURE_LIMITS,
     "max_reply_tokens": MAX_REPLY_TOKENS_LIMITS,
+    "voice_speed": VOICE_SPEED_LIMITS,
 }
 _IMAGE_MODE_VALUES = frozenset(value for value, _ in IMAGE_MODES)
 
@@ -61,6 +69,11 @@ def _usable(name: str, value: Any) -> Any:
     default = DEFAULTS[name]
     if name == "image_mode":
         return value if value in _IMAGE_MODE_VALUES else default
+    if name == "voice_enabled":
+        return value if isinstance(value, bool) else default
+    if name == "voice":
+        usable = isinstance(value, str) and len(value) <= VOICE_NAME_MAX and value.isprintable()
+        return value.strip() if usable else default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return default
     low, high = LIMITS[name]
@@ -71,6 +84,10 @@ def _usable(name: str, value: Any) -> Any:
 def _expected(name: str) -> str:
     if name == "image_mode":
         return f'"image_mode" must be one of: {", ".join(sorted(_IMAGE_MODE_VALUES))}.'
+    if name == "voice_enabled":
+        return '"voice_enabled" must be true or false.'
+    if name == "voice":
+        return f'"voice" must be a voice name of at most {VOICE_NAME_MAX} characters (blank: the default).'
     low, high = LIMITS[name]
     kind = "a whole number" if isinstance(DEFAULTS[name], int) else "a number"
     return f'"{name}" must be {kind} from {low} to {high}.'

@@ -57,6 +57,7 @@ __all__ = [
     "LLMChoice",
     "Sampling",
     "SpeechBackend",
+    "SpeechChoice",
     "TranscriptionBackend",
     "all_breakers",
     "backend_name",
@@ -74,6 +75,7 @@ __all__ = [
     "provider_for",
     "reset_backends",
     "sampling_from_preset",
+    "speech_backend",
     "sync_environment",
 ]
 
@@ -286,6 +288,34 @@ def image_for_companion(companion_id: int | None) -> ImageChoice:
     )
 
 
+@dataclass(frozen=True)
+class SpeechChoice:
+    """The audio connection that speaks replies, its speech client and breaker (``audio:<id>``)."""
+
+    connection: Connection
+    client: Any
+    breaker: CircuitBreaker
+
+    @property
+    def served_by(self) -> str:
+        """For the usage row: the connection and speech model (no key, no URL)."""
+        return f"{self.connection.name} / {getattr(self.client, 'model', '')}"[:200]
+
+    def scrub[E: Exception](self, error: E) -> E:
+        return scrub_key(self.connection, error)
+
+
+def speech_backend() -> SpeechChoice | None:
+    """The default audio connection's speech client; None when no audio back end is set up
+    (there is no demo voice: voice is then unavailable, and pages say it needs a back end)."""
+    connection = default_connection(Connection.Kind.AUDIO)
+    if connection is None:
+        return None
+    return SpeechChoice(
+        connection, _client(connection, Connection.Kind.AUDIO), breaker_for(connection, Connection.Kind.AUDIO)
+    )
+
+
 # --- the default back ends, for callers without a companion -------------------------
 
 
@@ -308,7 +338,9 @@ def image_breaker() -> CircuitBreaker:
 
 def all_breakers() -> list[CircuitBreaker]:
     """Every connection's breaker and the demo ones (the admin's reset action)."""
-    rows = Connection.objects.filter(Q(kind=Connection.Kind.LLM) | Q(kind=Connection.Kind.IMAGE))
+    rows = Connection.objects.filter(
+        Q(kind=Connection.Kind.LLM) | Q(kind=Connection.Kind.IMAGE) | Q(kind=Connection.Kind.AUDIO)
+    )
     return [breaker_for(None, kind) for kind in DEMO_BREAKERS] + [breaker_for(row, row.kind) for row in rows]
 
 

@@ -1,4 +1,5 @@
-"""The environment variables as connection rows: ``LLM_*``/``NOVITA_KEY`` and ``SD_API_URL``/``IMAGE_API_*``.
+"""The environment variables as connection rows: ``LLM_*``/``NOVITA_KEY``, ``SD_API_URL``/``IMAGE_API_*``
+and ``TTS_*`` (the audio connection).
 
 ``connection_sync_from_env`` creates or updates one row per kind flagged
 ``from_env`` (idempotent: an unchanged environment writes nothing, so cached
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 ENV_NAMES: dict[str, str] = {
     Connection.Kind.LLM: "Environment LLM",
     Connection.Kind.IMAGE: "Environment images",
+    Connection.Kind.AUDIO: "Environment audio",
 }
 
 
@@ -71,6 +73,16 @@ def env_specs() -> dict[str, dict[str, Any]]:
             "api_key": settings.IMAGE_API_KEY,
             "default_model": settings.IMAGE_MODEL,
             **image_timeouts,
+        }
+    if settings.TTS_BASE_URL:
+        specs[Connection.Kind.AUDIO] = {
+            "provider": "openai-audio",
+            "base_url": settings.TTS_BASE_URL,
+            "api_key": settings.TTS_API_KEY,
+            "default_model": settings.TTS_MODEL,
+            "default_voice": settings.TTS_VOICE,
+            "connect_timeout": settings.LLM_CONNECT_TIMEOUT,
+            "read_timeout": settings.TTS_TIMEOUT,
         }
     return specs
 

@@ -85,9 +85,13 @@ class ImageBackend(Protocol):
 
 @runtime_checkable
 class SpeechBackend(Protocol):
-    """Text to speech (the voice issue adds providers)."""
+    """Text to speech: the audio of ``text`` (WAV, MP3 or Ogg, checked by ``chat.speech.audio_info``).
 
-    def synthesize(self, text: str, *, voice: str) -> bytes: ...
+    ``voice`` blank: the connection's default voice; ``speed`` 0.5-2.0."""
+
+    def synthesize(self, text: str, *, voice: str = "", speed: float = 1.0) -> bytes: ...
+
+    def voices(self) -> list[str]: ...
 
 
 @runtime_checkable

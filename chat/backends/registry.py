@@ -21,6 +21,7 @@ from chat.demo_images import DemoImages
 from chat.demo_llm import DemoLLM
 from chat.images import OpenAIImagesClient, SDWebUIClient
 from chat.llm import OpenAIChatClient
+from chat.speech import OpenAISpeechClient
 
 # The official OpenAI API refuses fields it does not know (min_p, top_k, repetition_penalty).
 OPENAI_SAMPLERS = frozenset(
@@ -175,6 +176,34 @@ class DemoImagesProvider(Provider):
         return DemoImages()
 
 
+# --- audio -------------------------------------------------------------------------
+
+
+class OpenAIAudio(Provider):
+    """OpenAI-compatible audio: ``/v1/audio/speech`` (here) and ``/v1/audio/transcriptions``.
+
+    ``build`` returns the speech client (``synthesize``, ``voices``); the transcription
+    client is added beside it on the same connection. The row's ``default_model`` is the
+    speech model (TTS_MODEL), ``default_voice`` the voice of a companion without its own.
+    """
+
+    name = "openai-audio"
+    kind = Connection.Kind.AUDIO
+    default_base_url = OPENAI_BASE_URL
+
+    @classmethod
+    def build(cls, connection: Connection) -> OpenAISpeechClient:
+        return OpenAISpeechClient(
+            base_url=cls.base_url(connection),
+            api_key=connection.api_key,
+            model=connection.default_model or django_settings.TTS_MODEL,
+            default_voice=connection.default_voice or django_settings.TTS_VOICE,
+            response_format=django_settings.TTS_FORMAT,
+            timeout=(connection.connect_timeout, connection.read_timeout),
+            max_bytes=django_settings.TTS_MAX_AUDIO_BYTES,
+        )
+
+
 REGISTRY: dict[str, dict[str, type[Provider]]] = {
     Connection.Kind.LLM: {p.name: p for p in (OpenAICompatibleLLM, NovitaLLM, OpenAILLM, DemoLLMProvider)},
     Connection.Kind.IMAGE: {
@@ -186,7 +215,7 @@ REGISTRY: dict[str, dict[str, type[Provider]]] = {
             DemoImagesProvider,
         )
     },
-    Connection.Kind.AUDIO: {},  # the voice issue adds speech and transcription providers
+    Connection.Kind.AUDIO: {p.name: p for p in (OpenAIAudio,)},
 }
 
 

@@ -22,6 +22,7 @@ SAMPLES = {
     "token": events.token("r", "Hi", 0),
     "state": events.state("r", "dress", "beach", "walking"),
     "image": events.image("r", 1, "/media/images/x.jpg"),
+    "audio": events.audio("r", 1, 0, "/chat/audio/x/", 1200, last=False),
     "done": events.done("r", 1, {"prompt_tokens": 1, "completion_tokens": 2, "estimated": False}),
     "error": events.error("server", "Oops", run_id="r", retry_after=3),
     "pong": {"type": "pong"},
@@ -45,7 +46,7 @@ SAMPLES = {
 
 # Every run event also names its speaker (one-to-one chats too).
 STAMP = {"companion_id": 2, "sender": "Mika"}
-STAMPED = ["progress", "token", "state", "image", "done", "error"]
+STAMPED = ["progress", "token", "state", "image", "audio", "done", "error"]
 
 
 @pytest.mark.parametrize("kind", sorted(events.SERVER_EVENTS))
@@ -124,3 +125,22 @@ def test_progress_carries_the_pictures_percent_only_when_there_is_one():
 def test_a_repaint_names_the_reply_it_paints_again():
     message = SimpleNamespace(pk=4, content="Hi", created_at=NOW)
     assert events.turn_started("r", "repaint", message, reply_id=5)["reply_id"] == 5
+
+
+def test_the_audio_events_keep_the_voice_contract():
+    assert events.audio(None, 3, 2, "/chat/audio/u/", 900, last=True) == {
+        "type": "audio",
+        "run_id": None,
+        "message_id": 3,
+        "index": 2,
+        "url": "/chat/audio/u/",
+        "duration_ms": 900,
+        "last": True,
+    }
+    assert events.audio_failed("Voice is off.", message_id=3, run_id="r") == {
+        "type": "error",
+        "code": "audio_failed",
+        "message": "Voice is off.",
+        "run_id": "r",
+        "message_id": 3,
+    }

@@ -45,9 +45,9 @@ def test_every_step_has_a_pipeline_function_and_a_task():
     for step in steps.STEPS:
         assert callable(getattr(pipeline, step.name, None)), step.name
         assert step.task in app.tasks, step.task
-    for step in steps.AFTER_STEPS:
+    for step in (*steps.AFTER_STEPS, *steps.STREAM_STEPS):
         assert step.task in app.tasks, step.task
-    every = (*steps.STEPS, *steps.AFTER_STEPS)
+    every = (*steps.STEPS, *steps.AFTER_STEPS, *steps.STREAM_STEPS)
     assert len(set(steps.names())) == len(every)
     assert len({step.task for step in every}) == len(every)
 
@@ -194,3 +194,10 @@ def test_the_documents_list_the_steps_as_declared():
     histogram = (ROOT / "docs" / "metrics.md").read_text().split("`companionhub_step_duration_seconds`", 1)[1]
     named = re.search(r"`step` = ([a-z_, ]+);", histogram)
     assert named and tuple(named[1].split(", ")) == steps.names()
+
+
+def test_the_voice_step_goes_to_the_voice_queue():
+    routed = route(steps.SPEAK.task)
+    assert routed["queue"].name == steps.VOICE == "voice"
+    signature = steps.speak_signature("r", 5, 2, "Hello.", last=True, attempt=1)
+    assert signature.args == ("r", 5, 2, "Hello.") and signature.kwargs == {"last": True, "attempt": 1}

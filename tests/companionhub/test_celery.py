@@ -80,7 +80,7 @@ def test_the_embedded_worker_serves_every_routed_queue(monkeypatch):
     from chat import steps
     from companionhub.embedded_worker import embedded_queues
 
-    assert embedded_queues() == sorted({app.conf.task_default_queue, "images", "exports", "memory"})
+    assert embedded_queues() == sorted({app.conf.task_default_queue, "images", "exports", "memory", "voice"})
     # A task of any app that a router sends elsewhere adds its queue.
     monkeypatch.setitem(steps._BY_TASK, "media.report_orphans", steps.Route("media.report_orphans", "slow"))
     assert "slow" in embedded_queues()

@@ -132,4 +132,4 @@ def test_a_second_worker_with_the_same_name_is_reported():
 def test_every_worker_in_the_procfile_has_a_name_of_its_own():
     names = [line.split(" -n ")[1].split()[0] for line in (ROOT / "Procfile").read_text().splitlines()
              if " worker " in line]  # fmt: skip
-    assert len(names) == 4 and len(set(names)) == 4  # chat, images, exports, memory
+    assert len(names) == 5 and len(set(names)) == 5  # chat, images, exports, memory, voice

@@ -4,6 +4,8 @@
   on a random local port, stopped after the test;
 - ``use_fake_llm`` / ``use_fake_sd``: the same, with the settings pointing the
   app's back ends at it (and the cached back-end clients forgotten);
+- ``fake_audio`` / ``use_fake_audio``: a ``FakeAudioServer`` (speech), and the same with
+  ``TTS_*`` pointing the audio connection at it (WAV, a short timeout, its breaker reset);
 - every test starts and ends with the back-end memo forgotten (autouse).
 """
 
@@ -13,6 +15,7 @@ import importlib
 
 import pytest
 
+from tests.fakes.audio_server import FakeAudioServer
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.sd_server import FakeSDServer
 
@@ -73,3 +76,32 @@ def fake_comfyui():
 
     with FakeComfyUIServer() as server:
         yield server
+
+
+@pytest.fixture
+def fake_audio():
+    with FakeAudioServer() as server:
+        yield server
+
+
+@pytest.fixture
+def use_fake_audio(fake_audio, settings):
+    settings.TTS_BASE_URL = fake_audio.base_url
+    settings.TTS_API_KEY = "test-tts-key"
+    settings.TTS_MODEL = "tts-1"
+    settings.TTS_VOICE = "af_bella"
+    settings.TTS_FORMAT = "wav"
+    settings.TTS_TIMEOUT = 5.0
+    fake_audio.api_key = "test-tts-key"
+    _reset_backends()
+    _reset_speech_breaker()
+    yield fake_audio
+    _reset_speech_breaker()
+    _reset_backends()
+
+
+def _reset_speech_breaker() -> None:
+    backends = importlib.import_module("chat.backends")
+    speech = backends.speech_backend()
+    if speech is not None:
+        speech.breaker.reset()
