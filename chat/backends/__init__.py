@@ -7,6 +7,10 @@ Resolution, for each kind (LLM, images):
    else the oldest enabled row);
 3. else the offline demo back end (``companionhub.backends_info`` tells pages so).
 
+Speech to text is not per companion: ``transcription_choice()`` is the first
+enabled audio connection whose provider transcribes (the default first, then
+the environment's), or None -- there is no demo transcription.
+
 Cost: the companion's choice is one small query per pipeline step (with its
 connection and preset joined); the default connection is memoised per process
 for ``DEFAULT_TTL`` seconds (a moderator's change reaches other processes
@@ -75,6 +79,8 @@ __all__ = [
     "reset_backends",
     "sampling_from_preset",
     "sync_environment",
+    "transcription_choice",
+    "transcription_connection",
 ]
 
 DEFAULT_TTL = 5.0  # seconds a process trusts its memo of the default connection of a kind
@@ -286,6 +292,48 @@ def image_for_companion(companion_id: int | None) -> ImageChoice:
     )
 
 
+@dataclass(frozen=True)
+class TranscriptionChoice:
+    """The speech-to-text back end: its connection, client and breaker."""
+
+    connection: Connection
+    client: Any
+    breaker: CircuitBreaker
+
+    @property
+    def served_by(self) -> str:
+        """For the usage row: which connection and model heard it (no key, no URL)."""
+        model = getattr(self.client, "model", "") or self.connection.default_model
+        return f"{self.connection.name} / {model}"[:200]
+
+    def scrub[E: Exception](self, error: E) -> E:
+        return scrub_key(self.connection, error)
+
+
+def transcription_connection() -> Connection | None:
+    """The enabled audio connection that transcribes: the default first, then the environment's."""
+    _ensure_env_synced()
+    rows = Connection.objects.filter(kind=Connection.Kind.AUDIO, enabled=True).order_by(
+        "-is_default", "-from_env", "pk"
+    )
+    providers = REGISTRY[Connection.Kind.AUDIO]
+    for row in rows:
+        provider = providers.get(row.provider)
+        if provider is not None and provider.transcribes:
+            return row
+    return None
+
+
+def transcription_choice() -> TranscriptionChoice | None:
+    """The client that turns recordings into text, or None when no connection can."""
+    connection = transcription_connection()
+    if connection is None:
+        return None
+    return TranscriptionChoice(
+        connection, _client(connection, Connection.Kind.AUDIO), breaker_for(connection, Connection.Kind.AUDIO)
+    )
+
+
 # --- the default back ends, for callers without a companion -------------------------
 
 
@@ -308,7 +356,9 @@ def image_breaker() -> CircuitBreaker:
 
 def all_breakers() -> list[CircuitBreaker]:
     """Every connection's breaker and the demo ones (the admin's reset action)."""
-    rows = Connection.objects.filter(Q(kind=Connection.Kind.LLM) | Q(kind=Connection.Kind.IMAGE))
+    rows = Connection.objects.filter(
+        Q(kind=Connection.Kind.LLM) | Q(kind=Connection.Kind.IMAGE) | Q(kind=Connection.Kind.AUDIO)
+    )
     return [breaker_for(None, kind) for kind in DEMO_BREAKERS] + [breaker_for(row, row.kind) for row in rows]
 
 

@@ -1,4 +1,5 @@
-"""The environment variables as connection rows: ``LLM_*``/``NOVITA_KEY`` and ``SD_API_URL``/``IMAGE_API_*``.
+"""The environment variables as connection rows: ``LLM_*``/``NOVITA_KEY``, ``SD_API_URL``/``IMAGE_API_*``
+and ``STT_*`` (the audio connection).
 
 ``connection_sync_from_env`` creates or updates one row per kind flagged
 ``from_env`` (idempotent: an unchanged environment writes nothing, so cached
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 ENV_NAMES: dict[str, str] = {
     Connection.Kind.LLM: "Environment LLM",
     Connection.Kind.IMAGE: "Environment images",
+    Connection.Kind.AUDIO: "Environment audio",
 }
 
 
@@ -72,7 +74,24 @@ def env_specs() -> dict[str, dict[str, Any]]:
             "default_model": settings.IMAGE_MODEL,
             **image_timeouts,
         }
+    audio = _audio_spec()
+    if audio is not None:
+        specs[Connection.Kind.AUDIO] = audio
     return specs
+
+
+def _audio_spec() -> dict[str, Any] | None:
+    """The audio row: speech to text from ``STT_*`` (whisper.cpp's server with STT_PROVIDER)."""
+    if not settings.STT_BASE_URL:
+        return None
+    return {
+        "provider": settings.STT_PROVIDER,
+        "base_url": settings.STT_BASE_URL,
+        "api_key": settings.STT_API_KEY,
+        "default_model": settings.STT_MODEL,
+        "connect_timeout": settings.LLM_CONNECT_TIMEOUT,
+        "read_timeout": settings.STT_TIMEOUT,
+    }
 
 
 def env_fingerprint() -> int:

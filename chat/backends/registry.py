@@ -6,6 +6,7 @@ A new provider is one class here and one entry in ``REGISTRY``. Each class says
 - ``probe_path``: a cheap GET under the base URL for ``/healthz`` (None: nothing to probe);
 - ``lists_models``: whether ``GET {base_url}/models`` returns the server's model names;
 - ``default_base_url``: used when the row leaves the base URL blank (Novita, OpenAI);
+- ``transcribes``: whether its client has ``transcribe`` (speech to text, kind audio);
 - ``build(connection, settings)``: the client, with the decrypted key only in memory.
 """
 
@@ -21,6 +22,7 @@ from chat.demo_images import DemoImages
 from chat.demo_llm import DemoLLM
 from chat.images import OpenAIImagesClient, SDWebUIClient
 from chat.llm import OpenAIChatClient
+from chat.transcription import TRANSCRIPTIONS_PATH, WHISPER_CPP_PATH, OpenAITranscriptionClient
 
 # The official OpenAI API refuses fields it does not know (min_p, top_k, repetition_penalty).
 OPENAI_SAMPLERS = frozenset(
@@ -49,6 +51,7 @@ class Provider:
     # Whether the server may offer ``POST {root}/tokenize`` (llama-server, vLLM): probed once
     # per connection by ``chat.tokens``. Hosted APIs have none, so they are never asked.
     may_tokenize: ClassVar[bool] = False
+    transcribes: ClassVar[bool] = False
 
     @classmethod
     def base_url(cls, connection: Connection) -> str:
@@ -175,6 +178,48 @@ class DemoImagesProvider(Provider):
         return DemoImages()
 
 
+# --- audio -------------------------------------------------------------------------
+
+DEFAULT_TRANSCRIPTION_MODEL = "whisper-1"
+
+
+def _transcription_client(connection: Connection, base_url: str, path: str) -> OpenAITranscriptionClient:
+    return OpenAITranscriptionClient(
+        base_url=base_url,
+        api_key=connection.api_key,
+        model=connection.default_model or DEFAULT_TRANSCRIPTION_MODEL,
+        path=path,
+        connect_timeout=connection.connect_timeout,
+        read_timeout=connection.read_timeout,
+    )
+
+
+class OpenAIAudio(Provider):
+    """OpenAI-compatible audio: ``/v1/audio/transcriptions`` (and, with the speech client,
+    ``/v1/audio/speech``). OpenAI itself when the base URL is blank."""
+
+    name = "openai-audio"
+    kind = Connection.Kind.AUDIO
+    default_base_url = OPENAI_BASE_URL
+    transcribes = True
+
+    @classmethod
+    def build(cls, connection: Connection) -> OpenAITranscriptionClient:
+        return _transcription_client(connection, cls.base_url(connection), TRANSCRIPTIONS_PATH)
+
+
+class WhisperCppAudio(Provider):
+    """whisper.cpp's ``whisper-server``: the same multipart form at ``{base}/inference``."""
+
+    name = "whisper-cpp"
+    kind = Connection.Kind.AUDIO
+    transcribes = True
+
+    @classmethod
+    def build(cls, connection: Connection) -> OpenAITranscriptionClient:
+        return _transcription_client(connection, cls.required_base_url(connection), WHISPER_CPP_PATH)
+
+
 REGISTRY: dict[str, dict[str, type[Provider]]] = {
     Connection.Kind.LLM: {p.name: p for p in (OpenAICompatibleLLM, NovitaLLM, OpenAILLM, DemoLLMProvider)},
     Connection.Kind.IMAGE: {
@@ -186,7 +231,7 @@ REGISTRY: dict[str, dict[str, type[Provider]]] = {
             DemoImagesProvider,
         )
     },
-    Connection.Kind.AUDIO: {},  # the voice issue adds speech and transcription providers
+    Connection.Kind.AUDIO: {p.name: p for p in (OpenAIAudio, WhisperCppAudio)},
 }
 
 

@@ -4,6 +4,8 @@
   on a random local port, stopped after the test;
 - ``use_fake_llm`` / ``use_fake_sd``: the same, with the settings pointing the
   app's back ends at it (and the cached back-end clients forgotten);
+- ``fake_audio`` / ``use_fake_audio``: a ``FakeAudioServer``, and the same with
+  ``STT_*`` pointing speech to text at it;
 - every test starts and ends with the back-end memo forgotten (autouse).
 """
 
@@ -13,6 +15,7 @@ import importlib
 
 import pytest
 
+from tests.fakes.audio_server import FakeAudioServer
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.sd_server import FakeSDServer
 
@@ -64,6 +67,23 @@ def use_fake_sd(fake_sd, settings):
     settings.SD_API_URL = fake_sd.base_url
     _reset_backends()
     yield fake_sd
+    _reset_backends()
+
+
+@pytest.fixture
+def fake_audio():
+    with FakeAudioServer() as server:
+        yield server
+
+
+@pytest.fixture
+def use_fake_audio(fake_audio, settings):
+    settings.STT_BASE_URL = fake_audio.base_url
+    settings.STT_API_KEY = "test-stt-key"
+    settings.STT_MODEL = "whisper-1"
+    settings.STT_PROVIDER = "openai-audio"
+    _reset_backends()
+    yield fake_audio
     _reset_backends()
 
 
