@@ -266,3 +266,25 @@ def test_a_refused_upload_is_not_charged(signed_in, user, use_fake_audio):
     use_fake_audio.fail_next(status=500)
     post(signed_in, samples.wav(0.5))
     assert not UsageTransaction.objects.filter(user=user).exists()
+
+
+def test_whisper_cpp_from_the_environment_is_asked_at_inference(signed_in, settings, use_fake_audio):
+    settings.STT_PROVIDER = "whisper-cpp"
+    assert post(signed_in, samples.wav(0.5)).status_code == 200
+    assert use_fake_audio.transcriptions[0]["path"] == "/inference"
+    row = Connection.objects.get(kind=Connection.Kind.AUDIO, from_env=True)
+    assert (row.provider, row.default_model, row.api_key) == ("whisper-cpp", "whisper-1", "test-stt-key")
+
+
+def test_an_admin_connection_is_used_when_the_environment_sets_none(signed_in, settings, fake_audio):
+    settings.STT_BASE_URL = ""
+    connection = Connection(
+        name="Speaches",
+        kind=Connection.Kind.AUDIO,
+        provider="openai-audio",
+        base_url=fake_audio.base_url + "/v1",
+    )
+    connection.set_api_key("")
+    connection.save()
+    assert post(signed_in, samples.wav(0.5)).json() == {"text": fake_audio.transcript}
+    assert fake_audio.transcriptions[0]["path"] == "/v1/audio/transcriptions"
