@@ -13,6 +13,7 @@
 | token_create     | user                                       |
 | account_export   | user                                       |
 | memory_change    | user (add, edit, pin, delete a memory)     |
+| transcribe       | user (push-to-talk recordings, POST only)  |
 
 Counting uses django-ratelimit's fixed windows on the shared cache (Redis in
 production), so a burst across a window boundary can let up to twice the
