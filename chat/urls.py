@@ -1,6 +1,14 @@
 from django.urls import path
 
-from chat import backend_views, lorebook_views, prompt_views, transcript_views, views, voice_views
+from chat import (
+    backend_views,
+    listening_views,
+    lorebook_views,
+    prompt_views,
+    transcript_views,
+    views,
+    voice_views,
+)
 
 app_name = "chat"
 
@@ -13,6 +21,8 @@ urlpatterns = [
     path("<int:companion_id>/wipe/", views.companion_wipe, name="wipe"),
     # A chat file into a new conversation (the chat list and the companion page link here).
     path("import/", transcript_views.conversation_import, name="import"),
+    # Push-to-talk: a recording in, its text out (JSON; nothing of the recording is kept).
+    path("transcribe/", listening_views.transcribe, name="transcribe"),
     # A conversation (one-to-one or group).
     path("c/<int:conversation_id>/", views.conversation_page, name="conversation"),
     path("c/<int:conversation_id>/send/", views.send, name="send"),

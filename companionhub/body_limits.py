@@ -3,7 +3,8 @@
 Only the pages with a file input take uploads (``UPLOAD_VIEWS``): their limit
 is a picture (``IMAGE_MAX_BYTES``) plus the form around it, or for a page whose
 file is something else its own setting (``FILE_LIMITS``: the chat import takes
-``CHAT_IMPORT_MAX_BYTES``). Every other URL
+``CHAT_IMPORT_MAX_BYTES``, the voice upload ``VOICE_UPLOAD_MAX_BYTES``). A URL a
+script posts to (``JSON_ANSWERS``) has its refusals as ``{"error": "..."}``. Every other URL
 takes ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) and no
 ``multipart/form-data`` at all: such a body is refused with **415** without
 being read, so Django's multipart parser never runs on a URL that has no
@@ -29,6 +30,7 @@ machine before any of them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +65,12 @@ UPLOAD_VIEWS = frozenset(
 FILE_LIMITS = {
     "chat:import": ("CHAT_IMPORT_MAX_BYTES", "chat files"),
     "lorebooks:import": ("LOREBOOK_IMPORT_MAX_BYTES", "lorebook files"),
+    # Push-to-talk posts its recording from a script (FormData), so no template has a form for it.
+    "chat:transcribe": ("VOICE_UPLOAD_MAX_BYTES", "voice recordings"),
 }
+
+# URLs a script posts to and reads JSON from: their refusals are JSON too.
+JSON_ANSWERS = frozenset({"chat:transcribe"})
 
 # A form around the file: field names, the CSRF token, other fields, multipart boundaries.
 FORM_OVERHEAD = 256 * 1024
@@ -74,6 +81,15 @@ class Refusal:
     status: int
     reason: str
     message: str
+    json: bool = False
+
+    @property
+    def content_type(self) -> str:
+        return "application/json" if self.json else "text/plain; charset=utf-8"
+
+    @property
+    def body(self) -> bytes:
+        return json.dumps({"error": self.message}).encode() if self.json else self.message.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +99,7 @@ class BodyRule:
     limit: int
     takes_uploads: bool
     what: str = "pictures"
+    answers_json: bool = False
 
     def too_large(self) -> Refusal:
         if self.takes_uploads:
@@ -90,7 +107,7 @@ class BodyRule:
             message = f"The upload is too large: {self.what} can be at most {limit_mb} MB."
         else:
             message = f"The request body is too large: this address takes at most {self.limit} bytes."
-        return Refusal(413, "Content Too Large", message)
+        return Refusal(413, "Content Too Large", message, json=self.answers_json)
 
     def refusal(self, *, content_type: str, content_length: int | None) -> Refusal | None:
         """The answer to a request with these headers before any of its body is read, or None."""
@@ -115,7 +132,12 @@ def rule_for(path: str) -> BodyRule:
         view_name = ""
     if view_name in FILE_LIMITS:
         setting, what = FILE_LIMITS[view_name]
-        return BodyRule(limit=getattr(settings, setting) + FORM_OVERHEAD, takes_uploads=True, what=what)
+        return BodyRule(
+            limit=getattr(settings, setting) + FORM_OVERHEAD,
+            takes_uploads=True,
+            what=what,
+            answers_json=view_name in JSON_ANSWERS,
+        )
     if view_name in UPLOAD_VIEWS:
         return BodyRule(limit=settings.IMAGE_MAX_BYTES + FORM_OVERHEAD, takes_uploads=True)
     # DATA_UPLOAD_MAX_MEMORY_SIZE=None switches Django's own cap off; keep a bound anyway.
@@ -147,13 +169,13 @@ def _app_path(scope: Scope) -> str:
 
 
 async def send_refusal(send: Send, refusal: Refusal) -> None:
-    body = refusal.message.encode()
+    body = refusal.body
     await send(
         {
             "type": "http.response.start",
             "status": refusal.status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", refusal.content_type.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-content-type-options", b"nosniff"),
                 (b"connection", b"close"),

@@ -47,10 +47,10 @@ _BaseWebRequest: type[http_protocol.WebRequest] = http_protocol.WebRequest
 
 
 def _response_bytes(refusal: body_limits.Refusal) -> bytes:
-    body = refusal.message.encode()
+    body = refusal.body
     head = (
         f"HTTP/1.1 {refusal.status} {refusal.reason}\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Type: {refusal.content_type}\r\n"
         f"Content-Length: {len(body)}\r\n"
         "X-Content-Type-Options: nosniff\r\n"
         "Connection: close\r\n\r\n"

@@ -14,6 +14,7 @@
 | account_export   | user                                       |
 | memory_change    | user (add, edit, pin, delete a memory)     |
 | lorebook_change  | user (create, import, edit, delete a book or an entry) |
+| transcribe       | user (push-to-talk recordings, POST only)  |
 
 Counting uses django-ratelimit's fixed windows on the shared cache (Redis in
 production), so a burst across a window boundary can let up to twice the

@@ -451,6 +451,7 @@ RATE_LIMITS = {
     "lorebook_change": env.str("RATELIMIT_LOREBOOK_CHANGE", default="300/1h"),
     # Clips of speech (one per sentence) a user may have synthesised; past it replies are text only.
     "voice": env.str("RATELIMIT_VOICE", default="600/1h"),
+    "transcribe": env.str("RATELIMIT_TRANSCRIBE", default="60/1h"),
     # Failed logins for one account from any address: slows guessing spread over many IPs.
     "login_account": env.str("RATELIMIT_LOGIN_ACCOUNT", default="10/1h"),
 }
@@ -533,6 +534,23 @@ ALLOW_DEMO_BACKENDS = env.bool("ALLOW_DEMO_BACKENDS", default=DEBUG)
 CIRCUIT_FAILURE_THRESHOLD = env.int("CIRCUIT_FAILURE_THRESHOLD", default=5)
 CIRCUIT_RESET_SECONDS = env.float("CIRCUIT_RESET_SECONDS", default=60.0)
 CIRCUIT_CLOSE_AFTER = env.int("CIRCUIT_CLOSE_AFTER", default=2)
+
+# --- Voice: speech to text (chat.transcription, chat.listening) ---------------
+
+# An OpenAI-compatible transcription server (OpenAI, faster-whisper-server / Speaches, LocalAI):
+# POST {STT_BASE_URL}/v1/audio/transcriptions; STT_PROVIDER=whisper-cpp for whisper.cpp's
+# server (POST {STT_BASE_URL}/inference). Seeds the environment's audio connection.
+STT_BASE_URL = env.str("STT_BASE_URL", default="")
+STT_API_KEY = env.str("STT_API_KEY", default="")
+STT_MODEL = env.str("STT_MODEL", default="whisper-1")
+STT_PROVIDER = env.str("STT_PROVIDER", default="openai-audio")
+if STT_PROVIDER not in ("openai-audio", "whisper-cpp"):
+    raise SystemExit(f"STT_PROVIDER must be openai-audio or whisper-cpp, not {STT_PROVIDER!r}.")
+# Seconds a transcription may take (the connection's read timeout when seeded from here).
+STT_TIMEOUT = env.float("STT_TIMEOUT", default=60.0)
+# A recording posted to /chat/transcribe/: at most this many bytes and seconds.
+VOICE_UPLOAD_MAX_BYTES = env.int("VOICE_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
+VOICE_UPLOAD_MAX_SECONDS = env.int("VOICE_UPLOAD_MAX_SECONDS", default=120)
 
 # --- Internationalisation ------------------------------------------------------
 

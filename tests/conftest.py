@@ -157,6 +157,7 @@ SMALL = {
     "settings_change": "2/1h",
     "token_create": "2/1h",
     "account_export": "1/1h",
+    "transcribe": "2/1h",
 }
 
 

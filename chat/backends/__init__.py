@@ -7,6 +7,10 @@ Resolution, for each kind (LLM, images):
    else the oldest enabled row);
 3. else the offline demo back end (``companionhub.backends_info`` tells pages so).
 
+Speech (``audio``) and speech to text (``transcription``) are not per companion:
+``speech_backend()`` and ``transcription_choice()`` are the default connection of
+their kind, or None -- there is no demo voice.
+
 Cost: the companion's choice is one small query per pipeline step (with its
 connection and preset joined); the default connection is memoised per process
 for ``DEFAULT_TTL`` seconds (a moderator's change reaches other processes
@@ -27,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
 
 from chat.backend_models import CompanionBackend, Connection, SamplerPreset
 from chat.backends.env import connection_sync_from_env, env_fingerprint
@@ -77,6 +80,8 @@ __all__ = [
     "sampling_from_preset",
     "speech_backend",
     "sync_environment",
+    "transcription_choice",
+    "transcription_connection",
 ]
 
 DEFAULT_TTL = 5.0  # seconds a process trusts its memo of the default connection of a kind
@@ -316,6 +321,38 @@ def speech_backend() -> SpeechChoice | None:
     )
 
 
+@dataclass(frozen=True)
+class TranscriptionChoice:
+    """The speech-to-text back end: its connection, client and breaker."""
+
+    connection: Connection
+    client: Any
+    breaker: CircuitBreaker
+
+    @property
+    def served_by(self) -> str:
+        """For the usage row: which connection and model heard it (no key, no URL)."""
+        model = getattr(self.client, "model", "") or self.connection.default_model
+        return f"{self.connection.name} / {model}"[:200]
+
+    def scrub[E: Exception](self, error: E) -> E:
+        return scrub_key(self.connection, error)
+
+
+def transcription_connection() -> Connection | None:
+    """The speech-to-text connection (its own kind), or None when there is none."""
+    return default_connection(Connection.Kind.TRANSCRIPTION)
+
+
+def transcription_choice() -> TranscriptionChoice | None:
+    """The client that turns recordings into text, or None when no connection can."""
+    connection = transcription_connection()
+    if connection is None:
+        return None
+    kind = Connection.Kind.TRANSCRIPTION
+    return TranscriptionChoice(connection, _client(connection, kind), breaker_for(connection, kind))
+
+
 # --- the default back ends, for callers without a companion -------------------------
 
 
@@ -338,9 +375,7 @@ def image_breaker() -> CircuitBreaker:
 
 def all_breakers() -> list[CircuitBreaker]:
     """Every connection's breaker and the demo ones (the admin's reset action)."""
-    rows = Connection.objects.filter(
-        Q(kind=Connection.Kind.LLM) | Q(kind=Connection.Kind.IMAGE) | Q(kind=Connection.Kind.AUDIO)
-    )
+    rows = Connection.objects.all()  # every kind has a breaker
     return [breaker_for(None, kind) for kind in DEMO_BREAKERS] + [breaker_for(row, row.kind) for row in rows]
 
 

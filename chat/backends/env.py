@@ -1,5 +1,5 @@
 """The environment variables as connection rows: ``LLM_*``/``NOVITA_KEY``, ``SD_API_URL``/``IMAGE_API_*``
-and ``TTS_*`` (the audio connection).
+and ``TTS_*`` (the speech connection) and ``STT_*`` (speech to text).
 
 ``connection_sync_from_env`` creates or updates one row per kind flagged
 ``from_env`` (idempotent: an unchanged environment writes nothing, so cached
@@ -30,7 +30,8 @@ log = structlog.get_logger(__name__)
 ENV_NAMES: dict[str, str] = {
     Connection.Kind.LLM: "Environment LLM",
     Connection.Kind.IMAGE: "Environment images",
-    Connection.Kind.AUDIO: "Environment audio",
+    Connection.Kind.AUDIO: "Environment speech",
+    Connection.Kind.TRANSCRIPTION: "Environment speech to text",
 }
 
 
@@ -84,7 +85,24 @@ def env_specs() -> dict[str, dict[str, Any]]:
             "connect_timeout": settings.LLM_CONNECT_TIMEOUT,
             "read_timeout": settings.TTS_TIMEOUT,
         }
+    transcription = _transcription_spec()
+    if transcription is not None:
+        specs[Connection.Kind.TRANSCRIPTION] = transcription
     return specs
+
+
+def _transcription_spec() -> dict[str, Any] | None:
+    """The speech-to-text row, from ``STT_*`` (whisper.cpp's server with STT_PROVIDER)."""
+    if not settings.STT_BASE_URL:
+        return None
+    return {
+        "provider": settings.STT_PROVIDER,
+        "base_url": settings.STT_BASE_URL,
+        "api_key": settings.STT_API_KEY,
+        "default_model": settings.STT_MODEL,
+        "connect_timeout": settings.LLM_CONNECT_TIMEOUT,
+        "read_timeout": settings.STT_TIMEOUT,
+    }
 
 
 def env_fingerprint() -> int:

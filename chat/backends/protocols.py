@@ -96,6 +96,7 @@ class SpeechBackend(Protocol):
 
 @runtime_checkable
 class TranscriptionBackend(Protocol):
-    """Speech to text (the voice issue adds providers)."""
+    """Speech to text: ``content_type`` is the sniffed container's, ``language`` an ISO 639-1
+    code (None: the server guesses)."""
 
-    def transcribe(self, audio: bytes, *, content_type: str) -> str: ...
+    def transcribe(self, audio: bytes, *, content_type: str, language: str | None = None) -> str: ...

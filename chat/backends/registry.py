@@ -22,6 +22,7 @@ from chat.demo_llm import DemoLLM
 from chat.images import OpenAIImagesClient, SDWebUIClient
 from chat.llm import OpenAIChatClient
 from chat.speech import OpenAISpeechClient
+from chat.transcription import TRANSCRIPTIONS_PATH, WHISPER_CPP_PATH, OpenAITranscriptionClient
 
 # The official OpenAI API refuses fields it does not know (min_p, top_k, repetition_penalty).
 OPENAI_SAMPLERS = frozenset(
@@ -180,12 +181,10 @@ class DemoImagesProvider(Provider):
 
 
 class OpenAIAudio(Provider):
-    """OpenAI-compatible audio: ``/v1/audio/speech`` (here) and ``/v1/audio/transcriptions``.
-
-    ``build`` returns the speech client (``synthesize``, ``voices``); the transcription
-    client is added beside it on the same connection. The row's ``default_model`` is the
-    speech model (TTS_MODEL), ``default_voice`` the voice of a companion without its own.
-    """
+    """OpenAI-compatible speech: ``/v1/audio/speech`` (OpenAI, Kokoro-FastAPI, openedai-speech,
+    LocalAI). ``build`` returns the speech client (``synthesize``, ``voices``). The row's
+    ``default_model`` is the speech model (TTS_MODEL), ``default_voice`` the voice of a
+    companion without its own. Speech to text is a kind of its own (``OpenAITranscription``)."""
 
     name = "openai-audio"
     kind = Connection.Kind.AUDIO
@@ -204,6 +203,44 @@ class OpenAIAudio(Provider):
         )
 
 
+DEFAULT_TRANSCRIPTION_MODEL = "whisper-1"
+
+
+def _transcription_client(connection: Connection, base_url: str, path: str) -> OpenAITranscriptionClient:
+    return OpenAITranscriptionClient(
+        base_url=base_url,
+        api_key=connection.api_key,
+        model=connection.default_model or DEFAULT_TRANSCRIPTION_MODEL,
+        path=path,
+        connect_timeout=connection.connect_timeout,
+        read_timeout=connection.read_timeout,
+    )
+
+
+class OpenAITranscription(Provider):
+    """OpenAI-compatible ``/v1/audio/transcriptions`` (OpenAI itself when the base URL is blank;
+    faster-whisper-server, LocalAI and others)."""
+
+    name = "openai-audio"
+    kind = Connection.Kind.TRANSCRIPTION
+    default_base_url = OPENAI_BASE_URL
+
+    @classmethod
+    def build(cls, connection: Connection) -> OpenAITranscriptionClient:
+        return _transcription_client(connection, cls.base_url(connection), TRANSCRIPTIONS_PATH)
+
+
+class WhisperCppAudio(Provider):
+    """whisper.cpp's ``whisper-server``: the same multipart form at ``{base}/inference``."""
+
+    name = "whisper-cpp"
+    kind = Connection.Kind.TRANSCRIPTION
+
+    @classmethod
+    def build(cls, connection: Connection) -> OpenAITranscriptionClient:
+        return _transcription_client(connection, cls.required_base_url(connection), WHISPER_CPP_PATH)
+
+
 REGISTRY: dict[str, dict[str, type[Provider]]] = {
     Connection.Kind.LLM: {p.name: p for p in (OpenAICompatibleLLM, NovitaLLM, OpenAILLM, DemoLLMProvider)},
     Connection.Kind.IMAGE: {
@@ -216,6 +253,7 @@ REGISTRY: dict[str, dict[str, type[Provider]]] = {
         )
     },
     Connection.Kind.AUDIO: {p.name: p for p in (OpenAIAudio,)},
+    Connection.Kind.TRANSCRIPTION: {p.name: p for p in (OpenAITranscription, WhisperCppAudio)},
 }
 
 

@@ -1,5 +1,7 @@
 """The body rules, and the ASGI guard that applies them before the application reads a body."""
 
+import json
+
 import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.urls import reverse
@@ -114,3 +116,17 @@ async def test_websockets_pass_untouched():
     communicator = ApplicationCommunicator(BodyLimitMiddleware(app), {"type": "websocket", "path": "/"})
     await communicator.wait(timeout=5)
     assert app_scopes == ["websocket"]
+
+
+async def test_the_voice_upload_takes_multipart_up_to_its_limit_and_refuses_more_as_json(settings):
+    settings.VOICE_UPLOAD_MAX_BYTES = 2 * 1024 * 1024
+    url = reverse("chat:transcribe")
+    rule = rule_for(url)
+    assert rule.takes_uploads and rule.limit == settings.VOICE_UPLOAD_MAX_BYTES + FORM_OVERHEAD
+    multipart = (b"content-type", b"multipart/form-data; boundary=x")
+    app, status, _ = await run(url, [multipart, (b"content-length", b"10")], [b"0123456789"])
+    assert (status, app.called) == (200, True)
+    too_long = str(rule.limit + 1).encode()
+    app, status, body = await run(url, [multipart, (b"content-length", too_long)], [b""])
+    assert (status, app.called) == (413, False)
+    assert json.loads(body) == {"error": "The upload is too large: voice recordings can be at most 2 MB."}

@@ -4,8 +4,9 @@
   on a random local port, stopped after the test;
 - ``use_fake_llm`` / ``use_fake_sd``: the same, with the settings pointing the
   app's back ends at it (and the cached back-end clients forgotten);
-- ``fake_audio`` / ``use_fake_audio``: a ``FakeAudioServer`` (speech), and the same with
-  ``TTS_*`` pointing the audio connection at it (WAV, a short timeout, its breaker reset);
+- ``fake_audio`` / ``use_fake_audio``: a ``FakeAudioServer`` (speech and speech to text), and
+  the same with ``TTS_*`` and ``STT_*`` pointing both connections at it (WAV, a short timeout,
+  the breakers reset);
 - every test starts and ends with the back-end memo forgotten (autouse).
 """
 
@@ -93,15 +94,19 @@ def use_fake_audio(fake_audio, settings):
     settings.TTS_FORMAT = "wav"
     settings.TTS_TIMEOUT = 5.0
     fake_audio.api_key = "test-tts-key"
+    settings.STT_BASE_URL = fake_audio.origin  # whisper.cpp's /inference is at the root
+    settings.STT_API_KEY = "test-stt-key"
+    settings.STT_MODEL = "whisper-1"
+    settings.STT_PROVIDER = "openai-audio"
     _reset_backends()
-    _reset_speech_breaker()
+    _reset_audio_breakers()
     yield fake_audio
-    _reset_speech_breaker()
+    _reset_audio_breakers()
     _reset_backends()
 
 
-def _reset_speech_breaker() -> None:
+def _reset_audio_breakers() -> None:
     backends = importlib.import_module("chat.backends")
-    speech = backends.speech_backend()
-    if speech is not None:
-        speech.breaker.reset()
+    for choice in (backends.speech_backend(), backends.transcription_choice()):
+        if choice is not None:
+            choice.breaker.reset()
