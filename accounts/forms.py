@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # a development-only package: the annotation is never evaluat
     from django_stubs_ext import StrOrPromise
 
 
-def _has_field(model: type, name: str) -> bool:
+def _has_field(model: type[User], name: str) -> bool:
     return any(field.name == name for field in model._meta.get_fields())
 
 
