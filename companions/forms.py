@@ -285,12 +285,17 @@ class VoiceForm(forms.Form):
         min_value=VOICE_SPEED_LIMITS[0],
         max_value=VOICE_SPEED_LIMITS[1],
         initial=1.0,
+        required=False,  # empty (or a page from before the field): the speed stays as it is
         help_text=gettext_lazy("1 is normal; from 0.5 (slower) to 2 (faster)."),
         widget=forms.NumberInput(attrs={"step": "0.1"}),
     )
 
     def clean_voice(self) -> str:
         return self.cleaned_data["voice"].strip()
+
+    def config(self) -> dict[str, Any]:
+        """The values to store in the companion's config (an empty speed changes nothing)."""
+        return {name: value for name, value in self.cleaned_data.items() if value is not None}
 
 
 def voice_initial(config: dict[str, Any]) -> dict[str, Any]:

@@ -314,7 +314,7 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
             services.companion_update(
                 companion=companion,
                 form=form,
-                config={**config_form.cleaned_data, **voice_form.cleaned_data},
+                config={**config_form.cleaned_data, **voice_form.config()},
                 header=upload.cleaned_data["header_image"],
             )
         except ImageRejected as exc:
