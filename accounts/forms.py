@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # a development-only package: the annotation is never evaluat
     from django_stubs_ext import StrOrPromise
 
 
+def _has_field(model: type[User], name: str) -> bool:
+    return any(field.name == name for field in model._meta.get_fields())
+
+
 def _clean_email(form: forms.ModelForm, email: str) -> str:
     email = email.strip()
     taken = User.objects.filter(email__iexact=email)
@@ -88,7 +92,36 @@ class AdminLoginForm(LoginForm, AdminAuthenticationForm):
     """
 
 
+VOICE_ACTIONS = [
+    ("skip", _("Skip them")),
+    ("read", _("Read them aloud too")),
+]
+# The user's voice preferences: how read-aloud replies behave for this account.
+VOICE_PREFERENCES = ("read_aloud", "voice_actions")
+
+
 class ProfileForm(forms.ModelForm):
+    # Declared rather than listed in Meta.fields: the User columns belong to the voice work,
+    # and the page should not break on a database that has not got them yet (save() skips
+    # an attribute the model lacks).
+    read_aloud = forms.BooleanField(
+        label=_("Read replies aloud"),
+        required=False,
+        initial=True,
+        help_text=_(
+            "Replies of companions with a voice are spoken as they are written. "
+            "The Listen button on every reply works either way."
+        ),
+    )
+    voice_actions = forms.ChoiceField(
+        label=_("Actions in *asterisks*"),
+        choices=VOICE_ACTIONS,
+        initial="skip",
+        required=False,  # a form posted without it (an older page, a script) changes nothing
+        widget=forms.RadioSelect,
+        help_text=_("What the voice does with the parts of a reply written between asterisks."),
+    )
+
     class Meta:
         model = User
         fields = ("display_name", "email", "appearance", "language")
@@ -99,6 +132,17 @@ class ProfileForm(forms.ModelForm):
         # The blank choice is a real choice here, not "pick one".
         language = cast(forms.ChoiceField, self.fields["language"])
         language.choices = [("", _("Follow my browser")), *settings.LANGUAGES]
+        for name in VOICE_PREFERENCES:
+            stored = getattr(self.instance, name, None)
+            if stored is not None:
+                self.fields[name].initial = stored
+
+    def save(self, commit: bool = True) -> User:
+        for name in VOICE_PREFERENCES:
+            value = self.cleaned_data.get(name)
+            if _has_field(User, name) and value not in (None, ""):
+                setattr(self.instance, name, value)
+        return super().save(commit=commit)
 
     def clean_email(self) -> str:
         return _clean_email(self, self.cleaned_data["email"])

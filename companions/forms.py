@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from django import forms
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -246,6 +247,64 @@ class ConfigForm(forms.Form):
     image_mode = forms.ChoiceField(
         label=gettext_lazy("Pictures"), choices=IMAGE_MODES, widget=forms.RadioSelect
     )
+
+
+# The voices offered while typing when the text-to-speech server lists none: OpenAI's names,
+# which most servers of its API shape also take. Any name the server knows may be typed.
+SUGGESTED_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
+VOICE_SPEED_LIMITS = (0.5, 2.0)
+VOICE_NAME_MAX_CHARS = 64
+# Voice names are ids on the server: "nova", "af_bella", "en_US-lessac-medium", "af_sky+af_bella".
+VOICE_NAME = RegexValidator(
+    r"^[\w.:+-]+$", gettext_lazy("Use letters, digits and . _ - + : only, as the voice list writes them.")
+)
+
+
+class VoiceForm(forms.Form):
+    """The companion's voice, kept in ``Companion.config`` beside the advanced settings.
+
+    Its keys (``voice_enabled``, ``voice``, ``voice_speed``) are the ones
+    ``companions.config`` reads back, defaults and clamping included.
+    """
+
+    voice_enabled = forms.BooleanField(
+        label=gettext_lazy("Speak replies aloud"),
+        required=False,
+        help_text=gettext_lazy("Each sentence is spoken as soon as it is written."),
+    )
+    voice = forms.CharField(
+        label=gettext_lazy("Voice"),
+        required=False,
+        max_length=VOICE_NAME_MAX_CHARS,
+        validators=[VOICE_NAME],
+        help_text=gettext_lazy("A voice of the speech server, e.g. nova. Empty: the server's default."),
+        widget=forms.TextInput(attrs={"list": "voice-names", "autocomplete": "off", "spellcheck": "false"}),
+    )
+    voice_speed = forms.FloatField(
+        label=gettext_lazy("Speed"),
+        min_value=VOICE_SPEED_LIMITS[0],
+        max_value=VOICE_SPEED_LIMITS[1],
+        initial=1.0,
+        required=False,  # empty (or a page from before the field): the speed stays as it is
+        help_text=gettext_lazy("1 is normal; from 0.5 (slower) to 2 (faster)."),
+        widget=forms.NumberInput(attrs={"step": "0.1"}),
+    )
+
+    def clean_voice(self) -> str:
+        return self.cleaned_data["voice"].strip()
+
+    def config(self) -> dict[str, Any]:
+        """The values to store in the companion's config (an empty speed changes nothing)."""
+        return {name: value for name, value in self.cleaned_data.items() if value is not None}
+
+
+def voice_initial(config: dict[str, Any]) -> dict[str, Any]:
+    """The form's starting values from a companion's effective config (defaults where unset)."""
+    return {
+        "voice_enabled": bool(config.get("voice_enabled", False)),
+        "voice": config.get("voice") if isinstance(config.get("voice"), str) else "",
+        "voice_speed": config.get("voice_speed", 1.0),
+    }
 
 
 # Shown in the settings page's "Picture" card rather than with the wizard's fields.

@@ -24,11 +24,14 @@ from companions import cards, services
 from companions.config import effective_config
 from companions.exports import card_filename, cards_zip_file
 from companions.forms import (
+    SUGGESTED_VOICES,
     WIZARD_STEPS,
     CardImportForm,
     CompanionSettingsForm,
     ConfigForm,
     HeaderImageForm,
+    VoiceForm,
+    voice_initial,
 )
 from companions.models import CompanionDraft
 from companions.selectors import (
@@ -296,12 +299,14 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
     companion = companion_get_for_user(request.user, companion_id, with_config=True)
     post, files = request.POST or None, request.FILES or None
     form = CompanionSettingsForm(post, instance=companion)
-    config_form = ConfigForm(post, initial=effective_config(companion.config), prefix="config")
+    config = effective_config(companion.config)
+    config_form = ConfigForm(post, initial=config, prefix="config")
+    voice_form = VoiceForm(post, initial=voice_initial(config), prefix="voice")
     upload = HeaderImageForm(post, files)
     lore_form = LorebookChoiceForm(
         post, owner=request.user, initial={"lorebooks": list(companion.lorebooks.all())}, prefix="lore"
     )
-    forms_ = (form, config_form, upload, lore_form)
+    forms_ = (form, config_form, voice_form, upload, lore_form)
     if request.method == "POST":
         ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
     if request.method == "POST" and all(f.is_valid() for f in forms_):
@@ -309,7 +314,7 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
             services.companion_update(
                 companion=companion,
                 form=form,
-                config=config_form.cleaned_data,
+                config={**config_form.cleaned_data, **voice_form.config()},
                 header=upload.cleaned_data["header_image"],
             )
         except ImageRejected as exc:
@@ -326,6 +331,8 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
             "companion": companion,
             "form": form,
             "config_form": config_form,
+            "voice_form": voice_form,
+            "suggested_voices": SUGGESTED_VOICES,
             "upload": upload,
             "lore_form": lore_form,
         },

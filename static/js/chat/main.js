@@ -10,9 +10,11 @@
 // companions answer each message in turn, each reply named by its sender, until "turn.done".
 
 import { Composer } from "./composer.js";
+import { PushToTalk } from "./mic.js";
 import { ChatLog, messageIdOf, showHeader, updateState } from "./render.js";
 import { RunView, readStepLabels } from "./run.js";
 import { ChatSocket } from "./socket.js";
+import { VoicePlayer } from "./voice.js";
 
 function start(root) {
   const page = {
@@ -39,11 +41,17 @@ function start(root) {
     },
   });
   const composer = new Composer(root, { socket, chatLog, run });
+  const voice = new VoicePlayer(root, {
+    chatLog,
+    bubbleOfRun: (runId) => (run.current && run.current.id === runId ? run.current.bubble : null),
+  });
+  new PushToTalk(root, composer.form);
   // Which actions the page offers follows from the log and whether a turn is being answered.
   const refresh = () => {
     const busy = run.isBusy();
     chatLog.refreshActions(busy);
     composer.showContinue(!busy && chatLog.cutReply() !== null);
+    voice.showButtons();
   };
 
   // What a click on a message asks the server for.
@@ -56,6 +64,7 @@ function start(root) {
       else if (action === "regenerate" && send({ type: "message.regenerate", message_id: id })) {
         run.expect("regenerate");
       } else if (action === "version") send({ type: "message.alternative", message_id: id });
+      else if (action === "listen") voice.toggle(li);
       else if (action === "branch") {
         branches += 1;
         const clientId = "b" + Date.now() + "-" + branches;
@@ -81,7 +90,7 @@ function start(root) {
     if (id) chatLog.reveal(id, asks);
   });
   refresh();
-  socket.start(eventHandlers(root, { page, chatLog, run, composer, refresh }));
+  socket.start(eventHandlers(root, { page, chatLog, run, composer, voice, refresh }));
 }
 
 // The message id in the address's #message-<id>, or null.
@@ -96,7 +105,7 @@ function sitePath(url) {
 }
 
 // Each server event (docs/websocket.md, "Server → client") to the part it concerns.
-function eventHandlers(root, { page, chatLog, run, composer, refresh }) {
+function eventHandlers(root, { page, chatLog, run, composer, voice, refresh }) {
   return {
     snapshot(e) {
       updateState(root, e.companion.state);
@@ -151,6 +160,7 @@ function eventHandlers(root, { page, chatLog, run, composer, refresh }) {
     image: (e) => run.image(e),
     done: (e) => run.done(e),
     "message.deleted"(e) {
+      voice.forget(e.message_id);
       chatLog.remove(e.message_id);
       if (composer.editing && !composer.editedBubbleOnPage()) {
         composer.stopEdit();
@@ -176,7 +186,13 @@ function eventHandlers(root, { page, chatLog, run, composer, refresh }) {
       const url = sitePath(e.url);
       if (asked && asked.extra === e.client_id && url) location.assign(url);
     },
+    audio: (e) => voice.audio(e),
     error(e) {
+      // A reply that could not be read aloud is still a whole reply: a note on it, nothing more.
+      if (e.code === "audio_failed") {
+        voice.failed(e);
+        return;
+      }
       if (e.run_id) {
         run.failed(e);
         return;

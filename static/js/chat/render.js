@@ -331,6 +331,9 @@ export class ChatLog {
       bar.appendChild(actionButton(gettext("Again"), "regenerate", gettext("Write this reply again")));
       bar.appendChild(actionButton("", "version", gettext("Show the other version")));
       bar.appendChild(actionButton(gettext("Prompt"), "prompt", gettext("See what was sent to the AI for this reply")));
+      const listen = actionButton(gettext("Listen"), "listen", gettext("Read this reply aloud"));
+      listen.setAttribute("aria-pressed", "false");
+      bar.appendChild(listen);
     }
     bar.appendChild(actionButton(gettext("Edit"), "edit", gettext("Edit this message")));
     bar.appendChild(
@@ -369,6 +372,7 @@ export class ChatLog {
         const action = b.dataset.action;
         let show = !busy;
         if (action === "copy") show = true;
+        else if (action === "listen") show = !li.classList.contains("streaming"); // playing needs nothing of the server's
         else if (action === "branch") show = complete; // branching copies, so a reply may be on its way
         else if (action === "prompt") show = complete; // a page of its own: nothing to wait for
         else if (action === "regenerate") show = show && li === rewritable;
@@ -420,7 +424,8 @@ export class ChatLog {
 
   // ---- clicks, older pages, the lightbox ----
 
-  // asks.message(action, bubble): "delete" (confirmed), "edit", "branch", "regenerate" or "version";
+  // asks.message(action, bubble): "delete" (confirmed), "edit", "branch", "regenerate", "version"
+  // or "listen" (read the reply aloud, or stop);
   // asks.picture(action, messageId): a picture frame's type (Delete confirmed);
   // asks.paged(): older messages came in.
   listen(asks) {
