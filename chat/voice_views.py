@@ -4,6 +4,8 @@ Clips are served like private pictures (``media.views``): in development the
 file is streamed by Django; with ``MEDIA_X_ACCEL_REDIRECT`` only an
 ``X-Accel-Redirect`` header goes out and nginx streams the file. Another
 user's clip is a 404, whoever asks, unless they hold ``chat.view_any_speech``.
+A program on a personal API token (the reference client's ``--save-audio``)
+fetches clips with ``Authorization: Bearer <token>``, as it chats.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import User
+from accounts.tokens import token_authenticate
 from chat import voice
 from chat.models import SpeechClip
 from companionhub import ratelimits
@@ -33,10 +37,23 @@ def speech_clip_get_for_user(user: User, clip_id: uuid.UUID) -> SpeechClip:
     return get_object_or_404(clips, pk=clip_id)
 
 
+def _clip_reader(request: HttpRequest) -> User | None:
+    """Who asks for a clip: the signed-in user, else the owner of a valid bearer token."""
+    if request.user.is_authenticated:
+        return request.user
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    token = token_authenticate(secret.strip())
+    return token.user if token is not None else None
+
+
 @require_GET
-@login_required
-def speech_clip(request: AuthenticatedHttpRequest, clip_id: uuid.UUID) -> HttpResponseBase:
-    clip = speech_clip_get_for_user(request.user, clip_id)
+def speech_clip(request: HttpRequest, clip_id: uuid.UUID) -> HttpResponseBase:
+    user = _clip_reader(request)
+    if user is None:
+        return redirect_to_login(request.get_full_path())
+    clip = speech_clip_get_for_user(user, clip_id)
     extension = clip.file.name.rsplit(".", 1)[-1] if clip.file.name else "wav"
     try:
         return private_file_response(clip.file.name, clip.content_type, f"{clip.pk}.{extension}")

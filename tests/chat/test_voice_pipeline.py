@@ -15,6 +15,7 @@ from celery.signals import task_prerun
 from django.test import Client
 from django.urls import reverse
 
+from accounts import tokens
 from accounts.models import UsageTransaction
 from chat.models import Message, PipelineRun, SpeechClip
 from chat.speech import audio_info
@@ -247,6 +248,15 @@ def test_speaking_on_demand_then_replaying(worker, use_fake_audio, voiced, user,
     assert response["Cache-Control"].startswith("private") and response["X-Content-Type-Options"] == "nosniff"
     assert audio_info(b"".join(response.streaming_content)).duration_ms > 0
     assert _client(other_user).get(clips[0]["url"]).status_code == 404
+    # A program on its owner's API token fetches it too (the reference client's --save-audio).
+    _, mine = tokens.token_create(user=user, name="client")
+    _, theirs = tokens.token_create(user=other_user, name="other")
+    by_token = Client().get(clips[0]["url"], headers={"Authorization": f"Bearer {mine}"})
+    assert by_token.status_code == 200 and by_token["Content-Type"] == "audio/wav"
+    assert Client().get(clips[0]["url"], headers={"Authorization": f"Bearer {theirs}"}).status_code == 404
+    forged = {"Authorization": "Bearer chk_not-a-token"}
+    assert Client().get(clips[0]["url"], headers=forged).status_code == 302
+    assert Client().get(clips[0]["url"]).status_code == 302  # to the sign-in page
     # Deleting the reply deletes its clips' files.
     files = [Path(media_root) / c.file.name for c in SpeechClip.objects.filter(message=message)]
     assert all(f.exists() for f in files)
