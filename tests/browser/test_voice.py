@@ -1,12 +1,13 @@
 """The chat page's voice in real Chromium: replies read aloud clip by clip, replay, push-to-talk.
 
-The page is tested against the protocol (docs/websocket.md, "Voice") through
-``voice_backend``: by default the stand-ins of ``voice_doubles`` (the site runs
-with ``tests.browser.voice_settings``), which answer at the contract's paths and
-publish "audio" events through the real channel layer. The fixture is the one
-seam: a back end with the same three members (``site``, ``live_clips``,
-``transcript``) can run these tests against the real endpoints and a fake
-speech server instead (``VOICE_BROWSER_BACKEND=real``, see ``RealVoice``).
+The site is the real one (Daphne with its in-process worker), its speech and
+speech-to-text connections pointed at the fake audio server of ``tests/fakes``
+(``voice_backend``): the reply's sentences are synthesised on the voice queue
+while it streams, and the page plays what the server sends. Two tests need
+what a healthy server never does on cue (a failed voice, clips to a page
+nobody has clicked): they run against the stand-ins of ``voice_doubles``
+(``double_backend``, the site with ``tests.browser.voice_settings``), which
+publish "audio" events at the contract's paths through the real channel layer.
 
 Chromium plays sound in these tests (``--autoplay-policy=no-user-gesture-required``;
 the "click to enable sound" test brings the usual policy back in the page).
@@ -15,10 +16,9 @@ The microphone is Chromium's fake device (a beeping tone).
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -60,55 +60,72 @@ class DoubleVoice:
 
 @dataclass
 class RealVoice:
-    """The merged site's own voice, its speech back ends pointed at a fake speech server.
-
-    ``env`` is what the site needs to reach that server (the integrator fills it from the fake
-    audio server of tests/fakes); clips then come from the pipeline by themselves.
-    """
+    """The site's own voice, its speech back ends pointed at the fake audio server."""
 
     site: object
+    speech: object  # the FakeAudioServer
     transcript: str = ""
     real: bool = True
-    env: dict = field(default_factory=dict)
 
     def live_clips(
         self, page, conversation_id: str, order: list[int] | None = None, *, fail: bool = False
     ) -> int:
-        if fail:
-            pytest.skip("a failing speech server is the pipeline tests' business")
+        """The reply being read aloud: its clips come from the pipeline by themselves."""
+        page.wait_for_function("() => window.companionVoice.messageId !== null", timeout=20_000)
         return page.evaluate("window.companionVoice.messageId")
 
 
-def _real_voice_env() -> tuple[dict, str]:
-    """The environment and fake transcript for ``VOICE_BROWSER_BACKEND=real`` (after the merge)."""
-    try:
-        from tests.fakes import audio_server  # the text-to-speech work's fake server
-    except ImportError:
-        pytest.skip("VOICE_BROWSER_BACKEND=real needs tests/fakes/audio_server.py")
-    return audio_server.site_env(), audio_server.TRANSCRIPT  # type: ignore[attr-defined]
-
-
-@pytest.fixture(scope="module")
-def voice_backend(tmp_path_factory, fake_backends):
+def _site_env(fake_backends, var, extra: dict) -> dict:
     llm, sd = fake_backends
-    real = os.environ.get("VOICE_BROWSER_BACKEND") == "real"
-    extra, transcript = _real_voice_env() if real else ({}, "")
-    var = tmp_path_factory.mktemp("voice-site")
-    env = site_env(
+    return site_env(
         {
             "LLM_BASE_URL": llm.base_url,
             "LLM_MODEL": "fake-model",
             "SD_API_URL": sd.base_url,
             "RATELIMIT_REGISTER": "100/1h",
             "RATELIMIT_CHAT_MESSAGE": "30/1h",
-            **({} if real else {"DJANGO_SETTINGS_MODULE": "tests.browser.voice_settings"}),
             **extra,
         },
         var_dir=var,
     )
+
+
+@pytest.fixture(scope="module")
+def fake_speech():
+    from tests.fakes.audio_server import FakeAudioServer
+
+    with FakeAudioServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def voice_backend(tmp_path_factory, fake_backends, fake_speech):
+    var = tmp_path_factory.mktemp("voice-site")
+    env = _site_env(
+        fake_backends,
+        var,
+        {
+            "TTS_BASE_URL": fake_speech.base_url,
+            "TTS_FORMAT": "wav",
+            "TTS_VOICE": "af_bella",
+            "STT_BASE_URL": fake_speech.origin,
+            "STT_MODEL": "whisper-1",
+        },
+    )
     try:
         with run_site(env, var_dir=var) as running:
-            yield RealVoice(running, transcript, env=extra) if real else DoubleVoice(running)
+            yield RealVoice(running, fake_speech, fake_speech.transcript)
+    except SiteFailed as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def double_backend(tmp_path_factory, fake_backends):
+    var = tmp_path_factory.mktemp("voice-doubles-site")
+    env = _site_env(fake_backends, var, {"DJANGO_SETTINGS_MODULE": "tests.browser.voice_settings"})
+    try:
+        with run_site(env, var_dir=var) as running:
+            yield DoubleVoice(running)
     except SiteFailed as exc:
         pytest.fail(str(exc))
 
@@ -155,8 +172,17 @@ def _chat_page(browser, backend, fake_backends, *, voice_on: bool = True):
 
 @pytest.fixture
 def voice_chat(voice_browser, voice_backend, fake_backends):
+    voice_backend.speech.reset()
     page, errors = _chat_page(voice_browser, voice_backend, fake_backends)
     yield page, voice_backend, fake_backends[0]
+    page.context.close()
+    assert not errors, errors
+
+
+@pytest.fixture
+def double_chat(voice_browser, double_backend, fake_backends):
+    page, errors = _chat_page(voice_browser, double_backend, fake_backends)
+    yield page, double_backend, fake_backends[0]
     page.context.close()
     assert not errors, errors
 
@@ -214,11 +240,11 @@ def test_a_streaming_reply_is_played_in_order_and_replayed_after_a_reload(voice_
     message_id = backend.live_clips(page, conversation_id(page), [2, 0, 1])
     page.wait_for_function("() => window.companionVoice.played.length >= 1", timeout=20_000)
     assert played(page, message_id)[0] == 0
-    if not backend.real:
-        expect(streaming).to_have_count(1)  # sound began before the reply was finished
+    expect(streaming).to_have_count(1)  # sound began before the reply was finished…
+    assert backend.speech.speech_requests  # …synthesised while the model was still writing it
     llm.release()
     expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=30_000)
-    count = clips(page, message_id).count() if backend.real else 3
+    count = 3  # "Hello there." "The sea is calm today." "Shall we walk along it?"
     wait_played(page, message_id, list(range(count)))
     assert_all_ended(page, message_id, count)
     bubble = page.locator(f"#message-{message_id}")
@@ -261,10 +287,8 @@ def test_listen_has_a_reply_without_clips_spoken_and_stop_stops_it(voice_chat):
     assert all(s["paused"] for s in states), states
 
 
-def test_a_voice_that_failed_leaves_a_note_and_the_chat_working(voice_chat):
-    page, backend, _ = voice_chat
-    if backend.real:
-        pytest.skip("the failing speech server is covered by the pipeline tests")
+def test_a_voice_that_failed_leaves_a_note_and_the_chat_working(double_chat):
+    page, backend, _ = double_chat
     page.get_by_label("Message to Ren").fill("Tell me about the sea.")
     page.keyboard.press("Enter")
     expect(page.locator(".chat-log .bubble.assistant[data-message-id]")).to_have_count(2)  # greeting, reply
@@ -294,10 +318,8 @@ HOLD_BACK_SOUND = """
 """
 
 
-def test_the_browser_holding_back_sound_is_explained_and_one_click_plays(voice_chat):
-    page, backend, _ = voice_chat
-    if backend.real:
-        pytest.skip("needs a reply's clips published to a page nobody has clicked yet")
+def test_the_browser_holding_back_sound_is_explained_and_one_click_plays(double_chat):
+    page, backend, _ = double_chat
     page.get_by_label("Message to Ren").fill("Hello?")
     page.keyboard.press("Enter")
     expect(page.locator(".chat-log .bubble.assistant[data-message-id]")).to_have_count(2)  # greeting, reply
