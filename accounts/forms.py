@@ -19,10 +19,6 @@ if TYPE_CHECKING:  # a development-only package: the annotation is never evaluat
     from django_stubs_ext import StrOrPromise
 
 
-def _has_field(model: type[User], name: str) -> bool:
-    return any(field.name == name for field in model._meta.get_fields())
-
-
 def _clean_email(form: forms.ModelForm, email: str) -> str:
     email = email.strip()
     taken = User.objects.filter(email__iexact=email)
@@ -92,18 +88,13 @@ class AdminLoginForm(LoginForm, AdminAuthenticationForm):
     """
 
 
-VOICE_ACTIONS = [
-    ("skip", _("Skip them")),
-    ("read", _("Read them aloud too")),
-]
 # The user's voice preferences: how read-aloud replies behave for this account.
 VOICE_PREFERENCES = ("read_aloud", "voice_actions")
 
 
 class ProfileForm(forms.ModelForm):
-    # Declared rather than listed in Meta.fields: the User columns belong to the voice work,
-    # and the page should not break on a database that has not got them yet (save() skips
-    # an attribute the model lacks).
+    # Declared rather than listed in Meta.fields: a form posted without them (an older page, a
+    # script) leaves them as they are instead of failing or switching reading aloud off.
     read_aloud = forms.BooleanField(
         label=_("Read replies aloud"),
         required=False,
@@ -115,7 +106,7 @@ class ProfileForm(forms.ModelForm):
     )
     voice_actions = forms.ChoiceField(
         label=_("Actions in *asterisks*"),
-        choices=VOICE_ACTIONS,
+        choices=User.VoiceActions.choices,
         initial="skip",
         required=False,  # a form posted without it (an older page, a script) changes nothing
         widget=forms.RadioSelect,
@@ -133,14 +124,12 @@ class ProfileForm(forms.ModelForm):
         language = cast(forms.ChoiceField, self.fields["language"])
         language.choices = [("", _("Follow my browser")), *settings.LANGUAGES]
         for name in VOICE_PREFERENCES:
-            stored = getattr(self.instance, name, None)
-            if stored is not None:
-                self.fields[name].initial = stored
+            self.fields[name].initial = getattr(self.instance, name)
 
     def save(self, commit: bool = True) -> User:
         for name in VOICE_PREFERENCES:
             value = self.cleaned_data.get(name)
-            if _has_field(User, name) and value not in (None, ""):
+            if value not in (None, ""):
                 setattr(self.instance, name, value)
         return super().save(commit=commit)
 

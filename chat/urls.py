@@ -52,6 +52,7 @@ urlpatterns = [
         name="message_speak",
     ),
     path("audio/<uuid:clip_id>/", voice_views.speech_clip, name="speech_clip"),
+    path("voices/", voice_views.voices, name="voices"),
     path(
         "c/<int:conversation_id>/pictures/<int:message_id>/paint-again/",
         views.picture_paint_again,

@@ -24,6 +24,7 @@ from accounts.models import User
 from accounts.tokens import token_authenticate
 from chat import voice
 from chat.models import SpeechClip
+from chat.speech import SpeechError
 from companionhub import ratelimits
 from companionhub.errors import AppError
 from media.views import private_file_response
@@ -90,3 +91,16 @@ def message_speak(request: AuthenticatedHttpRequest, conversation_id: int, messa
         status = 409 if exc.code == "busy" else 503
         return JsonResponse({"error": exc.code, "message": exc.message}, status=status)
     return JsonResponse({"queued": queued}, status=202)
+
+
+@require_GET
+@login_required
+def voices(request: AuthenticatedHttpRequest) -> JsonResponse:
+    """The speech server's voices for the settings' suggestions, and whether there is one at all
+    (without one the page says voice needs a back end)."""
+    available = voice.voice_available()
+    try:
+        names = voice.voice_choices() if available else []
+    except SpeechError:
+        names = []  # the server is down or lists none: the suggestions stay
+    return JsonResponse({"available": available, "voices": names})

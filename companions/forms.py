@@ -16,7 +16,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from companions import catalogue
-from companions.config import DEFAULTS, IMAGE_MODES, MAX_REPLY_TOKENS_LIMITS, TEMPERATURE_LIMITS
+from companions.config import (
+    DEFAULTS,
+    IMAGE_MODES,
+    MAX_REPLY_TOKENS_LIMITS,
+    TEMPERATURE_LIMITS,
+    VOICE_SPEED_LIMITS,
+)
 from companions.models import Companion
 
 
@@ -252,7 +258,6 @@ class ConfigForm(forms.Form):
 # The voices offered while typing when the text-to-speech server lists none: OpenAI's names,
 # which most servers of its API shape also take. Any name the server knows may be typed.
 SUGGESTED_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
-VOICE_SPEED_LIMITS = (0.5, 2.0)
 VOICE_NAME_MAX_CHARS = 64
 # Voice names are ids on the server: "nova", "af_bella", "en_US-lessac-medium", "af_sky+af_bella".
 VOICE_NAME = RegexValidator(
@@ -301,9 +306,9 @@ class VoiceForm(forms.Form):
 def voice_initial(config: dict[str, Any]) -> dict[str, Any]:
     """The form's starting values from a companion's effective config (defaults where unset)."""
     return {
-        "voice_enabled": bool(config.get("voice_enabled", False)),
+        "voice_enabled": bool(config.get("voice_enabled", DEFAULTS["voice_enabled"])),
         "voice": config.get("voice") if isinstance(config.get("voice"), str) else "",
-        "voice_speed": config.get("voice_speed", 1.0),
+        "voice_speed": config.get("voice_speed", DEFAULTS["voice_speed"]),
     }
 
 

@@ -1,5 +1,6 @@
 // The companion settings' voice field: when the speech server lists its voices (the datalist's
-// data-voices-url answers {"voices": ["name", …]}), they replace the suggested names.
+// data-voices-url answers {"available": bool, "voices": ["name", …]}), they replace the
+// suggested names; a site without a speech back end says so.
 (function () {
   "use strict";
   const list = document.getElementById("voice-names");
@@ -8,6 +9,8 @@
   fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
     .then((response) => (response.ok ? response.json() : null))
     .then((body) => {
+      const note = document.querySelector("[data-voice-unavailable]");
+      if (note && body && body.available === false) note.hidden = false;
       const names = body && Array.isArray(body.voices) ? body.voices.filter((v) => typeof v === "string" && v) : [];
       if (!names.length) return;
       list.textContent = "";

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import ApiToken
-from chat.models import Conversation, Message, Participant, PipelineRun, Turn
+from chat.models import Conversation, Message, Participant, PipelineRun, SpeechClip, Turn
 from companions.models import Companion
 from lorebooks.models import Lorebook, LoreEntry
 from media.models import StoredImage
@@ -31,6 +31,7 @@ OBJECT_KWARGS = {
     "lorebook_id",
     "entry_id",
     "memory_id",
+    "clip_id",
 }
 DAY = timedelta(days=1)
 # The wizard's step number belongs to the signed-in user's own draft; an export's format is a name.
@@ -125,7 +126,17 @@ def victim_objects(request, user, settings, tmp_path):
     book = Lorebook.objects.create(owner=user, name="Private lore")
     entry = LoreEntry.objects.create(lorebook=book, uid=0, keys=["secret"], content="private words")
     memory = Memory.objects.create(owner=user, companion=companion, text="private words")
+    clip = SpeechClip.objects.create(
+        message=message,
+        index=0,
+        text="private words",
+        file="audio/x.wav",
+        content_type="audio/wav",
+        duration_ms=1,
+        chars=13,
+    )
     return {
+        "clip_id": clip.pk,
         "memory_id": memory.pk,
         "lorebook_id": book.pk,
         "entry_id": entry.pk,
