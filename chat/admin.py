@@ -8,6 +8,8 @@ it does not edit it (a companion of another user must never join).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -18,6 +20,7 @@ from chat.connections import breakers_reset_all
 from chat.conversations import companion_wipe_memory
 from chat.models import Conversation, Message, Participant, PipelineRun
 from chat.search import message_search_ids_all
+from chat.voice import message_clips_drop
 from companionhub.errors import AppError
 from companions.admin import CompanionAdmin
 from companions.models import Companion
@@ -84,6 +87,11 @@ class MessageAdmin(admin.ModelAdmin):
         if not search_term.strip():
             return queryset, False
         return queryset.filter(pk__in=message_search_ids_all(search_term)), False
+
+    def save_model(self, request: HttpRequest, obj: Message, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "content" in form.changed_data:
+            message_clips_drop(obj.pk)  # its spoken clips say the old text
 
     @admin.display(description="content")
     def short_content(self, obj: Message) -> str:

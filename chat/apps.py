@@ -10,15 +10,20 @@ class ChatConfig(AppConfig):
         # companionhub's health, banner and metrics code imports no app: chat tells it how to
         # read the back ends (the default connection of each kind, and a real probe of each),
         # the runs by status, every back end's circuit breaker, and which pipeline steps there are.
-        from chat import connections, embeddings, search_index, signals, steps
+        from chat import connections, embeddings, search_index, signals, speech_files, steps
         from chat import metrics as chat_metrics
         from chat.backends import all_breakers, backend_name, backend_state
         from chat.conversations import companion_deleting
         from companionhub import backends_info, health, metrics
         from companions.models import Companion
+        from media import orphans
         from memories import embedding as memory_embedding
 
         _ = signals  # its receivers connect on import: a spoken clip's file goes with its row
+        # The orphan sweep (media imports no chat) learns which audio files a clip row still needs.
+        orphans.register_file_owner(
+            "speech_clips", owns=speech_files.is_clip_name, referenced=speech_files.clip_names_referenced
+        )
         backends_info.register_resolver(backend_name)
         health.register_backend_state(backend_state)
         health.register_probe(connections.probe_connections)

@@ -5,7 +5,9 @@ the conversation's turn is being answered, changes rows in one transaction,
 and starts a run or sends an event only after commit. Regenerating keeps the
 old reply as a version the user can flip back to (``chat.versions``); an
 edit corrects a message in place, or, for the user's last message, answers
-it afresh; nothing the user wrote is lost except by delete.
+it afresh; nothing the user wrote is lost except by delete. Whatever changes
+a reply's text drops its spoken clips (their files go after commit): they
+say the old words. Continuing keeps them, as the text they spoke stays.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chat.publish import publish_after_commit
 from chat.selectors import conversation_members
 from chat.services import Accepted, clean_message_text, conversation_touch
 from chat.versions import versions_keep, versions_rotate
+from chat.voice import message_clips_drop
 from companionhub.errors import AppError
 
 log = structlog.get_logger(__name__)
@@ -160,6 +163,7 @@ def message_edit(
         message = _message(conversation, target_id)
         message.content, message.edited_at = text, timezone.now()
         Message.objects.filter(pk=message.pk).update(content=text, edited_at=message.edited_at)
+        message_clips_drop(message.pk)  # its spoken clips say the old text
         publish_after_commit(
             conversation.pk, events.message_updated(message.pk, text, message.versions, edited=True)
         )
@@ -244,6 +248,7 @@ def message_show_alternative(*, user: User, conversation: Conversation, message_
         Message.objects.filter(pk=message.pk).update(
             content=message.content, alternatives=message.alternatives
         )
+        message_clips_drop(message.pk)  # they spoke the version now hidden
         publish_after_commit(
             conversation.pk, events.message_updated(message.pk, message.content, message.versions)
         )

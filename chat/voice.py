@@ -24,7 +24,6 @@ Clips are numbered by their sentence (``index``) and may finish out of order
 from __future__ import annotations
 
 import contextlib
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +47,7 @@ from chat.models import Message, PipelineRun, SpeechClip
 from chat.publish import EventPublisher
 from chat.sentences import SentenceCutter, is_speakable
 from chat.speech import SpeechError, audio_info
+from chat.speech_files import clip_storage_name
 from companionhub import ratelimits
 from companionhub.errors import AppError
 from companions.models import Companion
@@ -209,9 +209,8 @@ def reply_voice(run: PipelineRun, companion: Companion, *, continuing: bool) -> 
     """
     if run.reply_id is None:
         return None
-    clips = SpeechClip.objects.filter(message_id=run.reply_id)
-    if not continuing and clips.exists():
-        clips.delete()  # spoken text that is no longer the reply's (files go after commit)
+    if not continuing:
+        message_clips_drop(run.reply_id)  # spoken text that is no longer the reply's
     owner = companion.owner
     voice = voice_settings_for(companion, owner)
     if not voice.speaks:
@@ -228,6 +227,7 @@ def reply_voice(run: PipelineRun, companion: Companion, *, continuing: bool) -> 
         message = Message.objects.select_related("conversation__owner", "sender").get(pk=run.reply_id)
         voice_give_up(message, run_id=str(run.pk), reason=reason)
         return None
+    clips = SpeechClip.objects.filter(message_id=run.reply_id)
     newest = clips.order_by("-index").values_list("index", flat=True).first() if continuing else None
     start = 0 if newest is None else newest + 1
     return ReplyVoice(
@@ -314,9 +314,8 @@ def speak_sentence(
 def _store_clip(
     message: Message, *, run_id: str | None, index: int, text: str, audio: bytes, info: Any
 ) -> SpeechClip | None:
-    name = default_storage.save(
-        f"audio/{message.conversation_id}/{uuid.uuid4().hex}.{info.extension}", ContentFile(audio)
-    )
+    name = clip_storage_name(message.conversation_id, info.extension)
+    name = default_storage.save(name, ContentFile(audio))
     try:
         with transaction.atomic():
             return SpeechClip.objects.create(
@@ -360,6 +359,14 @@ def reply_get_for_user(user: User, conversation_id: int, message_id: int) -> Mes
 
 def message_clips(message: Message) -> list[SpeechClip]:
     return list(SpeechClip.objects.filter(message=message).order_by("index"))
+
+
+def message_clips_drop(message_id: int) -> int:
+    """Delete a message's clips, whose text it no longer says (regenerated, corrected, another
+    version shown); how many went. Their files go after commit (``chat.signals``); Listen speaks
+    the new text on demand (``message_speak``)."""
+    deleted, _by_model = SpeechClip.objects.filter(message_id=message_id).delete()
+    return deleted
 
 
 def message_speak(user: User, message: Message) -> int:

@@ -1,4 +1,4 @@
-"""Orphan image files: on disk under ``MEDIA_ROOT`` but referenced by no ``StoredImage`` row.
+"""Orphan files: on disk under ``MEDIA_ROOT`` but referenced by no row.
 
 They appear when a process dies between writing a file and creating its
 row, when a file delete after commit fails, or when rows are removed behind
@@ -6,11 +6,17 @@ Django's back (a restored database, SQL by hand). ``find_orphans`` lists
 them; ``delete_orphans`` removes them. Both are used by the periodic report
 (``media.report_orphans``, counting only) and ``manage.py media_orphans``.
 
+Whose files are whose: each kind of file the site writes has a ``FileOwner``
+that recognises its names and says which of them rows reference. Media's own
+pictures are built in; a higher app registers its files from its
+``AppConfig.ready`` (``register_file_owner``), since media imports no app
+above it: chat registers spoken clips (``audio/<conversation id>/...``).
+
 Safety rules:
 
-* only files in the places and shape the site writes
-  (``companions/<id>/headers|generated/*.jpg``) are considered; anything
-  else under ``MEDIA_ROOT`` (a backup, a note, another app's files) is
+* only files in the places and shape a registered owner writes (pictures:
+  ``companions/<id>/headers|generated/*.jpg``) are considered; anything
+  else under ``MEDIA_ROOT`` (a backup, a note, files nobody registered) is
   counted as foreign and never touched;
 * only files whose modification time is older than ``older_than_minutes``
   are considered, so a file being written right now (its row not yet
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +45,36 @@ log = structlog.get_logger(__name__)
 
 BATCH = 500
 DEFAULT_MIN_AGE_MINUTES = 60  # older than any write in progress
+
+
+@dataclass(frozen=True)
+class FileOwner:
+    """One kind of file the site writes under ``MEDIA_ROOT``, and the rows that point at them."""
+
+    label: str  # for logs, and a re-registration replaces the owner of the same label
+    owns: Callable[[str], bool]  # is this storage name in the shape this owner writes?
+    referenced: Callable[[list[str]], set[str]]  # those of the names a row references
+
+
+def _pictures_referenced(names: list[str]) -> set[str]:
+    return set(StoredImage.objects.filter(file__in=names).values_list("file", flat=True))
+
+
+_OWNERS: dict[str, FileOwner] = {"pictures": FileOwner("pictures", is_site_name, _pictures_referenced)}
+
+
+def register_file_owner(
+    label: str, *, owns: Callable[[str], bool], referenced: Callable[[list[str]], set[str]]
+) -> None:
+    """Make another app's files known (from its ``AppConfig.ready``): names ``owns`` accepts are
+    candidates, and those ``referenced`` does not return are orphans. ``owns`` must accept only
+    names that app writes, and no other owner's."""
+    _OWNERS[label] = FileOwner(label, owns, referenced)
+
+
+def owner_of(name: str) -> FileOwner | None:
+    """The owner whose shape ``name`` has, or None: a file the site did not write."""
+    return next((owner for owner in _OWNERS.values() if owner.owns(name)), None)
 
 
 @dataclass
@@ -71,7 +107,7 @@ def _candidates(root: Path, *, cutoff: float, report: OrphanReport) -> Iterator[
             if not path.is_file() or not path.resolve().is_relative_to(real_root):
                 continue
             name = path.relative_to(root).as_posix()
-            if not is_site_name(name):
+            if owner_of(name) is None:
                 report.foreign += 1
                 continue
             report.scanned += 1
@@ -82,12 +118,21 @@ def _candidates(root: Path, *, cutoff: float, report: OrphanReport) -> Iterator[
 
 
 def _unreferenced(names: list[str]) -> set[str]:
-    referenced = set(StoredImage.objects.filter(file__in=names).values_list("file", flat=True))
+    """Those of ``names`` (each in some owner's shape) that no row of their owner references."""
+    by_owner: dict[str, list[str]] = {}
+    for name in names:
+        owner = owner_of(name)
+        if owner is not None:
+            by_owner.setdefault(owner.label, []).append(name)
+    referenced: set[str] = set()
+    for label, owned in by_owner.items():
+        referenced |= _OWNERS[label].referenced(owned)
     return set(names) - referenced
 
 
 def find_orphans(*, older_than_minutes: int = 60, root: Path | None = None) -> OrphanReport:
-    """Every site-written file under ``MEDIA_ROOT``, older than ``older_than_minutes``, in no row."""
+    """Every site-written file under ``MEDIA_ROOT``, older than ``older_than_minutes``, in no row
+    of its owner."""
     root = Path(root or settings.MEDIA_ROOT)
     report = OrphanReport()
     if not root.is_dir():
@@ -121,7 +166,7 @@ def delete_orphans(report: OrphanReport, *, root: Path | None = None) -> int:
         names = report.orphans[start : start + BATCH]
         for name in sorted(_unreferenced(names)):  # a row may have appeared since the scan
             path = root / name
-            if not is_site_name(name) or path.is_symlink() or not path.resolve().is_relative_to(real_root):
+            if owner_of(name) is None or path.is_symlink() or not path.resolve().is_relative_to(real_root):
                 continue
             try:
                 path.unlink()

@@ -9,5 +9,6 @@ from media import orphans
 
 @shared_task(name="media.report_orphans")
 def report_orphans() -> int:
-    """Log how many image files no row references; delete nothing (``manage.py media_orphans --delete``)."""
+    """Log how many site files (pictures, spoken clips) no row references; delete nothing
+    (``manage.py media_orphans --delete`` does)."""
     return len(orphans.report_orphans(older_than_minutes=orphans.DEFAULT_MIN_AGE_MINUTES).orphans)

@@ -15,13 +15,17 @@ Layout (``manifest.json`` lists every file and the count of each type)::
     usage/usage.json                   the usage counters and every usage transaction
     memories/<id>-<slug>.json          each companion's long-term memories (text, pinned, source,
                                        dates; never the vectors, which only this site can use)
-    audio/                             empty until that feature exists (the manifest says so)
+    audio/chat-<id>-<slug>-<date>/reply-<message id>-<index>.<ext>   each spoken reply's clips,
+                                       one per sentence (index from 000), in the conversation's
+                                       folder named as its transcripts are
 
 Names in the zip come from ids and ``slugify`` only: nothing a user typed is
 ever a path. Rows are read in batches and the progress is written every few
-percent, not per row. A new kind of data is one more function in
-``SECTIONS`` that writes its files and counts them; audio then leaves
-``PLANNED``.
+percent, not per row; audio files are copied in chunks, never held whole. A
+stored file that has gone (pictures, audio) is counted in the manifest
+(``pictures_missing``, ``audio_missing``) and does not fail the export. A new
+kind of data is one more function in ``SECTIONS`` that writes its files and
+counts them.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import json
 import tempfile
 import zipfile
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import structlog
 from django.core.files import File
@@ -44,7 +49,7 @@ from django.utils.translation import gettext_noop
 
 from accounts.models import ApiToken, UsageTransaction, User, UserUsage
 from chat import transcripts
-from chat.models import Conversation, Message, SamplerPreset
+from chat.models import Conversation, Message, SamplerPreset, SpeechClip
 from companions.cards import build_card, build_card_png
 from companions.models import Companion
 from companions.selectors import companion_header_bytes
@@ -68,11 +73,7 @@ PROGRESS_STEP = 5  # percent between two progress writes
 FAILED_TEXT = gettext_noop(
     "The export could not be built because of a problem on our side. Please try again."
 )
-
-# Kinds of data the site does not keep yet: listed in the manifest with a count of 0.
-PLANNED = {
-    "audio": "Voice messages are not kept yet; this folder stays empty until they are.",
-}
+COPY_CHUNK = 64 * 1024  # bytes read at a time from a stored file into the zip
 
 
 class ExportGone(Exception):
@@ -111,6 +112,18 @@ class ArchiveWriter:
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
         self.archive.writestr(info, data)
         self.files.append({"path": path, "bytes": len(data)})
+
+    def add_stream(self, path: str, source: IO[bytes], *, compress: bool = True) -> None:
+        """Copy ``source`` into the zip a chunk at a time (a file is never held whole)."""
+        _check_path(path)
+        info = zipfile.ZipInfo(path, date_time=timezone.now().timetuple()[:6])
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        size = 0
+        with self.archive.open(info, "w") as target:
+            while chunk := source.read(COPY_CHUNK):
+                target.write(chunk)
+                size += len(chunk)
+        self.files.append({"path": path, "bytes": size})
 
     def add_json(self, path: str, value: Any) -> None:
         self.add_bytes(path, to_json(value))
@@ -297,11 +310,61 @@ def _memories(writer: ArchiveWriter, user: User, progress: Progress) -> None:
     progress.advance()
 
 
-def _planned(writer: ArchiveWriter, user: User, progress: Progress) -> None:
-    """Audio: add its section here when the feature exists."""
-    for kind in PLANNED:
-        writer.add_folder(kind)
-        writer.count(kind, 0)
+def _open_stored(name: str | None) -> IO[bytes] | None:
+    """A stored file open for reading, or None when it is gone or unreadable. Its first byte is
+    read (and the file rewound) because some storages only find out when read."""
+    if not name:
+        return None
+    try:
+        source = default_storage.open(name, "rb")
+    except OSError:
+        return None
+    try:
+        source.read(1)
+        source.seek(0)
+    except OSError:
+        source.close()
+        return None
+    return source
+
+
+def conversation_folder(conversation: Conversation) -> str:
+    """The conversation's name in the zip without its extension, as its transcripts are named."""
+    return transcripts.export_filename(conversation, "json").removesuffix(".json")
+
+
+def _audio(writer: ArchiveWriter, user: User, progress: Progress) -> None:
+    """Each spoken reply's clips, under its conversation's folder, in the order they are heard."""
+    writer.add_folder("audio")
+    writer.count("audio", 0)
+    missing = 0
+    conversations = (
+        Conversation.objects.filter(owner=user, messages__speech_clips__isnull=False)
+        .distinct()
+        .select_related("owner")
+        .order_by("pk")
+    )
+    for conversation in conversations.iterator(chunk_size=BATCH):
+        folder = f"audio/{conversation_folder(conversation)}"
+        clips = (
+            SpeechClip.objects.filter(message__conversation=conversation)
+            .order_by("message__created_at", "message_id", "index")
+            .only("message_id", "index", "file")
+        )
+        for clip in clips.iterator(chunk_size=BATCH):
+            extension = slugify(PurePosixPath(clip.file.name or "").suffix.lstrip(".").lower()) or "wav"
+            path = f"{folder}/reply-{clip.message_id}-{clip.index:03d}.{extension}"
+            source = _open_stored(clip.file.name)
+            if source is None:
+                missing += 1  # counted in the manifest, not a reason to fail
+            else:
+                with closing(source):
+                    # WAV is raw samples and shrinks; MP3 and Ogg are compressed already.
+                    writer.add_stream(path, source, compress=extension == "wav")
+                writer.count("audio")
+            progress.advance()
+    if missing:
+        writer.count("audio_missing", missing)
 
 
 Section = Callable[[ArchiveWriter, User, Progress], None]
@@ -313,18 +376,19 @@ SECTIONS: tuple[Section, ...] = (
     _pictures,
     _usage,
     _memories,
-    _planned,
+    _audio,
 )
 
 
 def _units_of_work(user: User) -> int:
-    """What the progress counts: each companion, lorebook, conversation and picture, and the three
-    small sections."""
+    """What the progress counts: each companion, lorebook, conversation, picture and spoken clip,
+    and the three small sections."""
     return (
         Companion.objects.filter(owner=user).count()
         + Lorebook.objects.filter(owner=user).count()
         + Conversation.objects.filter(owner=user).count()
         + StoredImage.objects.filter(companion__owner=user).count()
+        + SpeechClip.objects.filter(message__conversation__owner=user).count()
         + 3
     )
 
@@ -340,7 +404,6 @@ def write_archive(archive: zipfile.ZipFile, user: User, progress: Progress) -> d
         "created_at": timezone.now(),
         "user": {"id": user.pk, "username": user.username},
         "counts": writer.counts,
-        "notes": PLANNED,
         "files": writer.files,
     }
     writer.add_json("manifest.json", manifest)

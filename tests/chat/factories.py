@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from chat.models import Conversation, Message, Participant, Turn
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from chat.models import Conversation, Message, Participant, SpeechClip, Turn
+from chat.speech_files import clip_storage_name
 from tests.companions.factories import make_companion
 
 
@@ -71,3 +75,19 @@ def add_exchange(
 ) -> tuple[Message, Message]:
     """A message of the user and the companion's reply to it."""
     return add_user_message(conversation, said), add_reply(conversation, companion, answer, **reply_fields)
+
+
+def add_clip(
+    message: Message, index: int = 0, *, data: bytes = b"RIFF-a-clip", extension: str = "wav"
+) -> SpeechClip:
+    """A spoken clip of ``message`` with its file in storage, as ``chat.voice`` stores one."""
+    name = default_storage.save(clip_storage_name(message.conversation_id, extension), ContentFile(data))
+    return SpeechClip.objects.create(
+        message=message,
+        index=index,
+        text=f"sentence {index}",
+        file=name,
+        content_type=f"audio/{'mpeg' if extension == 'mp3' else extension}",
+        duration_ms=500,
+        chars=10,
+    )

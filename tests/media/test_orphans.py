@@ -7,9 +7,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from chat.models import SpeechClip
 from media import orphans, tasks
 from media.models import StoredImage
 from media.services import store_image
+from tests.chat.factories import add_clip, add_exchange, chat_of
 from tests.companions.factories import png_bytes
 
 HOUR = 3600
@@ -178,3 +180,60 @@ def test_many_files_are_checked_in_batches(media_root, companion, monkeypatch):
 def test_a_missing_media_root_is_nothing_to_report(settings, tmp_path, db):
     settings.MEDIA_ROOT = tmp_path / "nowhere"
     assert orphans.find_orphans().orphans == []
+
+
+# --- spoken clips: chat registers them (media imports no chat) ------------------------------
+
+
+def test_audio_files_are_known_through_the_owner_chat_registers():
+    owner = orphans.owner_of("audio/12/0123abcd.wav")
+    assert owner is not None and owner.label == "speech_clips"
+    assert orphans.owner_of("companions/1/generated/a.jpg").label == "pictures"
+
+
+def test_an_unreferenced_audio_file_is_swept_and_a_clips_file_is_not(media_root, companion):
+    conversation = chat_of(companion)
+    _, reply = add_exchange(conversation, companion, "Hi", "Hello there.")
+    clip = add_clip(reply, 0)
+    kept = media_root / clip.file.name
+    then = time.time() - 2 * HOUR
+    os.utime(kept, (then, then))
+    lost = make_file(media_root, f"audio/{conversation.pk}/0123456789abcdef0123456789abcdef.mp3")
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == [lost.relative_to(media_root).as_posix()]
+    assert report.scanned == 2 and report.foreign == 0
+    out = run("--delete")
+    assert "1 orphan file(s)" in out and "Deleted 1 file(s)." in out
+    assert not lost.exists() and kept.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "audio/1/clip.flac",
+        "audio/x/clip.wav",
+        "audio/1/deeper/clip.wav",
+        "audio/clip.wav",
+        "elsewhere/audio/1/a.ogg",
+    ],
+)
+def test_files_under_audio_in_no_clip_shape_are_foreign(media_root, companion, name):
+    foreign = make_file(media_root, name)
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == [] and report.foreign == 1
+    run("--delete", "--older-than-minutes", "0")
+    assert foreign.exists()
+
+
+def test_a_clip_row_created_after_the_scan_saves_its_file(media_root, companion):
+    conversation = chat_of(companion)
+    _, reply = add_exchange(conversation, companion, "Hi", "Hello there.")
+    name = f"audio/{conversation.pk}/late.wav"
+    lost = make_file(media_root, name)
+    report = orphans.find_orphans(older_than_minutes=60)
+    assert report.orphans == [name]
+    SpeechClip.objects.create(
+        message=reply, index=0, text="Hi.", file=name, content_type="audio/wav", duration_ms=1, chars=3
+    )
+    assert orphans.delete_orphans(report) == 0
+    assert lost.exists()

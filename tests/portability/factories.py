@@ -19,7 +19,7 @@ from media.services import store_image
 from memories.models import Memory
 from portability.models import AccountExport
 from tests.accounts.factories import charge
-from tests.chat.factories import add_exchange, make_chat, make_group_of
+from tests.chat.factories import add_clip, add_exchange, make_chat, make_group_of
 from tests.companions.factories import make_companion, png_bytes
 
 # A SillyTavern World Info file (the shape the export writes lorebooks in).
@@ -53,8 +53,9 @@ class Account:
 def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
     """Two companions (one with a header picture and a lorebook, one with a path-like name), a
     one-to-one chat with a run and a charge, a group chat, a generated picture, an API token,
-    a draft, a preset, a rate-limit record, three memories and a ready export with its file. ``shade`` changes
-    the pictures' colour, so two accounts' pictures differ."""
+    a draft, a preset, a rate-limit record, three memories, a reply spoken in two clips and one in one
+    clip, and a ready export with its file. ``shade`` changes the pictures' colour and the clips'
+    bytes, so two accounts' files differ."""
     mika = make_companion(user, name=name)
     mika.lorebooks.add(lorebook_import(user, json.dumps(LOREBOOK).encode()))
     mika.header_image = store_image(png_bytes(color=(200, 80 + shade, 120)), mika, "header")
@@ -71,7 +72,12 @@ def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
     )
     charge(mika, 120)
     group = make_group_of(user, [mika, rin], title="Beach crew / ../night")
-    add_exchange(group, rin, "Who is coming?", "Me!")
+    _, me = add_exchange(group, rin, "Who is coming?", "Me!")
+    clips = [
+        add_clip(reply, 0, data=f"RIFF {name} {shade} hi".encode()),
+        add_clip(reply, 1, data=f"ID3 {name} {shade} script".encode(), extension="mp3"),
+        add_clip(me, 0, data=f"OggS {name} {shade} me".encode(), extension="ogg"),
+    ]
     Memory.objects.create(owner=user, companion=mika, text="The user's sister is called Mara", pinned=True)
     Memory.objects.create(
         owner=user,
@@ -109,8 +115,8 @@ def make_account(user, *, name: str = "Mika", shade: int = 0) -> Account:
             "api_tokens": 1,
             "sampler_presets": 1,
             "memories": 3,
-            "audio": 0,
+            "audio": 3,
         },
-        files=[mika.header_image.file.name, picture.file.name, zip_name],
+        files=[mika.header_image.file.name, picture.file.name, *(c.file.name for c in clips), zip_name],
         token_secret=secret,
     )

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from accounts.models import User
 from portability import archive
 from portability.models import AccountExport
+from tests.chat.factories import add_clip, add_exchange, chat_of
 from tests.companions.factories import make_companion
 from tests.portability.conftest import open_zip
 from tests.portability.factories import LOREBOOK, make_account
@@ -50,7 +51,7 @@ def test_the_manifest_counts_every_object_by_type(built):
     assert manifest["format"] == archive.FORMAT and manifest["version"] == archive.FORMAT_VERSION
     assert manifest["user"]["username"] == mine.user.username
     assert {k: manifest["counts"][k] for k in mine.counts} == mine.counts
-    assert set(manifest["notes"]) == {"audio"}
+    assert "audio_missing" not in manifest["counts"] and "pictures_missing" not in manifest["counts"]
 
 
 def test_the_zip_holds_a_file_for_each_object_the_manifest_counts(built):
@@ -63,6 +64,7 @@ def test_the_zip_holds_a_file_for_each_object_the_manifest_counts(built):
         assert len(names_under(zf, "companions", ".png")) == mine.counts["companions"]
         assert len(names_under(zf, "lorebooks", ".json")) == mine.counts["lorebooks"]
         assert len(names_under(zf, "pictures")) == mine.counts["pictures"]
+        assert len([n for n in names_under(zf, "audio") if not n.endswith("/")]) == mine.counts["audio"]
         for fmt in ("json", "jsonl", "md"):
             assert len(names_under(zf, "conversations", f".{fmt}")) == mine.counts["conversations"]
         assert {"memories/", "audio/"} <= set(zf.namelist())
@@ -136,7 +138,7 @@ def test_no_object_of_another_account_is_in_the_export(built):
     assert theirs.user.username.encode() not in everything
     assert theirs.user.email.encode() not in everything
     for name in theirs.files:
-        if name.startswith("companions/"):
+        if name.startswith(("companions/", "audio/")):
             with default_storage.open(name, "rb") as handle:
                 assert handle.read() not in everything
 
@@ -263,3 +265,67 @@ def test_memories_are_exported_per_companion_without_vectors(built):
     assert all("embedding" not in m and "embedding_model" not in m for m in memories)
     assert all(name.startswith("memories/") and ".." not in name for name in files)
     assert "Aya" not in {data["companion"] for data in files.values()}
+
+
+def test_audio_is_each_spoken_reply_in_its_conversations_folder(built):
+    from chat import transcripts
+    from chat.models import SpeechClip
+
+    export, mine, _ = built
+    expected = {}
+    for clip in SpeechClip.objects.filter(message__conversation__owner=mine.user).select_related(
+        "message__conversation"
+    ):
+        folder = transcripts.export_filename(clip.message.conversation, "json").removesuffix(".json")
+        extension = clip.file.name.rsplit(".", 1)[-1]
+        with default_storage.open(clip.file.name, "rb") as handle:
+            expected[f"audio/{folder}/reply-{clip.message_id}-{clip.index:03d}.{extension}"] = handle.read()
+    assert len(expected) == 3 and len({name.rsplit("/", 1)[0] for name in expected}) == 2
+    with open_zip(export) as zf:
+        exported = {name: zf.read(name) for name in names_under(zf, "audio") if not name.endswith("/")}
+        listed = {entry["path"]: entry["bytes"] for entry in manifest_of(zf)["files"]}
+    assert exported == expected
+    assert all(listed[name] == len(data) for name, data in expected.items())
+    assert {name.rsplit("-", 1)[-1] for name in exported} == {"000.wav", "001.mp3", "000.ogg"}
+
+
+@pytest.mark.parametrize("kind", ["audio", "pictures"])
+def test_a_stored_file_that_is_gone_is_counted_as_missing_and_the_export_is_ready(user, kind):
+    from chat.models import SpeechClip
+    from media.models import StoredImage
+
+    mine = make_account(user)
+    rows = (
+        SpeechClip.objects.filter(message__conversation__owner=user)
+        if kind == "audio"
+        else StoredImage.objects.filter(companion__owner=user)
+    )
+    gone = rows.order_by("pk").first()
+    default_storage.delete(gone.file.name)
+    export = AccountExport.objects.create(owner=user)
+    archive.export_build(str(export.pk))
+    export.refresh_from_db()
+    assert export.status == "ready"
+    assert export.counts[kind] == mine.counts[kind] - 1 and export.counts[f"{kind}_missing"] == 1
+    with open_zip(export) as zf:
+        names = [n for n in names_under(zf, kind) if not n.endswith("/")]
+    assert len(names) == mine.counts[kind] - 1
+
+
+def test_audio_counts_in_the_progress(user, monkeypatch):
+    companion = make_companion(user, name="Talker")
+    _, reply = add_exchange(chat_of(companion), companion, "Talk", "A lot.")
+    for index in range(60):
+        add_clip(reply, index)
+    assert archive._units_of_work(user) == 1 + 1 + 60 + 3  # companion, conversation, clips, small sections
+    export = AccountExport.objects.create(owner=user)
+    written: list[int] = []
+    real = archive.services.export_set_progress
+
+    def record(export_id, *, progress):
+        written.append(progress)
+        return real(export_id, progress=progress)
+
+    monkeypatch.setattr(archive.services, "export_set_progress", record)
+    archive.export_build(str(export.pk))
+    assert len(written) >= 10  # the clips move the bar, not only the rows before them

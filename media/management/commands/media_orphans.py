@@ -10,9 +10,9 @@ from media import orphans
 
 class Command(BaseCommand):
     help = (
-        "List image files under MEDIA_ROOT that no StoredImage row references; with --delete, remove "
-        "them. Only image files in the folders the site writes, older than --older-than-minutes, are "
-        "considered; symbolic links and any other file are never touched."
+        "List files under MEDIA_ROOT that no row references (pictures, spoken clips); with --delete, "
+        "remove them. Only files in the folders and shapes the site writes, older than "
+        "--older-than-minutes, are considered; symbolic links and any other file are never touched."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -178,6 +178,8 @@ function eventHandlers(root, { page, chatLog, run, composer, voice, refresh }) {
       else showHeader(root, e.url, e.companion_id);
     },
     "message.updated"(e) {
+      // New words (corrected, or another version shown): the server dropped the old clips.
+      voice.forget(e.message_id);
       if (e.edited) run.takeExpectedIf("correct", e.message_id);
       if (chatLog.showVersion(e.message_id, e.content, e.versions, !!e.edited)) refresh();
     },

@@ -345,7 +345,7 @@ export class VoicePlayer {
     button.classList.toggle("busy", on && reply.preparing);
   }
 
-  // A deleted message's clips go with it.
+  // A deleted message's clips go with it, and so do a changed message's (they say the old text).
   forget(messageId) {
     const reply = this.replies.get(messageId);
     if (!reply) return;
