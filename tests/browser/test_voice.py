@@ -405,3 +405,28 @@ def test_the_microphone_is_hidden_where_the_browser_cannot_record(
     expect(page.locator("[data-mic-box]")).to_be_hidden()
     page.context.close()
     assert not errors, errors
+
+
+def test_a_reply_written_again_is_read_aloud_in_its_new_words(voice_chat):
+    page, backend, llm = voice_chat
+    page.get_by_label("Message to Ren").fill("Shall we go to the sea?")
+    page.keyboard.press("Enter")
+    message_id = backend.live_clips(page, conversation_id(page))
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=30_000)
+    wait_played(page, message_id, [0, 1, 2])
+    first = [clip.get_attribute("src") for clip in clips(page, message_id).all()]
+
+    # "Again" keeps the message id: the new run's clips replace the old ones, and play.
+    llm.set_reply("Of course we can. The tide is out right now. Bring your warm coat along.")
+    bubble = page.locator(f"#message-{message_id}")
+    bubble.hover()
+    bubble.get_by_role("button", name="Write this reply again").click()
+    page.wait_for_function(
+        "([id, old]) => { const urls = [...document.querySelectorAll("
+        "`audio.voice-clip[data-message-id='${id}']`)].map((a) => a.getAttribute('src'));"
+        " return urls.length === 3 && urls.every((u) => !old.includes(u)); }",
+        arg=[message_id, first],
+        timeout=30_000,
+    )
+    wait_played(page, message_id, [0, 1, 2])
+    assert_all_ended(page, message_id, 3)

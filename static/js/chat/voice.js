@@ -91,6 +91,7 @@ export class VoicePlayer {
         failed: false, // the server could not make all of its clips
         preparing: false, // asked the server for clips that are not here yet
         refilling: false, // asking the server for clips whose events were lost
+        runId: null, // the run whose clips these are (a live reply's)
       };
       this.replies.set(messageId, reply);
     }
@@ -103,7 +104,11 @@ export class VoicePlayer {
   audio(e) {
     const url = sitePath(e.url);
     if (!whole(e.message_id) || !whole(e.index) || !url) return;
+    // A reply written again ("Again") keeps its message id: a new run's clips replace the old ones.
+    const known = this.replies.get(e.message_id);
+    if (e.run_id && known && known.runId && known.runId !== e.run_id) this.forget(e.message_id);
     const reply = this.reply(e.message_id);
+    if (e.run_id) reply.runId = e.run_id;
     this.addClip(reply, e.index, url, e.duration_ms, !!e.last);
     // A reply being written is read aloud when the user wants that (and did not stop it).
     if (e.run_id && this.autoplay && !reply.stopped && !reply.wanted) this.start(reply);
