@@ -68,9 +68,18 @@ messages-update: $(VENV)/.installed
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# With the local voice installed (make local-voice) and no TTS_BASE_URL of your own, the demo
+# speaks through it: its server starts beside the site and stops with it.
 run: migrate
 	@echo "CompanionHub on http://$(HOST):$(PORT)/  (Ctrl+C to stop)"
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@if [ -f var/local-voice/.built ] && [ -z "$$TTS_BASE_URL" ]; then \
+	  echo "Local voice on http://127.0.0.1:$(LOCAL_VOICE_PORT)/ (make local-voice)"; \
+	  PYTHON=$(BIN)/python LOCAL_VOICE_PORT=$(LOCAL_VOICE_PORT) scripts/local_voice.sh serve & voice=$$!; \
+	  trap 'kill $$voice 2>/dev/null' EXIT INT TERM; \
+	  TTS_BASE_URL=http://127.0.0.1:$(LOCAL_VOICE_PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT); \
+	else \
+	  $(BIN)/python manage.py runserver $(HOST):$(PORT); \
+	fi
 
 worker: install
 	$(BIN)/celery -A companionhub worker --loglevel=INFO --queues=chat,images,memory,voice,exports --pool=threads --concurrency=20
