@@ -19,7 +19,7 @@ Changing a statement changes what new databases get, not old ones: do it in a mi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -49,6 +49,9 @@ class FullTextIndex:
     sqlite_triggers: Mapping[str, str]  # name -> the rest of its CREATE TRIGGER statement
     postgres_install: Sequence[str]
     postgres_remove: Sequence[str]
+    # SQLite: more objects over the FTS table, made (IF NOT EXISTS) whenever it is ensured,
+    # with their names for ``remove`` (e.g. an fts5vocab table of document counts).
+    sqlite_extra: Mapping[str, str] = field(default_factory=dict)
 
     def install(self, connection: BaseDatabaseWrapper) -> None:
         """Build the index for ``connection``'s database, over the rows already there."""
@@ -68,6 +71,8 @@ class FullTextIndex:
             elif connection.vendor == "sqlite":
                 for name in self.sqlite_triggers:
                     cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+                for name in self.sqlite_extra:
+                    cursor.execute(f"DROP TABLE IF EXISTS {name}")
                 cursor.execute(f"DROP TABLE IF EXISTS {self.fts_table}")
 
     def sqlite_ensure(self, connection: BaseDatabaseWrapper) -> bool:
@@ -82,6 +87,8 @@ class FullTextIndex:
             present = {row[0] for row in cursor.fetchall()}
             if self.fts_table not in present:
                 return False
+            for statement in self.sqlite_extra.values():
+                cursor.execute(statement)
             missing = [name for name in self.sqlite_triggers if name not in present]
             for name in missing:
                 cursor.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {self.sqlite_triggers[name]}")

@@ -24,8 +24,13 @@ at 10,000 memories of one companion, ``bench/bench_memories.py``):
   match than the bound, which ones are ranked is the database's choice (in storage order);
   they all match a term of the query.
 
-SQLite's FTS5 ranks with bm25, which weighs rare terms itself, and stays within the bound
-with the stop words dropped (FTS5 has none of its own).
+SQLite's FTS5 ranks with bm25, which weighs rare terms itself, but scores every row the
+query matches. So the words are chosen by their document counts (an ``fts5vocab`` table,
+``search_index.VOCAB_TABLE``): the rarest that occur at all, as many as keep the documents
+they match (summed) within ``MAX_CANDIDATES``, and always the rarest one. A query made of
+words that most memories contain ("the user likes ...") then ranks the rows of its rarest
+word only, instead of every memory. Without the vocabulary table (a database migrated before
+it existed, until ``sqlite_ensure`` makes it) every word is used, as before.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from companionhub.fulltext_index import config_sql
-from memories.search_index import FTS_TABLE
+from memories.search_index import FTS_TABLE, VOCAB_TABLE
 from memories.stopwords import STOP_WORDS
 
 _WORD = re.compile(r"\w+")
@@ -97,11 +102,39 @@ def ranked(
         return []
     if connection.vendor == "postgresql":
         return _postgres_ranked(owner_id, companion_id, words, limit, without_model)
-    words = words[:MAX_WORDS]
     # FTS5 does not stem: a word matches the words it begins (a plural's "s" dropped first), so
     # "lighthouse" finds "lighthouses" and "sisters" finds "sister".
-    terms = [f'"{_stem(word)}" *' for word in words]
+    stems = _sqlite_selecting(list(dict.fromkeys(_stem(word) for word in words[:MAX_WORDS])))
+    if not stems:
+        return []
+    terms = [f'"{stem}" *' for stem in stems]
     return _sqlite(owner_id, companion_id, " OR ".join(terms), limit, without_model)
+
+
+def _sqlite_selecting(stems: list[str]) -> list[str]:
+    """The prefixes that select the rows to rank: the rarest present ones, within
+    ``MAX_CANDIDATES`` documents (the rarest always). Document counts are the whole table's,
+    summed over the terms a prefix begins (an upper bound)."""
+    try:
+        counts = [(_sqlite_documents(stem), stem) for stem in stems]
+    except DatabaseError:  # no vocabulary table yet: every word, unbounded
+        return stems
+    chosen: list[str] = []
+    total = 0
+    for documents, stem in sorted(count for count in counts if count[0] > 0):
+        if chosen and total + documents > MAX_CANDIDATES:
+            break
+        chosen.append(stem)
+        total += documents
+    return chosen
+
+
+def _sqlite_documents(stem: str) -> int:
+    rows = _rows(
+        f"SELECT coalesce(sum(doc), 0) FROM {VOCAB_TABLE} WHERE term >= %s AND term < %s",  # noqa: S608
+        [stem, stem + "\U0010ffff"],
+    )
+    return int(rows[0][0])
 
 
 def _stem(word: str) -> str:

@@ -133,6 +133,15 @@ def remove_0003(connection: BaseDatabaseWrapper) -> None:
                 cursor.execute(statement)
 
 
-INDEX = FullTextIndex(FTS_TABLE, SQLITE_TABLE_SQL, SQLITE_TRIGGERS, POSTGRES_INSTALL, POSTGRES_REMOVE)
+# Each term's document count, so retrieval can leave out the words most memories contain
+# (``memories.fulltext``), as the planner's statistics do on PostgreSQL.
+VOCAB_TABLE = "memories_memory_fts_vocab"
+SQLITE_EXTRA = {
+    VOCAB_TABLE: f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCAB_TABLE} USING fts5vocab({FTS_TABLE}, 'row')"
+}
+
+INDEX = FullTextIndex(
+    FTS_TABLE, SQLITE_TABLE_SQL, SQLITE_TRIGGERS, POSTGRES_INSTALL, POSTGRES_REMOVE, SQLITE_EXTRA
+)
 install, remove, sqlite_ensure = INDEX.install, INDEX.remove, INDEX.sqlite_ensure
 ensure_after_migrate = INDEX.ensure_after_migrate

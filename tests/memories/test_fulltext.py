@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from memories import fulltext
+from memories import fulltext, search_index
 from tests.memories.conftest import add_memory
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +110,33 @@ def test_the_index_has_no_pending_list():
     with connection.cursor() as cursor:
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'memories_memory_search'")
         assert "fastupdate=off" in cursor.fetchone()[0]
+
+
+sqlite_only = pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's vocabulary only")
+
+
+@sqlite_only
+def test_sqlite_selects_by_the_rarest_words_and_a_common_one_alone_ranks_a_bounded_few(
+    companion, monkeypatch
+):
+    monkeypatch.setattr(fulltext, "MAX_CANDIDATES", 3)
+    mara = add_memory(companion, "The user's sister Mara lives by the lighthouse", vector=None)
+    for n in range(6):
+        add_memory(companion, f"The user likes walk number {n}", vector=None)
+    # "user" is in every memory: it adds nothing to what the rarer "lighthouse" selects.
+    assert ranked_ids(companion, "user lighthouse") == [mara.pk]
+    # Common words only: the rarest of them still selects, and no more rows than the bound.
+    assert 0 < len(ranked_ids(companion, "user likes")) <= 6
+    assert fulltext._sqlite_selecting(["user", "like", "lighthous"]) == ["lighthous"]
+    assert fulltext._sqlite_selecting(["user", "nowhere"]) == ["user"]  # the rarest present one
+
+
+@sqlite_only
+def test_sqlite_without_its_vocabulary_table_uses_every_word(companion):
+    mara = add_memory(companion, "The user's sister Mara lives by the lighthouse", vector=None)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE memories_memory_fts_vocab")
+    try:
+        assert ranked_ids(companion, "user lighthouse") == [mara.pk]
+    finally:
+        search_index.sqlite_ensure(connection)  # puts it back
