@@ -45,7 +45,7 @@ def register(request: HttpRequest) -> HttpResponse:
             request, _("Welcome to CompanionHub, %(name)s!") % {"name": user.name_for_companions}
         )
         # A new account has no companion yet: straight to making the first one.
-        response = redirect("home")
+        response = redirect("companions:start")
         signin.device_cookie_set(response, request=request, user=user)
         return response
     return render(request, "accounts/register.html", {"form": form})
