@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
@@ -26,6 +28,7 @@ from accounts.forms import (
 )
 from accounts.http import AuthenticatedHttpRequest
 from companionhub import ratelimits
+from companionhub.branding import SITE_NAME
 
 
 @require_http_methods(["GET", "POST"])
@@ -41,13 +44,24 @@ def register(request: HttpRequest) -> HttpResponse:
         messages.success(
             request, _("Welcome to CompanionHub, %(name)s!") % {"name": user.name_for_companions}
         )
-        response = redirect("home")
+        # A new account has no companion yet: straight to making the first one.
+        response = redirect("companions:start")
         signin.device_cookie_set(response, request=request, user=user)
         return response
     return render(request, "accounts/register.html", {"form": form})
 
 
-class LoginView(auth_views.LoginView):
+class BrandedMixin:
+    """Django's auth views set ``site_name`` (and ``site``) to the request's host, which would
+    put "127.0.0.1:8000" in the title, header and footer: every page says the product's name."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)  # type: ignore[misc]
+        context["site_name"] = SITE_NAME
+        return context
+
+
+class LoginView(BrandedMixin, auth_views.LoginView):
     form_class = LoginForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
@@ -59,7 +73,7 @@ class LoginView(auth_views.LoginView):
         return response
 
 
-class LogoutView(auth_views.LogoutView):
+class LogoutView(BrandedMixin, auth_views.LogoutView):
     """POST only (Django's default): a link or an image tag cannot sign anyone out."""
 
 
@@ -122,7 +136,7 @@ def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpRespon
     return redirect("accounts:profile")
 
 
-class PasswordChangeView(auth_views.PasswordChangeView):
+class PasswordChangeView(BrandedMixin, auth_views.PasswordChangeView):
     form_class = PasswordChangeWithTokensForm
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")

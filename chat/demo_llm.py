@@ -5,7 +5,9 @@ checkout can chat. It speaks the same small interface as
 ``chat.llm.OpenAIChatClient``: ``complete`` answers the scene analysis with
 well-formed JSON guessed from keywords (and the memory work's summaries and
 facts from the words of the chat), ``stream_chat`` streams a short
-in-character reply word by word at a readable pace, and ``embed`` gives
+in-character reply word by word at a readable pace (a different one for each
+version of a reply written again, and a story told in parts that stop at the
+length limit, so *Again* and *Continue* can be tried offline), and ``embed`` gives
 deterministic embeddings (hashed words and character trigrams, so sentences
 that share words are close) in the ``/v1/embeddings`` wire shape, so memory
 retrieval runs offline too.
@@ -19,11 +21,11 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from chat.llm import HEARTBEAT_SECONDS, Completion, estimate_tokens
 from chat.memory_prompts import MEMORY_MARKER, SUMMARY_MARKER, section
-from chat.prompts import ANALYSIS_MARKER
+from chat.prompts import ANALYSIS_MARKER, CONTINUE_PROMPT
 
 LOCATIONS = {
     "beach": "at the beach", "park": "in the park", "kitchen": "in the kitchen", "bedroom": "in the bedroom",
@@ -43,7 +45,26 @@ ACTIONS = {
     "swim": "swimming", "run": "jogging", "sing": "singing softly", "hug": "hugging you",
     "sit": "sitting down", "relax": "relaxing", "play": "playing a game", "work": "working",
 }  # fmt: skip
-IMAGE_WORDS = ("picture", "photo", "selfie", "pic", "show me", "see you")
+# Whole words and phrases only: "picnic", "epic" or "topic" ask for no picture.
+IMAGE_WORDS = re.compile(
+    r"\b(?:pictures?|pics?|photos?|photograph|selfies?|snapshot|show me|see you)\b", re.IGNORECASE
+)
+# A request for a story gets one told in parts, each stopping at the length limit.
+STORY_WORDS = re.compile(r"\b(?:story|stories|tale|tales)\b", re.IGNORECASE)
+STORY_PART_WORDS = 60
+STORY = (
+    "*settles in beside you and smiles* Once upon a time, {user}, in a little town by the sea, there lived "
+    "a lighthouse keeper who talked to the waves every evening. The waves never answered, of course, but "
+    "one stormy night a bottle washed up on the rocks with a letter inside. The letter was addressed to "
+    "the keeper by name, in handwriting he had not seen since he was a boy. *lowers voice* It said: "
+    '"Keep the light burning until I come home." So he did, night after night, through every storm and '
+    "every calm, polishing the great lamp and watching the horizon. Years went by. The town grew, the "
+    "harbour filled with new boats, and the children who had laughed at the old keeper grew up and "
+    "brought their own children to hear his stories. Then, one clear spring morning, a small sailboat "
+    "came around the point, its sail patched a hundred times. *smiles softly* The woman at the helm waved, "
+    "and the keeper knew her at once: his sister, who had sailed away to see the world and had followed "
+    "his light all the way home. And that, {user}, is why I always leave a light on for you."
+)
 
 OPENERS = (
     "*smiles warmly* ",
@@ -70,11 +91,6 @@ def _field(text: str, label: str) -> str:
     return match.group(1).strip() if match else ""
 
 
-def _pick(options: tuple[str, ...], seed: str, salt: str) -> str:
-    digest = hashlib.sha256(f"{salt}:{seed}".encode()).digest()
-    return options[digest[0] % len(options)]
-
-
 def analyze(prompt: str) -> dict[str, object]:
     """The scene after a message, from keywords; unchanged values stay as they are."""
     match = re.search(r"New message from [^:]*:\s*(.*)", prompt, re.DOTALL)
@@ -83,7 +99,7 @@ def analyze(prompt: str) -> dict[str, object]:
         "outfit": _field(prompt, "Current outfit") or "casual clothes",
         "location": _field(prompt, "Current location") or "at home",
         "action": _field(prompt, "Current action") or "relaxing",
-        "wants_image": any(word in message for word in IMAGE_WORDS),
+        "wants_image": IMAGE_WORDS.search(message) is not None,
     }
     for table, key in ((LOCATIONS, "location"), (OUTFITS, "outfit"), (ACTIONS, "action")):
         for word, value in table.items():
@@ -238,27 +254,89 @@ class DemoLLM:
             "usage": {"prompt_tokens": sum(estimate_tokens(t) for t in texts)},
         }
 
-    def stream_chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> DemoStream:
-        words = re.findall(r"\S+\s*|\s+", self._reply(messages))
-        truncated = len(words) > max(1, max_tokens)
+    def stream_chat(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, avoid: Sequence[str] = ()
+    ) -> DemoStream:
+        """``avoid``: the earlier versions of the reply being written again; the demo picks a
+        reply that is none of them (it has no randomness of its own). A story stops after
+        ``STORY_PART_WORDS`` words (or ``max_tokens``) with finish reason "length"; a continued
+        reply goes on from where its start stopped."""
+        limit = max(1, max_tokens)
+        continued = _continued_reply(messages)
+        if continued is not None:
+            prefix, original = continued
+            rest, part_limit = self._rest_of(original, prefix)
+            words = re.findall(r"\s*\S+\s*|\s+", rest)
+        else:
+            text, part_limit = self._compose(messages, avoid=avoid)
+            words = re.findall(r"\S+\s*|\s+", text)
+        if part_limit is not None:
+            limit = min(limit, part_limit)
         chars = sum(len(str(m.get("content") or "")) for m in messages)
-        return DemoStream(
-            words[: max(1, max_tokens)], delay=self.token_delay, prompt_chars=chars, truncated=truncated
-        )
+        truncated = len(words) > limit
+        return DemoStream(words[:limit], delay=self.token_delay, prompt_chars=chars, truncated=truncated)
 
     def _reply(self, messages: list[dict]) -> str:
+        return self._compose(messages)[0]
+
+    def _rest_of(self, messages: list[dict], prefix: str) -> tuple[str, int | None]:
+        """What follows ``prefix`` in the reply the demo would have given (the story, or any
+        version of the short reply); a start the demo does not know gets a short closing line."""
+        start = prefix.strip()
+        for text, part_limit in self._candidates(messages):
+            if start and text.startswith(start):
+                return text[len(start) :], part_limit
+        return " *smiles* That's all, really.", None
+
+    def _compose(self, messages: list[dict], *, avoid: Sequence[str] = ()) -> tuple[str, int | None]:
+        """The reply and its length limit in words (None: no limit of its own): the first of
+        the candidates that is not one of ``avoid``."""
+        avoided = [text.strip() for text in avoid if text.strip()]
+        candidates = list(self._candidates(messages))
+        for text, part_limit in candidates:
+            if not any(text.startswith(earlier) for earlier in avoided):  # a cut story is its start
+                return text, part_limit
+        return candidates[0]
+
+    def _candidates(self, messages: list[dict]) -> Iterator[tuple[str, int | None]]:
+        """Every reply the demo may give, the usual one first: the story (when one is asked
+        for), then each combination of opener, middle and closer from a seeded start."""
         system = messages[0].get("content", "") if messages else ""
         last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         names = re.search(r"You are (.+?), chatting with (.+?)\.", system)
         user = names.group(2) if names else "you"
+        if STORY_WORDS.search(last):
+            yield STORY.format(user=user), STORY_PART_WORDS
         scene = re.search(r"Right now you are (.+?), (.+), (.+?)\.$", system, re.MULTILINE)
         location, action = (scene.group(1), scene.group(3)) if scene else ("here", "thinking of you")
         seed = f"{last}|{len(messages)}"
         state = analyze(
             f"Current location: {location}\nCurrent action: {action}\nNew message from {user}: {last}"
         )
-        return (
-            _pick(OPENERS, seed, "open")
-            + _pick(MIDDLES, seed, "middle").format(user=user)
-            + _pick(CLOSERS, seed, "close").format(action=state["action"], location=state["location"])
-        )
+        sizes = (len(OPENERS), len(MIDDLES), len(CLOSERS))
+        total = sizes[0] * sizes[1] * sizes[2]
+        start = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % total
+        for step in range(total):
+            index = (start + step) % total
+            opener, rest = divmod(index, sizes[1] * sizes[2])
+            middle, closer = divmod(rest, sizes[2])
+            yield (
+                (
+                    OPENERS[opener]
+                    + MIDDLES[middle].format(user=user)
+                    + CLOSERS[closer].format(action=state["action"], location=state["location"])
+                ),
+                None,
+            )
+
+
+def _continued_reply(messages: list[dict]) -> tuple[str, list[dict]] | None:
+    """(the reply's start, the prompt it was first written for) when asked to continue."""
+    if (
+        len(messages) >= 2
+        and messages[-1].get("role") == "user"
+        and messages[-1].get("content") == CONTINUE_PROMPT
+        and messages[-2].get("role") == "assistant"
+    ):
+        return str(messages[-2].get("content") or ""), messages[:-2]
+    return None

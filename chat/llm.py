@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import requests
@@ -442,8 +442,13 @@ class OpenAIChatClient:
         finally:
             response.close()
 
-    def stream_chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> ChatStream:
-        """Start a streamed answer; iterate the returned stream for text pieces."""
+    def stream_chat(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, avoid: Sequence[str] = ()
+    ) -> ChatStream:
+        """Start a streamed answer; iterate the returned stream for text pieces.
+
+        ``avoid`` (earlier versions of the reply) is not sent: the server's sampling already
+        gives a new version a different text, and no OpenAI-style field says "not these"."""
         body = self._body(messages, max_tokens=max_tokens, temperature=temperature, stream=True)
         response = self._post(body, stream=True)
         return ChatStream(response, prompt_chars=_messages_chars(messages))

@@ -259,8 +259,11 @@ def generate_reply(run_id: RunId) -> None:
         run.attempts = attempts
         # Each sentence is spoken as soon as it is written (its own queue), when voice is on.
         speaker = voice.reply_voice(run, companion, continuing=continuing)
+        avoid = () if continuing else tuple(conversation.earlier_versions())
         try:
-            result = _stream(run_id, conversation, chat_messages, config, batcher, publisher, llm, speaker)
+            result = _stream(
+                run_id, conversation, chat_messages, config, batcher, publisher, llm, speaker, avoid=avoid
+            )
         except LLMError as exc:
             breaker.record_failure()
             conversation.checkpoint(batcher.text, complete=False)
@@ -416,6 +419,8 @@ def _stream(
     publisher: EventPublisher,
     llm: LLMChoice,
     speaker: voice.ReplyVoice | None = None,
+    *,
+    avoid: tuple[str, ...] = (),
 ) -> Completion:
     # A preset's temperature and reply length win over the companion's own settings.
     max_tokens = llm.max_tokens(int(config["max_reply_tokens"]))
@@ -423,6 +428,7 @@ def _stream(
         chat_messages,
         max_tokens=max_tokens,
         temperature=llm.temperature(float(config["temperature"])),
+        avoid=avoid,
     )
     last_checkpoint = time.monotonic()
     pieces = 0

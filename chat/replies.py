@@ -109,6 +109,13 @@ class ReplyWriter:
         pagecache.user_pages_changed(run.conversation.owner_id)  # "last message" in the lists
         return ""
 
+    def earlier_versions(self) -> list[str]:
+        """The texts the reply had before it is written again (none for a new reply), so a
+        back end without randomness of its own can write a different one."""
+        if not self.reply_id:
+            return []
+        return list(self._reply().values_list("alternatives", flat=True).get() or [])
+
     def checkpoint(self, text: str, *, complete: bool | None = None) -> None:
         fields: dict[str, Any] = {"content": text}
         if complete is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
@@ -12,11 +12,15 @@ from django.views.decorators.http import require_GET, require_safe
 from accounts.tokens import token_authenticate
 from companionhub import health, pagecache
 from companionhub import metrics as metrics_exposition
+from companions.selectors import companions_exist_for_user
 
 
 @require_GET
 @pagecache.anonymous_page
 def home(request: HttpRequest) -> HttpResponse:
+    """The landing page; a signed-in user without a companion is taken to make their first."""
+    if request.user.is_authenticated and not companions_exist_for_user(request.user):
+        return redirect("companions:start")
     return render(request, "pages/home.html")
 
 

@@ -38,6 +38,11 @@ def companion_get_for_user(user: User, companion_id: int, *, with_config: bool =
     return get_object_or_404(companions.select_related("header_image"), pk=companion_id, owner=user)
 
 
+def companions_exist_for_user(user: User) -> bool:
+    """Whether the user has made or imported any companion yet (else they are shown how to)."""
+    return Companion.objects.filter(owner=user).exists()
+
+
 def companion_list_for_user(user: User) -> QuerySet[Companion]:
     return (
         companions_without_large_columns()

@@ -6,6 +6,7 @@ app_name = "companions"
 
 urlpatterns = [
     path("", views.companion_list, name="list"),
+    path("start/", views.first_companion, name="start"),
     path("new/", views.wizard_start, name="wizard_start"),
     path("new/<int:step>/", views.wizard, name="wizard"),
     path("new/discard/", views.wizard_discard, name="wizard_discard"),

@@ -57,6 +57,13 @@ def companion_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def first_companion(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Where a new account starts: make a first companion with the wizard or import a card."""
+    return render(request, "companions/start.html")
+
+
+@login_required
 def wizard_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     draft = services.draft_get_or_create(user=request.user)
     return redirect("companions:wizard", step=min(draft.step, len(WIZARD_STEPS)))

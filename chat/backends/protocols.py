@@ -6,7 +6,7 @@ these from a ``Connection`` row. The pipeline knows only these interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
@@ -71,7 +71,12 @@ class ReplyStream(Protocol):
 class LLMBackend(Protocol):
     def complete(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Completion: ...
 
-    def stream_chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> ReplyStream: ...
+    def stream_chat(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, avoid: Sequence[str] = ()
+    ) -> ReplyStream:
+        """A streamed reply. ``avoid``: the earlier versions of a reply written again; a back end
+        that samples varies its replies anyway, a deterministic one (the demo) must pick another."""
+        ...
 
 
 @runtime_checkable

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth.hashers import make_password
 from django.test import override_settings
@@ -86,3 +88,21 @@ def test_the_session_cookie_is_httponly_and_lax(client, user):
     cookie = response.cookies["sessionid"]
     assert cookie["httponly"]
     assert cookie["samesite"] == "Lax"
+
+
+@pytest.mark.parametrize("host", ["testserver", "127.0.0.1"])
+def test_the_sign_in_page_says_companionhub_never_the_host(client, host):
+    html = client.get(LOGIN, HTTP_HOST=host).content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.DOTALL).group(1)
+    brand = re.search(r'<a class="brand"[^>]*>(.*?)</a>', html, re.DOTALL).group(1)
+    footer = re.search(r'<footer class="site-footer[^>]*>(.*?)</footer>', html, re.DOTALL).group(1)
+    for part in (title, brand, footer):
+        assert "CompanionHub" in part
+        assert host not in part
+    assert host not in html
+
+
+def test_the_password_page_says_companionhub(client, user):
+    client.force_login(user)
+    html = client.get(reverse("accounts:password_change")).content.decode()
+    assert "<title>" in html and "testserver" not in html and "CompanionHub" in html

@@ -30,6 +30,15 @@ def test_it_creates_the_account_and_signs_in(client):
     assert client.session["_auth_user_id"] == str(user.pk)
 
 
+@pytest.mark.django_db
+def test_a_new_account_lands_on_making_its_first_companion(client):
+    response = post(client)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("companions:start")
+    page = client.get(response["Location"])
+    assert "Welcome to CompanionHub" in page.content.decode()  # the greeting is shown there
+
+
 def test_it_rejects_a_username_taken_in_another_case(client, user):
     response = post(client, username="ALICE")
     assert response.status_code == 200

@@ -51,6 +51,11 @@ def register(page, name: str, *, screenshots: bool = True) -> None:
     snap(page, "register-desktop")
     page.get_by_role("button", name="Create account").click()
     expect(page.locator(".messages")).to_contain_text("Welcome")
+    # A new account starts at making its first companion: the wizard or a card import.
+    first = page.get_by_test_id("first-companion")
+    expect(first.get_by_role("heading", name="Create your first companion")).to_be_visible()
+    expect(first.get_by_role("link", name="Start the wizard")).to_be_visible()
+    expect(first.get_by_role("link", name="Import a card")).to_be_visible()
 
 
 def create_companion(page, name: str, *, screenshots: bool = True) -> None:

@@ -87,6 +87,7 @@ def test_the_anonymous_landing_page_is_served_from_the_cache_after_the_first_loa
 
 def test_signed_in_users_never_get_the_anonymous_landing_page(client, user):
     client.get(HOME)  # anonymous version cached
+    make_companion(user)  # (without one, the root leads to making the first)
     client.force_login(user)
     page = client.get(HOME)
     assert b"Your companions" in page.content

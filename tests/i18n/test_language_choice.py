@@ -14,6 +14,7 @@ from django.utils import translation
 from accounts.language import user_language
 from accounts.models import User
 from companionhub import pagecache
+from tests.companions.factories import make_companion
 
 HOME = reverse("home")
 PROFILE = reverse("accounts:profile")
@@ -102,6 +103,7 @@ def test_the_switcher_saves_a_signed_in_users_choice(client, user):
 def test_the_switcher_ignores_a_language_the_site_does_not_offer(client, user):
     user.language = "de"
     user.save()
+    make_companion(user)  # (without one, the root leads to making the first)
     client.force_login(user)
     client.post(SET_LANGUAGE, {"language": "fr", "next": "/"})
     user.refresh_from_db()

@@ -17,6 +17,7 @@ from django.utils import translation
 
 from companionhub.dbunavailable import database_unavailable_response
 from companionhub.ratelimits import RateLimited, rate_limited_response
+from tests.companions.factories import make_companion
 from tests.i18n.catalogue import LANGUAGES, LOCALE_DIR, english_on_page, english_phrases
 
 READ_ATTRIBUTES = {"placeholder", "title", "aria-label", "alt"}
@@ -69,10 +70,13 @@ def test_visitor_pages(client, language, path):
     assert_no_english(response.content.decode(), language, path)
 
 
-@pytest.mark.parametrize("path", ["/", "/accounts/profile/", "/accounts/password/", "/accounts/delete/"])
+@pytest.mark.parametrize(
+    "path", ["/", "/companions/start/", "/accounts/profile/", "/accounts/password/", "/accounts/delete/"]
+)
 def test_signed_in_pages(client, user, language, path):
     user.language = language
     user.save()
+    make_companion(user)  # (without one, the root leads to making the first)
     client.force_login(user)
     response = client.get(path)
     assert response.status_code == 200
