@@ -13,7 +13,9 @@ def test_admin_pages_name_the_icon(client, make_user, url):
         client.force_login(make_user(is_staff=True, is_superuser=True))
     response = client.get(reverse(url))
     assert response.status_code == 200
-    assert f'<link rel="icon" href="{static("favicon.svg")}"' in response.content.decode()
+    page = response.content.decode()
+    assert f'<link rel="icon" href="{static("favicon.svg")}"' in page
+    assert 'id="site-name"' in page  # Django's own header is still there
 
 
 @pytest.mark.django_db
