@@ -6,6 +6,9 @@ users could make themself superuser. Moderators deactivate with an action of
 its own permission and never need ``change_user``. Deleting an account, by
 the action or the delete page, goes through ``services.user_delete`` like
 the owner's own deletion: every row and file goes, sessions and sockets end.
+
+A user's page links to their conversations, messages and runs, with counts,
+for those who may view them: the chat's lists filtered by owner.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.db.models import BigIntegerField, Case, F, QuerySet, Value, When
+from django.db.models import BigIntegerField, Case, Count, F, QuerySet, Value, When
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts import services, usage
 from accounts.forms import AdminLoginForm
@@ -38,6 +43,49 @@ def users_deactivatable_by(actor: User, users: QuerySet[User]) -> QuerySet[User]
     """The users ``actor`` may deactivate or delete: never themself, and superusers only by a superuser."""
     users = users.exclude(pk=actor.pk)
     return users if actor.is_superuser else users.exclude(is_superuser=True)
+
+
+# What a user's page links to: (label, permission to view, changelist, owner lookup, what to count).
+# By name: the chat app is a layer above this one.
+CHAT_LISTS = (
+    (
+        _("Conversations"),
+        "chat.view_conversation",
+        "admin:chat_conversation_changelist",
+        "owner__id__exact",
+        None,
+    ),
+    (
+        _("Messages"),
+        "chat.view_message",
+        "admin:chat_message_changelist",
+        "conversation__owner__id__exact",
+        "messages",
+    ),
+    (
+        _("Pipeline runs"),
+        "chat.view_pipelinerun",
+        "admin:chat_pipelinerun_changelist",
+        "conversation__owner__id__exact",
+        "runs",
+    ),
+)
+
+
+def user_chat_links(viewer: User, user: User) -> list[tuple[str, int, str]]:
+    """(label, count, URL) of each list of ``user``'s chats that ``viewer`` may open.
+
+    Counted through the conversations (a message or run is of its conversation's
+    owner), the same rows the filtered list shows, groups and one-to-one alike.
+    """
+    links = []
+    for label, permission, url_name, lookup, rows in CHAT_LISTS:
+        if not viewer.has_perm(permission):
+            continue
+        conversations = user.conversations.all()
+        count = conversations.count() if rows is None else conversations.aggregate(n=Count(rows))["n"]
+        links.append((str(label), count, f"{reverse(url_name)}?{lookup}={user.pk}"))
+    return links
 
 
 # The admin's sign-in counts against the same limits and lockout as the site's.
@@ -66,6 +114,12 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_deactivate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.deactivate_user")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Shown beside "History" (templates/admin/accounts/user/change_form.html).
+        if obj is not None:
+            context["chat_links"] = user_chat_links(request.user, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         # A superuser's account is a superuser's business: for anyone else the

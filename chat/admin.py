@@ -4,6 +4,16 @@ Moderators read a conversation (one-to-one or group) on its page, messages
 inline and read-only, and delete whole conversations or single messages.
 Membership of a conversation is the owner's business: the admin shows it,
 it does not edit it (a companion of another user must never join).
+
+One user's conversations, messages and runs are lists filtered by owner, from
+links on the user's page: ``?owner__id__exact=<id>`` on conversations,
+``?conversation__owner__id__exact=<id>`` on messages and runs, the same for
+a companion (``conversation__companions__id__exact``, ``companion__id__exact``)
+and a conversation. Group and one-to-one messages are found the same way: by
+their conversation's owner and members, not the sender (a user's message has
+none). The owner's username (``conversation__owner__username``,
+``companion__owner__username``) works as a lookup too, and the search boxes
+match the owner's username and the companions' names as well as the text.
 """
 
 from __future__ import annotations
@@ -11,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from chat import admin_backends  # noqa: F401  (registers the connection and preset admins)
@@ -21,9 +31,13 @@ from chat.conversations import companion_wipe_memory
 from chat.models import Conversation, Message, Participant, PipelineRun
 from chat.search import message_search_ids_all
 from chat.voice import message_clips_drop
+from companionhub.admin_filters import ChosenRelatedFilter
 from companionhub.errors import AppError
 from companions.admin import CompanionAdmin
 from companions.models import Companion
+
+# Lookups by name that moderators type or paste; ids come through the list filters.
+OWNER_NAME_LOOKUPS = frozenset({"conversation__owner__username", "companion__owner__username"})
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -57,7 +71,12 @@ class MessageInline(ReadOnlyInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("__str__", "kind", "owner", "updated_at", "created_at")
-    list_filter = ("kind", "created_at")
+    list_filter = (
+        ("owner", ChosenRelatedFilter),
+        ("companions", ChosenRelatedFilter),
+        "kind",
+        "created_at",
+    )
     search_fields = ("title", "owner__username", "owner__email", "companions__name")
     list_select_related = ("owner",)
     raw_id_fields = ("owner", "branched_from")
@@ -73,8 +92,16 @@ class ConversationAdmin(admin.ModelAdmin):
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = ("short_content", "role", "sender", "conversation", "owner", "created_at")
-    list_filter = ("role", "created_at")
-    search_fields = ("content",)  # searched by the full-text index: get_search_results
+    list_filter = (
+        ("conversation__owner", ChosenRelatedFilter),
+        ("conversation__companions", ChosenRelatedFilter),
+        ("conversation", ChosenRelatedFilter),
+        ("sender", ChosenRelatedFilter),
+        "conversation__kind",
+        "role",
+        "created_at",
+    )
+    search_fields = ("content",)  # the full-text index, the owner and companions: get_search_results
     list_select_related = ("sender", "conversation", "conversation__owner")
     raw_id_fields = ("conversation", "sender", "image")
     date_hierarchy = "created_at"
@@ -83,10 +110,19 @@ class MessageAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
     ) -> tuple[QuerySet[Message], bool]:
         """The site's full-text search (every user's messages: this list is for moderators),
-        its best matches; the list's filters and permissions apply as for any search."""
-        if not search_term.strip():
+        its best matches, and every message of an owner or companion whose name contains the
+        term; the list's filters and permissions apply as for any search."""
+        term = search_term.strip()
+        if not term:
             return queryset, False
-        return queryset.filter(pk__in=message_search_ids_all(search_term)), False
+        by_name = Q(conversation__owner__username__icontains=term) | Q(
+            conversation__companions__name__icontains=term
+        )
+        # A group has several companions: the join may list a message once per member.
+        return queryset.filter(Q(pk__in=message_search_ids_all(term)) | by_name), True
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        return lookup in OWNER_NAME_LOOKUPS or super().lookup_allowed(lookup, value, request)
 
     def save_model(self, request: HttpRequest, obj: Message, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -115,12 +151,24 @@ class PipelineRunAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
     )
-    list_filter = ("status", "step", "want_image", "created_at")
-    search_fields = ("id", "companion__name", "error_text")
+    list_filter = (
+        ("conversation__owner", ChosenRelatedFilter),
+        ("companion", ChosenRelatedFilter),
+        ("conversation", ChosenRelatedFilter),
+        "conversation__kind",
+        "status",
+        "step",
+        "want_image",
+        "created_at",
+    )
+    search_fields = ("id", "companion__name", "conversation__owner__username", "error_text")
     list_select_related = ("companion", "conversation")
     raw_id_fields = ("companion", "conversation", "turn", "reply")
     readonly_fields = ("step_durations", "error_text", "prompt_tokens", "completion_tokens", "prompt_record")
     actions = ("reset_circuit_breakers",)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        return lookup in OWNER_NAME_LOOKUPS or super().lookup_allowed(lookup, value, request)
 
     def changelist_view(self, request, extra_context=None):
         """Show each back end's circuit breaker above the runs: why runs may be failing fast."""

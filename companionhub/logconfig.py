@@ -68,7 +68,13 @@ def build_logging(*, fmt: str, level: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
-            "django.server": {"level": "INFO"},
+            # Django's own defaults (applied before this) give "django" a plain console
+            # handler of its own: every line under it, Daphne's access line
+            # ("django.channels.server") among them, was written twice, once plain and once
+            # here. An empty list takes that handler off; the lines reach the root's once.
+            # (Its other default, mail_admins, sends nothing: ADMINS is not set.)
+            "django": {"handlers": [], "level": "INFO", "propagate": True},
+            "django.server": {"handlers": [], "level": "INFO", "propagate": True},
             "django.db.backends": {"level": "INFO"},
             "daphne": {"level": "WARNING"},
             "celery": {"level": "INFO"},

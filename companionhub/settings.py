@@ -22,12 +22,17 @@ import environ
 from django.utils.csp import CSP
 from psycopg_pool import ConnectionPool
 
+from companionhub import services_for_tests
 from companionhub.env_check import format_problems, production_problems
 from companionhub.logconfig import build_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# A test run uses the services named for it, never the ones .env names for the site
+# (companionhub/services_for_tests.py).
+if services_for_tests.running_under_pytest():
+    services_for_tests.point_at_test_services(os.environ)
 environ.Env.read_env(os.environ.get("ENV_FILE", BASE_DIR / ".env"))
 
 DEBUG = env.bool("DEBUG", default=True)

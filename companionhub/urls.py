@@ -14,6 +14,7 @@ admin.site.index_title = _("Moderation")
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("metrics", views.metrics, name="metrics"),
     # Django's set_language (CSRF-checked POST) plus saving a signed-in user's choice.
     path("i18n/setlang/", accounts_views.language_set, name="set_language"),

@@ -1,12 +1,13 @@
-"""Project-level views: the landing page, the health endpoint and the metrics."""
+"""Project-level views: the landing page, the health endpoint, the metrics and /favicon.ico."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.crypto import constant_time_compare
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET, require_safe
 
 from accounts.tokens import token_authenticate
@@ -22,6 +23,15 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated and not companions_exist_for_user(request.user):
         return redirect("companions:start")
     return render(request, "pages/home.html")
+
+
+@cache_control(public=True, max_age=86_400)
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Pages name their icon (``favicon.svg``), but browsers, feed readers and the admin's
+    pages without the link still ask for /favicon.ico: send them to the icon instead of a
+    404 in the log per page. Not permanent: the hashed file name changes with the icon."""
+    return HttpResponseRedirect(static("favicon.svg"))
 
 
 @never_cache

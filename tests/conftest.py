@@ -7,6 +7,7 @@ import itertools
 import random
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -15,6 +16,7 @@ from django.conf import settings
 
 from companionhub.celery import app
 from companionhub.embedded_worker import embedded_queues
+from tests.fakes.services import ServiceUnavailable, private_redis
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -107,10 +109,25 @@ def chat_worker(django_db_setup, django_db_blocker):
         yield worker
 
 
+@pytest.fixture(scope="session")
+def _own_redis() -> Iterator[str]:
+    """A Redis of this run's own, on a free port, gone when the run ends."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(private_redis())
+        except ServiceUnavailable as exc:
+            require_service("Redis", f"none is named (TEST_REDIS_URL, REDIS_URL) and {exc}")
+        yield server.url
+
+
 @pytest.fixture
-def redis_url() -> str:
-    """A reachable Redis: the configured one, else a local default."""
-    url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+def redis_url(request) -> str:
+    """The Redis named for the tests (``TEST_REDIS_URL``, or ``REDIS_URL`` as CI sets it), else one
+    the tests start themselves: never whatever happens to answer on the default port, which may be
+    a developer's with data of its own. Tests keep to key prefixes of their own all the same."""
+    if not settings.REDIS_URL:
+        return request.getfixturevalue("_own_redis")
+    url = settings.REDIS_URL
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.RedisError as exc:

@@ -1,8 +1,11 @@
+import io
 import json
 import logging
+from logging.config import dictConfig
 
 import pytest
 import structlog
+from django.utils.log import DEFAULT_LOGGING
 
 from companionhub.logconfig import build_logging
 
@@ -46,3 +49,23 @@ def test_console_format_is_not_json():
     config = build_logging(fmt="console", level="INFO")
     renderer = config["formatters"]["structured"]["processors"][-1]
     assert isinstance(renderer, structlog.dev.ConsoleRenderer)
+
+
+def test_the_access_line_of_one_request_is_written_once(settings):
+    """Django's default logging (applied first) plus ours must leave one handler on the way up."""
+    settings.DEBUG = True  # Django's plain console handler writes only with DEBUG on
+    stream = io.StringIO()
+    try:
+        dictConfig(DEFAULT_LOGGING)
+        dictConfig(build_logging(fmt="console", level="INFO"))
+        for name in (None, "django", "django.server", "django.channels.server"):
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    handler.setStream(stream)
+        logging.getLogger("django.channels.server").info("HTTP GET /healthz 200 [0.01, 127.0.0.1:5000]")
+        logging.getLogger("django.request").warning("Not Found: /nowhere")
+    finally:
+        dictConfig(settings.LOGGING)
+    written = stream.getvalue()
+    assert written.count("HTTP GET /healthz 200") == 1, written
+    assert written.count("Not Found: /nowhere") == 1, written

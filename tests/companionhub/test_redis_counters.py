@@ -14,7 +14,7 @@ from tests.companions.factories import make_companion
 
 @pytest.fixture
 def redis_cache(redis_url, settings):
-    url = redis_url.rsplit("/", 1)[0] + "/6"
+    url = redis_url  # the one named for the tests, or their own: never a database picked here
     prefix = f"ch-test-metrics-{uuid.uuid4().hex[:12]}"
     settings.CACHES = {
         "default": {
@@ -25,7 +25,7 @@ def redis_cache(redis_url, settings):
     }
     yield url, prefix
     caches.close_all()
-    # Only this test's keys: the Redis may be a developer's, with data of its own in db 6.
+    # Only this test's keys: a Redis named for the tests may hold data of its own.
     client = redis.Redis.from_url(url)
     for key in client.scan_iter(match=f"{prefix}:*"):
         client.delete(key)
