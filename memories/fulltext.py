@@ -27,7 +27,8 @@ at 10,000 memories of one companion, ``bench/bench_memories.py``):
 SQLite's FTS5 ranks with bm25, which weighs rare terms itself, but scores every row the
 query matches. So the words are chosen by their document counts (an ``fts5vocab`` table,
 ``search_index.VOCAB_TABLE``): the rarest that occur at all, as many as keep the documents
-they match (summed) within ``MAX_CANDIDATES``, and always the rarest one. A query made of
+they match (summed) within ``MAX_CANDIDATES``, and always the rarest one (each count kept
+``SHARES_TTL`` seconds in the process). A query made of
 words that most memories contain ("the user likes ...") then ranks the rows of its rarest
 word only, instead of every memory. Without the vocabulary table (a database migrated before
 it existed, until ``sqlite_ensure`` makes it) every word is used, as before.
@@ -129,12 +130,27 @@ def _sqlite_selecting(stems: list[str]) -> list[str]:
     return chosen
 
 
+# Document counts change slowly (a few memories a turn): each is kept ``SHARES_TTL`` seconds in
+# this process, as PostgreSQL's statistics are, so a turn looks up only the words it has new.
+_documents: dict[str, tuple[float, int]] = {}
+MAX_CACHED_COUNTS = 20_000
+
+
 def _sqlite_documents(stem: str) -> int:
+    now = time.monotonic()
+    cached = _documents.get(stem)
+    if cached is not None and now - cached[0] < SHARES_TTL:
+        return cached[1]
     rows = _rows(
         f"SELECT coalesce(sum(doc), 0) FROM {VOCAB_TABLE} WHERE term >= %s AND term < %s",  # noqa: S608
         [stem, stem + "\U0010ffff"],
     )
-    return int(rows[0][0])
+    count = int(rows[0][0])
+    if count:  # a word in no memory yet may be in the next one: asked again, never kept as 0
+        if len(_documents) >= MAX_CACHED_COUNTS:
+            _documents.clear()
+        _documents[stem] = (now, count)
+    return count
 
 
 def _stem(word: str) -> str:
@@ -194,9 +210,10 @@ def common_shares() -> dict[str, float]:
 
 
 def forget_common_shares() -> None:
-    """Read the statistics again on the next query (after an ANALYZE, in tests)."""
+    """Read the statistics (SQLite: the document counts) again on the next query (in tests)."""
     global _shares
     _shares = (-SHARES_TTL, {})
+    _documents.clear()
 
 
 def query_terms(owner_id: int, words: Sequence[str]) -> tuple[list[str], list[str]]:

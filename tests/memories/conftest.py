@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from memories import embedding, vector_cache, vectors
+from memories import embedding, fulltext, vector_cache, vectors
 from memories.models import Memory
 from tests.companions.factories import make_companion
 
@@ -46,8 +46,10 @@ def add_memory(companion, text: str, *, model: str = MODEL, vector=True, **field
 def _fresh_vector_cache():
     """Kept matrices are keyed by companion id, and SQLite gives ids again after a rollback."""
     vector_cache.forget()
+    fulltext.forget_common_shares()
     yield
     vector_cache.forget()
+    fulltext.forget_common_shares()
 
 
 @pytest.fixture

@@ -140,3 +140,10 @@ def test_sqlite_without_its_vocabulary_table_uses_every_word(companion):
         assert ranked_ids(companion, "user lighthouse") == [mara.pk]
     finally:
         search_index.sqlite_ensure(connection)  # puts it back
+
+
+@sqlite_only
+def test_sqlite_finds_a_word_that_was_in_no_memory_a_moment_ago(companion):
+    assert ranked_ids(companion, "Mara") == []
+    mara = add_memory(companion, "The user's sister is called Mara", vector=None)
+    assert ranked_ids(companion, "Mara") == [mara.pk]
