@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -148,9 +149,15 @@ def sqlite_source(tmp_path, media_root) -> tuple[Path, dict]:
 
 @pytest.fixture
 def pg_target():
-    """A fresh PostgreSQL database for this test only, as the alias ``move_target``; dropped afterwards."""
+    """A fresh PostgreSQL database for this test only, as the alias ``move_target``; dropped afterwards.
+
+    It creates and drops a database, so it runs only on a server named for the tests
+    (``TEST_DATABASE_URL``, as CI sets it), never on one a developer's ``DATABASE_URL`` names.
+    """
+    if not os.environ.get("TEST_DATABASE_URL", "").strip():
+        require_service("PostgreSQL for tests", "set TEST_DATABASE_URL to a PostgreSQL the tests may use")
     if connection.vendor != "postgresql":
-        require_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL")
+        require_service("PostgreSQL", "TEST_DATABASE_URL does not point at PostgreSQL")
     settings_dict = copy.deepcopy(connection.settings_dict)
     name = f"companionhub_move_test_{uuid.uuid4().hex[:10]}"
     settings_dict["NAME"] = name
