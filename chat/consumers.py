@@ -6,6 +6,13 @@
 consumer. Thin on purpose: authenticate in ``connect``, validate each frame,
 call a service, forward the conversation's events. Any bad frame gets an
 ``error`` frame and the socket stays usable.
+
+Events come from the relay (``companionhub.relay_reader``), not a channel
+layer: the process's one reader hands them to the socket in order, each with
+its sequence number, and fills any gap from the log or sends a fresh
+snapshot. A client that reconnects with ``?after=<seq>`` gets what it missed
+replayed after its snapshot (docs/websocket.md, "Sequence numbers and
+resuming").
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import structlog
 from channels.db import database_sync_to_async
@@ -32,8 +40,9 @@ from chat import conversations, editing, events, pictures, services
 from chat.language import translated
 from chat.models import Conversation
 from chat.selectors import conversation_find_for_user, conversation_snapshot
-from companionhub import metrics
+from companionhub import metrics, relay_reader
 from companionhub.errors import AppError
+from companionhub.relay import Entry
 from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
 from companions.selectors import companions_without_large_columns
 
@@ -43,6 +52,8 @@ MAX_FRAME_BYTES = 64 * 1024
 # The per-user socket count expires if a process dies without disconnecting its sockets.
 SOCKET_COUNT_TTL = 6 * 60 * 60
 MAX_CLIENT_ID = 64
+# Not a configured layer: this consumer takes no channel-layer messages (the relay delivers).
+NO_CHANNEL_LAYER = "none"
 EDIT_FRAMES = (
     "message.regenerate",
     "message.edit",
@@ -132,6 +143,17 @@ def message_send_fields(frame: dict[str, Any]) -> tuple[str, str, bool]:
     return content, client_id, want_image
 
 
+def resume_point(scope: Mapping[str, Any]) -> int | None:
+    """The ``after`` of the socket's query string: the last event number the client has."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    values = query.get("after") or []
+    try:
+        after = int(values[0]) if values else None
+    except ValueError:
+        return None
+    return after if after is not None and after >= 0 else None
+
+
 def run_uuid(run_id: str) -> str:
     """A run id as a UUID string; anything else is "not found" (never a server error)."""
     try:
@@ -145,6 +167,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     client_frames: dict[str, type] = events.CLIENT_FRAMES
     conversation: Conversation
+    channel_layer_alias = NO_CHANNEL_LAYER
 
     async def load_target(self, user: User) -> bool:
         """Find what the URL names, for ``user``; False when it is missing or not theirs."""
@@ -175,22 +198,45 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not await self._count_socket(user.pk):
             await self.close(code=events.CLOSE_TOO_MANY_SOCKETS)
             return
-        self.groups_joined = [self.channel_group(), user_group(user.pk)]
+        controls = [user_group(user.pk)]
         scope: Mapping[str, Any] = self.scope  # with the keys accounts.ws_auth adds (api_token_id)
         if scope.get("api_token_id"):
-            self.groups_joined.append(token_group(scope["api_token_id"]))
+            controls.append(token_group(scope["api_token_id"]))
         elif session_key := getattr(self.scope.get("session"), "session_key", None):
-            self.groups_joined.append(session_group(session_key))
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            controls.append(session_group(session_key))
         await self.accept()
         await metrics.websocket_opened()
         self.counted_in_metrics = True
-        # Joined the group first, then read: nothing sent in between is missed
-        # (token events carry offsets, so the overlap is dropped by the client).
+        self.socket_id = uuid.uuid4().hex[:12]
+        self.held: list[tuple[str, Sequence[Entry]]] | None = []  # events before the snapshot
+        reader = relay_reader.reader()
+        topic = self.channel_group()
+        start = await self._start_point(reader, topic, resume_point(self.scope))
+        # Followed first, then read: nothing sent in between is missed (held until the
+        # snapshot is out; token events carry offsets, so the client drops the overlap).
+        self.subscriptions = [await reader.subscribe(topic, self, after=start)]
+        for control in controls:
+            self.subscriptions.append(await reader.subscribe(control, self, ordered=False))
+        await self._send_snapshot(start)
+        held, self.held = self.held, None
+        for held_topic, entries in held:
+            await self.relay_events(held_topic, entries)
+
+    async def _start_point(self, reader: relay_reader.Reader, topic: str, after: int | None) -> int:
+        """Where this socket's events start: after the client's ``after`` when the log still holds
+        everything since, otherwise now (the snapshot says where things stand)."""
+        last = await reader.log.alast_seq(topic)
+        if after is None or after >= last:
+            return last
+        held = await reader.log.arange(topic, after)
+        return after if held and held[0].seq == after + 1 else last
+
+    async def _send_snapshot(self, seq: int) -> events.SnapshotEvent | events.GroupSnapshotEvent:
         with translation.override(self.language):  # a failed run's message in the snapshot
             snapshot = await database_sync_to_async(self.snapshot)()
+        snapshot["seq"] = seq
         await self.send_json(snapshot)
+        return snapshot
 
     async def _count_socket(self, user_id: int) -> bool:
         """Take one of the user's socket slots; False when they are all in use."""
@@ -211,8 +257,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if key := getattr(self, "socket_count_key", None):
             with contextlib.suppress(ValueError):  # expired meanwhile
                 await cache.adecr(key)
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        for subscription in getattr(self, "subscriptions", []):
+            subscription.close()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         with translation.override(self.language):  # the services' refusals are written in it
@@ -258,17 +304,38 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise FrameError("bad_frame", translated(UNSTORABLE_MESSAGE))
         return frame
 
-    # --- events from the channel layer ---
+    # --- events from the relay (companionhub.relay_reader.Sink) ---
 
-    async def chat_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
-        if event.get("type") == "error":  # a run's failure, written in English by a worker
-            with translation.override(self.language):
-                event = {**event, "message": translated(event["message"])}
-        await self.send_json(event)
+    async def relay_events(self, topic: str, entries: Sequence[Entry]) -> None:
+        if self.held is not None:  # the snapshot is not out yet
+            self.held.append((topic, entries))
+            return
+        if topic != self.channel_group():  # the user's, session's or token's control topic
+            for entry in entries:
+                if entry.event.get("type") == "socket.close":
+                    await self.close(code=entry.event.get("code", events.CLOSE_SESSION_ENDED))
+            return
+        for entry in entries:
+            event = {**entry.event, "seq": entry.seq}
+            if event.get("type") == "error":  # a run's failure, written in English by a worker
+                with translation.override(self.language):
+                    event["message"] = translated(event["message"])
+            await self.send_json(event)
 
-    async def socket_close(self, message: dict[str, Any]) -> None:
-        await self.close(code=message.get("code", events.CLOSE_SESSION_ENDED))
+    async def relay_resync(self, topic: str, missed_after: int) -> int:
+        """Events after ``missed_after`` are gone from the log: a fresh snapshot instead."""
+        seq = await relay_reader.reader().log.alast_seq(topic)
+        snapshot = await self._send_snapshot(seq)
+        run = snapshot.get("run")
+        log.warning(
+            "relay_resync",
+            socket=self.socket_id,
+            conversation_id=self.conversation.pk,
+            run_id=run["id"] if run else None,
+            missed_after=missed_after,
+            resumed_at=seq,
+        )
+        return seq
 
     async def send_json(self, content: Mapping[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

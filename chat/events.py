@@ -54,6 +54,7 @@ class ConversationInfo(TypedDict):
 
 class SnapshotEvent(TypedDict):
     type: str  # "snapshot"
+    seq: NotRequired[int]  # the number of the last event the snapshot includes; later events follow
     companion: CompanionInfo
     run: RunInfo | None
     conversation: NotRequired[ConversationInfo]
@@ -68,6 +69,7 @@ class MessageAcceptedEvent(TypedDict):
 
 class ProgressEvent(TypedDict):
     type: str  # "progress"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str
     progress: int
     step: str
@@ -78,6 +80,7 @@ class ProgressEvent(TypedDict):
 
 class TokenEvent(TypedDict):
     type: str  # "token"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str
     text: str
     offset: int  # where ``text`` starts in the reply, so a client can drop overlap with its snapshot
@@ -87,6 +90,7 @@ class TokenEvent(TypedDict):
 
 class StateEvent(TypedDict):
     type: str  # "state"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str
     outfit: str
     location: str
@@ -97,6 +101,7 @@ class StateEvent(TypedDict):
 
 class ImageEvent(TypedDict):
     type: str  # "image"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str
     message_id: int
     url: str
@@ -112,10 +117,12 @@ class Usage(TypedDict):
 
 class DoneEvent(TypedDict):
     type: str  # "done"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str
     message_id: int
     usage: Usage
     finish_reason: str  # "length": cut at the token limit, a "message.continue" can carry on
+    length: int  # the stored reply's length in code points: a client's longer text is cut to it
     reasoning: NotRequired[str]  # what a reasoning model thought; only when there is some
     companion_id: NotRequired[int]
     sender: NotRequired[str]
@@ -123,11 +130,13 @@ class DoneEvent(TypedDict):
 
 class MessageDeletedEvent(TypedDict):
     type: str  # "message.deleted"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     message_id: int
 
 
 class MessageUpdatedEvent(TypedDict):
     type: str  # "message.updated"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     message_id: int
     content: str
     versions: int  # how many versions the reply has (regenerated ones rotate)
@@ -143,17 +152,20 @@ class ConversationBranchedEvent(TypedDict):
 
 class PictureRemovedEvent(TypedDict):
     type: str  # "picture.removed"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     message_id: int  # the message that no longer shows a picture
 
 
 class CompanionHeaderEvent(TypedDict):
     type: str  # "companion.header"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     url: str  # the companion's new header picture
     companion_id: int  # whose (in a group, any of the members)
 
 
 class AudioEvent(TypedDict):
     type: str  # "audio"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str | None  # None: a reply spoken on demand after it was written
     message_id: int  # the reply the clip speaks
     index: int  # the sentence's place in the reply, from 0 (clips may arrive out of order)
@@ -166,6 +178,7 @@ class AudioEvent(TypedDict):
 
 class ErrorEvent(TypedDict):
     type: str  # "error"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: NotRequired[str]
     message_id: NotRequired[int]  # "audio_failed": the reply that goes on as text only
     code: str
@@ -192,6 +205,7 @@ class GroupInfo(TypedDict):
 
 class GroupSnapshotEvent(TypedDict):
     type: str  # "group.snapshot"
+    seq: NotRequired[int]  # the number of the last event the snapshot includes; later events follow
     group: GroupInfo
     run: RunInfo | None  # the reply being written, with companion_id and sender
     speaking: Speaker | None
@@ -206,6 +220,7 @@ class UserMessageInfo(TypedDict):
 
 class TurnStartedEvent(TypedDict):
     type: str  # "turn.started"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str
     kind: str  # one of TURN_KINDS
     user_message: UserMessageInfo  # the message being answered (for "edit": its new text)
@@ -221,6 +236,7 @@ TURN_KINDS = ("send", "regenerate", "continue", "edit", "retry", "repaint")
 
 class TurnSpeakerEvent(TypedDict):
     type: str  # "turn.speaker"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     run_id: str
     companion_id: int
     sender: str
@@ -229,6 +245,7 @@ class TurnSpeakerEvent(TypedDict):
 
 class TurnDoneEvent(TypedDict):
     type: str  # "turn.done"
+    seq: NotRequired[int]  # the conversation's sequence number (docs/websocket.md, resuming)
     message_id: int  # the user's message that every chosen companion has now answered (or failed to)
 
 
@@ -392,7 +409,13 @@ def audio_failed(message: str, *, message_id: int, run_id: str | None = None) ->
 
 
 def done(
-    run_id: str, message_id: int, usage: Usage, finish_reason: str = "", reasoning: str = ""
+    run_id: str,
+    message_id: int,
+    usage: Usage,
+    finish_reason: str = "",
+    reasoning: str = "",
+    *,
+    length: int = 0,
 ) -> DoneEvent:
     event: DoneEvent = {
         "type": "done",
@@ -400,6 +423,7 @@ def done(
         "message_id": message_id,
         "usage": usage,
         "finish_reason": finish_reason,
+        "length": length,
     }
     if reasoning:
         event["reasoning"] = reasoning

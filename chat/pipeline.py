@@ -28,7 +28,7 @@ from django.utils.translation import gettext_noop
 
 from accounts.language import user_language
 from accounts.models import User
-from chat import events, painting, prompts, runs, steps, tokens, turns, voice
+from chat import events, leases, painting, prompts, runs, steps, tokens, turns, voice
 from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.budget import PromptTooLarge
@@ -36,7 +36,7 @@ from chat.errors import RunError
 from chat.images import ImageBackendError
 from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
 from chat.models import PipelineRun
-from chat.publish import EventPublisher, TokenBatcher, forget_live_reply
+from chat.publish import EventPublisher, TokenBatcher, forget_live_reply, live_reply
 from chat.replies import ReplyWriter
 from chat.runs import RunId
 from companionhub import pagecache
@@ -50,6 +50,8 @@ from media.services import store_image
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_SECONDS = 1.0
+# A stream that sent no batch for this long asks whether its run was cancelled.
+QUIET_SECONDS = 0.2
 ANALYSIS_MAX_TOKENS = 200
 # An answer with nothing to show is tried this many times before the run fails.
 EMPTY_REPLY_TRIES = 2
@@ -92,6 +94,9 @@ USER_MESSAGES = {
         "No AI service is set up for this companion. An administrator needs to add one."
     ),
     "timed_out": gettext_noop("The reply took too long and was stopped. Please try again."),
+    "interrupted": gettext_noop(
+        "The reply was interrupted because a server process stopped. Press Retry to write it again."
+    ),
     "prompt_too_large": gettext_noop(
         "The character's text is too long for this AI model's context. Shorten the character's"
         " description or choose a model with a longer context."
@@ -254,8 +259,7 @@ def generate_reply(run_id: RunId) -> None:
         if not breaker.allow():
             raise StepFailed("circuit_open", USER_MESSAGES["circuit_open"], retryable=False)
         batcher = TokenBatcher(publisher, str(run_id))
-        batcher.text = batcher_prefix = prefix
-        batcher.sent_upto = len(batcher_prefix)
+        batcher.start(prefix)
         run.attempts = attempts
         # Each sentence is spoken as soon as it is written (its own queue), when voice is on.
         speaker = voice.reply_voice(run, companion, continuing=continuing)
@@ -282,8 +286,10 @@ def generate_reply(run_id: RunId) -> None:
         text = conversation.clean_reply(text)
         if not (continuation if continuing else text).strip():
             _empty_reply(run_id, result)
-        batcher.replace_text(text)
-        batcher.flush()
+        batcher.finish(text)  # every socket ends with exactly this text
+        if batcher.refused:  # cancelled while the last words came
+            conversation.checkpoint(text, complete=False)
+            raise RunEnded
         if speaker is not None:  # the rest of the reply, tidied as the reply was
             speaker.finish(clean=lambda rest: strip_template_debris(rest).rstrip())
         conversation.save_reply(
@@ -433,17 +439,26 @@ def _stream(
     last_checkpoint = time.monotonic()
     pieces = 0
 
+    def stop() -> NoReturn:
+        conversation.checkpoint(batcher.text, complete=False)
+        raise RunEnded
+
     def heartbeat() -> None:
         # The stream calls this on a clock while anything arrives (reasoning, empty deltas,
         # keep-alives), so a cancel stops a model that is still thinking, not only one writing.
-        if runs.run_is_cancelled(run_id):
+        # While tokens flow, a refused batch says the same at no cost: ask only when quiet.
+        if batcher.refused:
+            stop()
+        quiet = batcher.last_flush is None or time.monotonic() - batcher.last_flush >= QUIET_SECONDS
+        if quiet and runs.run_is_cancelled(run_id):
             batcher.flush()
-            conversation.checkpoint(batcher.text, complete=False)
-            raise RunEnded
+            stop()
 
     try:
         for piece in stream.pieces(heartbeat=heartbeat):
             batcher.add(piece)
+            if batcher.refused:  # the run ended (cancelled or failed): nothing more goes out
+                stop()
             if speaker is not None:
                 speaker.feed(piece)  # a task per finished sentence: one broker write, no waiting
             pieces += 1
@@ -581,6 +596,7 @@ def finish(run_id: RunId) -> None:
                 usage,
                 conversation.finish_reason(),
                 reasoning=conversation.reply_reasoning(),
+                length=len(conversation.reply_content()),
             )
         )
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)
@@ -615,8 +631,8 @@ def fail(run_id: RunId, failure: StepFailed) -> None:
     if runs.run_mark_failed(run_id, code=failure.code, text=failure.message):
         conversation.mark_reply_incomplete()
         forget_live_reply(str(run_id))
-        with conversation.publisher() as publisher:
-            publisher.send(events.error(failure.code, failure.message, run_id=str(run_id)))
+        with conversation.publisher() as publisher:  # nothing of the run goes out after it
+            publisher.end_run(str(run_id), events.error(failure.code, failure.message, run_id=str(run_id)))
         conversation.ended()  # one companion's failure does not stop the others
 
 
@@ -631,5 +647,21 @@ def reconcile_stuck_runs(*, older_than_seconds: int) -> int:
     for run_id in list(stuck):
         failure = StepFailed("timed_out", USER_MESSAGES["timed_out"], retryable=False)
         fail(run_id, failure)
+        count += 1
+    return count
+
+
+def reconcile_lost_runs() -> int:
+    """Fail the runs whose worker died mid-step (their lease ran out, ``chat.leases``), keeping
+    the text their sockets had already shown; the user gets an error and *Retry*."""
+    count = 0
+    for run_id in leases.lost_runs():
+        run = _load(run_id)
+        conversation = ReplyWriter(run)
+        shown = live_reply(run_id) or ""
+        if shown and len(shown) > len(conversation.reply_content()):
+            conversation.checkpoint(shown, complete=False)
+        log.warning("run_lost", run_id=run_id, step=run.step, kept_chars=len(shown))
+        fail(run_id, StepFailed(RunError.INTERRUPTED, USER_MESSAGES[RunError.INTERRUPTED], retryable=False))
         count += 1
     return count

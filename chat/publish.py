@@ -1,74 +1,109 @@
-"""Sending events to a conversation's websocket group from sync code.
+"""Sending a conversation's events: the one publish path, onto the relay's log (``companionhub.relay``).
 
-``publish_after_commit`` is the one entry point for events about rows a
+``publish_after_commit`` is the entry point for events about rows a
 transaction writes: they go out once the rows exist. Pipeline steps, which
-run outside a transaction and send many events, hold an ``EventPublisher``.
+run outside a transaction and send many events, hold an ``EventPublisher``;
+``TokenBatcher`` sends a reply's tokens in batches.
 
-A Celery task is synchronous; ``async_to_sync(group_send)`` would build a new
-event loop (and, with channels-redis, a new Redis connection) on every call.
-``EventPublisher`` keeps one loop for the whole task, so the connection pool
-is reused, and ``TokenBatcher`` sends tokens in small batches instead of one
-layer call per token. Events are best-effort: the database (and the live
-reply kept in the cache) is what a reconnecting client is given.
+Every event gets the conversation's next sequence number, and sockets fill
+any gap from the log (docs/websocket.md, "Sequence numbers and resuming").
+A run's events are guarded by its *ended* flag: the event that ends a run
+(``cancelled``, a failure) sets it in the same atomic append, and every later
+event of that run is refused, so none reaches a socket after the end; a
+batcher whose tokens are refused knows the run ended (``TokenBatcher.refused``)
+without asking the database.
+
+The reply written so far lives beside the log (``live_reply``): each token
+batch is appended to it in the same append, so a socket that connects
+mid-reply gets every character in its snapshot, at no cost per batch beyond
+the append itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from channels.layers import get_channel_layer
-from django.core.cache import cache
 from django.db import transaction
 
 from chat import events
+from companionhub.relay import REFUSED, TEXT_APPEND, TEXT_REPLACE, Append, relay_log
 
 log = structlog.get_logger(__name__)
 
-LIVE_REPLY_TTL = 15 * 60
 SENTENCE_ENDS = (".", "!", "?", "\n", "…", "*")
+# Events about one run, refused once the run has ended (a cancel's or failure's own event aside).
+RUN_STREAM_TYPES = frozenset({"token", "progress", "state", "image"})
+
+
+def run_ended_flag(run_id: str) -> str:
+    return f"run-ended:{run_id}"
 
 
 def live_reply_key(run_id: str) -> str:
-    return f"chat:live-reply:{run_id}"
+    return f"live-reply:{run_id}"
+
+
+def live_reply(run_id: str) -> str | None:
+    """The reply written so far by a live run, or None (not streaming, or the log unavailable)."""
+    try:
+        return relay_log().live_text(live_reply_key(run_id))
+    except Exception as exc:
+        log.warning("live_reply_unavailable", run_id=run_id, error=type(exc).__name__)
+        return None
 
 
 def forget_live_reply(run_id: str) -> None:
-    """Drop the cached live reply; best-effort, it expires anyway."""
+    """Drop the live reply; best-effort, it expires anyway."""
     try:
-        cache.delete(live_reply_key(run_id))
+        relay_log().forget_text(live_reply_key(run_id))
     except Exception as exc:
-        log.warning("live_reply_cache_failed", run_id=run_id, error=str(exc))
+        log.warning("live_reply_forget_failed", run_id=run_id, error=type(exc).__name__)
+
+
+def _append(append: Append) -> int | None:
+    """Append; the number given, ``REFUSED``, or None when the log could not be reached (logged)."""
+    try:
+        return relay_log().append_many([append])[0]
+    except Exception as exc:  # Redis restarting: the database holds the state; sockets resync
+        log.warning(
+            "event_send_failed",
+            topic=append.topic,
+            event_types=[event.get("type") for event in append.events],
+            error=type(exc).__name__,
+        )
+        return None
 
 
 class EventPublisher:
-    """Events to one conversation's channel group, each with ``stamp`` added (the speaker of a run)."""
+    """Events to one conversation, each with ``stamp`` added (the speaker of a run)."""
 
     def __init__(self, conversation_id: int, *, stamp: dict[str, Any] | None = None) -> None:
-        self.group = events.conversation_group(conversation_id)
+        self.topic = events.conversation_group(conversation_id)
         self.stamp = stamp or {}
-        self.layer = get_channel_layer()
-        self.loop = asyncio.new_event_loop()
         self.sent = 0
 
-    def send(self, event: Mapping[str, Any]) -> None:
+    def send(self, event: Mapping[str, Any]) -> bool:
+        """Send one event; False when it was refused (its run has ended) or could not be sent."""
         event = {**event, **self.stamp}
-        try:
-            if self.layer is None:
-                raise RuntimeError("no channel layer is configured")
-            self.loop.run_until_complete(
-                self.layer.group_send(self.group, {"type": "chat.event", "event": event})
-            )
-            self.sent += 1
-        except Exception as exc:  # a lost event is repaired by the snapshot; a lost reply is not
-            log.warning("event_send_failed", group=self.group, event_type=event.get("type"), error=str(exc))
+        run_id = event.get("run_id")
+        guard = run_ended_flag(run_id) if run_id and event.get("type") in RUN_STREAM_TYPES else None
+        result = _append(Append(self.topic, [event], unless_flag=guard))
+        if result is None or result == REFUSED:
+            return False
+        self.sent += 1
+        return True
+
+    def end_run(self, run_id: str, *to_send: Mapping[str, Any]) -> None:
+        """Send the events that end a run (cancelled, failed) and refuse the run's later events."""
+        stamped = [{**event, **self.stamp} for event in to_send]
+        _append(Append(self.topic, stamped, set_flag=run_ended_flag(run_id)))
+        self.sent += len(stamped)
 
     def close(self) -> None:
-        if not self.loop.is_closed():
-            self.loop.close()
+        """Nothing to release: the log's connection is the process's."""
 
     def __enter__(self) -> EventPublisher:
         return self
@@ -78,10 +113,10 @@ class EventPublisher:
 
 
 def publish(conversation_id: int, *to_send: Mapping[str, Any]) -> None:
-    """Send events, in order, to every socket of the conversation, now (best-effort)."""
-    with EventPublisher(conversation_id) as publisher:
-        for event in to_send:
-            publisher.send(event)
+    """Send events, in order, to every socket of the conversation, now."""
+    publisher = EventPublisher(conversation_id)
+    for event in to_send:
+        publisher.send(event)
 
 
 def publish_after_commit(conversation_id: int, *to_send: Mapping[str, Any]) -> None:
@@ -89,15 +124,30 @@ def publish_after_commit(conversation_id: int, *to_send: Mapping[str, Any]) -> N
     transaction.on_commit(lambda: publish(conversation_id, *to_send))
 
 
+def publish_run_end_after_commit(conversation_id: int, run_id: str, *to_send: Mapping[str, Any]) -> None:
+    """``EventPublisher.end_run`` once the current transaction (if any) has committed."""
+    transaction.on_commit(lambda: EventPublisher(conversation_id).end_run(run_id, *to_send))
+
+
+def _common_prefix_length(shown: str, final: str) -> int:
+    """How many code points ``shown`` and ``final`` share from the start."""
+    limit = min(len(shown), len(final))
+    at = 0
+    while at < limit and shown[at] == final[at]:
+        at += 1
+    return at
+
+
 class TokenBatcher:
     """Collects streamed text and sends it in batches.
 
     A batch goes out on the first token (so the first words show at once),
     when ``interval`` seconds have passed since the last send, or at the end
-    of a sentence. Before each send the whole reply so far is written to the
-    cache, so a client that connects between two batches gets everything in
-    its snapshot; each token event carries its ``offset`` so that client can
-    drop the overlap.
+    of a sentence: one append that adds the batch to the live reply and logs
+    its token event. Each token event carries its ``offset`` (in code points)
+    so a client that got the text in a snapshot drops the overlap. When the
+    run has ended the append is refused and ``refused`` is set: the stream
+    stops at its next piece.
     """
 
     def __init__(self, publisher: EventPublisher, run_id: str, *, interval: float = 0.05,
@@ -110,6 +160,13 @@ class TokenBatcher:
         self.sent_upto = 0
         self.last_flush: float | None = None
         self.batches = 0
+        self.refused = False
+
+    def start(self, prefix: str) -> None:
+        """A continued reply: its first ``prefix`` is shown already; the live reply starts with it."""
+        self.text = prefix
+        self.sent_upto = len(prefix)
+        self._send(TEXT_REPLACE, prefix, [])
 
     def add(self, piece: str) -> None:
         if not piece:
@@ -124,19 +181,37 @@ class TokenBatcher:
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
-        if self.sent_upto >= len(self.text):
+        if self.sent_upto >= len(self.text) or self.refused:
             return
         pending = self.text[self.sent_upto :]
-        try:
-            cache.set(live_reply_key(self.run_id), self.text, LIVE_REPLY_TTL)
-        except Exception as exc:  # Redis restarting: the reply goes on, checkpoints go to the database
-            log.warning("live_reply_cache_failed", run_id=self.run_id, error=str(exc))
-        self.publisher.send(events.token(self.run_id, pending, self.sent_upto))
+        self._send(TEXT_APPEND, pending, [events.token(self.run_id, pending, self.sent_upto)])
         self.sent_upto = len(self.text)
         self.last_flush = self.clock() if now is None else now
         self.batches += 1
 
-    def replace_text(self, text: str) -> None:
-        """Use the cleaned final text (template debris stripped) from now on."""
-        self.text = text
-        self.sent_upto = min(self.sent_upto, len(text))
+    def finish(self, final: str) -> None:
+        """The reply's final text (stripped, template debris and a group label taken off): what
+        clients have that differs from it is sent again from where they part, so every
+        socket ends with exactly the stored text (``done`` then carries its length)."""
+        self.flush()
+        common = _common_prefix_length(self.text, final)
+        self.text = final
+        self.sent_upto = len(final)
+        to_send: list[Mapping[str, Any]] = (
+            [events.token(self.run_id, final[common:], common)] if common < len(final) else []
+        )
+        self._send(TEXT_REPLACE, final, to_send)
+
+    def _send(self, mode: int, text: str, to_send: Sequence[Mapping[str, Any]]) -> None:
+        stamped = [{**event, **self.publisher.stamp} for event in to_send]
+        append = Append(
+            self.publisher.topic,
+            stamped,
+            unless_flag=run_ended_flag(self.run_id),
+            text_key=live_reply_key(self.run_id),
+            text=text,
+            text_mode=mode,
+        )
+        result = _append(append)
+        if result == REFUSED:
+            self.refused = True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from django.core.cache import cache
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Left
 from django.http import Http404
@@ -18,7 +17,7 @@ from accounts.models import User
 from chat import events, paging
 from chat.language import translated
 from chat.models import Conversation, Message, PipelineRun
-from chat.publish import live_reply_key
+from chat.publish import live_reply
 from chat.runs import runs_with_companion
 from companions.models import Companion
 from companions.selectors import LARGE_COLUMNS, companions_without_large_columns
@@ -202,7 +201,7 @@ def run_snapshot(run: PipelineRun | None) -> events.RunInfo | None:
         return None
     content = ""
     if run.status in PipelineRun.ACTIVE:
-        content = cache.get(live_reply_key(str(run.pk))) or ""
+        content = live_reply(str(run.pk)) or ""
     if not content and run.reply_id:
         content = Message.objects.filter(pk=run.reply_id).values_list("content", flat=True).first() or ""
     info: events.RunInfo = {

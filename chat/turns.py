@@ -29,7 +29,7 @@ from accounts.models import User
 from chat import events, steps
 from chat.admission import RunAdmission
 from chat.models import Conversation, Message, PipelineRun, Turn
-from chat.publish import publish, publish_after_commit
+from chat.publish import publish, publish_after_commit, publish_run_end_after_commit
 from chat.runs import RunId, run_create, run_mark_cancelled, run_release_waiting, runs_with_companion
 from chat.selectors import conversation_members
 from companionhub.errors import AppError
@@ -263,15 +263,13 @@ def turn_cancel(*, user: User, conversation: Conversation, run_id: RunId | None 
         # A picture painted again leaves its reply's text whole.
         reply_ids = [run.reply_id for run in cancelled if run.reply_id and not run.analysis.get("repaint")]
         Message.objects.filter(pk__in=reply_ids).update(is_complete=False)
-        stopped = [
-            {
+        for run in cancelled:  # nothing of a cancelled run reaches a socket after this
+            stopped = {
                 **events.error("cancelled", gettext_noop("Reply cancelled."), run_id=str(run.pk)),
                 "companion_id": run.companion_id,
                 "sender": run.companion.name,
             }
-            for run in cancelled
-        ]
-        publish_after_commit(conversation.pk, *stopped)
+            publish_run_end_after_commit(conversation.pk, str(run.pk), stopped)
         if turn is not None:
             turn_finish(conversation.pk, turn)
     log.info("turn_cancelled", conversation_id=conversation.pk, runs=[str(r.pk) for r in cancelled])

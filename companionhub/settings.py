@@ -411,6 +411,13 @@ CHAT_MAX_RUN_ATTEMPTS = env.int("CHAT_MAX_RUN_ATTEMPTS", default=5)
 CHAT_RETRY_BACKOFF_BASE = env.float("CHAT_RETRY_BACKOFF_BASE", default=1.0)  # seconds, doubling per retry
 CHAT_RETRY_BACKOFF_CAP = env.float("CHAT_RETRY_BACKOFF_CAP", default=10.0)
 CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
+# The event relay's log (companionhub/relay.py): a conversation's events kept for sockets that
+# reconnect or fall behind, about this many per conversation, for this long after the last one.
+# A running step's lease (chat/leases.py): renewed every third of it; a worker dead this long is noticed.
+CHAT_RUN_LEASE_SECONDS = env.int("CHAT_RUN_LEASE_SECONDS", default=15)
+CHAT_RELAY_PREFIX = env.str("CHAT_RELAY_PREFIX", default="ch-relay")
+CHAT_RELAY_LOG_LENGTH = env.int("CHAT_RELAY_LOG_LENGTH", default=2000)
+CHAT_RELAY_LOG_SECONDS = env.int("CHAT_RELAY_LOG_SECONDS", default=3600)
 # Tokens a user may spend per calendar month (UTC) before new replies are refused;
 # 0 = unlimited. Moderators can set a user's own limit in the admin (Usage per user).
 USAGE_MONTHLY_TOKEN_QUOTA = env.int("USAGE_MONTHLY_TOKEN_QUOTA", default=0)
@@ -429,6 +436,8 @@ CELERY_TASK_ROUTES = (
 )
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-runs": {"task": "chat.reconcile_stuck_runs", "schedule": 60.0},
+    # Runs whose worker died mid-step (chat/leases.py): ended within seconds, not minutes.
+    "reconcile-lost-runs": {"task": "chat.reconcile_lost_runs", "schedule": 5.0},
     "delete-expired-rate-limits": {"task": "accounts.delete_expired_rate_limits", "schedule": 300.0},
     # Reports only (a log line with the count); `manage.py media_orphans --delete` removes them.
     "report-orphan-images": {"task": "media.report_orphans", "schedule": 3600.0},

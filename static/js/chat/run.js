@@ -339,6 +339,11 @@ export class RunView {
   done(e) {
     // A picture painted again is a run of its own, outside any turn: its "done" ends it.
     const repainting = !!this.current && this.current.kind === "repaint";
+    // The stored reply is what counts: text streamed beyond its length (whitespace the server
+    // trimmed at the end) goes. What differed inside it came again as a token from that offset.
+    if (this.current && this.current.id === e.run_id && typeof e.length === "number" && this.current.points > e.length) {
+      setContent(this.current, Array.from(this.current.content).slice(0, e.length).join(""));
+    }
     this.finishBubble(e.message_id);
     const bubble = this.chatLog.byId(e.message_id);
     if (bubble) {

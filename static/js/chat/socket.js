@@ -2,8 +2,11 @@
 // The chat's one websocket (docs/websocket.md): connect, reconnect with backoff, reconnect when a
 // reply goes quiet, send frames, and hand each event to the handler named by its type.
 
-// The channel layer delivers at most once: if a reply goes quiet, reconnect and let the snapshot
-// (read from the database) say where it stands.
+// Every event of the conversation carries its sequence number ``seq``; the snapshot carries the
+// number it is as of. A reconnect asks for what came after the last number seen (``?after=``),
+// an event seen twice is dropped, and a number that skips ahead means something was missed: the
+// socket reconnects and the server replays it (or sends a fresh snapshot). If a reply goes quiet,
+// reconnect too.
 const QUIET_MS = 30000;
 const QUIET_CHECK_MS = 5000;
 // Closed by the server because of who is asking: reconnecting would not help.
@@ -24,6 +27,7 @@ export class ChatSocket {
     this.socket = null;
     this.attempt = 0; // reconnects since the last open, for the backoff
     this.lastEventAt = Date.now();
+    this.lastSeq = null; // the number of the last conversation event handled
   }
 
   // handlers: {event type: function(event)}; events of other types are ignored.
@@ -51,9 +55,26 @@ export class ChatSocket {
     }
   }
 
+  // Whether ``event`` is next in the conversation's sequence (events without a number always are).
+  inSequence(socket, event) {
+    if (typeof event.seq !== "number") return true;
+    if (event.type === "snapshot" || event.type === "group.snapshot") {
+      this.lastSeq = event.seq;
+      return true;
+    }
+    if (this.lastSeq !== null && event.seq <= this.lastSeq) return false; // seen already
+    if (this.lastSeq !== null && event.seq > this.lastSeq + 1) {
+      socket.close(4000, "gap"); // missed something: the reconnect replays it
+      return false;
+    }
+    this.lastSeq = event.seq;
+    return true;
+  }
+
   connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + location.host + this.path);
+    const resume = this.lastSeq === null ? "" : "?after=" + this.lastSeq;
+    const socket = new WebSocket(scheme + location.host + this.path + resume);
     this.socket = socket;
     this.statusEl.textContent = this.attempt ? gettext("Reconnecting…") : gettext("Connecting…");
     socket.onopen = () => {
@@ -69,7 +90,8 @@ export class ChatSocket {
       } catch {
         return;
       }
-      if (event && Object.hasOwn(this.handlers, event.type)) this.handlers[event.type](event);
+      if (!event || !this.inSequence(socket, event)) return;
+      if (Object.hasOwn(this.handlers, event.type)) this.handlers[event.type](event);
     };
     socket.onclose = (event) => {
       this.root.classList.add("offline");
