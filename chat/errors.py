@@ -30,6 +30,7 @@ class RunError(StrEnum):
     CIRCUIT_OPEN = "circuit_open"  # too many recent failures: the service is rested
     GAVE_UP = "gave_up"  # the reply step was started too many times (worker crashes)
     TIMED_OUT = "timed_out"  # the stuck-run sweep ended a run that stopped moving
+    INTERRUPTED = "interrupted"  # the worker writing it died; its lease ran out (chat.leases)
     PROMPT_TOO_LARGE = "prompt_too_large"  # the character's text alone overflows the context
     INTERNAL = "internal"  # a bug on our side
     DATABASE = "database"  # the database stayed unavailable

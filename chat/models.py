@@ -226,6 +226,8 @@ class PipelineRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While a step runs: renewed by its worker (chat.leases); a lapsed lease means the worker died.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = PipelineRunManager()
 
@@ -233,6 +235,9 @@ class PipelineRun(models.Model):
         indexes = [
             models.Index(fields=["companion", "status", "-created_at"], name="run_companion_status_created"),
             models.Index(fields=["conversation", "-created_at"], name="run_conversation_created"),
+            models.Index(
+                fields=["lease_expires_at"], condition=Q(status="running"), name="run_running_lease"
+            ),
         ]
         ordering = ["-created_at"]
         permissions = [("reset_circuit_breakers", "Can reset the LLM and image circuit breakers")]

@@ -35,12 +35,13 @@ from typing import Any
 import structlog
 from celery import Task, shared_task
 from celery.exceptions import Ignore
+from celery.signals import worker_ready
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.utils.translation import gettext_noop
 
-from chat import memory_steps, pipeline, steps, summaries, voice
+from chat import leases, memory_steps, pipeline, steps, summaries, voice
 from chat.pipeline import RunEnded, StepFailed
 from companionhub import metrics
 
@@ -93,7 +94,8 @@ def _run_gone(task: Task[Any, Any], run_id: str, exc: Exception) -> bool:
 
 def _required[T](task: Task[Any, Any], step: Callable[[str], T], run_id: str) -> T:
     try:
-        return step(run_id)
+        with leases.held(run_id):
+            return step(run_id)
     except RunEnded:
         pipeline.ended(run_id)
         raise Ignore() from None
@@ -139,7 +141,8 @@ def update_state(self, run_id: str) -> None:
 @shared_task(bind=True, name="chat.generate_image")
 def generate_image(self, run_id: str) -> None:
     try:
-        pipeline.generate_image(run_id)
+        with leases.held(run_id):
+            pipeline.generate_image(run_id)
     except RunEnded:
         pipeline.ended(run_id)
         raise Ignore() from None
@@ -209,3 +212,16 @@ def speak(
 @shared_task(name="chat.reconcile_stuck_runs")
 def reconcile_stuck_runs() -> int:
     return pipeline.reconcile_stuck_runs(older_than_seconds=settings.CHAT_STUCK_RUN_SECONDS)
+
+
+@shared_task(name="chat.reconcile_lost_runs")
+def reconcile_lost_runs() -> int:
+    return pipeline.reconcile_lost_runs()
+
+
+@worker_ready.connect
+def _sweep_lost_runs_at_start(**kwargs: object) -> None:
+    """A worker that starts (often one restarted after its predecessor died) ends the runs
+    the dead one held at once, instead of at the next beat."""
+    with contextlib.suppress(Exception):  # never stop a worker from starting
+        reconcile_lost_runs.delay()

@@ -1,0 +1,109 @@
+"""A run's lease: held by the worker whose step is running it, so a dead worker is noticed in seconds.
+
+While a step runs, its run's ``lease_expires_at`` lies ``CHAT_RUN_LEASE_SECONDS``
+ahead; one thread per worker process renews the leases of every run the
+process holds, in one UPDATE every third of that time. A worker killed
+mid-step (``kill -9``, the machine gone) stops renewing: the lost-run sweep
+(``chat.pipeline.reconcile_lost_runs``, every few seconds from beat, and once
+when a worker starts) fails the run, keeps the text its socket had already
+shown (the live reply of the relay), and the user gets an error with *Retry*
+-- not a chat that says "writing…" until an hour-long redelivery.
+
+A step ends its lease when it returns (the run then waits in the queue, which
+no lease times: the stuck-run sweep covers a run that waits too long); the
+next step takes a new one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import structlog
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from chat.models import PipelineRun
+
+log = structlog.get_logger(__name__)
+
+
+def lease_seconds() -> float:
+    return float(settings.CHAT_RUN_LEASE_SECONDS)
+
+
+class _Keeper:
+    """The process's renewing thread and the runs it renews."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: dict[str, int] = {}  # run id -> steps of this process holding it
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def hold(self, run_id: str) -> None:
+        with self.lock:
+            self.held[run_id] = self.held.get(run_id, 0) + 1
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="run-leases", daemon=True)
+                self.thread.start()
+
+    def release(self, run_id: str) -> None:
+        with self.lock:
+            count = self.held.get(run_id, 0) - 1
+            if count > 0:
+                self.held[run_id] = count
+            else:
+                self.held.pop(run_id, None)
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(lease_seconds() / 3)
+            self.wake.clear()
+            with self.lock:
+                run_ids = list(self.held)
+            if not run_ids:
+                continue
+            try:
+                renew(run_ids)
+            except Exception as exc:  # the database restarting: the next round tries again
+                log.warning("run_lease_renew_failed", runs=len(run_ids), error=type(exc).__name__)
+                close_old_connections()
+
+
+_keeper = _Keeper()
+
+
+def renew(run_ids: list[str]) -> int:
+    """Push the leases of ``run_ids`` (those still running) ahead; how many were."""
+    until = timezone.now() + timedelta(seconds=lease_seconds())
+    return PipelineRun.objects.filter(pk__in=run_ids, status=PipelineRun.Status.RUNNING).update(
+        lease_expires_at=until
+    )
+
+
+@contextmanager
+def held(run_id: str) -> Iterator[None]:
+    """Hold ``run_id``'s lease while the block (a step) runs."""
+    until = timezone.now() + timedelta(seconds=lease_seconds())
+    PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.LIVE).update(lease_expires_at=until)
+    _keeper.hold(str(run_id))
+    try:
+        yield
+    finally:
+        _keeper.release(str(run_id))
+        # Between two steps the run waits in the queue, held by nobody: no lease to run out.
+        PipelineRun.objects.filter(pk=run_id).update(lease_expires_at=None)
+
+
+def lost_runs() -> list[str]:
+    """Runs a step was running whose lease ran out: their worker is gone."""
+    return [
+        str(run_id)
+        for run_id in PipelineRun.objects.filter(
+            status=PipelineRun.Status.RUNNING, lease_expires_at__lt=timezone.now()
+        ).values_list("pk", flat=True)
+    ]
