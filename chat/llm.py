@@ -24,21 +24,26 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import aiohttp
 import requests
 import urllib3.exceptions
 
+from chat import aio_session
 from chat.errors import RunError
 
 __all__ = [
     "DEFAULT_STOP",
     "HEARTBEAT_SECONDS",
+    "AsyncChatStream",
     "ChatStream",
     "Completion",
     "LLMError",
     "OpenAIChatClient",
+    "ReplyDecoder",
+    "error_from_status",
     "estimate_tokens",
     "parse_sse",
     "strip_template_debris",
@@ -72,6 +77,8 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 # whether or not they hold visible text (a reader checks for a cancel there).
 HEARTBEAT_SECONDS = 0.25
 READ_SIZE = 64 * 1024
+# What an async call reads of an error answer for its message (the message is cut to 200).
+ERROR_BODY_LIMIT = 64 * 1024
 
 
 class LLMError(Exception):
@@ -327,6 +334,19 @@ def _transport_error(exc: requests.RequestException) -> LLMError:
     )
 
 
+def _aio_transport_error(exc: BaseException) -> LLMError:
+    """``_transport_error`` for the async client: the same codes for aiohttp's failures."""
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors
+        return LLMError(RunError.TIMEOUT, "The AI service did not answer in time.", retryable=True)
+    if isinstance(exc, aiohttp.ClientConnectionError | OSError):
+        return LLMError(
+            RunError.CONNECTION, f"Could not reach the AI service: {type(exc).__name__}.", retryable=True
+        )
+    return LLMError(
+        RunError.CONNECTION, f"Request to the AI service failed: {type(exc).__name__}.", retryable=True
+    )
+
+
 # --- client ------------------------------------------------------------------------
 
 
@@ -353,10 +373,15 @@ class OpenAIChatClient:
         # Extra sampler fields (top_p, min_p, ...) already cut to what the provider accepts
         # (``chat.backends``); ``temperature`` and ``max_tokens`` come with each call.
         self.sampling = dict(sampling or {})
-        self.session = session or requests.Session()
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "CompanionHub"})
+        self.headers = {"Accept": "application/json", "User-Agent": "CompanionHub"}
         if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.session = session or requests.Session()
+        self.session.headers.update(self.headers)
+        # The async calls share their loop's pool (``chat.aio_session``); these ride on each request.
+        self.aio_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
 
     def configured(self, *, model: str | None = None, sampling: dict | None = None) -> OpenAIChatClient:
         """This client (same session and pool) for another model or sampler settings.
@@ -469,6 +494,32 @@ class OpenAIChatClient:
         body = self._body(messages, max_tokens=max_tokens, temperature=temperature, stream=True)
         response = self._post(body, stream=True)
         return ChatStream(response, prompt_chars=_messages_chars(messages))
+
+    async def astream_chat(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, avoid: Sequence[str] = ()
+    ) -> AsyncChatStream:
+        """``stream_chat`` on an event loop (``chat.stream_loop``): returns once the answer's
+        headers are in (or raises the same ``LLMError``); ``async for`` the pieces.
+
+        The request goes through the running loop's one ``aiohttp`` session, with this
+        client's key and timeouts (connect, and each read)."""
+        body = self._body(messages, max_tokens=max_tokens, temperature=temperature, stream=True)
+        try:
+            response = await aio_session.session().post(
+                self.url, json=body, headers=self.headers, timeout=self.aio_timeout
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _aio_transport_error(exc) from exc
+        if response.status >= 400:
+            try:
+                raise error_from_status(
+                    response.status,
+                    await _error_text(response),
+                    retry_after=response.headers.get("Retry-After"),
+                )
+            finally:
+                response.close()
+        return AsyncChatStream(response, prompt_chars=_messages_chars(messages))
 
 
 def _reasoning_of(delta: dict) -> str:
@@ -723,6 +774,114 @@ class ChatStream:
         finally:
             self._response.close()
         yield from decoder.finish()
+
+
+class AsyncChatStream:
+    """``ChatStream`` for an event loop: ``async for`` the visible text pieces (or
+    ``pieces(heartbeat=...)``); ``result`` (a ``Completion``), ``text`` and
+    ``reasoning`` as the sync stream has them, read through the same ``ReplyDecoder``.
+
+    ``aclose()`` drops the upstream connection at once (the server sees the client
+    go and stops generating); so does cancelling the task that reads, leaving the
+    stream early, an error, and the model's end-of-turn marker. A reply read to its
+    end hands its connection back to the loop's pool. ``async with`` closes it too.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, *, prompt_chars: str) -> None:
+        self._response = response
+        self._decoder = ReplyDecoder(prompt_chars=prompt_chars)
+        self._closed = False
+
+    @property
+    def text(self) -> str:
+        return self._decoder.text
+
+    @property
+    def reasoning(self) -> str:
+        return self._decoder.reasoning
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._decoder.finish_reason
+
+    @property
+    def usage(self) -> dict | None:
+        return self._decoder.usage
+
+    @property
+    def result(self) -> Completion:
+        if self._decoder.result is None:
+            raise RuntimeError("the stream has not finished")
+        return self._decoder.result
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._response.close()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.pieces()
+
+    async def pieces(
+        self, heartbeat: Callable[[], Awaitable[None] | None] | None = None
+    ) -> AsyncIterator[str]:
+        """As ``ChatStream.pieces``; ``heartbeat`` may be a plain or an async function."""
+        decoder, content = self._decoder, self._response.content
+        last_beat = time.monotonic()
+        whole = False  # read to the end of the body: the connection may serve another request
+        try:
+            while True:
+                try:
+                    chunk = await content.readany()
+                except TimeoutError as exc:
+                    raise _stopped_sending() from exc
+                except (aiohttp.ClientError, OSError) as exc:
+                    # A dropped connection, a short Content-Length body, a broken gzip
+                    # stream; and a response closed by the reader (``aclose``).
+                    raise _cut_off() from exc
+                if not chunk:
+                    whole = True
+                    break
+                for piece in decoder.feed(chunk):
+                    yield piece
+                    if self._closed:  # closed by the reader: end quietly, with no result
+                        return
+                if decoder.finished:
+                    whole = decoder.done and content.at_eof()
+                    break  # the model ended its turn: stop reading (and the server generating) now
+                if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    if (beat := heartbeat()) is not None:
+                        await beat
+        except LLMError as exc:
+            decoder.failed(exc)
+            raise
+        finally:
+            if whole:
+                self._response.release()
+            else:
+                self._response.close()
+        for piece in decoder.finish():
+            yield piece
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    """The start of an error answer's body, as text; what arrived if reading it fails."""
+    body = b""
+    try:
+        while len(body) < ERROR_BODY_LIMIT and (chunk := await response.content.readany()):
+            body += chunk
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        pass
+    try:
+        return body[:ERROR_BODY_LIMIT].decode(response.charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
 
 
 def _arrived(response: requests.Response) -> Iterator[bytes]:
