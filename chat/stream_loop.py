@@ -18,12 +18,13 @@ is closed before ``run`` returns. ``submit`` returns the future without waiting.
 
 The loop starts on first use. A forked child (Celery's prefork pool, a test
 that forks) never touches its parent's loop, thread or sockets: it starts its own.
-``shutdown`` (tests, process exit) closes the loop's HTTP session and stops it.
+``shutdown`` (tests; run at exit too) closes the loop's HTTP session and stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import logging
@@ -82,6 +83,7 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(lambda: shutdown())  # close the pool's connections cleanly at exit
 
 
 def _running() -> _Loop:
