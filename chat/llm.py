@@ -21,6 +21,7 @@ for the whole of a close-delimited body; ``raw.read1`` returns what has come.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
@@ -79,6 +80,10 @@ HEARTBEAT_SECONDS = 0.25
 READ_SIZE = 64 * 1024
 # What an async call reads of an error answer for its message (the message is cut to 200).
 ERROR_BODY_LIMIT = 64 * 1024
+# After ``[DONE]`` the body's last bytes (the chunked terminator) usually follow at once: an
+# async stream waits this long for them, off the reader's path, so the connection can be
+# reused; a server that sends more, or takes longer, has its connection closed instead.
+DRAIN_SECONDS = 1.0
 
 
 class LLMError(Exception):
@@ -784,13 +789,16 @@ class AsyncChatStream:
     ``aclose()`` drops the upstream connection at once (the server sees the client
     go and stops generating); so does cancelling the task that reads, leaving the
     stream early, an error, and the model's end-of-turn marker. A reply read to its
-    end hands its connection back to the loop's pool. ``async with`` closes it too.
+    ``[DONE]`` hands its connection back to the loop's pool once the body's last
+    bytes are in (``aclose`` then waits for that, at most ``DRAIN_SECONDS``).
+    ``async with`` calls ``aclose`` too.
     """
 
     def __init__(self, response: aiohttp.ClientResponse, *, prompt_chars: str) -> None:
         self._response = response
         self._decoder = ReplyDecoder(prompt_chars=prompt_chars)
         self._closed = False
+        self._draining: asyncio.Task[None] | None = None
 
     @property
     def text(self) -> str:
@@ -816,7 +824,9 @@ class AsyncChatStream:
 
     async def aclose(self) -> None:
         self._closed = True
-        self._response.close()
+        if self._draining is not None:
+            await self._draining  # a finished reply: its connection goes back to the pool
+        self._response.close()  # no-op once released
 
     async def __aenter__(self) -> AsyncChatStream:
         return self
@@ -834,6 +844,7 @@ class AsyncChatStream:
         decoder, content = self._decoder, self._response.content
         last_beat = time.monotonic()
         whole = False  # read to the end of the body: the connection may serve another request
+        drain = False  # read to [DONE]: the body's last bytes are on their way
         try:
             while True:
                 try:
@@ -853,6 +864,7 @@ class AsyncChatStream:
                         return
                 if decoder.finished:
                     whole = decoder.done and content.at_eof()
+                    drain = decoder.done and not whole
                     break  # the model ended its turn: stop reading (and the server generating) now
                 if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                     last_beat = time.monotonic()
@@ -864,10 +876,35 @@ class AsyncChatStream:
         finally:
             if whole:
                 self._response.release()
+            elif drain:
+                self._draining = task = asyncio.get_running_loop().create_task(
+                    _release_after_body(self._response)
+                )
+                _DRAINING.add(task)  # the loop keeps only a weak reference to a task
+                task.add_done_callback(_DRAINING.discard)
             else:
                 self._response.close()
         for piece in decoder.finish():
             yield piece
+
+
+_DRAINING: set[asyncio.Task[None]] = set()
+
+
+async def _release_after_body(response: aiohttp.ClientResponse) -> None:
+    """Read the little that follows ``[DONE]``, then hand the connection back to the pool."""
+    try:
+        left = READ_SIZE
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while left > 0 and (chunk := await response.content.readany()):
+                left -= len(chunk)
+        if left > 0:
+            response.release()
+            return
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        pass
+    finally:
+        response.close()  # no-op once released; closes it on anything else, a cancel included
 
 
 async def _error_text(response: aiohttp.ClientResponse) -> str:

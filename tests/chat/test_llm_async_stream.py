@@ -350,12 +350,29 @@ def test_the_end_marker_closes_the_stream_at_once(client, fake_llm):
     assert not record["completed"] and record["client_disconnected"]
 
 
-def test_a_finished_reply_hands_its_connection_to_the_next(client, fake_llm):
-    fake_llm.framing = "length"  # the body ends with [DONE]: nothing left to read
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_a_finished_reply_hands_its_connection_to_the_next(client, fake_llm, framing, gzip):
+    """Read to [DONE], a reply's connection serves the next one (the body's end may follow
+    [DONE] a moment later, as the chunked terminator and the gzip trailer do)."""
+    fake_llm.framing, fake_llm.gzip = framing, gzip
+    fake_llm.body_end_delay = 0.1
+
+    async def reply() -> str:
+        async with await client.astream_chat(MESSAGES, max_tokens=300, temperature=0.7) as chat:
+            return "".join([piece async for piece in chat])
+
+    assert stream_loop.run(reply()) == stream_loop.run(reply()) == fake_llm.reply_text
+    first, second = fake_llm.requests[-2:]
+    assert first["client"] == second["client"]
+
+
+def test_a_connection_closed_by_the_server_is_not_reused(client, fake_llm):
+    fake_llm.framing = "close"
     async_outcome(client)
     async_outcome(client)
     first, second = fake_llm.requests[-2:]
-    assert first["client"] == second["client"]
+    assert first["client"] != second["client"]
 
 
 # --- many at once on the one loop -------------------------------------------------------
