@@ -20,7 +20,7 @@ import pytest
 from chat import aio_session, stream_loop
 from chat.llm import AsyncChatStream, Completion, LLMError, OpenAIChatClient
 from tests.chat.test_llm_client import HTTP_ERRORS
-from tests.chat.test_llm_streaming import DEBRIS_SAMPLES
+from tests.chat.test_llm_streaming import DEBRIS_SAMPLES, THINK_SAMPLES
 from tests.fakes.llm_server import FRAMINGS, FakeLLMServer
 
 MESSAGES = [
@@ -137,17 +137,7 @@ def test_the_async_stream_matches_the_sync_one_in_every_framing(client, fake_llm
         assert outcome.result is not None and outcome.result.text == REPLY
 
 
-THINK_CASES = [
-    ["<think>", "Coffee?", "</think>", "Yes!"],
-    ["<th", "ink>Let me", " think</th", "ink>\n\n", "Hello", " there"],
-    ["<", "t", "h", "i", "n", "k", ">", "a", "<", "/", "think", ">", "b"],
-    ["Sure. ", "<think>", "aside", "</think>", " Done."],
-    ["<think>", "hmm, the user", " wants"],
-    ["a < b and <thin", " ice>"],
-]
-
-
-@pytest.mark.parametrize("tokens", [tokens for tokens, _ in DEBRIS_SAMPLES] + THINK_CASES)
+@pytest.mark.parametrize("tokens", [s[0] for s in DEBRIS_SAMPLES + THINK_SAMPLES])
 def test_think_blocks_and_template_debris_are_handled_alike(client, fake_llm, tokens):
     fake_llm.reply_tokens = tokens
     expected, outcome = both(client, fake_llm, _set())
