@@ -4,7 +4,8 @@ Used only when no LLM is configured (the embedded default), so a fresh
 checkout can chat. It speaks the same small interface as
 ``chat.llm.OpenAIChatClient``: ``complete`` answers the scene analysis with
 well-formed JSON guessed from keywords (and the memory work's summaries and
-facts from the words of the chat), ``stream_chat`` streams a short
+facts from the words of the chat), ``stream_chat`` (and ``astream_chat``, on an
+event loop) streams a short
 in-character reply word by word at a readable pace (a different one for each
 version of a reply written again, and a story told in parts that stop at the
 length limit, so *Again* and *Continue* can be tried offline), and ``embed`` gives
@@ -15,13 +16,14 @@ retrieval runs offline too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 from chat.llm import HEARTBEAT_SECONDS, Completion, estimate_tokens
 from chat.memory_prompts import MEMORY_MARKER, SUMMARY_MARKER, section
@@ -177,21 +179,46 @@ def remember(system: str, content: str) -> dict[str, object]:
     return {"facts": facts[:5]}
 
 
-class DemoStream:
+class _DemoReply:
+    """What the sync and the async demo streams share: the words, and the result they make."""
+
     def __init__(self, words: list[str], *, delay: float, prompt_chars: int, truncated: bool = False) -> None:
         self._finish_reason = "length" if truncated else "stop"
         self._words = words
         self._delay = delay
         self._prompt_chars = prompt_chars
-        self._closed = threading.Event()
         self._text: list[str] = []
         self._result: Completion | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        return ""  # the demo does not think
 
     @property
     def result(self) -> Completion:
         if self._result is None:
             raise RuntimeError("the stream has not finished")
         return self._result
+
+    def _finish(self) -> None:
+        text = self.text
+        self._result = Completion(
+            text=text,
+            finish_reason=self._finish_reason,
+            prompt_tokens=max(1, self._prompt_chars // 4),
+            completion_tokens=estimate_tokens(text),
+            usage_estimated=True,
+        )
+
+
+class DemoStream(_DemoReply):
+    def __init__(self, words: list[str], *, delay: float, prompt_chars: int, truncated: bool = False) -> None:
+        super().__init__(words, delay=delay, prompt_chars=prompt_chars, truncated=truncated)
+        self._closed = threading.Event()
 
     def close(self) -> None:
         self._closed.set()
@@ -212,14 +239,43 @@ class DemoStream:
                 heartbeat()
             self._text.append(word)
             yield word
-        text = "".join(self._text)
-        self._result = Completion(
-            text=text,
-            finish_reason=self._finish_reason,
-            prompt_tokens=max(1, self._prompt_chars // 4),
-            completion_tokens=estimate_tokens(text),
-            usage_estimated=True,
-        )
+        self._finish()
+
+
+class AsyncDemoStream(_DemoReply):
+    """``DemoStream`` on an event loop, as ``chat.llm.AsyncChatStream``: the same words at the
+    same pace, waiting with ``asyncio.sleep`` so a thousand demo replies share one loop."""
+
+    _closed = False
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> AsyncDemoStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.pieces()
+
+    async def pieces(
+        self, heartbeat: Callable[[], Awaitable[None] | None] | None = None
+    ) -> AsyncIterator[str]:
+        last_beat = time.monotonic()
+        for word in self._words:
+            if self._closed:
+                return
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                if (beat := heartbeat()) is not None:
+                    await beat
+            self._text.append(word)
+            yield word
+        self._finish()
 
 
 class DemoLLM:
@@ -261,6 +317,20 @@ class DemoLLM:
         reply that is none of them (it has no randomness of its own). A story stops after
         ``STORY_PART_WORDS`` words (or ``max_tokens``) with finish reason "length"; a continued
         reply goes on from where its start stopped."""
+        words, truncated, chars = self._plan(messages, max_tokens=max_tokens, avoid=avoid)
+        return DemoStream(words, delay=self.token_delay, prompt_chars=chars, truncated=truncated)
+
+    async def astream_chat(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, avoid: Sequence[str] = ()
+    ) -> AsyncDemoStream:
+        """``stream_chat`` on an event loop: the same reply, word for word."""
+        words, truncated, chars = self._plan(messages, max_tokens=max_tokens, avoid=avoid)
+        return AsyncDemoStream(words, delay=self.token_delay, prompt_chars=chars, truncated=truncated)
+
+    def _plan(
+        self, messages: list[dict], *, max_tokens: int, avoid: Sequence[str]
+    ) -> tuple[list[str], bool, int]:
+        """The words to stream, whether they stop short of the reply, and the prompt's length."""
         limit = max(1, max_tokens)
         continued = _continued_reply(messages)
         if continued is not None:
@@ -273,8 +343,7 @@ class DemoLLM:
         if part_limit is not None:
             limit = min(limit, part_limit)
         chars = sum(len(str(m.get("content") or "")) for m in messages)
-        truncated = len(words) > limit
-        return DemoStream(words[:limit], delay=self.token_delay, prompt_chars=chars, truncated=truncated)
+        return words[:limit], len(words) > limit, chars
 
     def _reply(self, messages: list[dict]) -> str:
         return self._compose(messages)[0]

@@ -21,24 +21,30 @@ for the whole of a close-delimited body; ``raw.read1`` returns what has come.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import aiohttp
 import requests
 import urllib3.exceptions
 
+from chat import aio_session
 from chat.errors import RunError
 
 __all__ = [
     "DEFAULT_STOP",
     "HEARTBEAT_SECONDS",
+    "AsyncChatStream",
     "ChatStream",
     "Completion",
     "LLMError",
     "OpenAIChatClient",
+    "ReplyDecoder",
+    "error_from_status",
     "estimate_tokens",
     "parse_sse",
     "strip_template_debris",
@@ -72,6 +78,12 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 # whether or not they hold visible text (a reader checks for a cancel there).
 HEARTBEAT_SECONDS = 0.25
 READ_SIZE = 64 * 1024
+# What an async call reads of an error answer for its message (the message is cut to 200).
+ERROR_BODY_LIMIT = 64 * 1024
+# After ``[DONE]`` the body's last bytes (the chunked terminator) usually follow at once: an
+# async stream waits this long for them, off the reader's path, so the connection can be
+# reused; a server that sends more, or takes longer, has its connection closed instead.
+DRAIN_SECONDS = 1.0
 
 
 class LLMError(Exception):
@@ -160,43 +172,71 @@ def _partial_tail(text: str, tags: Iterable[str]) -> int:
 # --- SSE ---------------------------------------------------------------------------
 
 
-def _sse_data(chunks: Iterable[bytes]) -> Iterator[tuple[str, bool]]:
-    """Yield ``(data, ended)`` for each SSE event from byte chunks split anywhere.
+class _SSEEvents:
+    """The ``data`` of each SSE event, fed byte chunks split anywhere (push, so any transport
+    can feed it: ``requests`` in a thread, ``aiohttp`` on an event loop).
 
-    ``ended`` is False for a last event the body stopped in the middle of (no
-    newline after it): it may be whole, or cut mid-token by a dropped connection.
+    ``feed`` returns the events a chunk completed; ``end`` the last one the body stopped
+    in the middle of (no blank line after it), with ``ended`` False when not even its line
+    was finished: it may be whole, or cut mid-token by a dropped connection.
     """
-    buffer = b""
-    data_lines: list[str] = []
-    for chunk in chunks:
-        if not chunk:
-            continue
-        buffer += chunk
-        while True:
-            newline = buffer.find(b"\n")
-            if newline == -1:
-                break
-            line = buffer[:newline].rstrip(b"\r").decode("utf-8", errors="replace")
-            buffer = buffer[newline + 1 :]
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.data_lines: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[str]:
+        lines = (self.buffer + chunk).split(b"\n")
+        self.buffer = lines.pop()
+        events = []
+        for raw in lines:
+            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
             if not line:  # blank line: end of an event
-                if data_lines:
-                    yield "\n".join(data_lines), True
-                    data_lines = []
+                if self.data_lines:
+                    events.append("\n".join(self.data_lines))
+                    self.data_lines = []
                 continue
             if line.startswith(":"):  # comment / keep-alive
                 continue
             field, _, value = line.partition(":")
             if field == "data":
-                data_lines.append(value[1:] if value.startswith(" ") else value)
-    tail = buffer.rstrip(b"\r").decode("utf-8", errors="replace")
-    if tail.startswith("data:"):
-        data_lines.append(tail[5:].lstrip(" "))
-    if data_lines:
-        yield "\n".join(data_lines), not tail
+                self.data_lines.append(value[1:] if value.startswith(" ") else value)
+        return events
+
+    def end(self) -> list[tuple[str, bool]]:
+        tail = self.buffer.rstrip(b"\r").decode("utf-8", errors="replace")
+        self.buffer = b""
+        if tail.startswith("data:"):
+            self.data_lines.append(tail[5:].lstrip(" "))
+        data, self.data_lines = self.data_lines, []
+        return [("\n".join(data), not tail)] if data else []
 
 
-class _Done(Exception):
-    pass
+class _Done:
+    """The ``data: [DONE]`` event."""
+
+
+_DONE = _Done()
+
+
+def _payload(data: str, *, ended: bool) -> dict | _Done | None:
+    """One event's JSON object; ``_DONE`` at ``[DONE]``; None for a last event cut mid-way.
+
+    Raises ``LLMError(bad_response)`` for a whole event that is not a JSON object.
+    """
+    if data.strip() == "[DONE]":
+        return _DONE
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        if not ended:  # the connection closed mid-event: a cut-off reply, not garbage
+            return None
+        raise LLMError(
+            RunError.BAD_RESPONSE, "The AI service sent data we could not read.", retryable=True
+        ) from exc
+    if not isinstance(payload, dict):
+        raise LLMError(RunError.BAD_RESPONSE, "The AI service sent data we could not read.", retryable=True)
+    return payload
 
 
 def parse_sse(chunks: Iterable[bytes]) -> Iterator[dict]:
@@ -204,46 +244,25 @@ def parse_sse(chunks: Iterable[bytes]) -> Iterator[dict]:
 
     Raises ``LLMError(bad_response)`` for a payload that is not a JSON object.
     """
-    yield from _parse_sse(chunks)
+    events = _SSEEvents()
 
+    def ended_events() -> Iterator[tuple[str, bool]]:
+        for chunk in chunks:
+            for data in events.feed(chunk):
+                yield data, True
+        yield from events.end()
 
-class _SSEPayloads:
-    """``parse_sse`` that remembers whether the stream ended with ``[DONE]``."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self.chunks = chunks
-        self.done = False
-
-    def __iter__(self) -> Iterator[dict]:
-        self.done = yield from _parse_sse(self.chunks)
-
-
-def _parse_sse(chunks: Iterable[bytes]) -> Generator[dict, None, bool]:
-    """The payloads; returns True at ``[DONE]``, False when the bytes simply end."""
-    for data, ended in _sse_data(chunks):
-        if data.strip() == "[DONE]":
-            return True
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            if not ended:  # the connection closed mid-event: a cut-off reply, not garbage
-                return False
-            raise LLMError(
-                RunError.BAD_RESPONSE, "The AI service sent data we could not read.", retryable=True
-            ) from exc
-        if not isinstance(payload, dict):
-            raise LLMError(
-                RunError.BAD_RESPONSE, "The AI service sent data we could not read.", retryable=True
-            )
+    for data, ended in ended_events():
+        payload = _payload(data, ended=ended)
+        if not isinstance(payload, dict):  # [DONE], or a last event cut mid-way
+            return
         yield payload
-    return False
 
 
 # --- errors ------------------------------------------------------------------------
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -252,23 +271,27 @@ def _retry_after(response: requests.Response) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(body: str) -> str:
     try:
-        body = response.json()
+        decoded = json.loads(body)
     except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        error = body.get("error")
+        return body[:200]
+    if isinstance(decoded, dict):
+        error = decoded.get("error")
         if isinstance(error, dict):
             return str(error.get("message") or error)[:200]
         if isinstance(error, str):
             return error[:200]
-    return str(body)[:200]
+    return str(decoded)[:200]
 
 
-def error_from_response(response: requests.Response) -> LLMError:
-    status = response.status_code
-    detail = _error_detail(response)
+def error_from_status(status: int, body: str, *, retry_after: str | None = None) -> LLMError:
+    """The failure an HTTP error answer means, whichever client received it.
+
+    ``body`` is the answer's text (the service's own message is kept from it);
+    ``retry_after`` the raw ``Retry-After`` header.
+    """
+    detail = _error_detail(body)
     if status in (401, 403):
         return LLMError(RunError.AUTH, f"HTTP {status}: {detail}", retryable=False, status=status)
     if status == 429:
@@ -276,7 +299,7 @@ def error_from_response(response: requests.Response) -> LLMError:
             RunError.RATE_LIMITED,
             f"HTTP 429: {detail}",
             retryable=True,
-            retry_after=_retry_after(response),
+            retry_after=_retry_after(retry_after),
             status=status,
         )
     if status in (408, 409) or status >= 500:
@@ -284,10 +307,16 @@ def error_from_response(response: requests.Response) -> LLMError:
             RunError.SERVER,
             f"HTTP {status}: {detail}",
             retryable=True,
-            retry_after=_retry_after(response),
+            retry_after=_retry_after(retry_after),
             status=status,
         )
     return LLMError(RunError.BAD_REQUEST, f"HTTP {status}: {detail}", retryable=False, status=status)
+
+
+def error_from_response(response: requests.Response) -> LLMError:
+    return error_from_status(
+        response.status_code, response.text, retry_after=response.headers.get("Retry-After")
+    )
 
 
 def _error_from_payload(payload: dict) -> LLMError | None:
@@ -302,6 +331,19 @@ def _transport_error(exc: requests.RequestException) -> LLMError:
     if isinstance(exc, requests.Timeout):
         return LLMError(RunError.TIMEOUT, "The AI service did not answer in time.", retryable=True)
     if isinstance(exc, requests.ConnectionError):
+        return LLMError(
+            RunError.CONNECTION, f"Could not reach the AI service: {type(exc).__name__}.", retryable=True
+        )
+    return LLMError(
+        RunError.CONNECTION, f"Request to the AI service failed: {type(exc).__name__}.", retryable=True
+    )
+
+
+def _aio_transport_error(exc: BaseException) -> LLMError:
+    """``_transport_error`` for the async client: the same codes for aiohttp's failures."""
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors
+        return LLMError(RunError.TIMEOUT, "The AI service did not answer in time.", retryable=True)
+    if isinstance(exc, aiohttp.ClientConnectionError | OSError):
         return LLMError(
             RunError.CONNECTION, f"Could not reach the AI service: {type(exc).__name__}.", retryable=True
         )
@@ -336,10 +378,15 @@ class OpenAIChatClient:
         # Extra sampler fields (top_p, min_p, ...) already cut to what the provider accepts
         # (``chat.backends``); ``temperature`` and ``max_tokens`` come with each call.
         self.sampling = dict(sampling or {})
-        self.session = session or requests.Session()
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "CompanionHub"})
+        self.headers = {"Accept": "application/json", "User-Agent": "CompanionHub"}
         if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.session = session or requests.Session()
+        self.session.headers.update(self.headers)
+        # The async calls share their loop's pool (``chat.aio_session``); these ride on each request.
+        self.aio_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
 
     def configured(self, *, model: str | None = None, sampling: dict | None = None) -> OpenAIChatClient:
         """This client (same session and pool) for another model or sampler settings.
@@ -453,6 +500,32 @@ class OpenAIChatClient:
         response = self._post(body, stream=True)
         return ChatStream(response, prompt_chars=_messages_chars(messages))
 
+    async def astream_chat(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, avoid: Sequence[str] = ()
+    ) -> AsyncChatStream:
+        """``stream_chat`` on an event loop (``chat.stream_loop``): returns once the answer's
+        headers are in (or raises the same ``LLMError``); ``async for`` the pieces.
+
+        The request goes through the running loop's one ``aiohttp`` session, with this
+        client's key and timeouts (connect, and each read)."""
+        body = self._body(messages, max_tokens=max_tokens, temperature=temperature, stream=True)
+        try:
+            response = await aio_session.session().post(
+                self.url, json=body, headers=self.headers, timeout=self.aio_timeout
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _aio_transport_error(exc) from exc
+        if response.status >= 400:
+            try:
+                raise error_from_status(
+                    response.status,
+                    await _error_text(response),
+                    retry_after=response.headers.get("Retry-After"),
+                )
+            finally:
+                response.close()
+        return AsyncChatStream(response, prompt_chars=_messages_chars(messages))
+
 
 def _reasoning_of(delta: dict) -> str:
     """The reasoning a delta (or a whole message) carries in its own fields."""
@@ -526,25 +599,31 @@ class _StopFilter:
         return out if self.started else out[_role_label_end(out) or 0 :]
 
 
-class ChatStream:
-    """Iterate for visible text pieces; ``result`` holds the whole answer afterwards.
+class ReplyDecoder:
+    """The rules of a streamed answer, fed the body's bytes as they arrive, by any transport.
 
-    ``pieces(heartbeat=...)`` iterates the same and calls ``heartbeat`` every
-    ``HEARTBEAT_SECONDS`` while data arrives, visible or not (reasoning, empty
-    deltas, keep-alives); an exception it raises ends the stream and closes it.
-    ``close()`` drops the connection at once, which is how a cancelled reply
-    stops the server generating; the first end-of-turn marker does the same.
+    ``feed(chunk)`` yields the visible text pieces the chunk made certain (raising
+    ``LLMError`` where the stream says it failed, after the pieces before the failure);
+    ``finished`` turns True once nothing more needs reading (``[DONE]``, or the model
+    ended its turn with a template marker); ``finish()`` is called when the body ended
+    or the reader stopped at ``finished``: it yields the held-back tail, raises
+    ``incomplete`` for an answer that never said it was done, and sets ``result``.
+
+    The sync ``ChatStream`` and the async ``AsyncChatStream`` both read through one of
+    these, so the wire rules are written once.
     """
 
-    def __init__(self, response: requests.Response, *, prompt_chars: str) -> None:
-        self._response = response
+    def __init__(self, *, prompt_chars: str) -> None:
         self._prompt_chars = prompt_chars
+        self._events = _SSEEvents()
+        self._think = _ThinkSplitter()
+        self._stop = _StopFilter()
         self._pieces: list[str] = []
         self._reasoning: list[str] = []
-        self._result: Completion | None = None
         self.finish_reason: str | None = None
         self.usage: dict | None = None
-        self._closed = False
+        self.done = False  # ``[DONE]`` was read: not merely the end of the bytes
+        self.result: Completion | None = None
 
     @property
     def text(self) -> str:
@@ -555,74 +634,70 @@ class ChatStream:
         return "".join(self._reasoning)
 
     @property
-    def result(self) -> Completion:
-        if self._result is None:
-            raise RuntimeError("the stream has not finished")
-        return self._result
+    def finished(self) -> bool:
+        return self.done or self._stop.stopped
 
-    def close(self) -> None:
-        self._closed = True
-        self._response.close()
+    def failed(self, error: LLMError) -> LLMError:
+        """``error`` with the text shown so far, for a reader that keeps it."""
+        error.partial_text = error.partial_text or self.text
+        return error
 
-    def __iter__(self) -> Iterator[str]:
-        return self.pieces()
+    def feed(self, chunk: bytes) -> Iterator[str]:
+        if self.finished or not chunk:
+            return
+        for data in self._events.feed(chunk):
+            yield from self._event(data, ended=True)
+            if self.finished:
+                return
 
-    def pieces(self, heartbeat: Callable[[], None] | None = None) -> Iterator[str]:
-        think, stop = _ThinkSplitter(), _StopFilter()
-        saw_done = False
-        last_beat = time.monotonic()
-        try:
-            payloads = _SSEPayloads(_checked(_arrived(self._response)))
-            for payload in payloads:
-                if error := _error_from_payload(payload):
-                    raise error
-                if isinstance(payload.get("usage"), dict):
-                    self.usage = payload["usage"]
-                for choice in payload.get("choices") or ():
-                    if not isinstance(choice, dict):
-                        continue
-                    delta = choice.get("delta")
-                    if isinstance(delta, dict):
-                        self._reasoning.append(_reasoning_of(delta))
-                        content = delta.get("content")
-                        if isinstance(content, str) and content and not stop.stopped:
-                            visible, thought = think.feed(content)
-                            self._reasoning.append(thought)
-                            if shown := stop.feed(visible):
-                                self._pieces.append(shown)
-                                yield shown
-                                if self._closed:  # closed by the reader: end quietly, with no result
-                                    return
-                    if choice.get("finish_reason"):
-                        self.finish_reason = choice["finish_reason"]
-                if stop.stopped:
-                    break  # the model ended its turn: stop reading (and the server generating) now
-                if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                    last_beat = time.monotonic()
-                    heartbeat()
-            saw_done = payloads.done  # not merely the end of the bytes
-        except LLMError as exc:
-            exc.partial_text = exc.partial_text or self.text
-            raise
-        finally:
-            self._response.close()
-        if not stop.stopped:
-            visible, thought = think.flush()
+    def finish(self) -> Iterator[str]:
+        if not self.finished:
+            for data, ended in self._events.end():
+                yield from self._event(data, ended=ended)
+        if not self._stop.stopped:
+            visible, thought = self._think.flush()
             self._reasoning.append(thought)
-            tail = stop.feed(visible) + stop.flush()
-            if tail:
+            if tail := self._stop.feed(visible) + self._stop.flush():
                 self._pieces.append(tail)
                 yield tail
-        if stop.stopped and not self.finish_reason:
+        if self._stop.stopped and not self.finish_reason:
             self.finish_reason = "stop"
-        if not saw_done and not self.finish_reason:
-            raise LLMError(
-                RunError.INCOMPLETE,
-                "The reply stopped before it finished.",
-                retryable=True,
-                partial_text=self.text,
+        if not self.done and not self.finish_reason:
+            raise self.failed(
+                LLMError(RunError.INCOMPLETE, "The reply stopped before it finished.", retryable=True)
             )
-        self._result = self._build_result()
+        self.result = self._build_result()
+
+    def _event(self, data: str, *, ended: bool) -> Iterator[str]:
+        try:
+            payload = _payload(data, ended=ended)
+        except LLMError as exc:
+            self.failed(exc)
+            raise
+        if isinstance(payload, _Done):
+            self.done = True
+            return
+        if payload is None:  # a last event cut mid-way: the bytes end here
+            return
+        if error := _error_from_payload(payload):
+            raise self.failed(error)
+        if isinstance(payload.get("usage"), dict):
+            self.usage = payload["usage"]
+        for choice in payload.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                self._reasoning.append(_reasoning_of(delta))
+                content = delta.get("content")
+                if isinstance(content, str) and content and not self._stop.stopped:
+                    visible, thought = self._think.feed(content)
+                    self._reasoning.append(thought)
+                    if shown := self._stop.feed(visible):
+                        self._pieces.append(shown)
+                        yield shown
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
 
     def _build_result(self) -> Completion:
         text = self.text
@@ -638,6 +713,212 @@ class ChatStream:
             usage_estimated=estimated,
             reasoning=self.reasoning,
         )
+
+
+class ChatStream:
+    """Iterate for visible text pieces; ``result`` holds the whole answer afterwards.
+
+    ``pieces(heartbeat=...)`` iterates the same and calls ``heartbeat`` every
+    ``HEARTBEAT_SECONDS`` while data arrives, visible or not (reasoning, empty
+    deltas, keep-alives); an exception it raises ends the stream and closes it.
+    ``close()`` drops the connection at once, which is how a cancelled reply
+    stops the server generating; the first end-of-turn marker does the same.
+    """
+
+    def __init__(self, response: requests.Response, *, prompt_chars: str) -> None:
+        self._response = response
+        self._decoder = ReplyDecoder(prompt_chars=prompt_chars)
+        self._closed = False
+
+    @property
+    def text(self) -> str:
+        return self._decoder.text
+
+    @property
+    def reasoning(self) -> str:
+        return self._decoder.reasoning
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._decoder.finish_reason
+
+    @property
+    def usage(self) -> dict | None:
+        return self._decoder.usage
+
+    @property
+    def result(self) -> Completion:
+        if self._decoder.result is None:
+            raise RuntimeError("the stream has not finished")
+        return self._decoder.result
+
+    def close(self) -> None:
+        self._closed = True
+        self._response.close()
+
+    def __iter__(self) -> Iterator[str]:
+        return self.pieces()
+
+    def pieces(self, heartbeat: Callable[[], None] | None = None) -> Iterator[str]:
+        decoder = self._decoder
+        last_beat = time.monotonic()
+        try:
+            for chunk in _checked(_arrived(self._response)):
+                for piece in decoder.feed(chunk):
+                    yield piece
+                    if self._closed:  # closed by the reader: end quietly, with no result
+                        return
+                if decoder.finished:
+                    break  # the model ended its turn: stop reading (and the server generating) now
+                if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    heartbeat()
+        except LLMError as exc:
+            decoder.failed(exc)
+            raise
+        finally:
+            self._response.close()
+        yield from decoder.finish()
+
+
+class AsyncChatStream:
+    """``ChatStream`` for an event loop: ``async for`` the visible text pieces (or
+    ``pieces(heartbeat=...)``); ``result`` (a ``Completion``), ``text`` and
+    ``reasoning`` as the sync stream has them, read through the same ``ReplyDecoder``.
+
+    ``aclose()`` drops the upstream connection at once (the server sees the client
+    go and stops generating); so does cancelling the task that reads, leaving the
+    stream early, an error, and the model's end-of-turn marker. A reply read to its
+    ``[DONE]`` hands its connection back to the loop's pool once the body's last
+    bytes are in (``aclose`` then waits for that, at most ``DRAIN_SECONDS``).
+    ``async with`` calls ``aclose`` too.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, *, prompt_chars: str) -> None:
+        self._response = response
+        self._decoder = ReplyDecoder(prompt_chars=prompt_chars)
+        self._closed = False
+        self._draining: asyncio.Task[None] | None = None
+
+    @property
+    def text(self) -> str:
+        return self._decoder.text
+
+    @property
+    def reasoning(self) -> str:
+        return self._decoder.reasoning
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._decoder.finish_reason
+
+    @property
+    def usage(self) -> dict | None:
+        return self._decoder.usage
+
+    @property
+    def result(self) -> Completion:
+        if self._decoder.result is None:
+            raise RuntimeError("the stream has not finished")
+        return self._decoder.result
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._draining is not None:
+            await self._draining  # a finished reply: its connection goes back to the pool
+        self._response.close()  # no-op once released
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.pieces()
+
+    async def pieces(
+        self, heartbeat: Callable[[], Awaitable[None] | None] | None = None
+    ) -> AsyncIterator[str]:
+        """As ``ChatStream.pieces``; ``heartbeat`` may be a plain or an async function."""
+        decoder, content = self._decoder, self._response.content
+        last_beat = time.monotonic()
+        whole = False  # read to the end of the body: the connection may serve another request
+        drain = False  # read to [DONE]: the body's last bytes are on their way
+        try:
+            while True:
+                try:
+                    chunk = await content.readany()
+                except TimeoutError as exc:
+                    raise _stopped_sending() from exc
+                except (aiohttp.ClientError, OSError) as exc:
+                    # A dropped connection, a short Content-Length body, a broken gzip
+                    # stream; and a response closed by the reader (``aclose``).
+                    raise _cut_off() from exc
+                if not chunk:
+                    whole = True
+                    break
+                for piece in decoder.feed(chunk):
+                    yield piece
+                    if self._closed:  # closed by the reader: end quietly, with no result
+                        return
+                if decoder.finished:
+                    whole = decoder.done and content.at_eof()
+                    drain = decoder.done and not whole
+                    break  # the model ended its turn: stop reading (and the server generating) now
+                if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    if (beat := heartbeat()) is not None:
+                        await beat
+        except LLMError as exc:
+            decoder.failed(exc)
+            raise
+        finally:
+            if whole:
+                self._response.release()
+            elif drain:
+                self._draining = task = asyncio.get_running_loop().create_task(
+                    _release_after_body(self._response)
+                )
+                _DRAINING.add(task)  # the loop keeps only a weak reference to a task
+                task.add_done_callback(_DRAINING.discard)
+            else:
+                self._response.close()
+        for piece in decoder.finish():
+            yield piece
+
+
+_DRAINING: set[asyncio.Task[None]] = set()
+
+
+async def _release_after_body(response: aiohttp.ClientResponse) -> None:
+    """Read the little that follows ``[DONE]``, then hand the connection back to the pool."""
+    try:
+        left = READ_SIZE
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while left > 0 and (chunk := await response.content.readany()):
+                left -= len(chunk)
+        if left > 0:
+            response.release()
+            return
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        pass
+    finally:
+        response.close()  # no-op once released; closes it on anything else, a cancel included
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    """The start of an error answer's body, as text; what arrived if reading it fails."""
+    body = b""
+    try:
+        while len(body) < ERROR_BODY_LIMIT and (chunk := await response.content.readany()):
+            body += chunk
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        pass
+    try:
+        return body[:ERROR_BODY_LIMIT].decode(response.charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
 
 
 def _arrived(response: requests.Response) -> Iterator[bytes]:
@@ -656,8 +937,16 @@ def _checked(chunks: Iterable[bytes]) -> Iterator[bytes]:
     try:
         yield from chunks
     except (urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError) as exc:
-        raise LLMError(RunError.TIMEOUT, "The AI service stopped sending.", retryable=True) from exc
+        raise _stopped_sending() from exc
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
         # A dropped connection, a short Content-Length body, a broken gzip stream; and a
         # response closed by the reader (a cancel), which ends the stream the same way.
-        raise LLMError(RunError.INCOMPLETE, "The reply stopped before it finished.", retryable=True) from exc
+        raise _cut_off() from exc
+
+
+def _stopped_sending() -> LLMError:
+    return LLMError(RunError.TIMEOUT, "The AI service stopped sending.", retryable=True)
+
+
+def _cut_off() -> LLMError:
+    return LLMError(RunError.INCOMPLETE, "The reply stopped before it finished.", retryable=True)

@@ -16,7 +16,8 @@ connection and preset joined); the default connection is memoised per process
 for ``DEFAULT_TTL`` seconds (a moderator's change reaches other processes
 within that). Clients are cached per thread by ``(connection id, updated_at)``:
 one ``requests.Session`` (one connection pool) per thread and connection,
-rebuilt when the row is saved. A companion's model and preset ride on a
+rebuilt when the row is saved. Their async calls (``astream_chat``) share
+one ``aiohttp`` pool per event loop instead (``chat.aio_session``). A companion's model and preset ride on a
 shallow copy of that client for one step (``OpenAIChatClient.configured``).
 
 Circuit breakers are per connection (``llm:<id>``, ``image:<id>``); the demo

@@ -6,7 +6,7 @@ these from a ``Connection`` row. The pipeline knows only these interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
@@ -68,6 +68,29 @@ class ReplyStream(Protocol):
 
 
 @runtime_checkable
+class AsyncReplyStream(Protocol):
+    """What ``astream_chat`` returns, for ``chat.stream_loop``: ``async for`` the text;
+    ``result`` once it ended; ``aclose`` stops it and closes the upstream request at once."""
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    def pieces(self, heartbeat: Callable[[], Awaitable[None] | None] | None = None) -> AsyncIterator[str]:
+        """The visible text as it arrives; ``heartbeat`` (plain or async) is called on a clock."""
+        ...
+
+    @property
+    def result(self) -> Completion: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def reasoning(self) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
 class LLMBackend(Protocol):
     def complete(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Completion: ...
 
@@ -76,6 +99,12 @@ class LLMBackend(Protocol):
     ) -> ReplyStream:
         """A streamed reply. ``avoid``: the earlier versions of a reply written again; a back end
         that samples varies its replies anyway, a deterministic one (the demo) must pick another."""
+        ...
+
+    async def astream_chat(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, avoid: Sequence[str] = ()
+    ) -> AsyncReplyStream:
+        """``stream_chat`` on an event loop: the same reply, read without a thread of its own."""
         ...
 
 

@@ -145,21 +145,22 @@ def test_reasoning_fields_are_kept_apart_from_the_reply(client, fake_llm):
     assert chat.result.reasoning == "The user wants coffee. " * 2  # reasoning_content, then reasoning
 
 
-@pytest.mark.parametrize(
-    ("tokens", "text", "reasoning"),
-    [
-        (["<think>", "Coffee?", "</think>", "Yes!"], "Yes!", "Coffee?"),
-        (
-            ["<th", "ink>Let me", " think</th", "ink>\n\n", "Hello", " there"],
-            "\n\nHello there",
-            "Let me think",
-        ),
-        (["<", "t", "h", "i", "n", "k", ">", "a", "<", "/", "think", ">", "b"], "b", "a"),
-        (["Sure. ", "<think>", "aside", "</think>", " Done."], "Sure.  Done.", "aside"),
-        (["<think>", "hmm, the user", " wants"], "", "hmm, the user wants"),  # never closed
-        (["a < b and <thin", " ice>"], "a < b and <thin ice>", ""),
-    ],
-)
+# (tokens as streamed, the reply, the reasoning)
+THINK_SAMPLES = [
+    (["<think>", "Coffee?", "</think>", "Yes!"], "Yes!", "Coffee?"),
+    (
+        ["<th", "ink>Let me", " think</th", "ink>\n\n", "Hello", " there"],
+        "\n\nHello there",
+        "Let me think",
+    ),
+    (["<", "t", "h", "i", "n", "k", ">", "a", "<", "/", "think", ">", "b"], "b", "a"),
+    (["Sure. ", "<think>", "aside", "</think>", " Done."], "Sure.  Done.", "aside"),
+    (["<think>", "hmm, the user", " wants"], "", "hmm, the user wants"),  # never closed
+    (["a < b and <thin", " ice>"], "a < b and <thin ice>", ""),
+]
+
+
+@pytest.mark.parametrize(("tokens", "text", "reasoning"), THINK_SAMPLES)
 def test_think_blocks_are_kept_apart_even_split_across_chunks(client, fake_llm, tokens, text, reasoning):
     fake_llm.reply_tokens = tokens
     chat = open_stream(client)

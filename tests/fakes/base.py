@@ -24,6 +24,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 256  # hundreds of clients connecting at once are queued, not refused
 
     def __init__(self, address, handler, fake: FakeServer) -> None:
         self.fake = fake
@@ -77,6 +78,7 @@ class FakeHandler(BaseHTTPRequestHandler):
             {
                 "method": self.command,
                 "path": self.path,
+                "client": self.client_address,  # (host, port): one port per connection
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "json": body,
                 "raw": raw,

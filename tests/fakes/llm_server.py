@@ -475,6 +475,7 @@ class _Wire:
                 record["dropped"] = True
                 handler.drop_connection()
                 return False
+        handler.sleep(fake.body_end_delay)  # [DONE] is out; the body's end comes later
         try:
             self._write(self.trailer)
             if self.framing == "chunked":
@@ -519,7 +520,8 @@ class FakeLLMServer(FakeServer):
 
     Settable attributes: ``reply_tokens`` (or ``set_reply(text)``),
     ``completion_text`` (the non-streamed answer), ``token_delay``,
-    ``first_byte_delay``, ``delay``, ``send_usage``, ``comment_lines``,
+    ``first_byte_delay``, ``body_end_delay`` (between ``[DONE]`` and the end of the body:
+    the chunked terminator, the gzip trailer), ``delay``, ``send_usage``, ``comment_lines``,
     ``reasoning``, ``reasoning_chunks`` (that many reasoning-only deltas before
     the reply, ``token_delay`` apart), ``null_choices``, ``models``,
     ``framing`` (one of ``FRAMINGS``: ``"chunked"``, ``"close"``,
@@ -581,6 +583,7 @@ class FakeLLMServer(FakeServer):
         self.completion_text: str = DEFAULT_COMPLETION_TEXT
         self.token_delay: float = 0.0
         self.first_byte_delay: float = 0.0
+        self.body_end_delay: float = 0.0
         self.send_usage: bool = True
         self.comment_lines: bool = False
         self.reasoning: bool = False
