@@ -28,7 +28,7 @@ from django.utils.translation import gettext_noop
 
 from accounts.language import user_language
 from accounts.models import User
-from chat import events, leases, painting, prompts, runs, steps, tokens, turns, voice
+from chat import events, leases, painting, prompts, reply_stream, runs, steps, tokens, turns, voice
 from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.budget import PromptTooLarge
@@ -49,9 +49,6 @@ from media.services import store_image
 
 log = structlog.get_logger(__name__)
 
-CHECKPOINT_SECONDS = 1.0
-# A stream that sent no batch for this long asks whether its run was cancelled.
-QUIET_SECONDS = 0.2
 ANALYSIS_MAX_TOKENS = 200
 # An answer with nothing to show is tried this many times before the run fails.
 EMPTY_REPLY_TRIES = 2
@@ -264,10 +261,26 @@ def generate_reply(run_id: RunId) -> None:
         # Each sentence is spoken as soon as it is written (its own queue), when voice is on.
         speaker = voice.reply_voice(run, companion, continuing=continuing)
         avoid = () if continuing else tuple(conversation.earlier_versions())
+        max_tokens = llm.max_tokens(int(config["max_reply_tokens"]))
+        job = reply_stream.StreamJob(
+            run_id=str(run_id),
+            llm=llm,
+            messages=chat_messages,
+            # A preset's temperature and reply length win over the companion's own settings.
+            max_tokens=max_tokens,
+            temperature=llm.temperature(float(config["temperature"])),
+            batcher=batcher,
+            progress=lambda pieces: steps.get("generate_reply").within(pieces / max(max_tokens, 1)),
+            save=lambda text, progress: _save_progress(run_id, conversation, text, progress),
+            speaker=speaker,
+            avoid=avoid,
+        )
         try:
-            result = _stream(
-                run_id, conversation, chat_messages, config, batcher, publisher, llm, speaker, avoid=avoid
-            )
+            result = reply_stream.stream_reply(job)
+        except reply_stream.Stopped:
+            conversation.checkpoint(batcher.text, complete=False)
+            _record_partial_usage(run_id, chat_messages, streamed=batcher.text[len(prefix) :])
+            raise RunEnded from None
         except LLMError as exc:
             breaker.record_failure()
             conversation.checkpoint(batcher.text, complete=False)
@@ -416,64 +429,10 @@ def _record_served_by(run_id: RunId, llm: LLMChoice) -> None:
         PipelineRun.objects.filter(pk=run_id).update(analysis={**run.analysis, "served_by": llm.served_by})
 
 
-def _stream(
-    run_id: RunId,
-    conversation: ReplyWriter,
-    chat_messages: list[dict[str, str]],
-    config: dict[str, Any],
-    batcher: TokenBatcher,
-    publisher: EventPublisher,
-    llm: LLMChoice,
-    speaker: voice.ReplyVoice | None = None,
-    *,
-    avoid: tuple[str, ...] = (),
-) -> Completion:
-    # A preset's temperature and reply length win over the companion's own settings.
-    max_tokens = llm.max_tokens(int(config["max_reply_tokens"]))
-    stream = llm.client.stream_chat(
-        chat_messages,
-        max_tokens=max_tokens,
-        temperature=llm.temperature(float(config["temperature"])),
-        avoid=avoid,
-    )
-    last_checkpoint = time.monotonic()
-    pieces = 0
-
-    def stop() -> NoReturn:
-        conversation.checkpoint(batcher.text, complete=False)
-        raise RunEnded
-
-    def heartbeat() -> None:
-        # The stream calls this on a clock while anything arrives (reasoning, empty deltas,
-        # keep-alives), so a cancel stops a model that is still thinking, not only one writing.
-        # While tokens flow, a refused batch says the same at no cost: ask only when quiet.
-        if batcher.refused:
-            stop()
-        quiet = batcher.last_flush is None or time.monotonic() - batcher.last_flush >= QUIET_SECONDS
-        if quiet and runs.run_is_cancelled(run_id):
-            batcher.flush()
-            stop()
-
-    try:
-        for piece in stream.pieces(heartbeat=heartbeat):
-            batcher.add(piece)
-            if batcher.refused:  # the run ended (cancelled or failed): nothing more goes out
-                stop()
-            if speaker is not None:
-                speaker.feed(piece)  # a task per finished sentence: one broker write, no waiting
-            pieces += 1
-            now = time.monotonic()
-            if now - last_checkpoint >= CHECKPOINT_SECONDS:
-                last_checkpoint = now
-                conversation.checkpoint(batcher.text)
-                progress = steps.get("generate_reply").within(pieces / max(max_tokens, 1))
-                if runs.run_set_progress(run_id, progress=progress, step="generate_reply"):
-                    publisher.send(events.progress(str(run_id), progress, "generate_reply"))
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()  # stop reading from the LLM at once (cancel, error)
-    return stream.result
+def _save_progress(run_id: RunId, conversation: ReplyWriter, text: str, progress: int) -> None:
+    """The reply so far and the run's progress, to the database (every few seconds)."""
+    conversation.checkpoint(text)
+    runs.run_set_progress(run_id, progress=progress, step="generate_reply")
 
 
 def reanalyze(run_id: RunId) -> None:

@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis
 import redis.asyncio as aioredis
@@ -66,6 +66,15 @@ class Append:
     text_key: str | None = None  # a live text to add ``text`` to, or to replace with it
     text: str = ""
     text_mode: int = TEXT_NONE
+    # TEXT_APPEND: the live text's length in UTF-8 bytes before this append, as the writer knows
+    # it. A live text of any other length (lost in a Redis restart) is left alone and the result
+    # says so (``text_ok``), so the writer replaces it whole next time.
+    text_bytes: int = -1
+
+
+class Result(NamedTuple):
+    last: int  # the last number given, 0 for no events, ``REFUSED`` when the guard refused
+    text_ok: bool = True
 
 
 @dataclass
@@ -80,7 +89,9 @@ class ReadResult:
 
 
 class RelayLog(Protocol):
-    def append_many(self, appends: Sequence[Append]) -> list[int]: ...
+    def append_many(self, appends: Sequence[Append]) -> list[Result]: ...
+    async def aappend_many(self, appends: Sequence[Append]) -> list[Result]: ...
+    async def aflag_set(self, flag: str) -> bool: ...
     def last_seq(self, topic: str) -> int: ...
     def flag_set(self, flag: str) -> bool: ...
     def live_text(self, key: str) -> str | None: ...
@@ -102,18 +113,25 @@ def _dumps(event: Mapping[str, Any]) -> str:
 # --- Redis -----------------------------------------------------------------------
 
 # KEYS: stream, counter, unless-flag, set-flag, text. ARGV: maxlen, ttl, has-unless, has-set,
-# text-mode, text, event count, events... Returns the last number given, 0 for no events, -1 refused.
+# text-mode, text, text-bytes, event count, events... Returns {the last number given (0 for no
+# events, -1 refused), 1 when the live text was as expected}.
 APPEND_SCRIPT = """
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return {-1, 1} end
 if ARGV[4] == '1' then redis.call('SET', KEYS[4], '1', 'EX', ARGV[2]) end
+local text_ok = 1
 if ARGV[5] == '1' then
-  redis.call('APPEND', KEYS[5], ARGV[6])
-  redis.call('EXPIRE', KEYS[5], ARGV[2])
+  local expected = tonumber(ARGV[7])
+  if expected >= 0 and redis.call('STRLEN', KEYS[5]) ~= expected then
+    text_ok = 0
+  else
+    redis.call('APPEND', KEYS[5], ARGV[6])
+    redis.call('EXPIRE', KEYS[5], ARGV[2])
+  end
 elseif ARGV[5] == '2' then
   redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[2])
 end
-local n = tonumber(ARGV[7])
-if n == 0 then return 0 end
+local n = tonumber(ARGV[8])
+if n == 0 then return {0, text_ok} end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   local t = redis.call('TIME')
   redis.call('SET', KEYS[2], string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
@@ -123,11 +141,16 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 local seq = last - n
 for i = 1, n do
   seq = seq + 1
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', seq), 'e', ARGV[7 + i])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', seq), 'e', ARGV[8 + i])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return last
+return {last, text_ok}
 """
+
+
+def _result(value: Any) -> Result:
+    last, text_ok = value
+    return Result(int(last), bool(int(text_ok)))
 
 
 def _seq_of(entry_id: bytes | str) -> int:
@@ -160,6 +183,7 @@ class RedisLog:
         self._script: Any = None
         self._lock = threading.Lock()
         self._async: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        self._ascripts: dict[aioredis.Redis, Any] = {}
 
     # Keys
     def stream_key(self, topic: str) -> str:
@@ -190,14 +214,14 @@ class RedisLog:
                     self._script = self._client.register_script(APPEND_SCRIPT)
         return self._client
 
-    def append_many(self, appends: Sequence[Append]) -> list[int]:
+    def append_many(self, appends: Sequence[Append]) -> list[Result]:
         client = self.client()
         if len(appends) == 1:
-            return [int(self._script(**self._call(appends[0])))]
+            return [_result(self._script(**self._call(appends[0])))]
         pipe = client.pipeline(transaction=False)
         for append in appends:
             self._script(client=pipe, **self._call(append))
-        return [int(value) for value in pipe.execute()]
+        return [_result(value) for value in pipe.execute()]
 
     def _call(self, append: Append) -> dict[str, Any]:
         keys = [
@@ -214,6 +238,7 @@ class RedisLog:
             "1" if append.set_flag else "0",
             append.text_mode if append.text_key else TEXT_NONE,
             append.text,
+            append.text_bytes,
             len(append.events),
             *(_dumps(event) for event in append.events),
         ]
@@ -239,12 +264,26 @@ class RedisLog:
         client = self._async.get(loop)
         if client is None:
             for other in [other for other in self._async if other.is_closed()]:
-                del self._async[other]
+                self._ascripts.pop(self._async.pop(other), None)
             client = aioredis.Redis.from_url(
                 self.url, socket_timeout=None, socket_connect_timeout=2, health_check_interval=30
             )
             self._async[loop] = client
         return client
+
+    async def aappend_many(self, appends: Sequence[Append]) -> list[Result]:
+        """``append_many`` from an event loop: the appends of every reply of one tick, one round trip."""
+        client = self.aclient()
+        script = self._ascripts.get(client)
+        if script is None:
+            script = self._ascripts[client] = client.register_script(APPEND_SCRIPT)
+        pipe = client.pipeline(transaction=False)
+        for append in appends:
+            await script(client=pipe, **self._call(append))
+        return [_result(value) for value in await pipe.execute()]
+
+    async def aflag_set(self, flag: str) -> bool:
+        return bool(await self.aclient().exists(self.flag_key(flag)))
 
     async def aread(self, cursors: Mapping[str, int], *, block_ms: int) -> dict[str, list[Entry]]:
         if not cursors:
@@ -282,7 +321,7 @@ class MemoryLog:
         self._texts: dict[str, str] = {}
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
-    def append_many(self, appends: Sequence[Append]) -> list[int]:
+    def append_many(self, appends: Sequence[Append]) -> list[Result]:
         results = []
         with self._lock:
             for append in appends:
@@ -293,24 +332,34 @@ class MemoryLog:
                 loop.call_soon_threadsafe(event.set)
         return results
 
-    def _append(self, append: Append) -> int:
+    async def aappend_many(self, appends: Sequence[Append]) -> list[Result]:
+        return self.append_many(appends)
+
+    async def aflag_set(self, flag: str) -> bool:
+        return self.flag_set(flag)
+
+    def _append(self, append: Append) -> Result:
         if append.unless_flag and append.unless_flag in self._flags:
-            return REFUSED
+            return Result(REFUSED)
         if append.set_flag:
             self._flags.add(append.set_flag)
+        text_ok = True
         if append.text_key and append.text_mode == TEXT_APPEND:
-            self._texts[append.text_key] = self._texts.get(append.text_key, "") + append.text
+            have = self._texts.get(append.text_key, "")
+            text_ok = append.text_bytes < 0 or len(have.encode()) == append.text_bytes
+            if text_ok:
+                self._texts[append.text_key] = have + append.text
         elif append.text_key and append.text_mode == TEXT_REPLACE:
             self._texts[append.text_key] = append.text
         if not append.events:
-            return 0
+            return Result(0, text_ok)
         seq = self._counters.get(append.topic) or _seq_start()
         entries = self._logs.setdefault(append.topic, deque(maxlen=self.maxlen))
         for event in append.events:
             seq += 1
             entries.append(Entry(seq, json.loads(_dumps(event))))
         self._counters[append.topic] = seq
-        return seq
+        return Result(seq, text_ok)
 
     def last_seq(self, topic: str) -> int:
         with self._lock:
@@ -390,4 +439,4 @@ def publish(topic: str, *events: Mapping[str, Any], unless_flag: str | None = No
     Raises what the log raises (Redis down): callers decide whether an event may be lost.
     """
     append = Append(topic, events, unless_flag=unless_flag, set_flag=set_flag)
-    return relay_log().append_many([append])[0]
+    return relay_log().append_many([append])[0].last
