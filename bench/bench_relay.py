@@ -178,7 +178,9 @@ def run_level(
     async def go() -> Level:
         sampler = CpuSampler(groups)
         sampler.start()
-        results, began, ended = await burst(connections, keys, expected_length=expected_length, timeout=timeout)
+        results, began, ended = await burst(
+            connections, keys, expected_length=expected_length, seconds=timeout
+        )
         await sampler.stop()
         level = Level(system, len(connections), results, {}, began, ended)
         level.cpu_whole = sampler.within([(began, ended)])
@@ -196,7 +198,10 @@ def run_level(
 def summarize(level: Level) -> dict:
     tokens = reply_tokens(TOKENS)
     expected = "".join(tokens)
-    first_vs_llm, first_vs_send, added, start = [], [], [], []
+    first_vs_llm: list[float] = []
+    first_vs_send: list[float] = []
+    added: list[float] = []
+    start: list[float] = []
     lost = duplicated = reordered = corrupt = delivered = exact = 0
     ends: Counter[str] = Counter()
     for result in level.results:
@@ -269,16 +274,23 @@ def measure_direct(levels: list[int], llm_origin: str, timeout: float) -> list[d
     return rows
 
 
-def measure_reference(levels: list[int], llm_origin: str, timeout: float, var: Path) -> tuple[list[dict], dict]:
+def measure_reference(
+    levels: list[int], llm_origin: str, timeout: float, var: Path
+) -> tuple[list[dict], dict]:
     rows = []
-    with child("bench.relay_reference", "--llm", f"{llm_origin}/v1", log=var / "reference.log") as (process, port):
+    with child("bench.relay_reference", "--llm", f"{llm_origin}/v1", log=var / "reference.log") as (
+        process,
+        port,
+    ):
         memory = {"relay_start_mb": rss_mb(process.pid)}
         url = f"ws://127.0.0.1:{port}/"
         # warm up: imports, the first connection
         run_level("reference", [SocketConnection(url)], llm_origin=llm_origin, groups={}, timeout=timeout)
         for n in levels:
             conns: list[Connection] = [SocketConnection(url) for _ in range(n)]
-            level = run_level("reference", conns, llm_origin=llm_origin, groups={"relay": [process.pid]}, timeout=timeout)
+            level = run_level(
+                "reference", conns, llm_origin=llm_origin, groups={"relay": [process.pid]}, timeout=timeout
+            )
             rows.append(summarize(level))
             print(f"  reference {n}: done", flush=True)
         memory["relay_end_mb"] = rss_mb(process.pid)
@@ -293,12 +305,25 @@ def bench_services() -> Iterator[tuple[str, str, dict[str, list[int]]]]:
         pg.create_database("relay")
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
         assert redis_server.process is not None
-        yield pg.url("relay"), redis_server.url, {"redis": [redis_server.process.pid], "postgres": [postmaster]}
+        yield (
+            pg.url("relay"),
+            redis_server.url,
+            {"redis": [redis_server.process.pid], "postgres": [postmaster]},
+        )
 
 
-def measure_companionhub(levels: list[int], llm_origin: str, timeout: float, var: Path) -> tuple[list[dict], dict]:
+def measure_companionhub(
+    levels: list[int], llm_origin: str, timeout: float, var: Path
+) -> tuple[list[dict], dict]:
     concurrency = os.environ.get("BENCH_RELAY_WORKER_CONCURRENCY", "10")
-    worker = ["--queues=chat", "--pool=threads", f"--concurrency={concurrency}", "--loglevel=WARNING", "-n", "chat1@%h"]
+    worker = [
+        "--queues=chat",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        "--loglevel=WARNING",
+        "-n",
+        "chat1@%h",
+    ]
     rows = []
     with bench_services() as (database_url, redis_url, service_groups):
         env = site_env(
@@ -314,7 +339,9 @@ def measure_companionhub(levels: list[int], llm_origin: str, timeout: float, var
         )
         with services.logged_site(run_site, env, var, workers=[worker]) as site:
             web, chat = site.server.pid, site.workers[0].pid
-            accounts = json.loads(site.manage("shell", "-c", SETUP.format(count=1 + sum(levels))).splitlines()[-1])
+            accounts = json.loads(
+                site.manage("shell", "-c", SETUP.format(count=1 + sum(levels))).splitlines()[-1]
+            )
             memory = {"web_start_mb": rss_mb(web), "worker_start_mb": rss_mb(chat)}
             groups = {"web": [web], "worker": [chat], **service_groups}
 
@@ -332,12 +359,18 @@ def measure_companionhub(levels: list[int], llm_origin: str, timeout: float, var
             used = 1
             for n in levels:
                 level = run_level(
-                    "companionhub", conns(accounts[used : used + n]), llm_origin=llm_origin, groups=groups, timeout=timeout
+                    "companionhub",
+                    conns(accounts[used : used + n]),
+                    llm_origin=llm_origin,
+                    groups=groups,
+                    timeout=timeout,
                 )
                 used += n
                 missing = [r.run_id for r in level.results if not r.done and r.run_id]
                 if missing:
-                    level.statuses = json.loads(site.manage("shell", "-c", RUN_STATUS.format(ids=missing)).splitlines()[-1])
+                    level.statuses = json.loads(
+                        site.manage("shell", "-c", RUN_STATUS.format(ids=missing)).splitlines()[-1]
+                    )
                 rows.append(summarize(level))
                 print(f"  companionhub {n}: done", flush=True)
             memory.update({"web_end_mb": rss_mb(web), "worker_end_mb": rss_mb(chat)})
@@ -347,7 +380,9 @@ def measure_companionhub(levels: list[int], llm_origin: str, timeout: float, var
 def measure(levels: list[int], systems: list[str], *, timeout: float, var: Path) -> dict:
     """Every system at every level against one fake; the rows of ``summarize`` and memory figures."""
     out: dict = {"rows": [], "memory": {}}
-    with child("bench.relay_fake", "--tokens", str(TOKENS), "--delay", str(TOKEN_DELAY), log=var / "fake.log") as (
+    with child(
+        "bench.relay_fake", "--tokens", str(TOKENS), "--delay", str(TOKEN_DELAY), log=var / "fake.log"
+    ) as (
         _,
         port,
     ):
@@ -369,7 +404,7 @@ def measure(levels: list[int], systems: list[str], *, timeout: float, var: Path)
 
 
 def _ratio(a: float | None, b: float | None) -> str:
-    return f"{a / b:.1f}×" if a is not None and b else "—"
+    return f"{a / b:.1f}x" if a is not None and b else "—"
 
 
 def _mark(value: float | None, target: float) -> str:
@@ -404,7 +439,17 @@ def report(out: dict) -> str:
     if ratios:
         lines.append("\nCompanionHub against the reference relay and the direct stream:")
         lines.append(
-            table(ratios, ("streams", "CPU/ref", "first p99/ref", "first p99/direct", "added p99/ref", "added p99/direct"))
+            table(
+                ratios,
+                (
+                    "streams",
+                    "CPU/ref",
+                    "first p99/ref",
+                    "first p99/direct",
+                    "added p99/ref",
+                    "added p99/direct",
+                ),
+            )
         )
     row = by.get(("companionhub", 100))
     if row:
@@ -415,15 +460,17 @@ def report(out: dict) -> str:
             ("added per-token delay p99 (ms)", row["added_p99_ms"], TARGETS["added_p99_ms"]),
         ]
         lines.append("\nIssue 13 targets at 100 streams (CompanionHub; reported, not asserted):")
-        lines.append(table([(name, value, f"≤ {target}", _mark(value, target)) for name, value, target in checks],
-                           ("figure", "measured", "target", "")))  # fmt: skip
+        marked = [(name, value, f"≤ {target}", _mark(value, target)) for name, value, target in checks]
+        lines.append(table(marked, ("figure", "measured", "target", "")))
     big = [r for r in out["rows"] if r["streams"] >= 1000]
     if big:
-        lines.append("\n1,000 streams: every token exactly once, in order, and every done (target: all zero):")
+        lines.append(
+            "\n1,000 streams: every token exactly once, in order, and every done (target: all zero):"
+        )
         lines.append(
             table(
-                [(r["system"], r["lost_tokens"], r["duplicated_tokens"], r["reordered_tokens"], r["without_done"],
-                  r["endings"], r["run_statuses_without_done"] or "—") for r in big],
+                [(r["system"], r["lost_tokens"], r["duplicated_tokens"], r["reordered_tokens"],
+                  r["without_done"], r["endings"], r["run_statuses_without_done"] or "—") for r in big],
                 ("system", "lost", "duplicated", "reordered", "without done", "endings", "runs without done"),
             )
         )  # fmt: skip

@@ -130,7 +130,9 @@ class FakeServer:
             self._send_json(writer, 200, records)
             return True
         if method == "GET" and path.endswith("/models"):
-            self._send_json(writer, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+            self._send_json(
+                writer, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
+            )
             return True
         try:
             request = json.loads(body) if body else {}
@@ -154,7 +156,9 @@ class FakeServer:
             "object": "chat.completion",
             "created": 0,
             "model": "fake-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": ANALYSIS}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": ANALYSIS}, "finish_reason": "stop"}
+            ],
             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
         }
 
@@ -163,7 +167,9 @@ class FakeServer:
         key = _tag(request)
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n" + _delta({"role": "assistant", "content": ""}) + self.token_chunks[0]
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + _delta({"role": "assistant", "content": ""})
+            + self.token_chunks[0]
         )
         stream = _Stream(writer.transport, requested, asyncio.get_running_loop().create_future())  # type: ignore[arg-type]
         stream.sent.append(time.monotonic())
@@ -176,11 +182,23 @@ class FakeServer:
             self.records[key] = {"requested": requested, "sent": stream.sent, "whole": whole}
         if not whole:
             raise ConnectionResetError
-        usage = {"prompt_tokens": 100, "completion_tokens": len(self.tokens), "total_tokens": 100 + len(self.tokens)}
+        usage = {
+            "prompt_tokens": 100,
+            "completion_tokens": len(self.tokens),
+            "total_tokens": 100 + len(self.tokens),
+        }
         writer.write(
             _delta({}, "stop")
-            + _event({"id": CHUNK_ID, "object": "chat.completion.chunk", "created": 0, "model": "fake-model",
-                      "choices": [], "usage": usage})  # fmt: skip
+            + _event(
+                {
+                    "id": CHUNK_ID,
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "fake-model",
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
             + b"%x\r\ndata: [DONE]\n\n\r\n0\r\n\r\n" % len(b"data: [DONE]\n\n")
         )
         await writer.drain()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 # --- CPU and memory of process trees, from /proc ---------------------------------------------
 
@@ -65,7 +66,8 @@ def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
     descendants, and the children they have already reaped."""
     table = _proc_table()
     return {
-        name: sum(table[pid][1] for root in roots for pid in _tree(table, root)) for name, roots in groups.items()
+        name: sum(table[pid][1] for root in roots for pid in _tree(table, root))
+        for name, roots in groups.items()
     }
 
 
@@ -139,7 +141,7 @@ class Reassembly:
 def reassemble(frames: list[tuple[float, int, str]], tokens: list[str]) -> Reassembly:
     """``frames``: (arrival, offset, text) of each token frame, in arrival order."""
     expected = "".join(tokens)
-    ends = []
+    ends: list[int] = []
     for token in tokens:
         ends.append((ends[-1] if ends else 0) + len(token))
     seen = [0] * len(expected)
@@ -165,7 +167,9 @@ def reassemble(frames: list[tuple[float, int, str]], tokens: list[str]) -> Reass
                 arrivals[k] = arrival
 
     def count(test: Callable[[int], bool]) -> int:
-        return sum(1 for k in range(len(tokens)) if any(test(p) for p in range(ends[k - 1] if k else 0, ends[k])))
+        return sum(
+            1 for k in range(len(tokens)) if any(test(p) for p in range(ends[k - 1] if k else 0, ends[k]))
+        )
 
     return Reassembly(
         text=reply,
@@ -217,7 +221,9 @@ class DirectConnection(Connection):
         self.writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.url.hostname, self.url.port, limit=1 << 20)
+        self.reader, self.writer = await asyncio.open_connection(
+            self.url.hostname, self.url.port, limit=1 << 20
+        )
 
     async def send(self, content: str) -> None:
         assert self.writer is not None
@@ -226,7 +232,8 @@ class DirectConnection(Connection):
         ).encode()
         self.writer.write(
             f"POST {self.url.path.rstrip('/')}/chat/completions HTTP/1.1\r\nHost: {self.url.netloc}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
             + body
         )
 
@@ -267,7 +274,7 @@ class SocketConnection(Connection):
         self.url = url
         self.headers = headers or {}
         self.snapshot = snapshot
-        self.ws = None
+        self.ws: ClientConnection | None = None
 
     async def open(self) -> None:
         self.ws = await websockets.connect(
@@ -276,11 +283,17 @@ class SocketConnection(Connection):
         if self.snapshot:
             await self.ws.recv()
 
+    @property
+    def socket(self) -> ClientConnection:
+        if self.ws is None:
+            raise RuntimeError("not open")
+        return self.ws
+
     async def send(self, content: str) -> None:
-        await self.ws.send(json.dumps({"type": "message.send", "content": content}))
+        await self.socket.send(json.dumps({"type": "message.send", "content": content}))
 
     async def events(self) -> AsyncIterator[dict]:
-        async for message in self.ws:
+        async for message in self.socket:
             event = json.loads(message)
             if isinstance(event, dict):
                 yield event
@@ -330,7 +343,7 @@ async def read_reply(
 
 
 async def burst(
-    connections: list[Connection], keys: list[str], *, expected_length: int, timeout: float, opening: int = 50
+    connections: list[Connection], keys: list[str], *, expected_length: int, seconds: float, opening: int = 50
 ) -> tuple[list[StreamResult], float, float]:
     """Open every connection, then send from all at once and read every reply.
 
@@ -352,10 +365,12 @@ async def burst(
         await conn.send(f"Tell me a story [bench:{result.key}]")
         await read_reply(conn, result, expected_length=expected_length, deadline=deadline)
 
-    tasks = [asyncio.create_task(one(conn, result)) for conn, result in zip(connections, results, strict=True)]
+    tasks = [
+        asyncio.create_task(one(conn, result)) for conn, result in zip(connections, results, strict=True)
+    ]
     await asyncio.sleep(0)
     began = time.monotonic()
-    deadline = began + timeout
+    deadline = began + seconds
     go.set()
     await asyncio.gather(*tasks)
     ended = time.monotonic()

@@ -40,7 +40,8 @@ async def llm_stream(base_url: str, content: str):
         ).encode()
         writer.write(
             f"POST {url.path.rstrip('/')}/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
             + body
         )
         status = await reader.readline()
@@ -97,7 +98,9 @@ async def relay(ws: ServerConnection, base_url: str, run_id: str, content: str) 
             wake.set()
     except (ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:
         sender.cancel()
-        await ws.send(json.dumps({"type": "error", "run_id": run_id, "code": "llm_failed", "message": str(exc)}))
+        await ws.send(
+            json.dumps({"type": "error", "run_id": run_id, "code": "llm_failed", "message": str(exc)})
+        )
         return
     finished = True
     wake.set()
