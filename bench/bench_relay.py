@@ -66,7 +66,7 @@ from bench.relay_load import (
 )
 from bench.stats import percentile, table
 from tests.fakes.services import ServiceUnavailable, private_postgres, private_redis
-from tests.fakes.site import run_site, site_env
+from tests.fakes.site import SiteFailed, run_site, site_env
 
 TOKENS = 200
 TOKEN_DELAY = 0.02  # 50 tokens/s
@@ -98,7 +98,7 @@ print(json.dumps(out))
 RUN_STATUS = """
 import json
 from chat.models import PipelineRun
-print(json.dumps(dict(PipelineRun.objects.filter(pk__in={ids!r}).values_list("pk", "status"))))
+print(json.dumps({{str(pk): status for pk, status in PipelineRun.objects.filter(pk__in={ids!r}).values_list("pk", "status")}}))
 """
 
 
@@ -262,6 +262,20 @@ def summarize(level: Level) -> dict:
     }
 
 
+def progress(row: dict) -> None:
+    """One line per level as it ends, so a run cut short still says what it measured."""
+    keys = ("done", "lost_tokens", "cpu_per_1k", "stream_cpu_per_1k", "first_p99_ms", "added_p99_ms")
+    print(f"  {row['system']} {row['streams']}: " + ", ".join(f"{k} {row[k]}" for k in keys), flush=True)
+
+
+def run_statuses(site, run_ids: list[str]) -> dict[str, str]:
+    """The database's word on runs whose ``done`` never came: finished (the event was lost) or not."""
+    try:
+        return json.loads(site.manage("shell", "-c", RUN_STATUS.format(ids=run_ids)).splitlines()[-1])
+    except (SiteFailed, ValueError, IndexError) as exc:
+        return {"?": f"lookup failed: {str(exc)[-200:]}"}
+
+
 # --- the systems -------------------------------------------------------------------------------
 
 
@@ -270,7 +284,7 @@ def measure_direct(levels: list[int], llm_origin: str, timeout: float) -> list[d
     for n in [n for n in levels if n <= DIRECT_MAX]:
         conns: list[Connection] = [DirectConnection(f"{llm_origin}/v1") for _ in range(n)]
         rows.append(summarize(run_level("direct", conns, llm_origin=llm_origin, groups={}, timeout=timeout)))
-        print(f"  direct {n}: done", flush=True)
+        progress(rows[-1])
     return rows
 
 
@@ -292,7 +306,7 @@ def measure_reference(
                 "reference", conns, llm_origin=llm_origin, groups={"relay": [process.pid]}, timeout=timeout
             )
             rows.append(summarize(level))
-            print(f"  reference {n}: done", flush=True)
+            progress(rows[-1])
         memory["relay_end_mb"] = rss_mb(process.pid)
     return rows, memory
 
@@ -368,11 +382,9 @@ def measure_companionhub(
                 used += n
                 missing = [r.run_id for r in level.results if not r.done and r.run_id]
                 if missing:
-                    level.statuses = json.loads(
-                        site.manage("shell", "-c", RUN_STATUS.format(ids=missing)).splitlines()[-1]
-                    )
+                    level.statuses = run_statuses(site, missing)
                 rows.append(summarize(level))
-                print(f"  companionhub {n}: done", flush=True)
+                progress(rows[-1])
             memory.update({"web_end_mb": rss_mb(web), "worker_end_mb": rss_mb(chat)})
     return rows, memory
 
