@@ -98,7 +98,8 @@ print(json.dumps(out))
 RUN_STATUS = """
 import json
 from chat.models import PipelineRun
-print(json.dumps({{str(pk): status for pk, status in PipelineRun.objects.filter(pk__in={ids!r}).values_list("pk", "status")}}))
+runs = PipelineRun.objects.filter(pk__in={ids!r}).values_list("pk", "status")
+print(json.dumps({{str(pk): status for pk, status in runs}}))
 """
 
 
