@@ -20,7 +20,7 @@ import django
 
 BENCHES = (
     "images", "ratelimit", "history", "dispatch", "pipeline", "site", "transcripts", "search", "lorebook",
-    "prompt", "memories", "memory_steps", "voice",
+    "prompt", "memories", "memory_steps", "voice", "relay",
 )  # fmt: skip
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -108,7 +108,7 @@ def _wait_healthy(site: Site) -> None:
         try:
             if requests.get(f"{site.base_url}/healthz", timeout=1).status_code in (200, 503):
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still starting, or busy starting
             pass
         if site.server.poll() is not None or time.monotonic() > deadline:
             raise SiteFailed(
