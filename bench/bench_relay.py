@@ -32,7 +32,7 @@ Environment: ``BENCH_RELAY_LEVELS`` (default ``1,20,100,1000``),
 ``BENCH_RELAY_SYSTEMS`` (default ``direct,reference,companionhub``),
 ``BENCH_RELAY_DEADLINE`` (seconds a level may take, default 150),
 ``BENCH_RELAY_WORKER_CONCURRENCY`` (the chat worker's threads; default the
-Procfile's 10).
+Procfile's 100).
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ def bench_services() -> Iterator[tuple[str, str, dict[str, list[int]]]]:
 def measure_companionhub(
     levels: list[int], llm_origin: str, timeout: float, var: Path
 ) -> tuple[list[dict], dict]:
-    concurrency = os.environ.get("BENCH_RELAY_WORKER_CONCURRENCY", "10")
+    concurrency = os.environ.get("BENCH_RELAY_WORKER_CONCURRENCY", "100")
     worker = [
         "--queues=chat",
         "--pool=threads",

@@ -165,9 +165,11 @@ def _analyze(run_id: RunId, companion: Companion, *, text: str, speaker: str) ->
     breaker = llm.breaker
     if not breaker.allow():
         return current
+    messages = prompts.build_analysis_messages(companion, text=text, speaker=speaker)
+    reply_stream.release_db_connection()  # while the LLM answers
     try:
         completion = llm.client.complete(
-            prompts.build_analysis_messages(companion, text=text, speaker=speaker),
+            messages,
             max_tokens=ANALYSIS_MAX_TOKENS,
             temperature=0.2,
         )

@@ -59,10 +59,16 @@ class StreamJob:
     pieces: int = field(default=0, init=False)
 
 
+def release_db_connection() -> None:
+    """Give the thread's database connection back to the pool before a long wait (an LLM call):
+    a worker's threads outnumber the pool's connections. Not inside a transaction."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def stream_reply(job: StreamJob) -> Completion:
     """Stream the reply on the stream loop and wait for it (from a worker thread)."""
-    # The pool gets this thread's database connection back while the thread only waits.
-    connection.close()
+    release_db_connection()
     return stream_loop.run(_stream(job))
 
 
