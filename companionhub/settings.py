@@ -468,6 +468,10 @@ TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Open websockets one account may hold at once.
 WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=10)
+# The hard cap on one incoming websocket message (bytes): over it Daphne closes the socket with
+# 1009. Anything between a consumer's own limit (64 KiB for chat frames) and this cap gets a
+# "frame_too_large" error frame and the socket stays open (companionhub/daphne_websockets.py).
+WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=16 * 1024 * 1024)
 # /ws/ping/ takes anyone: open ping sockets per Daphne process, in all and per client address.
 WS_PING_MAX_SOCKETS = env.int("WS_PING_MAX_SOCKETS", default=100)
 WS_PING_MAX_SOCKETS_PER_ADDRESS = env.int("WS_PING_MAX_SOCKETS_PER_ADDRESS", default=4)
