@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import structlog
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
@@ -33,6 +32,7 @@ from chat.language import translated
 from chat.models import Conversation
 from chat.selectors import conversation_find_for_user, conversation_snapshot
 from companionhub import metrics
+from companionhub.db_async import db_call
 from companionhub.errors import AppError
 from companionhub.socket_slots import refuse_socket
 from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
@@ -150,7 +150,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def load_target(self, user: User) -> bool:
         """Find what the URL names, for ``user``; False when it is missing or not theirs."""
-        found = await database_sync_to_async(_find_conversation)(user, self.scope["url_route"]["kwargs"])
+        found = await db_call(_find_conversation)(user, self.scope["url_route"]["kwargs"])
         if found is None:
             return False
         self.conversation = found
@@ -191,7 +191,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Joined the group first, then read: nothing sent in between is missed
         # (token events carry offsets, so the overlap is dropped by the client).
         with translation.override(self.language):  # a failed run's message in the snapshot
-            snapshot = await database_sync_to_async(self.snapshot)()
+            snapshot = await db_call(self.snapshot)()
         await self.send_json(snapshot)
 
     async def refuse(self, code: int) -> None:
@@ -293,7 +293,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
         user = cast(User, self.scope["user"])  # connect turned anyone else away
-        call = database_sync_to_async
+        call = db_call  # a pool of threads: a slow frame here holds no other socket
         conversation = self.conversation
         if kind == "message.send":
             content, client_id, want_image = message_send_fields(frame)
