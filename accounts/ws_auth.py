@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
 from accounts.tokens import token_authenticate
+from companionhub.db_async import db_call
 
 
 def bearer_token(scope: Mapping[str, Any]) -> str | None:
@@ -31,7 +31,7 @@ class TokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         secret = bearer_token(scope)
         if secret is not None:
-            token = await database_sync_to_async(token_authenticate)(secret) if secret else None
+            token = await db_call(token_authenticate)(secret) if secret else None
             scope = dict(scope)
             scope["user"] = token.user if token else AnonymousUser()
             scope["api_token_id"] = token.pk if token else None

@@ -25,7 +25,6 @@ from typing import Any, cast
 from urllib.parse import parse_qs
 
 import structlog
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
@@ -41,8 +40,10 @@ from chat.language import translated
 from chat.models import Conversation
 from chat.selectors import conversation_find_for_user, conversation_snapshot
 from companionhub import metrics, relay_reader
+from companionhub.db_async import db_call
 from companionhub.errors import AppError
 from companionhub.relay import Entry
+from companionhub.socket_slots import refuse_socket
 from companionhub.text import UNSTORABLE_MESSAGE, has_unstorable_text
 from companions.selectors import companions_without_large_columns
 
@@ -168,10 +169,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     client_frames: dict[str, type] = events.CLIENT_FRAMES
     conversation: Conversation
     channel_layer_alias = NO_CHANNEL_LAYER
+    refused = False
 
     async def load_target(self, user: User) -> bool:
         """Find what the URL names, for ``user``; False when it is missing or not theirs."""
-        found = await database_sync_to_async(_find_conversation)(user, self.scope["url_route"]["kwargs"])
+        found = await db_call(_find_conversation)(user, self.scope["url_route"]["kwargs"])
         if found is None:
             return False
         self.conversation = found
@@ -187,16 +189,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         signed_in = self.scope.get("user")
         if signed_in is None or not signed_in.is_authenticated:
-            await self.close(code=events.CLOSE_UNAUTHENTICATED)
+            await self.refuse(events.CLOSE_UNAUTHENTICATED)
             return
         user = cast(User, signed_in)  # a lazy proxy of the accounts User the session or token names
         # Frames have no request: every text this socket sends is in the user's language.
         self.language = user_language(user, fallback=scope_language(self.scope))
         if not await self.load_target(user):  # not found and not yours look the same
-            await self.close(code=events.CLOSE_NOT_FOUND)
+            await self.refuse(events.CLOSE_NOT_FOUND)
             return
         if not await self._count_socket(user.pk):
-            await self.close(code=events.CLOSE_TOO_MANY_SOCKETS)
+            await self.refuse(events.CLOSE_TOO_MANY_SOCKETS)
             return
         controls = [user_group(user.pk)]
         scope: Mapping[str, Any] = self.scope  # with the keys accounts.ws_auth adds (api_token_id)
@@ -233,10 +235,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _send_snapshot(self, seq: int) -> events.SnapshotEvent | events.GroupSnapshotEvent:
         with translation.override(self.language):  # a failed run's message in the snapshot
-            snapshot = await database_sync_to_async(self.snapshot)()
+            snapshot = await db_call(self.snapshot)()
         snapshot["seq"] = seq
         await self.send_json(snapshot)
         return snapshot
+
+    async def refuse(self, code: int) -> None:
+        """Turn the socket away with ``code``: accepted first, so the client sees the code.
+
+        Closing before accepting makes Daphne answer the handshake with HTTP 403,
+        and a browser or program never learns why. Nothing is joined or counted
+        and no snapshot is sent; frames that arrive before the close is done are
+        ignored.
+        """
+        self.refused = True
+        await refuse_socket(self, code)
 
     async def _count_socket(self, user_id: int) -> bool:
         """Take one of the user's socket slots; False when they are all in use."""
@@ -261,6 +274,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             subscription.close()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.refused:  # sent before the refusal's close reached the client
+            return
         with translation.override(self.language):  # the services' refusals are written in it
             await self._receive(text_data, bytes_data)
 
@@ -345,7 +360,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
         user = cast(User, self.scope["user"])  # connect turned anyone else away
-        call = database_sync_to_async
+        call = db_call  # a pool of threads: a slow frame here holds no other socket
         conversation = self.conversation
         if kind == "message.send":
             content, client_id, want_image = message_send_fields(frame)

@@ -32,6 +32,7 @@ from chat import events, leases, painting, prompts, reply_stream, runs, steps, t
 from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.budget import PromptTooLarge
+from chat.cancellable import Cancelled, call_unless_cancelled
 from chat.errors import RunError
 from chat.images import ImageBackendError
 from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
@@ -155,7 +156,7 @@ def _current_scene(companion: Companion) -> prompts.SceneState:
 
 def _analyze(run_id: RunId, companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
     """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional).
-    What the call cost is added to the run's usage."""
+    What the call cost is added to the run's usage. A cancel meanwhile ends the step (RunEnded)."""
     current = _current_scene(companion)
     try:
         llm = llm_for_companion(companion.pk, with_preset=False)  # JSON at a low temperature
@@ -168,11 +169,12 @@ def _analyze(run_id: RunId, companion: Companion, *, text: str, speaker: str) ->
     messages = prompts.build_analysis_messages(companion, text=text, speaker=speaker)
     reply_stream.release_db_connection()  # while the LLM answers
     try:
-        completion = llm.client.complete(
-            messages,
-            max_tokens=ANALYSIS_MAX_TOKENS,
-            temperature=0.2,
+        # A cancel abandons the request at once and the step stops (RunEnded).
+        completion = call_unless_cancelled(
+            run_id, lambda: llm.client.complete(messages, max_tokens=ANALYSIS_MAX_TOKENS, temperature=0.2)
         )
+    except Cancelled:
+        raise RunEnded from None
     except LLMError as exc:
         breaker.record_failure()
         llm.scrub(exc)

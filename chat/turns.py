@@ -260,9 +260,10 @@ def turn_cancel(*, user: User, conversation: Conversation, run_id: RunId | None 
         cut = turn is not None and turn_close(turn)
         if not cancelled and not cut:
             raise AppError("not_running", _("That reply has already finished."))
-        # A picture painted again leaves its reply's text whole.
-        reply_ids = [run.reply_id for run in cancelled if run.reply_id and not run.analysis.get("repaint")]
-        Message.objects.filter(pk__in=reply_ids).update(is_complete=False)
+        # Replies keep their is_complete: one still being written was opened incomplete
+        # (ReplyWriter.open_reply) and its step stops at its next token batch; one that finished
+        # (a cancel during the later analysis, state or picture steps), or whose step has not
+        # reopened it yet (regenerate, continue, a picture painted again), is whole.
         for run in cancelled:  # nothing of a cancelled run reaches a socket after this
             stopped = {
                 **events.error("cancelled", gettext_noop("Reply cancelled."), run_id=str(run.pk)),

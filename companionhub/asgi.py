@@ -3,7 +3,8 @@
 HTTP bodies pass the body rules (``companionhub.body_limits``) before Django
 reads them; under Daphne they are already applied while the headers arrive
 (``companionhub.daphne_guard``, installed here because Daphne imports this
-module before it opens its port). Websockets pass the full-origin check
+module before it opens its port), and websocket messages get the size rules
+of ``companionhub.daphne_websockets`` the same way. Websockets pass the full-origin check
 (``companionhub.ws_origin``) and the session auth middleware before reaching
 a consumer. In production the back ends are checked here too (``chat.startup``).
 """
@@ -22,12 +23,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from accounts.ws_auth import TokenAuthMiddleware  # noqa: E402
-from companionhub import daphne_guard  # noqa: E402
+from companionhub import daphne_guard, daphne_websockets  # noqa: E402
 from companionhub.body_limits import BodyLimitMiddleware  # noqa: E402
 from companionhub.routing import websocket_urlpatterns  # noqa: E402
 from companionhub.ws_origin import SiteOriginValidator  # noqa: E402
 
 daphne_guard.install()
+daphne_websockets.install()
 
 if not settings.DEBUG:
     from django.db import connections

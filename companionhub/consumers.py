@@ -6,7 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from companionhub.ratelimits import scope_ip
-from companionhub.socket_slots import CLOSE_TOO_MANY_SOCKETS, SocketSlots
+from companionhub.socket_slots import CLOSE_TOO_MANY_SOCKETS, SocketSlots, refuse_socket
 
 # Anyone may open a ping socket, signed in or not: without caps a client
 # could hold thousands open. Per process (see socket_slots).
@@ -22,16 +22,18 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
     A liveness probe for the websocket path (proxy, Origin check, channel
     layer): each pong travels through the channel layer, not straight back.
     Open sockets are capped per client address (``WS_PING_MAX_SOCKETS_PER_ADDRESS``)
-    and per process (``WS_PING_MAX_SOCKETS``); over a cap the handshake is
-    refused (close code 4429 before accepting).
+    and per process (``WS_PING_MAX_SOCKETS``); over a cap the socket is
+    accepted and closed at once with 4429.
     """
 
     slot_address: str | None = None
+    refused = False
 
     async def connect(self) -> None:
         address = scope_ip(self.scope)
         if not ping_slots.take(address):
-            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            self.refused = True
+            await refuse_socket(self, CLOSE_TOO_MANY_SOCKETS)
             return
         self.slot_address = address
         await self.accept()
@@ -42,6 +44,8 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
             self.slot_address = None
 
     async def receive_json(self, content: object, **kwargs: object) -> None:
+        if self.refused:  # sent before the refusal's close reached the client
+            return
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.channel_layer.send(self.channel_name, {"type": "ping.reply"})
         else:

@@ -147,6 +147,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests run a Celery worker in threads: an in-memory shared-cache database
     # has table locks that fail at once instead of waiting, so test on a file.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+# Threads per web process for the websocket consumers' database work (companionhub/db_async.py).
+# Each borrows a connection from the pool only for a call, so the pool must have more than this
+# (HTTP views and Channels' own session lookups take theirs from it too).
+_DB_POOL_MAX = DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("max_size")
+WS_DB_THREADS = env.int("WS_DB_THREADS", default=max(2, _DB_POOL_MAX // 2) if _DB_POOL_MAX else 4)
+if WS_DB_THREADS < 1 or (_DB_POOL_MAX and WS_DB_THREADS >= _DB_POOL_MAX):
+    raise SystemExit(
+        f"WS_DB_THREADS must be at least 1 and below DATABASE_POOL_MAX_SIZE ({_DB_POOL_MAX}), "
+        f"not {WS_DB_THREADS}."
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, channel layer ------------------------------------------------------
@@ -477,6 +487,10 @@ TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Open websockets one account may hold at once.
 WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=10)
+# The hard cap on one incoming websocket message (bytes): over it Daphne closes the socket with
+# 1009. Anything between a consumer's own limit (64 KiB for chat frames) and this cap gets a
+# "frame_too_large" error frame and the socket stays open (companionhub/daphne_websockets.py).
+WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=16 * 1024 * 1024)
 # /ws/ping/ takes anyone: open ping sockets per Daphne process, in all and per client address.
 WS_PING_MAX_SOCKETS = env.int("WS_PING_MAX_SOCKETS", default=100)
 WS_PING_MAX_SOCKETS_PER_ADDRESS = env.int("WS_PING_MAX_SOCKETS_PER_ADDRESS", default=4)

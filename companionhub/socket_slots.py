@@ -8,6 +8,7 @@ so no lock is needed.
 
 A socket refused for want of a slot is closed with ``CLOSE_TOO_MANY_SOCKETS``,
 defined here for every consumer that takes slots (the chat protocol's too).
+``refuse_socket`` is how every consumer turns a socket away with a close code.
 """
 
 from __future__ import annotations
@@ -15,8 +16,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-# A websocket close code (4000-4999 is the application's range), sent before accepting.
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+# A websocket close code (4000-4999 is the application's range), sent right after accepting.
 CLOSE_TOO_MANY_SOCKETS = 4429
+
+
+async def refuse_socket(consumer: AsyncWebsocketConsumer, code: int) -> None:
+    """Accept the handshake, then close with ``code`` (from ``connect``, before anything else).
+
+    A consumer that closes before accepting makes Daphne answer the handshake
+    with HTTP 403: the client never sees the close code that says why
+    (signed out, not found, too many sockets).
+    """
+    await consumer.accept()
+    await consumer.close(code=code)
 
 
 class SocketSlots:

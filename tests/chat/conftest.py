@@ -101,9 +101,20 @@ class ChatClient:
         path = path or f"/ws/chat/{companion_id}/"
         self.communicator = WebsocketCommunicator(application, path, headers=headers)
         self.events: list[dict] = []
+        self.pending: list[dict] = []  # read while connecting, not yet received
 
     async def connect(self) -> tuple[bool, int | None]:
-        return await self.communicator.connect(timeout=10)
+        """(let in, close code). The consumer refuses a socket by accepting it and closing at once
+        with its code (tests/companionhub/test_daphne_websockets.py shows why); the origin check
+        refuses the handshake itself."""
+        connected, code = await self.communicator.connect(timeout=10)
+        if not connected:
+            return False, code
+        first = await self.communicator.receive_output(timeout=10)
+        if first["type"] == "websocket.close":
+            return False, first.get("code")
+        self.pending.append(json.loads(first["text"]))
+        return True, None
 
     async def send(self, frame: dict | str) -> None:
         if isinstance(frame, str):
@@ -112,7 +123,10 @@ class ChatClient:
             await self.communicator.send_json_to(frame)
 
     async def receive(self, timeout: float = EVENT_TIMEOUT) -> dict:  # noqa: ASYNC109 - mirrors Channels
-        event = await self.communicator.receive_json_from(timeout=timeout)
+        if self.pending:
+            event = self.pending.pop(0)
+        else:
+            event = await self.communicator.receive_json_from(timeout=timeout)
         self.events.append(event)
         return event
 

@@ -132,8 +132,13 @@ def ping_caps(settings):
 async def open_ping(address: str) -> tuple[WebsocketCommunicator, bool, int | None]:
     headers = [*GOOD_ORIGIN, (b"x-forwarded-for", address.encode())]
     communicator = WebsocketCommunicator(application, "/ws/ping/", headers=headers)
-    connected, code = await communicator.connect()
-    return communicator, connected, code
+    connected, _ = await communicator.connect()
+    assert connected, "a refusal must accept first, or the client never sees its close code"
+    if await communicator.receive_nothing(timeout=0.2):
+        return communicator, True, None
+    closed = await communicator.receive_output()
+    assert closed["type"] == "websocket.close", closed
+    return communicator, False, closed.get("code")
 
 
 async def test_ping_sockets_are_capped_per_client_address(ping_caps):

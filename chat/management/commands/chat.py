@@ -8,11 +8,13 @@ fetched over HTTP with the same token, as files in index order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import threading
 import uuid
 from argparse import ArgumentParser
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +29,12 @@ from websockets.typing import Origin
 # (a companion without a voice sends none).
 AUDIO_WAIT_SECONDS = 60
 CLIP_MAX_BYTES = 20 * 1024 * 1024
+# The close codes a refused socket gets right after its handshake (docs/websocket.md).
+REFUSALS = {
+    4401: "not signed in (is --token right?)",
+    4404: "no such companion for this token",
+    4429: "too many open sockets for this account",
+}
 EXTENSIONS = {
     "audio/mpeg": "mp3",
     "audio/wav": "wav",
@@ -129,10 +137,19 @@ class Command(BaseCommand):
             )
         except (InvalidStatus, OSError) as exc:
             raise CommandError(f"Could not connect to {endpoint}: {exc}") from exc
+        try:
+            first = socket.recv(timeout=30)  # the snapshot, or the refusal's close code
+        except (ConnectionClosed, TimeoutError) as exc:
+            socket.close()
+            code = exc.rcvd.code if isinstance(exc, ConnectionClosed) and exc.rcvd else None
+            reason = REFUSALS.get(code or 0, f"closed ({code})" if code else "no snapshot")
+            raise CommandError(f"Could not connect to {endpoint}: {reason}") from exc
         done = threading.Event()
         with socket:
             reader = threading.Thread(
-                target=self._read, args=(socket, done, message is not None), daemon=True
+                target=self._read,
+                args=(itertools.chain([first], socket), done, message is not None),
+                daemon=True,
             )
             reader.start()
             if message is not None:
@@ -162,7 +179,7 @@ class Command(BaseCommand):
 
     audio: AudioSaver | None = None
 
-    def _read(self, socket: ClientConnection, done: threading.Event, once: bool) -> None:
+    def _read(self, socket: Iterable[str | bytes], done: threading.Event, once: bool) -> None:
         out = self.stdout
         reply = ""
         mine: set[str] = set()  # runs this client started: their "turn.started" needs no echo
