@@ -13,9 +13,9 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 
-from chat import conversations, events, services
+from chat import conversations, services
+from chat.publish import publish
 from companionhub.errors import AppError
 from tests.companions.factories import make_companion
 
@@ -52,10 +52,9 @@ async def test_sends_held_in_the_database_hold_no_other_socket(
         await other.send({"type": "message.delete", "message_id": 2**40})  # answered from the database
         assert (await other.receive())["code"] == "not_found"
         token = {"type": "token", "run_id": "r", "text": "Hi", "offset": 0}
-        await get_channel_layer().group_send(
-            events.conversation_group(their_chat.pk), {"type": "chat.event", "event": token}
-        )
-        assert await other.receive() == token
+        await sync_to_async(publish)(their_chat.pk, token)
+        received = await other.receive()
+        assert {key: received[key] for key in token} == token
         for sender in senders:
             assert await sender.nothing_more()  # still held
     finally:
