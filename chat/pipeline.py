@@ -39,6 +39,7 @@ from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, forget_live_reply
 from chat.replies import ReplyWriter
 from chat.runs import RunId
+from chat.scene_analysis import current_scene, scene_analyze
 from companionhub import pagecache
 from companionhub.errors import AppError
 from companions.config import effective_config
@@ -50,7 +51,6 @@ from media.services import store_image
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_SECONDS = 1.0
-ANALYSIS_MAX_TOKENS = 200
 # An answer with nothing to show is tried this many times before the run fails.
 EMPTY_REPLY_TRIES = 2
 
@@ -145,43 +145,18 @@ def _from_llm_error(exc: LLMError) -> StepFailed:
     )
 
 
-def _current_scene(companion: Companion) -> prompts.SceneState:
-    return prompts.SceneState(
-        outfit=companion.current_outfit, location=companion.current_location, action=companion.current_action
-    )
-
-
 def _analyze(run_id: RunId, companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
-    """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional).
-    What the call cost is added to the run's usage."""
-    current = _current_scene(companion)
-    try:
-        llm = llm_for_companion(companion.pk, with_preset=False)  # JSON at a low temperature
-    except BackendUnavailable as exc:
-        log.warning("analysis_failed", companion_id=companion.pk, code="unavailable", error=str(exc))
-        return current
-    breaker = llm.breaker
-    if not breaker.allow():
-        return current
-    try:
-        completion = llm.client.complete(
-            prompts.build_analysis_messages(companion, text=text, speaker=speaker),
-            max_tokens=ANALYSIS_MAX_TOKENS,
-            temperature=0.2,
+    """The scene after ``text`` (``chat.scene_analysis``); what the call cost is added to the
+    run's usage."""
+    analysis = scene_analyze(companion, text=text, speaker=speaker)
+    if (completion := analysis.completion) is not None:
+        runs.run_add_usage(
+            run_id,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            estimated=completion.usage_estimated,
         )
-    except LLMError as exc:
-        breaker.record_failure()
-        llm.scrub(exc)
-        log.warning("analysis_failed", companion_id=companion.pk, code=exc.code, error=exc.message)
-        return current
-    breaker.record_success()
-    runs.run_add_usage(
-        run_id,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        estimated=completion.usage_estimated,
-    )
-    return prompts.extract_state(completion.text, current=current)
+    return analysis.scene
 
 
 def _paint_on_request(run_id: RunId, user: User, publisher: EventPublisher) -> None:
@@ -477,7 +452,7 @@ def update_state(run_id: RunId) -> bool:
     with ReplyWriter(run).publisher() as publisher, _timed(run_id, "update_state"):
         _claim(run_id, step="update_state", publisher=publisher)
         scene = (
-            run.analysis.get("reply") or run.analysis.get("context") or asdict(_current_scene(run.companion))
+            run.analysis.get("reply") or run.analysis.get("context") or asdict(current_scene(run.companion))
         )
         Companion.objects.filter(pk=run.companion_id).update(
             current_outfit=scene["outfit"], current_location=scene["location"], current_action=scene["action"]

@@ -11,10 +11,14 @@ scene changes (``static/js/chat/render.js``, ``sceneSentence``).
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypedDict
 
 from django.utils import translation
 from django.utils.translation import gettext, pgettext
+
+if TYPE_CHECKING:
+    from companions.models import Companion
 
 
 class SceneGrammar(TypedDict):
@@ -93,3 +97,25 @@ def prompt_scene_line(*, outfit: str, location: str, action: str, language: str)
             outfit=outfit, location=location, action=action, grammar=scene_grammar(), also_known=known
         )
     return f"You are {phrase}." if phrase else ""
+
+
+class SceneValues(TypedDict):
+    outfit: str
+    location: str
+    action: str
+
+
+# How an imported card's own scene is read (its scenario and first message, by the companion's
+# LLM): chat registers it (chat/apps.py), as companions imports no chat. None: keep the default.
+type CardSceneReader = Callable[[Companion], SceneValues | None]
+_card_scene_reader: CardSceneReader | None = None
+
+
+def register_card_scene_reader(function: CardSceneReader) -> None:
+    global _card_scene_reader
+    _card_scene_reader = function
+
+
+def card_starting_scene(companion: Companion) -> SceneValues | None:
+    """The imported card's starting scene, or None (no reader, or it found none)."""
+    return _card_scene_reader(companion) if _card_scene_reader is not None else None
