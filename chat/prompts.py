@@ -46,7 +46,9 @@ def describe_appearance(companion: Companion) -> str:
         catalogue.prompt_phrase("hair_color", companion.hair_color),
         catalogue.prompt_phrase("hair_style", companion.hair_style),
         catalogue.prompt_phrase("eye_color", companion.eye_color),
-        catalogue.prompt_phrase("chest", companion.chest),
+        catalogue.prompt_phrase("chest", companion.chest)
+        if catalogue.asks("chest", companion.gender)
+        else "",
         companion.distinguishing_features,
     ]
     return ", ".join(p for p in parts if p)

@@ -58,7 +58,8 @@ def draft_discard(*, user: User) -> None:
 def draft_first_invalid_step(draft: CompanionDraft) -> int | None:
     """1-based number of the first data step whose stored values do not validate."""
     for number, form_class in enumerate(DATA_STEPS, start=1):
-        if not form_class(data=_as_form_data(draft.data, form_class)).is_valid():
+        # initial: the draft's other answers (the body step asks what suits the chosen gender)
+        if not form_class(data=_as_form_data(draft.data, form_class), initial=draft.data).is_valid():
             return number
     return None
 
