@@ -10,11 +10,12 @@ class ChatConfig(AppConfig):
         # companionhub's health, banner and metrics code imports no app: chat tells it how to
         # read the back ends (the default connection of each kind, and a real probe of each),
         # the runs by status, every back end's circuit breaker, and which pipeline steps there are.
-        from chat import connections, embeddings, search_index, signals, speech_files, steps
+        from chat import connections, embeddings, scene_analysis, search_index, signals, speech_files, steps
         from chat import metrics as chat_metrics
         from chat.backends import all_breakers, backend_name, backend_state
         from chat.conversations import companion_deleting
         from companionhub import backends_info, health, metrics
+        from companions import scene as companion_scene
         from companions.models import Companion
         from media import orphans
         from memories import embedding as memory_embedding
@@ -33,6 +34,8 @@ class ChatConfig(AppConfig):
         # Memories the user writes get their vectors from the companion's LLM connection, which
         # chat owns (memories.embedding treats "not available" and failures as no vector).
         memory_embedding.register_embedder(embeddings.embed_texts)
+        # An imported card starts in its own scene, read by the companion's LLM, which chat owns.
+        companion_scene.register_card_scene_reader(scene_analysis.card_starting_scene)
         # A companion deleted anywhere (its page, the admin, with its account) takes its one-to-one
         # chats along and stops its replies being written.
         pre_delete.connect(companion_deleting, sender=Companion, dispatch_uid="chat.companion_deleting")

@@ -376,8 +376,7 @@ class DemoLLM:
         user = names.group(2) if names else "you"
         if STORY_WORDS.search(last):
             yield STORY.format(user=user), STORY_PART_WORDS
-        scene = re.search(r"Right now you are (.+?), (.+), (.+?)\.$", system, re.MULTILINE)
-        location, action = (scene.group(1), scene.group(3)) if scene else ("here", "thinking of you")
+        location, action = _scene_of(system)
         seed = f"{last}|{len(messages)}"
         state = analyze(
             f"Current location: {location}\nCurrent action: {action}\nNew message from {user}: {last}"
@@ -397,6 +396,16 @@ class DemoLLM:
                 ),
                 None,
             )
+
+
+def _scene_of(system: str) -> tuple[str, str]:
+    """Where the companion is and what they do, from the prompt's scene line
+    ("You are at the park, wearing sportswear, working out.": ``companions.scene``)."""
+    line = re.search(r"^You are (?!.*, chatting with )(.+)\.$", system, re.MULTILINE)
+    parts = line.group(1).split(", ") if line else []
+    if len(parts) < 3:
+        return "here", "thinking of you"
+    return parts[0], parts[-1]
 
 
 def _continued_reply(messages: list[dict]) -> tuple[str, list[dict]] | None:

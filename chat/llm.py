@@ -388,8 +388,15 @@ class OpenAIChatClient:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
 
-    def configured(self, *, model: str | None = None, sampling: dict | None = None) -> OpenAIChatClient:
-        """This client (same session and pool) for another model or sampler settings.
+    def configured(
+        self,
+        *,
+        model: str | None = None,
+        sampling: dict | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> OpenAIChatClient:
+        """This client (same session and pool) for another model, sampler settings or
+        (connect, read) timeout.
 
         A shallow copy: the cached client per connection stays as it was, and
         a companion's model and preset ride on the copy for one step.
@@ -399,6 +406,8 @@ class OpenAIChatClient:
             bound.model = model
         if sampling is not None:
             bound.sampling = dict(sampling)
+        if timeout is not None:
+            bound.timeout = timeout
         return bound
 
     def _body(self, messages: list[dict], *, max_tokens: int, temperature: float, stream: bool) -> dict:

@@ -32,7 +32,7 @@ from chat import events, leases, painting, prompts, reply_stream, runs, steps, t
 from chat.admission import picture_admit
 from chat.backends import BackendUnavailable, LLMChoice, image_for_companion, image_request, llm_for_companion
 from chat.budget import PromptTooLarge
-from chat.cancellable import Cancelled, call_unless_cancelled
+from chat.cancellable import Cancelled
 from chat.errors import RunError
 from chat.images import ImageBackendError
 from chat.llm import Completion, LLMError, estimate_tokens, strip_template_debris
@@ -40,6 +40,7 @@ from chat.models import PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, forget_live_reply, live_reply
 from chat.replies import ReplyWriter
 from chat.runs import RunId
+from chat.scene_analysis import current_scene, scene_analyze
 from companionhub import pagecache
 from companionhub.errors import AppError
 from companions.config import effective_config
@@ -50,7 +51,6 @@ from media.services import store_image
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_MAX_TOKENS = 200
 # An answer with nothing to show is tried this many times before the run fails.
 EMPTY_REPLY_TRIES = 2
 
@@ -148,46 +148,21 @@ def _from_llm_error(exc: LLMError) -> StepFailed:
     )
 
 
-def _current_scene(companion: Companion) -> prompts.SceneState:
-    return prompts.SceneState(
-        outfit=companion.current_outfit, location=companion.current_location, action=companion.current_action
-    )
-
-
 def _analyze(run_id: RunId, companion: Companion, *, text: str, speaker: str) -> prompts.SceneState:
-    """Ask the LLM for the scene; any failure keeps the current scene (analysis is optional).
-    What the call cost is added to the run's usage. A cancel meanwhile ends the step (RunEnded)."""
-    current = _current_scene(companion)
+    """The scene after ``text`` (``chat.scene_analysis``); what the call cost is added to the
+    run's usage. A cancel meanwhile abandons the call and ends the step (RunEnded)."""
     try:
-        llm = llm_for_companion(companion.pk, with_preset=False)  # JSON at a low temperature
-    except BackendUnavailable as exc:
-        log.warning("analysis_failed", companion_id=companion.pk, code="unavailable", error=str(exc))
-        return current
-    breaker = llm.breaker
-    if not breaker.allow():
-        return current
-    messages = prompts.build_analysis_messages(companion, text=text, speaker=speaker)
-    reply_stream.release_db_connection()  # while the LLM answers
-    try:
-        # A cancel abandons the request at once and the step stops (RunEnded).
-        completion = call_unless_cancelled(
-            run_id, lambda: llm.client.complete(messages, max_tokens=ANALYSIS_MAX_TOKENS, temperature=0.2)
-        )
+        analysis = scene_analyze(companion, text=text, speaker=speaker, run_id=str(run_id))
     except Cancelled:
         raise RunEnded from None
-    except LLMError as exc:
-        breaker.record_failure()
-        llm.scrub(exc)
-        log.warning("analysis_failed", companion_id=companion.pk, code=exc.code, error=exc.message)
-        return current
-    breaker.record_success()
-    runs.run_add_usage(
-        run_id,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        estimated=completion.usage_estimated,
-    )
-    return prompts.extract_state(completion.text, current=current)
+    if (completion := analysis.completion) is not None:
+        runs.run_add_usage(
+            run_id,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            estimated=completion.usage_estimated,
+        )
+    return analysis.scene
 
 
 def _paint_on_request(run_id: RunId, user: User, publisher: EventPublisher) -> None:
@@ -455,7 +430,7 @@ def update_state(run_id: RunId) -> bool:
     with ReplyWriter(run).publisher() as publisher, _timed(run_id, "update_state"):
         _claim(run_id, step="update_state", publisher=publisher)
         scene = (
-            run.analysis.get("reply") or run.analysis.get("context") or asdict(_current_scene(run.companion))
+            run.analysis.get("reply") or run.analysis.get("context") or asdict(current_scene(run.companion))
         )
         Companion.objects.filter(pk=run.companion_id).update(
             current_outfit=scene["outfit"], current_location=scene["location"], current_action=scene["action"]

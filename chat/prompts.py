@@ -19,6 +19,7 @@ from chat.jsonout import first_json_object
 from companions import catalogue
 from companions.cards import card_prompt_defaults, fill_macros, stored_card
 from companions.models import Companion
+from companions.scene import prompt_scene_line
 from lorebooks.scanning import AFTER_CHAR, BEFORE_CHAR
 
 ANALYSIS_MARKER = "Reply with JSON only"
@@ -45,7 +46,9 @@ def describe_appearance(companion: Companion) -> str:
         catalogue.prompt_phrase("hair_color", companion.hair_color),
         catalogue.prompt_phrase("hair_style", companion.hair_style),
         catalogue.prompt_phrase("eye_color", companion.eye_color),
-        catalogue.prompt_phrase("chest", companion.chest),
+        catalogue.prompt_phrase("chest", companion.chest)
+        if catalogue.asks("chest", companion.gender)
+        else "",
         companion.distinguishing_features,
     ]
     return ", ".join(p for p in parts if p)
@@ -108,14 +111,15 @@ def summary_message(summary: str) -> dict[str, str]:
     return {"role": "system", "content": f"Summary of the conversation so far:\n{summary.strip()}"}
 
 
-def reply_language_name(companion: Companion) -> str:
-    """The English name of the language the companion replies in (prompts stay English).
+def reply_language_code(companion: Companion) -> str:
+    """The language the companion replies in: its own ``reply_language`` if set, else its
+    owner's language, else the site's (``accounts.language.user_language``)."""
+    return companion.reply_language or user_language(companion.owner)
 
-    The companion's own ``reply_language`` if set, else its owner's language,
-    else the site's (``accounts.language.user_language``).
-    """
-    code = companion.reply_language or user_language(companion.owner)
-    return str(get_language_info(code)["name"])
+
+def reply_language_name(companion: Companion) -> str:
+    """The English name of the language the companion replies in (prompts stay English)."""
+    return str(get_language_info(reply_language_code(companion))["name"])
 
 
 @dataclass(frozen=True)
@@ -198,9 +202,11 @@ def system_parts(companion: Companion, *, user_name: str, others: Sequence[str] 
         f"Scenario: {scenario}" if scenario else "",
     )
     tail = (
-        (
-            f"Right now you are {companion.current_location}, {companion.current_outfit}, "
-            f"{companion.current_action}."
+        prompt_scene_line(
+            outfit=companion.current_outfit,
+            location=companion.current_location,
+            action=companion.current_action,
+            language=reply_language_code(companion),
         ),
         "Reply in a natural, warm way in a few sentences. Describe actions in *asterisks*.",
         f"Always reply in {reply_language_name(companion)}.",
@@ -217,7 +223,7 @@ def system_parts(companion: Companion, *, user_name: str, others: Sequence[str] 
     return SystemParts(
         head=tuple(line for line in head if line),
         character=tuple(line for line in character if line),
-        tail=tail,
+        tail=tuple(line for line in tail if line),
         examples=fill(_example_dialogue(card_text(companion, "mes_example"))),
         system_prompt=fill(companion.system_prompt),
         group_note=group_note,

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
 from chat import events, publish, runs, stream_loop
 from chat.backends import LLMChoice
 from chat.llm import Completion
 from chat.voice import ReplyVoice
+from companionhub.db_async import release_connection
 from companionhub.relay import relay_log
 
 log = structlog.get_logger(__name__)
@@ -59,16 +60,9 @@ class StreamJob:
     pieces: int = field(default=0, init=False)
 
 
-def release_db_connection() -> None:
-    """Give the thread's database connection back to the pool before a long wait (an LLM call):
-    a worker's threads outnumber the pool's connections. Not inside a transaction."""
-    if not connection.in_atomic_block:
-        connection.close()
-
-
 def stream_reply(job: StreamJob) -> Completion:
     """Stream the reply on the stream loop and wait for it (from a worker thread)."""
-    release_db_connection()
+    release_connection()  # the pool gets the thread's connection back while it only waits
     return stream_loop.run(_stream(job))
 
 

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -47,3 +48,10 @@ def db_executor() -> ThreadPoolExecutor:
 def db_call[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """``fn`` as an awaitable that runs on the pool, its connection tidied before and after."""
     return database_sync_to_async(fn, thread_sensitive=False, executor=db_executor())
+
+
+def release_connection() -> None:
+    """Give this thread's database connection back to the pool before a long wait (an LLM call):
+    a worker's threads outnumber the pool's connections. Never inside a transaction."""
+    if not connection.in_atomic_block:
+        connection.close()

@@ -228,6 +228,16 @@ MULTI_CHOICE: dict[str, tuple[tuple[Option, ...], int, int]] = {
 
 MIN_AGE, MAX_AGE = 18, 99
 
+# Body questions that make no sense for some genders (a man's "chest / breasts" size): not asked,
+# shown or put in prompts for those genders, whatever value was stored before or posted anyway.
+NOT_ASKED_FOR: dict[str, frozenset[str]] = {"chest": frozenset({"male"})}
+
+
+def asks(field: str, gender: str) -> bool:
+    """Whether ``field`` is a question for a companion of ``gender``."""
+    return gender not in NOT_ASKED_FOR.get(field, frozenset())
+
+
 DEFAULT_STATE = {
     "current_outfit": gettext_noop("wearing a casual sweater and jeans"),
     "current_location": gettext_noop("at home in the living room"),

@@ -109,6 +109,37 @@ class CatalogueForm(forms.ModelForm):
         for name in self.multi_fields:
             if name in self.fields:
                 self.fields[name] = MultiChoiceField(name, label=self.fields[name].label)
+        self._ask_for_gender()
+
+    def _gender(self) -> str:
+        """The gender the answers are for: as posted with this form, else the draft's (a wizard
+        step after the gender's) or the companion's."""
+        if "gender" in self.fields and self.is_bound:
+            return str(self.data.get(self.add_prefix("gender")) or "")
+        return str(self.initial.get("gender") or self.instance.gender or "")
+
+    def _ask_for_gender(self) -> None:
+        """Body questions that make no sense for the gender (``catalogue.NOT_ASKED_FOR``): a
+        wizard step leaves them out; a form with the gender on it (settings) does not require
+        them and marks them for the page's script to hide while such a gender is chosen."""
+        gender = self._gender()
+        for name, genders in catalogue.NOT_ASKED_FOR.items():
+            if name not in self.fields:
+                continue
+            if "gender" not in self.fields:
+                if not catalogue.asks(name, gender):
+                    del self.fields[name]
+                continue
+            self.fields[name].required = self.fields[name].required and catalogue.asks(name, gender)
+            self.fields[name].widget.attrs["data-not-for"] = " ".join(sorted(genders))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        gender = str(cleaned.get("gender") or "") if "gender" in self.fields else self._gender()
+        for name in catalogue.NOT_ASKED_FOR:
+            if name in self.fields and not catalogue.asks(name, gender):
+                cleaned[name] = ""  # an answer posted anyway is not kept
+        return cleaned
 
 
 class StyleStep(CatalogueForm):

@@ -25,6 +25,7 @@ from companions import cards, catalogue
 from companions.config import effective_config
 from companions.forms import DATA_STEPS, CompanionSettingsForm
 from companions.models import Companion, CompanionDraft, new_image_seed
+from companions.scene import card_starting_scene
 from lorebooks import services as lorebook_services
 from lorebooks.models import Lorebook
 from media.imaging import ImageRejected
@@ -57,7 +58,8 @@ def draft_discard(*, user: User) -> None:
 def draft_first_invalid_step(draft: CompanionDraft) -> int | None:
     """1-based number of the first data step whose stored values do not validate."""
     for number, form_class in enumerate(DATA_STEPS, start=1):
-        if not form_class(data=_as_form_data(draft.data, form_class)).is_valid():
+        # initial: the draft's other answers (the body step asks what suits the chosen gender)
+        if not form_class(data=_as_form_data(draft.data, form_class), initial=draft.data).is_valid():
             return number
     return None
 
@@ -162,6 +164,7 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         if parsed.image is not None:
             companion_set_header(companion=companion, data=parsed.image)
         pagecache.user_pages_changed(user.pk)
+    _start_card_scene(companion)
     log.info(
         "companion_imported",
         companion_id=companion.pk,
@@ -172,6 +175,20 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         picture=parsed.image is not None,
     )
     return companion, imported
+
+
+def _start_card_scene(companion: Companion) -> None:
+    """The card's own starting scene (read from its scenario and first message after the
+    companion is saved: the call may take seconds, no transaction waits for it); the default
+    scene stays when none is found."""
+    scene = card_starting_scene(companion)
+    if scene is None:
+        return
+    values = {f"current_{name}": scene[name][:200] for name in ("outfit", "location", "action")}
+    Companion.objects.filter(pk=companion.pk).update(**values)
+    for field, value in values.items():
+        setattr(companion, field, value)
+    pagecache.user_pages_changed(companion.owner_id)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ def companion_summary(values: dict[str, Any]) -> list[tuple[Promise, list[tuple[
     """[(section, [(label, display value), ...]), ...] skipping empty answers."""
     summary = []
     for section, fields in SECTIONS:
-        rows = [(label, _display(field, values.get(field))) for field, label in fields]
+        gender = str(values.get("gender") or "")
+        rows = [
+            (label, _display(field, values.get(field)))
+            for field, label in fields
+            if catalogue.asks(field, gender)
+        ]
         summary.append((section, [(label, shown) for label, shown in rows if shown]))
     return summary

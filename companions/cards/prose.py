@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from django.utils import translation
+
 from companions import catalogue
 from companions.models import Companion
+from companions.scene import scene_grammar, scene_phrase
 
 
 @dataclass(frozen=True)
@@ -162,16 +165,18 @@ def scenario_prose(companion: Companion, stand_ins: set[str]) -> str:
     role = _phrase("relationship", companion.relationship)
     if not role:
         return ""
-    state = [
-        s.strip().rstrip(".")
-        for s in (companion.current_location, companion.current_outfit, companion.current_action)
-        if s and s.strip()
-    ]
+    with translation.override("en"):  # the card's prose is English
+        state = scene_phrase(
+            outfit=companion.current_outfit,
+            location=companion.current_location,
+            action=companion.current_action,
+            grammar=scene_grammar(),
+        )
     first = f"{companion.name} is {{{{user}}}}'s {role}."
     if not state:
         return first
     they = PRONOUNS.get(companion.gender, THEY)
-    return f"{first} Right now {they.subject.lower()} {they.be} {', '.join(state)}."
+    return f"{first} Right now {they.subject.lower()} {they.be} {state}."
 
 
 def composed_digest(text: str) -> str:

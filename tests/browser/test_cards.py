@@ -47,6 +47,10 @@ def test_import_a_card_chat_with_it_and_export_it(page, fake_backends):
 
     expect(page.locator(".chat-title")).to_have_text("Seraphina")
     expect(page.locator(".messages")).to_contain_text("Seraphina is imported")
+    # The card's own scene, read from its scenario and first message at import.
+    expect(page.locator("[data-scene]")).to_have_text(
+        "Seraphina is in the glade, wearing a green robe, kneeling."
+    )
     # The card's first message is the chat's first message, the companion's.
     greeting = page.locator(".chat-log .bubble[data-message-id]")
     expect(greeting).to_have_count(1)

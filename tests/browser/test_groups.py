@@ -55,7 +55,7 @@ def test_create_a_group_and_watch_both_companions_reply(page, fake_backends):
     expect(page.locator("[data-run]")).to_be_hidden(timeout=30_000)
     expect(page.locator("[data-send]")).to_be_enabled()
     for state in page.locator("[data-companion-state]").all():
-        expect(state.locator('[data-state="location"]')).to_have_text("in the park")
+        expect(state.locator("[data-scene]")).to_contain_text(" is in the park, ")
     shoot(page, "group-done-desktop")
 
     # After a reload the conversation is still there, from the server, names and all.

@@ -108,7 +108,7 @@ def test_the_whole_journey(page, site, fake_backends):
     expect(assistant_bubbles(page).last.locator(".bubble-text")).to_have_text(
         re.sub(r"\*([^*]+)\*", r"\1", REPLY)
     )
-    expect(page.locator('[data-state="location"]')).to_have_text("at the beach")
+    expect(page.locator("[data-scene]")).to_contain_text(" is at the beach, ")
     expect(assistant_bubbles(page).last.locator(".bubble-image img")).to_be_visible(timeout=30_000)
     expect(page.locator("[data-run]")).to_be_hidden()
     shoot(page, "chat-done-desktop")

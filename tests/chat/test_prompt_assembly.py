@@ -84,7 +84,7 @@ def test_lore_goes_before_or_after_the_character_and_at_its_depth(user, scanned)
     )
     system = sent.messages[0]["content"]
     assert system.index("BEFORE-TEXT") < system.index("Personality: stern")
-    assert system.index("Scenario: Storm.") < system.index("AFTER-TEXT") < system.index("Right now you are")
+    assert system.index("Scenario: Storm.") < system.index("AFTER-TEXT") < system.index("You are at home")
     contents = [m["content"] for m in sent.messages[1:]]
     # summary, one, two, [depth 2], three, four, [depth 0]
     assert contents[0].startswith("Summary of the conversation so far:")

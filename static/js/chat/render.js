@@ -548,15 +548,30 @@ export class ChatLog {
 
 // ---- the page around the conversation ----
 
+// The scene as the server writes it (companions/scene.py, the same rules and the page's
+// translated words in ``grammar``): "Mika is at the park, wearing sportswear, working out."
+export function sceneSentence(grammar, name, state) {
+  const clean = (value) => (typeof value === "string" ? value.split(/\s+/).join(" ").trim() : "").replace(/[.,;: ]+$/, "");
+  const startsWith = (value, words) => words.includes(value.split(" ", 1)[0].toLowerCase());
+  const parts = [];
+  const place = clean(state.location);
+  if (place) parts.push(startsWith(place, grammar.place_words) ? place : grammar.place.replace("%(place)s", () => place));
+  const worn = clean(state.outfit);
+  if (worn) parts.push(startsWith(worn, grammar.outfit_words) ? worn : grammar.outfit.replace("%(outfit)s", () => worn));
+  const doing = clean(state.action);
+  if (doing) parts.push(doing);
+  if (!parts.length) return "";
+  return grammar.sentence.replace("%(name)s", () => name).replace("%(scene)s", () => parts.join(grammar.joiner));
+}
+
 // The companion's scene in the state panel: the page's one panel, or (a group) the one of
 // ``companionId``.
 export function updateState(root, state, companionId) {
   const scope = companionId ? root.querySelector('[data-companion-state="' + companionId + '"]') : root;
-  if (!scope) return;
-  for (const key of ["outfit", "location", "action"]) {
-    const el = scope.querySelector('[data-state="' + key + '"]');
-    if (el && typeof state[key] === "string") el.textContent = state[key];
-  }
+  const el = scope && scope.querySelector("[data-scene]");
+  const grammar = document.getElementById("scene-grammar");
+  if (!el || !grammar || !state) return;
+  el.textContent = sceneSentence(JSON.parse(grammar.textContent), el.dataset.name, state);
 }
 
 // Marks whose state panel belongs to the companion answering now (none: null).
