@@ -21,6 +21,7 @@ def test_the_schedule_covers_stuck_runs_rate_limits_orphan_images_and_expired_ex
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert tasks >= {
         "chat.reconcile_stuck_runs",
+        "chat.reconcile_lost_runs",
         "accounts.delete_expired_rate_limits",
         "media.report_orphans",
         "portability.delete_expired_exports",

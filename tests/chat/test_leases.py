@@ -1,0 +1,74 @@
+"""A running step's lease (chat/leases.py) and the lost-run sweep (pipeline.reconcile_lost_runs)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from chat import leases, pipeline
+from chat.models import Message, PipelineRun
+from chat.publish import EventPublisher, TokenBatcher, live_reply
+from chat.tasks import reconcile_lost_runs
+from companionhub.relay import relay_log
+from tests.companions.factories import make_companion, make_run
+
+pytestmark = pytest.mark.django_db
+
+
+def _running(user, **fields) -> PipelineRun:
+    return make_run(make_companion(user), said="tell me", step="generate_reply", **fields)
+
+
+def test_a_step_holds_the_lease_while_it_runs_and_leaves_none_behind(user, settings):
+    settings.CHAT_RUN_LEASE_SECONDS = 30
+    run = _running(user)
+    with leases.held(str(run.pk)):
+        run.refresh_from_db()
+        assert run.lease_expires_at > timezone.now() + timedelta(seconds=20)
+        assert leases.renew([str(run.pk)]) == 1
+    run.refresh_from_db()
+    assert run.lease_expires_at is None  # waiting in the queue between steps: no lease to lapse
+    assert leases.lost_runs() == []
+
+
+def test_a_lapsed_lease_fails_the_run_keeping_the_text_the_user_saw(user):
+    run = make_run(make_companion(user), said="tell me", answer="Once upon", step="generate_reply")
+    reply = Message.objects.get(pk=run.reply_id)
+    PipelineRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    batcher = TokenBatcher(EventPublisher(run.conversation_id), str(run.pk))
+    batcher.add("Once upon a time, far away")  # streamed and shown, not yet saved when the worker died
+    batcher.flush()
+    assert reconcile_lost_runs.apply().get() == 1
+    run.refresh_from_db()
+    reply.refresh_from_db()
+    assert run.status == PipelineRun.Status.FAILED and run.error_code == "interrupted"
+    assert "Retry" in run.error_text
+    assert reply.content == "Once upon a time, far away" and not reply.is_complete
+    assert live_reply(str(run.pk)) is None
+    assert pipeline.reconcile_lost_runs() == 0  # a second sweep does nothing
+
+
+def test_the_interrupted_run_tells_every_socket_and_nothing_of_it_follows(user):
+    run = _running(user)
+    topic = f"conversation.{run.conversation_id}"
+    PipelineRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    before = relay_log().last_seq(topic)
+    pipeline.reconcile_lost_runs()
+    batcher = TokenBatcher(EventPublisher(run.conversation_id), str(run.pk))
+    batcher.add("late words")  # a worker that was only slow, not dead
+    batcher.flush()
+    assert batcher.refused
+    sent = [entry.event for entry in asyncio.run(relay_log().arange(topic, before))]
+    assert [(event["type"], event.get("code")) for event in sent] == [("error", "interrupted")]
+
+
+def test_a_run_still_holding_its_lease_is_left_alone(user, settings):
+    settings.CHAT_RUN_LEASE_SECONDS = 30
+    run = _running(user)
+    with leases.held(str(run.pk)):
+        assert pipeline.reconcile_lost_runs() == 0
+    run.refresh_from_db()
+    assert run.status == PipelineRun.Status.RUNNING
