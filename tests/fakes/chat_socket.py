@@ -52,6 +52,14 @@ def stored_runs(site: Any, run_ids: list[str]) -> dict[str, tuple[str, str, str 
     return {run_id: tuple(value) for run_id, value in found.items()}  # type: ignore[misc]
 
 
+class Refused(AssertionError):
+    """The server answered a frame with an error instead of starting the run."""
+
+    def __init__(self, frame: dict[str, Any] | None) -> None:
+        super().__init__(f"message refused: {frame}")
+        self.frame = frame or {}
+
+
 @dataclass
 class RunView:
     """One run as one socket saw it."""
@@ -70,7 +78,18 @@ class RunView:
 class ChatSocket:
     """One websocket on one chat; reading happens in a task of its own."""
 
-    def __init__(self, ws_url: str, origin: str, secret: str, path: str) -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        origin: str,
+        secret: str,
+        path: str,
+        *,
+        timeline: list | None = None,
+        name: str = "",
+    ) -> None:
+        self.timeline = timeline  # (name, event) of every socket sharing it, in arrival order
+        self.name = name
         self.ws_url = ws_url
         self.headers = {"Origin": origin, "Authorization": f"Bearer {secret}"}
         self.path = path  # e.g. "/ws/chat/3/"
@@ -138,11 +157,11 @@ class ChatSocket:
                     return
                 await self.changed.wait()
 
-    async def wait_accepted(self, count: int, *, timeout: float = 30) -> str:  # noqa: ASYNC109
-        """The run id of this socket's ``count``-th accepted message."""
-        await self.wait_for(lambda: len(self.accepted) >= count or self._refused(), timeout=timeout)
+    async def wait_accepted(self, count: int, *, timeout: float = 30, since: int = 0) -> str:  # noqa: ASYNC109
+        """The run id of the ``count``-th accepted message (a refusal after frame ``since`` raises)."""
+        await self.wait_for(lambda: len(self.accepted) >= count or self._refused(since), timeout=timeout)
         if len(self.accepted) < count:
-            raise AssertionError(f"message refused: {self._refused()}")
+            raise Refused(self._refused(since))
         return self.accepted[count - 1]
 
     async def wait_end(self, run_id: str, *, timeout: float = 30) -> RunView:  # noqa: ASYNC109
@@ -152,8 +171,8 @@ class ChatSocket:
     def run(self, run_id: str) -> RunView:
         return self.runs.setdefault(run_id, RunView())
 
-    def _refused(self) -> dict[str, Any] | None:
-        return next((f for f in self.frames if f["type"] == "error" and not f.get("run_id")), None)
+    def _refused(self, since: int = 0) -> dict[str, Any] | None:
+        return next((f for f in self.frames[since:] if f["type"] == "error" and not f.get("run_id")), None)
 
     async def _read(self, ws: Any) -> None:
         try:
@@ -180,6 +199,8 @@ class ChatSocket:
                 return  # seen already
             self.seq = seq
         self.frames.append(event)
+        if self.timeline is not None:
+            self.timeline.append((self.name, event))
         run_id = event.get("run_id")
         if kind == "message.accepted":
             self.accepted.append(run_id)
