@@ -17,7 +17,6 @@ resuming").
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -264,14 +263,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         return True
 
     async def disconnect(self, code: int) -> None:
+        # The relay's subscriptions go first, and nothing below may stop them going: a socket
+        # that closes while Redis restarts must not stay on the reader's list for ever.
+        for subscription in getattr(self, "subscriptions", []):
+            subscription.close()
         if getattr(self, "counted_in_metrics", False):
             self.counted_in_metrics = False
             await metrics.websocket_closed()
         if key := getattr(self, "socket_count_key", None):
-            with contextlib.suppress(ValueError):  # expired meanwhile
+            try:
                 await cache.adecr(key)
-        for subscription in getattr(self, "subscriptions", []):
-            subscription.close()
+            except ValueError:  # expired meanwhile
+                pass
+            except Exception as exc:  # Redis away (a restart loses the count anyway; else its TTL ends it)
+                log.warning("socket_count_release_failed", key=key, error=type(exc).__name__)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.refused:  # sent before the refusal's close reached the client

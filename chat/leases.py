@@ -107,3 +107,15 @@ def lost_runs() -> list[str]:
             status=PipelineRun.Status.RUNNING, lease_expires_at__lt=timezone.now()
         ).values_list("pk", flat=True)
     ]
+
+
+def claim_lost(run_id: str) -> bool:
+    """Take a lost run for this sweep: its lease is pushed ahead, so a sweep running at the same
+    time (beat's and a starting worker's) leaves it alone, and one that dies while ending it
+    leaves it to the next sweep once that lease runs out. False when another sweep has it."""
+    now = timezone.now()
+    return bool(
+        PipelineRun.objects.filter(
+            pk=run_id, status=PipelineRun.Status.RUNNING, lease_expires_at__lt=now
+        ).update(lease_expires_at=now + timedelta(seconds=lease_seconds()))
+    )

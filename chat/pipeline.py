@@ -594,6 +594,8 @@ def reconcile_lost_runs() -> int:
     the text their sockets had already shown; the user gets an error and *Retry*."""
     count = 0
     for run_id in leases.lost_runs():
+        if not leases.claim_lost(run_id):  # another sweep is ending it
+            continue
         run = _load(run_id)
         conversation = ReplyWriter(run)
         shown = live_reply(run_id) or ""

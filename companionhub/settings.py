@@ -230,6 +230,10 @@ EXPORT_TIME_LIMIT = env.int("EXPORT_TIME_LIMIT", default=1800)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_CHAT_QUEUE", default="chat")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# kombu's Redis transport with a fix that keeps a worker up through a Redis restart
+# (companionhub/broker_transport.py says what it works around).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "companionhub.broker_transport:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A task whose worker died is re-delivered after this long: keep it well
     # above the longest hard time limit so a slow task is never run twice.

@@ -13,6 +13,7 @@ from chat.models import Message, PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, live_reply
 from chat.tasks import reconcile_lost_runs
 from companionhub.relay import relay_log
+from tests.chat.factories import add_user_message, make_chat
 from tests.companions.factories import make_companion, make_run
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,31 @@ def test_a_run_still_holding_its_lease_is_left_alone(user, settings):
         assert pipeline.reconcile_lost_runs() == 0
     run.refresh_from_db()
     assert run.status == PipelineRun.Status.RUNNING
+
+
+def running(owner, *, lease_ago: float | None) -> PipelineRun:
+    companion = make_companion(owner)  # one live run per companion
+    conversation = make_chat(companion)
+    said = add_user_message(conversation, "Still answering?")
+    expires = None if lease_ago is None else timezone.now() - timedelta(seconds=lease_ago)
+    return PipelineRun.objects.create(
+        conversation=conversation, turn=said.turn, companion=companion, status="running",
+        lease_expires_at=expires,
+    )  # fmt: skip
+
+
+def test_a_run_whose_lease_ran_out_is_lost_and_one_held_or_waiting_is_not(user):
+    lost = running(user, lease_ago=1)
+    running(user, lease_ago=-10)  # held: its lease lies ahead
+    running(user, lease_ago=None)  # between two steps, in the queue
+    assert leases.lost_runs() == [str(lost.pk)]
+
+
+def test_only_one_of_two_sweeps_claims_a_lost_run_and_its_claim_is_a_new_lease(user, settings):
+    settings.CHAT_RUN_LEASE_SECONDS = 3
+    lost = running(user, lease_ago=1)
+    assert leases.claim_lost(str(lost.pk)) is True
+    assert leases.claim_lost(str(lost.pk)) is False  # the other sweep, at the same time
+    lost.refresh_from_db()
+    assert lost.lease_expires_at > timezone.now()  # a sweep that died now leaves it to the next
+    assert leases.lost_runs() == []

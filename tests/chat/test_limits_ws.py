@@ -10,6 +10,7 @@ from accounts import tokens
 from accounts.services import user_deactivate
 from chat import events
 from chat.models import Message
+from tests.chat.factories import chat_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,3 +101,24 @@ async def test_a_password_change_closes_open_sockets(connect, companion, user):
     )
     assert response.status_code == 302
     assert await client.receive_close() == events.CLOSE_SESSION_ENDED
+
+
+async def test_a_socket_closing_while_redis_is_away_still_leaves_the_relay(
+    connect, companion, user, monkeypatch
+):
+    from django.core.cache import cache
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from companionhub import relay_reader
+
+    client = await connect(companion.pk, user=user)
+    reader = relay_reader.reader()
+    topic = events.conversation_group((await sync_to_async(chat_of)(companion)).pk)
+    assert reader.subscriptions.get(topic)
+
+    async def redis_away(*args, **kwargs):
+        raise RedisConnectionError("Error 111 connecting")
+
+    monkeypatch.setattr(type(cache._connections[cache._alias]), "adecr", redis_away)
+    await client.close()
+    assert not reader.subscriptions.get(topic)  # the reader no longer sends to the closed socket

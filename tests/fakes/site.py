@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +37,38 @@ class Site:
     server: subprocess.Popen | None = None
     workers: list = field(default_factory=list)
     worker_commands: list = field(default_factory=list)
+    beat: subprocess.Popen | None = None
+    extra_servers: list = field(default_factory=list)  # (port, process) of more Daphne processes
+
+    def kill_worker(self, n: int = 0) -> None:
+        """``kill -9`` worker ``n``: no cleanup, no goodbye, tasks in hand stay unacked."""
+        process = self.workers[n]
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def restart_worker(self, n: int = 0) -> None:
+        """Stop worker ``n`` as a deploy would (a warm shutdown) and start a fresh one."""
+        stop_process(self.workers[n])
+        self.workers[n] = _start(self.worker_commands[n], self.env, self.log_dir / f"worker{n or ''}.log")
+
+    def start_beat(self) -> None:
+        self.beat = _start(
+            [sys.executable, "-m", "celery", "-A", "companionhub", "beat", "--loglevel=WARNING",
+             "-s", str(self.log_dir / "beat-schedule")],
+            self.env, self.log_dir / "beat.log",
+        )  # fmt: skip
+
+    def start_extra_server(self) -> str:
+        """Another Daphne process on a port of its own (a site that outgrew one); its base URL."""
+        port = free_port()
+        process = _start(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), ASGI_APP],
+            self.env,
+            self.log_dir / f"server-{port}.log",
+        )
+        self.extra_servers.append((port, process))
+        _wait_url_healthy(f"http://127.0.0.1:{port}", process, self.log_dir / f"server-{port}.log")
+        return f"http://127.0.0.1:{port}"
 
     def revive_workers(self) -> int:
         """Start again every worker that has exited, as a process supervisor would; return how many."""
@@ -103,17 +136,19 @@ def site_env(overrides: dict[str, str], *, var_dir: Path) -> dict[str, str]:
 
 
 def _wait_healthy(site: Site) -> None:
+    _wait_url_healthy(site.base_url, site.server, site.log_dir / "server.log")
+
+
+def _wait_url_healthy(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            if requests.get(f"{site.base_url}/healthz", timeout=1).status_code in (200, 503):
+            if requests.get(f"{base_url}/healthz", timeout=1).status_code in (200, 503):
                 return
         except (requests.ConnectionError, requests.Timeout):  # still starting, or busy starting
             pass
-        if site.server.poll() is not None or time.monotonic() > deadline:
-            raise SiteFailed(
-                f"the server did not start:\n{(site.log_dir / 'server.log').read_text()[-3000:]}"
-            )
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SiteFailed(f"the server did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.2)
 
 
@@ -135,9 +170,15 @@ def stop_process(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def run_site(
-    env: dict[str, str], *, var_dir: Path, worker_args: list[str] | None = None, workers: list[list[str]] = ()
+    env: dict[str, str],
+    *,
+    var_dir: Path,
+    worker_args: list[str] | None = None,
+    workers: list[list[str]] = (),
+    beat: bool = False,
 ) -> Iterator[Site]:
-    """Daphne, plus one ``celery worker`` per argument list in ``worker_args``/``workers``, for the block."""
+    """Daphne, plus one ``celery worker`` per argument list in ``worker_args``/``workers`` (and
+    ``celery beat`` with ``beat``), for the block."""
     var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     site = Site(base_url=f"http://127.0.0.1:{port}", env=env, log_dir=var_dir, port=port)
@@ -151,9 +192,12 @@ def run_site(
             command = [sys.executable, "-m", "celery", "-A", "companionhub", "worker", *args]
             site.worker_commands.append(command)
             site.workers.append(_start(command, env, var_dir / f"worker{n or ''}.log"))
+        if beat:
+            site.start_beat()
         site.start_server()
         yield site
     finally:
-        for process in (site.server, *site.workers):
+        extra = [process for _, process in site.extra_servers]
+        for process in (site.server, *extra, site.beat, *site.workers):
             if process is not None:
                 stop_process(process)
