@@ -167,7 +167,6 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         companion_id=companion.pk,
         user_id=user.pk,
         spec=parsed.spec,
-        shortened=imported.shortened,
         left_out=imported.left_out,
         picture=parsed.image is not None,
     )

@@ -183,22 +183,10 @@ def card_import(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def _import_notes(imported: cards.ImportedCard | None) -> list[tuple[int, str]]:
-    """What the owner should know about an imported card: text shortened, extras left out, no look."""
+    """What the owner should know about an imported card: extras left out, its lorebook, no look."""
     if imported is None:
         return []
     notes = []
-    if imported.shortened:
-        fields = ", ".join(str(cards.FIELD_LABELS.get(name, name)) for name in imported.shortened)
-        notes.append(
-            (
-                messages.WARNING,
-                _(
-                    "Some card text is longer than chats use and was shortened for chats: %(fields)s."
-                    " Exports keep the whole text."
-                )
-                % {"fields": fields},
-            )
-        )
     if imported.left_out:
         parts = ", ".join(str(cards.EXTRAS_LABELS[name]) for name in imported.left_out)
         limit = settings.CARD_EXTRAS_MAX_BYTES // 1024
