@@ -327,6 +327,7 @@ SETTINGS_SECTIONS: dict[str, tuple[str, ...]] = {
     "notes": (),
     "model": ("reply_language",),
 }
+IDENTITY_FIRST = ("name", "occupation", "relationship")
 # Columns that hold a card's text: edited as card text (line ends kept as cards keep them).
 CARD_TEXT_COLUMNS = ("backstory", "greeting", "system_prompt")
 
@@ -396,5 +397,7 @@ class CompanionSettingsForm(CatalogueForm):
             section: [field for field in shown if field.name in names]
             for section, names in SETTINGS_SECTIONS.items()
         }
-        sections["identity"] = [field for field in shown if field.name not in placed]
+        rest = [field for field in shown if field.name not in placed]
+        # Who they are before how they look.
+        sections["identity"] = sorted(rest, key=lambda field: field.name not in IDENTITY_FIRST)
         return sections
