@@ -327,3 +327,28 @@ def test_another_user_can_neither_see_nor_edit_the_character(client, user, other
     assert client.get(edit).status_code == 404
     companion.refresh_from_db()
     assert companion.config["card"]["personality"] == PERSONALITY
+
+
+def test_an_entry_deleted_from_the_settings_page_goes_back_there(client, user):
+    companion = import_raw(user, st_png(st_character()), "sera.png")
+    entry = companion.card_book.entries.first()
+    client.force_login(user)
+    back = settings_url(companion) + "#lorebook"
+    url = reverse("lorebooks:entry_delete", args=[companion.card_book_id, entry.pk])
+    assert f'action="{url}"' in client.get(settings_url(companion)).content.decode()
+    response = client.post(url, {"next": back})
+    assert response["Location"] == back
+    assert not LoreEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_card_text_in_the_editor_is_escaped(client, user):
+    payload = "<script>alert(1)</script>"
+    char = st_character(alternate_greetings=[payload], personality=payload)
+    companion = import_raw(user, js_stringify(char).encode(), "sera.json")
+    entry = companion.card_book.entries.first()
+    entry.content = entry.comment = payload
+    entry.save()
+    client.force_login(user)
+    html = client.get(settings_url(companion)).content.decode()
+    assert payload not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
