@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from companions import catalogue
+from companions.card_forms import CardTextField, add_limit_help
 from companions.config import (
     DEFAULTS,
     IMAGE_MODES,
@@ -345,6 +346,21 @@ def voice_initial(config: dict[str, Any]) -> dict[str, Any]:
 
 # Shown in the settings page's "Picture" card rather than with the wizard's fields.
 PICTURE_FIELDS = ("image_seed", "use_header_as_reference")
+# The settings page's sections (the ids are the page's anchors) and the companion fields each
+# shows; a field named in none is shown in ``identity``. The card's other texts are
+# ``CardFieldsForm``'s (``companions.card_forms.CARD_SECTIONS``).
+SETTINGS_SECTIONS: dict[str, tuple[str, ...]] = {
+    "identity": (),
+    "personality": ("personality_traits", "hobbies", "backstory"),
+    "greetings": ("greeting",),
+    "examples": (),
+    "prompts": ("system_prompt",),
+    "notes": (),
+    "model": ("reply_language",),
+}
+IDENTITY_FIRST = ("name", "occupation", "relationship")
+# Columns that hold a card's text: edited as card text (line ends kept as cards keep them).
+CARD_TEXT_COLUMNS = ("backstory", "greeting", "system_prompt")
 
 
 class CompanionSettingsForm(CatalogueForm):
@@ -363,13 +379,25 @@ class CompanionSettingsForm(CatalogueForm):
             "reply_language",
             *PICTURE_FIELDS,
         )
-        widgets = {
+        widgets: dict[str, forms.Widget] = {
             **LookStep.Meta.widgets,
             **BodyStep.Meta.widgets,
             **IdentityStep.Meta.widgets,
+            "backstory": forms.Textarea(attrs={"rows": 10}),
+            "greeting": forms.Textarea(attrs={"rows": 6}),
+            "system_prompt": forms.Textarea(attrs={"rows": 6}),
         }
-        labels = LABELS
-        help_texts = HELP_TEXTS
+        field_classes = dict.fromkeys(CARD_TEXT_COLUMNS, CardTextField)
+        labels = {
+            **LABELS,
+            "backstory": gettext_lazy("Description (backstory)"),
+            "greeting": gettext_lazy("First message (greeting)"),
+        }
+        help_texts = {
+            **HELP_TEXTS,
+            "backstory": gettext_lazy("Who the character is: a card's description."),
+            "greeting": gettext_lazy("The companion's first message in a new chat."),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -378,6 +406,9 @@ class CompanionSettingsForm(CatalogueForm):
         # Blank is a real choice (follow the owner's language), not "pick one".
         reply_language = cast(forms.ChoiceField, self.fields["reply_language"])
         reply_language.choices = [("", _("Your language")), *settings.LANGUAGES]
+        for name in CARD_TEXT_COLUMNS:
+            if name in self.fields:
+                add_limit_help(self.fields[name])
 
     def clean_image_seed(self) -> int:
         seed = self.cleaned_data.get("image_seed")
@@ -388,3 +419,16 @@ class CompanionSettingsForm(CatalogueForm):
 
     def picture_fields(self) -> list:
         return [self[name] for name in PICTURE_FIELDS]
+
+    def sections(self) -> dict[str, list]:
+        """The companion's fields by settings section (``SETTINGS_SECTIONS``), in the form's order."""
+        placed = {name for names in SETTINGS_SECTIONS.values() for name in names}
+        shown = [field for field in self if field.name not in PICTURE_FIELDS]
+        sections = {
+            section: [field for field in shown if field.name in names]
+            for section, names in SETTINGS_SECTIONS.items()
+        }
+        rest = [field for field in shown if field.name not in placed]
+        # Who they are before how they look.
+        sections["identity"] = sorted(rest, key=lambda field: field.name not in IDENTITY_FIRST)
+        return sections

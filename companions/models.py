@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from companions import catalogue
 from companions.config import config_problems
+from companions.limits import CARD_TEXT_MAX_CHARS, NAME_MAX_CHARS
 
 # Seeds every Stable Diffusion back end accepts (SD WebUI, Forge and ComfyUI all take 32 bits).
 MAX_IMAGE_SEED = 2**32 - 1
@@ -24,7 +25,7 @@ def new_image_seed() -> int:
 
 class Companion(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="companions")
-    name = models.CharField(max_length=50)
+    name = models.CharField(max_length=NAME_MAX_CHARS)
 
     # Look
     style = models.CharField(max_length=20, choices=catalogue.choices("style"))
@@ -49,11 +50,14 @@ class Companion(models.Model):
     hobbies = models.JSONField(default=list, blank=True)
     occupation = models.CharField(max_length=20, choices=catalogue.choices("occupation"))
     relationship = models.CharField(max_length=20, choices=catalogue.choices("relationship"))
-    backstory = models.TextField(max_length=2000, blank=True)
-    greeting = models.TextField(max_length=1000, blank=True)
+    # A card's ``description`` and ``first_mes``; their limits are the card's (``companions.limits``).
+    backstory = models.TextField(max_length=CARD_TEXT_MAX_CHARS["description"], blank=True)
+    greeting = models.TextField(max_length=CARD_TEXT_MAX_CHARS["first_mes"], blank=True)
     visual_prompt = models.TextField(max_length=500, blank=True, help_text="Extra words for image prompts.")
     system_prompt = models.TextField(
-        max_length=4000, blank=True, help_text="Custom instructions for the LLM."
+        max_length=CARD_TEXT_MAX_CHARS["system_prompt"],
+        blank=True,
+        help_text="Custom instructions for the LLM.",
     )
 
     # Blank: the owner's language (accounts.language.user_language); chat.prompts states it.

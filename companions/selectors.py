@@ -13,6 +13,7 @@ from accounts.models import User
 from companionhub import pagecache
 from companions.config import DEFAULTS, effective_config
 from companions.models import Companion
+from lorebooks.models import LoreEntry
 from media.services import image_read
 
 # Columns that can be large: ``config`` holds an imported card (its lorebook,
@@ -112,3 +113,12 @@ def companion_header_bytes(companion: Companion) -> bytes | None:
 def companions_for_card_export(user: User) -> QuerySet[Companion]:
     """The user's companions with their cards (``config``) and pictures, oldest first: an export's order."""
     return Companion.objects.filter(owner=user).select_related("header_image").order_by("created_at", "pk")
+
+
+def companion_card_book_entries(companion: Companion) -> list[LoreEntry]:
+    """The entries of the companion's own lorebook (its card's ``character_book``), if it has one."""
+    if companion.card_book_id is None:
+        return []
+    return list(
+        LoreEntry.objects.filter(lorebook_id=companion.card_book_id, lorebook__owner=companion.owner_id)
+    )

@@ -170,7 +170,6 @@ def companion_import_card(*, user: User, upload: UploadedFile) -> tuple[Companio
         companion_id=companion.pk,
         user_id=user.pk,
         spec=parsed.spec,
-        shortened=imported.shortened,
         left_out=imported.left_out,
         picture=parsed.image is not None,
     )
@@ -231,13 +230,30 @@ def companion_import_cards(*, user: User, uploads: list[UploadedFile]) -> list[C
     return outcomes
 
 
+def with_card_texts(config: dict[str, Any], texts: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the editor's card texts in its ``card`` block (what the card carried beside
+    them stays). A companion made here gets a block once it has some card text."""
+    card = cards.stored_card_of(config)
+    if not card and not any(texts.values()):
+        return config
+    return {**config, "card": {**card, **texts}}
+
+
 def companion_update(
-    *, companion: Companion, form: CompanionSettingsForm, config: dict[str, Any], header: UploadedFile | None
+    *,
+    companion: Companion,
+    form: CompanionSettingsForm,
+    config: dict[str, Any],
+    header: UploadedFile | None,
+    card_texts: dict[str, Any] | None = None,
 ) -> Companion:
-    """Save settings; a new picture replaces (and deletes) the old one."""
+    """Save settings (and the card's texts the editor shows); a new picture replaces (and deletes)
+    the old one."""
     with transaction.atomic():
         companion = form.save(commit=False)
         companion.config = {**companion.config, **config}
+        if card_texts is not None:
+            companion.config = with_card_texts(companion.config, card_texts)
         companion.version = F("version") + 1
         companion.save()
         if header is not None:
@@ -255,6 +271,22 @@ def companion_set_lorebooks(*, companion: Companion, lorebooks: Iterable[Loreboo
         raise AppError("not_yours", _("Only your own lorebooks can be attached."))
     companion.lorebooks.set(books)
     log.info("companion_lorebooks_set", companion_id=companion.pk, lorebooks=sorted(b.pk for b in books))
+
+
+def companion_start_card_book(*, companion: Companion) -> Lorebook:
+    """Give a companion that has none a lorebook of its own (exported in its card as
+    ``character_book``), attached to its replies. A companion that has one keeps it."""
+    with transaction.atomic():
+        locked = Companion.objects.select_for_update().get(pk=companion.pk)
+        if locked.card_book is not None:
+            return locked.card_book
+        book = lorebook_services.lorebook_create(owner=locked.owner, name=locked.name)
+        locked.card_book = book
+        locked.save(update_fields=["card_book", "updated_at"])
+        locked.lorebooks.add(book)
+    companion.card_book = book
+    log.info("companion_card_book_started", companion_id=companion.pk, lorebook_id=book.pk)
+    return book
 
 
 def companion_set_header(*, companion: Companion, data: bytes | str) -> StoredImage:

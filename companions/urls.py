@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:companion_id>/card.png", views.card_export_png, name="card_export_png"),
     path("<int:companion_id>/card.charx", views.card_export_charx, name="card_export_charx"),
     path("<int:companion_id>/reroll-seed/", views.companion_reroll_seed, name="reroll_seed"),
+    path("<int:companion_id>/card-book/", views.companion_start_card_book, name="start_card_book"),
     path("<int:companion_id>/delete/", views.companion_delete, name="delete"),
     path("gallery/", views.gallery, name="gallery"),
 ]

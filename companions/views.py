@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.forms.models import model_to_dict
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.functional import Promise
 from django.utils.http import content_disposition_header
@@ -21,6 +22,7 @@ from accounts.http import AuthenticatedHttpRequest
 from companionhub import ratelimits
 from companionhub.text import scrub
 from companions import cards, services
+from companions.card_forms import CardFieldsForm
 from companions.config import effective_config
 from companions.exports import card_filename, cards_zip_file
 from companions.forms import (
@@ -35,6 +37,7 @@ from companions.forms import (
 )
 from companions.models import CompanionDraft
 from companions.selectors import (
+    companion_card_book_entries,
     companion_cards_for_user,
     companion_get_for_user,
     companion_header_bytes,
@@ -183,22 +186,10 @@ def card_import(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def _import_notes(imported: cards.ImportedCard | None) -> list[tuple[int, str]]:
-    """What the owner should know about an imported card: text shortened, extras left out, no look."""
+    """What the owner should know about an imported card: extras left out, its lorebook, no look."""
     if imported is None:
         return []
     notes = []
-    if imported.shortened:
-        fields = ", ".join(str(cards.FIELD_LABELS.get(name, name)) for name in imported.shortened)
-        notes.append(
-            (
-                messages.WARNING,
-                _(
-                    "Some card text is longer than chats use and was shortened for chats: %(fields)s."
-                    " Exports keep the whole text."
-                )
-                % {"fields": fields},
-            )
-        )
     if imported.left_out:
         parts = ", ".join(str(cards.EXTRAS_LABELS[name]) for name in imported.left_out)
         limit = settings.CARD_EXTRAS_MAX_BYTES // 1024
@@ -306,6 +297,7 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
     companion = companion_get_for_user(request.user, companion_id, with_config=True)
     post, files = request.POST or None, request.FILES or None
     form = CompanionSettingsForm(post, instance=companion)
+    card_form = CardFieldsForm(post, stored=cards.stored_card(companion), prefix="card")
     config = effective_config(companion.config)
     config_form = ConfigForm(post, initial=config, prefix="config")
     voice_form = VoiceForm(post, initial=voice_initial(config), prefix="voice")
@@ -313,7 +305,7 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
     lore_form = LorebookChoiceForm(
         post, owner=request.user, initial={"lorebooks": list(companion.lorebooks.all())}, prefix="lore"
     )
-    forms_ = (form, config_form, voice_form, upload, lore_form)
+    forms_ = (form, card_form, config_form, voice_form, upload, lore_form)
     if request.method == "POST":
         ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
     if request.method == "POST" and all(f.is_valid() for f in forms_):
@@ -323,6 +315,7 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
                 form=form,
                 config={**config_form.cleaned_data, **voice_form.config()},
                 header=upload.cleaned_data["header_image"],
+                card_texts=card_form.values(),
             )
         except ImageRejected as exc:
             upload.add_error("header_image", exc.message)
@@ -331,12 +324,19 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
             services.companion_set_lorebooks(companion=companion, lorebooks=books)
             messages.success(request, _("Settings saved."))
             return redirect("companions:settings", companion_id=companion.pk)
+    sections = form.sections()
+    for section, fields in card_form.sections().items():
+        sections[section] = [*sections.get(section, []), *fields]
     return render(
         request,
         "companions/settings.html",
         {
             "companion": companion,
             "form": form,
+            "card_form": card_form,
+            "sections": sections,
+            "open_sections": _sections_with_errors(sections, upload=upload, others=(config_form, voice_form)),
+            "card_book_entries": companion_card_book_entries(companion),
             "config_form": config_form,
             "voice_form": voice_form,
             "suggested_voices": SUGGESTED_VOICES,
@@ -344,6 +344,29 @@ def companion_settings(request: AuthenticatedHttpRequest, companion_id: int) -> 
             "lore_form": lore_form,
         },
     )
+
+
+def _sections_with_errors(sections: dict[str, list], *, upload: HeaderImageForm, others: tuple) -> set[str]:
+    """The sections a refused save opens, so every error is in view."""
+    opened = {name for name, fields in sections.items() if any(field.errors for field in fields)}
+    if upload.errors or any(field.errors for field in sections["identity"]):
+        opened.add("identity")
+    if any(form.errors for form in others):
+        opened.add("model")
+    return opened
+
+
+@login_required
+@require_POST
+def companion_start_card_book(request: AuthenticatedHttpRequest, companion_id: int) -> HttpResponse:
+    """Give the companion a lorebook of its own (exported in its card), then edit it from settings."""
+    companion = companion_get_for_user(request.user, companion_id)
+    ratelimits.enforce("settings_change", f"user:{request.user.pk}", record_label=request.user.username)
+    services.companion_start_card_book(companion=companion)
+    messages.success(
+        request, _("%(name)s has a lorebook of its own: add its entries below.") % {"name": companion.name}
+    )
+    return redirect(reverse("companions:settings", args=[companion.pk]) + "#lorebook")
 
 
 @login_required

@@ -14,7 +14,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import content_disposition_header
+from django.urls import reverse
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -38,6 +39,16 @@ def _limit_writes(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def _back_to(request: AuthenticatedHttpRequest) -> str:
+    """Where an entry page returns to when it was opened from another page (a companion's settings):
+    its ``next``, when that is a page of this site; else ''."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and safe else ""
 
 
 @login_required
@@ -114,8 +125,9 @@ def entry_create(request: AuthenticatedHttpRequest, lorebook_id: int) -> HttpRes
             form.add_error(None, exc.message)
         else:
             messages.success(request, _("Entry added."))
-            return redirect("lorebooks:detail", lorebook_id=book.pk)
-    return render(request, "lorebooks/entry_form.html", {"book": book, "form": form})
+            return redirect(_back_to(request) or reverse("lorebooks:detail", args=[book.pk]))
+    context = {"book": book, "form": form, "next_url": _back_to(request)}
+    return render(request, "lorebooks/entry_form.html", context)
 
 
 @login_required
@@ -127,10 +139,9 @@ def entry_edit(request: AuthenticatedHttpRequest, lorebook_id: int, entry_id: in
     if request.method == "POST" and form.is_valid():
         services.entry_update(entry=entry, **form.values())
         messages.success(request, _("Entry saved."))
-        return redirect("lorebooks:detail", lorebook_id=entry.lorebook_id)
-    return render(
-        request, "lorebooks/entry_form.html", {"book": entry.lorebook, "form": form, "entry": entry}
-    )
+        return redirect(_back_to(request) or reverse("lorebooks:detail", args=[entry.lorebook_id]))
+    context = {"book": entry.lorebook, "form": form, "entry": entry, "next_url": _back_to(request)}
+    return render(request, "lorebooks/entry_form.html", context)
 
 
 @login_required
@@ -140,7 +151,7 @@ def entry_delete(request: AuthenticatedHttpRequest, lorebook_id: int, entry_id: 
     entry = selectors.entry_get_for_user(request.user, lorebook_id, entry_id)
     services.entry_delete(entry=entry)
     messages.success(request, _("Entry deleted."))
-    return redirect("lorebooks:detail", lorebook_id=lorebook_id)
+    return redirect(_back_to(request) or reverse("lorebooks:detail", args=[lorebook_id]))
 
 
 @login_required

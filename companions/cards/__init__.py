@@ -24,13 +24,14 @@ What a round trip (import, then export) keeps: every V2/V3 field as written
 not know (in ``data`` and beside it), ``extensions`` and the lorebook. What
 may differ, on purpose:
 
-- text over the limits chats use (``CONFIG_TEXT_LIMITS``, the columns'
-  max_length, ``MAX_LIST_ITEMS``/``LIST_ITEM_LIMITS``) is cut for chats and
-  the user is told; the whole text is kept for export in ``originals``;
+- nothing is cut: a card with text over the limits (``companions.limits``:
+  ``CONFIG_TEXT_LIMITS``, the columns' max_length, ``MAX_LIST_ITEMS``/
+  ``LIST_ITEM_LIMITS``) is refused with a message naming the field;
 - the extras (``EXTRAS``: the top-level copies, unknown fields, ``originals``,
   ``extensions``, the lorebook) are capped together at
-  ``CARD_EXTRAS_MAX_BYTES``; over it the least useful are left out (then an
-  over-long text is exported as cut) and the user is told which;
+  ``CARD_EXTRAS_MAX_BYTES``; over it the least useful are left out (then a
+  text is exported as stored, trimmed of surrounding white space) and the
+  user is told which;
 - a V1 card, or one missing fields its spec requires, is exported with them
   (empty); ``spec_version`` follows the exported spec unless it is the card's;
 - ``extensions.companionhub`` is ours, rewritten on export;
@@ -69,13 +70,15 @@ from companions.cards.fields import (
 from companions.cards.files import parse_card_file
 from companions.cards.importing import (
     ImportedCard,
+    check_items,
+    check_length,
     guess_gender,
     json_bytes,
     keep_extras_within,
     to_companion,
 )
 from companions.cards.reading import CardRejected, ParsedCard, png_text_chunks, too_large_message
-from companions.cards.stored import card_greetings, card_prompt_defaults, stored_card
+from companions.cards.stored import card_greetings, card_prompt_defaults, stored_card, stored_card_of
 
 __all__ = [
     "COLUMN_FOR",
@@ -102,6 +105,8 @@ __all__ = [
     "build_card_png",
     "card_greetings",
     "card_prompt_defaults",
+    "check_items",
+    "check_length",
     "composed_fields",
     "fill_macros",
     "guess_gender",
@@ -110,6 +115,7 @@ __all__ = [
     "parse_card_file",
     "png_text_chunks",
     "stored_card",
+    "stored_card_of",
     "to_companion",
     "too_large_message",
     "with_spec",

@@ -1,4 +1,5 @@
-"""The card fields we know, where each is kept, and the limits on what a card may bring in.
+"""The card fields we know, where each is kept, and the limits on what a card may bring in
+(``companions.limits``: a card over them is refused, never cut).
 
 One table for the reader (``importing``) and the writer (``building``), so
 a field cannot be read into one place and written from another.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy
+
+from companions.limits import CARD_LIST_ITEM_MAX_CHARS, CARD_LIST_MAX_ITEMS, CARD_TEXT_MAX_CHARS
 
 SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
@@ -55,25 +58,28 @@ OUTER_MIRRORS = {
     "tags": "tags",
 }
 
-# Card field -> Companion column; the column's max_length is the limit.
+# Card field -> Companion column (the column's max_length is the field's limit).
 COLUMN_FOR = {
     "name": "name",
     "description": "backstory",
     "first_mes": "greeting",
     "system_prompt": "system_prompt",
 }
-# Card fields kept in config["card"], with the length kept (they reach the prompt or the page).
+# Card fields kept in config["card"], with their limits (they reach the prompt or the page).
 CONFIG_TEXT_LIMITS = {
-    "personality": 2000,
-    "scenario": 2000,
-    "mes_example": 4000,
-    "post_history_instructions": 2000,
-    "creator_notes": 4000,
-    "creator": 100,
-    "character_version": 50,
-    "nickname": 100,
+    name: CARD_TEXT_MAX_CHARS[name]
+    for name in (
+        "personality",
+        "scenario",
+        "mes_example",
+        "post_history_instructions",
+        "creator_notes",
+        "creator",
+        "character_version",
+        "nickname",
+    )
 }
-# How the page names card fields (e.g. when one was shortened), in the user's language; each
+# How the page names card fields (e.g. when one is too long), in the user's language; each
 # field a card may bring text in has one, so no raw field name reaches the page.
 FIELD_LABELS = {
     "name": gettext_lazy("name"),
@@ -99,12 +105,12 @@ EXTRAS = ("outer", "unknown", "originals", "extensions", "character_book")
 EXTRAS_LABELS = {
     "outer": gettext_lazy("top-level copies of the fields"),
     "unknown": gettext_lazy("fields we do not use"),
-    "originals": gettext_lazy("the whole text of fields longer than chats use (for export)"),
+    "originals": gettext_lazy("fields as the card wrote them (spaces and line ends), for export"),
     "extensions": gettext_lazy("extensions"),
     "character_book": gettext_lazy("lorebook"),
 }
-MAX_LIST_ITEMS = {"alternate_greetings": 20, "tags": 50, "group_only_greetings": 20}
-LIST_ITEM_LIMITS = {"alternate_greetings": 1000, "tags": 50, "group_only_greetings": 1000}
+MAX_LIST_ITEMS = CARD_LIST_MAX_ITEMS
+LIST_ITEM_LIMITS = CARD_LIST_ITEM_MAX_CHARS
 
 # A card says nothing about the catalogue's look; these stand in until the owner edits them.
 DEFAULT_LOOK: dict[str, Any] = {

@@ -5,10 +5,10 @@ What is kept where, so that an export gives back the card that came in:
 - ``name``, ``description``, ``first_mes``, ``system_prompt`` -> columns
   (``name``, ``backstory``, ``greeting``, ``system_prompt``); the other texts
   and the greeting lists -> ``config["card"]``. Stored text is trimmed of
-  surrounding white space and ``\\r\\n`` (what prompts and forms want) and cut
-  to the limits chats use; the value exactly as written (whole, over the
-  limits too) is kept in ``originals`` whenever it differs, and exported
-  while the stored value is unchanged.
+  surrounding white space and ``\\r\\n`` (what prompts and forms want), never
+  cut: a card with text over the limits (``companions.limits``) is refused,
+  naming the field. The value exactly as written is kept in ``originals``
+  whenever it differs, and exported while the stored value is unchanged.
 - ``character_book`` -> a lorebook of the importer's (``lorebooks.formats`` reads it,
   keeping what its columns do not hold), the companion's ``card_book``; the export writes it
   back from there. A book that cannot be read as one (over the lorebook limits, a bad
@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from companions import catalogue
@@ -38,6 +39,7 @@ from companions.cards.fields import (
     CONFIG_TEXT_LIMITS,
     DEFAULT_LOOK,
     EXTRAS,
+    FIELD_LABELS,
     HUB_EXTENSION,
     HUB_FIELDS,
     KNOWN_FIELDS,
@@ -52,13 +54,12 @@ from lorebooks import formats as lorebook_formats
 
 @dataclass(frozen=True)
 class ImportedCard:
-    """What a card becomes: column values, the ``config["card"]`` block, fields that were shortened,
-    the extras (``EXTRAS``) left out for being over the size limit, and how many embedded
+    """What a card becomes: column values, the ``config["card"]`` block, whether its look was
+    left to stand-ins, the extras (``EXTRAS``) left out for being over the size limit, and how many embedded
     assets (a CHARX's sprites, backgrounds, sounds) were not kept."""
 
     values: dict[str, Any]
     card_config: dict[str, Any]
-    shortened: list[str] = field(default_factory=list)
     look_defaulted: bool = True
     left_out: list[str] = field(default_factory=list)
     assets_not_kept: int = 0
@@ -109,11 +110,43 @@ def as_written(raw: Any, stored: Any) -> dict[str, Any]:
     return {"value": raw, "digest": stored_digest(stored)}
 
 
-def _clip(text: str, limit: int, label: str, shortened: list[str]) -> str:
+def _count(n: int) -> str:
+    return number_format(n, force_grouping=True)
+
+
+def check_length(text: str, limit: int, name: str, *, item: bool = False) -> str:
+    """``text`` as it is, or ``CardRejected`` naming the field when it is over ``limit``: never cut."""
     if len(text) <= limit:
         return text
-    shortened.append(label)
-    return text[:limit].rstrip()
+    if item:
+        message = _(
+            "Too long: one of the card's %(field)s (%(length)s characters; at most %(limit)s are allowed)."
+            " Nothing was imported: shorten it and import the card again."
+        )
+    else:
+        message = _(
+            "Too long: the card's %(field)s (%(length)s characters; at most %(limit)s are allowed)."
+            " Nothing was imported: shorten it and import the card again."
+        )
+    params = {"field": FIELD_LABELS.get(name, name), "length": _count(len(text)), "limit": _count(limit)}
+    raise CardRejected("too_long", message % params)
+
+
+def check_items(items: list[str], name: str) -> list[str]:
+    """A list field's items as they are, or ``CardRejected`` when there are too many or one is too long."""
+    limit = MAX_LIST_ITEMS[name]
+    if len(items) > limit:
+        raise CardRejected(
+            "too_many",
+            _(
+                "Too many: the card's %(field)s (%(count)s; at most %(limit)s are allowed)."
+                " Nothing was imported: remove some and import the card again."
+            )
+            % {"field": FIELD_LABELS.get(name, name), "count": _count(len(items)), "limit": _count(limit)},
+        )
+    for text in items:
+        check_length(text, LIST_ITEM_LIMITS[name], name, item=True)
+    return items
 
 
 def guess_gender(text: str) -> str:
@@ -204,17 +237,16 @@ def to_companion(
 ) -> ImportedCard:
     """Column values and the ``config["card"]`` block for a card.
 
-    Text longer than its limit is cut (``max_lengths`` holds the column
-    limits) and named in ``shortened``, so the owner is told what to check;
-    the card is not refused for it, because real cards often run past them.
-    Extras over ``extras_max_bytes`` are left out and named in ``left_out``.
+    Text longer than its limit (``max_lengths`` holds the column limits,
+    ``CONFIG_TEXT_LIMITS`` and the list limits the rest) refuses the card with
+    ``CardRejected`` naming the field: nothing is cut. Extras over
+    ``extras_max_bytes`` are left out and named in ``left_out``.
     """
     data = card.data
-    shortened: list[str] = []
     originals: dict[str, Any] = {}
 
     def keep_text(name: str, limit: int) -> str:
-        text = _clip(_text(data, name), limit, name, shortened)
+        text = check_length(_text(data, name), limit, name)
         if name in data and data[name] != text:
             originals[name] = as_written(data[name], text)
         return text
@@ -229,12 +261,7 @@ def to_companion(
     for name, limit in CONFIG_TEXT_LIMITS.items():
         card_config[name] = keep_text(name, limit)
     for name in LIST_FIELDS:
-        items = _strings(data, name)
-        kept = [
-            _clip(item, LIST_ITEM_LIMITS[name], name, shortened) for item in items[: MAX_LIST_ITEMS[name]]
-        ]
-        if len(items) > len(kept) and name not in shortened:
-            shortened.append(name)
+        kept = check_items(_strings(data, name), name)
         if name in data and data[name] != kept:
             originals[name] = as_written(data[name], kept)
         card_config[name] = kept
@@ -252,9 +279,11 @@ def to_companion(
                 card_config[name] = ""
         if "description" in composed:
             backstory = hub_extension.get("backstory") if isinstance(hub_extension, dict) else None
-            values["backstory"] = normalized_text(backstory if isinstance(backstory, str) else "")[
-                : max_lengths["backstory"]
-            ]
+            values["backstory"] = check_length(
+                normalized_text(backstory if isinstance(backstory, str) else ""),
+                max_lengths["backstory"],
+                "description",
+            )
         card_config["composed"] = sorted(composed)
     card_config["extensions"] = extensions
     book, book_problem = _card_book(data, values["name"], book_limits)
@@ -290,7 +319,6 @@ def to_companion(
     return ImportedCard(
         values=values,
         card_config=card_config,
-        shortened=shortened,
         look_defaulted=bool(defaults),
         left_out=left_out,
         assets_not_kept=_assets_not_kept(data),

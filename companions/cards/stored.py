@@ -13,8 +13,12 @@ def stored_card(companion: Companion) -> dict[str, Any]:
     The column can be edited as raw JSON in the admin, so nothing that reads
     it assumes its shape.
     """
-    config = companion.config if isinstance(companion.config, dict) else {}
-    card = config.get("card")
+    return stored_card_of(companion.config)
+
+
+def stored_card_of(config: Any) -> dict[str, Any]:
+    """The ``card`` block of a companion's config value, or {}."""
+    card = config.get("card") if isinstance(config, dict) else None
     return card if isinstance(card, dict) else {}
 
 

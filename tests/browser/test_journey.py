@@ -136,7 +136,8 @@ def test_the_whole_journey(page, site, fake_backends):
     page.get_by_role("link", name="Mika").first.click()
     page.get_by_role("link", name="Settings").click()
     shoot(page, "settings-desktop")
-    page.get_by_label("Name").fill("Mika Two")
+    page.get_by_role("link", name="Identity & look").click()  # opens the folded section
+    page.get_by_role("textbox", name="Name", exact=True).fill("Mika Two")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".messages")).to_be_visible()
 

@@ -161,6 +161,7 @@ def _chat_page(browser, backend, fake_backends, *, voice_on: bool = True):
     create_companion(page, "Ren", screenshots=False)
     if voice_on:
         page.get_by_role("link", name="Settings").click()
+        page.get_by_role("link", name="Model & behaviour").click()  # opens the folded section
         page.get_by_label("Speak replies aloud").check()
         page.get_by_role("combobox", name="Voice").fill("nova")
         page.get_by_role("button", name="Save settings").click()

@@ -51,7 +51,7 @@ def assert_same_fields(ours: dict, theirs: dict) -> None:
 def test_a_sillytavern_png_round_trips_unchanged_in_both_chunks(user):
     char = st_character()
     companion, imported = import_file(user, st_png(char), "seraphina.png")
-    assert imported.shortened == [] and imported.left_out == []
+    assert imported.left_out == []
     v2, v3 = png_cards(cards.build_card_png(cards.build_card(companion), companion_header_bytes(companion)))
     assert_same_fields(without_ours(v2), char)
     assert_same_fields(without_ours(v3), st_v3(char))
@@ -103,20 +103,19 @@ def test_an_edited_field_is_exported_as_edited_and_its_top_level_copy_follows(us
     assert card["data"]["description"] == char["data"]["description"]  # the others as written
 
 
-def test_text_over_the_chat_limits_is_cut_for_chats_and_exported_whole(user):
+def test_long_text_is_kept_whole_for_chats_and_export(user):
     long_description = "A long life story. " * 400  # 7,600 characters: real cards run this long
     greetings = [f"Greeting {i}" for i in range(30)]
     char = st_character(description=long_description, alternate_greetings=greetings)
-    companion, imported = import_file(user, js_stringify(char).encode(), "long.json")
-    assert set(imported.shortened) == {"description", "alternate_greetings"}
-    assert len(companion.backstory) == 2000
-    assert len(companion.config["card"]["alternate_greetings"]) == cards.MAX_LIST_ITEMS["alternate_greetings"]
+    companion, _ = import_file(user, js_stringify(char).encode(), "long.json")
+    assert companion.backstory == long_description.strip()
+    assert companion.config["card"]["alternate_greetings"] == greetings
     data = cards.build_card(companion, spec=cards.SPEC_V2)["data"]
     assert data["description"] == long_description
     assert data["alternate_greetings"] == greetings
 
 
-def test_a_cut_text_edited_here_is_exported_as_edited(user):
+def test_a_long_text_edited_here_is_exported_as_edited(user):
     char = st_character(description="x" * 3000)
     companion, _ = import_file(user, js_stringify(char).encode(), "long.json")
     companion.backstory = "Rewritten."

@@ -70,14 +70,27 @@ def test_importing_a_png_card_opens_the_chat_with_the_greeting(client, user):
     assert b"set it in Settings" in chat.content
 
 
-def test_importing_json_tells_which_fields_were_shortened(client, user):
+def test_importing_a_card_over_a_limit_names_the_field_and_imports_nothing(client, user):
     client.force_login(user)
-    card = v2_card(description="x" * 3000, first_mes="y" * 1500)
+    card = v2_card(description="x" * 50_001)
+    response = post_card(client, json.dumps(card).encode(), "long.json")
+    assert response.status_code == 200
+    assert (
+        b"Too long: the card&#x27;s description (50,001 characters; at most 50,000 are allowed)."
+        in response.content
+    )
+    assert not Companion.objects.exists()
+
+
+def test_a_long_card_imports_whole_without_a_warning(client, user):
+    client.force_login(user)
+    card = v2_card(description="x" * 10_000, first_mes="y" * 1500)
     response = post_card(client, json.dumps(card).encode(), "long.json")
     assert response.status_code == 302
     page = client.get(response["Location"])
-    assert b"was shortened for chats: description, first message." in page.content
-    assert len(Companion.objects.get().backstory) == 2000
+    assert b"shortened" not in page.content
+    companion = Companion.objects.get()
+    assert (len(companion.backstory), len(companion.greeting)) == (10_000, 1500)
 
 
 def test_a_posted_owner_is_ignored(client, user, other_user):

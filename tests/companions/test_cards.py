@@ -278,7 +278,6 @@ def test_card_fields_map_to_columns_and_config():
     assert "character_book" not in card  # it is a lorebook of its own, one source of truth
     assert imported.book is not None and to_character_book(imported.book) == LOREBOOK
     assert card["unknown"] == {"x_tool": "kept"}
-    assert imported.shortened == []
     assert imported.look_defaulted
 
 
@@ -290,35 +289,64 @@ def test_the_defaults_pass_the_wizards_validation():
     assert imported.values["gender"] == "non_binary"
 
 
-def test_over_long_text_is_shortened_to_the_limits_and_named():
+def test_long_text_is_kept_whole():
     card = v2_card(
-        name="N" * 80,
-        description="d" * 5000,
-        first_mes="g" * 3000,
-        personality="p" * 9000,
+        description="d" * 50_000,
+        first_mes="g" * 20_000,
+        personality="p" * 50_000,
         tags=[f"t{i}" for i in range(80)],
-        alternate_greetings=["a" * 2000],
+        alternate_greetings=["a" * 2000] * 30,
     )
     imported = cards.to_companion(
         parse_card_file(json.dumps(card).encode(), max_bytes=MAX),
         max_lengths=max_lengths(),
         extras_max_bytes=EXTRAS_MAX,
     )
-    assert len(imported.values["name"]) == 50
-    assert len(imported.values["backstory"]) == 2000
-    assert len(imported.values["greeting"]) == 1000
-    assert len(imported.card_config["personality"]) == cards.CONFIG_TEXT_LIMITS["personality"]
-    assert len(imported.card_config["tags"]) == cards.MAX_LIST_ITEMS["tags"]
-    assert imported.card_config["alternate_greetings"] == ["a" * 1000]
-    assert set(imported.shortened) == {
-        "name",
-        "description",
-        "first_mes",
-        "personality",
-        "tags",
-        "alternate_greetings",
-    }
+    assert imported.values["backstory"] == "d" * 50_000
+    assert imported.values["greeting"] == "g" * 20_000
+    assert imported.card_config["personality"] == "p" * 50_000
+    assert len(imported.card_config["tags"]) == 80
+    assert imported.card_config["alternate_greetings"] == ["a" * 2000] * 30
     assert CompanionSettingsForm(data=imported.values).is_valid()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "N" * 51}, "Too long: the card's name (51 characters; at most 50 are allowed)."),
+        (
+            {"description": "d" * 50_001},
+            "the card's description (50,001 characters; at most 50,000 are",
+        ),
+        ({"personality": "p" * 50_001}, "the card's personality (50,001 characters;"),
+        ({"scenario": "s" * 50_001}, "the card's scenario (50,001 characters;"),
+        ({"mes_example": "m" * 50_001}, "the card's example messages (50,001 characters;"),
+        ({"first_mes": "g" * 20_001}, "the card's first message (20,001 characters; at most 20,000"),
+        (
+            {"alternate_greetings": ["a"] * 51},
+            "Too many: the card's alternate greetings (51; at most 50 are allowed).",
+        ),
+        (
+            {"alternate_greetings": ["a" * 20_001]},
+            "one of the card's alternate greetings (20,001 characters;",
+        ),
+        (
+            {"tags": [f"t{i}" for i in range(101)]},
+            "Too many: the card's tags (101; at most 100 are allowed).",
+        ),
+    ],
+)
+def test_text_over_a_limit_refuses_the_card_naming_the_field(fields, message):
+    card = v2_card(**fields)
+    with pytest.raises(CardRejected) as caught:
+        cards.to_companion(
+            parse_card_file(json.dumps(card).encode(), max_bytes=MAX),
+            max_lengths=max_lengths(),
+            extras_max_bytes=EXTRAS_MAX,
+        )
+    assert caught.value.code in ("too_long", "too_many")
+    assert message in caught.value.message
+    assert "Nothing was imported" in caught.value.message
 
 
 def test_nul_characters_and_lone_surrogates_are_removed_everywhere():

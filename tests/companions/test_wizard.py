@@ -111,7 +111,7 @@ def test_the_service_refuses_a_used_draft(user):
             "personality_traits",
         ),
         (4, {"hobbies": ["gaming", "knitting-at-3am"]}, "hobbies"),
-        (4, {"system_prompt": "s" * 4001}, "system_prompt"),
+        (4, {"system_prompt": "s" * 20_001}, "system_prompt"),
     ],
 )
 def test_each_step_validates_on_its_own(signed_in, user, step, overrides, field):
