@@ -193,6 +193,8 @@ def test_pages_at_phone_width(browser, site, fake_backends):
     shoot(page, "gallery-phone")
     page.goto("/companions/")
     page.locator(".companion-card a").first.click()
+    # On a phone the chat's links are in its side panel, a drawer.
+    page.get_by_role("button", name="Chat details").click()
     page.get_by_role("link", name="Settings").click()
     shoot(page, "settings-phone")
     context.close()

@@ -28,7 +28,7 @@ def test_reasoning_is_a_collapsed_disclosure_under_the_reply(chat):
             expect(disclosure.locator(".reasoning-text")).to_be_hidden()  # collapsed until asked
             disclosure.locator("summary").click()
             expect(disclosure.locator(".reasoning-text")).to_have_text(THOUGHT)  # as text, not markup
-            expect(reply.locator("img")).to_have_count(0)
+            expect(reply.locator(".reasoning img, .bubble-text img")).to_have_count(0)  # the avatar is one
         expect(last(page, "user").locator("details.reasoning")).to_have_count(0)
     finally:
         llm.reply_tokens = list(DEFAULT_REPLY_TOKENS)

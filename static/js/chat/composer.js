@@ -73,6 +73,7 @@ export class Composer {
     const clientId = "c" + Date.now() + "-" + this.counter;
     const bubble = this.chatLog.addBubble("user", text);
     bubble.classList.add("pending");
+    this.chatLog.scrollToEnd(); // what you send is where you look next
     this.pending.set(clientId, { text: text, bubble: bubble });
     this.socket.send({
       type: "message.send",

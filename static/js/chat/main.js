@@ -12,6 +12,7 @@
 import { Composer } from "./composer.js";
 import { PushToTalk } from "./mic.js";
 import { ChatLog, messageIdOf, showHeader, updateState } from "./render.js";
+import { SidePanel } from "./panel.js";
 import { RunView, readStepLabels } from "./run.js";
 import { ChatSocket } from "./socket.js";
 import { VoicePlayer } from "./voice.js";
@@ -29,7 +30,7 @@ function start(root) {
     onClose: () => run.takeExpected(),
   });
   const send = (frame) => socket.send(frame);
-  const chatLog = new ChatLog(root, { named: page.turns });
+  const chatLog = new ChatLog(root);
   const run = new RunView(root, {
     chatLog,
     send,
@@ -46,6 +47,7 @@ function start(root) {
     bubbleOfRun: (runId) => (run.current && run.current.id === runId ? run.current.bubble : null),
   });
   new PushToTalk(root, composer.form);
+  new SidePanel(root);
   // Which actions the page offers follows from the log and whether a turn is being answered.
   const refresh = () => {
     const busy = run.isBusy();

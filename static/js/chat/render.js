@@ -5,16 +5,18 @@
 // Untrusted text (user and model) only ever reaches the page through textContent; *emphasis*
 // becomes <em> elements built node by node.
 
-// Shows ``text`` in ``el``, each *action* as an <em>.
-export function renderRich(el, text) {
+// Shows ``text`` in ``el``, each *action* as an <em>. ``streaming``: the reply is still being
+// written, so an action begun and not yet closed (``*waves``) is shown as one already.
+export function renderRich(el, text, streaming = false) {
   el.textContent = "";
-  const pattern = /\*([^*\n]{1,500})\*/g;
+  const pattern = streaming ? /\*([^*\n]{1,500})(?:\*|$)/g : /\*([^*\n]{1,500})\*/g;
   let last = 0;
   let match;
   while ((match = pattern.exec(text)) !== null) {
     if (match.index > last) el.appendChild(document.createTextNode(text.slice(last, match.index)));
     const em = document.createElement("em");
     em.textContent = match[1];
+    if (!match[0].endsWith("*")) em.dataset.open = ""; // rawText gives it no closing asterisk
     el.appendChild(em);
     last = pattern.lastIndex;
   }
@@ -26,7 +28,8 @@ export function renderRich(el, text) {
 export function rawText(el) {
   let out = "";
   el.childNodes.forEach((node) => {
-    out += node.nodeName === "EM" ? "*" + node.textContent + "*" : node.textContent;
+    if (node.nodeName !== "EM") out += node.textContent;
+    else out += "*" + node.textContent + (node.dataset.open === undefined ? "*" : "");
   });
   return out;
 }
@@ -34,6 +37,8 @@ export function rawText(el) {
 export function messageIdOf(bubble) {
   return parseInt(bubble.dataset.messageId, 10);
 }
+
+import { StickToBottom } from "./scroll.js";
 
 // The page's language (the <html lang> the server writes): dates and numbers are shown its way.
 export function pageLanguage() {
@@ -114,14 +119,18 @@ function avatarNode(sender) {
 // from and deleted once it is complete; the last reply (to a message of the user's) can be
 // written again, any message with versions (a reply written again, a greeting with alternates)
 // flipped, and your last message edited and answered afresh. A picture has its buttons.
-//   named: replies show who wrote them (a group: several companions answer)
+// Every reply is named by its companion: avatar and name, as chat/conversation.html draws them.
 export class ChatLog {
-  constructor(root, { named }) {
+  constructor(root) {
     this.root = root;
     this.el = root.querySelector("[data-log]");
     this.lightbox = root.querySelector("[data-lightbox]");
     this.olderUrl = root.dataset.olderUrl;
-    this.named = named;
+    // A one-to-one chat's replies are named too: by its one companion.
+    this.companion = root.dataset.companionName
+      ? { id: root.dataset.companionId, name: root.dataset.companionName }
+      : null;
+    this.stick = new StickToBottom(this.el, root.querySelector("[data-jump-latest]"));
   }
 
   byId(messageId) {
@@ -133,22 +142,15 @@ export class ChatLog {
     return all.length ? all[all.length - 1] : null;
   }
 
-  nearBottom() {
-    return this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < 80;
-  }
-
-  scrollIfFollowing(wasNear) {
-    if (wasNear) this.el.scrollTop = this.el.scrollHeight;
-  }
-
+  // Following what comes (StickToBottom) is automatic; these are for the reader's own moves.
   scrollToEnd() {
-    this.el.scrollTop = this.el.scrollHeight;
+    this.stick.toEnd();
   }
+
 
   // options: id, date, finishReason, versions, incomplete, reasoning, imageUrl, prepend (an older
   // message, above the others), sender ({id, name, avatar_url}: a companion's reply in a group).
   addBubble(role, text, options = {}) {
-    const wasNear = this.nearBottom();
     const li = document.createElement("li");
     li.className = "bubble " + role;
     if (options.id) {
@@ -176,7 +178,6 @@ export class ChatLog {
       this.el.insertBefore(li, marker ? marker.nextSibling : this.el.firstChild);
     } else {
       this.el.appendChild(li);
-      this.scrollIfFollowing(wasNear || role === "user");
     }
     return li;
   }
@@ -202,9 +203,6 @@ export class ChatLog {
     link.className = "bubble-image";
     link.dataset.enlarge = "";
     const img = document.createElement("img");
-    const wasNear = this.nearBottom();
-    // Keep following the conversation once the picture has its height.
-    img.addEventListener("load", () => this.scrollIfFollowing(wasNear));
     img.src = url;
     const painter = bubble.querySelector(".sender-name");
     img.alt = painter
@@ -500,7 +498,7 @@ export class ChatLog {
               versions: m.versions,
               incomplete: !m.complete,
               reasoning: m.reasoning, // replies of a reasoning model
-              sender: this.named ? m.sender : null, // null for the user's own words
+              sender: m.sender, // null for the user's own words
             });
           });
         this.el.scrollTop = this.el.scrollHeight - height;
@@ -540,6 +538,7 @@ export class ChatLog {
     li.classList.add("found");
     li.setAttribute("aria-current", "true");
     li.tabIndex = -1;
+    this.stick.release();
     li.scrollIntoView({ block: "center" });
     li.focus({ preventScroll: true });
     return true;

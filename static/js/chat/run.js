@@ -180,38 +180,75 @@ export class RunView {
     const kind = current && current.id === runId ? current.kind : undefined; // begin() knew it
     let bubble = existingId ? this.chatLog.byId(existingId) : null;
     if (!bubble) {
-      // Only a group's bubbles are named (a one-to-one chat's events name its companion too).
-      const named = this.turns && who && who.sender ? { id: who.companion_id, name: who.sender } : null;
+      // A group's events name the companion answering; a one-to-one chat has only the one.
+      const named = who && who.sender ? { id: who.companion_id, name: who.sender } : this.chatLog.companion;
       bubble = this.chatLog.addBubble("assistant", "", { sender: named });
     }
-    bubble.classList.add("streaming");
-    bubble.classList.remove("incomplete");
-    bubble.setAttribute("aria-busy", "true");
     this.current = { id: runId, bubble: bubble, content: "", points: 0, kind: kind };
     if (existingId) setContent(this.current, rawText(bubble.querySelector(".bubble-text")));
+    this.startWriting(bubble, this.current.content);
     return this.current;
   }
 
+  // ``bubble`` is being written (it had ``text`` so far): "Name is typing" until words come. The
+  // log holds its announcements (aria-busy) until the reply is whole, so a screen reader hears
+  // the finished reply once, not every token.
+  startWriting(bubble, text) {
+    bubble.classList.add("streaming");
+    bubble.classList.remove("incomplete");
+    bubble.setAttribute("aria-busy", "true");
+    this.chatLog.el.setAttribute("aria-busy", "true");
+    if (!text) this.showTyping(bubble);
+  }
+
+  showTyping(bubble) {
+    if (bubble.querySelector("[data-typing]")) return;
+    const nameEl = bubble.querySelector(".sender-name");
+    const name = nameEl ? nameEl.textContent : this.chatLog.companion ? this.chatLog.companion.name : "";
+    const typing = document.createElement("div");
+    typing.className = "typing";
+    typing.dataset.typing = "";
+    const dots = document.createElement("span");
+    dots.className = "typing-dots";
+    dots.setAttribute("aria-hidden", "true");
+    for (let i = 0; i < 3; i += 1) dots.appendChild(document.createElement("span"));
+    const label = document.createElement("span");
+    label.className = "typing-label";
+    label.textContent = name
+      ? interpolate(gettext("%(name)s is typing…"), { name: name }, true)
+      : gettext("Typing…");
+    typing.append(dots, label);
+    bubble.querySelector(".bubble-text").before(typing);
+  }
+
+  stopWriting(bubble) {
+    const typing = bubble.querySelector("[data-typing]");
+    if (typing) typing.remove();
+    bubble.classList.remove("streaming");
+    bubble.removeAttribute("aria-busy");
+    this.chatLog.el.removeAttribute("aria-busy");
+  }
+
+  // The reply so far, *actions* styled as the finished reply will show them (the log follows
+  // by itself: StickToBottom).
   applyTokens(run, offset, text) {
-    const wasNear = this.chatLog.nearBottom();
-    const body = run.bubble.querySelector(".bubble-text");
     if (offset === run.points) {
       run.content += text;
       run.points += Array.from(text).length;
-      body.appendChild(document.createTextNode(text)); // linear: no re-render per token
     } else {
       // Overlap with the snapshot, or a restarted reply: the server's text wins from offset on.
       setContent(run, Array.from(run.content).slice(0, offset).join("") + text);
-      body.textContent = run.content;
     }
-    this.chatLog.scrollIfFollowing(wasNear);
+    if (!run.content) return;
+    const typing = run.bubble.querySelector("[data-typing]");
+    if (typing) typing.remove();
+    renderRich(run.bubble.querySelector(".bubble-text"), run.content, true);
   }
 
   finishBubble(messageId) {
     if (!this.current || !this.current.bubble) return;
     const bubble = this.current.bubble;
-    bubble.classList.remove("streaming");
-    bubble.removeAttribute("aria-busy");
+    this.stopWriting(bubble);
     renderRich(bubble.querySelector(".bubble-text"), this.current.content);
     if (messageId) {
       bubble.id = "message-" + messageId;
@@ -247,10 +284,9 @@ export class RunView {
       const keep = kind === "continue" || kind === "repaint" ? rawText(reuse.querySelector(".bubble-text")) : "";
       if (kind === "regenerate") this.chatLog.keepOldVersion(reuse, versions);
       reuse.querySelector(".bubble-text").textContent = keep;
-      reuse.classList.add("streaming");
-      reuse.classList.remove("incomplete");
       this.current.bubble = reuse;
       setContent(this.current, keep);
+      this.startWriting(reuse, keep);
     }
     // A run of its own shows "typing…" until the first words come; a turn's waits for
     // "turn.speaker" to name who.
