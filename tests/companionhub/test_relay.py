@@ -51,9 +51,9 @@ def events(*names: str) -> list[dict]:
 
 def test_numbers_are_consecutive_and_start_from_the_clock(make_log):
     log = make_log()
-    first = log.append_many([Append("t", events("a", "b"))])[0]
+    first = log.append_many([Append("t", events("a", "b"))])[0].last
     second = log.append_many([Append("t", events("c")), Append("u", events("x"))])
-    assert second[0] == first + 1
+    assert second[0].last == first + 1
     assert first > 1_600_000_000_000_000  # microseconds since the epoch: a restart numbers on upwards
     assert log.last_seq("t") == first + 1
     assert log.last_seq("nothing yet") == 0
@@ -70,7 +70,7 @@ def test_an_append_guarded_by_a_set_flag_is_refused_whole(make_log):
     refused = log.append_many(
         [Append("t", events("late"), unless_flag="ended", text_key="live", text="lo", text_mode=TEXT_APPEND)]
     )
-    assert refused == [REFUSED]
+    assert [result.last for result in refused] == [REFUSED]
     assert log.flag_set("ended")
     assert log.live_text("live") == "Hel"  # the refused text did not go in either
     names = [e.event["name"] for e in asyncio.run(log.arange("t", 0))]
@@ -122,8 +122,7 @@ def test_the_reader_delivers_each_number_once_in_order(make_log):
         subscription = await reader.subscribe("t", sink)
         last = 0
         for _batch in range(20):
-            last = await asyncio.to_thread(log.append_many, [Append("t", events(*"abc"))])
-            last = last[0]
+            last = (await asyncio.to_thread(log.append_many, [Append("t", events(*"abc"))]))[0].last
         await _until(lambda: sink.got and sink.got[-1] == last)
         subscription.close()
         return sink
@@ -140,7 +139,7 @@ def test_a_socket_behind_the_reader_gets_the_gap_from_the_log(make_log):
         reader = _reader(log)
         ahead = Sink(log)
         await reader.subscribe("t", ahead)
-        first = (await asyncio.to_thread(log.append_many, [Append("t", events("a"))]))[0]
+        first = (await asyncio.to_thread(log.append_many, [Append("t", events("a"))]))[0].last
         await asyncio.to_thread(log.append_many, [Append("t", events("b", "c"))])
         await _until(lambda: len(ahead.got) == 3)
         behind = Sink(log)  # a reconnecting client that had seen only "a"
@@ -160,14 +159,14 @@ def test_a_gap_the_log_no_longer_holds_resyncs_and_is_logged(make_log):
     async def scenario():
         reader = _reader(log)
         sink = Sink(log)
-        first = (await asyncio.to_thread(log.append_many, [Append("t", events("a"))]))[0]
+        first = (await asyncio.to_thread(log.append_many, [Append("t", events("a"))]))[0].last
         # The socket saw "a"; then far more happened than the log keeps (a forced overflow).
         for _ in range(30):
             await asyncio.to_thread(log.append_many, [Append("t", events("b", "c", "d", "e"))])
         with capture_logs() as logs:
             await reader.subscribe("t", sink, after=first)
             await _until(lambda: sink.resyncs)
-            newest = (await asyncio.to_thread(log.append_many, [Append("t", events("z"))]))[0]
+            newest = (await asyncio.to_thread(log.append_many, [Append("t", events("z"))]))[0].last
             await _until(lambda: sink.got and sink.got[-1] == newest)
         return first, newest, sink, logs
 
@@ -194,7 +193,7 @@ def test_a_restarted_log_is_noticed_as_a_gap(make_log):
         else:
             client = redis.Redis.from_url(log.url)
             client.delete(log.stream_key("t"), log.counter_key("t"))
-        newest = (await asyncio.to_thread(log.append_many, [Append("t", events("b"))]))[0]
+        newest = (await asyncio.to_thread(log.append_many, [Append("t", events("b"))]))[0].last
         await _until(lambda: sink.got[-1] == newest or sink.resyncs)
         await _until(lambda: sink.resyncs)
         return sink
