@@ -209,7 +209,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await metrics.websocket_opened()
         self.counted_in_metrics = True
         self.socket_id = uuid.uuid4().hex[:12]
-        self.held: list[tuple[str, Sequence[Entry]]] | None = []  # events before the snapshot
+        # Events that arrive before the snapshot is out, or while a frame is answered, wait here.
+        self.held: list[tuple[str, Sequence[Entry]]] | None = []
         reader = relay_reader.reader()
         topic = self.channel_group()
         start = await self._start_point(reader, topic, resume_point(self.scope))
@@ -219,9 +220,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         for control in controls:
             self.subscriptions.append(await reader.subscribe(control, self, ordered=False))
         await self._send_snapshot(start)
-        held, self.held = self.held, None
-        for held_topic, entries in held:
-            await self.relay_events(held_topic, entries)
+        await self._release_held()
+
+    async def _release_held(self) -> None:
+        """Send the events that waited, in order; from now on they go out as they come."""
+        while self.held:
+            held, self.held = self.held, []
+            for topic, entries in held:
+                await self._deliver(topic, entries)
+        self.held = None
 
     async def _start_point(self, reader: relay_reader.Reader, topic: str, after: int | None) -> int:
         """Where this socket's events start: after the client's ``after`` when the log still holds
@@ -281,8 +288,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.refused:  # sent before the refusal's close reached the client
             return
-        with translation.override(self.language):  # the services' refusals are written in it
-            await self._receive(text_data, bytes_data)
+        # The frame's answer (message.accepted, an error) goes out before any event it caused:
+        # the conversation's events wait while the frame is handled.
+        self.held = [] if self.held is None else self.held
+        try:
+            with translation.override(self.language):  # the services' refusals are written in it
+                await self._receive(text_data, bytes_data)
+        finally:
+            await self._release_held()
 
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         try:
@@ -327,9 +340,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # --- events from the relay (companionhub.relay_reader.Sink) ---
 
     async def relay_events(self, topic: str, entries: Sequence[Entry]) -> None:
-        if self.held is not None:  # the snapshot is not out yet
+        if self.held is not None:  # the snapshot, or a frame's answer, is not out yet
             self.held.append((topic, entries))
             return
+        await self._deliver(topic, entries)
+
+    async def _deliver(self, topic: str, entries: Sequence[Entry]) -> None:
         if topic != self.channel_group():  # the user's, session's or token's control topic
             for entry in entries:
                 if entry.event.get("type") == "socket.close":

@@ -245,8 +245,12 @@ class RedisLog:
         return {"keys": keys, "args": args}
 
     def last_seq(self, topic: str) -> int:
-        value = self.client().get(self.counter_key(topic))
-        return int(value) if value else 0
+        """The topic's last number; a topic without one gets its starting number now, so a
+        reader's first event is always this plus one."""
+        pipe = self.client().pipeline(transaction=False)
+        pipe.set(self.counter_key(topic), _seq_start(), nx=True, ex=self.ttl)
+        pipe.get(self.counter_key(topic))
+        return int(pipe.execute()[1])
 
     def flag_set(self, flag: str) -> bool:
         return bool(self.client().exists(self.flag_key(flag)))
@@ -302,8 +306,11 @@ class RedisLog:
         return _entries(raw)
 
     async def alast_seq(self, topic: str) -> int:
-        value = await self.aclient().get(self.counter_key(topic))
-        return int(value) if value else 0
+        """As ``last_seq``, from an event loop."""
+        pipe = self.aclient().pipeline(transaction=False)
+        pipe.set(self.counter_key(topic), _seq_start(), nx=True, ex=self.ttl)
+        pipe.get(self.counter_key(topic))
+        return int((await pipe.execute())[1])
 
 
 # --- memory (one process, no Redis) --------------------------------------------------
@@ -363,7 +370,7 @@ class MemoryLog:
 
     def last_seq(self, topic: str) -> int:
         with self._lock:
-            return self._counters.get(topic, 0)
+            return self._counters.setdefault(topic, _seq_start())
 
     def flag_set(self, flag: str) -> bool:
         with self._lock:
