@@ -15,6 +15,7 @@ from chat.editing import message_edit
 from chat.models import Message, PipelineRun
 from companionhub.errors import AppError
 from tests.chat.factories import add_exchange, add_reply, add_user_message, chat_of, make_chat, make_group
+from tests.chat.frames import unnumbered
 from tests.companions.factories import make_companion
 
 
@@ -163,8 +164,8 @@ async def test_a_correction_reaches_every_open_tab(connect, user, companion):
         "versions": 2,  # its other version is kept
         "edited": True,
     }
-    assert await tab.receive() == expected  # no "message.accepted": nothing was started
-    assert await other_tab.receive() == expected
+    assert unnumbered(await tab.receive()) == expected  # no "message.accepted": nothing was started
+    assert unnumbered(await other_tab.receive()) == expected
     assert await tab.nothing_more()
     assert corrected(before, await sync_to_async(snapshot)(conversation), reply.pk, "Hi! *grins*")
 

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from chat.models import Message
 from tests.chat.factories import add_reply, chat_of, make_chat
+from tests.chat.frames import unnumbered
 from tests.companions.factories import make_companion
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +49,7 @@ async def test_regenerate_keeps_the_old_reply_as_a_version(worker, use_fake_llm,
     assert reply.alternatives == ["First answer."]
     # Flip back: every tab hears about it.
     await client.send({"type": "message.alternative", "message_id": reply.pk})
-    updated = await client.receive_until("message.updated")
+    updated = unnumbered(await client.receive_until("message.updated"))
     assert updated == {
         "type": "message.updated",
         "message_id": reply.pk,

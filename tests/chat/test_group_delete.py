@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from chat import editing
 from chat.models import Message, PipelineRun, Turn
 from tests.chat.factories import make_group
+from tests.chat.frames import unnumbered
 from tests.chat.test_group_regenerate import finished_turn, nothing_changed
 
 
@@ -45,7 +46,7 @@ async def test_over_the_socket_every_open_tab_drops_it(connect_group, user):
     tab, other = await connect_group(group.pk, user=user), await connect_group(group.pk, user=user)
     await tab.send({"type": "message.delete", "message_id": said.pk})
     for client in (tab, other):
-        assert await client.receive_until("message.deleted") == {
+        assert unnumbered(await client.receive_until("message.deleted")) == {
             "type": "message.deleted",
             "message_id": said.pk,
         }

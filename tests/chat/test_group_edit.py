@@ -16,6 +16,7 @@ from chat import editing
 from chat.models import Message, PipelineRun
 from companionhub.errors import AppError
 from tests.chat.factories import make_group
+from tests.chat.frames import unnumbered
 from tests.chat.test_group_regenerate import OLD, finished_turn, nothing_changed
 
 REPLY = "Oh hello! *waves* The beach sounds lovely."
@@ -113,7 +114,7 @@ async def test_a_companions_reply_is_corrected_in_place_and_every_tab_hears(conn
     tab, other = await connect_group(group.pk, user=user), await connect_group(group.pk, user=user)
     await tab.send({"type": "message.edit", "message_id": mika_reply.pk, "content": "  Fixed, *smiles*  "})
     for client in (tab, other):
-        assert await client.receive_until("message.updated") == {
+        assert unnumbered(await client.receive_until("message.updated")) == {
             "type": "message.updated",
             "message_id": mika_reply.pk,
             "content": "Fixed, *smiles*",

@@ -17,6 +17,7 @@ from companions.models import Companion
 from media.models import StoredImage
 from media.services import store_image
 from tests.chat.factories import add_reply, add_user_message, make_group
+from tests.chat.frames import unnumbered
 from tests.companions.factories import png_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +44,7 @@ async def test_use_as_header_gives_the_picture_to_the_companion_that_painted_it(
     group, mika, rin, reply = await group_with_a_picture(user)
     tab, other = await connect_group(group.pk, user=user), await connect_group(group.pk, user=user)
     await tab.send({"type": "picture.use_as_header", "message_id": reply.pk})
-    heard = [await client.receive_until("companion.header") for client in (tab, other)]
+    heard = [unnumbered(await client.receive_until("companion.header")) for client in (tab, other)]
     header = await header_of(rin)
     # The event names whose header it is: a group page updates that companion's avatar.
     assert heard == [{"type": "companion.header", "url": header.url, "companion_id": rin.pk}] * 2
@@ -59,7 +60,7 @@ async def test_delete_takes_the_picture_off_the_reply_for_every_tab(connect_grou
     tab, other = await connect_group(group.pk, user=user), await connect_group(group.pk, user=user)
     await tab.send({"type": "picture.delete", "message_id": reply.pk})
     for client in (tab, other):
-        assert await client.receive_until("picture.removed") == {
+        assert unnumbered(await client.receive_until("picture.removed")) == {
             "type": "picture.removed",
             "message_id": reply.pk,
         }

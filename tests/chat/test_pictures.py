@@ -25,6 +25,7 @@ from companions.services import companion_set_header
 from media.models import StoredImage
 from media.services import store_image
 from tests.chat.factories import add_reply, add_user_message, chat_of, make_chat, make_group
+from tests.chat.frames import unnumbered
 from tests.companions.factories import make_companion, png_bytes
 
 SCENE = "Mika in a red sundress, at the beach"
@@ -325,7 +326,7 @@ async def test_delete_over_the_socket_reaches_every_tab(connect, companion, user
     two = await connect(None, user=user, path=f"/ws/conversation/{reply.conversation_id}/")
     await one.send({"type": "picture.delete", "message_id": reply.pk})
     for tab in (one, two):
-        assert await tab.receive() == {"type": "picture.removed", "message_id": reply.pk}
+        assert unnumbered(await tab.receive()) == {"type": "picture.removed", "message_id": reply.pk}
     assert await sync_to_async(lambda: Message.objects.get(pk=reply.pk).image_id)() is None
 
 
@@ -384,7 +385,7 @@ async def test_the_group_socket_has_the_picture_frames_too(connect, user):
     group, reply = await group_with_picture()
     client = await connect(None, user=user, path=f"/ws/group/{group.pk}/")
     await client.send({"type": "picture.delete", "message_id": reply.pk})
-    assert await client.receive() == {"type": "picture.removed", "message_id": reply.pk}
+    assert unnumbered(await client.receive()) == {"type": "picture.removed", "message_id": reply.pk}
     assert await sync_to_async(lambda: Message.objects.get(pk=reply.pk).image_id)() is None
 
 
