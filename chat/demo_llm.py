@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
-from chat.llm import HEARTBEAT_SECONDS, Completion, estimate_tokens
+from chat.llm import HEARTBEAT_SECONDS, AsyncStreamMixin, Completion, estimate_tokens
 from chat.memory_prompts import MEMORY_MARKER, SUMMARY_MARKER, section
 from chat.prompts import ANALYSIS_MARKER, CONTINUE_PROMPT
 
@@ -242,7 +242,7 @@ class DemoStream(_DemoReply):
         self._finish()
 
 
-class AsyncDemoStream(_DemoReply):
+class AsyncDemoStream(_DemoReply, AsyncStreamMixin):
     """``DemoStream`` on an event loop, as ``chat.llm.AsyncChatStream``: the same words at the
     same pace, waiting with ``asyncio.sleep`` so a thousand demo replies share one loop."""
 
@@ -250,15 +250,6 @@ class AsyncDemoStream(_DemoReply):
 
     async def aclose(self) -> None:
         self._closed = True
-
-    async def __aenter__(self) -> AsyncDemoStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self.pieces()
 
     async def pieces(
         self, heartbeat: Callable[[], Awaitable[None] | None] | None = None

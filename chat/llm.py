@@ -27,6 +27,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import aiohttp
 import requests
@@ -724,20 +725,11 @@ class ReplyDecoder:
         )
 
 
-class ChatStream:
-    """Iterate for visible text pieces; ``result`` holds the whole answer afterwards.
+class DecodedReply:
+    """What a stream read through a ``ReplyDecoder`` knows so far: one set of accessors for the
+    sync and async streams."""
 
-    ``pieces(heartbeat=...)`` iterates the same and calls ``heartbeat`` every
-    ``HEARTBEAT_SECONDS`` while data arrives, visible or not (reasoning, empty
-    deltas, keep-alives); an exception it raises ends the stream and closes it.
-    ``close()`` drops the connection at once, which is how a cancelled reply
-    stops the server generating; the first end-of-turn marker does the same.
-    """
-
-    def __init__(self, response: requests.Response, *, prompt_chars: str) -> None:
-        self._response = response
-        self._decoder = ReplyDecoder(prompt_chars=prompt_chars)
-        self._closed = False
+    _decoder: ReplyDecoder
 
     @property
     def text(self) -> str:
@@ -760,6 +752,41 @@ class ChatStream:
         if self._decoder.result is None:
             raise RuntimeError("the stream has not finished")
         return self._decoder.result
+
+
+class AsyncStreamMixin:
+    """``async with`` and ``async for`` for an async stream with ``aclose`` and ``pieces``."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def pieces(self, heartbeat: Callable[[], Awaitable[None] | None] | None = None) -> AsyncIterator[str]:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.pieces()
+
+
+class ChatStream(DecodedReply):
+    """Iterate for visible text pieces; ``result`` holds the whole answer afterwards.
+
+    ``pieces(heartbeat=...)`` iterates the same and calls ``heartbeat`` every
+    ``HEARTBEAT_SECONDS`` while data arrives, visible or not (reasoning, empty
+    deltas, keep-alives); an exception it raises ends the stream and closes it.
+    ``close()`` drops the connection at once, which is how a cancelled reply
+    stops the server generating; the first end-of-turn marker does the same.
+    """
+
+    def __init__(self, response: requests.Response, *, prompt_chars: str) -> None:
+        self._response = response
+        self._decoder = ReplyDecoder(prompt_chars=prompt_chars)
+        self._closed = False
 
     def close(self) -> None:
         self._closed = True
@@ -790,7 +817,7 @@ class ChatStream:
         yield from decoder.finish()
 
 
-class AsyncChatStream:
+class AsyncChatStream(DecodedReply, AsyncStreamMixin):
     """``ChatStream`` for an event loop: ``async for`` the visible text pieces (or
     ``pieces(heartbeat=...)``); ``result`` (a ``Completion``), ``text`` and
     ``reasoning`` as the sync stream has them, read through the same ``ReplyDecoder``.
@@ -809,42 +836,11 @@ class AsyncChatStream:
         self._closed = False
         self._draining: asyncio.Task[None] | None = None
 
-    @property
-    def text(self) -> str:
-        return self._decoder.text
-
-    @property
-    def reasoning(self) -> str:
-        return self._decoder.reasoning
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._decoder.finish_reason
-
-    @property
-    def usage(self) -> dict | None:
-        return self._decoder.usage
-
-    @property
-    def result(self) -> Completion:
-        if self._decoder.result is None:
-            raise RuntimeError("the stream has not finished")
-        return self._decoder.result
-
     async def aclose(self) -> None:
         self._closed = True
         if self._draining is not None:
             await self._draining  # a finished reply: its connection goes back to the pool
         self._response.close()  # no-op once released
-
-    async def __aenter__(self) -> AsyncChatStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self.pieces()
 
     async def pieces(
         self, heartbeat: Callable[[], Awaitable[None] | None] | None = None
