@@ -22,25 +22,14 @@ import asyncio
 
 import pytest
 
-from tests.conftest import require_service
 from tests.fakes.chat_socket import ChatSocket, make_account, stored_runs
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.services import ServiceUnavailable, private_redis
 from tests.fakes.site import run_site, site_env
 
 pytestmark = pytest.mark.fault
 
 WORKER = ["--queues=chat,images,memory", "--pool=threads", "--concurrency=8", "--without-mingle",
           "--without-gossip", "--loglevel=INFO", "-n", "fault@%h"]  # fmt: skip
-
-
-@pytest.fixture
-def redis_server():
-    try:
-        with private_redis() as server:
-            yield server
-    except ServiceUnavailable as exc:
-        require_service("Redis server", str(exc))
 
 
 async def assert_ends_with_the_stored_reply(site, client: ChatSocket, run_id: str) -> str:

@@ -18,10 +18,8 @@ import asyncio
 
 import pytest
 
-from tests.conftest import require_service
 from tests.fakes.chat_socket import ChatSocket, make_account, stored_runs
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.services import ServiceUnavailable, private_redis
 from tests.fakes.site import run_site, site_env
 
 pytestmark = pytest.mark.fault
@@ -29,15 +27,6 @@ pytestmark = pytest.mark.fault
 WORKER = ["--queues=chat,images,memory", "--pool=threads", "--concurrency=8", "--without-mingle",
           "--without-gossip", "--loglevel=INFO", "-n", "killed@%h"]  # fmt: skip
 NOTICED_WITHIN = 30  # seconds from the kill to the client's error: the bound
-
-
-@pytest.fixture
-def redis_server():
-    try:
-        with private_redis() as server:
-            yield server
-    except ServiceUnavailable as exc:
-        require_service("Redis server", str(exc))
 
 
 async def test_a_worker_killed_mid_reply_ends_the_run_with_interrupted_and_keeps_what_was_shown(
