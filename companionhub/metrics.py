@@ -114,6 +114,14 @@ def count_rate_limit_hit(scope: str) -> None:
     incr(f"{PREFIX}:ratelimit:{scope}")
 
 
+RELAY_RESYNCS = f"{PREFIX}:relay:resyncs"
+
+
+def count_relay_resync() -> None:
+    """A socket missed events the relay's log no longer held and was sent a fresh snapshot."""
+    incr(RELAY_RESYNCS)
+
+
 def observe_step_duration(step: str, milliseconds: float) -> None:
     """One observation of the step-duration histogram (bucket, count and sum)."""
     seconds = milliseconds / 1000
@@ -350,6 +358,13 @@ def _rate_limits(out: Exposition, scopes: Iterable[str]) -> None:
 def _websockets(out: Exposition) -> None:
     out.family("companionhub_websocket_connections", "gauge", "Chat websockets open now, in every process.")
     out.sample("companionhub_websocket_connections", websocket_connections())
+    name = "companionhub_relay_resyncs_total"
+    out.family(
+        name,
+        "counter",
+        "Sockets sent a fresh snapshot because the relay's log no longer held what they missed.",
+    )
+    out.sample(name, int(cache.get(RELAY_RESYNCS) or 0))
 
 
 def _breakers(out: Exposition) -> None:

@@ -37,7 +37,6 @@ log = structlog.get_logger(__name__)
 TICK = 0.02  # after a read that found events: what arrives meanwhile comes with the next read
 BLOCK_MS = 50  # a quiet read waits this long (a new topic joins the read within it)
 RETRY_SECONDS = 0.5
-GAP_METRIC = "relay:resyncs"
 
 
 class Sink(Protocol):
@@ -94,7 +93,7 @@ class Subscription:
                     await self._deliver(found)
                 elif found or self.pending or await self._behind():
                     missed_after = self.last
-                    metrics.incr(GAP_METRIC)
+                    metrics.count_relay_resync()
                     log.info(  # the socket logs the WARNING, naming itself and the run
                         "relay_gap",
                         topic=self.topic,

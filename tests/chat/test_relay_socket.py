@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from chat.models import Message
 from chat.publish import publish
+from companionhub import metrics
 from companionhub.relay import Append, MemoryLog, RedisLog, relay_log
 from tests.chat.factories import make_chat
 
@@ -123,6 +124,8 @@ async def test_events_the_log_lost_bring_a_fresh_snapshot_and_a_warning(connect,
     assert after == {"type": "message.deleted", "message_id": 3, "seq": snapshot["seq"] + 1}
     warnings = [entry for entry in logs if entry["event"] == "relay_resync"]
     assert warnings and warnings[0]["log_level"] == "warning"
+    metrics_page = await sync_to_async(metrics.render)()
+    assert "companionhub_relay_resyncs_total 0" not in metrics_page
     assert warnings[0]["conversation_id"] == chat.pk and warnings[0]["socket"]
 
 

@@ -28,6 +28,7 @@ FAMILIES = {
     "companionhub_step_duration_seconds": "histogram",
     "companionhub_rate_limit_hits_total": "counter",
     "companionhub_websocket_connections": "gauge",
+    "companionhub_relay_resyncs_total": "counter",
     "companionhub_circuit_breaker_state": "gauge",
     "companionhub_circuit_breaker_failures": "gauge",
     "companionhub_page_cache_requests_total": "counter",
