@@ -425,10 +425,10 @@ CHAT_MAX_RUN_ATTEMPTS = env.int("CHAT_MAX_RUN_ATTEMPTS", default=5)
 CHAT_RETRY_BACKOFF_BASE = env.float("CHAT_RETRY_BACKOFF_BASE", default=1.0)  # seconds, doubling per retry
 CHAT_RETRY_BACKOFF_CAP = env.float("CHAT_RETRY_BACKOFF_CAP", default=10.0)
 CHAT_STUCK_RUN_SECONDS = env.int("CHAT_STUCK_RUN_SECONDS", default=600)
-# The event relay's log (companionhub/relay.py): a conversation's events kept for sockets that
-# reconnect or fall behind, about this many per conversation, for this long after the last one.
 # A running step's lease (chat/leases.py): renewed every third of it; a worker dead this long is noticed.
 CHAT_RUN_LEASE_SECONDS = env.int("CHAT_RUN_LEASE_SECONDS", default=15)
+# The event relay's log (companionhub/relay.py): a conversation's events kept for sockets that
+# reconnect or fall behind, about this many per conversation, for this long after the last one.
 CHAT_RELAY_PREFIX = env.str("CHAT_RELAY_PREFIX", default="ch-relay")
 CHAT_RELAY_LOG_LENGTH = env.int("CHAT_RELAY_LOG_LENGTH", default=2000)
 CHAT_RELAY_LOG_SECONDS = env.int("CHAT_RELAY_LOG_SECONDS", default=3600)
