@@ -281,8 +281,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.refused:  # sent before the refusal's close reached the client
             return
-        with translation.override(self.language):  # the services' refusals are written in it
-            await self._receive(text_data, bytes_data)
+        # The relay can bring the events a frame causes ("turn.started") while the frame is still
+        # being answered: they wait, so this socket gets its "message.accepted" first, as the
+        # protocol promises (docs/websocket.md).
+        self.held = []
+        try:
+            with translation.override(self.language):  # the services' refusals are written in it
+                await self._receive(text_data, bytes_data)
+        finally:
+            held, self.held = self.held, None
+            for topic, entries in held:
+                await self.relay_events(topic, entries)
 
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         try:
