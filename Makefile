@@ -23,7 +23,7 @@ help:
 	@echo "make upgrade-check  list pins that have a newer release"
 	@echo "make bench       run the benchmarks in bench/"
 	@echo "make profile     profile 100 simultaneous chats (CPU, queue waits, py-spy stacks)"
-	@echo "make screenshots run the browser tests, saving screenshots to screenshots/tmp/"
+	@echo "make screenshots run the browser tests, saving screenshots to screenshots/tmp/ (and the README's to docs/screenshots/)"
 	@echo "make messages    compile the translation catalogues (locale/*/LC_MESSAGES/*.po -> .mo; make install does it)"
 	@echo "make messages-update  re-extract the German and Spanish catalogues from the code (makemessages)"
 	@echo "make worker      run a Celery worker (needs REDIS_URL)"
@@ -109,9 +109,17 @@ format: install
 	$(BIN)/ruff format .
 
 # Full-page PNGs of the main pages at desktop and phone widths, from the browser tests.
+# The README's pictures (and the landing page's two of the chat) come from
+# tests/browser/test_readme_screenshots.py, on the offline demo back ends.
+README_SHOTS := screenshots/tmp/readme
 screenshots: install
 	rm -rf screenshots/tmp
 	$(BIN)/pytest -m browser -p no:cacheprovider $(PYTEST_ARGS)
+	@if [ -d $(README_SHOTS) ]; then \
+		cp $(README_SHOTS)/*.png docs/screenshots/ && \
+		cp $(README_SHOTS)/chat-desktop.png $(README_SHOTS)/chat-phone.png static/img/ && \
+		echo "README pictures updated in docs/screenshots/ and static/img/"; \
+	fi
 	@echo "Screenshots in screenshots/tmp/"
 
 bench: install

@@ -127,3 +127,25 @@ def shoot(page, name: str) -> None:
     """Full-page screenshot into the screenshots folder (``make screenshots``)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def optimise_png(source: Path, target: Path) -> Path:
+    """``source`` as a palette PNG at ``target``: a screenshot's few colours, a tenth of the bytes."""
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as shot:
+        small = shot.convert("RGB").quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+    small.save(target, format="PNG", optimize=True)
+    return target
+
+
+def shoot_for_readme(page, name: str) -> Path:
+    """What the visitor sees (the viewport), for the README and the landing page, into
+    ``screenshots/tmp/readme/``; ``make screenshots`` copies that folder to ``docs/screenshots/``."""
+    path = SCREENSHOTS / "readme" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    return optimise_png(path, path)

@@ -59,7 +59,9 @@ export class ChatSocket {
   inSequence(socket, event) {
     if (typeof event.seq !== "number") return true;
     if (event.type === "snapshot" || event.type === "group.snapshot") {
-      this.lastSeq = event.seq;
+      // 0: the conversation has no numbered events yet. Its first one is numbered from the
+      // server's clock, not 1, so the next number seen starts the sequence.
+      this.lastSeq = event.seq || null;
       return true;
     }
     if (this.lastSeq !== null && event.seq <= this.lastSeq) return false; // seen already
