@@ -49,6 +49,7 @@ def test_no_chest_question_for_a_man(page):
     # The settings page has the gender and the question on one page: the script hides it.
     companion_id = re.search(r"/(\d+)/$", page.url).group(1)
     page.goto(f"/companions/{companion_id}/settings/")
+    page.locator("#identity > summary").click()  # the sections start folded
     chest = page.get_by_role("group", name="Chest / breasts")
     expect(chest).to_be_visible()
     choose(page, "Man")
