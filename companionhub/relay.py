@@ -47,6 +47,8 @@ import redis
 import redis.asyncio as aioredis
 import structlog
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 
 log = structlog.get_logger(__name__)
 
@@ -269,8 +271,15 @@ class RedisLog:
         if client is None:
             for other in [other for other in self._async if other.is_closed()]:
                 self._ascripts.pop(self._async.pop(other), None)
+            # One retry, on a fresh connection: one left idle in the pool across a Redis restart
+            # is stale, and without it the command after the restart failed (a client from a URL
+            # gets no retries otherwise; the sync client's come with retry_on_timeout).
             client = aioredis.Redis.from_url(
-                self.url, socket_timeout=None, socket_connect_timeout=2, health_check_interval=30
+                self.url,
+                socket_timeout=None,
+                socket_connect_timeout=2,
+                health_check_interval=30,
+                retry=AsyncRetry(NoBackoff(), 1),
             )
             self._async[loop] = client
         return client

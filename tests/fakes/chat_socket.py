@@ -37,6 +37,12 @@ runs = PipelineRun.objects.filter(pk__in={run_ids!r}).select_related("reply")
 print(json.dumps({{str(r.pk): [r.status, r.error_code, r.reply.content if r.reply else None,
                    r.reply_id] for r in runs}}))
 """
+SENT_RUN = """
+from chat.models import PipelineRun
+run = PipelineRun.objects.filter(companion_id={companion_id}, turn__message__role="user",
+                                 turn__message__content={content!r}).order_by("created_at").first()
+print(run.pk if run else "-")
+"""
 
 
 def make_account(site: Any, name: str, companions: int) -> tuple[str, list[int]]:
@@ -50,6 +56,21 @@ def stored_runs(site: Any, run_ids: list[str]) -> dict[str, tuple[str, str, str 
     """run id -> (status, error code, the reply message's stored content, its id), from the database."""
     found = json.loads(site.manage("shell", "-c", REPLIES.format(run_ids=list(run_ids))).splitlines()[-1])
     return {run_id: tuple(value) for run_id, value in found.items()}  # type: ignore[misc]
+
+
+def sent_run(site: Any, companion_id: int, content: str) -> str | None:
+    """The run answering the companion's user message ``content``, if the server stored one.
+
+    For a frame whose socket closed before its answer came: the server may have
+    handled it (the message is stored, the run started) or never seen it.
+    """
+    found = site.manage("shell", "-c", SENT_RUN.format(companion_id=companion_id, content=content))
+    run_id = found.split()[-1]
+    return None if run_id == "-" else run_id
+
+
+class Unanswered(ConnectionError):
+    """The socket closed before the server answered the frame: it may or may not have been handled."""
 
 
 class Refused(AssertionError):
@@ -158,11 +179,17 @@ class ChatSocket:
                 await self.changed.wait()
 
     async def wait_accepted(self, count: int, *, timeout: float = 30, since: int = 0) -> str:  # noqa: ASYNC109
-        """The run id of the ``count``-th accepted message (a refusal after frame ``since`` raises)."""
-        await self.wait_for(lambda: len(self.accepted) >= count or self._refused(since), timeout=timeout)
-        if len(self.accepted) < count:
-            raise Refused(self._refused(since))
-        return self.accepted[count - 1]
+        """The run id of the ``count``-th accepted message (a refusal after frame ``since`` raises
+        ``Refused``; the socket closing first raises ``Unanswered``)."""
+        await self.wait_for(
+            lambda: len(self.accepted) >= count or self._refused(since) or self.closed.is_set(),
+            timeout=timeout,
+        )
+        if len(self.accepted) >= count:
+            return self.accepted[count - 1]
+        if refusal := self._refused(since):
+            raise Refused(refusal)
+        raise Unanswered(f"{self.ws_url}{self.path} closed before the server answered")
 
     async def wait_end(self, run_id: str, *, timeout: float = 30) -> RunView:  # noqa: ASYNC109
         await self.wait_for(lambda: self.run(run_id).ended, timeout=timeout)
