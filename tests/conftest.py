@@ -222,3 +222,15 @@ def rate_limits(settings, user, rate_limit_clock):
 def ip():
     """A client address of this test's own, so counters never collide."""
     return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
+@pytest.fixture
+def redis_server():
+    """A Redis of the test's own, which fault drills may stop and restart."""
+    from tests.fakes.services import ServiceUnavailable, private_redis
+
+    try:
+        with private_redis() as server:
+            yield server
+    except ServiceUnavailable as exc:
+        require_service("Redis server", str(exc))

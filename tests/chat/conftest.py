@@ -22,8 +22,6 @@ from django.test import Client
 from chat.backends import image_breaker, llm_breaker, reset_backends
 from companionhub.asgi import application
 from tests.companions.factories import make_companion
-from tests.conftest import require_service
-from tests.fakes.services import ServiceUnavailable, private_redis
 
 ORIGIN = (b"origin", b"http://localhost:8000")
 # The Origin must be the site's own origin for the Host the request names (companionhub/ws_origin.py).
@@ -227,13 +225,3 @@ def connect_group(connect):
         return await connect(None, path=f"/ws/group/{group_id}/", **kwargs)
 
     return open_group
-
-
-@pytest.fixture
-def redis_server():
-    """A Redis of the test's own, which fault drills may stop and restart."""
-    try:
-        with private_redis() as server:
-            yield server
-    except ServiceUnavailable as exc:
-        require_service("Redis server", str(exc))

@@ -14,26 +14,13 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.conftest import require_service
 from tests.fakes.chat_socket import ChatSocket, make_account
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.services import ServiceUnavailable, private_redis
 from tests.fakes.site import run_site, site_env
 
 BURST = 50
 WORKER = ["--queues=chat,images,memory", "--pool=threads", "--concurrency=60", "--without-mingle",
           "--without-gossip", "--loglevel=WARNING", "-n", "burst@%h"]  # fmt: skip
-
-
-@pytest.fixture
-def redis_server():
-    try:
-        with private_redis() as server:
-            yield server
-    except ServiceUnavailable as exc:
-        require_service("Redis server", str(exc))
 
 
 async def test_a_burst_of_sends_does_not_hold_another_sockets_tokens(redis_server, tmp_path):

@@ -29,10 +29,8 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.conftest import require_service
 from tests.fakes.chat_socket import ChatSocket, Refused, Unanswered, make_account, sent_run, stored_runs
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.services import ServiceUnavailable, private_redis
 from tests.fakes.site import run_site, site_env
 
 pytestmark = pytest.mark.fault
@@ -51,15 +49,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-@pytest.fixture
-def redis_server():
-    try:
-        with private_redis() as server:
-            yield server
-    except ServiceUnavailable as exc:
-        require_service("Redis server", str(exc))
 
 
 class Chat:

@@ -11,19 +11,8 @@ from __future__ import annotations
 import pytest
 
 from companionhub.relay import RedisLog
-from tests.conftest import require_service
-from tests.fakes.services import ServiceUnavailable, private_redis
 
 pytestmark = pytest.mark.fault
-
-
-@pytest.fixture
-def redis_server():
-    try:
-        with private_redis() as server:
-            yield server
-    except ServiceUnavailable as exc:
-        require_service("Redis server", str(exc))
 
 
 async def test_the_first_read_after_a_redis_restart_works_on_a_connection_left_idle(redis_server):
