@@ -563,10 +563,15 @@ def run_gone(run_id: RunId) -> bool:
 
 
 def fail(run_id: RunId, failure: StepFailed) -> None:
-    """A required step gave up: the run fails with a message the user can act on."""
+    """A required step gave up: the run fails with a message the user can act on. The reply
+    keeps the text its sockets were shown (the live reply in the relay), which a worker that
+    died, or a stream that broke, may not have saved."""
     run = _load(run_id)
     conversation = ReplyWriter(run)
     if runs.run_mark_failed(run_id, code=failure.code, text=failure.message):
+        shown = live_reply(str(run_id)) or ""
+        if len(shown) > len(conversation.reply_content()):
+            conversation.checkpoint(shown, complete=False)
         conversation.mark_reply_incomplete()
         forget_live_reply(str(run_id))
         with conversation.publisher() as publisher:  # nothing of the run goes out after it
@@ -596,12 +601,7 @@ def reconcile_lost_runs() -> int:
     for run_id in leases.lost_runs():
         if not leases.claim_lost(run_id):  # another sweep is ending it
             continue
-        run = _load(run_id)
-        conversation = ReplyWriter(run)
-        shown = live_reply(run_id) or ""
-        if shown and len(shown) > len(conversation.reply_content()):
-            conversation.checkpoint(shown, complete=False)
-        log.warning("run_lost", run_id=run_id, step=run.step, kept_chars=len(shown))
+        log.warning("run_lost", run_id=run_id)
         fail(run_id, StepFailed(RunError.INTERRUPTED, USER_MESSAGES[RunError.INTERRUPTED], retryable=False))
         count += 1
     return count
