@@ -25,6 +25,7 @@ from django.db import connection
 
 from chat import pipeline
 from chat.models import Message, PipelineRun
+from chat.publish import live_reply
 from companionhub.celery import app
 from tests.conftest import require_service
 
@@ -110,13 +111,12 @@ async def test_a_killed_worker_ends_in_a_visible_failure_and_a_clean_retry(
         client = await connect(companion.pk, user=user)
         await client.send({"type": "message.send", "content": "Tell me a long story"})
         accepted = await client.receive_until("message.accepted")
-        # Wait until the reply has been checkpointed (about once a second), then kill the worker.
-        # The worker process may take a while to start on a busy machine: poll the database (a
-        # socket read that times out would end the test client's connection).
+        # Wait until the reply is well under way (its live text, what the sockets were shown),
+        # then kill the worker. The worker process may take a while to start on a busy machine:
+        # poll (a socket read that times out would end the test client's connection).
         deadline = time.monotonic() + 60
         while True:
-            replies = await assistant_messages(companion.pk)
-            if replies and "word10" in replies[0].content:
+            if "word10" in (await sync_to_async(live_reply)(accepted["run_id"]) or ""):
                 break
             assert time.monotonic() < deadline, "the reply never started"
             await asyncio.sleep(0.2)
