@@ -9,6 +9,7 @@ from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
+import environ
 import psycopg
 import pytest
 from django.contrib.auth.models import Group
@@ -154,11 +155,15 @@ def pg_target():
     It creates and drops a database, so it runs only on a server named for the tests
     (``TEST_DATABASE_URL``, as CI sets it), never on one a developer's ``DATABASE_URL`` names.
     """
-    if not os.environ.get("TEST_DATABASE_URL", "").strip():
+    named = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if not named:
         require_service("PostgreSQL for tests", "set TEST_DATABASE_URL to a PostgreSQL the tests may use")
-    if connection.vendor != "postgresql":
+    server = environ.Env.db_url_config(named)
+    if connection.vendor != "postgresql" or server["ENGINE"] != connection.settings_dict["ENGINE"]:
         require_service("PostgreSQL", "TEST_DATABASE_URL does not point at PostgreSQL")
+    # The server TEST_DATABASE_URL names, whatever DATABASE_URL says: the only one touched here.
     settings_dict = copy.deepcopy(connection.settings_dict)
+    settings_dict.update({key: server.get(key, "") for key in ("HOST", "PORT", "USER", "PASSWORD")})
     name = f"companionhub_move_test_{uuid.uuid4().hex[:10]}"
     settings_dict["NAME"] = name
     settings_dict["OPTIONS"].pop("pool", None)
