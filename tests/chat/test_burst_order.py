@@ -16,7 +16,7 @@ import asyncio
 
 from tests.fakes.chat_socket import ChatSocket, make_account
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.site import run_site, site_env
+from tests.fakes.site import drill_env, run_site
 
 BURST = 50
 WORKER = ["--queues=chat,images,memory", "--pool=threads", "--concurrency=60", "--without-mingle",
@@ -27,17 +27,7 @@ async def test_a_burst_of_sends_does_not_hold_another_sockets_tokens(redis_serve
     with FakeLLMServer() as llm:
         llm.set_reply(" ".join(f"word{i}" for i in range(400)))
         llm.token_delay = 0.02  # A streams for about 8 s: long past the burst
-        env = site_env(
-            {
-                "REDIS_URL": redis_server.url,
-                "LLM_BASE_URL": llm.base_url,
-                "LLM_API_KEY": "test-key",
-                "LLM_MODEL": "fake-model",
-                "RATELIMIT_ENABLE": "False",
-                "WS_MAX_SOCKETS_PER_USER": "1000",
-            },
-            var_dir=tmp_path,
-        )
+        env = drill_env(redis_server.url, llm.base_url, var_dir=tmp_path, WS_MAX_SOCKETS_PER_USER="1000")
         with run_site(env, var_dir=tmp_path, workers=[WORKER]) as site:
             secret, companions = await asyncio.to_thread(make_account, site, "burst", BURST + 1)
             timeline: list[tuple[str, dict]] = []

@@ -24,7 +24,7 @@ import pytest
 
 from tests.fakes.chat_socket import ChatSocket, make_account, stored_runs
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.site import run_site, site_env
+from tests.fakes.site import drill_env, run_site
 
 pytestmark = pytest.mark.fault
 
@@ -50,17 +50,7 @@ async def test_a_redis_restart_mid_reply_keeps_the_worker_up_and_every_socket_en
     with FakeLLMServer() as llm:
         llm.set_reply(" ".join(f"word{i}" for i in range(250)))
         llm.token_delay = 0.03  # about seven seconds of streaming
-        env = site_env(
-            {
-                "REDIS_URL": redis_server.url,
-                "LLM_BASE_URL": llm.base_url,
-                "LLM_API_KEY": "test-key",
-                "LLM_MODEL": "fake-model",
-                "LLM_READ_TIMEOUT": "10",
-                "RATELIMIT_ENABLE": "False",
-            },
-            var_dir=tmp_path,
-        )
+        env = drill_env(redis_server.url, llm.base_url, var_dir=tmp_path, LLM_READ_TIMEOUT="10")
         with run_site(env, var_dir=tmp_path, worker_args=WORKER) as site:
             other_url = await asyncio.to_thread(site.start_extra_server)
             secret, (companion_id,) = make_account(site, "drill", 1)

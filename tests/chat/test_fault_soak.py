@@ -31,7 +31,7 @@ import websockets
 
 from tests.fakes.chat_socket import ChatSocket, Refused, Unanswered, make_account, sent_run, stored_runs
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.site import run_site, site_env
+from tests.fakes.site import drill_env, run_site
 
 pytestmark = pytest.mark.fault
 
@@ -203,17 +203,12 @@ async def test_a_soak_with_bursts_reconnects_and_restarts_ends_every_run_once_wi
     with FakeLLMServer() as llm:
         llm.set_reply(" ".join(f"word{i}" for i in range(60)))
         llm.token_delay = 0.01
-        env = site_env(
-            {
-                "REDIS_URL": redis_server.url,
-                "LLM_BASE_URL": llm.base_url,
-                "LLM_API_KEY": "test-key",
-                "LLM_MODEL": "fake-model",
-                "RATELIMIT_ENABLE": "False",
-                "WS_MAX_SOCKETS_PER_USER": "1000",
-                "CHAT_RUN_LEASE_SECONDS": "5",
-            },
+        env = drill_env(
+            redis_server.url,
+            llm.base_url,
             var_dir=tmp_path,
+            WS_MAX_SOCKETS_PER_USER="1000",
+            CHAT_RUN_LEASE_SECONDS="5",
         )
         with run_site(
             env, var_dir=tmp_path, workers=[worker_args(n) for n in range(processes)], beat=True

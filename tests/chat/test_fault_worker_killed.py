@@ -20,7 +20,7 @@ import pytest
 
 from tests.fakes.chat_socket import ChatSocket, make_account, stored_runs
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.site import run_site, site_env
+from tests.fakes.site import drill_env, run_site
 
 pytestmark = pytest.mark.fault
 
@@ -35,17 +35,7 @@ async def test_a_worker_killed_mid_reply_ends_the_run_with_interrupted_and_keeps
     with FakeLLMServer() as llm:
         llm.set_reply(" ".join(f"word{i}" for i in range(300)))
         llm.token_delay = 0.03  # about nine seconds of streaming
-        env = site_env(
-            {
-                "REDIS_URL": redis_server.url,
-                "LLM_BASE_URL": llm.base_url,
-                "LLM_API_KEY": "test-key",
-                "LLM_MODEL": "fake-model",
-                "CHAT_RUN_LEASE_SECONDS": "3",
-                "RATELIMIT_ENABLE": "False",
-            },
-            var_dir=tmp_path,
-        )
+        env = drill_env(redis_server.url, llm.base_url, var_dir=tmp_path, CHAT_RUN_LEASE_SECONDS="3")
         with run_site(env, var_dir=tmp_path, worker_args=WORKER, beat=True) as site:
             secret, (companion_id,) = make_account(site, "killed", 1)
             client = ChatSocket(site.ws_url, site.base_url, secret, f"/ws/chat/{companion_id}/")

@@ -135,6 +135,21 @@ def site_env(overrides: dict[str, str], *, var_dir: Path) -> dict[str, str]:
     return env
 
 
+def drill_env(redis_url: str, llm_url: str, *, var_dir: Path, **overrides: str) -> dict[str, str]:
+    """``site_env`` for a fault drill: a Redis of its own, the fake LLM, no rate limits."""
+    return site_env(
+        {
+            "REDIS_URL": redis_url,
+            "LLM_BASE_URL": llm_url,
+            "LLM_API_KEY": "test-key",
+            "LLM_MODEL": "fake-model",
+            "RATELIMIT_ENABLE": "False",
+            **overrides,
+        },
+        var_dir=var_dir,
+    )
+
+
 def _wait_healthy(site: Site) -> None:
     _wait_url_healthy(site.base_url, site.server, site.log_dir / "server.log")
 
