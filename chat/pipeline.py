@@ -525,6 +525,7 @@ def finish(run_id: RunId) -> None:
             "completion_tokens": run.completion_tokens,
             "estimated": run.usage_estimated,
         }
+        length, reasoning, finish_reason = conversation.finished_reply()
         publisher.send(events.progress(str(run_id), steps.DONE_PROGRESS, steps.DONE))
         publisher.send(
             events.done(
@@ -532,9 +533,9 @@ def finish(run_id: RunId) -> None:
                 # The reply row exists by now: generate_reply made it, a repaint's run came with it.
                 cast(int, conversation.reply_id),
                 usage,
-                conversation.finish_reason(),
-                reasoning=conversation.reply_reasoning(),
-                length=len(conversation.reply_content()),
+                finish_reason,
+                reasoning=reasoning,
+                length=length,
             )
         )
     log.info("run_completed", run_id=str(run_id), durations=run.step_durations, usage=usage)

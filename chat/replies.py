@@ -141,8 +141,11 @@ class ReplyWriter:
             completion_tokens=completion_tokens,
         )
 
-    def reply_reasoning(self) -> str:
-        return self._reply().values_list("reasoning", flat=True).first() or ""
+    def finished_reply(self) -> tuple[int, str, str]:
+        """(length, reasoning, finish reason) of the saved reply, in one query: what ``done`` says."""
+        found = self._reply().values_list("content", "reasoning", "finish_reason").first()
+        content, reasoning, finish_reason = found or ("", "", "")
+        return len(content), reasoning or "", finish_reason or ""
 
     def reply_content(self) -> str:
         if not self.reply_id:
@@ -156,9 +159,6 @@ class ReplyWriter:
 
     def set_reply_image(self, image: StoredImage) -> None:
         self._reply().update(image=image)
-
-    def finish_reason(self) -> str:
-        return self._reply().values_list("finish_reason", flat=True).first() or ""
 
     def clean_reply(self, text: str) -> str:
         """The final text as stored and shown (a group reply loses a leading "Name:" label)."""
