@@ -21,6 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from chat import runs
 from chat.runs import RunId
+from companionhub import step_slots
 
 CANCEL_POLL_SECONDS = 0.2
 
@@ -46,9 +47,10 @@ def call_unless_cancelled[T](
             future.set_exception(exc)
 
     threading.Thread(target=run, name=f"call-{run_id}", daemon=True).start()
-    while True:
-        try:
-            return future.result(timeout=poll_seconds)
-        except FutureTimeout:
-            if runs.run_is_cancelled(run_id):
-                raise Cancelled from None
+    with step_slots.waiting():  # only waiting: other steps may compute meanwhile
+        while True:
+            try:
+                return future.result(timeout=poll_seconds)
+            except FutureTimeout:
+                if runs.run_is_cancelled(run_id):
+                    raise Cancelled from None

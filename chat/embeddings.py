@@ -27,6 +27,7 @@ from django.core.cache import cache
 
 from chat.backends import BackendUnavailable, LLMChoice, llm_for_companion
 from chat.llm import LLMError, estimate_tokens
+from companionhub import step_slots
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +101,8 @@ def embed_texts(companion_id: int, texts: list[str]) -> Embedded | None:
     for start in range(0, len(inputs), BATCH_SIZE):
         batch = inputs[start : start + BATCH_SIZE]
         try:
-            payload = embed(batch, model=model, timeout=timeout)
+            with step_slots.waiting():  # a step asking (the prompt's recall) only waits here
+                payload = embed(batch, model=model, timeout=timeout)
             batch_vectors, batch_tokens, answered_model = _read(payload, batch, dimensions=_dims(vectors))
         except LLMError as exc:
             llm.scrub(exc)

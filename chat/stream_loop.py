@@ -34,6 +34,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from chat import aio_session
+from companionhub import step_slots
 
 __all__ = ["current_loop", "in_loop_thread", "run", "shutdown", "submit"]
 
@@ -138,7 +139,9 @@ def run[T](coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
 
     loop.call_soon_threadsafe(start)
     try:
-        if not finished.wait(timeout):
+        with step_slots.waiting():  # the step computes nothing while its coroutine runs
+            done = finished.wait(timeout)
+        if not done:
             raise TimeoutError(f"the coroutine did not finish within {timeout} s")
     except BaseException:
         # The caller stops waiting (the timeout, or an exception raised in its thread):

@@ -43,7 +43,7 @@ from django.utils.translation import gettext_noop
 
 from chat import leases, memory_steps, pipeline, steps, summaries, voice
 from chat.pipeline import RunEnded, StepFailed
-from companionhub import metrics
+from companionhub import metrics, step_slots
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +94,7 @@ def _run_gone(task: Task[Any, Any], run_id: str, exc: Exception) -> bool:
 
 def _required[T](task: Task[Any, Any], step: Callable[[str], T], run_id: str) -> T:
     try:
-        with leases.held(run_id):
+        with step_slots.held(), leases.held(run_id):
             return step(run_id)
     except RunEnded:
         pipeline.ended(run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging.config
 import os
+import sys
 
 from celery import Celery
 from celery.signals import setup_logging, worker_init
@@ -33,3 +34,12 @@ def _check_backends(**kwargs: object) -> None:
     from chat.startup import backends_startup  # apps are loaded only once the worker starts
 
     backends_startup()
+
+
+@worker_init.connect
+def _shorten_gil_switches(**kwargs: object) -> None:
+    """Tokens a reply streams wait for the GIL behind the steps' threads after each socket call
+    of the streaming loop; a shorter interval bounds that wait (companionhub/step_slots.py)."""
+    from django.conf import settings
+
+    sys.setswitchinterval(settings.WORKER_SWITCH_INTERVAL_MS / 1000)

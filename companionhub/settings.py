@@ -249,6 +249,18 @@ EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", default=20)
 # unanswered pings in a row so its supervisor restarts it (companionhub/worker_watchdog.py).
 WORKER_WATCHDOG_SECONDS = env.float("WORKER_WATCHDOG_SECONDS", default=30.0)
 WORKER_WATCHDOG_FAILURES = env.int("WORKER_WATCHDOG_FAILURES", default=3)
+# Pipeline steps of one worker process that run Python at once (companionhub/step_slots.py):
+# a step waiting on the network gives its slot back, so replies still stream by the hundred.
+WORKER_STEP_SLOTS = env.int("WORKER_STEP_SLOTS", default=2)
+if WORKER_STEP_SLOTS < 1:
+    raise SystemExit(f"WORKER_STEP_SLOTS must be at least 1, not {WORKER_STEP_SLOTS}.")
+# How often a worker's threads are asked to hand the GIL on (Python's default is 5 ms): the
+# streaming loop thread waits at most about this long for it after each socket call.
+WORKER_SWITCH_INTERVAL_MS = env.float("WORKER_SWITCH_INTERVAL_MS", default=0.5)
+if not 0.05 <= WORKER_SWITCH_INTERVAL_MS <= 100:
+    raise SystemExit(
+        f"WORKER_SWITCH_INTERVAL_MS must be between 0.05 and 100, not {WORKER_SWITCH_INTERVAL_MS}."
+    )
 # Celery beat in a thread of the same process, so the periodic work (stuck runs, expired
 # rate-limit records, the orphan report) happens with no service to install either.
 EMBEDDED_BEAT = env.bool("EMBEDDED_BEAT", default=EMBEDDED_WORKER)

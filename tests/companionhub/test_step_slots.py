@@ -1,0 +1,159 @@
+"""A worker's steps compute a few at a time and give their slot back while they wait.
+
+Order is observed with events, never with durations: "not yet" is a short wait
+that must not see the event, "now" a long one that must.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from chat import stream_loop
+from chat.cancellable import call_unless_cancelled
+from companionhub import step_slots
+
+NOT_YET = 0.3  # seconds a blocked thread is given to (wrongly) get through
+NOW = 10.0
+
+
+@pytest.fixture
+def slots(settings) -> Iterator[Callable[[int], None]]:
+    def size(count: int) -> None:
+        settings.WORKER_STEP_SLOTS = count
+        step_slots.reset()
+
+    yield size
+    step_slots.reset()
+
+
+def in_thread(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def hold_until(release: threading.Event, entered: threading.Event) -> Callable[[], None]:
+    def step() -> None:
+        with step_slots.held():
+            entered.set()
+            release.wait(NOW)
+
+    return step
+
+
+def test_no_more_steps_compute_at_once_than_there_are_slots(slots):
+    slots(2)
+    release = threading.Event()
+    entered = [threading.Event() for _ in range(3)]
+    threads = [in_thread(hold_until(release, entered[0])), in_thread(hold_until(release, entered[1]))]
+    assert entered[0].wait(NOW) and entered[1].wait(NOW)
+    threads.append(in_thread(hold_until(release, entered[2])))
+    assert not entered[2].wait(NOT_YET)  # both slots are taken
+    release.set()
+    assert entered[2].wait(NOW)
+    for thread in threads:
+        thread.join(NOW)
+
+
+def test_a_waiting_step_lets_another_compute_and_takes_a_slot_again_after(slots):
+    slots(1)
+    waiting, other_entered, other_release, back = (threading.Event() for _ in range(4))
+    done_waiting = threading.Event()
+
+    def waiter() -> None:
+        with step_slots.held():
+            with step_slots.waiting():
+                waiting.set()
+                done_waiting.wait(NOW)
+            back.set()
+            assert step_slots.holding()
+
+    first = in_thread(waiter)
+    assert waiting.wait(NOW)
+    other = in_thread(hold_until(other_release, other_entered))
+    assert other_entered.wait(NOW)  # the waiting step's slot was free
+    done_waiting.set()
+    assert not back.wait(NOT_YET)  # the slot is the other step's until it ends
+    other_release.set()
+    assert back.wait(NOW)
+    first.join(NOW)
+    other.join(NOW)
+
+
+def test_steps_nest_on_their_thread_and_waiting_outside_a_step_does_nothing(slots):
+    slots(1)
+    with step_slots.waiting():
+        assert not step_slots.holding()
+    with step_slots.held():
+        with step_slots.held():  # an eager chain: the step inside reuses the slot
+            assert step_slots.holding()
+        assert step_slots.holding()
+    assert not step_slots.holding()
+
+
+def test_a_step_gives_its_slot_back_while_its_reply_streams_on_the_loop(slots):
+    slots(1)
+    other_ran = threading.Event()
+    result: list[str] = []
+
+    async def stream() -> str:
+        # The other step can only run if the streaming step's slot is free now.
+        while not other_ran.is_set():
+            await asyncio.sleep(0.01)
+        return "streamed"
+
+    def streaming_step() -> None:
+        with step_slots.held():
+            result.append(stream_loop.run(stream(), timeout=NOW))
+
+    def other_step() -> None:
+        with step_slots.held():
+            other_ran.set()
+
+    streaming = in_thread(streaming_step)
+    other = in_thread(other_step)
+    streaming.join(NOW)
+    other.join(NOW)
+    assert result == ["streamed"]
+
+
+def test_a_step_gives_its_slot_back_while_a_scene_analysis_waits(slots):
+    slots(1)
+    other_ran = threading.Event()
+    result: list[str] = []
+
+    def analysis() -> str:  # the LLM call, on a thread of its own
+        assert other_ran.wait(NOW)
+        return "answered"
+
+    def analysing_step() -> None:
+        with step_slots.held():
+            result.append(call_unless_cancelled(f"slots-{uuid.uuid4()}", analysis, poll_seconds=0.05))
+
+    def other_step() -> None:
+        with step_slots.held():
+            other_ran.set()
+
+    analysing = in_thread(analysing_step)
+    other = in_thread(other_step)
+    analysing.join(NOW)
+    other.join(NOW)
+    assert result == ["answered"]
+
+
+def test_a_worker_asks_its_threads_to_hand_the_gil_on_sooner(settings):
+    from companionhub.celery import _shorten_gil_switches
+
+    before = sys.getswitchinterval()
+    settings.WORKER_SWITCH_INTERVAL_MS = 0.5
+    try:
+        _shorten_gil_switches()
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        sys.setswitchinterval(before)
