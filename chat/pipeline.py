@@ -43,6 +43,7 @@ from chat.runs import RunId
 from chat.scene_analysis import current_scene, scene_analyze
 from companionhub import pagecache
 from companionhub.errors import AppError
+from companionhub.json_merge import JSONMerge
 from companions.config import effective_config
 from companions.models import Companion
 from companions.selectors import LARGE_COLUMNS
@@ -178,8 +179,7 @@ def _paint_on_request(run_id: RunId, user: User, publisher: EventPublisher) -> N
 
 
 def _save_analysis(run_id: RunId, key: str, scene: prompts.SceneState) -> None:
-    run = PipelineRun.objects.only("analysis").get(pk=run_id)
-    PipelineRun.objects.filter(pk=run_id).update(analysis={**run.analysis, key: asdict(scene)})
+    PipelineRun.objects.filter(pk=run_id).update(analysis=JSONMerge("analysis", {key: asdict(scene)}))
 
 
 # --- steps ---------------------------------------------------------------------
@@ -403,9 +403,7 @@ def _count_attempt(run_id: RunId) -> int:
 
 def _record_served_by(run_id: RunId, llm: LLMChoice) -> None:
     """Which connection and model write the reply: the usage row names them."""
-    run = PipelineRun.objects.only("analysis").get(pk=run_id)
-    if run.analysis.get("served_by") != llm.served_by:
-        PipelineRun.objects.filter(pk=run_id).update(analysis={**run.analysis, "served_by": llm.served_by})
+    PipelineRun.objects.filter(pk=run_id).update(analysis=JSONMerge("analysis", {"served_by": llm.served_by}))
 
 
 def _save_progress(run_id: RunId, conversation: ReplyWriter, text: str, progress: int) -> None:

@@ -25,7 +25,8 @@ from uuid import UUID
 import structlog
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts import usage
@@ -33,6 +34,7 @@ from accounts.models import UsageTransaction
 from chat.admission import RunAdmission
 from chat.models import Message, PipelineRun
 from companionhub import metrics
+from companionhub.json_merge import JSONMerge
 from companions.models import Companion
 from companions.selectors import LARGE_COLUMNS
 
@@ -87,12 +89,12 @@ def run_create(
 
 def run_claim_step(run_id: RunId, *, step: str, progress: int) -> bool:
     """Mark the run running at ``step``; False if it was cancelled or failed meanwhile."""
-    now = timezone.now()
     changed = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(
-        status=Status.RUNNING, step=step, progress=progress
+        status=Status.RUNNING,
+        step=step,
+        progress=progress,
+        started_at=Coalesce(F("started_at"), Value(timezone.now())),  # the first step's start stays
     )
-    if changed:
-        PipelineRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
     return bool(changed)
 
 
@@ -103,9 +105,9 @@ def run_set_progress(run_id: RunId, *, progress: int, step: str) -> bool:
 
 
 def run_record_duration(run_id: RunId, *, step: str, milliseconds: float) -> None:
-    run = PipelineRun.objects.only("step_durations").get(pk=run_id)
-    durations = {**run.step_durations, step: round(milliseconds, 1)}
-    PipelineRun.objects.filter(pk=run_id).update(step_durations=durations)
+    PipelineRun.objects.filter(pk=run_id).update(
+        step_durations=JSONMerge("step_durations", {step: round(milliseconds, 1)})
+    )
     metrics.observe_step_duration(step, milliseconds)
 
 

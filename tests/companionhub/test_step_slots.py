@@ -104,8 +104,7 @@ def test_a_step_gives_its_slot_back_while_its_reply_streams_on_the_loop(slots):
 
     async def stream() -> str:
         # The other step can only run if the streaming step's slot is free now.
-        while not other_ran.is_set():
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(other_ran.wait, NOW)
         return "streamed"
 
     def streaming_step() -> None:
