@@ -371,6 +371,13 @@ class _Recaller:
         if not self.query:
             return []
         try:
+            # Most companions remember nothing yet: no query embedding (an LLM call) for them.
+            if not retrieval.remembers_anything(owner_id=self.owner_id, companion_id=self.companion_id):
+                return []
+        except Exception:
+            log.exception("memory_retrieval_failed", companion_id=self.companion_id)
+            return []
+        try:
             embedded = embeddings.embed_texts(self.companion_id, [self.query])
         except Exception:
             log.exception("memory_embedding_failed", companion_id=self.companion_id)

@@ -112,6 +112,13 @@ def _ranked(
     return _best(scores, count), entry.pinned
 
 
+def remembers_anything(*, owner_id: int, companion_id: int) -> bool:
+    """Whether the companion has any memory of its owner: one read of the shared cache while this
+    process's count is current (``memories.vector_cache``), three queries when it is not."""
+    entry = vector_cache.companion_vectors(owner_id=owner_id, companion_id=companion_id, model="")
+    return bool(entry.ids.size or entry.without)
+
+
 def _top(values: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.intp]:
     """Indexes of the ``count`` largest values, largest first (a partial sort: O(n))."""
     if values.size <= count:

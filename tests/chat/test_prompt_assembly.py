@@ -23,10 +23,11 @@ from lorebooks import scanning
 from lorebooks import selectors as lore_selectors
 from lorebooks.models import Lorebook
 from lorebooks.scanning import AFTER_CHAR, AT_DEPTH, BEFORE_CHAR, Fired, ScanBook, ScanResult
-from memories import retrieval
+from memories import retrieval, vector_cache
 from memories.retrieval import Recalled
 from tests.chat.factories import add_reply, add_user_message, make_chat, make_group_of
 from tests.companions.factories import make_companion
+from tests.memories.conftest import add_memory
 
 pytestmark = pytest.mark.django_db
 COUNTER = EstimateCounter(4.0)
@@ -317,7 +318,9 @@ def test_the_memory_query_is_the_newest_messages_and_embeddings_are_used(user, m
         return [Recalled(memory_id=1, text="Mara is her sister.", pinned=False, score=0.5, tokens=5)]
 
     monkeypatch.setattr(retrieval, "relevant_memories", fake_relevant)
-    sent = reply_prompt(user, make_companion(user), "Tell me about my sister")
+    companion = make_companion(user)
+    add_memory(companion, "Mara is her sister.")
+    sent = reply_prompt(user, companion, "Tell me about my sister")
     assert seen["query_text"] == "*waves*\nTell me about my sister"
     assert seen["query_vector"] == [0.1, 0.2] and seen["embedding_model"] == "emb-model"
     assert seen["owner_id"] == user.pk
@@ -329,8 +332,23 @@ def test_without_embeddings_retrieval_falls_back_to_full_text(user, monkeypatch)
     seen: dict = {}
     monkeypatch.setattr(embeddings, "embed_texts", lambda cid, texts: None)
     monkeypatch.setattr(retrieval, "relevant_memories", lambda **kwargs: seen.update(kwargs) or [])
-    reply_prompt(user, make_companion(user), "hello")
+    companion = make_companion(user)
+    add_memory(companion, "Mara is her sister.", vector=None)
+    reply_prompt(user, companion, "hello")
     assert seen["query_vector"] is None and seen["embedding_model"] == ""
+
+
+def test_a_companion_that_remembers_nothing_asks_for_no_embedding(user, monkeypatch):
+    asked: list = []
+    monkeypatch.setattr(embeddings, "embed_texts", lambda cid, texts: asked.append(texts))
+    monkeypatch.setattr(retrieval, "relevant_memories", lambda **kwargs: asked.append(kwargs) or [])
+    companion = make_companion(user)
+    sent = reply_prompt(user, companion, "hello")
+    assert asked == [] and sent.record["memories"] == []
+    add_memory(companion, "Mara is her sister.")
+    vector_cache.bump(companion.pk)  # as every write of the memory services ends
+    reply_prompt(user, companion, "hello again")
+    assert len(asked) == 2
 
 
 def test_the_record_says_what_was_sent_and_only_the_newest_are_kept(
