@@ -61,14 +61,39 @@ def _tree(table: dict[int, tuple[int, float]], root: int) -> list[int]:
     return found
 
 
-def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+# A thread of a process: (pid, its name as /proc shows it), or (pid, None) for the main thread.
+Thread = tuple[int, str | None]
+
+
+def thread_seconds(pid: int, name: str | None) -> float:
+    """CPU seconds (user + system) of the process's threads of that name (its main thread: None)."""
+    total = 0.0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    comm = f.read().strip()
+                if (comm != name) if name is not None else (int(tid) != pid):
+                    continue
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def cpu_seconds(
+    groups: dict[str, list[int]], threads: dict[str, list[Thread]] | None = None
+) -> dict[str, float]:
     """CPU seconds (user + system) of each group of process trees: the roots, their live
-    descendants, and the children they have already reaped."""
+    descendants, and the children they have already reaped; and of each group of threads."""
     table = _proc_table()
-    return {
+    spent = {
         name: sum(table[pid][1] for root in roots for pid in _tree(table, root))
         for name, roots in groups.items()
     }
+    for name, members in (threads or {}).items():
+        spent[name] = sum(thread_seconds(pid, thread) for pid, thread in members)
+    return spent
 
 
 def rss_mb(root: int) -> float:
@@ -83,20 +108,26 @@ def rss_mb(root: int) -> float:
 class CpuSampler:
     """Reads ``cpu_seconds`` every ``interval`` seconds, so CPU can be cut to any window afterwards."""
 
-    def __init__(self, groups: dict[str, list[int]], interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        groups: dict[str, list[int]],
+        interval: float = 0.1,
+        threads: dict[str, list[Thread]] | None = None,
+    ) -> None:
         self.groups = groups
+        self.threads = threads or {}
         self.interval = interval
         self.samples: list[tuple[float, dict[str, float]]] = []
         self._task: asyncio.Task | None = None
 
     async def _run(self) -> None:
         while True:
-            self.samples.append((time.monotonic(), cpu_seconds(self.groups)))
+            self.samples.append((time.monotonic(), cpu_seconds(self.groups, self.threads)))
             await asyncio.sleep(self.interval)
 
     def start(self) -> None:
         self.samples.clear()
-        self.samples.append((time.monotonic(), cpu_seconds(self.groups)))
+        self.samples.append((time.monotonic(), cpu_seconds(self.groups, self.threads)))
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -104,7 +135,7 @@ class CpuSampler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.samples.append((time.monotonic(), cpu_seconds(self.groups)))
+        self.samples.append((time.monotonic(), cpu_seconds(self.groups, self.threads)))
 
     def within(self, intervals: list[tuple[float, float]]) -> dict[str, float]:
         """CPU seconds spent while inside the union of ``intervals`` (each sample step counted by
@@ -115,7 +146,7 @@ class CpuSampler:
                 merged[-1][1] = max(merged[-1][1], end)
             else:
                 merged.append([start, end])
-        spent = dict.fromkeys(self.groups, 0.0)
+        spent = dict.fromkeys([*self.groups, *self.threads], 0.0)
         for (t0, a), (t1, b) in zip(self.samples, self.samples[1:], strict=False):
             if t1 <= t0:
                 continue
