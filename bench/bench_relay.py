@@ -278,7 +278,10 @@ def progress(row: dict) -> None:
         "done", "lost_tokens", "cpu_per_1k", "stream_cpu_per_1k", "stream_path_cpu_per_1k", "first_p99_ms",
         "added_p99_ms",
     )  # fmt: skip
-    print(f"  {row['system']} {row['streams']}: " + ", ".join(f"{k} {row[k]}" for k in keys), flush=True)
+    memory = {key: row[key] for key in ("web_mb", "worker_mb") if key in row}
+    figures = ", ".join(f"{k} {row[k]}" for k in keys)
+    after = f"; RSS MB after {memory}" if memory else ""
+    print(f"  {row['system']} {row['streams']}: {figures}{after}", flush=True)
 
 
 def run_statuses(site, run_ids: list[str]) -> dict[str, str]:
@@ -399,7 +402,7 @@ def measure_companionhub(
                 missing = [r.run_id for r in level.results if not r.done and r.run_id]
                 if missing:
                     level.statuses = run_statuses(site, missing)
-                rows.append(summarize(level))
+                rows.append({**summarize(level), "web_mb": rss_mb(web), "worker_mb": rss_mb(chat)})
                 progress(rows[-1])
             memory.update({"web_end_mb": rss_mb(web), "worker_end_mb": rss_mb(chat)})
     return rows, memory
