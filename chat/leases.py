@@ -9,17 +9,20 @@ when a worker starts) fails the run, keeps the text its socket had already
 shown (the live reply of the relay), and the user gets an error with *Retry*
 -- not a chat that says "writing…" until an hour-long redelivery.
 
-A step ends its lease when it returns (the run then waits in the queue, which
-no lease times: the stuck-run sweep covers a run that waits too long); the
-next step takes a new one.
+A step's claim takes the lease and the step's end gives it back, in the
+UPDATEs the run state machine makes anyway (``chat.runs.run_claim_step``,
+``run_step_ended``); the run then waits in the queue, which no lease times (the
+stuck-run sweep covers a run that waits too long), and the next step takes a
+new one. ``finish`` claims nothing, so it takes its lease itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
@@ -79,24 +82,39 @@ _keeper = _Keeper()
 
 def renew(run_ids: list[str]) -> int:
     """Push the leases of ``run_ids`` (those still running) ahead; how many were."""
-    until = timezone.now() + timedelta(seconds=lease_seconds())
-    return PipelineRun.objects.filter(pk__in=run_ids, status=PipelineRun.Status.RUNNING).update(
-        lease_expires_at=until
-    )
+    # A lease given back (the step ended) stays given back: the keeper may still list the run.
+    return PipelineRun.objects.filter(
+        pk__in=run_ids, status=PipelineRun.Status.RUNNING, lease_expires_at__isnull=False
+    ).update(lease_expires_at=lease_until())
+
+
+def lease_until() -> datetime:
+    """When a lease taken now runs out."""
+    return timezone.now() + timedelta(seconds=lease_seconds())
 
 
 @contextmanager
-def held(run_id: str) -> Iterator[None]:
-    """Hold ``run_id``'s lease while the block (a step) runs."""
-    until = timezone.now() + timedelta(seconds=lease_seconds())
-    PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.LIVE).update(lease_expires_at=until)
+def held(run_id: str, *, take: bool = False) -> Iterator[None]:
+    """Keep ``run_id``'s lease renewed while the block (a step) runs.
+
+    A step's claim takes the lease and its end gives it back, in the UPDATEs it makes anyway
+    (``chat.pipeline``). ``take`` takes it here, for a step that claims nothing (``finish``,
+    which ends the run), and gives it back if that step raises: a step that will be retried
+    leaves no lease to run out while it waits.
+    """
+    if take:
+        live = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.LIVE)
+        live.update(lease_expires_at=lease_until())
     _keeper.hold(str(run_id))
     try:
         yield
+    except BaseException:
+        if take:  # renewals skip a lease given back, so the keeper cannot take it again
+            with contextlib.suppress(Exception):  # the step's own error is the one to report
+                PipelineRun.objects.filter(pk=run_id).update(lease_expires_at=None)
+        raise
     finally:
         _keeper.release(str(run_id))
-        # Between two steps the run waits in the queue, held by nobody: no lease to run out.
-        PipelineRun.objects.filter(pk=run_id).update(lease_expires_at=None)
 
 
 def lost_runs() -> list[str]:

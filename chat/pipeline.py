@@ -120,7 +120,7 @@ def _load(run_id: RunId) -> PipelineRun:
 
 def _claim(run_id: RunId, *, step: str, publisher: EventPublisher) -> None:
     progress = steps.get(step).start
-    if not runs.run_claim_step(run_id, step=step, progress=progress):
+    if not runs.run_claim_step(run_id, step=step, progress=progress, lease_until=leases.lease_until()):
         raise RunEnded
     publisher.send(events.progress(str(run_id), progress, step))
 
@@ -137,7 +137,7 @@ def _timed(run_id: RunId, step: str) -> Iterator[None]:
     try:
         yield
     finally:
-        runs.run_record_duration(run_id, step=step, milliseconds=(time.perf_counter() - started) * 1000)
+        runs.run_step_ended(run_id, step=step, milliseconds=(time.perf_counter() - started) * 1000)
 
 
 def _from_llm_error(exc: LLMError) -> StepFailed:

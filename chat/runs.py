@@ -19,6 +19,7 @@ the chain stops.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -87,15 +88,18 @@ def run_create(
     return PipelineRun.objects.create(companion=companion, want_image=want_image, status=status, **fields)
 
 
-def run_claim_step(run_id: RunId, *, step: str, progress: int) -> bool:
-    """Mark the run running at ``step``; False if it was cancelled or failed meanwhile."""
-    changed = PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(
-        status=Status.RUNNING,
-        step=step,
-        progress=progress,
-        started_at=Coalesce(F("started_at"), Value(timezone.now())),  # the first step's start stays
-    )
-    return bool(changed)
+def run_claim_step(run_id: RunId, *, step: str, progress: int, lease_until: datetime | None = None) -> bool:
+    """Mark the run running at ``step`` (holding a lease until ``lease_until``, ``chat.leases``);
+    False if it was cancelled or failed meanwhile."""
+    fields: dict[str, Any] = {
+        "status": Status.RUNNING,
+        "step": step,
+        "progress": progress,
+        "started_at": Coalesce(F("started_at"), Value(timezone.now())),  # the first step's start stays
+    }
+    if lease_until is not None:
+        fields["lease_expires_at"] = lease_until
+    return bool(PipelineRun.objects.filter(pk=run_id, status__in=PipelineRun.ACTIVE).update(**fields))
 
 
 def run_set_progress(run_id: RunId, *, progress: int, step: str) -> bool:
@@ -104,9 +108,11 @@ def run_set_progress(run_id: RunId, *, progress: int, step: str) -> bool:
     )
 
 
-def run_record_duration(run_id: RunId, *, step: str, milliseconds: float) -> None:
+def run_step_ended(run_id: RunId, *, step: str, milliseconds: float) -> None:
+    """A step of the run ended, however it ended: how long it took is kept, and its lease given
+    back (the run now waits in the queue, or has ended)."""
     PipelineRun.objects.filter(pk=run_id).update(
-        step_durations=JSONMerge("step_durations", {step: round(milliseconds, 1)})
+        step_durations=JSONMerge("step_durations", {step: round(milliseconds, 1)}), lease_expires_at=None
     )
     metrics.observe_step_duration(step, milliseconds)
 

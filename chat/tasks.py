@@ -92,9 +92,13 @@ def _run_gone(task: Task[Any, Any], run_id: str, exc: Exception) -> bool:
     return True
 
 
-def _required[T](task: Task[Any, Any], step: Callable[[str], T], run_id: str) -> T:
+def _required[T](
+    task: Task[Any, Any], step: Callable[[str], T], run_id: str, *, take_lease: bool = False
+) -> T:
+    """Run a required step: ``take_lease`` for a step that does not claim the run (its claim
+    takes the lease otherwise, ``chat.leases``)."""
     try:
-        with step_slots.held(), leases.held(run_id):
+        with step_slots.held(), leases.held(run_id, take=take_lease):
             return step(run_id)
     except RunEnded:
         pipeline.ended(run_id)
@@ -159,7 +163,8 @@ def generate_image(self, run_id: str) -> None:
 
 @shared_task(bind=True, name="chat.finish")
 def finish(self, run_id: str) -> None:
-    _required(self, pipeline.finish, run_id)  # a run that ended otherwise stops here (Ignore)
+    # A run that ended otherwise stops here (Ignore).
+    _required(self, pipeline.finish, run_id, take_lease=True)
     # Completed, charged, and its ``done`` sent: the memory work follows on its own queue.
     for signature in steps.after_turn(run_id):
         try:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chat import leases, pipeline
+from chat import leases, pipeline, runs
 from chat.models import Message, PipelineRun
 from chat.publish import EventPublisher, TokenBatcher, live_reply
 from chat.tasks import reconcile_lost_runs
@@ -23,16 +23,40 @@ def _running(user, **fields) -> PipelineRun:
     return make_run(make_companion(user), said="tell me", step="generate_reply", **fields)
 
 
-def test_a_step_holds_the_lease_while_it_runs_and_leaves_none_behind(user, settings):
+def test_a_steps_claim_takes_the_lease_and_its_end_gives_it_back(user, settings):
     settings.CHAT_RUN_LEASE_SECONDS = 30
     run = _running(user)
     with leases.held(str(run.pk)):
+        assert runs.run_claim_step(run.pk, step="reanalyze", progress=70, lease_until=leases.lease_until())
         run.refresh_from_db()
         assert run.lease_expires_at > timezone.now() + timedelta(seconds=20)
         assert leases.renew([str(run.pk)]) == 1
+        runs.run_step_ended(run.pk, step="reanalyze", milliseconds=12.0)
+        assert leases.renew([str(run.pk)]) == 0  # given back: the keeper cannot take it again
     run.refresh_from_db()
     assert run.lease_expires_at is None  # waiting in the queue between steps: no lease to lapse
     assert leases.lost_runs() == []
+
+
+def test_every_step_of_a_turn_ends_with_its_lease_given_back(user):
+    run = make_run(make_companion(user), said="tell me", step="analyze_context")
+    PipelineRun.objects.filter(pk=run.pk).update(status="queued", lease_expires_at=None)
+    steps = (pipeline.analyze_context, pipeline.generate_reply, pipeline.reanalyze, pipeline.update_state)
+    for step in steps:
+        with leases.held(str(run.pk)):
+            step(run.pk)
+        run.refresh_from_db()
+        assert (run.status, run.lease_expires_at) == ("running", None), step.__name__
+    assert set(run.step_durations) == {"analyze_context", "generate_reply", "reanalyze", "update_state"}
+
+
+def test_finish_takes_its_own_lease_and_gives_it_back_if_it_fails(user, settings):
+    settings.CHAT_RUN_LEASE_SECONDS = 30
+    run = _running(user)
+    with pytest.raises(RuntimeError), leases.held(str(run.pk), take=True):
+        assert PipelineRun.objects.get(pk=run.pk).lease_expires_at > timezone.now()
+        raise RuntimeError("the database went away")  # the step is retried later
+    assert PipelineRun.objects.get(pk=run.pk).lease_expires_at is None
 
 
 def test_a_lapsed_lease_fails_the_run_keeping_the_text_the_user_saw(user):

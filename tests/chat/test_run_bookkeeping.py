@@ -30,10 +30,10 @@ def new_run(companion) -> PipelineRun:
 @pytest.mark.django_db
 def test_each_step_adds_its_duration_and_keeps_the_others(companion, django_assert_num_queries):
     run = new_run(companion)
-    runs.run_record_duration(run.pk, step="analyze_context", milliseconds=8.44)
+    runs.run_step_ended(run.pk, step="analyze_context", milliseconds=8.44)
     with django_assert_num_queries(1):
-        runs.run_record_duration(run.pk, step="generate_reply", milliseconds=4020.91)
-    runs.run_record_duration(run.pk, step="analyze_context", milliseconds=9.0)  # a retried step
+        runs.run_step_ended(run.pk, step="generate_reply", milliseconds=4020.91)
+    runs.run_step_ended(run.pk, step="analyze_context", milliseconds=9.0)  # a retried step
     run.refresh_from_db()
     assert run.step_durations == {"analyze_context": 9.0, "generate_reply": 4020.9}
 

@@ -182,9 +182,9 @@ def test_label_values_are_escaped():
 
 def test_the_histogram_is_cumulative_with_sum_and_count(scrape):
     run_id = _run(status="running")
-    runs.run_record_duration(run_id, step="generate_reply", milliseconds=700)
-    runs.run_record_duration(run_id, step="generate_reply", milliseconds=4000)
-    runs.run_record_duration(run_id, step="analyze_context", milliseconds=20)
+    runs.run_step_ended(run_id, step="generate_reply", milliseconds=700)
+    runs.run_step_ended(run_id, step="generate_reply", milliseconds=4000)
+    runs.run_step_ended(run_id, step="analyze_context", milliseconds=20)
     samples = scrape()
     bucket = "companionhub_step_duration_seconds_bucket"
     assert value(samples, bucket, step="generate_reply", le="0.5") == 0
