@@ -52,6 +52,11 @@ application = ProtocolTypeRouter(
     }
 )
 
+if not settings.DEBUG:
+    from companionhub.gc_tuning import settle_heap
+
+    settle_heap()  # start-up's objects, never walked by a full collection again
+
 if settings.EMBEDDED_WORKER:
     from companionhub.embedded_worker import start_embedded_worker
 

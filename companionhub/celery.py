@@ -7,7 +7,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init
+from celery.signals import setup_logging, worker_init, worker_ready
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "companionhub.settings")
@@ -43,3 +43,12 @@ def _shorten_gil_switches(**kwargs: object) -> None:
     from django.conf import settings
 
     sys.setswitchinterval(settings.WORKER_SWITCH_INTERVAL_MS / 1000)
+
+
+@worker_ready.connect
+def _settle_heap(**kwargs: object) -> None:
+    """Everything is imported by now: freeze it, so a full collection never stalls the replies
+    this worker streams for walking it (companionhub/gc_tuning.py)."""
+    from companionhub.gc_tuning import settle_heap
+
+    settle_heap()
