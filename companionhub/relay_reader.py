@@ -34,7 +34,7 @@ from companionhub.relay import Entry, RelayLog, relay_log
 
 log = structlog.get_logger(__name__)
 
-TICK = 0.02  # after a read that found events: what arrives meanwhile comes with the next read
+TICK = 0.01  # after a read that found events: what arrives meanwhile comes with the next read
 BLOCK_MS = 50  # a quiet read waits this long (a new topic joins the read within it)
 RETRY_SECONDS = 0.5
 
