@@ -226,23 +226,25 @@ class RedisLog:
         return [_result(value) for value in pipe.execute()]
 
     def _call(self, append: Append) -> dict[str, Any]:
+        # All bytes: redis-py packs a str or int argument in Python, one at a time, and a tick
+        # sends some sixteen for each reply streaming.
         keys = [
-            self.stream_key(append.topic),
-            self.counter_key(append.topic),
-            self.flag_key(append.unless_flag or "-"),
-            self.flag_key(append.set_flag or "-"),
-            self.text_key(append.text_key or "-"),
+            self.stream_key(append.topic).encode(),
+            self.counter_key(append.topic).encode(),
+            self.flag_key(append.unless_flag or "-").encode(),
+            self.flag_key(append.set_flag or "-").encode(),
+            self.text_key(append.text_key or "-").encode(),
         ]
         args = [
-            self.maxlen,
-            self.ttl,
-            "1" if append.unless_flag else "0",
-            "1" if append.set_flag else "0",
-            append.text_mode if append.text_key else TEXT_NONE,
-            append.text,
-            append.text_bytes,
-            len(append.events),
-            *(_dumps(event) for event in append.events),
+            b"%d" % self.maxlen,
+            b"%d" % self.ttl,
+            b"1" if append.unless_flag else b"0",
+            b"1" if append.set_flag else b"0",
+            b"%d" % (append.text_mode if append.text_key else TEXT_NONE),
+            append.text.encode(),
+            b"%d" % append.text_bytes,
+            b"%d" % len(append.events),
+            *(_dumps(event).encode() for event in append.events),
         ]
         return {"keys": keys, "args": args}
 
@@ -301,7 +303,9 @@ class RedisLog:
     async def aread(self, cursors: Mapping[str, int], *, block_ms: int) -> dict[str, list[Entry]]:
         if not cursors:
             return {}
-        streams: Any = {self.stream_key(topic): f"{seq}-0" for topic, seq in cursors.items()}
+        # Bytes: redis-py packs a str argument in Python, one at a time, and a read names every
+        # topic the process follows, a hundred times a second.
+        streams: Any = {self.stream_key(topic).encode(): b"%d-0" % seq for topic, seq in cursors.items()}
         raw: Any = await self.aclient().xread(streams, count=1000, block=block_ms)
         found: dict[str, list[Entry]] = {}
         start = len(self.prefix) + len(":log:")
