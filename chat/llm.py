@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -159,15 +160,27 @@ def _role_label_end(text: str) -> int | None:
     return len(text) - len(rest.lstrip())
 
 
-def _partial_tail(text: str, tags: Iterable[str]) -> int:
-    """The length of the longest end of ``text`` that could grow into one of ``tags``."""
-    longest = 0
+def _partial_tail(text: str, tags: tuple[str, ...]) -> int:
+    """The length of the longest end of ``text`` that could grow into one of ``tags``.
+
+    Called for every piece a reply streams: only the tags' beginnings that end in the text's
+    last character are tried, longest first (for most pieces, none)."""
+    if not text:
+        return 0
+    for prefix in _prefixes_by_last_char(tags).get(text[-1], ()):
+        if text.endswith(prefix):
+            return len(prefix)
+    return 0
+
+
+@functools.cache
+def _prefixes_by_last_char(tags: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Every proper beginning of every tag, by its last character, longest first."""
+    found: dict[str, set[str]] = {}
     for tag in tags:
-        for size in range(min(len(tag) - 1, len(text)), longest, -1):
-            if text.endswith(tag[:size]):
-                longest = size
-                break
-    return longest
+        for size in range(1, len(tag)):
+            found.setdefault(tag[size - 1], set()).add(tag[:size])
+    return {last: tuple(sorted(group, key=len, reverse=True)) for last, group in found.items()}
 
 
 # --- SSE ---------------------------------------------------------------------------

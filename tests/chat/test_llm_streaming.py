@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from chat.llm import LLMError, OpenAIChatClient, strip_template_debris
+from chat.llm import TEMPLATE_MARKERS, LLMError, OpenAIChatClient, _partial_tail, strip_template_debris
 from tests.fakes.llm_server import FRAMINGS
 
 MESSAGES = [
@@ -263,3 +263,21 @@ def _through_the_stream(pieces: list[str]) -> list[str]:
 def test_the_default_stop_strings_are_sent(client, fake_llm):
     list(open_stream(client))
     assert fake_llm.requests[-1]["json"]["stop"] == ["<|im_end|>", "<|eot_id|>", "</s>", "<end_of_turn>"]
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [
+        ("", 0),
+        ("Hello", 0),
+        ("Hello <", 1),
+        ("Hello <|", 2),
+        ("Hello <|im_e", 6),
+        ("Hello <|end", 5),  # as long as "<|end_of_text|>" or "<|end|>" could still follow
+        ("Hello </", 2),
+        ("a < b", 0),
+        ("<|im_end|", 9),
+    ],
+)
+def test_a_tail_that_could_grow_into_a_template_marker_is_held_back(text, held):
+    assert _partial_tail(text, TEMPLATE_MARKERS) == held
