@@ -8,23 +8,13 @@ import sqlite3
 import pytest
 
 from chat import runs
-from chat.admission import run_admit
 from chat.models import PipelineRun
 from companionhub.json_merge import JSONMerge
-from tests.chat.factories import add_user_message, make_chat
+from tests.companions.factories import make_run
 
 
 def new_run(companion) -> PipelineRun:
-    conversation = make_chat(companion)
-    return runs.run_create(
-        companion=companion,
-        want_image=False,
-        admission=run_admit(conversation.owner, want_image=False),
-        follows=None,
-        waiting=False,
-        conversation=conversation,
-        turn=add_user_message(conversation, "Hello").turn,
-    )
+    return make_run(companion, status="queued", said="Hello")
 
 
 @pytest.mark.django_db

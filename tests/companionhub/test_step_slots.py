@@ -97,53 +97,49 @@ def test_steps_nest_on_their_thread_and_waiting_outside_a_step_does_nothing(slot
     assert not step_slots.holding()
 
 
-def test_a_step_gives_its_slot_back_while_its_reply_streams_on_the_loop(slots):
+def waits_while_another_step_computes(slots, wait: Callable[[threading.Event], str]) -> None:
+    """With one slot, a step that ``wait``s lets another step compute meanwhile: ``wait`` only
+    returns once that other step ran, so it would never return if the slot were kept."""
     slots(1)
     other_ran = threading.Event()
     result: list[str] = []
 
-    async def stream() -> str:
-        # The other step can only run if the streaming step's slot is free now.
-        assert await asyncio.to_thread(other_ran.wait, NOW)
-        return "streamed"
-
-    def streaming_step() -> None:
+    def waiting_step() -> None:
         with step_slots.held():
-            result.append(stream_loop.run(stream(), timeout=NOW))
+            result.append(wait(other_ran))
 
     def other_step() -> None:
         with step_slots.held():
             other_ran.set()
 
-    streaming = in_thread(streaming_step)
+    waiting = in_thread(waiting_step)
     other = in_thread(other_step)
-    streaming.join(NOW)
+    waiting.join(NOW)
     other.join(NOW)
-    assert result == ["streamed"]
+    assert result == ["done"]
+
+
+def test_a_step_gives_its_slot_back_while_its_reply_streams_on_the_loop(slots):
+    async def stream(other_ran: threading.Event) -> str:
+        assert await asyncio.to_thread(other_ran.wait, NOW)
+        return "done"
+
+    waits_while_another_step_computes(
+        slots, lambda other_ran: stream_loop.run(stream(other_ran), timeout=NOW)
+    )
 
 
 def test_a_step_gives_its_slot_back_while_a_scene_analysis_waits(slots):
-    slots(1)
-    other_ran = threading.Event()
-    result: list[str] = []
-
-    def analysis() -> str:  # the LLM call, on a thread of its own
+    def analysis(other_ran: threading.Event) -> str:  # the LLM call, on a thread of its own
         assert other_ran.wait(NOW)
-        return "answered"
+        return "done"
 
-    def analysing_step() -> None:
-        with step_slots.held():
-            result.append(call_unless_cancelled(f"slots-{uuid.uuid4()}", analysis, poll_seconds=0.05))
-
-    def other_step() -> None:
-        with step_slots.held():
-            other_ran.set()
-
-    analysing = in_thread(analysing_step)
-    other = in_thread(other_step)
-    analysing.join(NOW)
-    other.join(NOW)
-    assert result == ["answered"]
+    waits_while_another_step_computes(
+        slots,
+        lambda other_ran: call_unless_cancelled(
+            f"slots-{uuid.uuid4()}", lambda: analysis(other_ran), poll_seconds=0.05
+        ),
+    )
 
 
 def test_a_worker_asks_its_threads_to_hand_the_gil_on_sooner(settings):
