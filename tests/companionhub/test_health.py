@@ -112,7 +112,7 @@ def test_it_answers_503_when_the_broker_is_unreachable(staff_client, settings):
 def test_it_answers_503_when_the_cache_is_unreachable(staff_client, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "companionhub.redis_cache.SharedClientRedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.5},
         }

@@ -18,7 +18,7 @@ def redis_cache(redis_url, settings):
     prefix = f"ch-test-metrics-{uuid.uuid4().hex[:12]}"
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "companionhub.redis_cache.SharedClientRedisCache",
             "LOCATION": url,
             "KEY_PREFIX": prefix,
         }
