@@ -23,7 +23,8 @@ def test_settling_freezes_what_start_up_made_and_collects_its_garbage(unfrozen):
     Node()
     kept = [object() for _ in range(10)]
     frozen = settle_heap()
-    assert frozen == gc.get_freeze_count() > len(kept)
+    assert frozen > len(kept)  # frozen objects may still be freed by their refcount meanwhile
+    assert gc.get_freeze_count() > 0
     assert not [o for o in gc.get_objects() if isinstance(o, Node)]  # collected, not frozen
 
 
