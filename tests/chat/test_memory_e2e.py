@@ -51,6 +51,16 @@ async def wait_for(predicate, seconds=15.0):
         await asyncio.sleep(0.05)
 
 
+async def read_until(read, expected, seconds=15.0):
+    """A database read, repeated until it returns ``expected`` or the deadline passes; its last value."""
+    deadline = time.monotonic() + seconds
+    while (value := await sync_to_async(read)()) != expected:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    return value
+
+
 async def test_the_memory_work_runs_on_its_queue_after_done(
     worker, use_fake_llm, memory_work, connect, companion, user, recorded
 ):
@@ -67,9 +77,10 @@ async def test_the_memory_work_runs_on_its_queue_after_done(
     assert memory_call["at"] > recorded["finished_at"][0]  # done was out before any memory work
     run = await sync_to_async(PipelineRun.objects.get)(reply_id=done["message_id"])
     assert run.status == "completed"
-    charges = await sync_to_async(
-        lambda: sorted(UsageTransaction.objects.values_list("run_status", flat=True))
-    )()
+    # the memory call is charged when its block ends, just after remembering
+    charges = await read_until(
+        lambda: sorted(UsageTransaction.objects.values_list("run_status", flat=True)), ["completed", "memory"]
+    )
     assert charges == ["completed", "memory"]
 
 
