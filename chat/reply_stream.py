@@ -31,7 +31,6 @@ from chat import events, publish, runs, stream_loop
 from chat.backends import LLMChoice
 from chat.llm import Completion
 from chat.voice import ReplyVoice
-from companionhub.db_async import release_connection
 from companionhub.relay import relay_log
 
 log = structlog.get_logger(__name__)
@@ -62,7 +61,6 @@ class StreamJob:
 
 def stream_reply(job: StreamJob) -> Completion:
     """Stream the reply on the stream loop and wait for it (from a worker thread)."""
-    release_connection()  # the pool gets the thread's connection back while it only waits
     return stream_loop.run(_stream(job))
 
 

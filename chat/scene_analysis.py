@@ -17,7 +17,7 @@ from chat import prompts
 from chat.backends import BackendUnavailable, llm_for_companion
 from chat.cancellable import call_unless_cancelled
 from chat.llm import Completion, LLMError
-from companionhub.db_async import release_connection
+from companionhub import step_slots
 from companions.cards import fill_macros
 from companions.models import Companion
 from companions.scene import SceneValues
@@ -73,9 +73,12 @@ def scene_analyze(
     def ask() -> Completion:
         return client.complete(messages, max_tokens=ANALYSIS_MAX_TOKENS, temperature=0.2)
 
-    release_connection()  # the pool gets the thread's connection back while the LLM answers
     try:
-        completion = ask() if run_id is None else call_unless_cancelled(run_id, ask)
+        if run_id is None:
+            with step_slots.waiting():  # the slot and the connection are others' while the LLM answers
+                completion = ask()
+        else:
+            completion = call_unless_cancelled(run_id, ask)
     except LLMError as exc:
         breaker.record_failure()
         llm.scrub(exc)

@@ -152,18 +152,17 @@ def run[T](coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         tasks.append(task)
 
     loop.call_soon_threadsafe(start)
-    try:
-        with step_slots.waiting():  # the step computes nothing while its coroutine runs
-            done = finished.wait(timeout)
-        if not done:
-            raise TimeoutError(f"the coroutine did not finish within {timeout} s")
-    except BaseException:
-        # The caller stops waiting (the timeout, or an exception raised in its thread):
-        # cancel the coroutine and give it a moment to close what it holds (its HTTP
-        # response). Callbacks run in order, so ``start`` has run before the cancel.
-        loop.call_soon_threadsafe(lambda: tasks[0].cancel())
-        finished.wait(CANCEL_GRACE_SECONDS)
-        raise
+    with step_slots.waiting():  # the step computes nothing while its coroutine runs or closes
+        try:
+            if not finished.wait(timeout):
+                raise TimeoutError(f"the coroutine did not finish within {timeout} s")
+        except BaseException:
+            # The caller stops waiting (the timeout, or an exception raised in its thread):
+            # cancel the coroutine and give it a moment to close what it holds (its HTTP
+            # response). Callbacks run in order, so ``start`` has run before the cancel.
+            loop.call_soon_threadsafe(lambda: tasks[0].cancel())
+            finished.wait(CANCEL_GRACE_SECONDS)
+            raise
     return tasks[0].result()
 
 

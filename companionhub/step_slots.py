@@ -12,9 +12,11 @@ one burst, first-token p99 went from 3.7 s to under 0.2 s in ``make bench``.
 
 A step takes a slot for as long as it computes (``held``) and gives it back
 while it only waits on the network (``waiting``): the reply streaming on the
-loop, a scene analysis, an embeddings call. Waiting on the database keeps the
-slot, as those waits are short; a site whose database is across a network
-raises ``WORKER_STEP_SLOTS``. Never wait for something another step must do
+loop, a scene analysis, an embeddings call. A waiting thread gives its database
+connection back to the pool too (outside a transaction), as a worker's threads
+outnumber the pool's connections. Waiting on the database keeps the slot, as
+those waits are short; a site whose database is across a network raises
+``WORKER_STEP_SLOTS``. Never wait for something another step must do
 while holding a slot, and never give a slot back inside a transaction (another
 step could then wait on its row locks for as long as the network wait lasts).
 
@@ -30,6 +32,8 @@ import threading
 from collections.abc import Iterator
 
 from django.conf import settings
+
+from companionhub.db_async import release_connection
 
 _lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
@@ -68,7 +72,9 @@ def held() -> Iterator[None]:
 
 @contextlib.contextmanager
 def waiting() -> Iterator[None]:
-    """Give this thread's slot back while the block waits on the network; take one again after."""
+    """Give this thread's slot and database connection back while the block waits on the
+    network; take a slot again after (the connection when next asked for)."""
+    release_connection()
     if not holding():
         yield
         return

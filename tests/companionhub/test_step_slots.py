@@ -13,10 +13,14 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.db import connection, connections, transaction
 
 from chat import stream_loop
 from chat.cancellable import call_unless_cancelled
+from chat.demo_llm import DemoLLM
+from chat.embeddings import embed_texts
 from companionhub import step_slots
+from tests.companions.factories import make_companion
 
 NOT_YET = 0.3  # seconds a blocked thread is given to (wrongly) get through
 NOW = 10.0
@@ -101,18 +105,23 @@ def waits_while_another_step_computes(slots, wait: Callable[[threading.Event], s
     """With one slot, a step that ``wait``s lets another step compute meanwhile: ``wait`` only
     returns once that other step ran, so it would never return if the slot were kept."""
     slots(1)
-    other_ran = threading.Event()
+    holding, other_ran = threading.Event(), threading.Event()
     result: list[str] = []
 
     def waiting_step() -> None:
-        with step_slots.held():
-            result.append(wait(other_ran))
+        try:
+            with step_slots.held():
+                holding.set()
+                result.append(wait(other_ran))
+        finally:
+            connections.close_all()
 
     def other_step() -> None:
         with step_slots.held():
             other_ran.set()
 
     waiting = in_thread(waiting_step)
+    assert holding.wait(NOW)  # the other step can only compute if the wait gives the slot back
     other = in_thread(other_step)
     waiting.join(NOW)
     other.join(NOW)
@@ -140,6 +149,38 @@ def test_a_step_gives_its_slot_back_while_a_scene_analysis_waits(slots):
             f"slots-{uuid.uuid4()}", lambda: analysis(other_ran), poll_seconds=0.05
         ),
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_gives_its_slot_back_while_it_waits_for_embeddings(slots, user, settings, monkeypatch):
+    companion = make_companion(user)
+    settings.LLM_BASE_URL = ""  # the demo back end, whose embed is replaced by a slow server's
+    settings.NOVITA_KEY = ""
+    embed = DemoLLM.embed
+
+    def recall(other_ran: threading.Event) -> str:
+        def embed_once_the_other_step_ran(self, texts, **kwargs):
+            assert other_ran.wait(NOW)
+            return embed(self, texts, **kwargs)
+
+        monkeypatch.setattr(DemoLLM, "embed", embed_once_the_other_step_ran)
+        return "done" if embed_texts(companion.pk, ["my sister is called Mara"]) is not None else "none"
+
+    waits_while_another_step_computes(slots, recall)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_step_gives_its_database_connection_back_outside_a_transaction(slots):
+    slots(1)
+    with step_slots.held():
+        connection.ensure_connection()
+        with step_slots.waiting():
+            assert connection.connection is None  # the pool has it while the step waits
+        with transaction.atomic(), step_slots.waiting():
+            assert connection.connection is not None  # its transaction stays open
+    connection.ensure_connection()
+    with step_slots.waiting():  # outside a step too (the embedded worker, a shell)
+        assert connection.connection is None
 
 
 def test_a_worker_asks_its_threads_to_hand_the_gil_on_sooner(settings):
