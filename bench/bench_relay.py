@@ -29,8 +29,9 @@ process); Redis and PostgreSQL apart; first token over the fake's
 first token, and over the send; each token's arrival minus the moment the fake
 wrote it ("added"); send to the fake's stream start; tokens lost, duplicated
 or reordered (the text rebuilt from offsets against the fake's); replies
-without ``done``; RSS of the server processes at start and end. The issue's
-targets are printed beside the figures, never asserted.
+without ``done``, and ``done`` after the reply's last token; RSS of the server
+processes at start and end. The issue's targets are printed beside the figures,
+never asserted.
 
 Environment: ``BENCH_RELAY_LEVELS`` (default ``1,20,100,1000``),
 ``BENCH_RELAY_SYSTEMS`` (default ``direct,reference,companionhub``),
@@ -210,6 +211,7 @@ def summarize(level: Level) -> dict:
     first_vs_send: list[float] = []
     added: list[float] = []
     start: list[float] = []
+    done_after: list[float] = []
     lost = duplicated = reordered = corrupt = delivered = exact = 0
     ends: Counter[str] = Counter()
     for result in level.results:
@@ -221,6 +223,8 @@ def summarize(level: Level) -> dict:
         delivered += sum(1 for a in whole.arrivals if a is not None)
         exact += result.done and whole.text == expected
         ends["done" if result.done else result.error or "none"] += 1
+        if result.done_at is not None and result.frames:
+            done_after.append(result.done_at - max(at for at, _offset, _text in result.frames))
         record = level.records.get(result.key)
         if record is None:
             continue
@@ -268,6 +272,7 @@ def summarize(level: Level) -> dict:
         "added_p50_ms": ms(added),
         "added_p99_ms": ms(added, 99),
         "send_start_p99_ms": ms(start, 99),
+        "done_after_last_p99_ms": ms(done_after, 99),
         "run_statuses_without_done": dict(Counter(level.statuses.values())),
     }
 
@@ -449,7 +454,7 @@ def report(out: dict) -> str:
         "system", "streams", "done", "without_done", "lost_tokens", "duplicated_tokens", "reordered_tokens",
         "cpu_per_1k", "stream_cpu_per_1k", "stream_path_cpu_per_1k", "redis_cpu_per_1k",
         "postgres_cpu_per_1k", "first_p50_ms", "first_p99_ms", "added_p50_ms", "added_p99_ms",
-        "send_first_p99_ms", "send_start_p99_ms", "seconds",
+        "send_first_p99_ms", "send_start_p99_ms", "done_after_last_p99_ms", "seconds",
     )  # fmt: skip
     lines = [table([tuple("—" if r[c] is None else r[c] for c in columns) for r in out["rows"]], columns)]
     by = {(r["system"], r["streams"]): r for r in out["rows"]}

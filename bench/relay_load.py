@@ -222,6 +222,7 @@ class StreamResult:
     frames: list[tuple[float, int, str]] = field(default_factory=list)
     first_frame_at: float | None = None
     done: bool = False
+    done_at: float | None = None
     done_length: int | None = None
     error: str | None = None
     run_id: str | None = None
@@ -335,10 +336,13 @@ class SocketConnection(Connection):
 
 
 async def read_reply(
-    conn: Connection, result: StreamResult, *, expected_length: int, deadline: float, grace: float = 10.0
+    conn: Connection, result: StreamResult, *, expected_length: int, deadline: float, grace: float = 30.0
 ) -> None:
     """Read one reply until ``done`` / ``error``, the level's deadline, or ``grace`` seconds after
-    the whole text is in with no ``done``, or 30 s without a frame once tokens flow."""
+    the whole text is in with no ``done``, or 30 s without a frame once tokens flow.
+
+    ``done`` follows the turn's last steps (the state update, ``finish``), which wait in the
+    worker's queue behind other turns' steps: on a saturated machine that took over 10 s."""
     have = 0
     events = conn.events()
     while True:
@@ -366,6 +370,7 @@ async def read_reply(
             have = max(have, event["offset"] + len(event["text"]))
         elif kind == "done":
             result.done = True
+            result.done_at = now
             result.done_length = event.get("length")
             return
         elif kind == "error" and (event.get("run_id") is None or event.get("run_id") == result.run_id):
