@@ -20,9 +20,8 @@ from pathlib import Path
 
 import environ
 from django.utils.csp import CSP
-from psycopg_pool import ConnectionPool
 
-from companionhub import services_for_tests
+from companionhub import db_pool, services_for_tests
 from companionhub.env_check import format_problems, production_problems
 from companionhub.logconfig import build_logging
 
@@ -133,8 +132,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=24),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
         # Test a connection before handing it out, so a PostgreSQL restart
-        # costs in-flight requests only, never the process.
-        "check": ConnectionPool.check_connection,
+        # costs in-flight requests only, never the process; the first broken
+        # one clears out all the others (companionhub/db_pool.py).
+        "check": db_pool.check_connection,
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import psycopg
 import pytest
 import requests
 
@@ -39,11 +40,26 @@ def get(site, path: str, **kwargs) -> requests.Response:
     )
 
 
+def wait_for_idle_connections(postgres, database: str, count: int) -> None:
+    """Wait until the site's pool holds ``count`` connections (it refills with a backoff after an outage)."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(postgres.url(), autocommit=True) as admin:
+        while True:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            row = admin.execute(query, [database]).fetchone()
+            if row and row[0] >= count:
+                return
+            assert time.monotonic() < deadline, f"the pool holds {row} connections, not {count}"
+            time.sleep(0.2)
+
+
 def test_requests_fail_cleanly_while_postgres_is_down_and_recover_after(postgres, tmp_path):
     database = f"companionhub_fault_{uuid.uuid4().hex[:8]}"
     postgres.create_database(database)
     env = site_env(
-        {"DATABASE_URL": postgres.url(database), "DATABASE_POOL_TIMEOUT": "2", "DATABASE_POOL_MIN_SIZE": "4"},
+        # Eight idle connections: the pool's own check would sleep 0, 1, 2 ...
+        # seconds between broken ones and run out of its 2 seconds by the fourth.
+        {"DATABASE_URL": postgres.url(database), "DATABASE_POOL_TIMEOUT": "2", "DATABASE_POOL_MIN_SIZE": "8"},
         var_dir=tmp_path,
     )
     with run_site(env, var_dir=tmp_path) as site:
@@ -67,7 +83,8 @@ def test_requests_fail_cleanly_while_postgres_is_down_and_recover_after(postgres
         assert all(get(site, "/").status_code == 200 for _ in range(5))  # no broken pooled connection left
 
         # A quick restart between two requests: every idle pooled connection is
-        # now dead, and the very next request must still succeed -- the pool's
-        # check finds them broken and opens a fresh one.
+        # now dead, and the very next request must still succeed -- the first
+        # broken one makes the check clear out all the others and open fresh ones.
+        wait_for_idle_connections(postgres, database, 8)
         postgres.restart()
         assert get(site, "/").status_code == 200
