@@ -29,7 +29,8 @@ process); Redis and PostgreSQL apart; first token over the fake's
 first token, and over the send; each token's arrival minus the moment the fake
 wrote it ("added"); send to the fake's stream start; tokens lost, duplicated
 or reordered (the text rebuilt from offsets against the fake's); replies
-without ``done``, and ``done`` after the reply's last token; RSS of the server
+without ``done``, ``done`` after the reply's last token, and the send to ``done``
+(the whole turn as its user waits for it); RSS of the server
 processes at start and end. The issue's targets are printed beside the figures,
 never asserted.
 
@@ -212,6 +213,7 @@ def summarize(level: Level) -> dict:
     added: list[float] = []
     start: list[float] = []
     done_after: list[float] = []
+    send_done: list[float] = []  # the send to its done: the whole turn as its user waits for it
     lost = duplicated = reordered = corrupt = delivered = exact = 0
     ends: Counter[str] = Counter()
     for result in level.results:
@@ -225,6 +227,7 @@ def summarize(level: Level) -> dict:
         ends["done" if result.done else result.error or "none"] += 1
         if result.done_at is not None and result.frames:
             done_after.append(result.done_at - max(at for at, _offset, _text in result.frames))
+            send_done.append(result.done_at - result.sent_at)
         record = level.records.get(result.key)
         if record is None:
             continue
@@ -273,6 +276,8 @@ def summarize(level: Level) -> dict:
         "added_p99_ms": ms(added, 99),
         "send_start_p99_ms": ms(start, 99),
         "done_after_last_p99_ms": ms(done_after, 99),
+        "send_done_p50_ms": ms(send_done),
+        "send_done_p99_ms": ms(send_done, 99),
         "run_statuses_without_done": dict(Counter(level.statuses.values())),
     }
 
@@ -454,7 +459,8 @@ def report(out: dict) -> str:
         "system", "streams", "done", "without_done", "lost_tokens", "duplicated_tokens", "reordered_tokens",
         "cpu_per_1k", "stream_cpu_per_1k", "stream_path_cpu_per_1k", "redis_cpu_per_1k",
         "postgres_cpu_per_1k", "first_p50_ms", "first_p99_ms", "added_p50_ms", "added_p99_ms",
-        "send_first_p99_ms", "send_start_p99_ms", "done_after_last_p99_ms", "seconds",
+        "send_first_p50_ms", "send_first_p99_ms", "send_start_p99_ms", "done_after_last_p99_ms",
+        "send_done_p50_ms", "send_done_p99_ms", "seconds",
     )  # fmt: skip
     lines = [table([tuple("—" if r[c] is None else r[c] for c in columns) for r in out["rows"]], columns)]
     by = {(r["system"], r["streams"]): r for r in out["rows"]}

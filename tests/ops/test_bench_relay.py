@@ -75,7 +75,7 @@ def test_two_streams_through_every_system_arrive_whole(tmp_path):
         assert row["delivered_tokens"] == 2 * bench_relay.TOKENS, system
         counted = ("lost_tokens", "duplicated_tokens", "reordered_tokens", "corrupt_chars")
         assert [row[name] for name in counted] == [0, 0, 0, 0], system
-        measured = ("first_p99_ms", "added_p99_ms", "done_after_last_p99_ms")
+        measured = ("first_p99_ms", "added_p99_ms", "done_after_last_p99_ms", "send_done_p99_ms")
         assert None not in [row[name] for name in measured], system
     for system in ("reference", "companionhub"):
         assert rows[system]["cpu_per_1k"] is not None
