@@ -260,13 +260,6 @@ def labels() -> dict[str, str]:
     return {**{step.name: str(step.label) for step in STEPS}, DONE: str(DONE_LABEL)}
 
 
-def priority_of(name: str) -> int:
-    """A chat task's priority, by which its step also waits for a worker's step slot
-    (``companionhub.step_slots``): a task of no step counts as finishing."""
-    route = _BY_TASK.get(name)
-    return route.priority if route is not None else FINISHING
-
-
 def route_task(name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
     """Celery's router (``CELERY_TASK_ROUTES``): the queue and priority of a chat task, None for
     any other, which Celery then sends to its default queue."""

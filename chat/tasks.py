@@ -98,7 +98,7 @@ def _required[T](
     """Run a required step: ``take_lease`` for a step that does not claim the run (its claim
     takes the lease otherwise, ``chat.leases``)."""
     try:
-        with step_slots.held(steps.priority_of(task.name)), leases.held(run_id, take=take_lease):
+        with step_slots.held(), leases.held(run_id, take=take_lease):
             return step(run_id)
     except RunEnded:
         pipeline.ended(run_id)

@@ -23,20 +23,11 @@ step could then wait on its row locks for as long as the network wait lasts).
 Both are per thread and nest: a step run inside another (an eager chain in
 tests, the embedded worker) reuses the slot its thread holds, and ``waiting``
 outside any step does nothing.
-
-A freed slot goes to the waiting step of the most urgent ``priority`` (lower
-first, as the steps' Celery priorities), then the one that asked first: under
-a burst the steps that end turns already under way -- the stored reply, the
-state update, ``done`` -- come before the first steps of new turns, instead
-of queueing behind a hundred of them (``done`` came 20 s after a reply's last
-token at 100 streams in ``make bench`` when slots went to whoever asked first).
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import threading
 from collections.abc import Iterator
 
@@ -44,58 +35,17 @@ from django.conf import settings
 
 from companionhub.db_async import release_connection
 
-# Celery's default priority: a step whose task has none.
-DEFAULT_PRIORITY = 0
-
-
-class PrioritySlots:
-    """A counting semaphore whose freed places go to the waiter of the lowest priority number
-    (then the first to ask), handed over directly so a newcomer cannot take one first."""
-
-    def __init__(self, size: int) -> None:
-        if size < 1:
-            raise ValueError("a worker needs at least one step slot")
-        self._size = size
-        self._free = size  # only ever above 0 while nobody waits
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[int, int, threading.Event]] = []
-        self._tickets = itertools.count()
-
-    def acquire(self, priority: int = DEFAULT_PRIORITY) -> None:
-        with self._lock:
-            if self._free:
-                self._free -= 1
-                return
-            handed = threading.Event()
-            heapq.heappush(self._waiters, (priority, next(self._tickets), handed))
-        handed.wait()
-
-    def release(self) -> None:
-        with self._lock:
-            if self._waiters:
-                heapq.heappop(self._waiters)[2].set()
-            elif self._free < self._size:
-                self._free += 1
-            else:
-                raise ValueError("a step slot was given back more often than taken")
-
-    def waiting_count(self) -> int:
-        """How many steps wait for a place now (tests)."""
-        with self._lock:
-            return len(self._waiters)
-
-
 _lock = threading.Lock()
-_slots: PrioritySlots | None = None
+_slots: threading.BoundedSemaphore | None = None
 _local = threading.local()
 
 
-def _semaphore() -> PrioritySlots:
+def _semaphore() -> threading.BoundedSemaphore:
     global _slots
     if _slots is None:
         with _lock:
             if _slots is None:
-                _slots = PrioritySlots(settings.WORKER_STEP_SLOTS)
+                _slots = threading.BoundedSemaphore(settings.WORKER_STEP_SLOTS)
     return _slots
 
 
@@ -105,15 +55,14 @@ def holding() -> bool:
 
 
 @contextlib.contextmanager
-def held(priority: int = DEFAULT_PRIORITY) -> Iterator[None]:
-    """Hold a slot for the block (a step of ``priority``); wait for one if all are taken."""
+def held() -> Iterator[None]:
+    """Hold a slot for the block (a step); wait for one if all are taken."""
     if holding():
         yield
         return
     slots = _semaphore()
-    slots.acquire(priority)
+    slots.acquire()
     _local.held = True
-    _local.priority = priority
     try:
         yield
     finally:
@@ -124,7 +73,7 @@ def held(priority: int = DEFAULT_PRIORITY) -> Iterator[None]:
 @contextlib.contextmanager
 def waiting() -> Iterator[None]:
     """Give this thread's slot and database connection back while the block waits on the
-    network; take a slot again after, at the step's priority (the connection when next asked for)."""
+    network; take a slot again after (the connection when next asked for)."""
     release_connection()
     if not holding():
         yield
@@ -135,7 +84,7 @@ def waiting() -> Iterator[None]:
     try:
         yield
     finally:
-        slots.acquire(getattr(_local, "priority", DEFAULT_PRIORITY))
+        slots.acquire()
         _local.held = True
 
 

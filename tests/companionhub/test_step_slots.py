@@ -7,7 +7,6 @@ that must not see the event, "now" a long one that must.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import threading
 import uuid
@@ -16,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.db import connection, connections, transaction
 
-from chat import steps, stream_loop, tasks
+from chat import stream_loop
 from chat.cancellable import call_unless_cancelled
 from chat.demo_llm import DemoLLM
 from chat.embeddings import embed_texts
@@ -194,106 +193,3 @@ def test_a_worker_asks_its_threads_to_hand_the_gil_on_sooner(settings):
         assert sys.getswitchinterval() == pytest.approx(0.0005)
     finally:
         sys.setswitchinterval(before)
-
-
-def queue_up(slots_held: int, priority: int, entered: threading.Event, release: threading.Event) -> None:
-    """Start a step of ``priority`` and return once it waits for a slot."""
-
-    def step() -> None:
-        with step_slots.held(priority):
-            entered.set()
-            release.wait(NOW)
-
-    in_thread(step)
-    semaphore = step_slots._semaphore()
-    for _ in range(int(NOW / 0.01)):
-        if semaphore.waiting_count() == slots_held:
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError("the step never started waiting for a slot")
-
-
-def test_a_freed_slot_goes_to_the_most_urgent_waiting_step_then_the_first_to_ask(slots):
-    """Under a burst, the steps that end turns already under way come before new turns' first steps."""
-    slots(1)
-    release_first, first_entered = threading.Event(), threading.Event()
-    in_thread(hold_until(release_first, first_entered))
-    assert first_entered.wait(NOW)
-    entered = {name: threading.Event() for name in ("new turn", "finish", "another finish")}
-    release = {name: threading.Event() for name in entered}
-    queue_up(1, steps.NEW_TURN, entered["new turn"], release["new turn"])
-    queue_up(2, steps.FINISHING, entered["finish"], release["finish"])
-    queue_up(3, steps.FINISHING, entered["another finish"], release["another finish"])
-
-    release_first.set()
-    assert entered["finish"].wait(NOW)  # asked after the new turn, but more urgent
-    assert not entered["another finish"].wait(NOT_YET) and not entered["new turn"].is_set()
-    release["finish"].set()
-    assert entered["another finish"].wait(NOW)  # same priority: the first to ask
-    assert not entered["new turn"].wait(NOT_YET)
-    release["another finish"].set()
-    assert entered["new turn"].wait(NOW)
-    release["new turn"].set()
-
-
-def test_a_step_back_from_the_network_queues_at_its_own_priority(slots):
-    slots(1)
-    in_wait, network_done, back, finished = (threading.Event() for _ in range(4))
-
-    def finishing_step() -> None:
-        with step_slots.held(steps.FINISHING):
-            with step_slots.waiting():
-                in_wait.set()
-                network_done.wait(NOW)
-            back.set()
-            finished.wait(NOW)
-
-    in_thread(finishing_step)
-    assert in_wait.wait(NOW)
-    release_new, new_entered = threading.Event(), threading.Event()
-    queue_up(0, steps.NEW_TURN, new_entered, release_new)  # takes the slot the waiting step gave back
-    assert new_entered.wait(NOW)
-    release_later, later_entered = threading.Event(), threading.Event()
-    queue_up(1, steps.NEW_TURN, later_entered, release_later)
-    network_done.set()
-    semaphore = step_slots._semaphore()
-    for _ in range(int(NOW / 0.01)):
-        if semaphore.waiting_count() == 2:
-            break
-        threading.Event().wait(0.01)
-    release_new.set()
-    assert back.wait(NOW)  # came back after the other new turn asked, but is more urgent
-    assert not later_entered.wait(NOT_YET)
-    finished.set()
-    assert later_entered.wait(NOW)
-    release_later.set()
-
-
-def test_a_slot_given_back_more_often_than_taken_is_an_error():
-    semaphore = step_slots.PrioritySlots(1)
-    semaphore.acquire()
-    semaphore.release()
-    with pytest.raises(ValueError):
-        semaphore.release()
-    with pytest.raises(ValueError):
-        step_slots.PrioritySlots(0)
-
-
-def test_chat_steps_wait_for_a_slot_at_their_task_priority(monkeypatch):
-    asked: list[int] = []
-
-    @contextlib.contextmanager
-    def held(priority: int = step_slots.DEFAULT_PRIORITY) -> Iterator[None]:
-        asked.append(priority)
-        yield
-
-    monkeypatch.setattr(step_slots, "held", held)
-
-    class Task:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-    for name in ("chat.analyze_context", "chat.generate_reply", "chat.finish"):
-        tasks._required(Task(name), lambda run_id: None, str(uuid.uuid4()))  # type: ignore[arg-type]
-    assert asked == [steps.NEW_TURN, steps.WRITING, steps.FINISHING]
-    assert steps.priority_of("chat.update_state") == steps.FINISHING
